@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Strata",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "strata", targets: ["strata"]),
+        .library(name: "StrataKafka", targets: ["StrataKafka"]),
+        .library(name: "StrataRedis", targets: ["StrataRedis"]),
+        .library(name: "StrataCore", targets: ["StrataCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config (deploy/local/setup installs them).
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+
+        // Thin Swift wrappers over the C APIs.
+        .target(name: "StrataKafka", dependencies: ["CRdKafka"]),
+        .target(name: "StrataRedis", dependencies: ["CHiredis"]),
+
+        // Contracts shared by every job: topology, event scanning, id patterns, metrics, config, logging.
+        .target(name: "StrataCore", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Synthetic workload (events, later dimensions).
+        .target(name: "StrataGen", dependencies: ["StrataCore"]),
+        // The ODS split job: ods.raw -> ods.<action> | ods.dlq.
+        .target(name: "StrataSplit", dependencies: ["StrataCore", "StrataKafka",
+            .product(name: "Logging", package: "swift-log")]),
+
+        .executableTarget(name: "strata", dependencies: [
+            "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "StrataCoreTests", dependencies: ["StrataCore", "StrataGen"]),
+        .testTarget(name: "StrataKafkaTests", dependencies: ["StrataKafka"]),
+        .testTarget(name: "StrataRedisTests", dependencies: ["StrataRedis"]),
+        .testTarget(name: "StrataSplitTests", dependencies: ["StrataSplit", "StrataGen", "StrataKafka", "StrataCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
