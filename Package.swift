@@ -21,7 +21,7 @@ let package = Package(
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
 
         // Thin Swift wrappers over the C APIs.
-        .target(name: "StrataKafka", dependencies: ["CRdKafka"]),
+        .target(name: "StrataKafka", dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")]),
         .target(name: "StrataRedis", dependencies: ["CHiredis"]),
 
         // Contracts shared by every job: topology, event scanning, id patterns, metrics, config, logging.

@@ -1,0 +1,92 @@
+import CRdKafka
+
+/// librdkafka configuration: typed accessors for what Strata sets, and every other librdkafka
+/// property passed through untouched (`security.protocol`, `sasl.*`, `ssl.*`, …).
+public struct KafkaConfig: Sendable, Equatable {
+    public var properties: [String: String]
+
+    public init(_ properties: [String: String] = [:]) { self.properties = properties }
+
+    public subscript(key: String) -> String? {
+        get { properties[key] }
+        set { properties[key] = newValue }
+    }
+
+    /// Later values win: `base.merging(userProperties)` lets operators override Strata's defaults.
+    public func merging(_ other: [String: String]) -> KafkaConfig {
+        KafkaConfig(properties.merging(other) { _, new in new })
+    }
+
+    public var bootstrapServers: String? {
+        get { properties["bootstrap.servers"] }
+        set { properties["bootstrap.servers"] = newValue }
+    }
+    public var clientId: String? {
+        get { properties["client.id"] }
+        set { properties["client.id"] = newValue }
+    }
+    public var transactionalId: String? {
+        get { properties["transactional.id"] }
+        set { properties["transactional.id"] = newValue }
+    }
+    public var groupId: String? {
+        get { properties["group.id"] }
+        set { properties["group.id"] = newValue }
+    }
+
+    /// Strata's producer defaults: idempotent (no duplicates from retries), batched, big enough
+    /// for a dead-lettered 1 MB payload plus headers.
+    public static func producer(bootstrapServers: String, clientId: String = "strata") -> KafkaConfig {
+        KafkaConfig([
+            "bootstrap.servers": bootstrapServers,
+            "client.id": clientId,
+            "enable.idempotence": "true",
+            "acks": "all",
+            "linger.ms": "5",
+            // The Java client's partitioner: Strata's topics stay co-partitioned with topics
+            // written by JVM tools (Flink, ksqlDB, Kafka Streams) for the same key.
+            "partitioner": "murmur2_random",
+            "batch.num.messages": "10000",
+            "queue.buffering.max.messages": "500000",
+            "queue.buffering.max.kbytes": "1048576",
+            "message.max.bytes": "8388608",
+        ])
+    }
+
+    /// Strata's consumer defaults: manual commits, `read_committed`, start at the beginning when no
+    /// offset is committed. `max.poll.interval.ms` is kept modest: a first group join can stall on
+    /// some brokers otherwise (DESIGN.md, environment facts).
+    public static func consumer(bootstrapServers: String, groupId: String?, clientId: String = "strata") -> KafkaConfig {
+        var c = KafkaConfig([
+            "bootstrap.servers": bootstrapServers,
+            "client.id": clientId,
+            "enable.auto.commit": "false",
+            "enable.auto.offset.store": "false",
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+            "max.poll.interval.ms": "10000",
+            "session.timeout.ms": "6000",
+            "fetch.max.bytes": "16777216",
+            "max.partition.fetch.bytes": "8388608",
+            "receive.message.max.bytes": "33554432",
+            "message.max.bytes": "8388608",
+        ])
+        c.groupId = groupId
+        return c
+    }
+
+    /// Builds an `rd_kafka_conf_t`; the caller owns it until it is handed to `rd_kafka_new`.
+    func makeNative() throws(KafkaError) -> OpaquePointer {
+        let conf = rd_kafka_conf_new()!
+        var errstr = [CChar](repeating: 0, count: 512)
+        for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
+            let res = rd_kafka_conf_set(conf, key, value, &errstr, errstr.count)
+            if res != RD_KAFKA_CONF_OK {
+                rd_kafka_conf_destroy(conf)
+                let detail = errstr.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+                throw KafkaError.config("property \(key)=\(value): \(detail)")
+            }
+        }
+        return conf
+    }
+}

@@ -1,0 +1,232 @@
+import CRdKafka
+import Logging
+
+/// Partitions gained or lost in a consumer-group rebalance. Delivered on the polling thread,
+/// inside `poll`, before the assignment changes (revoked) or right after it (assigned).
+public enum RebalanceEvent: Sendable {
+    case assigned([TopicPartitionOffset])
+    case revoked([TopicPartitionOffset])
+    case failed(KafkaError)
+}
+
+/// A librdkafka consumer: group membership with manual commits (or manual assignment without a
+/// group), rebalance callbacks, pause/resume, `read_committed` by default.
+/// Use it from one thread at a time, as librdkafka's consumer API requires.
+public final class KafkaConsumer {
+    let client: KafkaClient
+    private let queue: OpaquePointer
+    private var closed = false
+
+    /// `onRebalance` runs on the polling thread inside `poll`.
+    public init(config: KafkaConfig, logger: Logger = Logger(label: "strata.kafka.consumer"),
+                onRebalance: (@Sendable (RebalanceEvent) -> Void)? = nil) throws(KafkaError) {
+        client = try KafkaClient(type: RD_KAFKA_CONSUMER, config: config, logger: logger) { conf in
+            if config.groupId != nil { rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback) }
+        }
+        client.state.rebalance.withLock { $0 = onRebalance }
+        // Route logs, errors and rebalances through the consumer queue that `poll` serves.
+        rd_kafka_poll_set_consumer(client.handle)
+        queue = rd_kafka_queue_get_consumer(client.handle)
+    }
+
+    deinit {
+        close()
+        rd_kafka_queue_destroy(queue)
+    }
+
+    /// Joins the group and subscribes to `topics`.
+    public func subscribe(_ topics: [String]) throws(KafkaError) {
+        let list = topics.map { TopicPartitionOffset(topic: $0, partition: RD_KAFKA_PARTITION_UA, offset: 0) }.makeNativeList()
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try check(rd_kafka_subscribe(client.handle, list), "subscribe")
+    }
+
+    /// Reads exactly these partitions from these offsets, without group management.
+    public func assign(_ partitions: [TopicPartitionOffset]) throws(KafkaError) {
+        let list = partitions.makeNativeList()
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try check(rd_kafka_assign(client.handle, list), "assign")
+    }
+
+    public func assignment() throws(KafkaError) -> [TopicPartitionOffset] {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        try check(rd_kafka_assignment(client.handle, &list), "assignment")
+        defer { if let list { rd_kafka_topic_partition_list_destroy(list) } }
+        return [TopicPartitionOffset](native: list)
+    }
+
+    /// Up to `maxMessages` messages (and error events, see `KafkaMessage.error`), waiting at most
+    /// `timeoutMs`. The messages' bytes live as long as the batch.
+    public func poll(maxMessages: Int = 1000, timeoutMs: Int32 = 100) throws(KafkaError) -> KafkaMessageBatch {
+        try client.throwIfFatal()
+        let batch = KafkaMessageBatch(capacity: maxMessages)
+        let n = rd_kafka_consume_batch_queue(queue, timeoutMs, batch.messages, maxMessages)
+        if n < 0 { throw KafkaError(rd_kafka_last_error(), operation: "consume") }
+        batch.count = n
+        return batch
+    }
+
+    /// Commits `offsets` (next offsets to read) synchronously.
+    public func commit(_ offsets: [TopicPartitionOffset]) throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
+        let list = offsets.makeNativeList()
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try check(rd_kafka_commit(client.handle, list, 0), "commit")
+        if let e = firstPartitionError(list, "commit") { throw e }
+    }
+
+    /// The group's committed offsets for `partitions` (`TopicPartitionOffset.invalid` if none).
+    public func committed(_ partitions: [TopicPartitionOffset], timeoutMs: Int32 = 10_000) throws(KafkaError) -> [TopicPartitionOffset] {
+        let list = partitions.makeNativeList()
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try check(rd_kafka_committed(client.handle, list, timeoutMs), "committed")
+        return [TopicPartitionOffset](native: list)
+    }
+
+    /// Moves the fetch positions; used to rewind after an aborted transaction.
+    public func seek(_ offsets: [TopicPartitionOffset], timeoutMs: Int32 = 10_000) throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
+        let list = offsets.makeNativeList()
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try check(rd_kafka_seek_partitions(client.handle, list, timeoutMs), "seek")
+        if let e = firstPartitionError(list, "seek") { throw e }
+    }
+
+    public func pause(_ partitions: [TopicPartitionOffset]) throws(KafkaError) {
+        let list = partitions.makeNativeList()
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try check(rd_kafka_pause_partitions(client.handle, list), "pause")
+    }
+
+    public func resume(_ partitions: [TopicPartitionOffset]) throws(KafkaError) {
+        let list = partitions.makeNativeList()
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try check(rd_kafka_resume_partitions(client.handle, list), "resume")
+    }
+
+    /// Partition counts from cluster metadata (for manual assignment of whole topics).
+    public func partitionCount(topic: String, timeoutMs: Int32 = 10_000) throws(KafkaError) -> Int {
+        let md = try client.metadata(topic: topic, timeoutMs: timeoutMs)
+        guard let t = md.first else { throw KafkaError(RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, operation: "metadata") }
+        if let e = t.error { throw e }
+        return t.partitions
+    }
+
+    /// Leaves the group (revoking partitions through the rebalance callback). Idempotent.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        _ = rd_kafka_consumer_close(client.handle)
+    }
+}
+
+/// Messages from one `poll`; owns them and frees them when released.
+public final class KafkaMessageBatch {
+    let messages: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>
+    public internal(set) var count: Int = 0
+
+    init(capacity: Int) {
+        messages = .allocate(capacity: Swift.max(capacity, 1))
+    }
+
+    deinit {
+        for i in 0..<count { rd_kafka_message_destroy(messages[i]) }
+        messages.deallocate()
+    }
+
+    public var isEmpty: Bool { count == 0 }
+
+    public subscript(i: Int) -> KafkaMessage {
+        precondition(i >= 0 && i < count)
+        return KafkaMessage(ptr: messages[i]!)
+    }
+}
+
+extension KafkaMessageBatch: RandomAccessCollection {
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { count }
+}
+
+/// A view of one consumed message. Valid only while its `KafkaMessageBatch` is alive.
+public struct KafkaMessage {
+    let ptr: UnsafeMutablePointer<rd_kafka_message_t>
+
+    /// Set for error events (e.g. unknown topic), which carry no record.
+    public var error: KafkaError? {
+        let err = ptr.pointee.err
+        guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        let detail = ptr.pointee.payload.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) }
+        return KafkaError(err, operation: "consume", detail: detail)
+    }
+    public var topic: String { ptr.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "" }
+    public var partition: Int32 { ptr.pointee.partition }
+    public var offset: Int64 { ptr.pointee.offset }
+    public var key: UnsafeRawBufferPointer? {
+        ptr.pointee.key.map { UnsafeRawBufferPointer(start: $0, count: ptr.pointee.key_len) }
+    }
+    /// Zero-copy view of the value; empty for an empty or null value.
+    public var value: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: ptr.pointee.payload, count: ptr.pointee.payload == nil ? 0 : ptr.pointee.len)
+    }
+    public var timestampMs: Int64 { rd_kafka_message_timestamp(ptr, nil) }
+
+    /// The last header named `name`, copied.
+    public func header(_ name: String) -> [UInt8]? {
+        var hdrs: OpaquePointer?
+        guard rd_kafka_message_headers(ptr, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return nil }
+        var val: UnsafeRawPointer?
+        var size = 0
+        guard rd_kafka_header_get_last(hdrs, name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        guard let val else { return [] }
+        return Array(UnsafeRawBufferPointer(start: val, count: size))
+    }
+
+    /// All headers, copied, in order.
+    public var headers: [(String, [UInt8])] {
+        var hdrs: OpaquePointer?
+        guard rd_kafka_message_headers(ptr, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return [] }
+        var out: [(String, [UInt8])] = []
+        var i = 0
+        var name: UnsafePointer<CChar>?
+        var val: UnsafeRawPointer?
+        var size = 0
+        while rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            out.append((name.map { String(cString: $0) } ?? "", val.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []))
+            i += 1
+        }
+        return out
+    }
+}
+
+private let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?) -> Void = {
+    rk, err, partitions, opaque in
+    guard let rk else { return }
+    let state = ClientState.from(opaque)
+    let handler = state?.rebalance.withLock { $0 }
+    let list = [TopicPartitionOffset](native: partitions)
+    let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+    switch err {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+        let e: OpaquePointer?
+        if cooperative { e = rd_kafka_incremental_assign(rk, partitions) } else {
+            let r = rd_kafka_assign(rk, partitions)
+            e = nil
+            if r != RD_KAFKA_RESP_ERR_NO_ERROR { handler?(.failed(KafkaError(r, operation: "assign"))) }
+        }
+        if let e { handler?(.failed(KafkaError(consuming: e, operation: "incremental_assign"))) }
+        state?.logger.info("partitions assigned", metadata: ["partitions": "\(list.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ","))"])
+        handler?(.assigned(list))
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+        handler?(.revoked(list))
+        if cooperative {
+            if let e = rd_kafka_incremental_unassign(rk, partitions) { handler?(.failed(KafkaError(consuming: e, operation: "incremental_unassign"))) }
+        } else {
+            _ = rd_kafka_assign(rk, nil)
+        }
+        state?.logger.info("partitions revoked", metadata: ["partitions": "\(list.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ","))"])
+    default:
+        // Rebalance error: drop the assignment so librdkafka can recover it.
+        handler?(.failed(KafkaError(err, operation: "rebalance")))
+        _ = rd_kafka_assign(rk, nil)
+    }
+}

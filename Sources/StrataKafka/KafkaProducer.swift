@@ -1,0 +1,183 @@
+import CRdKafka
+import Logging
+import Synchronization
+
+/// A topic handle, looked up once so the hot path does not resolve topic names per message.
+public struct KafkaTopic: @unchecked Sendable {
+    let handle: OpaquePointer
+    public let name: String
+}
+
+/// A librdkafka producer: idempotent by default, batching, delivery reports surfaced as Swift
+/// errors from `flush()`, optional transactions. Thread-safe, as librdkafka's producer is.
+public final class KafkaProducer: @unchecked Sendable {
+    let client: KafkaClient
+    private let topics = Mutex<[String: KafkaTopic]>([:])
+    public let isTransactional: Bool
+
+    public init(config: KafkaConfig, logger: Logger = Logger(label: "strata.kafka.producer")) throws(KafkaError) {
+        isTransactional = config.transactionalId != nil
+        client = try KafkaClient(type: RD_KAFKA_PRODUCER, config: config, logger: logger) { conf in
+            rd_kafka_conf_set_dr_msg_cb(conf, deliveryReportCallback)
+        }
+    }
+
+    deinit {
+        let handles = topics.withLock { Array($0.values) }
+        for t in handles { rd_kafka_topic_destroy(t.handle) }
+    }
+
+    /// A cached handle for `name`.
+    public func topic(_ name: String) -> KafkaTopic {
+        topics.withLock { cache in
+            if let t = cache[name] { return t }
+            let t = KafkaTopic(handle: rd_kafka_topic_new(client.handle, name, nil), name: name)
+            cache[name] = t
+            return t
+        }
+    }
+
+    /// Enqueues one message. With `copy: false` librdkafka keeps pointers to `key` and `value`,
+    /// which must then stay valid until the message is delivered (after `flush()` or a committed
+    /// transaction) — the zero-copy path for forwarding consumed messages.
+    /// Waits (serving delivery reports) while librdkafka's queue is full.
+    public func produce(to topic: KafkaTopic, partition: Int32 = RD_KAFKA_PARTITION_UA,
+                        key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+                        headers: [(String, [UInt8])] = [], copy: Bool = true) throws(KafkaError) {
+        while true {
+            let err = enqueue(topic: topic, partition: partition, key: key, value: value, headers: headers, copy: copy)
+            guard let err else { return }
+            let e = KafkaError(consuming: err, operation: "produce")
+            guard e.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue else { throw e }
+            try client.throwIfFatal()
+            client.poll(timeoutMs: 50)
+        }
+    }
+
+    /// Convenience for cold paths: copies key and value.
+    public func produce(topic name: String, key: [UInt8]?, value: [UInt8]?, headers: [(String, [UInt8])] = []) throws(KafkaError) {
+        let t = topic(name)
+        let r: Result<Void, KafkaError> = withOptionalBytes(key) { k in
+            value.withOptionalBytes { v in
+                Result { () throws(KafkaError) in try produce(to: t, key: k, value: v, headers: headers, copy: true) }
+            }
+        }
+        try r.get()
+    }
+
+    private func enqueue(topic: KafkaTopic, partition: Int32, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+                         headers: [(String, [UInt8])], copy: Bool) -> OpaquePointer? {
+        var hdrs: OpaquePointer?
+        if !headers.isEmpty {
+            hdrs = rd_kafka_headers_new(headers.count)
+            for (name, bytes) in headers {
+                bytes.withUnsafeBytes { b in _ = rd_kafka_header_add(hdrs, name, -1, b.baseAddress, b.count) }
+            }
+        }
+        let count = hdrs == nil ? 5 : 6
+        let err = withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: count) { vus -> OpaquePointer? in
+            vus.initialize(repeating: rd_kafka_vu_t())
+            vus[0].vtype = RD_KAFKA_VTYPE_RKT; vus[0].u.rkt = topic.handle
+            vus[1].vtype = RD_KAFKA_VTYPE_PARTITION; vus[1].u.i32 = partition
+            vus[2].vtype = RD_KAFKA_VTYPE_KEY
+            vus[2].u.mem.ptr = UnsafeMutableRawPointer(mutating: key?.baseAddress); vus[2].u.mem.size = key?.count ?? 0
+            vus[3].vtype = RD_KAFKA_VTYPE_VALUE
+            vus[3].u.mem.ptr = UnsafeMutableRawPointer(mutating: value?.baseAddress); vus[3].u.mem.size = value?.count ?? 0
+            vus[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS; vus[4].u.i = copy ? RD_KAFKA_MSG_F_COPY : 0
+            if let hdrs { vus[5].vtype = RD_KAFKA_VTYPE_HEADERS; vus[5].u.headers = hdrs }
+            return rd_kafka_produceva(client.handle, vus.baseAddress, count)
+        }
+        // On failure the headers were not handed over.
+        if err != nil, let hdrs { rd_kafka_headers_destroy(hdrs) }
+        return err
+    }
+
+    /// Serves delivery reports and other callbacks.
+    public func poll(timeoutMs: Int32 = 0) { client.poll(timeoutMs: timeoutMs) }
+
+    /// Messages delivered and failed since the producer started.
+    public var deliveryCounts: (delivered: Int, failed: Int) {
+        (client.state.delivered.load(ordering: .relaxed), client.state.failed.load(ordering: .relaxed))
+    }
+
+    /// Messages waiting in librdkafka (queued, in flight, or awaiting their delivery report).
+    public var outstanding: Int { Int(rd_kafka_outq_len(client.handle)) }
+
+    /// Waits until every message is delivered or failed. Throws the first delivery failure seen
+    /// since the previous `flush()`, or a timeout.
+    public func flush(timeoutMs: Int32 = 30_000) throws(KafkaError) {
+        try check(rd_kafka_flush(client.handle, timeoutMs), "flush")
+        try client.throwIfFatal()
+        if let e = client.state.firstDeliveryError.withLock({ e -> KafkaError? in defer { e = nil }; return e }) {
+            throw e
+        }
+    }
+
+    // MARK: Transactions (requires `transactional.id`)
+
+    public func initTransactions(timeoutMs: Int32 = 30_000) throws(KafkaError) {
+        try check(rd_kafka_init_transactions(client.handle, timeoutMs), "init_transactions")
+    }
+
+    public func beginTransaction() throws(KafkaError) {
+        try check(rd_kafka_begin_transaction(client.handle), "begin_transaction")
+    }
+
+    /// Adds the consumer's positions to the open transaction: they commit with it, or not at all.
+    /// `offsets` are the next offsets to read (last processed + 1).
+    public func sendOffsets(_ offsets: [TopicPartitionOffset], consumer: KafkaConsumer, timeoutMs: Int32 = 30_000) throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
+        let list = offsets.makeNativeList()
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let meta = rd_kafka_consumer_group_metadata(consumer.client.handle)
+        defer { rd_kafka_consumer_group_metadata_destroy(meta) }
+        try check(rd_kafka_send_offsets_to_transaction(client.handle, list, meta, timeoutMs), "send_offsets_to_transaction")
+    }
+
+    /// Flushes and commits. On a `requiresAbort` error, call `abortTransaction()` and redo the work.
+    public func commitTransaction(timeoutMs: Int32 = 60_000) throws(KafkaError) {
+        try check(rd_kafka_commit_transaction(client.handle, timeoutMs), "commit_transaction")
+        // Delivery failures inside a committed transaction cannot happen (the commit would fail);
+        // clear what the reports recorded so a later flush() does not see stale errors.
+        client.state.firstDeliveryError.withLock { $0 = nil }
+    }
+
+    public func abortTransaction(timeoutMs: Int32 = 60_000) throws(KafkaError) {
+        try check(rd_kafka_abort_transaction(client.handle, timeoutMs), "abort_transaction")
+        client.state.firstDeliveryError.withLock { $0 = nil }
+    }
+
+    /// Partition count of a topic, from cluster metadata.
+    public func partitionCount(topic: String, timeoutMs: Int32 = 10_000) throws(KafkaError) -> Int {
+        let md = try client.metadata(topic: topic, timeoutMs: timeoutMs)
+        guard let t = md.first else { throw KafkaError(RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, operation: "metadata") }
+        if let e = t.error { throw e }
+        return t.partitions
+    }
+}
+
+private let deliveryReportCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
+    _, msg, opaque in
+    guard let msg, let state = ClientState.from(opaque) else { return }
+    if msg.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+        state.delivered.add(1, ordering: .relaxed)
+    } else {
+        state.failed.add(1, ordering: .relaxed)
+        let topic = msg.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
+        let e = KafkaError(msg.pointee.err, operation: "deliver to \(topic)")
+        state.firstDeliveryError.withLock { if $0 == nil { $0 = e } }
+    }
+}
+
+private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+    bytes.withOptionalBytes(body)
+}
+
+extension Optional where Wrapped == [UInt8] {
+    func withOptionalBytes<R>(_ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        switch self {
+        case .none: return body(nil)
+        case .some(let a): return a.withUnsafeBytes { body($0) }
+        }
+    }
+}

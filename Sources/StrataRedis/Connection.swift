@@ -1,0 +1,183 @@
+import CHiredis
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How a failed attempt ends.
+enum Failure: Error {
+    /// The connection is unusable (I/O error, EOF, timeout, broken reply stream, refused connect):
+    /// drop it, back off, reconnect and retry the whole call.
+    case transient(RedisError)
+    /// Retrying cannot help (error reply, rejected AUTH, bad input). The connection, if any, is
+    /// still in step with the server and is kept.
+    case fatal(RedisError)
+}
+
+/// One blocking hiredis context. Not thread-safe: ``RedisClient`` only touches it under its lock.
+final class Connection {
+    private let ctx: UnsafeMutablePointer<redisContext>
+
+    private init(_ ctx: UnsafeMutablePointer<redisContext>) { self.ctx = ctx }
+
+    deinit { redisFree(ctx) }
+
+    /// Connects, sets the command timeout, AUTHs and SELECTs.
+    static func open(_ config: RedisConfig, onRoundTrip: (Int) -> Void) throws(Failure) -> Connection {
+        let port = Int32(clamping: config.port)
+        let raw: UnsafeMutablePointer<redisContext>? =
+            config.connectTimeout > .zero
+                ? redisConnectWithTimeout(config.host, port, makeTimeval(config.connectTimeout))
+                : redisConnect(config.host, port)
+        let savedErrno = errno
+        guard let raw else {
+            throw .transient(.connectionFailed("cannot allocate a hiredis context"))
+        }
+        let conn = Connection(raw) // from here on, deinit frees the context on every path
+        let target = "\(config.host):\(config.port)"
+        if raw.pointee.err != 0 {
+            throw .transient(conn.contextError(errno: savedErrno, during: "connect to \(target)"))
+        }
+        conn.disableSIGPIPEOnSocket()
+        if config.commandTimeout > .zero, redisSetTimeout(raw, makeTimeval(config.commandTimeout)) != REDIS_OK {
+            throw .transient(.connectionFailed("cannot set socket timeout on \(target)"))
+        }
+
+        if let password = config.password {
+            var auth: [[UInt8]] = [Array("AUTH".utf8)]
+            if let user = config.username { auth.append(Array(user.utf8)) }
+            auth.append(Array(password.utf8))
+            onRoundTrip(1)
+            if case .error(let message) = try conn.roundTrip([auth])[0] {
+                throw .fatal(.authenticationFailed(message))
+            }
+        } else if config.username != nil {
+            throw .fatal(.authenticationFailed("username is set but password is not"))
+        }
+
+        if config.database != 0 {
+            onRoundTrip(1)
+            if case .error(let message) = try conn.roundTrip([[Array("SELECT".utf8), Array(String(config.database).utf8)]])[0] {
+                throw .fatal(RedisError.fromReply(message))
+            }
+        }
+        return conn
+    }
+
+    /// Appends every command to hiredis's output buffer, then reads exactly one reply per command
+    /// (the first read flushes the buffer): one network round trip for the whole batch. Any
+    /// failure here leaves the reply stream out of step, so it is always transient.
+    func roundTrip(_ commands: [[[UInt8]]]) throws(Failure) -> [RedisReply] {
+        try withSIGPIPESuppressed { () throws(Failure) -> [RedisReply] in
+            for args in commands { try append(args) }
+            var replies: [RedisReply] = []
+            replies.reserveCapacity(commands.count)
+            for _ in commands { replies.append(try readReply()) }
+            return replies
+        }
+    }
+
+    private func append(_ args: [[UInt8]]) throws(Failure) {
+        // hiredis copies argv into its output buffer, so one contiguous scratch buffer that lives
+        // for the duration of the call is enough. The trailing byte keeps it non-empty.
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(args.reduce(1) { $0 + $1.count })
+        for a in args { buffer += a }
+        buffer.append(0)
+        let lengths = args.map(\.count)
+        let rc = buffer.withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { chars in
+                var argv: [UnsafePointer<CChar>?] = []
+                argv.reserveCapacity(args.count)
+                var offset = 0
+                for n in lengths {
+                    argv.append(UnsafePointer(chars.baseAddress! + offset))
+                    offset += n
+                }
+                return redisAppendCommandArgv(ctx, Int32(argv.count), &argv, lengths)
+            }
+        }
+        if rc != REDIS_OK {
+            throw .transient(contextError(errno: errno, during: "append command"))
+        }
+    }
+
+    private func readReply() throws(Failure) -> RedisReply {
+        var raw: UnsafeMutableRawPointer? = nil
+        if redisGetReply(ctx, &raw) != REDIS_OK {
+            let savedErrno = errno
+            if let raw { freeReplyObject(raw) }
+            throw .transient(contextError(errno: savedErrno, during: "read reply"))
+        }
+        guard let raw else { throw .transient(.protocolError("hiredis returned no reply")) }
+        defer { freeReplyObject(raw) }
+        do {
+            return try RedisReply(copying: raw.assumingMemoryBound(to: redisReply.self))
+        } catch {
+            throw .transient(error)
+        }
+    }
+
+    /// Classifies `ctx.err`. `errno` must be captured right after the failing hiredis call.
+    private func contextError(errno e: Int32, during: String) -> RedisError {
+        let message = withUnsafeBytes(of: ctx.pointee.errstr) { buf in
+            String(decoding: buf.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        switch ctx.pointee.err {
+        case REDIS_ERR_IO:
+            // SO_RCVTIMEO/SO_SNDTIMEO expiry surfaces as EAGAIN; a connect timeout as ETIMEDOUT.
+            if e == EAGAIN || e == EWOULDBLOCK || e == ETIMEDOUT {
+                return .timeout("\(during): \(message)")
+            }
+            return .connectionFailed("\(during): \(message)")
+        case REDIS_ERR_EOF:
+            return .connectionFailed("\(during): \(message)")
+        case REDIS_ERR_PROTOCOL:
+            return .protocolError("\(during): \(message)")
+        default:
+            return .connectionFailed("\(during): \(message.isEmpty ? "hiredis error \(ctx.pointee.err)" : message)")
+        }
+    }
+
+    // hiredis 0.14 writes with write(2), so a peer that went away raises SIGPIPE, whose default
+    // action kills the process. Rather than changing the process-wide disposition, suppress it
+    // per socket (Darwin) or per call on the calling thread (Linux).
+    private func disableSIGPIPEOnSocket() {
+        #if canImport(Darwin)
+        var one: Int32 = 1
+        _ = setsockopt(ctx.pointee.fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
+        #endif
+    }
+
+    private func withSIGPIPESuppressed<T>(_ body: () throws(Failure) -> T) throws(Failure) -> T {
+        #if canImport(Glibc)
+        var pipeSet = sigset_t()
+        sigemptyset(&pipeSet)
+        sigaddset(&pipeSet, SIGPIPE)
+        var oldMask = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &pipeSet, &oldMask)
+        var pending = sigset_t()
+        sigpending(&pending)
+        let wasPending = sigismember(&pending, SIGPIPE) == 1
+        defer {
+            // Consume a SIGPIPE raised by our write while blocked, then restore the mask.
+            if !wasPending {
+                sigpending(&pending)
+                if sigismember(&pending, SIGPIPE) == 1 {
+                    var zero = timespec(tv_sec: 0, tv_nsec: 0)
+                    _ = sigtimedwait(&pipeSet, nil, &zero)
+                }
+            }
+            pthread_sigmask(SIG_SETMASK, &oldMask, nil)
+        }
+        #endif
+        return try body()
+    }
+}
+
+func makeTimeval(_ d: Duration) -> timeval {
+    let (seconds, attoseconds) = d.components
+    return timeval(tv_sec: .init(seconds), tv_usec: .init(attoseconds / 1_000_000_000_000))
+}

@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import StrataCore
+import StrataGen
+import StrataKafka
+
+struct GenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gen", abstract: "Synthetic workloads.", subcommands: [Events.self])
+
+    struct Events: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Generate raw behaviour events (NDJSON) to a file, a topic, or standard output.",
+            discussion: """
+            Zipf-skewed content popularity; user sessions of exposes → click → play heartbeats → reactions;
+            configurable shares of invalid ids (filtered by split), unknown ids, malformed lines (dead-lettered),
+            duplicates, out-of-order and very late events. Deterministic for a --seed.
+            Bounded: --count N (event times spaced by --events-per-second, ending now).
+            Live: --rate R --duration D (paced in real time, event time = wall clock).
+            The generator's own accounting is printed to stderr as one JSON line (and to --stats-file).
+            """)
+
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Number of events (bounded mode).") var count: Int?
+        @Option(help: "Events per second (live mode).") var rate: Double?
+        @Option(help: "How long to run in live mode (e.g. 60s, 10m).") var duration: DurationArgument?
+        @Option(help: "Write NDJSON to this file.") var out: String?
+        @Option(help: "Produce to this topic instead of a file.") var topic: String?
+        @Option(help: "Distinct known contents.") var contents = 10_000
+        @Option(help: "Distinct known users.") var users = 100_000
+        @Option(help: "Share of events with a non-content id (\"\", \"0\", \"null\", …).") var invalidShare = 0.01
+        @Option(help: "Share of events with a well-formed content id unknown to the dimensions.") var unknownShare = 0.01
+        @Option(help: "Share of malformed lines.") var malformedShare = 0.005
+        @Option(help: "Share of exact duplicates of an earlier event.") var duplicateShare = 0.01
+        @Option(help: "Share of events up to 4 s out of order.") var outOfOrderShare = 0.05
+        @Option(help: "Share of events minutes late.") var lateShare = 0.002
+        @Option(help: "Event-time spacing in bounded mode.") var eventsPerSecond: Double = 10_000
+        @Option(help: "Event time (epoch ms) of the first event in bounded mode; default: so the last event is now.") var startMs: Int64?
+        @Option(help: "Random seed.") var seed: UInt64 = 42
+        @Option(help: "Write the generator's accounting as JSON to this file.") var statsFile: String?
+
+        func validate() throws {
+            guard (count != nil) != (rate != nil) else { throw ValidationError("give either --count N or --rate R --duration D") }
+            if rate != nil && duration == nil { throw ValidationError("--rate needs --duration") }
+            if out != nil && topic != nil { throw ValidationError("give --out or --topic, not both") }
+        }
+
+        func run() throws {
+            let config = try global.resolve()
+            Shutdown.install()
+            let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+            var w = EventWorkload()
+            w.contents = contents; w.users = users; w.seed = seed
+            w.invalidIdShare = invalidShare; w.unknownIdShare = unknownShare; w.malformedShare = malformedShare
+            w.duplicateShare = duplicateShare; w.outOfOrderShare = outOfOrderShare; w.lateShare = lateShare
+            if let rate {
+                w.eventsPerSecond = rate
+                w.startMs = nowMs
+            } else {
+                w.eventsPerSecond = eventsPerSecond
+                w.startMs = startMs ?? nowMs - Int64(Double(count!) / eventsPerSecond * 1000)
+            }
+            w.actions = try global.loadTopology(config).actions
+            try w.validate()
+            var gen = EventGenerator(w)
+
+            let sink = try Sink(out: out, topic: topic, config: config)
+            var progress = Progress()
+            var line: [UInt8] = []
+            line.reserveCapacity(512)
+            var n = 0
+            let target = count ?? Int.max
+            let started = ContinuousClock.now
+            let deadline = duration.map { started + $0.duration }
+            while n < target && !Shutdown.isRequested {
+                if let rate {
+                    // Pace in real time: the n-th event is due at n / rate seconds.
+                    let due = started + .milliseconds(Int64(Double(n) / rate * 1000))
+                    let now = ContinuousClock.now
+                    if let deadline, now >= deadline { break }
+                    if due > now { Thread.sleep(forTimeInterval: min(0.05, Double((due - now).components.attoseconds) / 1e18 + Double((due - now).components.seconds))) ; continue }
+                }
+                line.removeAll(keepingCapacity: true)
+                _ = gen.next(into: &line)
+                try sink.write(line)
+                n += 1
+                if n % 10_000 == 0 { progress.update("generated \(n) events") }
+            }
+            try sink.finish()
+            progress.finish()
+            let s = gen.stats
+            let stats: [String: Any] = ["total": s.total, "valid": s.valid, "unknown_id": s.unknownId, "invalid_id": s.invalidId,
+                                        "malformed": s.malformed, "duplicate": s.duplicate, "out_of_order": s.outOfOrder,
+                                        "late": s.late, "routed": s.routed, "by_action": s.byAction]
+            let json = String(decoding: try JSONSerialization.data(withJSONObject: stats, options: [.sortedKeys]), as: UTF8.self)
+            stderrLine(json)
+            if let statsFile { try json.write(toFile: statsFile, atomically: true, encoding: .utf8) }
+        }
+    }
+}
+
+/// Where generated lines go: a file, a topic, or standard output.
+private final class Sink {
+    private var file: UnsafeMutablePointer<FILE>?
+    private var producer: KafkaProducer?
+    private var topic: KafkaTopic?
+    private var sent = 0
+    private var ownsFile = false
+
+    init(out: String?, topic name: String?, config: StrataConfig) throws {
+        if let name {
+            let p = try KafkaProducer(config: config.producerConfig(clientId: "strata-gen"))
+            producer = p
+            topic = p.topic(name)
+        } else if let out {
+            guard let f = fopen(out, "w") else { throw ValidationError("cannot write \(out): \(String(cString: strerror(errno)))") }
+            file = f
+            ownsFile = true
+        } else {
+            file = fdopen(STDOUT_FILENO, "w")
+        }
+    }
+
+    func write(_ line: [UInt8]) throws {
+        if let producer, let topic {
+            try line.withUnsafeBytes { try producer.produce(to: topic, key: nil, value: $0, copy: true) }
+            sent += 1
+            if sent % 10_000 == 0 { producer.poll() }
+        } else if let file {
+            _ = line.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+            fputc(0x0A, file)
+        }
+    }
+
+    func finish() throws {
+        if let producer { try producer.flush(timeoutMs: 120_000) }
+        if let file { fflush(file); if ownsFile { fclose(file) } }
+    }
+}

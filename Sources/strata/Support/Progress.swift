@@ -1,0 +1,29 @@
+import Foundation
+
+/// A one-line progress display on a terminal; silent otherwise (logs carry progress there).
+struct Progress {
+    let enabled = isatty(STDERR_FILENO) != 0
+    private var last = ContinuousClock.now
+    private let started = ContinuousClock.now
+
+    /// Redraws at most every 200 ms unless `force`.
+    mutating func update(_ text: @autoclosure () -> String, force: Bool = false) {
+        guard enabled else { return }
+        let now = ContinuousClock.now
+        guard force || now - last >= .milliseconds(200) else { return }
+        last = now
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(text())".utf8))
+    }
+
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+
+    var elapsedSeconds: Double {
+        let d = ContinuousClock.now - started
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+}
+
+func stderrLine(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }

@@ -1,0 +1,283 @@
+import Foundation
+import Synchronization
+import XCTest
+@testable import StrataRedis
+
+/// Every test runs against its own real redis-server child process.
+final class RedisClientTests: XCTestCase {
+    private var servers: [RedisServerProcess] = []
+
+    override func tearDown() {
+        for server in servers { server.stop() }
+        servers = []
+        super.tearDown()
+    }
+
+    private func startServer(password: String? = nil) throws -> RedisServerProcess {
+        let server = try RedisServerProcess(password: password)
+        servers.append(server)
+        return server
+    }
+
+    private func client(_ server: RedisServerProcess, _ configure: (inout RedisConfig) -> Void = { _ in }) throws(RedisError) -> RedisClient {
+        var config = RedisConfig(port: server.port, password: server.password,
+                                 reconnectBackoffInitial: .milliseconds(10), reconnectBackoffMax: .milliseconds(100))
+        configure(&config)
+        return try RedisClient(config: config)
+    }
+
+    /// Runs `body`, which must throw; returns the error (nil and a test failure otherwise).
+    private func thrownError<T>(_ body: () throws(RedisError) -> T, file: StaticString = #filePath, line: UInt = #line) -> RedisError? {
+        do {
+            let value = try body()
+            XCTFail("expected an error, got \(value)", file: file, line: line)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+    // MARK: Round trips
+
+    func testSetWithTTLGetAndDel() throws {
+        let c = try client(try startServer())
+        try c.set([(key: bytes("a"), value: bytes("1"), ttlSeconds: 100),
+                   (key: bytes("b"), value: bytes("2"), ttlSeconds: nil)])
+        XCTAssertEqual(try c.get("a"), bytes("1"))
+        XCTAssertEqual(try c.get("b"), bytes("2"))
+        XCTAssertNil(try c.get("missing"))
+
+        guard case .integer(let ttl) = try c.command(["TTL", "a"]) else { return XCTFail("TTL not an integer") }
+        XCTAssertTrue((95...100).contains(ttl), "ttl \(ttl)")
+        XCTAssertEqual(try c.command(["TTL", "b"]), .integer(-1)) // no EX -> no expiry
+
+        XCTAssertEqual(try c.del(["a", "b", "missing"]), 2)
+        XCTAssertNil(try c.get("a"))
+        try c.ping()
+    }
+
+    func testMGetOverManyKeysKeepsOrderAndNilsInOneRoundTrip() throws {
+        let c = try client(try startServer())
+        let keys = (0..<2500).map { "dim:content:\($0)" }
+        // Every 7th key is left unset so the nils land in every chunk at varying offsets.
+        let present = keys.indices.filter { $0 % 7 != 0 }
+        try c.set(present.map { (key: bytes(keys[$0]), value: bytes("v\($0)"), ttlSeconds: 600) })
+
+        let before = c.stats
+        let values = try c.mget(keys, chunkSize: 500)
+        let after = c.stats
+
+        XCTAssertEqual(values.count, keys.count)
+        for (i, value) in values.enumerated() {
+            XCTAssertEqual(value, i % 7 == 0 ? nil : bytes("v\(i)"), "key \(i)")
+        }
+        XCTAssertEqual(after.roundTrips - before.roundTrips, 1, "all chunks share one round trip")
+        XCTAssertEqual(after.commands - before.commands, 5, "2 500 keys / 500 per MGET")
+        XCTAssertEqual(try c.mget([String]()), [])
+        XCTAssertEqual(try c.del(keys), present.count) // > 500 keys: chunked DEL, summed
+    }
+
+    func testBinarySafeKeysAndValues() throws {
+        let c = try client(try startServer())
+        let key: [UInt8] = [0x6b, 0x00, 0x0d, 0x0a, 0xff]
+        let value = (0...255).map(UInt8.init) + [0, 0]
+        try c.set(key, value)
+        try c.set(bytes("empty"), [])
+
+        XCTAssertEqual(try c.get(key), value)
+        XCTAssertEqual(try c.get("empty"), [])
+        XCTAssertEqual(try c.mget([key, [0x6b], bytes("empty")]), [value, nil, []])
+        XCTAssertEqual(try c.command([bytes("STRLEN"), key]), .integer(258))
+        XCTAssertNil(try c.get([0x6b]), "the key must not be truncated at its zero byte")
+    }
+
+    func testSelectedDatabaseIsolatesKeys() throws {
+        let server = try startServer()
+        let db3 = try client(server) { $0.database = 3 }
+        let db0 = try client(server)
+        try db3.set("k", bytes("in-3"))
+        XCTAssertNil(try db0.get("k"))
+        XCTAssertEqual(try db3.get("k"), bytes("in-3"))
+    }
+
+    // MARK: Authentication
+
+    func testAuthentication() throws {
+        let server = try startServer(password: "s3cret")
+
+        let ok = try client(server)
+        try ok.ping()
+        try ok.set("k", bytes("v"))
+        XCTAssertEqual(try ok.get("k"), bytes("v"))
+
+        let withUser = try client(server) { $0.username = "default" } // AUTH default s3cret
+        XCTAssertEqual(try withUser.get("k"), bytes("v"))
+
+        let wrong = thrownError { () throws(RedisError) in try self.client(server) { $0.password = "nope" } }
+        guard case .authenticationFailed(let message) = wrong else { return XCTFail("got \(String(describing: wrong))") }
+        XCTAssertTrue(message.contains("WRONGPASS"), message)
+
+        let anonymous = try client(server) { $0.password = nil } // connects; the first command is refused
+        guard case .authenticationFailed = thrownError({ () throws(RedisError) in try anonymous.get("k") }) else {
+            return XCTFail("NOAUTH must map to .authenticationFailed")
+        }
+    }
+
+    // MARK: Error replies
+
+    func testPipelineReturnsErrorRepliesAsValues() throws {
+        let c = try client(try startServer())
+        let replies = try c.pipeline([
+            [bytes("SET"), bytes("s"), bytes("text")],
+            [bytes("INCR"), bytes("s")],
+            [bytes("RPUSH"), bytes("l"), bytes("x"), bytes("y")],
+            [bytes("LRANGE"), bytes("l"), bytes("0"), bytes("-1")],
+            [bytes("GET"), bytes("nothing")],
+            [bytes("NOSUCHCOMMAND")],
+            [bytes("GET"), bytes("s")],
+        ])
+        XCTAssertEqual(replies.count, 7)
+        XCTAssertEqual(replies[0], .status("OK"))
+        guard case .error(let incr) = replies[1] else { return XCTFail("INCR: \(replies[1])") }
+        XCTAssertTrue(incr.hasPrefix("ERR"), incr)
+        XCTAssertEqual(replies[2], .integer(2))
+        XCTAssertEqual(replies[3], .array([.string(bytes("x")), .string(bytes("y"))]))
+        XCTAssertEqual(replies[4], .null)
+        guard case .error = replies[5] else { return XCTFail("unknown command: \(replies[5])") }
+        XCTAssertEqual(replies[6], .string(bytes("text")), "replies after an error stay in step")
+    }
+
+    func testTypedCommandsThrowServerErrorsAndStayUsable() throws {
+        let c = try client(try startServer())
+        _ = try c.command(["RPUSH", "list", "x"])
+
+        guard case .server(let wrongType) = thrownError({ () throws(RedisError) in try c.get("list") }) else {
+            return XCTFail("GET on a list must throw .server")
+        }
+        XCTAssertTrue(wrongType.hasPrefix("WRONGTYPE"), wrongType)
+
+        // A bad TTL fails its entry; the other entry in the pipeline is still written.
+        guard case .server(let ttl) = thrownError({ () throws(RedisError) in
+            try c.set([(key: bytes("bad"), value: bytes("1"), ttlSeconds: 0),
+                       (key: bytes("good"), value: bytes("2"), ttlSeconds: 60)])
+        }) else { return XCTFail("SET EX 0 must throw .server") }
+        XCTAssertTrue(ttl.contains("invalid expire"), ttl)
+        XCTAssertEqual(try c.get("good"), bytes("2"))
+        XCTAssertEqual(c.stats.reconnects, 0, "error replies must not drop the connection")
+    }
+
+    // MARK: Timeouts and faults
+
+    func testCommandTimeoutThrowsTimeoutAndClientRecovers() throws {
+        let server = try startServer()
+        let c = try client(server) { $0.commandTimeout = .milliseconds(200); $0.maxAttempts = 2 }
+        try c.set("k", bytes("v"))
+        let admin = try client(server)
+        _ = try admin.command(["CLIENT", "PAUSE", "1000"]) // the server stops answering for 1 s
+
+        let before = c.stats
+        let start = ContinuousClock.now
+        let error = thrownError { () throws(RedisError) in try c.get("k") }
+        let elapsed = ContinuousClock.now - start
+        guard case .timeout = error else { return XCTFail("expected .timeout, got \(String(describing: error))") }
+        XCTAssertGreaterThanOrEqual(elapsed, .milliseconds(400), "two attempts of 200 ms each")
+        XCTAssertLessThan(elapsed, .milliseconds(950), "must not wait for the pause to end")
+        XCTAssertEqual(c.stats.errors - before.errors, 2)
+
+        // Once the pause ends, the same client reconnects on its own.
+        var value: [UInt8]?
+        let deadline = ContinuousClock.now + .seconds(5)
+        while value == nil && ContinuousClock.now < deadline {
+            value = try? c.get("k")
+        }
+        XCTAssertEqual(value, bytes("v"))
+        XCTAssertGreaterThan(c.stats.reconnects, 0)
+    }
+
+    func testDroppedConnectionIsRetriedTransparently() throws {
+        let server = try startServer()
+        let c = try client(server)
+        try c.set("k", bytes("v"))
+        let admin = try client(server)
+        guard case .integer(let killed) = try admin.command(["CLIENT", "KILL", "TYPE", "normal"]), killed >= 1 else {
+            return XCTFail("CLIENT KILL did not kill the client")
+        }
+        // The first attempt hits the dead socket; the call succeeds on a fresh connection.
+        XCTAssertEqual(try c.get("k"), bytes("v"))
+        XCTAssertEqual(c.stats.reconnects, 1)
+        XCTAssertGreaterThanOrEqual(c.stats.errors, 1)
+    }
+
+    func testServerKilledThenRestartedOnSamePort() throws {
+        let server = try startServer()
+        let c = try client(server) { $0.maxAttempts = 3 }
+        try c.set("k", bytes("before"))
+
+        server.stop() // SIGKILL mid-use
+        let before = c.stats
+        guard case .connectionFailed = thrownError({ () throws(RedisError) in try c.get("k") }) else {
+            return XCTFail("expected .connectionFailed")
+        }
+        XCTAssertEqual(c.stats.errors - before.errors, 3, "one failure per attempt")
+        // Still down: the next call also fails (it reconnects and is refused), without crashing on SIGPIPE.
+        guard case .connectionFailed = thrownError({ () throws(RedisError) in try c.set("k", bytes("x")) }) else {
+            return XCTFail("expected .connectionFailed")
+        }
+
+        try server.start() // same port, empty dataset
+        XCTAssertNil(try c.get("k"), "fresh server, no data")
+        try c.set("k", bytes("after"))
+        XCTAssertEqual(try c.get("k"), bytes("after"))
+        XCTAssertGreaterThan(c.stats.reconnects, 0)
+    }
+
+    func testLargeWriteToDeadServerIsAnErrorNotSIGPIPE() throws {
+        let server = try startServer()
+        let c = try client(server) { $0.maxAttempts = 1 }
+        try c.ping()
+        server.stop()
+        // Megabytes to a closed peer: the first write gets an RST back, later writes hit EPIPE,
+        // whose SIGPIPE would kill the test process if the client did not suppress it.
+        let big = [UInt8](repeating: 0x61, count: 8 << 20)
+        guard case .connectionFailed = thrownError({ () throws(RedisError) in try c.set("big", big) }) else {
+            return XCTFail("expected .connectionFailed")
+        }
+    }
+
+    func testConnectToNothingFailsAfterMaxAttempts() throws {
+        let port = try RedisServerProcess.freePort() // nobody listens here
+        let config = RedisConfig(port: port, reconnectBackoffInitial: .milliseconds(10), maxAttempts: 2)
+        let error = thrownError { () throws(RedisError) in try RedisClient(config: config) }
+        guard case .connectionFailed(let message) = error else { return XCTFail("got \(String(describing: error))") }
+        XCTAssertTrue(message.contains("\(port)"), message)
+    }
+
+    func testCloseRejectsLaterCalls() throws {
+        let c = try client(try startServer())
+        try c.ping()
+        c.close()
+        guard case .connectionFailed = thrownError({ () throws(RedisError) in try c.ping() }) else {
+            return XCTFail("a closed client must not reconnect")
+        }
+    }
+
+    func testConcurrentCallersShareOneClient() throws {
+        let c = try client(try startServer())
+        let mismatches = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            for i in 0..<50 {
+                let key = Array("w\(worker):\(i)".utf8)
+                do {
+                    try c.set(key, key)
+                    if try c.get(key) != key { mismatches.add(1, ordering: .relaxed) }
+                } catch {
+                    mismatches.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        XCTAssertEqual(mismatches.load(ordering: .relaxed), 0)
+        XCTAssertEqual(try c.command(["DBSIZE"]), .integer(400))
+    }
+}
