@@ -14,11 +14,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
     ],
     targets: [
         // C libraries, found through pkg-config (deploy/local/setup installs them).
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
         // Thin Swift wrappers over the C APIs.
         .target(name: "StrataKafka", dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")]),
@@ -35,8 +37,17 @@ let package = Package(
         .target(name: "StrataSplit", dependencies: ["StrataCore", "StrataKafka",
             .product(name: "Logging", package: "swift-log")]),
 
+        // Dimension store (SQLite, PostgreSQL), CSV loading, and the tiered cache in front of it.
+        .target(name: "StrataDims", dependencies: ["StrataCore", "StrataRedis", "CSQLite",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log")]),
+        // Minute row-to-column windows: cells, watermarks, revisions (no broker).
+        .target(name: "StrataDWM", dependencies: ["StrataCore"]),
+        // The declarative stream query language: lexer, parser, planner, evaluator.
+        .target(name: "StrataQuery", dependencies: ["StrataCore"]),
+
         .executableTarget(name: "strata", dependencies: [
-            "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit",
+            "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -44,7 +55,10 @@ let package = Package(
         .testTarget(name: "StrataCoreTests", dependencies: ["StrataCore", "StrataGen"]),
         .testTarget(name: "StrataKafkaTests", dependencies: ["StrataKafka"]),
         .testTarget(name: "StrataRedisTests", dependencies: ["StrataRedis"]),
-        .testTarget(name: "StrataSplitTests", dependencies: ["StrataSplit", "StrataGen", "StrataKafka", "StrataCore"]),
+        .testTarget(name: "StrataSplitTests", dependencies: ["StrataSplit", "StrataGen", "StrataKafka", "StrataCore", "strata"]),
+        .testTarget(name: "StrataDimsTests", dependencies: ["StrataDims", "StrataGen", "StrataRedis", "StrataCore"]),
+        .testTarget(name: "StrataDWMTests", dependencies: ["StrataDWM", "StrataGen", "StrataCore"]),
+        .testTarget(name: "StrataQueryTests", dependencies: ["StrataQuery", "StrataCore"]),
     ],
     swiftLanguageModes: [.v6]
 )
