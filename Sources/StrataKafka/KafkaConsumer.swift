@@ -20,8 +20,13 @@ public final class KafkaConsumer {
     /// `onRebalance` runs on the polling thread inside `poll`.
     public init(config: KafkaConfig, logger: Logger = Logger(label: "strata.kafka.consumer"),
                 onRebalance: (@Sendable (RebalanceEvent) -> Void)? = nil) throws(KafkaError) {
+        var config = config
+        let grouped = config.groupId != nil
+        // librdkafka's consumer queue exists only with a group.id; a reader that assigns partitions
+        // by hand gets a private one that never joins (only subscribe joins) and never commits.
+        if !grouped { config.groupId = "strata-reader-\(UInt64.random(in: 0...UInt64.max))" }
         client = try KafkaClient(type: RD_KAFKA_CONSUMER, config: config, logger: logger) { conf in
-            if config.groupId != nil { rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback) }
+            if grouped { rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback) }
         }
         client.state.rebalance.withLock { $0 = onRebalance }
         // Route logs, errors and rebalances through the consumer queue that `poll` serves.

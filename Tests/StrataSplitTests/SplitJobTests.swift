@@ -1,0 +1,129 @@
+import Foundation
+import StrataCore
+import StrataGen
+import StrataKafka
+import StrataSplit
+import XCTest
+
+/// The split job against the real broker the test command starts.
+final class SplitJobTests: XCTestCase {
+    func runSplit(_ sandbox: SplitSandbox, idle: Duration = .seconds(2)) throws -> SplitStats {
+        var o = SplitJob.Options(brokers: sandbox.brokers)
+        o.topicPrefix = sandbox.prefix
+        o.groupId = sandbox.prefix + "split"
+        o.instanceId = sandbox.prefix + "0"
+        o.untilIdle = idle
+        o.batchSize = 2_000
+        let job = try SplitJob(options: o, topology: sandbox.topology)
+        try job.run()
+        return job.stats
+    }
+
+    func testGeneratedBatchIsAccountedExactly() throws {
+        let sandbox = try SplitSandbox()
+        let (lines, kinds, gen) = generate(30_000)
+        try sandbox.produce(lines)
+        let stats = try runSplit(sandbox)
+
+        XCTAssertEqual(stats.consumed, lines.count)
+        XCTAssertTrue(stats.isBalanced, stats.summary)
+        XCTAssertEqual(stats.routed, gen.byAction)
+        XCTAssertEqual(stats.filteredTotal, gen.invalidId)
+        XCTAssertEqual(stats.deadLetteredTotal, gen.malformed)
+
+        // What the micro-queues hold is exactly the routed input, as original bytes, keyed by content id.
+        let queues = try sandbox.readMicroQueues()
+        for action in sandbox.topology.actions {
+            XCTAssertEqual(queues[action]?.count ?? 0, gen.byAction[action] ?? 0, action)
+        }
+        let expected = zip(lines, kinds).filter { $0.1 != .invalidId && $0.1 != .malformed }.map { $0.0 }
+        XCTAssertEqual(multiset(queues.values.flatMap { $0.map(\.value) }), multiset(expected))
+        for record in queues.values.joined().prefix(2_000) {
+            let key = try XCTUnwrap(record.key)
+            XCTAssertNotNil(String(decoding: record.value, as: UTF8.self).range(of: "\"content_id\":\"\(String(decoding: key, as: UTF8.self))\""))
+        }
+        XCTAssertEqual(try sandbox.readAll(Topology.deadLetter).count, gen.malformed)
+    }
+
+    func testBadInputLandsInDLQWithReasonAndTheJobKeepsRunning() throws {
+        let sandbox = try SplitSandbox(partitions: 1)
+        let valid = #"{"event_id":"ok-1","ts":1795219200000,"action":"click","content_id":"c00000001","user_id":"u000000001"}"#
+        let bad: [(String, [UInt8])] = [
+            ("malformed_json", Array(#"{"event_id":"e1","ts":17952192"#.utf8)),
+            ("wrong_type:ts", Array(#"{"event_id":"e2","ts":"soon","action":"click","content_id":"c00000001","user_id":"u1"}"#.utf8)),
+            ("missing_field:content_id", Array(#"{"event_id":"e3","ts":1,"action":"click","user_id":"u1"}"#.utf8)),
+            ("unknown_action", Array(#"{"event_id":"e4","ts":1,"action":"teleport","content_id":"c00000001","user_id":"u1"}"#.utf8)),
+            ("invalid_utf8", Array(#"{"event_id":"e5","ts":1,"action":"click","content_id":"c00000001","user_id":"u"#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8)),
+            ("too_large", Array(#"{"event_id":"e6","ts":1,"action":"click","content_id":"c00000001","user_id":"u1","pad":""#.utf8)
+                + [UInt8](repeating: UInt8(ascii: "x"), count: 1_000_000) + Array(#""}"#.utf8)),
+            ("empty", []),
+            ("not_an_object", Array(#"[{"event_id":"e7"}]"#.utf8)),
+        ]
+        var input: [[UInt8]] = []
+        for (i, b) in bad.enumerated() { input.append(b.1); input.append(Array(valid.replacingOccurrences(of: "ok-1", with: "ok-\(i)").utf8)) }
+        try sandbox.produce(input)
+        let stats = try runSplit(sandbox)
+
+        XCTAssertEqual(stats.consumed, input.count)
+        XCTAssertEqual(stats.routed["click"], bad.count, "every valid record after a bad one was routed")
+        XCTAssertTrue(stats.isBalanced)
+        let dlq = try sandbox.readAll(Topology.deadLetter)
+        XCTAssertEqual(dlq.count, bad.count)
+        let byReason = Dictionary(dlq.map { r in (String(decoding: r.headers.first { $0.0 == "reason" }?.1 ?? [], as: UTF8.self), r.value) },
+                                  uniquingKeysWith: { a, _ in a })
+        for (reason, bytes) in bad {
+            XCTAssertEqual(byReason[reason], bytes, "\(reason): original bytes kept")
+        }
+        XCTAssertTrue(dlq.allSatisfy { r in r.headers.contains { $0.0 == "source" } && r.headers.contains { $0.0 == "detail" } })
+    }
+
+    /// SIGKILL the real `strata job split` process at random moments; after a final clean run every
+    /// routable input appears exactly once in the micro-queues (read_committed).
+    func testKilledAndRestartedSplitPublishesEachRecordExactlyOnce() throws {
+        let sandbox = try SplitSandbox()
+        let (lines, kinds, gen) = generate(150_000, seed: 11)
+        try sandbox.produce(lines)
+
+        func launch(untilIdle: Int?) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: strataBinary)
+            var args = ["job", "split", "--topic-prefix", sandbox.prefix, "--group", sandbox.prefix + "split",
+                        "--instance-id", sandbox.prefix + "0", "--brokers", sandbox.brokers,
+                        "--topology", SplitSandbox.topologyPath, "--batch-size", "1000", "--log-format", "json"]
+            if let untilIdle { args += ["--until-idle", "\(untilIdle)"] }
+            p.arguments = args
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        var rng = SystemRandomNumberGenerator()
+        var killedWithOutputPending = 0
+        for _ in 0..<3 {
+            let p = try launch(untilIdle: nil)
+            // Long enough to join the group and commit some transactions, short enough to die mid-stream.
+            Thread.sleep(forTimeInterval: Double.random(in: 4.5...7.5, using: &rng))
+            if p.isRunning { killedWithOutputPending += 1 }
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationReason, .uncaughtSignal)
+        }
+        let final = try launch(untilIdle: 3)
+        final.waitUntilExit()
+        XCTAssertEqual(final.terminationStatus, 0)
+        XCTAssertGreaterThan(killedWithOutputPending, 0)
+
+        let queues = try sandbox.readMicroQueues()
+        let expected = zip(lines, kinds).filter { $0.1 != .invalidId && $0.1 != .malformed }.map { $0.0 }
+        let got = queues.values.flatMap { $0.map(\.value) }
+        XCTAssertEqual(got.count, gen.routed, "no loss, no duplicate")
+        XCTAssertEqual(multiset(got), multiset(expected))
+        XCTAssertEqual(try sandbox.readAll(Topology.deadLetter).count, gen.malformed)
+    }
+}
+
+func multiset(_ xs: [[UInt8]]) -> [[UInt8]: Int] {
+    var m: [[UInt8]: Int] = [:]
+    for x in xs { m[x, default: 0] += 1 }
+    return m
+}
