@@ -43,11 +43,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log")]),
         // Minute row-to-column windows: cells, watermarks, revisions (no broker).
         .target(name: "StrataDWM", dependencies: ["StrataCore"]),
+        // The jobs that join layers: dwm (windows + enrichment + exactly-once publishing) and dimsync.
+        .target(name: "StrataJobs", dependencies: ["StrataCore", "StrataKafka", "StrataDWM", "StrataDims", "CRdKafka",
+            .product(name: "Logging", package: "swift-log")]),
         // The declarative stream query language: lexer, parser, planner, evaluator.
         .target(name: "StrataQuery", dependencies: ["StrataCore"]),
 
         .executableTarget(name: "strata", dependencies: [
-            "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery",
+            "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -58,6 +61,7 @@ let package = Package(
         .testTarget(name: "StrataSplitTests", dependencies: ["StrataSplit", "StrataGen", "StrataKafka", "StrataCore", "strata"]),
         .testTarget(name: "StrataDimsTests", dependencies: ["StrataDims", "StrataGen", "StrataRedis", "StrataCore"]),
         .testTarget(name: "StrataDWMTests", dependencies: ["StrataDWM", "StrataGen", "StrataCore"]),
+        .testTarget(name: "StrataJobsTests", dependencies: ["StrataJobs", "StrataDWM", "StrataDims", "StrataKafka", "StrataGen", "StrataCore", "strata"]),
         .testTarget(name: "StrataQueryTests", dependencies: ["StrataQuery", "StrataCore"]),
     ],
     swiftLanguageModes: [.v6]

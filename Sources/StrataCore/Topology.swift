@@ -63,6 +63,8 @@ public struct Topology: Sendable, Equatable {
     public static let dwm = "dwm.content_user"
     public static let dws = "dws.content"
     public static let dimChangelog = "dim.changelog"
+    /// The dwm job's replay checkpoints (internal; written in its transactions).
+    public static let dwmCheckpoint = "dwm.checkpoint"
 
     public static let defaultRelativePath = "topology/topology.yaml"
     public static let cleanupPolicies: Set<String> = ["delete", "compact", "compact,delete", "delete,compact"]

@@ -171,23 +171,3 @@ public final class SplitJob {
     }
 }
 
-/// Follows the consumer's assignment from rebalance callbacks (which run inside `poll`).
-final class AssignmentTracker: @unchecked Sendable {
-    private var count = 0
-    private var changedAt: ContinuousClock.Instant?
-
-    func apply(_ event: RebalanceEvent) {
-        switch event {
-        case .assigned(let p): count += p.count; changedAt = .now
-        case .revoked(let p): count = max(0, count - p.count); changedAt = .now
-        case .failed: break
-        }
-    }
-
-    var hasPartitions: Bool { count > 0 }
-
-    func takeChange() -> ContinuousClock.Instant? {
-        defer { changedAt = nil }
-        return changedAt
-    }
-}

@@ -1,12 +1,41 @@
 import ArgumentParser
 import Foundation
 import StrataCore
+import StrataDims
 import StrataGen
 import StrataKafka
 
 struct GenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "gen", abstract: "Synthetic workloads.", subcommands: [Events.self])
+        commandName: "gen", abstract: "Synthetic workloads.", subcommands: [Events.self, Dims.self])
+
+    struct Dims: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Generate content dimensions and user profiles for the ids `gen events` uses (c%08d, u%09d).",
+            discussion: "Writes two CSV files for `strata dims load`, or loads them directly with --load.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Contents (same as gen events --contents).") var contents = 10_000
+        @Option(help: "Users (same as gen events --users).") var users = 100_000
+        @Option(help: "Random seed.") var seed: UInt64 = 42
+        @Option(help: "Directory for content.csv and users.csv.") var out = "data/dims"
+        @Flag(help: "Write the store and dim.changelog directly instead of CSV files.") var load = false
+        @Option(help: "Dimension store when --load (env STRATA_STORE).") var store: String?
+        @Option(help: "Prefix for every topic name.") var topicPrefix = ""
+
+        func run() throws {
+            let config = try global.resolve()
+            let gen = DimensionGenerator(contents: contents, users: users, seed: seed)
+            let c = gen.allContents(), u = gen.allUsers()
+            if load {
+                try writeDimensions(config: config, storeAddress: store, topicPrefix: topicPrefix, contents: c, users: u)
+                return
+            }
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            try Data(DimensionCSV.encode(contents: c)).write(to: URL(fileURLWithPath: out + "/content.csv"))
+            try Data(DimensionCSV.encode(users: u)).write(to: URL(fileURLWithPath: out + "/users.csv"))
+            stderrLine("wrote \(c.count) contents to \(out)/content.csv and \(u.count) users to \(out)/users.csv")
+        }
+    }
 
     struct Events: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -1,13 +1,17 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import Logging
 import StrataCore
 import StrataSplit
+import StrataDims
+import StrataJobs
+import StrataRedis
 
 struct JobCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "job", abstract: "Run one stream job (a consumer-group member; start more instances to scale out).",
-        subcommands: [Split.self])
+        subcommands: [Split.self, DWM.self, DimSyncJob.self])
 
     /// Options every job takes.
     struct JobOptions: ParsableArguments {
@@ -85,4 +89,139 @@ struct MetricsFileWriter {
             Logger(label: "strata.metrics").warning("cannot write metrics file", metadata: ["error": "\(error)"])
         }
     }
+}
+
+/// Store + Redis + cache as every job that looks up dimensions opens them.
+func openDimensionCache(config: StrataConfig, storeAddress: String?, logger: Logger = Logger(label: "strata.dims")) throws -> DimensionCache {
+    let store = try DimensionStoreFactory.open(storeAddress ?? config.store)
+    try store.migrate()
+    var redis: RedisClient?
+    do {
+        var rc = try RedisConfig(url: config.redisURL)
+        // A failed attempt is what a lookup pays before falling back to the store: keep it short.
+        rc.maxAttempts = 2
+        rc.commandTimeout = .milliseconds(500)
+        redis = try RedisClient(config: rc)
+    } catch {
+        logger.warning("Redis unavailable at start; dimension lookups go to the store", metadata: ["redis": "\(config.redisURL)", "error": "\(error)"])
+    }
+    return try DimensionCache(store: store, redis: redis)
+}
+
+struct DWMOptions: ParsableArguments {
+    @Option(help: "Dimension store: sqlite:PATH or postgres://… (env STRATA_STORE).") var store: String?
+    @Option(help: "Out-of-orderness: watermark = highest ts − this (ms).") var outOfOrdernessMs: Int64 = 5_000
+    @Option(help: "Allowed lateness after a window's end for corrections (ms); later events go to ods.late.") var allowedLatenessMs: Int64 = 120_000
+    @Option(help: "Early-revision (and transaction) interval (ms).") var earlyIntervalMs: Int64 = 5_000
+    @Option(help: "A micro-queue partition idle this long stops holding the watermark back (ms).") var idleSourceMs: Int64 = 30_000
+
+    func apply(to o: inout DWMJob.Options) {
+        o.outOfOrdernessMs = outOfOrdernessMs
+        o.allowedLatenessMs = allowedLatenessMs
+        o.earlyIntervalMs = earlyIntervalMs
+        o.idleSourceTimeoutMs = idleSourceMs
+    }
+}
+
+extension JobCommand {
+    struct DWM: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "dwm",
+            abstract: "Micro-queues → minute windows per (content, user) → enriched dwm.content_user and dws.content upsert rows, exactly once.",
+            discussion: """
+            Early revisions (final:false) every --early-interval-ms while a minute is open, the final row when the
+            watermark passes its end, corrected revisions for events within the allowed lateness; later events go
+            to ods.late. Content ids unknown to the dimension store are filtered and counted. Follows dim.changelog
+            to keep its valid-id filter current. Prints its accounting as one JSON line on exit:
+            consumed = applied + duplicates + late + filtered.
+            """)
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var job: JobOptions
+        @OptionGroup var dwm: DWMOptions
+
+        func run() throws {
+            let config = try global.resolve()
+            let topology = try global.loadTopology(config)
+            Shutdown.install()
+            let cache = try openDimensionCache(config: config, storeAddress: dwm.store)
+            var o = DWMJob.Options(brokers: config.brokers)
+            o.kafka = config.kafka
+            o.instanceId = job.instanceId
+            o.topicPrefix = job.topicPrefix
+            o.untilIdle = job.untilIdle?.duration
+            if let g = job.group { o.groupId = g }
+            dwm.apply(to: &o)
+            let follower = startChangelogFollower(config: config, topicPrefix: job.topicPrefix, cache: cache)
+            let dwmJob = DWMJob(options: o, topology: topology, cache: cache)
+            var metrics = MetricsFileWriter(path: job.metricsFile)
+            var progress = Progress()
+            try dwmJob.run(shouldStop: { Shutdown.isRequested }) { s in
+                progress.update("dwm: \(s.accounting.consumed) events, \(s.dwsRows) DWS rows, \(s.dwmRows) DWM rows, \(s.transactions) transactions")
+                metrics.maybeWrite()
+            }
+            follower.stop()
+            progress.finish()
+            metrics.write()
+            let s = dwmJob.stats, a = s.accounting
+            let summary: [String: Any] = ["job": "dwm", "consumed": a.consumed, "applied": a.applied, "duplicates": a.duplicates,
+                                          "late": a.late, "filtered": a.filtered, "balanced": a.isBalanced, "dwm_rows": s.dwmRows,
+                                          "dws_rows": s.dwsRows, "transactions": s.transactions, "rows_without_content": s.rowsWithoutContent]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
+            if !a.isBalanced { throw ExitCode(3) }
+        }
+    }
+
+    struct DimSyncJob: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "dimsync", abstract: "Apply dim.changelog to the Redis dimension cache (fresh staggered TTLs).")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var job: JobOptions
+        @Option(help: "Dimension store (env STRATA_STORE).") var store: String?
+
+        func run() throws {
+            let config = try global.resolve()
+            Shutdown.install()
+            let cache = try openDimensionCache(config: config, storeAddress: store)
+            var o = DimSync.Options(brokers: config.brokers)
+            o.kafka = config.kafka
+            o.topicPrefix = job.topicPrefix
+            o.untilIdle = job.untilIdle?.duration
+            o.groupId = job.group ?? "strata-dimsync"
+            let sync = DimSync(options: o, cache: cache)
+            try sync.run(shouldStop: { Shutdown.isRequested })
+            print("{\"job\":\"dimsync\",\"applied\":\(sync.applied),\"rejected\":\(sync.rejected)}")
+        }
+    }
+}
+
+/// Runs a group-less changelog follower on its own thread: keeps this process's valid-id filter
+/// and in-process tier current.
+final class ChangelogFollower: @unchecked Sendable {
+    private let stopFlag = StopFlag()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ sync: DimSync) {
+        let box = UncheckedBox(sync)
+        let thread = Thread { [self] in
+            do { try box.value.run(shouldStop: { self.stopFlag.isSet || Shutdown.isRequested }) } catch {
+                Logger(label: "strata.dimsync").error("changelog follower stopped", metadata: ["error": "\(error)"])
+            }
+            done.signal()
+        }
+        thread.name = "strata-dimsync-follower"
+        thread.start()
+    }
+
+    func stop() {
+        stopFlag.set()
+        done.wait()
+    }
+}
+
+func startChangelogFollower(config: StrataConfig, topicPrefix: String, cache: DimensionCache) -> ChangelogFollower {
+    var o = DimSync.Options(brokers: config.brokers)
+    o.kafka = config.kafka
+    o.topicPrefix = topicPrefix
+    o.groupId = nil
+    return ChangelogFollower(DimSync(options: o, cache: cache))
 }

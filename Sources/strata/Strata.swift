@@ -18,6 +18,6 @@ struct Strata: ParsableCommand {
           strata consume --topic ods.click --from-beginning --until-idle 2 --format table
         """,
         subcommands: [TopologyCommand.self, ProduceCommand.self, ConsumeCommand.self, GenCommand.self,
-                      JobCommand.self, BenchCommand.self, ConfigCommand.self, VersionCommand.self]
+                      JobCommand.self, DimsCommand.self, RunCommand.self, BenchCommand.self, ConfigCommand.self, VersionCommand.self, QueryCommand.self]
     )
 }

@@ -11,12 +11,13 @@ final class TopologyTests: XCTestCase {
         let t = try Topology.load(path: Self.shippedPath)
         XCTAssertEqual(t.actions, ["expose", "click", "play", "like", "share", "comment", "report"])
         XCTAssertEqual(t.contentIdPattern, "^c[0-9]{8}$")
-        XCTAssertEqual(t.topics.count, 13)
+        XCTAssertEqual(t.topics.count, 14)
         let expected = [Topology.raw] + t.actions.map(Topology.microQueue(for:))
-            + [Topology.deadLetter, Topology.late, Topology.dwm, Topology.dws, Topology.dimChangelog]
+            + [Topology.deadLetter, Topology.late, Topology.dwm, Topology.dws, Topology.dimChangelog, Topology.dwmCheckpoint]
         XCTAssertEqual(Set(t.topics.map(\.name)), Set(expected))
         XCTAssertEqual(Topology.microQueue(for: "play"), "ods.play")
-        for name in expected where name != Topology.dimChangelog {
+        XCTAssertEqual(t.topic(named: Topology.dwmCheckpoint)?.cleanupPolicy, "compact")
+        for name in expected where name != Topology.dimChangelog && name != Topology.dwmCheckpoint {
             let spec = try XCTUnwrap(t.topic(named: name))
             XCTAssertEqual(spec.partitions, 4, name)
             XCTAssertEqual(spec.replicationFactor, 1, name)

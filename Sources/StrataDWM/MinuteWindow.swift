@@ -1,0 +1,42 @@
+// One event-time minute [start, start + 60 s): its cells, per-content totals, and per input source
+// the smallest offset that contributed (for replay points). Evicting the window frees all of it at
+// once, so memory is bounded by the windows still open.
+
+final class MinuteWindow {
+    let start: Int64
+    let end: Int64
+    /// The watermark has passed `end`: revisions are final (odd rev).
+    @exclusivity(unchecked) var isFinal: Bool
+    @exclusivity(unchecked) var cells: CellStore
+    @exclusivity(unchecked) var totals: ContentTotals
+    /// Event-id hash sets of the cells with more than 4 events.
+    @exclusivity(unchecked) var spills: [Set<UInt64>] = []
+    /// Per dense source index: smallest offset applied to this window (Int64.max: none).
+    @exclusivity(unchecked) var minOffsets = RawBuffer<Int64>(capacity: 32)
+
+    init(start: Int64, length: Int64, actionCount: Int, isFinal: Bool) {
+        self.start = start
+        self.end = start + length
+        self.isFinal = isFinal
+        cells = CellStore(actionCount: actionCount)
+        totals = ContentTotals(actionCount: actionCount)
+    }
+
+    deinit {
+        cells.deallocate()
+        totals.deallocate()
+        minOffsets.deallocate()
+    }
+
+    @inline(__always)
+    func noteOffset(_ offset: Int64, source: Int) {
+        if source >= minOffsets.count { minOffsets.append(repeating: .max, count: source + 1 - minOffsets.count) }
+        if offset < minOffsets[source] { minOffsets[source] = offset }
+    }
+
+    var allocatedBytes: Int {
+        var spilled = spills.capacity * 8
+        for s in spills { spilled += 48 + s.capacity * 9 }
+        return cells.allocatedBytes + totals.allocatedBytes + minOffsets.allocatedBytes + spilled + 128
+    }
+}

@@ -1,0 +1,44 @@
+// Crash recovery by replay. At each commit the job stores, per source, `replayPoints()` next to the
+// committed position; after a restart it re-reads every source from its replay offset. Records
+// below the committed position rebuild the windows that were retained at that commit (dedupe sets,
+// watermarks, strategy winners) and count as already published; records past it are new.
+
+extension WindowEngine {
+    /// Per source seen: the smallest offset that still contributes to a retained window (or the
+    /// next offset when none does), its highest ts, and the current watermark. Take it right
+    /// after `collect`, i.e. when everything has been published.
+    public func replayPoints() -> [Source: SourceCheckpoint] {
+        var out: [Source: SourceCheckpoint] = [:]
+        for i in 0..<sources.count {
+            let s = sources.state(i).pointee
+            guard s.lastOffset >= 0 || s.maxTs != .min else { continue }
+            var r = s.lastOffset + 1
+            for w in windows where i < w.minOffsets.count && w.minOffsets[i] < r { r = w.minOffsets[i] }
+            out[s.source] = SourceCheckpoint(replayOffset: r, maxTs: s.maxTs, watermark: watermark)
+        }
+        return out
+    }
+
+    /// Enters restore mode. For each source, records with offset < `committedOffsets[source]` that
+    /// are applied from now on are replayed state (missing entry: nothing of it is replayed). Other
+    /// records of any source are processed normally, but `collect` waits for `endRestore`.
+    public func beginRestore(checkpoints: [Source: SourceCheckpoint], committedOffsets: [Source: Int64]) {
+        precondition(!isRestoring, "beginRestore() while already restoring")
+        for (src, cp) in checkpoints {
+            let s = sources.state(sources.index(src))
+            if cp.maxTs > s.pointee.maxTs { s.pointee.maxTs = cp.maxTs }
+            if cp.replayOffset - 1 > s.pointee.lastOffset { s.pointee.lastOffset = cp.replayOffset - 1 }
+            s.pointee.restoreEnd = committedOffsets[src] ?? cp.replayOffset
+            s.pointee.restoreWatermark = cp.watermark
+            s.pointee.activeSinceCollect = true
+            if cp.watermark > watermark { watermark = cp.watermark }
+        }
+        isRestoring = true
+    }
+
+    /// Leaves restore mode once every source has been re-read up to its committed position.
+    public func endRestore() {
+        for i in 0..<sources.count { sources.state(i).pointee.restoreEnd = .min }
+        isRestoring = false
+    }
+}

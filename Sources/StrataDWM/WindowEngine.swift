@@ -1,0 +1,421 @@
+import StrataCore
+
+/// What happened to one record.
+public enum ApplyOutcome: Sendable, Equatable {
+    /// Counted into an open window.
+    case applied
+    /// Counted into a final window still within the allowed lateness: a corrected revision follows.
+    case corrected
+    /// Its event_id was already counted in its cell.
+    case duplicate
+    /// Not applied (reason code, see `Accounting.filtered`).
+    case filtered(String)
+    /// Past the allowed lateness: not applied; the caller forwards the record to ods.late.
+    case late
+    /// A restore-mode record: state rebuilt, nothing to forward (see `beginRestore`).
+    case replayed
+}
+
+/// The minute row-to-column window engine of the dwm job, without any broker: raw events in,
+/// upsert rows (DWM per (minute, content, user), DWS per (minute, content)) out.
+///
+/// Exactly-once contract with the job (see docs/time-semantics.md):
+/// - `apply` every record of every source in offset order;
+/// - at each transaction: `collect` (publish everything it returns), then store `replayPoints()`
+///   with the committed positions. After `collect` the whole state has been published.
+/// - after a crash: `beginRestore` with the stored checkpoints and committed positions, re-apply
+///   each source from its replay offset (records below the committed position rebuild state and
+///   publish nothing), `endRestore`, continue. `rev` = 2 × distinct events + (final ? 1 : 0), so a
+///   replay reproduces the revisions it already published.
+///
+/// Not thread-safe: one engine belongs to one consumer loop.
+public final class WindowEngine {
+    public static let unknownContentId = "unknown_content_id"
+    public static let unknownAction = "unknown_action"
+    public static let tsOutOfRange = "out_of_range:ts"
+    /// Larger timestamps (year ~36 million) would overflow window arithmetic.
+    static let maxTs: Int64 = 1 << 60
+
+    public let config: WindowConfig
+    let isKnownContent: (UnsafeRawBufferPointer) -> Bool
+    let scanner: EventScanner
+    let actionCount: Int
+    let actionPacked: [UInt64]
+    let actionLengths: [Int]
+    let actionBytes: [[UInt8]]
+    let playIndex: Int
+    let windowMs: Int64
+    let lateness: Int64
+
+    /// Known content ids seen so far (engine-wide: a content stays known once the gate said so).
+    @exclusivity(unchecked) var contents = InternTable()
+    @exclusivity(unchecked) var strategies = InternTable()
+    /// Retained windows, ascending by start.
+    @exclusivity(unchecked) var windows: [MinuteWindow] = []
+    /// The window of the previous event (owned by `windows`).
+    @exclusivity(unchecked) var lastWindow: Unmanaged<MinuteWindow>?
+    @exclusivity(unchecked) var sources = SourceTracker()
+    /// Event-time watermark (epoch ms; Int64.min before the first collect). Advances only in
+    /// `collect`/`flushAll`, so lateness is judged against the last committed watermark.
+    @exclusivity(unchecked) public internal(set) var watermark = Int64.min
+    @exclusivity(unchecked) var live = Counters()
+    @exclusivity(unchecked) var replay = Counters()
+    @exclusivity(unchecked) public internal(set) var isRestoring = false
+
+    /// `isKnownContent` is the valid-id gate (Bloom filter + store): called once per content id
+    /// until it says yes, then cached; events of unknown contents are filtered, not applied.
+    public init(config: WindowConfig, maxEventBytes: Int = 64 * 1024,
+                isKnownContent: @escaping (UnsafeRawBufferPointer) -> Bool) {
+        self.config = config
+        self.isKnownContent = isKnownContent
+        scanner = EventScanner(maxBytes: maxEventBytes)
+        actionCount = config.actions.count
+        actionBytes = config.actions.map { Array($0.utf8) }
+        actionLengths = actionBytes.map(\.count)
+        actionPacked = actionBytes.map { b in b.withUnsafeBytes { Self.pack($0) } }
+        playIndex = config.playAction.flatMap { config.actions.firstIndex(of: $0) } ?? -1
+        windowMs = config.windowMs
+        lateness = config.allowedLatenessMs
+    }
+
+    deinit {
+        contents.deallocate()
+        strategies.deallocate()
+        sources.deallocate()
+    }
+
+    // MARK: - Apply
+
+    /// Scans and applies one micro-queue record (the raw JSON event) read from `source` at `offset`.
+    @discardableResult
+    public func apply(_ record: UnsafeRawBufferPointer, source: Source, offset: Int64) -> ApplyOutcome {
+        let si = sources.index(source)
+        let replayed = sources.noteRecord(si, offset: offset)
+        if replayed { replay.consumed += 1 } else { live.consumed += 1 }
+        let ev: ScannedEvent
+        do { ev = try scanner.scan(record) } catch { return filtered(error.reason, replayed) }
+        return applyScanned(ev, record, si: si, offset: offset, replayed: replayed)
+    }
+
+    /// As `apply`, for a record the caller already scanned (`event` describes `record`).
+    @discardableResult
+    public func apply(scanned event: ScannedEvent, in record: UnsafeRawBufferPointer, source: Source,
+                      offset: Int64) -> ApplyOutcome {
+        let si = sources.index(source)
+        let replayed = sources.noteRecord(si, offset: offset)
+        if replayed { replay.consumed += 1 } else { live.consumed += 1 }
+        return applyScanned(event, record, si: si, offset: offset, replayed: replayed)
+    }
+
+    @inline(__always)
+    private func applyScanned(_ ev: ScannedEvent, _ record: UnsafeRawBufferPointer, si: Int, offset: Int64,
+                              replayed: Bool) -> ApplyOutcome {
+        if ev.hasEscapes { return applyEscaped(ev, record, si: si, offset: offset, replayed: replayed) }
+        guard let action = actionIndex(ev.action.bytes(in: record)) else { return filtered(Self.unknownAction, replayed) }
+        return applyEvent(si: si, offset: offset, replayed: replayed, action: action, ts: ev.ts,
+                          durationMs: ev.durationMs ?? 0, eventId: ev.eventId.bytes(in: record),
+                          contentId: ev.contentId.bytes(in: record), userId: ev.userId.bytes(in: record),
+                          strategy: ev.strategy.map { $0.bytes(in: record) })
+    }
+
+    /// Rare path: some string field holds JSON escapes; compare and hash the decoded bytes.
+    private func applyEscaped(_ ev: ScannedEvent, _ record: UnsafeRawBufferPointer, si: Int, offset: Int64,
+                              replayed: Bool) -> ApplyOutcome {
+        let action = EventScanner.decodeString(record, ev.action)
+        guard let a = action.withUnsafeBytes({ actionIndex($0) }) else { return filtered(Self.unknownAction, replayed) }
+        let eventId = EventScanner.decodeString(record, ev.eventId)
+        let contentId = EventScanner.decodeString(record, ev.contentId)
+        let userId = EventScanner.decodeString(record, ev.userId)
+        let strategy = ev.strategy.map { EventScanner.decodeString(record, $0) }
+        return eventId.withUnsafeBytes { e in
+            contentId.withUnsafeBytes { c in
+                userId.withUnsafeBytes { u in
+                    func go(_ s: UnsafeRawBufferPointer?) -> ApplyOutcome {
+                        applyEvent(si: si, offset: offset, replayed: replayed, action: a, ts: ev.ts,
+                                   durationMs: ev.durationMs ?? 0, eventId: e, contentId: c, userId: u, strategy: s)
+                    }
+                    guard let strategy else { return go(nil) }
+                    return strategy.withUnsafeBytes { go($0) }
+                }
+            }
+        }
+    }
+
+    /// The hot path: gate, lateness, cell, dedupe, metrics, totals, bookkeeping.
+    @inline(__always)
+    private func applyEvent(si: Int, offset: Int64, replayed: Bool, action: Int, ts: Int64, durationMs: Int64,
+                            eventId: UnsafeRawBufferPointer, contentId: UnsafeRawBufferPointer,
+                            userId: UnsafeRawBufferPointer, strategy: UnsafeRawBufferPointer?) -> ApplyOutcome {
+        guard ts <= Self.maxTs else { return filtered(Self.tsOutOfRange, replayed) }
+        sources.noteTs(si, ts)
+
+        let contentHash = ByteHash.hash(contentId)
+        let content: UInt32
+        if let c = contents.find(contentId, hash: contentHash) {
+            content = c
+        } else if isKnownContent(contentId) {
+            content = contents.intern(contentId, hash: contentHash)
+        } else {
+            if replayed { replay.unknownContent += 1; return .replayed }
+            live.unknownContent += 1
+            return .filtered(Self.unknownContentId)
+        }
+
+        let start = ts - ts % windowMs
+        let end = start + windowMs
+        // Replayed records are judged against the checkpoint's watermark: exactly the windows
+        // retained at that commit get rebuilt (the watermark only grows, so none of their events
+        // was late before the crash).
+        let restoreWatermark = replayed ? sources.state(si).pointee.restoreWatermark : 0
+        if (replayed ? restoreWatermark : watermark) > end + lateness {
+            if replayed { replay.late += 1; return .replayed }
+            live.late += 1
+            return .late
+        }
+
+        return window(start)._withUnsafeGuaranteedRef { w in
+            applyInWindow(w, si: si, offset: offset, replayed: replayed, restoreWatermark: restoreWatermark,
+                          action: action, ts: ts, durationMs: durationMs, eventId: eventId, content: content,
+                          userId: userId, strategy: strategy)
+        }
+    }
+
+    /// The part of `applyEvent` inside the event's window (borrowed: no reference counting).
+    @inline(__always)
+    private func applyInWindow(_ w: MinuteWindow, si: Int, offset: Int64, replayed: Bool, restoreWatermark: Int64,
+                               action: Int, ts: Int64, durationMs: Int64, eventId: UnsafeRawBufferPointer,
+                               content: UInt32, userId: UnsafeRawBufferPointer,
+                               strategy: UnsafeRawBufferPointer?) -> ApplyOutcome {
+        let end = w.end
+        let (c, created) = w.cells.findOrInsert(content: content, user: UserKey(userId, content: content), bytes: userId) {
+            UInt32(w.totals.findOrInsert(content: content))
+        }
+        guard w.cells.insertEventHash(c, ByteHash.hash(eventId), spills: &w.spills) else {
+            if replayed { replay.duplicates += 1; return .replayed }
+            live.duplicates += 1
+            return .duplicate
+        }
+
+        let cell = w.cells.header(c)
+        cell.pointee.n &+= 1
+        w.cells.bump(c, action: action)
+        if action == playIndex { cell.pointee.playMs &+= durationMs }
+        if w.cells.beatsWinner(c, ts: ts, eventId: eventId) {
+            w.cells.setWinner(c, ts: ts, eventId: eventId, strategy: strategyId(strategy, current: cell.pointee.strategy))
+        }
+
+        let t = Int(cell.pointee.totals)
+        let totals = w.totals.header(t)
+        totals.pointee.n &+= 1
+        if created { totals.pointee.uv &+= 1 }
+        w.totals.countsOf(t)[action] &+= 1
+        if action == playIndex { totals.pointee.playMs &+= durationMs }
+
+        if replayed {
+            // This event was in a revision the crashed job already published.
+            let fin: UInt8 = end <= restoreWatermark ? CellHeader.pubFinal : 0
+            cell.pointee.pubN &+= 1
+            cell.pointee.flags = (cell.pointee.flags & ~CellHeader.pubFinal) | fin
+            totals.pointee.pubN &+= 1
+            totals.pointee.flags = (totals.pointee.flags & ~CellHeader.pubFinal) | fin
+        }
+        w.cells.markDirty(c)
+        w.totals.markDirty(t)
+        w.noteOffset(offset, source: si)
+
+        if replayed {
+            replay.applied += 1
+            if w.isFinal { replay.corrections += 1 }
+            return .replayed
+        }
+        live.applied += 1
+        if w.isFinal {
+            live.corrections += 1
+            return .corrected
+        }
+        return .applied
+    }
+
+    private func filtered(_ reason: String, _ replayed: Bool) -> ApplyOutcome {
+        if replayed {
+            replay.filter(reason)
+            return .replayed
+        }
+        live.filter(reason)
+        return .filtered(reason)
+    }
+
+    @inline(__always)
+    private func strategyId(_ s: UnsafeRawBufferPointer?, current: UInt32) -> UInt32 {
+        guard let s else { return 0 }
+        if current != 0 && InternTable.equal(strategies.bytes(current - 1), s) { return current }
+        return strategies.intern(s, hash: ByteHash.hash(s)) + 1
+    }
+
+    @inline(__always)
+    private func window(_ start: Int64) -> Unmanaged<MinuteWindow> {
+        if let w = lastWindow, w._withUnsafeGuaranteedRef({ $0.start == start }) { return w }
+        return findOrCreateWindow(start)
+    }
+
+    private func findOrCreateWindow(_ start: Int64) -> Unmanaged<MinuteWindow> {
+        var i = windows.count
+        while i > 0 && windows[i - 1].start > start { i -= 1 }
+        if i > 0 && windows[i - 1].start == start {
+            lastWindow = Unmanaged.passUnretained(windows[i - 1])
+            return lastWindow!
+        }
+        // A window first seen after the watermark passed it is final from the start (corrections).
+        let w = MinuteWindow(start: start, length: windowMs, actionCount: actionCount,
+                             isFinal: start + windowMs <= watermark)
+        windows.insert(w, at: i)
+        lastWindow = Unmanaged.passUnretained(w)
+        return lastWindow!
+    }
+
+    @inline(__always)
+    private func actionIndex(_ name: UnsafeRawBufferPointer) -> Int? {
+        if name.count <= 8 {
+            let p = Self.pack(name)
+            for i in 0..<actionCount where actionPacked[i] == p && actionLengths[i] == name.count { return i }
+            return nil
+        }
+        for i in 0..<actionCount where actionLengths[i] == name.count {
+            if actionBytes[i].withUnsafeBytes({ InternTable.equal($0, name) }) { return i }
+        }
+        return nil
+    }
+
+    /// The first 8 bytes, zero-padded (an action name's fast comparison key).
+    @inline(__always)
+    static func pack(_ b: UnsafeRawBufferPointer) -> UInt64 {
+        var v: UInt64 = 0
+        for i in 0..<Swift.min(b.count, 8) { v |= UInt64(b[i]) << UInt64(8 * i) }
+        return v
+    }
+
+    // MARK: - Collect
+
+    /// Advances the watermark (wall clock `nowMs` decides idle sources), finalizes the windows it
+    /// passed, and returns the rows to publish: every changed cell and content (early revisions of
+    /// open windows only when `earlyRevisions`), final rows of newly final windows, corrections.
+    /// Windows past the allowed lateness are then evicted. Must not be called while restoring.
+    public func collect(nowMs: Int64, earlyRevisions: Bool = true) -> Emission {
+        var sink = EmissionSink()
+        collect(nowMs: nowMs, earlyRevisions: earlyRevisions, into: &sink)
+        return sink.emission
+    }
+
+    public func collect<S: RowSink>(nowMs: Int64, earlyRevisions: Bool = true, into sink: inout S) {
+        precondition(!isRestoring, "collect() while restoring: call endRestore() first")
+        advanceWatermark(nowMs: nowMs)
+        publish(earlyRevisions: earlyRevisions, into: &sink)
+    }
+
+    /// End of bounded input (`--until-idle`): moves the watermark to the end of the newest window,
+    /// so every window is final, and returns the rows (as `collect`). Windows stay retained for
+    /// corrections until the allowed lateness passes.
+    public func flushAll(nowMs: Int64) -> Emission {
+        var sink = EmissionSink()
+        flushAll(nowMs: nowMs, into: &sink)
+        return sink.emission
+    }
+
+    public func flushAll<S: RowSink>(nowMs: Int64, into sink: inout S) {
+        precondition(!isRestoring, "flushAll() while restoring: call endRestore() first")
+        advanceWatermark(nowMs: nowMs)
+        if let last = windows.last, last.end > watermark { watermark = last.end }
+        publish(earlyRevisions: true, into: &sink)
+    }
+
+    /// The watermark a collect at `nowMs` would set (does not change anything).
+    public func previewWatermark(nowMs: Int64) -> Int64 {
+        guard let w = sources.watermark(nowMs: nowMs, outOfOrderness: config.outOfOrdernessMs,
+                                  idleTimeout: config.idleTimeoutMs, commit: false) else { return watermark }
+        return Swift.max(w, watermark)
+    }
+
+    /// True when a collect at `nowMs` would make some window final: the job's cue to commit now
+    /// rather than at the next early-revision tick.
+    public func hasWindowsToFinalize(nowMs: Int64) -> Bool {
+        let w = previewWatermark(nowMs: nowMs)
+        return windows.contains { !$0.isFinal && $0.end <= w }
+    }
+
+    private func advanceWatermark(nowMs: Int64) {
+        if let w = sources.watermark(nowMs: nowMs, outOfOrderness: config.outOfOrdernessMs,
+                                     idleTimeout: config.idleTimeoutMs, commit: true), w > watermark {
+            watermark = w
+        }
+    }
+
+    private func publish<S: RowSink>(earlyRevisions: Bool, into sink: inout S) {
+        var kept: [MinuteWindow] = []
+        kept.reserveCapacity(windows.count)
+        for w in windows {
+            if !w.isFinal && w.end <= watermark {
+                w.isFinal = true
+                emit(w, all: true, into: &sink)
+            } else if w.isFinal || earlyRevisions {
+                emit(w, all: false, into: &sink)
+            }
+            if watermark > w.end + lateness {
+                if lastWindow?.toOpaque() == Unmanaged.passUnretained(w).toOpaque() { lastWindow = nil }
+            } else {
+                kept.append(w)
+            }
+        }
+        windows = kept
+    }
+
+    /// Emits the cells and contents of `w` whose (events, final) differ from what was last
+    /// published: all of them (`all`, at finalization) or the dirty lists.
+    private func emit<S: RowSink>(_ w: MinuteWindow, all: Bool, into sink: inout S) {
+        let fin: UInt8 = w.isFinal ? CellHeader.pubFinal : 0
+        let finRev: Int64 = w.isFinal ? 1 : 0
+        let clear = ~(CellHeader.pubFinal | CellHeader.listedDirty)
+
+        let cells = w.cells
+        let cellCount = all ? cells.count : cells.dirty.count
+        for k in 0..<cellCount {
+            let c = all ? k : Int(cells.dirty[k])
+            let p = cells.header(c)
+            let h = p.pointee
+            p.pointee.flags = h.flags & ~CellHeader.listedDirty
+            guard h.n != h.pubN || h.flags & CellHeader.pubFinal != fin else { continue }
+            p.pointee.pubN = h.n
+            p.pointee.flags = (h.flags & clear) | fin
+            sink.dwm(DWMRowView(
+                minute: w.start, contentId: contents.bytes(h.content), userId: cells.userId(c),
+                strategy: h.strategy == 0 ? nil : strategies.bytes(h.strategy - 1),
+                playMs: h.playMs, isFinal: w.isFinal, rev: 2 * Int64(h.n) + finRev,
+                counts: UnsafePointer(cells.inlineCounts(c)), extraCounts: cells.extraCountsOf(c).map { UnsafePointer($0) },
+                actionCount: actionCount))
+        }
+        w.cells.clearDirtyList()
+
+        let totals = w.totals
+        let totalsCount = all ? totals.count : totals.dirty.count
+        for k in 0..<totalsCount {
+            let t = all ? k : Int(totals.dirty[k])
+            let p = totals.header(t)
+            let h = p.pointee
+            p.pointee.flags = h.flags & ~CellHeader.listedDirty
+            guard h.n != h.pubN || h.flags & CellHeader.pubFinal != fin else { continue }
+            p.pointee.pubN = h.n
+            p.pointee.flags = (h.flags & clear) | fin
+            sink.dws(DWSRowView(
+                minute: w.start, contentId: contents.bytes(h.content), playMs: h.playMs, uv: Int64(h.uv),
+                isFinal: w.isFinal, rev: 2 * Int64(h.n) + finRev,
+                counts: UnsafePointer(totals.countsOf(t)), actionCount: actionCount))
+        }
+        w.totals.clearDirtyList()
+    }
+
+    // MARK: - Accounting
+
+    /// Records applied in normal mode.
+    public var accounting: Accounting { live.accounting }
+    /// Records replayed in restore mode (`late` = skipped: their window was evicted at the checkpoint).
+    public var restoreAccounting: Accounting { replay.accounting }
+}

@@ -1,0 +1,324 @@
+/// The compact JSON of a dimension, written and read without Foundation: the Redis tier decodes
+/// up to a million of these per window close, and JSONDecoder costs microseconds each.
+///
+/// Values are flat objects with the snake_case column names (the same shape `Codable` produces):
+/// `{"content_id":"c00000001","title":"…","category":"game","author_id":"a000001","region":"Guangdong","status":"published","publish_ts":1700000000000}`
+/// `{"user_id":"u000000001","gender":"f","age_band":"18-24","province":"Guangdong","city_tier":2}`
+/// The reader accepts keys in any order and skips unknown keys; a missing field, a wrong type or
+/// broken JSON yields `nil` (the caller treats the entry as absent).
+public enum DimJSON {
+    // MARK: Encoding
+
+    public static func encode(_ c: ContentDim) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(96 + c.title.utf8.count)
+        out.append(UInt8(ascii: "{"))
+        field(&out, "content_id", c.contentId, first: true)
+        field(&out, "title", c.title)
+        field(&out, "category", c.category)
+        field(&out, "author_id", c.authorId)
+        field(&out, "region", c.region)
+        field(&out, "status", c.status)
+        field(&out, "publish_ts", c.publishTs)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    public static func encode(_ u: UserDim) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(96)
+        out.append(UInt8(ascii: "{"))
+        field(&out, "user_id", u.userId, first: true)
+        field(&out, "gender", u.gender)
+        field(&out, "age_band", u.ageBand)
+        field(&out, "province", u.province)
+        field(&out, "city_tier", Int64(u.cityTier))
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// The `content` object of a DWM/DWS row: `{"title":…,"category":…,"author_id":…,"region":…}`.
+    public static func dwmContentObject(_ c: ContentDim) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        field(&out, "title", c.title, first: true)
+        field(&out, "category", c.category)
+        field(&out, "author_id", c.authorId)
+        field(&out, "region", c.region)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// The `user` object of a DWM row: `{"gender":…,"age_band":…,"province":…,"city_tier":…}`.
+    public static func dwmUserObject(_ u: UserDim) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        field(&out, "gender", u.gender, first: true)
+        field(&out, "age_band", u.ageBand)
+        field(&out, "province", u.province)
+        field(&out, "city_tier", Int64(u.cityTier))
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    private static func field(_ out: inout [UInt8], _ key: StaticString, _ value: String, first: Bool = false) {
+        key_(&out, key, first)
+        appendString(&out, value)
+    }
+
+    private static func field(_ out: inout [UInt8], _ key: StaticString, _ value: Int64, first: Bool = false) {
+        key_(&out, key, first)
+        out.append(contentsOf: String(value).utf8)
+    }
+
+    private static func key_(_ out: inout [UInt8], _ key: StaticString, _ first: Bool) {
+        if !first { out.append(UInt8(ascii: ",")) }
+        out.append(UInt8(ascii: "\""))
+        key.withUTF8Buffer { out.append(contentsOf: $0) }
+        out.append(UInt8(ascii: "\""))
+        out.append(UInt8(ascii: ":"))
+    }
+
+    /// A JSON string literal: quotes, backslashes and control characters escaped, UTF-8 kept.
+    static func appendString(_ out: inout [UInt8], _ s: String) {
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                        hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    // MARK: Decoding
+
+    public static func decodeContent(_ bytes: [UInt8]) -> ContentDim? {
+        bytes.withUnsafeBytes { decodeContent($0) }
+    }
+
+    public static func decodeUser(_ bytes: [UInt8]) -> UserDim? {
+        bytes.withUnsafeBytes { decodeUser($0) }
+    }
+
+    public static func decodeContent(_ bytes: UnsafeRawBufferPointer) -> ContentDim? {
+        var id: String?, title: String?, category: String?, author: String?, region: String?, status: String?
+        var ts: Int64?
+        var r = Reader(bytes)
+        let ok = r.object { r, key in
+            switch key {
+            case "content_id": id = r.string()
+            case "title": title = r.string()
+            case "category": category = r.string()
+            case "author_id": author = r.string()
+            case "region": region = r.string()
+            case "status": status = r.string()
+            case "publish_ts": ts = r.integer()
+            default: return r.skipValue()
+            }
+            return true
+        }
+        guard ok, let id, let title, let category, let author, let region, let status, let ts else { return nil }
+        return ContentDim(contentId: id, title: title, category: category, authorId: author,
+                          region: region, status: status, publishTs: ts)
+    }
+
+    public static func decodeUser(_ bytes: UnsafeRawBufferPointer) -> UserDim? {
+        var id: String?, gender: String?, age: String?, province: String?
+        var tier: Int64?
+        var r = Reader(bytes)
+        let ok = r.object { r, key in
+            switch key {
+            case "user_id": id = r.string()
+            case "gender": gender = r.string()
+            case "age_band": age = r.string()
+            case "province": province = r.string()
+            case "city_tier": tier = r.integer()
+            default: return r.skipValue()
+            }
+            return true
+        }
+        guard ok, let id, let gender, let age, let province, let tier, let cityTier = Int(exactly: tier) else {
+            return nil
+        }
+        return UserDim(userId: id, gender: gender, ageBand: age, province: province, cityTier: cityTier)
+    }
+
+    /// A minimal JSON reader over a byte buffer; every method returns nil/false on bad input and
+    /// the caller gives up on the whole value.
+    struct Reader {
+        let b: UnsafeRawBufferPointer
+        var i = 0
+        /// Set by any failure inside a value reader, checked once per object member.
+        var failed = false
+
+        init(_ b: UnsafeRawBufferPointer) { self.b = b }
+
+        mutating func ws() {
+            while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
+        }
+
+        mutating func expect(_ c: UInt8) -> Bool {
+            ws()
+            guard i < b.count, b[i] == c else { return false }
+            i += 1
+            return true
+        }
+
+        /// Reads `{ "key": value, … }` (the whole input), calling `member` positioned at each
+        /// value. `member` must consume the value and return false (or set `failed`) on error.
+        mutating func object(_ member: (inout Reader, String) -> Bool) -> Bool {
+            guard expect(UInt8(ascii: "{")) else { return false }
+            ws()
+            if i < b.count, b[i] == UInt8(ascii: "}") {
+                i += 1
+            } else {
+                while true {
+                    ws()
+                    guard let key = string(), expect(UInt8(ascii: ":")) else { return false }
+                    ws()
+                    guard member(&self, key), !failed else { return false }
+                    ws()
+                    guard i < b.count else { return false }
+                    if b[i] == UInt8(ascii: ",") { i += 1; continue }
+                    if b[i] == UInt8(ascii: "}") { i += 1; break }
+                    return false
+                }
+            }
+            ws()
+            return i == b.count
+        }
+
+        /// A string value; nil (and `failed`) when the next token is not a valid string.
+        mutating func string() -> String? {
+            guard i < b.count, b[i] == UInt8(ascii: "\"") else { failed = true; return nil }
+            let start = i + 1
+            var j = start
+            while j < b.count, b[j] != UInt8(ascii: "\""), b[j] != UInt8(ascii: "\\"), b[j] >= 0x20 { j += 1 }
+            guard j < b.count else { failed = true; return nil }
+            if b[j] == UInt8(ascii: "\"") { // fast path: no escapes
+                i = j + 1
+                return String(decoding: UnsafeRawBufferPointer(rebasing: b[start..<j]), as: UTF8.self)
+            }
+            var out = Array(b[start..<j])
+            i = j
+            while i < b.count {
+                let c = b[i]
+                if c == UInt8(ascii: "\"") {
+                    i += 1
+                    return String(decoding: out, as: UTF8.self)
+                }
+                if c < 0x20 { break }
+                if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
+                guard i + 1 < b.count else { break }
+                let e = b[i + 1]
+                i += 2
+                switch e {
+                case UInt8(ascii: "\""): out.append(0x22)
+                case UInt8(ascii: "\\"): out.append(0x5C)
+                case UInt8(ascii: "/"): out.append(0x2F)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "u"):
+                    guard var scalar = hex4() else { failed = true; return nil }
+                    if (0xD800..<0xDC00).contains(scalar) { // high surrogate: a low one must follow
+                        guard i + 1 < b.count, b[i] == 0x5C, b[i + 1] == UInt8(ascii: "u") else { failed = true; return nil }
+                        i += 2
+                        guard let low = hex4(), (0xDC00..<0xE000).contains(low) else { failed = true; return nil }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    guard let u = Unicode.Scalar(scalar) else { failed = true; return nil }
+                    out.append(contentsOf: UTF8.encode(u)!)
+                default:
+                    failed = true
+                    return nil
+                }
+            }
+            failed = true
+            return nil
+        }
+
+        private mutating func hex4() -> UInt32? {
+            guard i + 4 <= b.count else { return nil }
+            var v: UInt32 = 0
+            for _ in 0..<4 {
+                let c = b[i]
+                let d: UInt32
+                switch c {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - UInt8(ascii: "0"))
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - UInt8(ascii: "a") + 10)
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - UInt8(ascii: "A") + 10)
+                default: return nil
+                }
+                v = v << 4 | d
+                i += 1
+            }
+            return v
+        }
+
+        /// An integer value (optional minus, digits, no fraction or exponent).
+        mutating func integer() -> Int64? {
+            var neg = false
+            if i < b.count, b[i] == UInt8(ascii: "-") { neg = true; i += 1 }
+            var v: Int64 = 0
+            var digits = 0
+            while i < b.count, b[i] >= UInt8(ascii: "0"), b[i] <= UInt8(ascii: "9") {
+                let (m, o1) = v.multipliedReportingOverflow(by: 10)
+                let (s, o2) = m.addingReportingOverflow(Int64(b[i] - UInt8(ascii: "0")))
+                guard !o1, !o2 else { failed = true; return nil }
+                v = s
+                digits += 1
+                i += 1
+            }
+            guard digits > 0 else { failed = true; return nil }
+            if i < b.count, b[i] == UInt8(ascii: ".") || b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
+                failed = true
+                return nil
+            }
+            return neg ? -v : v
+        }
+
+        /// Skips any JSON value (for unknown keys).
+        mutating func skipValue(depth: Int = 0) -> Bool {
+            ws()
+            guard i < b.count, depth < 32 else { return false }
+            switch b[i] {
+            case UInt8(ascii: "\""):
+                return string() != nil
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                let close = b[i] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                let isObject = b[i] == UInt8(ascii: "{")
+                i += 1
+                ws()
+                if i < b.count, b[i] == close { i += 1; return true }
+                while true {
+                    if isObject {
+                        ws()
+                        guard string() != nil, expect(UInt8(ascii: ":")) else { return false }
+                    }
+                    guard skipValue(depth: depth + 1) else { return false }
+                    ws()
+                    guard i < b.count else { return false }
+                    if b[i] == UInt8(ascii: ",") { i += 1; continue }
+                    if b[i] == close { i += 1; return true }
+                    return false
+                }
+            default:
+                // number, true, false, null: a run of their characters
+                let start = i
+                while i < b.count, b[i] > 0x20, b[i] != UInt8(ascii: ","), b[i] != UInt8(ascii: "}"),
+                      b[i] != UInt8(ascii: "]") { i += 1 }
+                return i > start
+            }
+        }
+    }
+}

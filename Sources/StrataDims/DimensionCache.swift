@@ -1,0 +1,144 @@
+import Logging
+import StrataCore
+import StrataRedis
+
+/// The dimension cache of DESIGN.md, in front of a ``DimensionStore``:
+///
+/// 1. valid-ID filter (a Bloom filter per kind, built from the store, kept current by `apply`):
+///    ids certainly unknown to the store are blocked before any tier;
+/// 2. in-process tier (bounded, two generations, short TTL);
+/// 3. Redis (`dim:c:<id>` / `dim:u:<id>` → compact JSON; pipelined MGET in chunks);
+/// 4. the store (one `IN (…)` query per chunk).
+///
+/// Misses are written back to Redis with a staggered TTL (base ± jitter); ids the store does not
+/// know get a short negative entry (`null`) in Redis and in process. With Redis down, lookups are
+/// answered by the store (degraded, logged once per outage, counted) and a circuit breaker keeps
+/// the outage from costing a timeout per call; the Redis tier is used again once it answers.
+///
+/// Lookups are meant to be called once per emission batch with the batch's distinct ids, from
+/// the job's own threads (they block). Thread-safe.
+public final class DimensionCache: Sendable {
+    public let config: DimensionCacheConfig
+    public let store: any DimensionStore
+    private let redis: RedisTier?
+    private let contents: KindCache<ContentDim>
+    private let users: KindCache<UserDim>
+    private let redisErrors: CacheCounter
+    private let degraded: CacheCounter
+
+    /// `redis: nil` runs without the Redis tier. Give the cache its own ``RedisClient`` with few
+    /// attempts and short timeouts (e.g. `maxAttempts: 2`, `commandTimeout: .milliseconds(500)`):
+    /// a failed attempt is what a lookup pays before falling back to the store.
+    /// Builds the valid-ID filters from the store unless `config.buildFiltersOnStart` is false.
+    public init(store: any DimensionStore, redis: RedisClient?, config: DimensionCacheConfig = DimensionCacheConfig(),
+                metrics: MetricsRegistry = .shared, logger: Logger = Logger(label: "strata.dims.cache")) throws {
+        self.config = config
+        self.store = store
+        let errors = CacheCounter(metrics.counter("strata_dim_cache_redis_errors_total",
+                                                  help: "Failed Redis calls of the dimension cache"))
+        let degraded = CacheCounter(metrics.counter("strata_dim_cache_degraded_lookups_total",
+                                                    help: "Dimension lookups answered without Redis because it was unavailable"))
+        redisErrors = errors
+        self.degraded = degraded
+        let tier = redis.map { RedisTier(client: $0, config: config, errors: errors, logger: logger) }
+        self.redis = tier
+        contents = KindCache(keyTag: "c", counters: KindCounters(kind: "content", registry: metrics), redis: tier,
+                             degraded: degraded, store: store, config: config) { [store] in try store.contents($0) }
+        users = KindCache(keyTag: "u", counters: KindCounters(kind: "user", registry: metrics), redis: tier,
+                          degraded: degraded, store: store, config: config) { [store] in try store.users($0) }
+        if config.useValidIdFilter && config.buildFiltersOnStart { try rebuildFilters() }
+    }
+
+    // MARK: Lookups
+
+    /// Dimensions of the given content ids (pass each id once); unknown ids are absent.
+    /// Throws only when the store fails; Redis failures degrade to the store.
+    public func lookupContents(_ ids: [String]) throws -> [String: ContentDim] { try contents.lookup(ids) }
+
+    /// Profiles of the given user ids (pass each id once); unknown ids are absent.
+    public func lookupUsers(_ ids: [String]) throws -> [String: UserDim] { try users.lookup(ids) }
+
+    /// The valid-ID gate for the per-event path: false when the content id is certainly not in
+    /// the store. No allocation, no lock held while hashing. True while no filter is built.
+    public func isKnownContent(_ bytes: UnsafeRawBufferPointer) -> Bool { contents.mightExist(bytes) }
+
+    public func isKnownUser(_ bytes: UnsafeRawBufferPointer) -> Bool { users.mightExist(bytes) }
+
+    // MARK: Changelog
+
+    /// Applies one `dim.changelog` record (see the batch form).
+    public func apply(_ change: DimChange) throws { try apply([change]) }
+
+    /// Applies changelog records in order: the filter and the in-process tier are updated first
+    /// (they cannot fail), then Redis in one pipeline, each upsert with a fresh staggered TTL and
+    /// each delete as a negative entry. Throws when Redis could not be written, so `dimsync`
+    /// retries the records instead of committing past them.
+    public func apply(_ changes: [DimChange]) throws {
+        var rng = FastRandom()
+        var writes: [(key: [UInt8], value: [UInt8], ttl: Int)] = []
+        writes.reserveCapacity(changes.count)
+        for change in changes {
+            switch change {
+            case .upsertContent(let d): writes += contents.upserted([d], rng: &rng)
+            case .upsertUser(let d): writes += users.upserted([d], rng: &rng)
+            case .deleteContent(let id): writes += contents.deleted([id])
+            case .deleteUser(let id): writes += users.deleted([id])
+            }
+        }
+        guard let redis else { return }
+        try redis.overwrite(writes)
+        let c = changes.filter { $0.kind == .content }.count
+        contents.counters.redisWrites.add(c)
+        users.counters.redisWrites.add(changes.count - c)
+    }
+
+    // MARK: Maintenance
+
+    /// Rebuilds both valid-ID filters from the store (sized from its counts) and swaps them in;
+    /// lookups keep using the old filters meanwhile, and changes applied during the scan are
+    /// carried over. Run it at start, and periodically or when ``filtersNeedRebuild`` says so.
+    public func rebuildFilters() throws {
+        try contents.rebuildFilter(count: { try store.contentCount() }, scan: { try store.forEachContentId($0) })
+        try users.rebuildFilter(count: { try store.userCount() }, scan: { try store.forEachUserId($0) })
+    }
+
+    /// True when more ids were added since the last rebuild than the filters were sized for.
+    public var filtersNeedRebuild: Bool {
+        (contents.filter.current?.isOverCapacity ?? false) || (users.filter.current?.isOverCapacity ?? false)
+    }
+
+    /// The current content filter (nil before the first build), e.g. to query it in a tight loop.
+    public var contentFilter: BloomFilter? { contents.filter.current }
+    public var userFilter: BloomFilter? { users.filter.current }
+
+    /// Empties the in-process tier (tests, or after a bulk reload without changelog).
+    public func clearLocalTier() {
+        contents.clearLocal()
+        users.clearLocal()
+    }
+
+    /// Redis key of a content / user id.
+    public func redisKey(content id: String) -> [UInt8] { contents.key(id) }
+    public func redisKey(user id: String) -> [UInt8] { users.key(id) }
+
+    /// Whether the circuit breaker currently routes lookups around Redis.
+    public var isDegraded: Bool { redis?.breaker.isOpen ?? false }
+
+    public var stats: DimensionCacheStats {
+        var s = DimensionCacheStats()
+        for k in [contents.counters, users.counters] {
+            s.localHits += k.localHits.value
+            s.localMisses += k.localMisses.value
+            s.redisHits += k.redisHits.value
+            s.redisMisses += k.redisMisses.value
+            s.negativeHits += k.negativeLocal.value + k.negativeRedis.value
+            s.storeIds += k.storeIds.value
+            s.storeQueries += k.storeQueries.value
+            s.blocked += k.blocked.value
+            s.redisWrites += k.redisWrites.value
+        }
+        s.redisErrors = redisErrors.value
+        s.degradedLookups = degraded.value
+        return s
+    }
+}

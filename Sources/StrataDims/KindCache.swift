@@ -1,0 +1,206 @@
+import Synchronization
+
+/// What the tiers need to know about a dimension type.
+protocol CachedDimension: Sendable {
+    var cacheId: String { get }
+    func cacheJSON() -> [UInt8]
+    static func fromCacheJSON(_ bytes: UnsafeRawBufferPointer) -> Self?
+}
+
+extension ContentDim: CachedDimension {
+    var cacheId: String { contentId }
+    func cacheJSON() -> [UInt8] { DimJSON.encode(self) }
+    static func fromCacheJSON(_ bytes: UnsafeRawBufferPointer) -> ContentDim? { DimJSON.decodeContent(bytes) }
+}
+
+extension UserDim: CachedDimension {
+    var cacheId: String { userId }
+    func cacheJSON() -> [UInt8] { DimJSON.encode(self) }
+    static func fromCacheJSON(_ bytes: UnsafeRawBufferPointer) -> UserDim? { DimJSON.decodeUser(bytes) }
+}
+
+/// The tiers for one kind of dimension: filter → in-process → Redis → store.
+final class KindCache<D: CachedDimension>: Sendable {
+    /// The Redis value of a negative entry: JSON `null`, "the store has no such id".
+    static var negativeValue: [UInt8] { Array("null".utf8) }
+
+    let filter = FilterSlot()
+    let counters: KindCounters
+    private let local: Mutex<LocalTier<D>>
+    private let redis: RedisTier?
+    private let degraded: CacheCounter
+    private let store: any DimensionStore
+    private let fetch: @Sendable ([String]) throws -> [String: D]
+    private let keyPrefix: [UInt8]
+    private let config: DimensionCacheConfig
+
+    init(keyTag: String, counters: KindCounters, redis: RedisTier?, degraded: CacheCounter,
+         store: any DimensionStore, config: DimensionCacheConfig,
+         fetch: @escaping @Sendable ([String]) throws -> [String: D]) {
+        self.counters = counters
+        self.local = Mutex(LocalTier(capacity: config.localCapacity))
+        self.redis = redis
+        self.degraded = degraded
+        self.store = store
+        self.fetch = fetch
+        self.keyPrefix = Array((config.keyPrefix + keyTag + ":").utf8)
+        self.config = config
+    }
+
+    func key(_ id: String) -> [UInt8] { keyPrefix + Array(id.utf8) }
+
+    /// Allocation-free gate for the hot path: false only when the filter is built and the id is
+    /// certainly not in the store.
+    func mightExist(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard config.useValidIdFilter, let f = filter.current else { return true }
+        return f.mightContain(bytes)
+    }
+
+    func lookup(_ ids: [String]) throws -> [String: D] {
+        var result: [String: D] = [:]
+        result.reserveCapacity(ids.count)
+        let now = monotonicNanos()
+
+        // 1. Valid-ID filter: ids certainly unknown to the store go no further.
+        var candidates = ids
+        if config.useValidIdFilter, let f = filter.current {
+            candidates = ids.filter { f.mightContain($0) }
+            counters.blocked.add(ids.count - candidates.count)
+        }
+        if candidates.isEmpty { return result }
+
+        // 2. In-process tier.
+        var toRedis: [String] = []
+        var negatives = 0
+        let localEnabled = config.localCapacity > 0
+        if localEnabled {
+            toRedis.reserveCapacity(candidates.count)
+            local.withLock { t in
+                for id in candidates {
+                    switch t.get(id, now: now) {
+                    case .hit(let d): result[id] = d
+                    case .negative: negatives += 1
+                    case .miss: toRedis.append(id)
+                    }
+                }
+            }
+            counters.localHits.add(result.count)
+            counters.negativeLocal.add(negatives)
+            counters.localMisses.add(toRedis.count)
+        } else {
+            toRedis = candidates
+        }
+        if toRedis.isEmpty { return result }
+
+        // 3. Redis: MGET in chunks, pipelined; whatever it cannot answer goes to the store.
+        var fills: [(String, LocalTier<D>.Entry)] = []
+        var toStore: [String] = []
+        let localExpiry = now &+ config.localTTL.nanoseconds
+        let negativeExpiry = now &+ config.negativeTTL.nanoseconds
+        if let redis {
+            let values = redis.mget(toRedis.map(key))
+            if values.count < toRedis.count { degraded.add(1) }
+            var hits = 0, misses = 0, negativeHits = 0
+            if localEnabled { fills.reserveCapacity(values.count) }
+            for (id, value) in zip(toRedis, values) {
+                guard let value else { toStore.append(id); misses += 1; continue }
+                if value == Self.negativeValue {
+                    negativeHits += 1
+                    if localEnabled { fills.append((id, .absent(expiresAt: negativeExpiry))) }
+                } else if let d = value.withUnsafeBytes(D.fromCacheJSON), d.cacheId == id {
+                    result[id] = d
+                    hits += 1
+                    if localEnabled { fills.append((id, .present(d, expiresAt: localExpiry))) }
+                } else {
+                    toStore.append(id) // unreadable entry: the store's answer replaces it
+                    misses += 1
+                }
+            }
+            toStore += toRedis[values.count...]
+            counters.redisHits.add(hits)
+            counters.redisMisses.add(misses)
+            counters.negativeRedis.add(negativeHits)
+        } else {
+            toStore = toRedis
+        }
+
+        // 4. The store: one query per chunk; found ids are written back with a staggered TTL,
+        //    unknown ones get a short negative entry.
+        if !toStore.isEmpty {
+            let before = store.queryCount
+            let found = try fetch(toStore)
+            counters.storeQueries.add(max(0, store.queryCount - before))
+            counters.storeIds.add(toStore.count)
+            var writes: [(key: [UInt8], value: [UInt8], ttl: Int)] = []
+            if redis != nil { writes.reserveCapacity(toStore.count) }
+            var rng = FastRandom()
+            let negativeTTL = config.negativeTTL.wholeSeconds
+            for id in toStore {
+                if let d = found[id] {
+                    result[id] = d
+                    if localEnabled { fills.append((id, .present(d, expiresAt: localExpiry))) }
+                    if redis != nil { writes.append((key(id), d.cacheJSON(), config.redisTTL.next(using: &rng))) }
+                } else {
+                    if localEnabled { fills.append((id, .absent(expiresAt: negativeExpiry))) }
+                    if redis != nil { writes.append((key(id), Self.negativeValue, negativeTTL)) }
+                }
+            }
+            if let redis, redis.writeBack(writes) { counters.redisWrites.add(writes.count) }
+        }
+
+        if !fills.isEmpty {
+            local.withLock { t in
+                for (id, e) in fills { t.put(id, e, overwrite: false, now: now) }
+            }
+        }
+        return result
+    }
+
+    // MARK: Changelog
+
+    /// Makes `dims` current in every tier at once: filter, in-process (replacing), and the Redis
+    /// entries returned for the caller to write (with fresh staggered TTLs).
+    func upserted(_ dims: [D], rng: inout FastRandom) -> [(key: [UInt8], value: [UInt8], ttl: Int)] {
+        let now = monotonicNanos()
+        let expiry = now &+ config.localTTL.nanoseconds
+        for d in dims { filter.insert(d.cacheId) }
+        local.withLock { t in
+            for d in dims { t.put(d.cacheId, .present(d, expiresAt: expiry), overwrite: true, now: now) }
+        }
+        return dims.map { (key($0.cacheId), $0.cacheJSON(), config.redisTTL.next(using: &rng)) }
+    }
+
+    /// Deleted ids become negative entries (a Bloom filter cannot forget them; the negative
+    /// entry keeps them from the store until it expires, then the store answers "unknown" again).
+    func deleted(_ ids: [String]) -> [(key: [UInt8], value: [UInt8], ttl: Int)] {
+        let now = monotonicNanos()
+        let expiry = now &+ config.negativeTTL.nanoseconds
+        local.withLock { t in
+            for id in ids { t.put(id, .absent(expiresAt: expiry), overwrite: true, now: now) }
+        }
+        let ttl = config.negativeTTL.wholeSeconds
+        return ids.map { (key($0), Self.negativeValue, ttl) }
+    }
+
+    func clearLocal() { local.withLock { $0.removeAll() } }
+
+    var localCount: Int { local.withLock { $0.count } }
+
+    // MARK: Filter
+
+    func rebuildFilter(count: () throws -> Int, scan: ((String) throws -> Void) throws -> Void) throws {
+        try filter.rebuildLock.withLock { _ in
+            filter.beginRebuild()
+            do {
+                let n = try count()
+                let capacity = max(config.filterMinimumCapacity, Int(Double(n) * config.filterHeadroom))
+                let f = BloomFilter(expectedCount: capacity, falsePositiveRate: config.filterFalsePositiveRate)
+                try scan { f.insert($0) }
+                filter.finishRebuild(f)
+            } catch {
+                filter.abortRebuild()
+                throw error
+            }
+        }
+    }
+}

@@ -1,0 +1,313 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// The production dimension store: PostgreSQL through postgres-nio's pooled `PostgresClient`.
+///
+/// The protocol is synchronous, so every call blocks its thread until the async query finished
+/// (see ``BlockingBridge``): call it from the job's own threads, never from an async task or actor.
+/// Lookups bind each chunk of ids as one `text[]` parameter (`= ANY($1)`); chunks run a few at a
+/// time on separate pooled connections.
+public final class PostgresDimensionStore: DimensionStore {
+    public let chunkSize: Int
+    /// Upper bound for one blocking call (a lookup of all chunks, a whole upsert, …).
+    public let callTimeout: Duration
+
+    private let client: PostgresClient
+    private let runTask: Task<Void, Never>
+    private let logger: Logger
+    private let queries = Atomic<Int>(0)
+    private let parallelChunks: Int
+    static let pageSize = 10_000
+    static let upsertBatch = 2_000
+    /// Key of the advisory lock that serialises concurrent `migrate()` calls.
+    static let migrationLockKey: Int64 = 0x5354_5241_5441_0001
+
+    /// `postgres://user:password@host:port/database[?sslmode=…]`; connects and runs `SELECT 1`
+    /// (within `connectTimeout`) so a wrong address fails here.
+    public init(url: String, chunkSize: Int = 500, maxConnections: Int = 8,
+                connectTimeout: Duration = .seconds(10), callTimeout: Duration = .seconds(120)) throws {
+        precondition(chunkSize > 0, "chunkSize must be positive")
+        var config = try Self.configuration(url)
+        config.options.connectTimeout = connectTimeout
+        config.options.maximumConnections = max(1, maxConnections)
+        self.chunkSize = chunkSize
+        self.callTimeout = callTimeout
+        self.parallelChunks = max(1, min(4, maxConnections))
+        let logger = Logger(label: "strata.dims.postgres")
+        self.logger = logger
+        let client = PostgresClient(configuration: config, backgroundLogger: logger)
+        self.client = client
+        self.runTask = Task.detached { await client.run() }
+        do {
+            try BlockingBridge.run(timeout: connectTimeout, what: "connecting to \(Self.redacted(url))") {
+                _ = try await client.query("SELECT 1", logger: logger).collect()
+                return ()
+            }
+        } catch {
+            runTask.cancel()
+            throw DimensionStoreError.database("cannot connect to \(Self.redacted(url)): \(Self.describe(error))")
+        }
+    }
+
+    deinit { runTask.cancel() }
+
+    /// Closes the pool; later calls fail.
+    public func close() { runTask.cancel() }
+
+    public var queryCount: Int { queries.load(ordering: .relaxed) }
+
+    // MARK: Address
+
+    /// Parses the URL into a pool configuration. `sslmode`: disable (default), prefer, require
+    /// (encrypted, certificate not verified, as libpq) or verify-full.
+    static func configuration(_ url: String) throws -> PostgresClient.Configuration {
+        guard let c = URLComponents(string: url), c.scheme == "postgres" || c.scheme == "postgresql" else {
+            throw DimensionStoreError.invalidAddress("'\(redacted(url))': expected postgres://user:password@host:port/database")
+        }
+        guard let host = c.host, !host.isEmpty else {
+            throw DimensionStoreError.invalidAddress("'\(redacted(url))': missing host")
+        }
+        let user = c.user ?? "postgres"
+        let database = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
+        var tls = PostgresClient.Configuration.TLS.disable
+        for item in c.queryItems ?? [] {
+            guard item.name == "sslmode" else {
+                throw DimensionStoreError.invalidAddress("'\(redacted(url))': unsupported parameter \(item.name)")
+            }
+            switch item.value ?? "" {
+            case "disable": tls = .disable
+            case "prefer":
+                var t = TLSConfiguration.makeClientConfiguration()
+                t.certificateVerification = .none
+                tls = .prefer(t)
+            case "require":
+                var t = TLSConfiguration.makeClientConfiguration()
+                t.certificateVerification = .none
+                tls = .require(t)
+            case "verify-full": tls = .require(.makeClientConfiguration())
+            case let other:
+                throw DimensionStoreError.invalidAddress("'\(redacted(url))': unsupported sslmode \(other)")
+            }
+        }
+        return PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user, password: c.password,
+                                            database: database.isEmpty ? nil : database, tls: tls)
+    }
+
+    /// The URL without its password, for messages.
+    static func redacted(_ url: String) -> String {
+        guard var c = URLComponents(string: url), c.password != nil else { return url }
+        c.password = "***"
+        return c.string ?? url
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? PSQLError { return String(reflecting: e) }
+        return "\(error)"
+    }
+
+    // MARK: Calls
+
+    private func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable () async throws -> T) throws -> T {
+        do {
+            return try BlockingBridge.run(timeout: callTimeout, what: what, work)
+        } catch let e as DimensionStoreError {
+            throw e
+        } catch {
+            throw DimensionStoreError.database("\(what): \(Self.describe(error))")
+        }
+    }
+
+    public func migrate() throws {
+        let logger = self.logger
+        try call("migrate") { [client] in
+            try await client.withTransaction(logger: logger) { conn in
+                _ = try await conn.query("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))", logger: logger).collect()
+                for statement in DimensionSchema.statements(DimensionSchema.postgres) {
+                    _ = try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
+                }
+            }
+        }
+    }
+
+    // MARK: Lookups
+
+    public func contents(_ ids: [String]) throws -> [String: ContentDim] {
+        let rows = try lookup(ids) { client, chunk, logger in
+            var out: [ContentDim] = []
+            let rows = try await client.query("""
+                SELECT content_id, title, category, author_id, region, status, publish_ts
+                FROM content_dim WHERE content_id = ANY(\(chunk))
+                """, logger: logger)
+            for try await (id, title, category, author, region, status, ts) in
+                rows.decode((String, String, String, String, String, String, Int64).self) {
+                out.append(ContentDim(contentId: id, title: title, category: category, authorId: author,
+                                      region: region, status: status, publishTs: ts))
+            }
+            return out
+        }
+        return Dictionary(rows.map { ($0.contentId, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    public func users(_ ids: [String]) throws -> [String: UserDim] {
+        let rows = try lookup(ids) { client, chunk, logger in
+            var out: [UserDim] = []
+            let rows = try await client.query("""
+                SELECT user_id, gender, age_band, province, city_tier FROM user_dim WHERE user_id = ANY(\(chunk))
+                """, logger: logger)
+            for try await (id, gender, age, province, tier) in rows.decode((String, String, String, String, Int32).self) {
+                out.append(UserDim(userId: id, gender: gender, ageBand: age, province: province, cityTier: Int(tier)))
+            }
+            return out
+        }
+        return Dictionary(rows.map { ($0.userId, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Runs `query` once per chunk, at most `parallelChunks` at a time.
+    private func lookup<Row: Sendable>(
+        _ ids: [String],
+        _ query: @escaping @Sendable (PostgresClient, [String], Logger) async throws -> [Row]
+    ) throws -> [Row] {
+        if ids.isEmpty { return [] }
+        let chunks = stride(from: 0, to: ids.count, by: chunkSize).map { Array(ids[$0..<min($0 + chunkSize, ids.count)]) }
+        queries.add(chunks.count, ordering: .relaxed)
+        let parallel = parallelChunks, logger = self.logger
+        return try call("lookup of \(ids.count) ids") { [client] in
+            try await withThrowingTaskGroup(of: [Row].self) { group in
+                var next = 0, out: [Row] = []
+                out.reserveCapacity(ids.count)
+                while next < min(parallel, chunks.count) {
+                    let chunk = chunks[next]
+                    group.addTask { try await query(client, chunk, logger) }
+                    next += 1
+                }
+                while let rows = try await group.next() {
+                    out += rows
+                    if next < chunks.count {
+                        let chunk = chunks[next]
+                        group.addTask { try await query(client, chunk, logger) }
+                        next += 1
+                    }
+                }
+                return out
+            }
+        }
+    }
+
+    // MARK: Writes
+
+    /// Last occurrence of each id wins (a single INSERT … ON CONFLICT may not touch a row twice).
+    private static func lastWins<T>(_ rows: [T], id: (T) -> String) -> [T] {
+        var seen = Set<String>()
+        var out: [T] = []
+        for r in rows.reversed() where seen.insert(id(r)).inserted { out.append(r) }
+        return out.reversed()
+    }
+
+    public func upsert(contents: [ContentDim]) throws {
+        let rows = Self.lastWins(contents, id: \.contentId)
+        if rows.isEmpty { return }
+        let logger = self.logger
+        try call("upsert of \(rows.count) contents") { [client] in
+            try await client.withTransaction(logger: logger) { conn in
+                for start in stride(from: 0, to: rows.count, by: Self.upsertBatch) {
+                    let b = rows[start..<min(start + Self.upsertBatch, rows.count)]
+                    // One statement per batch: the columns travel as arrays and are unnested.
+                    _ = try await conn.query("""
+                        INSERT INTO content_dim (content_id, title, category, author_id, region, status, publish_ts)
+                        SELECT * FROM unnest(\(b.map(\.contentId))::text[], \(b.map(\.title))::text[],
+                          \(b.map(\.category))::text[], \(b.map(\.authorId))::text[], \(b.map(\.region))::text[],
+                          \(b.map(\.status))::text[], \(b.map(\.publishTs))::int8[])
+                        ON CONFLICT (content_id) DO UPDATE SET title = excluded.title, category = excluded.category,
+                          author_id = excluded.author_id, region = excluded.region, status = excluded.status,
+                          publish_ts = excluded.publish_ts
+                        """, logger: logger).collect()
+                }
+            }
+        }
+    }
+
+    public func upsert(users: [UserDim]) throws {
+        let rows = Self.lastWins(users, id: \.userId)
+        if rows.isEmpty { return }
+        let logger = self.logger
+        try call("upsert of \(rows.count) users") { [client] in
+            try await client.withTransaction(logger: logger) { conn in
+                for start in stride(from: 0, to: rows.count, by: Self.upsertBatch) {
+                    let b = rows[start..<min(start + Self.upsertBatch, rows.count)]
+                    _ = try await conn.query("""
+                        INSERT INTO user_dim (user_id, gender, age_band, province, city_tier)
+                        SELECT * FROM unnest(\(b.map(\.userId))::text[], \(b.map(\.gender))::text[],
+                          \(b.map(\.ageBand))::text[], \(b.map(\.province))::text[], \(b.map { Int32(clamping: $0.cityTier) })::int4[])
+                        ON CONFLICT (user_id) DO UPDATE SET gender = excluded.gender, age_band = excluded.age_band,
+                          province = excluded.province, city_tier = excluded.city_tier
+                        """, logger: logger).collect()
+                }
+            }
+        }
+    }
+
+    public func deleteContents(_ ids: [String]) throws {
+        if ids.isEmpty { return }
+        let logger = self.logger
+        try call("delete of \(ids.count) contents") { [client] in
+            _ = try await client.query("DELETE FROM content_dim WHERE content_id = ANY(\(ids))", logger: logger).collect()
+            return ()
+        }
+    }
+
+    public func deleteUsers(_ ids: [String]) throws {
+        if ids.isEmpty { return }
+        let logger = self.logger
+        try call("delete of \(ids.count) users") { [client] in
+            _ = try await client.query("DELETE FROM user_dim WHERE user_id = ANY(\(ids))", logger: logger).collect()
+            return ()
+        }
+    }
+
+    // MARK: Scans
+
+    public func forEachContentId(_ body: (String) throws -> Void) throws {
+        try forEachId(table: "content_dim", column: "content_id", body)
+    }
+
+    public func forEachUserId(_ body: (String) throws -> Void) throws {
+        try forEachId(table: "user_dim", column: "user_id", body)
+    }
+
+    /// Keyset pagination: the first page without a lower bound, then `> last id of the page`.
+    private func forEachId(table: String, column: String, _ body: (String) throws -> Void) throws {
+        var last: String? = nil
+        let logger = self.logger
+        let first = "SELECT \(column) FROM \(table) ORDER BY \(column) LIMIT \(Self.pageSize)"
+        let next = "SELECT \(column) FROM \(table) WHERE \(column) > $1 ORDER BY \(column) LIMIT \(Self.pageSize)"
+        while true {
+            let after = last
+            let ids = try call("scan of \(table)") { [client] in
+                var query = PostgresQuery(unsafeSQL: after == nil ? first : next)
+                if let after { query.binds.append(after) }
+                var ids: [String] = []
+                for try await id in try await client.query(query, logger: logger).decode(String.self) { ids.append(id) }
+                return ids
+            }
+            queries.add(1, ordering: .relaxed)
+            for id in ids { try body(id) }
+            if ids.count < Self.pageSize { return }
+            last = ids[ids.count - 1]
+        }
+    }
+
+    public func contentCount() throws -> Int { try count("content_dim") }
+    public func userCount() throws -> Int { try count("user_dim") }
+
+    private func count(_ table: String) throws -> Int {
+        let logger = self.logger
+        queries.add(1, ordering: .relaxed)
+        return try call("count of \(table)") { [client] in
+            let rows = try await client.query(PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table)"), logger: logger)
+            for try await n in rows.decode(Int64.self) { return Int(n) }
+            return 0
+        }
+    }
+}

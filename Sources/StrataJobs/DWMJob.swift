@@ -1,0 +1,247 @@
+import CRdKafka
+import Foundation
+import Logging
+import StrataCore
+import StrataDWM
+import StrataDims
+import StrataKafka
+
+/// The dwm job: micro-queues → minute windows (content × user) → enriched DWM and DWS upsert rows.
+///
+/// Exactly-once (docs/time-semantics.md, docs/exactly-once.md): every few seconds (the early-revision
+/// interval) or when a window becomes final, one transaction publishes everything the engine
+/// collected, the late records, each source's replay checkpoint and the consumer positions. After
+/// a crash or a rebalance the engine is rebuilt: each source is re-read from its checkpoint's
+/// replay offset, records below the committed position only rebuild state (their rows were
+/// published), and `rev` is a function of state, so a replay reproduces the revisions it had published.
+public final class DWMJob {
+    public struct Options: Sendable {
+        public var brokers: String
+        public var kafka: [String: String] = [:]
+        public var groupId = "strata-dwm"
+        public var instanceId = "0"
+        public var topicPrefix = ""
+        public var outOfOrdernessMs: Int64 = 5_000
+        public var allowedLatenessMs: Int64 = 120_000
+        public var earlyIntervalMs: Int64 = 5_000
+        public var idleSourceTimeoutMs: Int64 = 30_000
+        public var untilIdle: Duration?
+        public var batchSize = 10_000
+        public init(brokers: String) { self.brokers = brokers }
+    }
+
+    public struct Stats: Sendable {
+        public var accounting = Accounting()
+        public var dwmRows = 0, dwsRows = 0, lateForwarded = 0, transactions = 0, rebuilds = 0
+        public var rowsWithoutContent = 0
+    }
+
+    private let options: Options
+    private let topology: Topology
+    private let cache: DimensionCache
+    private let logger: Logger
+    public private(set) var stats = Stats()
+    /// The latest early/final rows' emission times, for freshness measurements.
+    public private(set) var lastCommitAt: ContinuousClock.Instant?
+    public private(set) var firstRecordAt: ContinuousClock.Instant?
+
+    private var topicNames: [String] { topology.actions.map { options.topicPrefix + Topology.microQueue(for: $0) } }
+    private var checkpointTopic: String { options.topicPrefix + Topology.dwmCheckpoint }
+
+    public init(options: Options, topology: Topology, cache: DimensionCache, logger: Logger = Logger(label: "strata.dwm")) {
+        self.options = options
+        self.topology = topology
+        self.cache = cache
+        self.logger = logger
+    }
+
+    public func run(shouldStop: () -> Bool = { false }, onCommit: (Stats) -> Void = { _ in }) throws {
+        var pcfg = KafkaConfig.producer(bootstrapServers: options.brokers, clientId: "strata-dwm-\(options.instanceId)").merging(options.kafka)
+        pcfg.transactionalId = "strata-dwm-\(options.instanceId)"
+        var ccfg = KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId,
+                                        clientId: "strata-dwm-\(options.instanceId)").merging(options.kafka)
+        // Range assignment hands one member the same partition numbers of every micro-queue:
+        // all events of a content (co-partitioned by content_id) reach the same engine.
+        ccfg["partition.assignment.strategy"] = "range"
+        let producer = try KafkaProducer(config: pcfg, logger: logger)
+        let tracker = AssignmentTracker()
+        let consumer = try KafkaConsumer(config: ccfg, logger: logger) { tracker.apply($0) }
+        try producer.initTransactions()
+        try consumer.subscribe(topicNames)
+        defer { consumer.close() }
+
+        let topicIndex = Dictionary(uniqueKeysWithValues: topicNames.enumerated().map { ($1, $0) })
+        let out = Outputs(dwm: producer.topic(options.topicPrefix + Topology.dwm), dws: producer.topic(options.topicPrefix + Topology.dws),
+                          late: producer.topic(options.topicPrefix + Topology.late), checkpoint: producer.topic(checkpointTopic))
+        var encoder = RowEncoder(actions: topology.actions)
+        var state: EngineState?
+        var lastInput = ContinuousClock.now
+        logger.info("dwm started", metadata: ["group": "\(options.groupId)", "instance": "\(options.instanceId)"])
+
+        while !shouldStop() {
+            let batch = try consumer.poll(maxMessages: options.batchSize, timeoutMs: 100)
+            if tracker.takeChange() != nil || state == nil && tracker.hasPartitions {
+                // New assignment: rebuild from checkpoints; this batch is re-read after the seeks.
+                state = try rebuild(consumer: consumer)
+                lastInput = .now
+                continue
+            }
+            guard var s = state else { continue }
+            var sawRecords = false
+            for m in batch {
+                if let e = m.error {
+                    if e.code != RD_KAFKA_RESP_ERR__PARTITION_EOF.rawValue { logger.warning("consumer event", metadata: ["error": "\(e)"]) }
+                    continue
+                }
+                guard let t = topicIndex[m.topic] else { continue }
+                sawRecords = true
+                let source = Source(topic: t, partition: Int(m.partition))
+                let outcome = s.engine.apply(m.value, source: source, offset: m.offset)
+                s.positions[source] = m.offset + 1
+                if outcome == .late { s.late.append((m.key.map { Array($0) }, Array(m.value))) }
+            }
+            if sawRecords {
+                lastInput = .now
+                if firstRecordAt == nil { firstRecordAt = lastInput }
+                s.dirty = true
+            }
+            if s.engine.isRestoring, s.restoreTargets.allSatisfy({ (s.positions[$0.key] ?? 0) >= $0.value }) {
+                s.engine.endRestore()
+                logger.info("state restored", metadata: ["replayed": "\(s.engine.accounting)"])
+                s.restoreTargets = [:]
+            }
+            let now = ContinuousClock.now
+            let nowMs = Self.wallMs()
+            let idle = options.untilIdle.map { tracker.hasPartitions && now - lastInput >= $0 } ?? false
+            if !s.engine.isRestoring && (idle || (s.dirty && (now - s.lastCommit >= .milliseconds(options.earlyIntervalMs)
+                                                               || s.engine.hasWindowsToFinalize(nowMs: nowMs)))) {
+                let emission = idle ? s.engine.flushAll(nowMs: nowMs) : s.engine.collect(nowMs: nowMs)
+                do {
+                    try commit(emission, state: &s, producer: producer, consumer: consumer, out: out, encoder: &encoder, nowMs: nowMs)
+                } catch let e as KafkaError where e.requiresAbort && !e.isFatal {
+                    logger.warning("transaction failed; aborting and rebuilding from the last checkpoint", metadata: ["error": "\(e)"])
+                    try producer.abortTransaction()
+                    state = try rebuild(consumer: consumer)
+                    continue
+                }
+                onCommit(stats)
+            }
+            state = s
+            if idle { break }
+        }
+        if let s = state { stats.accounting = s.engine.accounting }
+        logger.info("dwm finished", metadata: ["accounting": "\(stats.accounting)", "dwm_rows": "\(stats.dwmRows)",
+                                              "dws_rows": "\(stats.dwsRows)", "late": "\(stats.lateForwarded)"])
+    }
+
+    struct Outputs { let dwm, dws, late, checkpoint: KafkaTopic }
+
+    /// One engine over the current assignment and where it stands.
+    struct EngineState {
+        var engine: WindowEngine
+        var positions: [Source: Int64] = [:]
+        var restoreTargets: [Source: Int64] = [:]
+        var late: [(key: [UInt8]?, value: [UInt8])] = []
+        var lastCommit = ContinuousClock.now
+        var dirty = false
+    }
+
+    private func rebuild(consumer: KafkaConsumer) throws -> EngineState {
+        stats.rebuilds += 1
+        let assigned = try consumer.assignment()
+        let topicIndex = Dictionary(uniqueKeysWithValues: topicNames.enumerated().map { ($1, $0) })
+        let gate = cache
+        let engine = WindowEngine(config: WindowConfig(actions: topology.actions, outOfOrdernessMs: options.outOfOrdernessMs,
+                                                       allowedLatenessMs: options.allowedLatenessMs,
+                                                       idleTimeoutMs: options.idleSourceTimeoutMs)) { gate.isKnownContent($0) }
+        var state = EngineState(engine: engine)
+        let saved = try CheckpointRecord.load(topic: checkpointTopic, group: options.groupId, instance: options.instanceId,
+                                              brokers: options.brokers, kafka: options.kafka)
+        // Every assigned partition is positioned explicitly: at its checkpoint's replay offset, else at
+        // the group's committed offset, else at the beginning (records polled before this are dropped).
+        let committed = Dictionary(try consumer.committed(assigned).map { ("\($0.topic)|\($0.partition)", $0.offset) },
+                                   uniquingKeysWith: { a, _ in a })
+        var checkpoints: [Source: SourceCheckpoint] = [:]
+        var seeks: [TopicPartitionOffset] = []
+        for tp in assigned {
+            guard let t = topicIndex[tp.topic] else { continue }
+            guard let r = saved["\(tp.topic)|\(tp.partition)"] else {
+                let c = committed["\(tp.topic)|\(tp.partition)"] ?? TopicPartitionOffset.invalid
+                seeks.append(TopicPartitionOffset(topic: tp.topic, partition: tp.partition, offset: c >= 0 ? c : TopicPartitionOffset.beginning))
+                continue
+            }
+            let source = Source(topic: t, partition: Int(tp.partition))
+            checkpoints[source] = r.checkpoint
+            state.positions[source] = r.position
+            if r.checkpoint.replayOffset < r.position { state.restoreTargets[source] = r.position }
+            seeks.append(TopicPartitionOffset(topic: tp.topic, partition: tp.partition, offset: r.checkpoint.replayOffset))
+        }
+        try consumer.seek(seeks)
+        if !checkpoints.isEmpty {
+            engine.beginRestore(checkpoints: checkpoints, committedOffsets: state.positions)
+            if state.restoreTargets.isEmpty { engine.endRestore() }
+        }
+        logger.info("engine rebuilt", metadata: ["partitions": "\(assigned.count)", "checkpoints": "\(checkpoints.count)",
+                                                 "replaying_sources": "\(state.restoreTargets.count)"])
+        return state
+    }
+
+    private func commit(_ emission: Emission, state s: inout EngineState, producer: KafkaProducer, consumer: KafkaConsumer,
+                        out: Outputs, encoder: inout RowEncoder, nowMs: Int64) throws {
+        // Dimension lookups: once per emission for the distinct ids, never per event.
+        var contentIds = Set<String>(), userIds = Set<String>()
+        for r in emission.dws { contentIds.insert(r.contentId) }
+        for r in emission.dwm { contentIds.insert(r.contentId); userIds.insert(r.userId) }
+        let contents = try cache.lookupContents(Array(contentIds))
+        let users = try cache.lookupUsers(Array(userIds))
+        encoder.setDimensions(contents: contents, users: users)
+
+        try producer.beginTransaction()
+        var buf: [UInt8] = []
+        buf.reserveCapacity(512)
+        for r in emission.dwm {
+            buf.removeAll(keepingCapacity: true)
+            encoder.encode(r, emittedAt: nowMs, into: &buf)
+            try produce(producer, out.dwm, key: r.contentId, value: buf)
+        }
+        for r in emission.dws {
+            buf.removeAll(keepingCapacity: true)
+            encoder.encode(r, emittedAt: nowMs, into: &buf)
+            try produce(producer, out.dws, key: r.contentId, value: buf)
+            if !encoder.hasContent(r.contentId) { stats.rowsWithoutContent += 1 }
+        }
+        for l in s.late { try producer.produce(topic: out.late.name, key: l.key, value: l.value) }
+        let names = topicNames
+        for (source, cp) in s.engine.replayPoints() {
+            guard let pos = s.positions[source] else { continue }
+            let r = CheckpointRecord(topic: names[source.topic], partition: Int32(source.partition), position: pos, checkpoint: cp)
+            try producer.produce(topic: out.checkpoint.name, key: r.key(group: options.groupId), value: r.value)
+        }
+        try producer.sendOffsets(s.positions.map { TopicPartitionOffset(topic: names[$0.key.topic], partition: Int32($0.key.partition), offset: $0.value) },
+                                 consumer: consumer)
+        try producer.commitTransaction()
+
+        stats.transactions += 1
+        stats.dwmRows += emission.dwm.count
+        stats.dwsRows += emission.dws.count
+        stats.lateForwarded += s.late.count
+        stats.accounting = s.engine.accounting
+        s.late.removeAll()
+        s.lastCommit = .now
+        s.dirty = false
+        lastCommitAt = s.lastCommit
+        let m = MetricsRegistry.shared
+        m.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dwm"]).increment(by: emission.dwm.count)
+        m.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dws"]).increment(by: emission.dws.count)
+        m.gauge("strata_dwm_watermark_ms", help: "The dwm job's event-time watermark").set(Double(s.engine.watermark))
+    }
+
+    private func produce(_ producer: KafkaProducer, _ topic: KafkaTopic, key: String, value: [UInt8]) throws {
+        var k = key
+        try k.withUTF8 { kb in
+            try value.withUnsafeBytes { vb in try producer.produce(to: topic, key: UnsafeRawBufferPointer(kb), value: vb, copy: true) }
+        }
+    }
+
+    static func wallMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}

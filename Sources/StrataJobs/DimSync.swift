@@ -1,0 +1,121 @@
+import CRdKafka
+import Foundation
+import Logging
+import StrataCore
+import StrataDims
+import StrataKafka
+
+/// Applies `dim.changelog` to the dimension cache: Redis entries (fresh staggered TTLs), the
+/// in-process tier and the valid-ID filters. As a job (`strata job dimsync`) it is a group member
+/// that commits its offsets; inside the dwm process it follows the changelog from its end without a
+/// group (the filters were just built from the store) so that process's own filter stays current.
+public final class DimSync {
+    public struct Options: Sendable {
+        public var brokers: String
+        public var kafka: [String: String] = [:]
+        public var topicPrefix = ""
+        /// nil: follow from the end without a group.
+        public var groupId: String? = "strata-dimsync"
+        public var untilIdle: Duration?
+        public init(brokers: String) { self.brokers = brokers }
+    }
+
+    private let options: Options
+    private let cache: DimensionCache
+    private let logger: Logger
+    public private(set) var applied = 0
+    public private(set) var rejected = 0
+
+    public init(options: Options, cache: DimensionCache, logger: Logger = Logger(label: "strata.dimsync")) {
+        self.options = options
+        self.cache = cache
+        self.logger = logger
+    }
+
+    public func run(shouldStop: () -> Bool = { false }) throws {
+        let topic = options.topicPrefix + Topology.dimChangelog
+        let consumer = try KafkaConsumer(config: KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId,
+                                                                      clientId: "strata-dimsync").merging(options.kafka))
+        let tracker = AssignmentTracker()
+        if options.groupId != nil {
+            try consumer.subscribe([topic])
+        } else {
+            let n = try consumer.partitionCount(topic: topic)
+            try consumer.assign((0..<n).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.end) })
+            tracker.apply(.assigned([]))
+        }
+        defer { consumer.close() }
+        var lastInput = ContinuousClock.now
+        let appliedCounter = MetricsRegistry.shared.counter("strata_dimsync_applied_total", help: "Dimension changes applied to the cache")
+        let rejectedCounter = MetricsRegistry.shared.counter("strata_dimsync_rejected_total", help: "Changelog records that could not be decoded")
+        while !shouldStop() {
+            let batch = try consumer.poll(maxMessages: 5_000, timeoutMs: 200)
+            var changes: [DimChange] = []
+            var next: [Int32: Int64] = [:]
+            for m in batch where m.error == nil {
+                next[m.partition] = m.offset + 1
+                do {
+                    changes.append(try DimChange.decode(key: m.key.map { Array($0) } ?? [], value: m.value.isEmpty ? nil : Array(m.value)))
+                } catch {
+                    rejected += 1
+                    rejectedCounter.increment()
+                    logger.warning("skipping undecodable changelog record", metadata: ["offset": "\(m.offset)", "error": "\(error)"])
+                }
+            }
+            if !changes.isEmpty {
+                try cache.apply(changes)
+                applied += changes.count
+                appliedCounter.increment(by: changes.count)
+            }
+            if !next.isEmpty {
+                lastInput = .now
+                if options.groupId != nil {
+                    try consumer.commit(next.map { TopicPartitionOffset(topic: topic, partition: $0.key, offset: $0.value) })
+                }
+            } else if let idle = options.untilIdle, tracker.hasPartitions || options.groupId == nil, ContinuousClock.now - lastInput >= idle {
+                break
+            }
+            _ = tracker.takeChange().map { _ in lastInput = .now }
+        }
+    }
+}
+
+/// Writes dimensions the way DESIGN.md requires: the store first, then one `dim.changelog` record
+/// per row, so dimsync can bring Redis and the filters up to date.
+public struct DimensionWriter {
+    let store: any DimensionStore
+    let producer: KafkaProducer
+    let topic: KafkaTopic
+
+    public init(store: any DimensionStore, brokers: String, kafka: [String: String], topicPrefix: String = "") throws {
+        self.store = store
+        producer = try KafkaProducer(config: KafkaConfig.producer(bootstrapServers: brokers, clientId: "strata-dims").merging(kafka))
+        topic = producer.topic(topicPrefix + Topology.dimChangelog)
+    }
+
+    public func write(contents: [ContentDim] = [], users: [UserDim] = [], progress: (Int) -> Void = { _ in }) throws {
+        let chunk = 10_000
+        var done = 0
+        for start in stride(from: 0, to: contents.count, by: chunk) {
+            let part = Array(contents[start..<min(start + chunk, contents.count)])
+            try store.upsert(contents: part)
+            try publish(part.map { DimChange.upsertContent($0) })
+            done += part.count; progress(done)
+        }
+        for start in stride(from: 0, to: users.count, by: chunk) {
+            let part = Array(users[start..<min(start + chunk, users.count)])
+            try store.upsert(users: part)
+            try publish(part.map { DimChange.upsertUser($0) })
+            done += part.count; progress(done)
+        }
+        try producer.flush(timeoutMs: 120_000)
+    }
+
+    private func publish(_ changes: [DimChange]) throws {
+        for c in changes {
+            let key = c.keyBytes, value = c.encoded()
+            try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try producer.produce(to: topic, key: k, value: v) } }
+        }
+        producer.poll()
+    }
+}

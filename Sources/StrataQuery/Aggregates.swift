@@ -1,0 +1,146 @@
+/// Aggregate states that can both add and retract a row's value, so a newer rev of a row can
+/// replace the older one exactly (upsert semantics).
+///
+/// - count/sum/avg retract by subtraction. Integer sums use wrapping arithmetic, which is exactly
+///   invertible; float sums reset to exactly 0 when their last float value leaves.
+/// - min/max keep a multiset (value -> count) plus a lazily cleaned heap, so retracting the current
+///   extreme falls back to the next live value.
+/// - count_distinct keeps a `DistinctCounter` fed with 64-bit value hashes (see HyperLogLog.swift).
+protocol Accumulator: AnyObject {
+    func add(_ v: Value)
+    func remove(_ v: Value)
+    var result: Value { get }
+}
+
+enum Accumulators {
+    static func make(_ kind: AggregateKind, star: Bool, distinctThreshold: Int) -> any Accumulator {
+        switch kind {
+        case .count: star ? CountStar() : CountNonNull()
+        case .sum: Sum(average: false)
+        case .avg: Sum(average: true)
+        case .min: Extreme(max: false)
+        case .max: Extreme(max: true)
+        case .countDistinct: Distinct(threshold: distinctThreshold)
+        }
+    }
+}
+
+final class CountStar: Accumulator {
+    var n: Int64 = 0
+    func add(_ v: Value) { n += 1 }
+    func remove(_ v: Value) { n -= 1 }
+    var result: Value { .int(n) }
+}
+
+final class CountNonNull: Accumulator {
+    var n: Int64 = 0
+    func add(_ v: Value) { if !v.isNull { n += 1 } }
+    func remove(_ v: Value) { if !v.isNull { n -= 1 } }
+    var result: Value { .int(n) }
+}
+
+/// sum and avg over numbers; non-numbers are ignored (as NULLs are).
+final class Sum: Accumulator {
+    let average: Bool
+    var n: Int64 = 0
+    var doubles: Int64 = 0
+    var intSum: Int64 = 0
+    var doubleSum: Double = 0
+
+    init(average: Bool) { self.average = average }
+
+    func add(_ v: Value) {
+        switch v {
+        case .int(let i): n += 1; intSum &+= i
+        case .double(let d): n += 1; doubles += 1; doubleSum += d
+        default: break
+        }
+    }
+
+    func remove(_ v: Value) {
+        switch v {
+        case .int(let i): n -= 1; intSum &-= i
+        case .double(let d):
+            n -= 1; doubles -= 1
+            doubleSum = doubles == 0 ? 0 : doubleSum - d
+        default: break
+        }
+    }
+
+    var result: Value {
+        guard n > 0 else { return .null }
+        if average { return .double((Double(intSum) + doubleSum) / Double(n)) }
+        return doubles == 0 ? .int(intSum) : .double(Double(intSum) + doubleSum)
+    }
+}
+
+/// min or max over a multiset. The heap may hold values whose count dropped to zero; they are
+/// discarded when they reach the top, and the heap is rebuilt when stale entries pile up.
+final class Extreme: Accumulator {
+    let isMax: Bool
+    var counts: [Value: Int] = [:]
+    var heap: [Value] = []
+
+    init(max: Bool) { isMax = max }
+
+    /// True when `a` should sit above `b` in the heap.
+    @inline(__always) private func above(_ a: Value, _ b: Value) -> Bool {
+        let o = Value.order(a, b)
+        return isMax ? o > 0 : o < 0
+    }
+
+    func add(_ v: Value) {
+        if v.isNull { return }
+        let c = counts[v] ?? 0
+        counts[v] = c + 1
+        if c == 0 { push(v) }
+    }
+
+    func remove(_ v: Value) {
+        if v.isNull { return }
+        guard let c = counts[v] else { return }
+        counts[v] = c > 1 ? c - 1 : nil
+        if heap.count > 2 * counts.count + 32 { heap = []; for k in counts.keys { push(k) } }
+    }
+
+    var result: Value {
+        while let top = heap.first, counts[top] == nil { popTop() }
+        return heap.first ?? .null
+    }
+
+    private func push(_ v: Value) {
+        heap.append(v)
+        var i = heap.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard above(heap[i], heap[parent]) else { break }
+            heap.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    private func popTop() {
+        guard let last = heap.popLast() else { return }
+        guard !heap.isEmpty else { return }
+        heap[0] = last
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var best = i
+            if l < heap.count, above(heap[l], heap[best]) { best = l }
+            if r < heap.count, above(heap[r], heap[best]) { best = r }
+            if best == i { break }
+            heap.swapAt(i, best)
+            i = best
+        }
+    }
+}
+
+/// count_distinct: the contribution carries the value's 64-bit hash as `.int(bitPattern)`.
+final class Distinct: Accumulator {
+    var counter: DistinctCounter
+    init(threshold: Int) { counter = DistinctCounter(exactThreshold: threshold) }
+    func add(_ v: Value) { if case .int(let h) = v { counter.add(UInt64(bitPattern: h)) } }
+    func remove(_ v: Value) { if case .int(let h) = v { counter.remove(UInt64(bitPattern: h)) } }
+    var result: Value { .int(counter.count) }
+}

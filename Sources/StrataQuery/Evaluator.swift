@@ -1,0 +1,540 @@
+/// The continuous evaluator: applies upsert rows to windowed, grouped aggregate state and decides
+/// what to emit.
+///
+/// Upsert semantics. A row's identity is (minute, content_id, user_id) — user_id is null for DWS
+/// rows — and `rev` orders its versions. Per identity the engine keeps the rev and the row's
+/// *contribution* (its group key and aggregate arguments, or nothing if WHERE rejected it). A newer
+/// rev retracts the old contribution from every open window of that minute and adds the new one;
+/// a rev at or below the stored one is stale and ignored. A row without rev replaces whatever is
+/// stored. Rows without minute or content_id have no identity and are only ever added.
+///
+/// Time. The watermark is the highest `minute` seen (the minimum over partitions when partitions
+/// are given). A window [start, end) is closed once watermark ≥ end + grace: it emits its final
+/// table and its state is dropped. Rows that only belong to closed windows are late and dropped
+/// (counted in `stats.lateRows`); identities whose windows are all closed are forgotten. Within a
+/// batch every row is judged against the watermark as it was when the batch started, so the order
+/// of rows inside a batch does not matter.
+public final class QueryEngine {
+    public let query: Query
+    public let limits: QueryLimits
+    public let options: QueryOptions
+    public private(set) var stats = QueryStats()
+    /// Set once the query failed (a limit); every later `ingest` throws it again.
+    public private(set) var failure: QueryError?
+    /// Highest minute seen (epoch ms), or the partition minimum; nil before any row.
+    public var watermark: Int64? { wm }
+    /// Windows currently holding state.
+    public var openWindowCount: Int { windows.count }
+    /// Groups currently alive, over all open windows.
+    public var groupCount: Int { totalGroups }
+
+    private let plan: Plan
+    private var windows: [Int64: WindowState] = [:]
+    private var identities: [Int64: [IdentityKey: IdentityEntry]] = [:]
+    private var wm: Int64?
+    private var partitionMax: [Int: Int64] = [:]
+    private var partitionSeen: [Int: Int64] = [:]
+    private var clock: Int64?
+    private var totalGroups = 0
+    private var validated = false
+    private var pendingFinal: [QueryResult] = []
+    private var nextDue: Int64?
+    private var sequence: Int64 = 0
+    private var bucketHint = 0
+
+    /// Key of the single window of a query without WINDOW.
+    private static let globalKey = Int64.min
+    private static let maxMinute: Int64 = 1 << 53
+
+    public init(_ query: Query, limits: QueryLimits = .init(), options: QueryOptions = .init()) {
+        self.query = query
+        self.plan = query.plan
+        self.limits = limits
+        self.options = options
+        resetGlobalWindow()
+    }
+
+    /// Checks the limits that depend only on the query (window length, windows per row).
+    /// `ingest` calls it first; callers may call it up front to fail fast.
+    public func validate() throws(QueryError) {
+        guard let w = plan.window else { return }
+        if w.lengthMs > limits.maxWindowLengthMs {
+            throw .limitExceeded(.windowLength, limit: limits.maxWindowLengthMs,
+                                 detail: "the window is \(w.lengthText), longer than \(Explain.formatMs(limits.maxWindowLengthMs))")
+        }
+        if w.windowsPerRow > Int64(limits.maxOpenWindows) {
+            throw .limitExceeded(.openWindows, limit: Int64(limits.maxOpenWindows),
+                                 detail: "SLIDING \(w.lengthText) EVERY \(w.everyText) keeps \(w.windowsPerRow) windows open per row; use a larger EVERY")
+        }
+    }
+
+    // MARK: - Input
+
+    /// Applies a batch of rows and returns what to emit now (EMIT CHANGES: changed windows and
+    /// windows that just closed; EMIT FINAL: windows that just closed; EMIT EVERY: nothing, see
+    /// `tick`). A thrown error (a limit) fails this query for good.
+    public func ingest(_ rows: [[String: Value]]) throws(QueryError) -> [QueryResult] {
+        try ingest(rows, partitions: nil)
+    }
+
+    /// All rows from one input partition.
+    public func ingest(_ rows: [[String: Value]], partition: Int) throws(QueryError) -> [QueryResult] {
+        try ingest(rows, partitions: [Int](repeating: partition, count: rows.count))
+    }
+
+    /// `partitions[i]` is the input partition of `rows[i]`; the watermark is then the minimum over
+    /// partitions of their highest minute (idle partitions excepted, see `QueryOptions`).
+    public func ingest(_ rows: [[String: Value]], partitions: [Int]?) throws(QueryError) -> [QueryResult] {
+        if let failure { throw failure }
+        do throws(QueryError) {
+            if !validated { try validate(); validated = true }
+            return try apply(rows, partitions: partitions)
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    private func apply(_ rows: [[String: Value]], partitions: [Int]?) throws(QueryError) -> [QueryResult] {
+        let w0 = wm
+        let grace = options.graceMs
+        var batchMax: [Int: Int64] = [:]
+        var singleMax: Int64?  // partition 0 when no partitions are given (the common case)
+        stats.rowsIn += rows.count
+        for (index, row) in rows.enumerated() {
+            // Minutes beyond ±2^53 ms (±285 000 years) are treated as missing: window arithmetic
+            // near Int64's edges would wrap.
+            let minute = row["minute"]?.exactInt.flatMap { $0 >= -Self.maxMinute && $0 <= Self.maxMinute ? $0 : nil }
+            if let m = minute {
+                if let partitions {
+                    let p = index < partitions.count ? partitions[index] : 0
+                    if let cur = batchMax[p] { if m > cur { batchMax[p] = m } } else { batchMax[p] = m }
+                } else if m > singleMax ?? Int64.min {
+                    singleMax = m
+                }
+            }
+            if plan.window != nil && minute == nil { stats.rowsWithoutMinute += 1; continue }
+
+            let content = row["content_id"] ?? .null
+            if let m = minute, !content.isNull {
+                if let w0, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
+                let key = IdentityKey(content: content, user: row["user_id"] ?? .null)
+                // One hash lookup per level: the entry is updated in place.
+                let applied = try upsert(&identities[m, default: Dictionary(minimumCapacity: bucketHint)][key], row: row, minute: m, key: key,
+                                         rev: row["rev"]?.exactInt, w0)
+                if !applied { stats.staleRevisions += 1; continue }
+            } else {
+                if let m = minute, let w0, plan.window != nil, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
+                sequence += 1
+                if let c = contribution(row, identity: { [.int(self.sequence)] }) { try add(c, minute: minute, w0) }
+            }
+            stats.rowsApplied += 1
+        }
+
+        if let singleMax { batchMax[0] = singleMax }
+        for (p, m) in batchMax {
+            partitionMax[p] = max(partitionMax[p] ?? m, m)
+            partitionSeen[p] = clock ?? 0
+        }
+        updateWatermark()
+
+        // No emitted table may exceed maxRowsOut; checking here keeps tick/finish non-throwing.
+        for ws in windows.values where ws.changed { try checkRowsOut(ws) }
+
+        var out = closeWindows()
+        if plan.emit == .changes {
+            for ws in windows.values.sorted(by: { $0.sortKey < $1.sortKey }) where ws.changed {
+                if let r = changedResult(ws) { out.append(r) }
+            }
+            out.sort { ($0.windowStart ?? Int64.min, $0.final ? 0 : 1) < ($1.windowStart ?? Int64.min, $1.final ? 0 : 1) }
+        }
+        if windows.count > limits.maxOpenWindows {
+            throw .limitExceeded(.openWindows, limit: Int64(limits.maxOpenWindows),
+                                 detail: "\(windows.count) windows hold state (rows span more time than the window and grace allow)")
+        }
+        stats.emissions += out.count
+        return out
+    }
+
+    /// Applies a row to its identity's entry: false when the row is a stale revision.
+    private func upsert(_ entry: inout IdentityEntry?, row: [String: Value], minute m: Int64, key: IdentityKey,
+                        rev: Int64?, _ w0: Int64?) throws(QueryError) -> Bool {
+        if let old = entry {
+            if let r = rev, let o = old.rev, r <= o { return false }
+            if let c = old.contribution { try retract(c, minute: m, w0) }
+        }
+        let new = contribution(row, identity: { [.int(m), key.content, key.user] })
+        if let new { try add(new, minute: m, w0) }
+        entry = IdentityEntry(rev: rev, contribution: new)
+        return true
+    }
+
+    /// The row's group key and aggregate arguments, or nil when WHERE rejects it.
+    private func contribution(_ row: [String: Value], identity: () -> [Value]) -> Contribution? {
+        let ctx = EvalContext(row: row)
+        if let f = plan.filter {
+            guard case .bool(true) = f.eval(ctx) else { return nil }
+        }
+        var key: [Value] = []
+        key.reserveCapacity(plan.keys.count + (plan.projection ? 3 : 0))
+        for k in plan.keys { key.append(k.eval(ctx)) }
+        // A projection shows each live row: the identity keeps equal-looking rows apart.
+        if plan.projection { key.append(contentsOf: identity()) }
+        var args: [Value] = []
+        args.reserveCapacity(plan.aggregates.count)
+        for spec in plan.aggregates {
+            guard let a = spec.argument else { args.append(.null); continue }
+            let v = a.eval(ctx)
+            if spec.kind == .countDistinct {
+                args.append(v.isNull ? .null : .int(Int64(bitPattern: ValueHash.hash(v))))
+            } else {
+                args.append(v)
+            }
+        }
+        return Contribution(key: key, args: args)
+    }
+
+    private func lastEnd(_ minute: Int64) -> Int64 {
+        plan.window?.lastEnd(containing: minute) ?? (minute &+ 60_000)
+    }
+
+    private func isClosed(_ end: Int64, _ w0: Int64?) -> Bool {
+        guard let w0 else { return false }
+        return end &+ options.graceMs <= w0
+    }
+
+    private func add(_ c: Contribution, minute: Int64?, _ w0: Int64?) throws(QueryError) {
+        guard let spec = plan.window else {
+            if let ws = windows[Self.globalKey] { try add(c, to: ws) }
+            return
+        }
+        guard let m = minute else { return }
+        for (start, end) in spec.windows(containing: m) where !isClosed(end, w0) {
+            let ws: WindowState
+            if let existing = windows[start] {
+                ws = existing
+            } else {
+                ws = WindowState(start: start, end: end)
+                windows[start] = ws
+                if plan.singleGroup { _ = try group(ws, []) }
+            }
+            try add(c, to: ws)
+        }
+    }
+
+    private func add(_ c: Contribution, to ws: WindowState) throws(QueryError) {
+        let g = try group(ws, c.key)
+        for (i, acc) in g.accumulators.enumerated() { acc.add(c.args[i]) }
+        g.rows += 1
+        g.dirty = true
+        ws.changed = true
+    }
+
+    private func group(_ ws: WindowState, _ key: [Value]) throws(QueryError) -> GroupState {
+        if let g = ws.groups[key] { return g }
+        if totalGroups >= limits.maxGroups {
+            throw .limitExceeded(.groups, limit: Int64(limits.maxGroups),
+                                 detail: "more than \(limits.maxGroups) groups over \(windows.count) open window(s); narrow GROUP BY or WHERE")
+        }
+        let g = GroupState(key: key, accumulators: plan.aggregates.map {
+            Accumulators.make($0.kind, star: $0.argument == nil, distinctThreshold: options.distinctExactThreshold)
+        })
+        ws.groups[key] = g
+        totalGroups += 1
+        return g
+    }
+
+    private func retract(_ c: Contribution, minute: Int64, _ w0: Int64?) throws(QueryError) {
+        guard let spec = plan.window else {
+            if let ws = windows[Self.globalKey] { retract(c, from: ws) }
+            return
+        }
+        for (start, end) in spec.windows(containing: minute) where !isClosed(end, w0) {
+            if let ws = windows[start] { retract(c, from: ws) }
+        }
+    }
+
+    private func retract(_ c: Contribution, from ws: WindowState) {
+        guard let g = ws.groups[c.key] else { return }
+        for (i, acc) in g.accumulators.enumerated() { acc.remove(c.args[i]) }
+        g.rows -= 1
+        g.dirty = true
+        ws.changed = true
+        if g.rows <= 0 && !plan.singleGroup {
+            ws.groups[c.key] = nil
+            totalGroups -= 1
+        }
+    }
+
+    // MARK: - Time
+
+    private func updateWatermark() {
+        guard !partitionMax.isEmpty else { return }
+        var candidates = Array(partitionMax)
+        if candidates.count > 1, let now = clock {
+            let active = candidates.filter { now - (partitionSeen[$0.key] ?? now) < options.idlePartitionTimeoutMs }
+            candidates = active.isEmpty ? [candidates.max { $0.value < $1.value }].compactMap { $0 } : active
+        }
+        guard let w = candidates.map(\.value).min() else { return }
+        wm = max(wm ?? w, w)
+    }
+
+    /// Closes windows the watermark has passed (plus grace) and forgets their identities.
+    /// Returns their final tables (EMIT EVERY parks them until the next tick).
+    private func closeWindows() -> [QueryResult] {
+        guard let w = wm else { return [] }
+        for (m, bucket) in identities where lastEnd(m) &+ options.graceMs <= w {
+            // Size the next minute's map like the ones before it, so it does not grow by rehashing.
+            bucketHint = max(bucketHint, bucket.count)
+            identities[m] = nil
+        }
+        guard plan.window != nil else { return [] }
+        var out: [QueryResult] = []
+        let closing = windows.values.filter { ws in ws.end.map { isClosed($0, w) } ?? false }
+            .sorted { $0.sortKey < $1.sortKey }
+        for ws in closing {
+            out.append(result(ws, final: true))
+            windows[ws.sortKey] = nil
+            totalGroups -= ws.groups.count
+        }
+        if case .every = plan.emit {
+            pendingFinal.append(contentsOf: out)
+            return []
+        }
+        return out
+    }
+
+    /// Drives EMIT EVERY (emits the windows that changed since their last emission, plus the final
+    /// tables of windows closed since the last tick, at most once per period) and idle-partition
+    /// detection. Call it regularly with a wall clock in epoch ms.
+    public func tick(nowMs: Int64) -> [QueryResult] {
+        guard failure == nil else { return [] }
+        clock = nowMs
+        var out: [QueryResult] = []
+        if partitionMax.count > 1 {
+            let before = wm
+            updateWatermark()
+            if wm != before { out += closeWindows() }
+        }
+        if case .every(let period) = plan.emit, period > 0 {
+            if nextDue.map({ nowMs >= $0 }) ?? true {
+                out += pendingFinal
+                pendingFinal = []
+                for ws in windows.values.sorted(by: { $0.sortKey < $1.sortKey }) where ws.changed {
+                    if let r = changedResult(ws) { out.append(r) }
+                }
+                nextDue = (floorDiv(nowMs, period) &+ 1) &* period
+            }
+        }
+        stats.emissions += out.count
+        return out
+    }
+
+    /// End of input: the final table of every open window (and any parked final tables). State is
+    /// cleared; rows ingested afterwards start new windows.
+    public func finish() -> [QueryResult] {
+        guard failure == nil else { return [] }
+        var out = pendingFinal
+        pendingFinal = []
+        for ws in windows.values.sorted(by: { $0.sortKey < $1.sortKey }) {
+            out.append(result(ws, final: true))
+        }
+        windows = [:]
+        identities = [:]
+        totalGroups = 0
+        resetGlobalWindow()
+        stats.emissions += out.count
+        return out
+    }
+
+    private func resetGlobalWindow() {
+        guard plan.window == nil else { return }
+        let ws = WindowState(start: nil, end: nil)
+        windows[Self.globalKey] = ws
+        if plan.singleGroup {
+            // SQL: an aggregate without GROUP BY yields one row even over no input.
+            ws.groups[[]] = GroupState(key: [], accumulators: plan.aggregates.map {
+                Accumulators.make($0.kind, star: $0.argument == nil, distinctThreshold: options.distinctExactThreshold)
+            })
+            totalGroups = 1
+        }
+    }
+
+    // MARK: - Output
+
+    /// The window's table if it differs from what was last emitted for it.
+    private func changedResult(_ ws: WindowState) -> QueryResult? {
+        ws.changed = false
+        let rows = table(ws)
+        if let last = ws.lastEmitted, last == rows { return nil }
+        ws.lastEmitted = rows
+        return QueryResult(windowStart: ws.start, windowEnd: ws.end, final: false, columns: plan.columns, rows: rows)
+    }
+
+    private func result(_ ws: WindowState, final: Bool) -> QueryResult {
+        QueryResult(windowStart: ws.start, windowEnd: ws.end, final: final, columns: plan.columns, rows: table(ws))
+    }
+
+    private func checkRowsOut(_ ws: WindowState) throws(QueryError) {
+        guard ws.groups.count > limits.maxRowsOut else { return }
+        if let l = plan.limit, l <= limits.maxRowsOut { return }
+        var n = ws.groups.count
+        if plan.having != nil {
+            n = 0
+            for g in ws.groups.values {
+                evaluate(g, ws)
+                if g.passes { n += 1 }
+            }
+        }
+        if n > limits.maxRowsOut {
+            let span = ws.start.map { "window starting \($0)" } ?? "the result"
+            throw .limitExceeded(.rowsOut, limit: Int64(limits.maxRowsOut),
+                                 detail: "\(span) has \(n) rows; add LIMIT (at most \(limits.maxRowsOut)) or narrow GROUP BY/WHERE")
+        }
+    }
+
+    /// Recomputes a changed group's output values, HAVING verdict and ORDER BY keys.
+    private func evaluate(_ g: GroupState, _ ws: WindowState) {
+        guard g.dirty else { return }
+        var ctx = EvalContext()
+        ctx.keys = g.key
+        ctx.aggregates = g.accumulators.map(\.result)
+        if let s = ws.start { ctx.windowStart = .int(s) }
+        if let e = ws.end { ctx.windowEnd = .int(e) }
+        var outputs: [Value] = []
+        outputs.reserveCapacity(plan.outputs.count)
+        for o in plan.outputs { outputs.append(o.eval(ctx)) }
+        ctx.outputs = outputs
+        var passes = true
+        if let h = plan.having, case .bool(true) = h.eval(ctx) {} else if plan.having != nil { passes = false }
+        g.outputs = outputs
+        g.passes = passes
+        g.orderKeys = plan.order.map { $0.expr.eval(ctx) }
+        g.dirty = false
+    }
+
+    /// HAVING, ORDER BY (ties broken by group key, so output is deterministic) and LIMIT.
+    private func table(_ ws: WindowState) -> [[Value]] {
+        var entries: [GroupState] = []
+        entries.reserveCapacity(ws.groups.count)
+        for g in ws.groups.values {
+            evaluate(g, ws)
+            if g.passes { entries.append(g) }
+        }
+        let order = plan.order
+        let less: (GroupState, GroupState) -> Bool = { a, b in
+            for i in order.indices {
+                var c = Self.compareForOrder(a.orderKeys[i], b.orderKeys[i])
+                if order[i].descending { c = -c }
+                if c != 0 { return c < 0 }
+            }
+            return Self.compareKeys(a.key, b.key) < 0
+        }
+        let selected: [GroupState]
+        if let limit = plan.limit, limit < entries.count {
+            selected = topK(entries, limit, less)
+        } else {
+            selected = entries.sorted(by: less)
+        }
+        return selected.map(\.outputs)
+    }
+
+    /// NULLs sort after every value ascending (first descending), as in PostgreSQL.
+    static func compareForOrder(_ a: Value, _ b: Value) -> Int {
+        switch (a.isNull, b.isNull) {
+        case (true, true): return 0
+        case (true, false): return 1
+        case (false, true): return -1
+        default: return Value.order(a, b)
+        }
+    }
+
+    static func compareKeys(_ a: [Value], _ b: [Value]) -> Int {
+        for (x, y) in zip(a, b) {
+            let c = Value.order(x, y)
+            if c != 0 { return c }
+        }
+        return a.count == b.count ? 0 : (a.count < b.count ? -1 : 1)
+    }
+}
+
+/// The k smallest elements by `less`, sorted: a bounded max-heap, O(n log k).
+func topK<T>(_ items: [T], _ k: Int, _ less: (T, T) -> Bool) -> [T] {
+    guard k > 0 else { return [] }
+    var heap: [T] = []
+    heap.reserveCapacity(k)
+    func siftDown(_ start: Int) {
+        var i = start
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var top = i
+            if l < heap.count, less(heap[top], heap[l]) { top = l }
+            if r < heap.count, less(heap[top], heap[r]) { top = r }
+            if top == i { return }
+            heap.swapAt(i, top)
+            i = top
+        }
+    }
+    for x in items {
+        if heap.count < k {
+            heap.append(x)
+            var i = heap.count - 1
+            while i > 0 {
+                let p = (i - 1) / 2
+                guard less(heap[p], heap[i]) else { break }
+                heap.swapAt(i, p)
+                i = p
+            }
+        } else if less(x, heap[0]) {
+            heap[0] = x
+            siftDown(0)
+        }
+    }
+    return heap.sorted(by: less)
+}
+
+// MARK: - State
+
+struct IdentityKey: Hashable {
+    let content: Value
+    let user: Value
+}
+
+struct Contribution {
+    var key: [Value]
+    var args: [Value]
+}
+
+struct IdentityEntry {
+    var rev: Int64?
+    var contribution: Contribution?
+}
+
+final class GroupState {
+    let key: [Value]
+    var rows = 0
+    let accumulators: [any Accumulator]
+    /// Something was added or retracted since `outputs`, `passes` and `orderKeys` were computed.
+    var dirty = true
+    var outputs: [Value] = []
+    var passes = true
+    var orderKeys: [Value] = []
+
+    init(key: [Value], accumulators: [any Accumulator]) {
+        self.key = key
+        self.accumulators = accumulators
+    }
+}
+
+final class WindowState {
+    let start: Int64?
+    let end: Int64?
+    var groups: [[Value]: GroupState] = [:]
+    /// Something was added or retracted since the last emission.
+    var changed = false
+    var lastEmitted: [[Value]]?
+
+    init(start: Int64?, end: Int64?) { self.start = start; self.end = end }
+
+    var sortKey: Int64 { start ?? Int64.min }
+}

@@ -1,0 +1,89 @@
+/// The executable form of a query, produced by the planner and run by `QueryEngine`.
+
+struct WindowSpec: Sendable, Equatable {
+    enum Kind: Sendable, Equatable { case tumbling, sliding }
+    var kind: Kind
+    var lengthMs: Int64
+    /// The slide; equal to the length for TUMBLING.
+    var everyMs: Int64
+    var lengthText: String
+    var everyText: String
+
+    /// Every window a row with this `minute` belongs to, as [start, end) pairs, oldest first.
+    /// TUMBLING: the one epoch-aligned window containing it. SLIDING: each window of length
+    /// `lengthMs` ending at a multiple of `everyMs`, with start <= minute < end.
+    func windows(containing minute: Int64) -> [(start: Int64, end: Int64)] {
+        switch kind {
+        case .tumbling:
+            let start = floorDiv(minute, lengthMs) &* lengthMs
+            return [(start, start &+ lengthMs)]
+        case .sliding:
+            var out: [(Int64, Int64)] = []
+            var end = floorDiv(minute, everyMs) &* everyMs &+ everyMs
+            while end &- lengthMs <= minute {
+                out.append((end &- lengthMs, end))
+                end = end &+ everyMs
+            }
+            return out
+        }
+    }
+
+    /// The end of the last window containing `minute`: once that window is closed, so are all.
+    func lastEnd(containing minute: Int64) -> Int64 {
+        switch kind {
+        case .tumbling: return floorDiv(minute, lengthMs) &* lengthMs &+ lengthMs
+        case .sliding: return floorDiv(minute &+ lengthMs, everyMs) &* everyMs
+        }
+    }
+
+    /// How many windows each row belongs to.
+    var windowsPerRow: Int64 { lengthMs / everyMs + (lengthMs % everyMs == 0 ? 0 : 1) }
+}
+
+/// Floor division (rounds toward negative infinity), so windows align before 1970 too.
+@inline(__always) func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    let q = a / b
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q
+}
+
+enum EmitMode: Sendable, Equatable {
+    case changes, final
+    case every(Int64)
+}
+
+struct AggregateSpec: Sendable {
+    var kind: AggregateKind
+    /// nil for count(*).
+    var argument: CExpr?
+    var text: String
+}
+
+struct OrderSpec: Sendable {
+    var expr: CExpr
+    var descending: Bool
+    var text: String
+}
+
+struct Plan: Sendable {
+    var source: String
+    var filter: CExpr?
+    var filterText: String?
+    var window: WindowSpec?
+    /// GROUP BY values, evaluated on each input row. In projection mode: the captured row values.
+    var keys: [CExpr]
+    var keyTexts: [String]
+    var aggregates: [AggregateSpec]
+    var columns: [String]
+    var outputs: [CExpr]
+    var outputTexts: [String]
+    var having: CExpr?
+    var havingText: String?
+    var order: [OrderSpec]
+    var limit: Int?
+    var emit: EmitMode
+    var emitText: String
+    /// No aggregates and no GROUP BY: one output row per live source row (latest rev).
+    var projection: Bool
+    /// Aggregates without GROUP BY: exactly one output row per window, even when empty.
+    var singleGroup: Bool { !projection && keys.isEmpty }
+}

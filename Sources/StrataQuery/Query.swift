@@ -1,0 +1,138 @@
+/// The public face of the language: a parsed, checked query, its limits and its result tables.
+
+/// A parsed and planned query. Parsing runs the lexer, parser and planner, so a `Query` that
+/// exists is valid (limits are checked when it runs, see `QueryEngine.validate()`).
+public struct Query: Sendable {
+    /// The text as given.
+    public let text: String
+    /// Topic name from FROM (dotted parts joined, e.g. "dws.content").
+    public var source: String { plan.source }
+    /// One-line normalized text: upper-case keywords, explicit defaults, minimal parentheses.
+    public var canonical: String { statement.canonical }
+    /// Output column names: the select-list aliases, else the expressions' text.
+    public var columns: [String] { plan.columns }
+
+    let statement: SelectStatement
+    let plan: Plan
+
+    public static func parse(_ text: String) throws(QueryError) -> Query {
+        var parser = try Parser(text)
+        let stmt = try parser.parseStatement()
+        var planner = Planner(stmt, text: text)
+        let plan = try planner.plan()
+        return Query(text: text, statement: stmt, plan: plan)
+    }
+
+    /// A human-readable plan: source, filter, window, grouping, aggregates, output, emit mode, limits.
+    public func explain() -> String { explain(limits: QueryLimits(), options: QueryOptions()) }
+
+    public func explain(limits: QueryLimits, options: QueryOptions) -> String {
+        Explain.text(self, limits: limits, options: options)
+    }
+}
+
+/// Per-query resource limits. Exceeding one fails that query with `QueryError.limitExceeded`;
+/// nothing else in the process is affected.
+public struct QueryLimits: Sendable, Equatable {
+    /// Groups alive at once, summed over all open windows.
+    public var maxGroups: Int
+    /// Longest WINDOW length.
+    public var maxWindowLengthMs: Int64
+    /// Rows in one emitted table (after HAVING and LIMIT).
+    public var maxRowsOut: Int
+    /// Windows holding state at once (SLIDING 1 HOUR EVERY 1 MINUTE alone keeps 60 open).
+    public var maxOpenWindows: Int
+
+    public init(maxGroups: Int = 100_000, maxWindowLengthMs: Int64 = 24 * 3_600_000,
+                maxRowsOut: Int = 10_000, maxOpenWindows: Int = 1_000) {
+        self.maxGroups = maxGroups
+        self.maxWindowLengthMs = maxWindowLengthMs
+        self.maxRowsOut = maxRowsOut
+        self.maxOpenWindows = maxOpenWindows
+    }
+}
+
+/// Evaluation settings that are not limits.
+public struct QueryOptions: Sendable, Equatable {
+    /// A window is final once the watermark (highest `minute` seen) reaches window_end + grace.
+    /// The default matches the DWM job's allowed lateness, so corrected DWS/DWM revisions land
+    /// before a window is declared final.
+    public var graceMs: Int64
+    /// count_distinct is exact (refcounted hashes) up to this many distinct values per group,
+    /// then switches to a counting HyperLogLog (precision 14, ~0.8 % standard error).
+    public var distinctExactThreshold: Int
+    /// With several input partitions (see `QueryEngine.ingest(_:partitions:)`), the watermark is
+    /// the minimum over partitions; a partition without rows for this long (by the clock given
+    /// to `tick(nowMs:)`) stops holding it back.
+    public var idlePartitionTimeoutMs: Int64
+
+    public init(graceMs: Int64 = 120_000, distinctExactThreshold: Int = 1024, idlePartitionTimeoutMs: Int64 = 30_000) {
+        self.graceMs = graceMs
+        self.distinctExactThreshold = distinctExactThreshold
+        self.idlePartitionTimeoutMs = idlePartitionTimeoutMs
+    }
+}
+
+/// One emission: the current table of one window (or of everything, without WINDOW).
+public struct QueryResult: Sendable, Equatable {
+    /// Epoch ms; nil without WINDOW.
+    public var windowStart: Int64?
+    public var windowEnd: Int64?
+    /// True when this window will not change any more (watermark passed end + grace, or end of input).
+    public var final: Bool
+    public var columns: [String]
+    /// ORDER BY and LIMIT applied.
+    public var rows: [[Value]]
+
+    public init(windowStart: Int64?, windowEnd: Int64?, final: Bool, columns: [String], rows: [[Value]]) {
+        self.windowStart = windowStart; self.windowEnd = windowEnd; self.final = final
+        self.columns = columns; self.rows = rows
+    }
+
+    /// Rows as objects keyed by column name.
+    public var objects: [[String: Value]] {
+        rows.map { r in
+            var o: [String: Value] = [:]
+            for (i, c) in columns.enumerated() where i < r.count { o[c] = r[i] }
+            return o
+        }
+    }
+
+    /// `{"window_start":…,"window_end":…,"final":…,"rows":[{…},…]}` with row keys in select order.
+    public var ndjson: String {
+        var s = "{\"window_start\":"
+        s += windowStart.map { String($0) } ?? "null"
+        s += ",\"window_end\":"
+        s += windowEnd.map { String($0) } ?? "null"
+        s += ",\"final\":" + (final ? "true" : "false")
+        s += ",\"rows\":["
+        for (n, r) in rows.enumerated() {
+            if n > 0 { s += "," }
+            s += "{"
+            for (i, c) in columns.enumerated() {
+                if i > 0 { s += "," }
+                Value.appendJSONString(c, to: &s)
+                s += ":"
+                (i < r.count ? r[i] : .null).appendJSON(to: &s)
+            }
+            s += "}"
+        }
+        s += "]}"
+        return s
+    }
+}
+
+/// Counters a subscriber can show (how much input was used, dropped and why).
+public struct QueryStats: Sendable, Equatable {
+    public var rowsIn: Int = 0
+    /// Rows that changed the state (new identities, newer revs, rows without identity).
+    public var rowsApplied: Int = 0
+    /// Revisions at or below the rev already held for their identity.
+    public var staleRevisions: Int = 0
+    /// Rows whose windows had all closed (watermark ≥ end + grace) when they arrived.
+    public var lateRows: Int = 0
+    /// Rows without an integer `minute` in a windowed query.
+    public var rowsWithoutMinute: Int = 0
+    public var emissions: Int = 0
+    public init() {}
+}

@@ -1,0 +1,241 @@
+import ArgumentParser
+import Foundation
+import StrataKafka
+import StrataQuery
+
+struct QueryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "query",
+        abstract: "Run a declarative stream query over a DWM/DWS topic and print its result tables.",
+        discussion: """
+        The topic is the query's FROM source (e.g. dws.content). Rows are upsert records: a higher
+        `rev` of (minute, content_id[, user_id]) replaces the earlier one, so every table is exact.
+        The language is described in docs/queries.md; examples are in sql/queries/.
+
+        Starts at the latest data unless --from-beginning or --from (windows that began before the
+        start only see rows from then on). --format table redraws the current tables in place on a
+        terminal; --format ndjson prints one object per emission:
+          {"window_start":…,"window_end":…,"final":true|false,"rows":[{…},…]}
+        --until-idle exits after that long without new rows, after printing the final table of
+        every open window. Ctrl-C exits at once, without final tables.
+
+        Exit status: 0 on success, 2 for a query that does not parse or plan, 1 for other failures
+        (broker errors, a query limit exceeded).
+        """)
+
+    enum Format: String, ExpressibleByArgument { case table, ndjson }
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The query text (or use -f).") var sql: String?
+    @Option(name: [.customShort("f"), .long], help: "Read the query from this file.") var file: String?
+    @Flag(help: "Read the topic from its earliest offset.") var fromBeginning = false
+    @Option(help: "Start at this time: epoch milliseconds or ISO-8601 (e.g. 2026-05-01T12:00:00Z); rows with an earlier minute are skipped.")
+    var from: String?
+    @Option(help: "Output format: table or ndjson.") var format: Format = .table
+    @Option(help: "Exit after this long without new rows (e.g. 5, 500ms, 2m), after emitting every window's final table.")
+    var untilIdle: DurationArgument?
+    @Flag(help: "Print the query plan and exit.") var explain = false
+    @Option(help: "How long after a window's end it becomes final (default 2m: the DWM job's allowed lateness).")
+    var grace: DurationArgument?
+    @Option(help: "Limit: groups alive at once (default 100000).") var maxGroups: Int?
+    @Option(help: "Limit: rows in one emitted table (default 10000).") var maxRowsOut: Int?
+    @Option(help: "Limit: windows holding state at once (default 1000).") var maxOpenWindows: Int?
+    @Option(help: "Limit: longest window (default 24h).") var maxWindow: DurationArgument?
+
+    func run() throws {
+        let text = try queryText()
+        let query: Query
+        do throws(QueryError) {
+            query = try Query.parse(text)
+        } catch {
+            stderrLine(error.rendered)
+            throw ExitCode(2)
+        }
+        var limits = QueryLimits()
+        if let maxGroups { limits.maxGroups = maxGroups }
+        if let maxRowsOut { limits.maxRowsOut = maxRowsOut }
+        if let maxOpenWindows { limits.maxOpenWindows = maxOpenWindows }
+        if let maxWindow { limits.maxWindowLengthMs = Self.milliseconds(maxWindow) }
+        var options = QueryOptions()
+        if let grace { options.graceMs = Self.milliseconds(grace) }
+
+        if explain {
+            print(query.explain(limits: limits, options: options))
+            return
+        }
+        let fromMs = try from.map(Self.parseTimestamp)
+        let engine = QueryEngine(query, limits: limits, options: options)
+        do throws(QueryError) { try engine.validate() } catch {
+            stderrLine(error.rendered)
+            throw ExitCode(1)
+        }
+
+        let config = try global.resolve()
+        Shutdown.install()
+        let consumer = try KafkaConsumer(config: config.consumerConfig(groupId: nil, clientId: "strata-query"))
+        defer { consumer.close() }
+        let partitions = try consumer.partitionCount(topic: query.source)
+        let start = fromBeginning || fromMs != nil ? TopicPartitionOffset.beginning : TopicPartitionOffset.end
+        try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: query.source, partition: Int32($0), offset: start) })
+
+        var output = ResultPrinter(format: format, query: query)
+        var lastRow = ContinuousClock.now
+        var undecodable = 0
+        while !Shutdown.isRequested {
+            let batch = try consumer.poll(maxMessages: 5000, timeoutMs: 100)
+            var rows: [[String: Value]] = []
+            var rowPartitions: [Int] = []
+            rows.reserveCapacity(batch.count)
+            for m in batch {
+                if let e = m.error {
+                    if e.name != "_PARTITION_EOF" { stderrLine("warning: \(e)") }
+                    continue
+                }
+                lastRow = .now
+                guard let row = Value.decodeRow(m.value) else { undecodable += 1; continue }
+                if let fromMs, let minute = row["minute"]?.exactInt, minute < fromMs { continue }
+                rows.append(row)
+                rowPartitions.append(Int(m.partition))
+            }
+            var results: [QueryResult] = []
+            do throws(QueryError) {
+                if !rows.isEmpty { results = try engine.ingest(rows, partitions: rowPartitions) }
+            } catch {
+                stderrLine(error.rendered)
+                throw ExitCode(1)
+            }
+            results += engine.tick(nowMs: Self.nowMs())
+            output.show(results, engine: engine)
+            if let idle = untilIdle, ContinuousClock.now - lastRow >= idle.duration {
+                output.show(engine.finish(), engine: engine)
+                break
+            }
+        }
+        output.finish()
+        if undecodable > 0 { stderrLine("warning: \(undecodable) message(s) were not JSON objects and were skipped") }
+        let s = engine.stats
+        if isatty(STDERR_FILENO) != 0 {
+            stderrLine("rows \(s.rowsIn), applied \(s.rowsApplied), stale revs \(s.staleRevisions), late \(s.lateRows), emissions \(s.emissions)")
+        }
+    }
+
+    private func queryText() throws -> String {
+        switch (sql, file) {
+        case (let s?, nil): return s
+        case (nil, let path?):
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("cannot read query file \(path)")
+            }
+            return String(decoding: data, as: UTF8.self)
+        case (nil, nil): throw ValidationError("give the query as an argument or with -f FILE")
+        default: throw ValidationError("give the query either as an argument or with -f, not both")
+        }
+    }
+
+    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    static func milliseconds(_ d: DurationArgument) -> Int64 {
+        let (seconds, attoseconds) = d.duration.components
+        let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        return overflow ? Int64.max : ms &+ attoseconds / 1_000_000_000_000_000
+    }
+
+    /// Epoch milliseconds, or ISO-8601 with or without fractional seconds / time zone (UTC assumed).
+    static func parseTimestamp(_ s: String) throws -> Int64 {
+        if let ms = Int64(s) { return ms }
+        let f = ISO8601DateFormatter()
+        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime],
+                                                      [.withFullDate, .withTime, .withColonSeparatorInTime, .withDashSeparatorInDate],
+                                                      [.withFullDate]] {
+            f.formatOptions = options
+            f.timeZone = TimeZone(identifier: "UTC")
+            if let d = f.date(from: s) { return Int64((d.timeIntervalSince1970 * 1000).rounded()) }
+        }
+        throw ValidationError("--from expects epoch milliseconds or ISO-8601, e.g. 2026-05-01T12:00:00Z; got \(s)")
+    }
+}
+
+/// Prints emissions: NDJSON lines, a table per emission (not a terminal), or a live view redrawn
+/// in place (terminal) showing the current window and the latest final one.
+struct ResultPrinter {
+    let format: QueryCommand.Format
+    let query: Query
+    let live = isatty(STDOUT_FILENO) != 0
+    /// Latest table per window start; final ones are kept (a few) so the view can show them.
+    private var latest: [Int64: QueryResult] = [:]
+    private var drawn = false
+
+    init(format: QueryCommand.Format, query: Query) {
+        self.format = format
+        self.query = query
+    }
+
+    mutating func show(_ results: [QueryResult], engine: QueryEngine) {
+        guard !results.isEmpty else { return }
+        switch format {
+        case .ndjson:
+            var out = ""
+            for r in results { out += r.ndjson; out += "\n" }
+            FileHandle.standardOutput.write(Data(out.utf8))
+        case .table where !live:
+            var out = ""
+            for r in results { out += Self.render(r, maxRows: Int.max) + "\n\n" }
+            FileHandle.standardOutput.write(Data(out.utf8))
+        case .table:
+            for r in results { latest[r.windowStart ?? Int64.min] = r }
+            // Keep every open window and the most recent final ones.
+            let finals = latest.values.filter(\.final).sorted { ($0.windowEnd ?? 0) > ($1.windowEnd ?? 0) }
+            for old in finals.dropFirst(32) { latest[old.windowStart ?? Int64.min] = nil }
+            redraw(engine)
+        }
+    }
+
+    /// "Now" is the window whose last minute is the newest minute seen (the smallest end after the
+    /// watermark; later SLIDING windows only hold the newest minutes). Below it: the latest final
+    /// window that ended before it.
+    private mutating func redraw(_ engine: QueryEngine) {
+        let watermark = engine.watermark ?? Int64.min
+        let all = Array(latest.values)
+        let current = all.filter { ($0.windowEnd ?? Int64.max) > watermark }
+            .min { ($0.windowEnd ?? Int64.max) < ($1.windowEnd ?? Int64.max) }
+            ?? all.max { ($0.windowEnd ?? Int64.min) < ($1.windowEnd ?? Int64.min) }
+        let currentEnd = current?.windowEnd ?? Int64.max
+        let previous = all.filter { $0.final && ($0.windowEnd ?? Int64.max) < currentEnd }
+            .max { ($0.windowEnd ?? Int64.min) < ($1.windowEnd ?? Int64.min) }
+        let rowsPerTable = max(5, (Self.terminalRows() - 8) / (previous == nil ? 1 : 2) - 4)
+        var out = "\u{1B}[H\u{1B}[2J"
+        out += "strata query · \(query.source) · watermark \(engine.watermark.map(Self.time) ?? "-") · rows \(engine.stats.rowsIn) · Ctrl-C to stop\n\n"
+        if let current { out += Self.render(current, maxRows: rowsPerTable) + "\n\n" }
+        if let previous { out += Self.render(previous, maxRows: rowsPerTable) + "\n" }
+        FileHandle.standardOutput.write(Data(out.utf8))
+        drawn = true
+    }
+
+    func finish() {
+        if drawn { FileHandle.standardOutput.write(Data("\n".utf8)) }
+    }
+
+    static func render(_ r: QueryResult, maxRows: Int) -> String {
+        var title = "all rows"
+        if let s = r.windowStart, let e = r.windowEnd { title = "window \(time(s)) – \(time(e))" }
+        title += r.final ? " (final)" : " (open)"
+        let shown = r.rows.prefix(maxRows).map { $0.map(\.displayText) }
+        var text = title + "\n" + TextTable.render(header: r.columns, rows: Array(shown))
+        if r.rows.count > maxRows { text += "\n… \(r.rows.count - maxRows) more rows" }
+        return text
+    }
+
+    static func time(_ ms: Int64) -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.locale = Locale(identifier: "en_US_POSIX")
+        return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000)) + "Z"
+    }
+
+    static func terminalRows() -> Int {
+        var w = winsize()
+        if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &w) == 0, w.ws_row > 0 { return Int(w.ws_row) }
+        return 40
+    }
+}

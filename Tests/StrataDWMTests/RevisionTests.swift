@@ -1,0 +1,94 @@
+import StrataDWM
+import XCTest
+
+/// Early, final and corrected revisions; lateness and eviction; rev arithmetic.
+final class RevisionTests: XCTestCase {
+    func testEarlyFinalCorrectionAndLate() {
+        let engine = makeEngine()   // out-of-orderness 5 s, allowed lateness 120 s
+        var offset: Int64 = 0
+        func feed(_ b: [UInt8]) -> ApplyOutcome { offset += 1; return engine.apply(b, offset: offset) }
+
+        XCTAssertEqual(feed(event("e1", ts: m0 + 1_000, "expose", strategy: "s1")), .applied)
+        XCTAssertEqual(feed(event("e2", ts: m0 + 2_000, "click", strategy: "s1")), .applied)
+        var rows = engine.collect(nowMs: 0)
+        XCTAssertEqual(rows.dwm, [DWMRow(minute: m0, contentId: "c00000001", userId: "u000000001",
+                                         counts: [1, 1, 0, 0, 0, 0, 0], playMs: 0, strategy: "s1", isFinal: false, rev: 4)])
+        XCTAssertEqual(rows.dws, [DWSRow(minute: m0, contentId: "c00000001", counts: [1, 1, 0, 0, 0, 0, 0], playMs: 0,
+                                         uv: 1, isFinal: false, rev: 4)])
+        XCTAssertTrue(engine.collect(nowMs: 0).isEmpty, "nothing changed, nothing published")
+
+        XCTAssertEqual(feed(event("e3", ts: m0 + 30_000, "play", strategy: "s2", durationMs: 9_000)), .applied)
+        XCTAssertEqual(feed(event("e3", ts: m0 + 30_000, "play", strategy: "s2", durationMs: 9_000)), .duplicate)
+        rows = engine.collect(nowMs: 0)
+        XCTAssertEqual(rows.dwm.map(\.rev), [6])
+        XCTAssertEqual(rows.dwm.first?.playMs, 9_000)
+        XCTAssertEqual(rows.dwm.first?.strategy, "s2")
+
+        // Next minute, another user: the watermark (m0 + 66 s − 5 s) passes m0's end.
+        XCTAssertEqual(feed(event("e4", ts: m0 + 66_000, "expose", user: "u000000002")), .applied)
+        rows = engine.collect(nowMs: 0)
+        XCTAssertEqual(engine.watermark, m0 + 61_000)
+        let finalRow = rows.dwm.first { $0.minute == m0 }
+        XCTAssertEqual(finalRow?.isFinal, true)
+        XCTAssertEqual(finalRow?.rev, 7, "final with no new events: 2n + 1")
+        XCTAssertEqual(rows.dws.first { $0.minute == m0 }.map { [$0.rev] }, [7])
+        XCTAssertEqual(rows.dwm.first { $0.minute == m0 + 60_000 }.map { [$0.rev] }, [2], "early row of the open minute")
+        XCTAssertEqual(rows.dwm.first { $0.minute == m0 + 60_000 }?.isFinal, false)
+
+        // A correction within the allowed lateness: a higher odd rev, still final.
+        XCTAssertEqual(feed(event("e5", ts: m0 + 50_000, "like", strategy: "s3")), .corrected)
+        rows = engine.collect(nowMs: 0)
+        XCTAssertEqual(rows.dwm, [DWMRow(minute: m0, contentId: "c00000001", userId: "u000000001",
+                                         counts: [1, 1, 1, 1, 0, 0, 0], playMs: 9_000, strategy: "s3", isFinal: true, rev: 9)])
+        XCTAssertEqual(rows.dws.map(\.rev), [9])
+        XCTAssertEqual(rows.dws.first?.uv, 1)
+
+        // A first event for a minute the watermark already passed: final from its first row.
+        XCTAssertEqual(feed(event("e6", ts: m0 + 10_000, "share", content: "c00000002")), .corrected)
+        rows = engine.collect(nowMs: 0)
+        XCTAssertEqual(rows.dwm.map(\.rev), [3])
+        XCTAssertEqual(rows.dwm.map(\.isFinal), [true])
+
+        // Move the watermark past m0's end + lateness (m0 + 180 s): m0 is evicted, its events late.
+        XCTAssertEqual(feed(event("e7", ts: m0 + 190_000, "expose")), .applied)
+        rows = engine.collect(nowMs: 0)
+        XCTAssertEqual(engine.watermark, m0 + 185_000)
+        XCTAssertFalse(engine.windowStates.contains { $0.minute == m0 })
+        XCTAssertEqual(feed(event("e8", ts: m0 + 59_000, "report")), .late)
+        rows = engine.collect(nowMs: 0)
+        XCTAssertTrue(rows.isEmpty, "a late event is not applied: \(rows)")
+        XCTAssertEqual(engine.accounting.late, 1)
+        XCTAssertTrue(engine.accounting.isBalanced)
+
+        // Minute m0 + 60 s is final (watermark ≥ its end) and still takes corrections.
+        XCTAssertEqual(feed(event("e9", ts: m0 + 61_000, "click", user: "u000000002")), .corrected)
+        rows = engine.collect(nowMs: 0)
+        XCTAssertEqual(rows.dwm.map(\.rev), [5])
+    }
+
+    func testEarlyRevisionsCanBeSkippedButFinalsCarryEverything() {
+        let engine = makeEngine()
+        engine.apply(event("a", ts: m0 + 1_000, "expose"), offset: 1)
+        engine.apply(event("b", ts: m0 + 2_000, "expose", user: "u2"), offset: 2)
+        XCTAssertTrue(engine.collect(nowMs: 0, earlyRevisions: false).isEmpty)
+        engine.apply(event("c", ts: m0 + 70_000, "expose"), offset: 3)
+        let rows = engine.collect(nowMs: 0, earlyRevisions: false)
+        XCTAssertEqual(Set(rows.dwm.map { "\($0.userId) \($0.rev) \($0.isFinal)" }), ["u000000001 3 true", "u2 3 true"])
+        XCTAssertEqual(rows.dws.map(\.rev), [5])
+        XCTAssertEqual(rows.dws.map(\.uv), [2])
+        XCTAssertEqual(engine.flushAll(nowMs: 0).dwm.map { "\($0.minute - m0) \($0.rev) \($0.isFinal)" }, ["60000 3 true"])
+    }
+
+    func testFlushAllFinalizesEveryOpenWindow() {
+        let engine = makeEngine()
+        for (i, t) in [1_000, 61_000, 121_000].enumerated() {
+            engine.apply(event("e\(i)", ts: m0 + Int64(t), "expose"), offset: Int64(i))
+        }
+        let early = engine.collect(nowMs: 0)   // watermark m0 + 116 s: only m0 is final
+        XCTAssertEqual(early.dwm.filter(\.isFinal).map(\.minute), [m0])
+        let rows = engine.flushAll(nowMs: 0)
+        XCTAssertEqual(rows.dwm.map { "\($0.minute - m0) \($0.rev) \($0.isFinal)" }, ["60000 3 true", "120000 3 true"])
+        XCTAssertTrue(engine.windowStates.allSatisfy(\.isFinal))
+        XCTAssertTrue(engine.flushAll(nowMs: 0).isEmpty)
+    }
+}

@@ -1,0 +1,291 @@
+import Foundation
+import StrataCore
+import StrataDims
+import StrataRedis
+import XCTest
+
+/// The cache against a real SQLite file and a real redis-server child process. Expected values
+/// come from the generator, not from the store or the cache.
+final class DimensionCacheTests: XCTestCase {
+    private var dir: URL!
+    private var redis: RedisServerProcess!
+    private var store: SQLiteDimensionStore!
+    private let gen = DimensionGenerator(contents: 2_000, users: 10_000, seed: 11)
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-cache-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        redis = try RedisServerProcess()
+        store = try SQLiteDimensionStore(path: dir.appendingPathComponent("dims.db").path)
+        try store.migrate()
+        try store.upsert(contents: gen.allContents())
+        try store.upsert(users: gen.allUsers())
+    }
+
+    override func tearDownWithError() throws {
+        redis = nil
+        store = nil
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    private func client() throws -> RedisClient {
+        try RedisClient(config: RedisConfig(port: redis.port, connectTimeout: .milliseconds(300),
+                                            commandTimeout: .seconds(2), reconnectBackoffInitial: .milliseconds(5),
+                                            reconnectBackoffMax: .milliseconds(50), maxAttempts: 2))
+    }
+
+    private func makeCache(registry: MetricsRegistry = MetricsRegistry(),
+                           _ tweak: (inout DimensionCacheConfig) -> Void = { _ in }) throws -> DimensionCache {
+        var config = DimensionCacheConfig()
+        tweak(&config)
+        return try DimensionCache(store: store, redis: try client(), config: config, metrics: registry)
+    }
+
+    private func unknownContentIds(_ n: Int) -> [String] { (0..<n).map { "c9\(String(format: "%07d", $0))" } }
+
+    private func ttls(_ keys: [[UInt8]], via c: RedisClient) throws -> [Int] {
+        try c.pipeline(keys.map { [Array("TTL".utf8), $0] }).map { reply in
+            guard case .integer(let t) = reply else { throw RedisError.protocolError("TTL reply \(reply)") }
+            return Int(t)
+        }
+    }
+
+    /// No 1 % slice of the TTL range holds more than 3× its share, and TTLs stay in the range.
+    private func assertSpread(_ ttls: [Int], _ range: ClosedRange<Int>, file: StaticString = #filePath, line: UInt = #line) {
+        let width = Double(range.upperBound - range.lowerBound)
+        var slices = [Int](repeating: 0, count: 100)
+        for t in ttls {
+            // A few seconds pass between the writes and reading TTLs back.
+            XCTAssertTrue((range.lowerBound - 30)...range.upperBound ~= t, "TTL \(t) outside \(range)", file: file, line: line)
+            slices[min(99, max(0, Int(Double(t - range.lowerBound) / width * 100)))] += 1
+        }
+        let share = Double(ttls.count) / 100
+        XCTAssertLessThanOrEqual(Double(slices.max()!), 3 * share, "slices \(slices)", file: file, line: line)
+        XCTAssertGreaterThanOrEqual(slices.filter { $0 > 0 }.count, 95, "expiries cover the range: \(slices)", file: file, line: line)
+    }
+
+    // MARK: Staggered TTLs
+
+    func testKeysWrittenAtOnceHaveSpreadExpiries() throws {
+        let cache = try makeCache()
+        let users = gen.allUsers()
+        let found = try cache.lookupUsers(users.map(\.userId))
+        XCTAssertEqual(found.count, 10_000)
+        XCTAssertEqual(cache.stats.storeQueries, 20, "10 000 ids in chunks of 500")
+        XCTAssertEqual(cache.stats.redisWrites, 10_000)
+
+        let reader = try client()
+        let keys = users.map { cache.redisKey(user: $0.userId) }
+        assertSpread(try ttls(keys, via: reader), cache.config.redisTTL.range)
+        XCTAssertTrue(try reader.mget(keys).allSatisfy { $0 != nil })
+
+        // The changelog path staggers too.
+        try cache.apply(users.map { .upsertUser($0) })
+        assertSpread(try ttls(keys, via: reader), cache.config.redisTTL.range)
+    }
+
+    // MARK: Penetration
+
+    func testUnknownIdsAreBlockedBeforeAnyTierOnceTheFilterIsWarm() throws {
+        let cache = try makeCache()
+        let unknown = unknownContentIds(10_000)
+        let known = (0..<300).map(DimensionGenerator.contentId)
+        let before = store.queryCount
+        let first = try cache.lookupContents(unknown + known)
+        XCTAssertEqual(Set(first.keys), Set(known))
+        let blocked = cache.stats.blocked
+        XCTAssertGreaterThanOrEqual(blocked, 9_800, "the 1 % filter stops ~99 % of unknown ids")
+        XCTAssertEqual(cache.stats.storeIds, 10_300 - blocked, "only filter false positives and known ids reach the store")
+        XCTAssertGreaterThan(store.queryCount, before)
+
+        // Blocked ids touched no tier: nothing about them in Redis.
+        let blockedIds = unknown.filter { id in !Array(id.utf8).withUnsafeBytes { cache.isKnownContent($0) } }
+        XCTAssertEqual(blockedIds.count, blocked)
+        XCTAssertTrue(try client().mget(blockedIds.map { cache.redisKey(content: $0) }).allSatisfy { $0 == nil })
+
+        // Warm: the same stream of unknown ids costs the store nothing.
+        let warm = store.queryCount
+        for _ in 0..<3 { XCTAssertTrue(try cache.lookupContents(unknown).isEmpty) }
+        XCTAssertEqual(store.queryCount, warm, "zero store queries for unknown ids")
+        XCTAssertEqual(cache.stats.blocked, blocked * 4)
+        XCTAssertEqual(cache.stats.negativeHits, 3 * (10_000 - blocked))
+    }
+
+    func testNegativeCacheStopsRepeatStoreQueriesForFalsePositives() throws {
+        let cache = try makeCache { c in
+            c.filterMinimumCapacity = 1 // a filter filled to its 1 % design point, so false positives exist
+            c.filterHeadroom = 1
+        }
+        let filter = try XCTUnwrap(cache.contentFilter)
+        // Well-formed unknown ids that the Bloom filter lets through.
+        let falsePositives = unknownContentIds(20_000).filter { filter.mightContain($0) }.prefix(5).map { $0 }
+        guard falsePositives.count == 5 else { return XCTFail("only \(falsePositives.count) false positives") }
+
+        XCTAssertTrue(try cache.lookupContents(falsePositives).isEmpty)
+        XCTAssertEqual(cache.stats.storeQueries, 1)
+        let reader = try client()
+        for id in falsePositives {
+            XCTAssertEqual(try reader.get(cache.redisKey(content: id)), Array("null".utf8))
+        }
+        for t in try ttls(falsePositives.map { cache.redisKey(content: $0) }, via: reader) {
+            XCTAssertTrue(1...300 ~= t, "negative TTL \(t)")
+        }
+
+        XCTAssertTrue(try cache.lookupContents(falsePositives).isEmpty)
+        XCTAssertEqual(cache.stats.storeQueries, 1, "in-process negative entries")
+        cache.clearLocalTier()
+        XCTAssertTrue(try cache.lookupContents(falsePositives).isEmpty)
+        XCTAssertEqual(cache.stats.storeQueries, 1, "Redis negative entries")
+        XCTAssertEqual(cache.stats.negativeHits, 10)
+
+        // Creating the id through the changelog replaces its negative entries.
+        let created = ContentDim(contentId: falsePositives[0], title: "new", category: "tech", authorId: "a000009",
+                                 region: "Guangdong", status: "published", publishTs: 1)
+        try cache.apply(.upsertContent(created))
+        XCTAssertEqual(try cache.lookupContents([created.contentId]), [created.contentId: created])
+        cache.clearLocalTier()
+        XCTAssertEqual(try cache.lookupContents([created.contentId]), [created.contentId: created])
+        XCTAssertEqual(cache.stats.storeQueries, 1)
+    }
+
+    // MARK: Consistency
+
+    func testAppliedChangeIsVisibleInRedisAndInTheNextLookup() throws {
+        let cache = try makeCache()
+        let original = gen.content(5)
+        XCTAssertEqual(try cache.lookupContents([original.contentId])[original.contentId], original)
+
+        var changed = original
+        changed.title = "Renamed, \"again\""
+        changed.category = "music"
+        try store.upsert(contents: [changed])         // what `strata dims put` does first
+        try cache.apply(.upsertContent(changed))       // what dimsync does with the changelog record
+        let reader = try client()
+        let key = cache.redisKey(content: changed.contentId)
+        XCTAssertEqual(try reader.get(key).flatMap(DimJSON.decodeContent), changed)
+        XCTAssertTrue(cache.config.redisTTL.range ~= (try ttls([key], via: reader))[0])
+
+        let queries = store.queryCount
+        XCTAssertEqual(try cache.lookupContents([changed.contentId])[changed.contentId], changed)
+        cache.clearLocalTier()
+        XCTAssertEqual(try cache.lookupContents([changed.contentId])[changed.contentId], changed)
+        XCTAssertEqual(store.queryCount, queries, "served by the tiers, not the store")
+
+        // A brand-new id becomes known to the filter and the tiers at once.
+        let fresh = ContentDim(contentId: DimensionGenerator.contentId(2_000), title: "fresh", category: "news",
+                               authorId: "a000001", region: "Hunan", status: "published", publishTs: 2)
+        XCTAssertFalse(Array(fresh.contentId.utf8).withUnsafeBytes { cache.isKnownContent($0) })
+        try cache.apply(.upsertContent(fresh))
+        XCTAssertTrue(Array(fresh.contentId.utf8).withUnsafeBytes { cache.isKnownContent($0) })
+        XCTAssertEqual(try cache.lookupContents([fresh.contentId]), [fresh.contentId: fresh])
+
+        // Users and deletes.
+        var user = gen.user(3)
+        user.province = "Guangdong"
+        user.cityTier = 1
+        try cache.apply(.upsertUser(user))
+        XCTAssertEqual(try cache.lookupUsers([user.userId]), [user.userId: user])
+        try cache.apply(.deleteContent(id: changed.contentId))
+        XCTAssertEqual(try reader.get(key), Array("null".utf8))
+        XCTAssertTrue(try cache.lookupContents([changed.contentId]).isEmpty)
+        XCTAssertEqual(store.queryCount, queries)
+    }
+
+    func testRebuildPicksUpIdsWrittenWithoutChangelog() throws {
+        let cache = try makeCache()
+        let extra = ContentDim(contentId: DimensionGenerator.contentId(5_000), title: "x", category: "food",
+                               authorId: "a000002", region: "Fujian", status: "published", publishTs: 3)
+        try store.upsert(contents: [extra])
+        XCTAssertTrue(try cache.lookupContents([extra.contentId]).isEmpty, "blocked by the old filter")
+        try cache.rebuildFilters()
+        XCTAssertEqual(try cache.lookupContents([extra.contentId]), [extra.contentId: extra])
+    }
+
+    // MARK: Degraded mode
+
+    func testRedisOutageDegradesToTheStoreAndRecovers() throws {
+        let cache = try makeCache { c in
+            c.localCapacity = 0                      // every lookup must go past the local tier
+            c.breakerOpenFor = .milliseconds(200)
+        }
+        let contentIds = (0..<500).map { DimensionGenerator.contentId($0 * 3) }
+        let userIds = (0..<2_000).map { DimensionGenerator.userId($0 * 5) }
+        let expectedContents = Dictionary(uniqueKeysWithValues: contentIds.indices.map { (contentIds[$0], gen.content($0 * 3)) })
+        let expectedUsers = Dictionary(uniqueKeysWithValues: userIds.indices.map { (userIds[$0], gen.user($0 * 5)) })
+        func check(_ what: String) throws {
+            XCTAssertEqual(try cache.lookupContents(contentIds), expectedContents, what)
+            XCTAssertEqual(try cache.lookupUsers(userIds), expectedUsers, what)
+        }
+
+        try check("cold")
+        try check("warm")
+        XCTAssertEqual(cache.stats.redisHits, 2_500)
+        XCTAssertEqual(cache.stats.degradedLookups, 0)
+
+        redis.stop()
+        for i in 0..<10 { try check("redis down #\(i)") }
+        let down = cache.stats
+        XCTAssertGreaterThan(down.degradedLookups, 0)
+        XCTAssertEqual(down.degradedLookups, 20, "every lookup during the outage was answered by the store")
+        XCTAssertGreaterThan(down.redisErrors, 0)
+        XCTAssertLessThan(down.redisErrors, 10, "the breaker skips Redis instead of failing on every call")
+        XCTAssertTrue(cache.isDegraded)
+        XCTAssertEqual(down.redisHits, 2_500)
+
+        try redis.start()                                  // same port, empty
+        Thread.sleep(forTimeInterval: 0.3)                 // past the breaker's open interval
+        try check("redis back, refilling")
+        XCTAssertFalse(cache.isDegraded)
+        try check("redis back, warm")
+        XCTAssertEqual(cache.stats.redisHits, 5_000, "the Redis tier answers again")
+    }
+
+    func testWorksWithoutARedisTier() throws {
+        let cache = try DimensionCache(store: store, redis: nil, metrics: MetricsRegistry())
+        let ids = (0..<100).map(DimensionGenerator.userId)
+        XCTAssertEqual(try cache.lookupUsers(ids).count, 100)
+        XCTAssertEqual(try cache.lookupUsers(ids).count, 100)
+        XCTAssertEqual(cache.stats.localHits, 100)
+        XCTAssertEqual(cache.stats.degradedLookups, 0)
+        try cache.apply(.deleteUser(id: ids[0]))
+        XCTAssertEqual(try cache.lookupUsers(ids).count, 99)
+    }
+
+    func testConcurrentLookupsAndChangesStayExact() throws {
+        let cache = try makeCache { $0.localCapacity = 1_000 } // small: generations turn over during the test
+        let failures = LockedCounter()
+        let gen = self.gen
+        DispatchQueue.concurrentPerform(iterations: 6) { t in
+            do {
+                for round in 0..<5 {
+                    let ids = (0..<800).map { DimensionGenerator.userId(($0 * 7 + t * 1_000 + round * 97) % 10_000) }
+                    let got = try cache.lookupUsers(ids)
+                    for id in ids where got[id] != gen.user(Int(id.dropFirst())!) { failures.add() }
+                    if t == 0 { try cache.apply(.upsertUser(gen.user(round))) } // same values: results must not change
+                }
+            } catch { failures.add() }
+        }
+        XCTAssertEqual(failures.value, 0)
+    }
+
+    func testMetricsAreRegisteredPerTier() throws {
+        let registry = MetricsRegistry()
+        let cache = try makeCache(registry: registry)
+        let ids = (0..<10).map(DimensionGenerator.contentId)
+        _ = try cache.lookupContents(ids)                       // store
+        cache.clearLocalTier()
+        _ = try cache.lookupContents(ids)                       // redis
+        _ = try cache.lookupContents(ids)                       // local
+        _ = try cache.lookupContents(unknownContentIds(100))    // mostly blocked
+        let m = registry.snapshot()
+        XCTAssertEqual(m[#"strata_dim_cache_hits_total{kind="content",tier="local"}"#], 10)
+        XCTAssertEqual(m[#"strata_dim_cache_hits_total{kind="content",tier="redis"}"#], 10)
+        XCTAssertEqual(m[#"strata_dim_cache_misses_total{kind="content",tier="redis"}"#].map { $0 >= 10 }, true)
+        XCTAssertEqual(m[#"strata_dim_cache_store_queries_total{kind="content"}"#].map { $0 >= 1 }, true)
+        XCTAssertEqual(m[#"strata_dim_cache_blocked_total{kind="content"}"#].map { $0 >= 95 }, true)
+        XCTAssertNotNil(m[#"strata_dim_cache_negative_hits_total{kind="content",tier="redis"}"#])
+        XCTAssertEqual(m["strata_dim_cache_redis_errors_total"], 0)
+        XCTAssertEqual(m["strata_dim_cache_degraded_lookups_total"], 0)
+        XCTAssertTrue(registry.render().contains("# TYPE strata_dim_cache_hits_total counter"))
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+@testable import StrataDims
+import XCTest
+
+final class ModelTests: XCTestCase {
+    let content = ContentDim(contentId: "c00001686", title: "Top 10 \"moments\", \\ vol. 2\n内容🎬\u{1}", category: "game",
+                             authorId: "a000123", region: "Guangdong", status: "published", publishTs: 1_795_219_200_000)
+    let user = UserDim(userId: "u000463861", gender: "m", ageBand: "18-24", province: "Guangdong", cityTier: 2)
+
+    func testCodableUsesSnakeCaseKeys() throws {
+        let c = try JSONSerialization.jsonObject(with: JSONEncoder().encode(content)) as! [String: Any]
+        XCTAssertEqual(Set(c.keys), ["content_id", "title", "category", "author_id", "region", "status", "publish_ts"])
+        let u = try JSONSerialization.jsonObject(with: JSONEncoder().encode(user)) as! [String: Any]
+        XCTAssertEqual(Set(u.keys), ["user_id", "gender", "age_band", "province", "city_tier"])
+        XCTAssertEqual(u["city_tier"] as? Int, 2)
+    }
+
+    func testFastJSONRoundTripsAndAgreesWithFoundation() throws {
+        let bytes = DimJSON.encode(content)
+        XCTAssertEqual(DimJSON.decodeContent(bytes), content)
+        // What DimJSON writes, JSONDecoder reads, and the other way round.
+        XCTAssertEqual(try JSONDecoder().decode(ContentDim.self, from: Data(bytes)), content)
+        XCTAssertEqual(DimJSON.decodeContent([UInt8](try JSONEncoder().encode(content))), content)
+        XCTAssertEqual(DimJSON.decodeUser(DimJSON.encode(user)), user)
+        XCTAssertEqual(DimJSON.decodeUser([UInt8](try JSONEncoder().encode(user))), user)
+        XCTAssertEqual(String(decoding: DimJSON.encode(user), as: UTF8.self),
+                       #"{"user_id":"u000463861","gender":"m","age_band":"18-24","province":"Guangdong","city_tier":2}"#)
+    }
+
+    func testDecoderToleratesOrderWhitespaceUnknownKeysAndEscapes() {
+        let text = #" { "city_tier" : 5, "extra": {"a":[1,2,{"b":null}]}, "province":"Guang\u0064ong", "age_band":"50+","gender":"f","user_id":"u1","n":-1.5e3,"t":true } "#
+        XCTAssertEqual(DimJSON.decodeUser(Array(text.utf8)),
+                       UserDim(userId: "u1", gender: "f", ageBand: "50+", province: "Guangdong", cityTier: 5))
+        XCTAssertEqual(DimJSON.decodeUser(Array(#"{"user_id":"\ud83c\udfac","gender":"f","age_band":"x","province":"p","city_tier":1}"#.utf8))?.userId, "🎬")
+    }
+
+    func testDecoderRejectsBrokenOrIncompleteValues() {
+        let bad = ["", "null", "[]", "{", #"{"user_id":"u1"}"#,
+                   #"{"user_id":"u1","gender":"f","age_band":"x","province":"p","city_tier":"2"}"#,
+                   #"{"user_id":"u1","gender":"f","age_band":"x","province":"p","city_tier":2.5}"#,
+                   #"{"user_id":"u1","gender":"f","age_band":"x","province":"p","city_tier":2} x"#,
+                   #"{"user_id":"u1\q","gender":"f","age_band":"x","province":"p","city_tier":2}"#,
+                   #"{"user_id":"u1","gender":"f","age_band":"x","province":"p","city_tier":99999999999999999999}"#]
+        for b in bad { XCTAssertNil(DimJSON.decodeUser(Array(b.utf8)), b) }
+    }
+
+    func testDWMObjectsHaveTheDesignKeys() throws {
+        let c = try JSONSerialization.jsonObject(with: Data(DimJSON.dwmContentObject(content))) as! [String: Any]
+        XCTAssertEqual(Set(c.keys), ["title", "category", "author_id", "region"])
+        XCTAssertEqual(c["title"] as? String, content.title)
+        let u = try JSONSerialization.jsonObject(with: Data(DimJSON.dwmUserObject(user))) as! [String: Any]
+        XCTAssertEqual(Set(u.keys), ["gender", "age_band", "province", "city_tier"])
+    }
+}

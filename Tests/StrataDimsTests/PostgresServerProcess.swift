@@ -1,0 +1,108 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A throwaway PostgreSQL cluster: `initdb` into a temp dir, `pg_ctl start` on a free local port,
+/// torn down (immediate stop + rm) on `stop()`/deinit. When the tests run as root the cluster is
+/// created and run as the `postgres` user (`runuser -u postgres --`), since PostgreSQL refuses to
+/// run as root and its data dir must be owned by the server's user.
+/// Binaries: $STRATA_PG_BIN, else /usr/lib/postgresql/<15…>/bin. Missing binaries are an error.
+final class PostgresServerProcess {
+    struct Failure: Error, CustomStringConvertible { let description: String }
+
+    let port: Int
+    let bin: String
+    private let dir: URL
+    private var running = false
+
+    var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres" }
+
+    init() throws {
+        bin = try Self.findBinaries()
+        port = try RedisServerProcess.freePort()
+        dir = URL(fileURLWithPath: "/tmp").appendingPathComponent("strata-pg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        if getuid() == 0 {
+            try Self.run("/bin/chown", ["postgres:postgres", dir.path])
+        }
+        do {
+            try asServerUser("\(bin)/initdb", ["-D", dataDir, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                                               "--locale=C", "--no-sync", "--no-instructions"])
+            try asServerUser("\(bin)/pg_ctl", ["-D", dataDir, "-l", "\(dir.path)/server.log", "-w", "-t", "60",
+                                               "-o", "-p \(port) -k \(dir.path) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                                               "start"])
+            running = true
+        } catch {
+            let log = (try? String(contentsOfFile: "\(dir.path)/server.log", encoding: .utf8)) ?? ""
+            try? FileManager.default.removeItem(at: dir)
+            throw Failure(description: "\(error)\nserver.log:\n\(log)")
+        }
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    private var dataDir: String { "\(dir.path)/data" }
+
+    func stop() {
+        guard running else { return }
+        running = false
+        try? asServerUser("\(bin)/pg_ctl", ["-D", dataDir, "-m", "immediate", "-w", "stop"])
+    }
+
+    /// Runs SQL through psql and returns its unaligned, tuples-only output.
+    func psql(_ sql: String, database: String = "postgres") throws -> String {
+        try Self.run(wrapped("\(bin)/psql").0, wrapped("\(bin)/psql").1 + [
+            "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-d", database, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+    }
+
+    private func wrapped(_ tool: String) -> (String, [String]) {
+        getuid() == 0 ? ("/usr/sbin/runuser", ["-u", "postgres", "--", tool]) : (tool, [])
+    }
+
+    @discardableResult
+    private func asServerUser(_ tool: String, _ args: [String]) throws -> String {
+        let (exe, prefix) = wrapped(tool)
+        return try Self.run(exe, prefix + args)
+    }
+
+    private static func findBinaries() throws -> String {
+        let env = ProcessInfo.processInfo.environment
+        var candidates: [String] = []
+        if let explicit = env["STRATA_PG_BIN"] { candidates.append(explicit) }
+        candidates += (13...18).reversed().map { "/usr/lib/postgresql/\($0)/bin" }
+        for c in candidates where FileManager.default.isExecutableFile(atPath: "\(c)/initdb")
+            && FileManager.default.isExecutableFile(atPath: "\(c)/pg_ctl") {
+            return c
+        }
+        throw Failure(description: """
+            PostgreSQL server binaries (initdb, pg_ctl) not found in \(candidates.joined(separator: ", ")). \
+            Install them (Debian: apt-get install postgresql-15) or set STRATA_PG_BIN to their directory.
+            """)
+    }
+
+    @discardableResult
+    static func run(_ exe: String, _ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: "/tmp") // runuser'd tools must be able to stat the cwd
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard p.terminationStatus == 0 else {
+            throw Failure(description: "\(exe) \(args.joined(separator: " ")) exited with \(p.terminationStatus):\n\(text)")
+        }
+        return text
+    }
+}

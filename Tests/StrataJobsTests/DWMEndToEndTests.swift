@@ -1,0 +1,241 @@
+import Foundation
+import StrataCore
+import StrataDWM
+import StrataDims
+import StrataGen
+import StrataJobs
+import StrataKafka
+import StrataRedis
+import StrataSplit
+import XCTest
+
+/// ods.raw → split → micro-queues → dwm → dwm.content_user / dws.content on the real broker, Redis
+/// and a SQLite store, checked against a brute-force computation written here.
+final class DWMEndToEndTests: XCTestCase {
+    let brokers = ProcessInfo.processInfo.environment["STRATA_TEST_BROKERS"] ?? "127.0.0.1:9092"
+    let redisURL = ProcessInfo.processInfo.environment["STRATA_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379"
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let topology = try! Topology.load(path: root.appendingPathComponent("topology/topology.yaml").path)
+    let contents = 300, users = 3_000
+
+    struct Env {
+        let prefix: String
+        let storePath: String
+        let cache: DimensionCache
+        let lines: [[UInt8]]
+    }
+
+    /// Topics under a fresh prefix, dimensions loaded, events generated, produced and split.
+    func prepare(events: Int, seed: UInt64) throws -> Env {
+        let prefix = "e\(UUID().uuidString.prefix(8).lowercased())."
+        let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": brokers]))
+        for (_, e) in try admin.createTopics(topology.topics.map { NewTopic(name: prefix + $0.name, partitions: $0.partitions) }) {
+            if let e { throw e }
+        }
+        let storePath = NSTemporaryDirectory() + "strata-\(prefix)db"
+        let store = try DimensionStoreFactory.open("sqlite:" + storePath)
+        try store.migrate()
+        let gen = DimensionGenerator(contents: contents, users: users, seed: seed)
+        try DimensionWriter(store: store, brokers: brokers, kafka: [:], topicPrefix: prefix)
+            .write(contents: gen.allContents(), users: gen.allUsers())
+        var rc = try RedisConfig(url: redisURL)
+        rc.maxAttempts = 2
+        var cc = DimensionCacheConfig()
+        cc.keyPrefix = "dim:\(prefix)"
+        cc.filterFalsePositiveRate = 1e-6
+        let cache = try DimensionCache(store: store, redis: try RedisClient(config: rc), config: cc)
+
+        var w = EventWorkload()
+        w.seed = seed; w.contents = contents; w.users = users
+        w.eventsPerSecond = 300          // ~events/300 s of event time: several minute windows
+        w.lateShare = 0                  // lateness depends on arrival order; the engine tests cover it
+        w.duplicateShare = 0.03; w.unknownIdShare = 0.02; w.invalidIdShare = 0.01; w.malformedShare = 0.01
+        var g = EventGenerator(w)
+        var lines: [[UInt8]] = []
+        var line: [UInt8] = []
+        for _ in 0..<events { line.removeAll(keepingCapacity: true); _ = g.next(into: &line); lines.append(line) }
+
+        let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
+        let raw = producer.topic(prefix + Topology.raw)
+        // Keyed by user: each user's events stay in order through the split.
+        for l in lines {
+            let user = (try? JSONSerialization.jsonObject(with: Data(l)) as? [String: Any])?["user_id"] as? String ?? ""
+            let key = Array(user.utf8)
+            try key.withUnsafeBytes { k in try l.withUnsafeBytes { v in try producer.produce(to: raw, key: k, value: v) } }
+        }
+        try producer.flush()
+        var so = SplitJob.Options(brokers: brokers)
+        so.topicPrefix = prefix; so.groupId = prefix + "split"; so.instanceId = prefix + "split"; so.untilIdle = .seconds(2)
+        try SplitJob(options: so, topology: topology).run()
+        return Env(prefix: prefix, storePath: storePath, cache: cache, lines: lines)
+    }
+
+    func dwmOptions(_ env: Env, instance: String = "0") -> DWMJob.Options {
+        var o = DWMJob.Options(brokers: brokers)
+        o.topicPrefix = env.prefix
+        o.groupId = env.prefix + "dwm"
+        o.instanceId = env.prefix + instance
+        o.untilIdle = .seconds(3)
+        o.earlyIntervalMs = 500
+        return o
+    }
+
+    struct Expected { var dws: [String: [String: Int64]] = [:]; var dwm: [String: [String: Int64]] = [:] }
+
+    /// Independent computation: known contents only, duplicates by event_id counted once per cell.
+    func expected(_ lines: [[UInt8]]) -> Expected {
+        var seen = Set<String>()
+        var e = Expected()
+        for l in lines {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(l)) as? [String: Any],
+                  let id = o["event_id"] as? String, let ts = o["ts"] as? Int64, let action = o["action"] as? String,
+                  let c = o["content_id"] as? String, let u = o["user_id"] as? String,
+                  (1...64).contains(id.utf8.count), topology.actions.contains(action), c.count == 9, c.hasPrefix("c"), c.dropFirst().allSatisfy(\.isNumber),
+                  let n = Int(c.dropFirst()), n < contents
+            else { continue }
+            let minute = ts - ts % 60_000
+            let cell = "\(minute)|\(c)|\(u)"
+            guard seen.insert(cell + "|" + id).inserted else { continue }
+            let dur = action == "play" ? (o["duration_ms"] as? Int64 ?? 0) : 0
+            e.dwm[cell, default: [:]][action, default: 0] += 1
+            e.dwm[cell, default: [:]]["play_ms", default: 0] += dur
+            let content = "\(minute)|\(c)"
+            e.dws[content, default: [:]][action, default: 0] += 1
+            e.dws[content, default: [:]]["play_ms", default: 0] += dur
+        }
+        for (cell, _) in e.dwm {
+            let p = cell.split(separator: "|")
+            e.dws["\(p[0])|\(p[1])", default: [:]]["uv", default: 0] += 1
+        }
+        return e
+    }
+
+    /// Highest rev per identity, as a subscriber keeps it; and every (identity, rev) seen, to catch
+    /// a revision published twice with different numbers.
+    func readUpserts(_ env: Env, topic: String, finalOnly: Bool = false, identity: ([String: Any]) -> String) throws -> [String: [String: Any]] {
+        let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: nil))
+        let n = try consumer.partitionCount(topic: env.prefix + topic)
+        try consumer.assign((0..<n).map { TopicPartitionOffset(topic: env.prefix + topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
+        var best: [String: [String: Any]] = [:]
+        var byRev: [String: [String: Any]] = [:]
+        var last = Date()
+        while Date().timeIntervalSince(last) < 2 {
+            for m in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) where m.error == nil {
+                last = Date()
+                let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(m.value)) as? [String: Any])
+                let id = identity(o)
+                let rev = o["rev"] as! Int
+                var row = o; row["emitted_at"] = nil
+                if let prior = byRev["\(id)#\(rev)"], !finalOnly || (o["final"] as? Bool == true) {
+                    XCTAssertEqual(NSDictionary(dictionary: prior), NSDictionary(dictionary: row), "\(id) rev \(rev) published twice with different content")
+                }
+                byRev["\(id)#\(rev)"] = row
+                if (best[id]?["rev"] as? Int ?? -1) < rev { best[id] = o }
+            }
+        }
+        return best
+    }
+
+    /// `earlyRevisionsExact: false` where transactions were cut by kills: the local broker shows
+    /// aborted transactions' rows (docs/exactly-once.md), whose early revisions may share a rev with
+    /// different numbers; final rows are always checked.
+    func assertMatches(_ env: Env, earlyRevisionsExact: Bool = true, file: StaticString = #filePath, line: UInt = #line) throws {
+        let exp = expected(env.lines)
+        let dws = try readUpserts(env, topic: Topology.dws, finalOnly: !earlyRevisionsExact) { "\($0["minute"]!)|\($0["content_id"]!)" }
+        let dwm = try readUpserts(env, topic: Topology.dwm, finalOnly: !earlyRevisionsExact) { "\($0["minute"]!)|\($0["content_id"]!)|\($0["user_id"]!)" }
+        XCTAssertEqual(Set(exp.dws.keys).subtracting(dws.keys).sorted(), [], "DWS identities missing", file: file, line: line)
+        XCTAssertEqual(Set(dws.keys).subtracting(exp.dws.keys).sorted(), [], "DWS identities not expected", file: file, line: line)
+        XCTAssertEqual(Set(exp.dwm.keys).subtracting(dwm.keys).sorted(), [], "DWM identities missing", file: file, line: line)
+        XCTAssertEqual(Set(dwm.keys).subtracting(exp.dwm.keys).sorted(), [], "DWM identities not expected", file: file, line: line)
+        for (id, row) in dws {
+            XCTAssertEqual(row["final"] as? Bool, true, id, file: file, line: line)
+            for col in topology.actions + ["play_ms", "uv"] {
+                XCTAssertEqual((row[col] as? Int).map(Int64.init) ?? -1, exp.dws[id]?[col] ?? 0, "\(id) \(col)", file: file, line: line)
+            }
+            XCTAssertNotNil(row["content"] as? [String: Any], "DWS rows carry content dimensions")
+        }
+        for (id, row) in dwm {
+            for col in topology.actions + ["play_ms"] {
+                XCTAssertEqual((row[col] as? Int).map(Int64.init) ?? -1, exp.dwm[id]?[col] ?? 0, "\(id) \(col)", file: file, line: line)
+            }
+            XCTAssertNotNil(row["user"] as? [String: Any], "DWM rows carry the user profile")
+        }
+    }
+
+    func testGoldenEndToEnd() throws {
+        let env = try prepare(events: 12_000, seed: 5)
+        let job = DWMJob(options: dwmOptions(env), topology: topology, cache: env.cache)
+        try job.run()
+        let a = job.stats.accounting
+
+        XCTAssertTrue(a.isBalanced, "\(a)")
+        XCTAssertGreaterThan(a.duplicates, 0)
+        XCTAssertGreaterThan(a.filtered["unknown_content_id"] ?? 0, 0, "unknown contents are filtered")
+        XCTAssertEqual(job.stats.rowsWithoutContent, 0)
+        try assertMatches(env)
+    }
+
+    /// SIGKILL the real `strata job dwm` process at random moments; the final rows equal the
+    /// independent computation (i.e. an uninterrupted run), and no final revision was published
+    /// twice with different numbers.
+    func testKilledDWMJobPublishesTheSameFinalRows() throws {
+        let env = try prepare(events: 20_000, seed: 9)
+        func launch(untilIdle: Int?) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: strataBinary)
+            var args = ["job", "dwm", "--topic-prefix", env.prefix, "--group", env.prefix + "dwm", "--instance-id", env.prefix + "0",
+                        "--brokers", brokers, "--redis", redisURL, "--store", "sqlite:" + env.storePath,
+                        "--topology", Self.root.appendingPathComponent("topology/topology.yaml").path,
+                        "--early-interval-ms", "300", "--log-format", "json"]
+            if let untilIdle { args += ["--until-idle", "\(untilIdle)"] }
+            p.arguments = args
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        for _ in 0..<3 {
+            let p = try launch(untilIdle: nil)
+            Thread.sleep(forTimeInterval: Double.random(in: 4...8))
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
+        let final = try launch(untilIdle: 3)
+        final.waitUntilExit()
+        XCTAssertEqual(final.terminationStatus, 0)
+        try assertMatches(env, earlyRevisionsExact: false)
+    }
+
+    func testTwoInstancesInOneGroupGiveTheSameRows() throws {
+        let env = try prepare(events: 12_000, seed: 13)
+        let a = DWMJob(options: dwmOptions(env, instance: "a"), topology: topology, cache: env.cache)
+        let b = DWMJob(options: dwmOptions(env, instance: "b"), topology: topology, cache: env.cache)
+        let box = (UncheckedSendable(a), UncheckedSendable(b))
+        let group = DispatchGroup()
+        let errors = UncheckedSendable(NSMutableArray())
+        for j in [box.0, box.1] {
+            group.enter()
+            Thread { do { try j.value.run() } catch { errors.value.add("\(error)") }; group.leave() }.start()
+        }
+        group.wait()
+        XCTAssertEqual(errors.value.count, 0, "\(errors.value)")
+        XCTAssertGreaterThan(a.stats.accounting.consumed, 0, "instance a got partitions")
+        XCTAssertGreaterThan(b.stats.accounting.consumed, 0, "instance b got partitions")
+        try assertMatches(env)
+    }
+}
+
+final class UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+var strataBinary: String {
+    if let p = ProcessInfo.processInfo.environment["STRATA_BIN"] { return p }
+    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [dir, dir.deletingLastPathComponent()] {
+        let p = candidate.appendingPathComponent("strata").path
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    return DWMEndToEndTests.root.appendingPathComponent(".build/debug/strata").path
+}

@@ -1,0 +1,80 @@
+import Foundation
+import XCTest
+@testable import StrataQuery
+
+/// Hostile queries and rows: every outcome is a result or a QueryError, never a trap.
+final class RobustnessTests: XCTestCase {
+    func testRandomTokenSoupNeverTraps() {
+        let vocabulary = ["SELECT", "FROM", "WHERE", "WINDOW", "TUMBLING", "SLIDING", "EVERY", "GROUP", "BY", "HAVING",
+                          "ORDER", "LIMIT", "EMIT", "CHANGES", "FINAL", "AND", "OR", "NOT", "IN", "BETWEEN", "LIKE", "IS",
+                          "NULL", "AS", "DESC", "count", "sum", "count_distinct", "window_start", "round", "(", ")", "(*)",
+                          ",", ".", "=", "<", "<>", "+", "-", "*", "/", "'x'", "'", "\"", "1", "0", "-1", "1.5",
+                          "99999999999999", "MINUTES", "HOURS", "content", "click", "t", "minute", "like", "--", "/*", "\n"]
+        var rng = SeededRandom(seed: 5)
+        var parsed = 0
+        for _ in 0..<20_000 {
+            let n = Int.random(in: 1...14, using: &rng)
+            var words = ["SELECT"]
+            for _ in 0..<n { words.append(vocabulary.randomElement(using: &rng) ?? "") }
+            if Bool.random(using: &rng) { words.insert(contentsOf: ["FROM", "t"], at: min(words.count, 3)) }
+            do throws(QueryError) {
+                let q = try Query.parse(words.joined(separator: " "))
+                _ = q.explain()
+                parsed += 1
+            } catch {
+                XCTAssertNotNil(error.line)
+                _ = error.rendered
+            }
+        }
+        XCTAssertGreaterThan(parsed, 0)
+    }
+
+    func testMutatedShippedQueriesNeverTrap() throws {
+        let dir = SqlFilesTests.queriesDirectory
+        var rng = SeededRandom(seed: 6)
+        for f in try FileManager.default.contentsOfDirectory(atPath: dir.path) where f.hasSuffix(".sql") {
+            let text = Array(try String(contentsOf: dir.appendingPathComponent(f), encoding: .utf8).unicodeScalars)
+            for _ in 0..<300 {
+                var t = text
+                let i = Int.random(in: 0..<t.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: t.remove(at: i)
+                case 1: t.insert("(,')*\"-.".unicodeScalars.randomElement(using: &rng) ?? "(", at: i)
+                default: t.removeSubrange(i..<min(t.count, i + Int.random(in: 1...20, using: &rng)))
+                }
+                var s = ""
+                s.unicodeScalars.append(contentsOf: t)
+                if let q = try? Query.parse(s) { _ = q.explain() }
+            }
+        }
+    }
+
+    func testExtremeRowsAndDurations() throws {
+        for text in ["SELECT count(*) AS n, sum(click) AS s, min(click) AS lo, max(content) AS hi, avg(click) AS a FROM t WINDOW SLIDING 10 MINUTES EVERY 1 MINUTE GROUP BY content_id",
+                     "SELECT content_id, click * 9223372036854775807 AS x, -click AS y, round(click, 18) AS r FROM t",
+                     "SELECT count_distinct(content) AS d FROM t WINDOW TUMBLING 1 SECOND EMIT EVERY 1 SECOND"] {
+            let q = try Query.parse(text)
+            let e = QueryEngine(q)
+            let rows: [[String: Value]] = [
+                ["minute": .int(Int64.max), "content_id": "c1", "rev": .int(Int64.max), "click": .int(Int64.max)],
+                ["minute": .int(Int64.min), "content_id": "c1", "rev": .int(Int64.min), "click": .int(Int64.min)],
+                ["minute": .double(1e300), "content_id": "c2", "click": .double(.infinity)],
+                ["minute": .double(-0.0), "content_id": .object(["x": 1]), "user_id": 5, "rev": "x", "click": "many", "content": .object([:])],
+                ["minute": 60_000, "content_id": "c3", "rev": 1, "click": .double(.nan)],
+                ["minute": 60_000, "content_id": "c3", "rev": 2, "click": .int(Int64.min)],
+                [:],
+            ]
+            do throws(QueryError) {
+                _ = try e.ingest(rows)
+                _ = e.tick(nowMs: Int64.max)
+                _ = e.tick(nowMs: Int64.min)
+                for r in e.finish() { _ = r.ndjson }
+            } catch {
+                XCTFail("\(text): \(error)")
+            }
+        }
+        let huge = try Query.parse("SELECT count(*) FROM t WINDOW SLIDING 99999999999999 HOURS EVERY 1 SECOND EMIT EVERY 99999999999999 HOURS")
+        XCTAssertFalse(huge.explain().isEmpty)
+        XCTAssertThrowsError(try QueryEngine(huge).ingest([["minute": 0]]))
+    }
+}
