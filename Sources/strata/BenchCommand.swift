@@ -4,10 +4,53 @@ import StrataCore
 import StrataGen
 import StrataKafka
 import StrataSplit
+import StrataDWM
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks, each beside its baseline in the same run.", subcommands: [Split.self])
+        commandName: "bench", abstract: "Benchmarks, each beside its baseline in the same run.", subcommands: [Split.self, DWM.self])
+
+    struct DWM: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The engine in-process: split routing + minute windows (scan, dedupe, row-to-column) + collect, vs a copy baseline.",
+            discussion: "Known-content gate is an in-memory Bloom-like check (warm cache). Build with -c release.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Events per round.") var events = 1_000_000
+        @Option(help: "Rounds.") var rounds = 3
+
+        func run() throws {
+            let config = try global.resolve()
+            let topology = try global.loadTopology(config)
+            let (arena, offsets) = Split.generate(events, actions: topology.actions)
+            let router = try SplitRouter(topology: topology)
+            print("{\"bench\":\"engine.inprocess\",\"events\":\(events),\"bytes_per_event\":\(arena.count / max(events, 1))}")
+            var copyRates: [Double] = [], engineRates: [Double] = []
+            for round in 0..<rounds {
+                let c = Split.timeCopy(arena, offsets)
+                let engine = WindowEngine(config: WindowConfig(topology: topology)) { $0.count == 9 && $0[1] != UInt8(ascii: "9") }
+                var rows = 0
+                let t0 = ContinuousClock.now
+                arena.withUnsafeBytes { src in
+                    for i in 0..<(offsets.count - 1) {
+                        let msg = UnsafeRawBufferPointer(rebasing: src[offsets[i]..<offsets[i + 1]])
+                        switch router.route(msg) {
+                        case .route(let a, _), .routeDecoded(let a, _):
+                            engine.apply(msg, source: Source(topic: a, partition: 0), offset: Int64(i))
+                        case .filter, .deadLetter: break
+                        }
+                        if i % 200_000 == 199_999 { rows += engine.collect(nowMs: 0).dws.count }
+                    }
+                }
+                rows += engine.flushAll(nowMs: 0).dws.count
+                let d = (ContinuousClock.now - t0).seconds
+                copyRates.append(Double(events) / c.seconds)
+                engineRates.append(Double(events) / d)
+                print("{\"round\":\(round),\"copy_baseline_events_per_s\":\(Int(copyRates.last!)),\"engine_events_per_s\":\(Int(engineRates.last!)),\"dws_rows\":\(rows),\"balanced\":\(engine.accounting.isBalanced)}")
+            }
+            let mc = Split.median(copyRates), me = Split.median(engineRates)
+            print("{\"bench\":\"engine.inprocess\",\"median_copy_baseline_events_per_s\":\(Int(mc)),\"median_engine_events_per_s\":\(Int(me)),\"engine_over_baseline\":\(String(format: "%.4f", me / mc)),\"target_events_per_s\":1500000}")
+        }
+    }
 
     struct Split: ParsableCommand {
         static let configuration = CommandConfiguration(

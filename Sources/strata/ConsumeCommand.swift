@@ -31,7 +31,7 @@ struct ConsumeCommand: ParsableCommand {
         try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: start) })
 
         let out = FileHandle.standardOutput
-        if format == .table { print("partition  offset      key                   value") }
+        if format == .table { out.write(Data("partition  offset      key                   value\n".utf8)) }
         var printed = 0
         var lastMessage = ContinuousClock.now
         var pending = Data()
