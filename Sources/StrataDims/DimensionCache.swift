@@ -30,8 +30,20 @@ public final class DimensionCache: Sendable {
     /// attempts and short timeouts (e.g. `maxAttempts: 2`, `commandTimeout: .milliseconds(500)`):
     /// a failed attempt is what a lookup pays before falling back to the store.
     /// Builds the valid-ID filters from the store unless `config.buildFiltersOnStart` is false.
-    public init(store: any DimensionStore, redis: RedisClient?, config: DimensionCacheConfig = DimensionCacheConfig(),
-                metrics: MetricsRegistry = .shared, logger: Logger = Logger(label: "strata.dims.cache")) throws {
+    public convenience init(store: any DimensionStore, redis: RedisClient?, config: DimensionCacheConfig = DimensionCacheConfig(),
+                            metrics: MetricsRegistry = .shared, logger: Logger = Logger(label: "strata.dims.cache")) throws {
+        try self.init(store: store, redis: redis, redisConfig: redis?.config, config: config, metrics: metrics, logger: logger)
+    }
+
+    /// Connects to Redis lazily: the cache starts (degraded) even while Redis is down, and
+    /// connects once a probe succeeds. Same advice on `redisConfig` as above.
+    public convenience init(store: any DimensionStore, redisConfig: RedisConfig, config: DimensionCacheConfig = DimensionCacheConfig(),
+                            metrics: MetricsRegistry = .shared, logger: Logger = Logger(label: "strata.dims.cache")) throws {
+        try self.init(store: store, redis: nil, redisConfig: redisConfig, config: config, metrics: metrics, logger: logger)
+    }
+
+    private init(store: any DimensionStore, redis: RedisClient?, redisConfig: RedisConfig?, config: DimensionCacheConfig,
+                 metrics: MetricsRegistry, logger: Logger) throws {
         self.config = config
         self.store = store
         let errors = CacheCounter(metrics.counter("strata_dim_cache_redis_errors_total",
@@ -40,7 +52,9 @@ public final class DimensionCache: Sendable {
                                                     help: "Dimension lookups answered without Redis because it was unavailable"))
         redisErrors = errors
         self.degraded = degraded
-        let tier = redis.map { RedisTier(client: $0, config: config, errors: errors, logger: logger) }
+        let tier = redisConfig.map {
+            RedisTier(client: redis, clientConfig: $0, config: config, errors: errors, logger: logger)
+        }
         self.redis = tier
         contents = KindCache(keyTag: "c", counters: KindCounters(kind: "content", registry: metrics), redis: tier,
                              degraded: degraded, store: store, config: config) { [store] in try store.contents($0) }
@@ -120,6 +134,9 @@ public final class DimensionCache: Sendable {
     /// Redis key of a content / user id.
     public func redisKey(content id: String) -> [UInt8] { contents.key(id) }
     public func redisKey(user id: String) -> [UInt8] { users.key(id) }
+
+    /// Counters of the cache's Redis client (round trips, reconnects …); nil without one.
+    public var redisStats: RedisStats? { redis?.stats }
 
     /// Whether the circuit breaker currently routes lookups around Redis.
     public var isDegraded: Bool { redis?.breaker.isOpen ?? false }

@@ -1,25 +1,43 @@
 import Logging
 import StrataRedis
+import Synchronization
 
 /// The Redis tier's access path: pipelined MGET/SET through one ``RedisClient``, behind a
 /// circuit breaker. Failures never escape a lookup: they open the breaker, are logged once per
 /// outage and counted, and the caller falls back to the store.
 final class RedisTier: Sendable {
-    let client: RedisClient
+    /// Either given, or created on first use from `clientConfig` (and again after a failed
+    /// creation), so a cache can start while Redis is down.
+    private let client: Mutex<RedisClient?>
+    private let clientConfig: RedisConfig
     let breaker: CircuitBreaker
     private let errors: CacheCounter
     private let logger: Logger
     private let chunkSize: Int
     private let pipelineKeys: Int
 
-    init(client: RedisClient, config: DimensionCacheConfig, errors: CacheCounter, logger: Logger) {
-        self.client = client
+    init(client: RedisClient?, clientConfig: RedisConfig, config: DimensionCacheConfig, errors: CacheCounter, logger: Logger) {
+        self.client = Mutex(client)
+        self.clientConfig = clientConfig
         self.breaker = CircuitBreaker(openFor: config.breakerOpenFor)
         self.errors = errors
         self.logger = logger
         self.chunkSize = max(1, config.redisChunkSize)
         self.pipelineKeys = max(1, config.redisPipelineKeys)
     }
+
+    /// The client, connecting it first if needed (the connect counts as the call's failure).
+    private func connected() throws(RedisError) -> RedisClient {
+        try client.withLock { (c: inout RedisClient?) throws(RedisError) -> RedisClient in
+            if let c { return c }
+            let made = try RedisClient(config: clientConfig)
+            c = made
+            return made
+        }
+    }
+
+    /// Counters of the current client (nil before it first connected).
+    var stats: RedisStats? { client.withLock { $0?.stats } }
 
     /// Values for a prefix of `keys` (all of them when Redis is healthy): shorter when the
     /// breaker is open or a pipeline failed, and the caller asks the store for the rest.
@@ -31,7 +49,7 @@ final class RedisTier: Sendable {
         while start < keys.count {
             let end = min(start + pipelineKeys, keys.count)
             do {
-                out += try client.mget(Array(keys[start..<end]), chunkSize: chunkSize)
+                out += try connected().mget(Array(keys[start..<end]), chunkSize: chunkSize)
             } catch {
                 failed(error, during: "read")
                 return out
@@ -78,7 +96,7 @@ final class RedisTier: Sendable {
                 onlyIfAbsent ? [set, e.key, e.value, ex, Array(String(e.ttl).utf8), nx]
                              : [set, e.key, e.value, ex, Array(String(e.ttl).utf8)]
             }
-            for reply in try client.pipeline(commands) {
+            for reply in try connected().pipeline(commands) {
                 switch reply {
                 case .status, .null: continue // OK, or NX found the key present
                 case .error(let m): throw .server(m)

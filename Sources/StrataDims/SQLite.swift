@@ -38,7 +38,8 @@ final class SQLiteConnection {
     }
 
     /// A prepared statement, reset and with cleared bindings. Cached by its SQL text.
-    func statement(_ sql: String) throws -> SQLiteStatement {
+    /// Prefer ``withStatement(_:_:)``, which also resets it after use.
+    private func statement(_ sql: String) throws -> SQLiteStatement {
         if let s = cache[sql] {
             s.reset()
             return s
@@ -51,6 +52,15 @@ final class SQLiteConnection {
         if cache.count >= Self.maxCachedStatements { cache.removeAll() }
         cache[sql] = s
         return s
+    }
+
+    /// Runs `body` with the cached statement for `sql` and resets it afterwards, so a statement
+    /// never stays active: an active statement keeps its read transaction (and its old WAL
+    /// snapshot) open, and the connection would stop seeing new commits.
+    func withStatement<T>(_ sql: String, _ body: (SQLiteStatement) throws -> T) throws -> T {
+        let s = try statement(sql)
+        defer { s.reset() }
+        return try body(s)
     }
 
     /// BEGIN IMMEDIATE (take the write lock up front, waiting up to the busy timeout) … COMMIT;

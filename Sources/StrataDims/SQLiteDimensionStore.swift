@@ -61,40 +61,34 @@ public final class SQLiteDimensionStore: DimensionStore {
     // MARK: Lookups
 
     public func contents(_ ids: [String]) throws -> [String: ContentDim] {
-        var result: [String: ContentDim] = [:]
-        result.reserveCapacity(ids.count)
-        try lookup(ids, select: "SELECT content_id, title, category, author_id, region, status, publish_ts FROM content_dim WHERE content_id IN ") { s in
-            let c = ContentDim(contentId: s.text(0), title: s.text(1), category: s.text(2), authorId: s.text(3),
-                               region: s.text(4), status: s.text(5), publishTs: s.int64(6))
-            result[c.contentId] = c
-        }
-        return result
+        let rows = try lookup(ids, ContentDim.self,
+                              "SELECT content_id, title, category, author_id, region, status, publish_ts FROM content_dim WHERE content_id IN ")
+        return Dictionary(rows.map { ($0.contentId, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     public func users(_ ids: [String]) throws -> [String: UserDim] {
-        var result: [String: UserDim] = [:]
-        result.reserveCapacity(ids.count)
-        try lookup(ids, select: "SELECT user_id, gender, age_band, province, city_tier FROM user_dim WHERE user_id IN ") { s in
-            let u = UserDim(userId: s.text(0), gender: s.text(1), ageBand: s.text(2), province: s.text(3),
-                            cityTier: Int(truncatingIfNeeded: s.int64(4)))
-            result[u.userId] = u
-        }
-        return result
+        let rows = try lookup(ids, UserDim.self,
+                              "SELECT user_id, gender, age_band, province, city_tier FROM user_dim WHERE user_id IN ")
+        return Dictionary(rows.map { ($0.userId, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// One `select (?,?,…)` per chunk of ids, every id a bound parameter.
-    private func lookup(_ ids: [String], select: String, row: (SQLiteStatement) -> Void) throws {
-        if ids.isEmpty { return }
-        try reader.connection.withLock { c in
+    private func lookup<Row: SQLiteRow>(_ ids: [String], _: Row.Type, _ select: String) throws -> [Row] {
+        if ids.isEmpty { return [] }
+        return try reader.connection.withLock { c in
+            var rows: [Row] = []
+            rows.reserveCapacity(ids.count)
             var start = 0
             while start < ids.count {
                 let end = min(start + chunkSize, ids.count)
-                let s = try c.statement(select + Self.placeholders(end - start))
-                for (i, id) in ids[start..<end].enumerated() { try s.bind(Int32(i + 1), id) }
-                queries.add(1, ordering: .relaxed)
-                while try s.step() { row(s) }
+                try c.withStatement(select + Self.placeholders(end - start)) { s in
+                    for (i, id) in ids[start..<end].enumerated() { try s.bind(Int32(i + 1), id) }
+                    queries.add(1, ordering: .relaxed)
+                    while try s.step() { rows.append(Row(s)) }
+                }
                 start = end
             }
+            return rows
         }
     }
 
@@ -111,19 +105,20 @@ public final class SQLiteDimensionStore: DimensionStore {
         if contents.isEmpty { return }
         try writer.connection.withLock { c in
             try c.transaction {
-                let s = try c.statement("""
+                try c.withStatement("""
                     INSERT INTO content_dim (content_id, title, category, author_id, region, status, publish_ts)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (content_id) DO UPDATE SET title = excluded.title, category = excluded.category,
                       author_id = excluded.author_id, region = excluded.region, status = excluded.status,
                       publish_ts = excluded.publish_ts
-                    """)
-                for d in contents {
-                    s.reset()
-                    try s.bind(1, d.contentId); try s.bind(2, d.title); try s.bind(3, d.category)
-                    try s.bind(4, d.authorId); try s.bind(5, d.region); try s.bind(6, d.status)
-                    try s.bind(7, d.publishTs)
-                    try s.run()
+                    """) { s in
+                    for d in contents {
+                        s.reset()
+                        try s.bind(1, d.contentId); try s.bind(2, d.title); try s.bind(3, d.category)
+                        try s.bind(4, d.authorId); try s.bind(5, d.region); try s.bind(6, d.status)
+                        try s.bind(7, d.publishTs)
+                        try s.run()
+                    }
                 }
             }
         }
@@ -133,16 +128,17 @@ public final class SQLiteDimensionStore: DimensionStore {
         if users.isEmpty { return }
         try writer.connection.withLock { c in
             try c.transaction {
-                let s = try c.statement("""
+                try c.withStatement("""
                     INSERT INTO user_dim (user_id, gender, age_band, province, city_tier) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (user_id) DO UPDATE SET gender = excluded.gender, age_band = excluded.age_band,
                       province = excluded.province, city_tier = excluded.city_tier
-                    """)
-                for u in users {
-                    s.reset()
-                    try s.bind(1, u.userId); try s.bind(2, u.gender); try s.bind(3, u.ageBand)
-                    try s.bind(4, u.province); try s.bind(5, Int64(u.cityTier))
-                    try s.run()
+                    """) { s in
+                    for u in users {
+                        s.reset()
+                        try s.bind(1, u.userId); try s.bind(2, u.gender); try s.bind(3, u.ageBand)
+                        try s.bind(4, u.province); try s.bind(5, Int64(u.cityTier))
+                        try s.run()
+                    }
                 }
             }
         }
@@ -160,11 +156,12 @@ public final class SQLiteDimensionStore: DimensionStore {
         if ids.isEmpty { return }
         try writer.connection.withLock { c in
             try c.transaction {
-                let s = try c.statement(sql)
-                for id in ids {
-                    s.reset()
-                    try s.bind(1, id)
-                    try s.run()
+                try c.withStatement(sql) { s in
+                    for id in ids {
+                        s.reset()
+                        try s.bind(1, id)
+                        try s.run()
+                    }
                 }
             }
         }
@@ -184,19 +181,18 @@ public final class SQLiteDimensionStore: DimensionStore {
     private func forEachId(table: String, column: String, _ body: (String) throws -> Void) throws {
         var last: String? = nil
         while true {
+            let sql = last == nil
+                ? "SELECT \(column) FROM \(table) ORDER BY \(column) LIMIT \(Self.pageSize)"
+                : "SELECT \(column) FROM \(table) WHERE \(column) > ? ORDER BY \(column) LIMIT \(Self.pageSize)"
             let page: [String] = try reader.connection.withLock { c in
-                let s: SQLiteStatement
-                if let last {
-                    s = try c.statement("SELECT \(column) FROM \(table) WHERE \(column) > ? ORDER BY \(column) LIMIT \(Self.pageSize)")
-                    try s.bind(1, last)
-                } else {
-                    s = try c.statement("SELECT \(column) FROM \(table) ORDER BY \(column) LIMIT \(Self.pageSize)")
+                try c.withStatement(sql) { s in
+                    if let last { try s.bind(1, last) }
+                    queries.add(1, ordering: .relaxed)
+                    var ids: [String] = []
+                    ids.reserveCapacity(Self.pageSize)
+                    while try s.step() { ids.append(s.text(0)) }
+                    return ids
                 }
-                queries.add(1, ordering: .relaxed)
-                var ids: [String] = []
-                ids.reserveCapacity(Self.pageSize)
-                while try s.step() { ids.append(s.text(0)) }
-                return ids
             }
             for id in page { try body(id) }
             if page.count < Self.pageSize { return }
@@ -209,10 +205,30 @@ public final class SQLiteDimensionStore: DimensionStore {
 
     private func count(_ table: String) throws -> Int {
         try reader.connection.withLock { c in
-            let s = try c.statement("SELECT count(*) FROM \(table)")
-            queries.add(1, ordering: .relaxed)
-            guard try s.step() else { return 0 }
-            return Int(s.int64(0))
+            try c.withStatement("SELECT count(*) FROM \(table)") { s in
+                queries.add(1, ordering: .relaxed)
+                guard try s.step() else { return 0 }
+                return Int(s.int64(0))
+            }
         }
+    }
+}
+
+/// A dimension read from the current row of a lookup statement.
+protocol SQLiteRow: Sendable {
+    init(_ s: SQLiteStatement)
+}
+
+extension ContentDim: SQLiteRow {
+    init(_ s: SQLiteStatement) {
+        self.init(contentId: s.text(0), title: s.text(1), category: s.text(2), authorId: s.text(3),
+                  region: s.text(4), status: s.text(5), publishTs: s.int64(6))
+    }
+}
+
+extension UserDim: SQLiteRow {
+    init(_ s: SQLiteStatement) {
+        self.init(userId: s.text(0), gender: s.text(1), ageBand: s.text(2), province: s.text(3),
+                  cityTier: Int(truncatingIfNeeded: s.int64(4)))
     }
 }

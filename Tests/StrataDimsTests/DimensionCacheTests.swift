@@ -2,6 +2,7 @@ import Foundation
 import StrataCore
 import StrataDims
 import StrataRedis
+import StrataTestSupport
 import XCTest
 
 /// The cache against a real SQLite file and a real redis-server child process. Expected values
@@ -238,6 +239,28 @@ final class DimensionCacheTests: XCTestCase {
         XCTAssertFalse(cache.isDegraded)
         try check("redis back, warm")
         XCTAssertEqual(cache.stats.redisHits, 5_000, "the Redis tier answers again")
+    }
+
+    func testStartsWhileRedisIsDownAndConnectsWhenItComesUp() throws {
+        redis.stop()
+        var rc = RedisConfig(port: redis.port, connectTimeout: .milliseconds(300), maxAttempts: 1)
+        rc.reconnectBackoffInitial = .milliseconds(5)
+        var config = DimensionCacheConfig()
+        config.localCapacity = 0
+        config.breakerOpenFor = .milliseconds(100)
+        let cache = try DimensionCache(store: store, redisConfig: rc, config: config, metrics: MetricsRegistry())
+        let ids = (0..<1_000).map(DimensionGenerator.userId)
+        let expected = Dictionary(uniqueKeysWithValues: (0..<1_000).map { (DimensionGenerator.userId($0), gen.user($0)) })
+        XCTAssertEqual(try cache.lookupUsers(ids), expected)
+        XCTAssertEqual(cache.stats.degradedLookups, 1)
+        XCTAssertNil(cache.redisStats, "never connected")
+
+        try redis.start()
+        Thread.sleep(forTimeInterval: 0.15)
+        XCTAssertEqual(try cache.lookupUsers(ids), expected) // connects, misses, writes back
+        XCTAssertEqual(try cache.lookupUsers(ids), expected)
+        XCTAssertEqual(cache.stats.redisHits, 1_000)
+        XCTAssertNotNil(cache.redisStats)
     }
 
     func testWorksWithoutARedisTier() throws {

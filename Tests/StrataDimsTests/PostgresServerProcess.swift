@@ -1,4 +1,5 @@
 import Foundation
+import StrataTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -87,21 +88,32 @@ final class PostgresServerProcess {
             """)
     }
 
+    /// Runs a command to completion and returns its combined output. posix_spawn + waitpid
+    /// rather than Foundation's Process, whose exit monitoring on Linux can miss a child that
+    /// exits after spawning a daemon (pg_ctl start) and then wait forever.
     @discardableResult
     static func run(_ exe: String, _ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        p.currentDirectoryURL = URL(fileURLWithPath: "/tmp") // runuser'd tools must be able to stat the cwd
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard p.terminationStatus == 0 else {
-            throw Failure(description: "\(exe) \(args.joined(separator: " ")) exited with \(p.terminationStatus):\n\(text)")
+        let outPath = "/tmp/strata-cmd-\(UUID().uuidString).out"
+        defer { unlink(outPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Through sh, to start in /tmp: tools run as the postgres user must be able to stat the cwd.
+        let argv = (["/bin/sh", "-c", "cd /tmp && exec \"$0\" \"$@\"", exe] + args).map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ)
+        guard rc == 0 else { throw Failure(description: "cannot run \(exe): \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let text = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        let exited = status & 0x7f == 0
+        let code = (status >> 8) & 0xff
+        guard exited && code == 0 else {
+            throw Failure(description: "\(exe) \(args.joined(separator: " ")) failed (status \(status)):\n\(text)")
         }
         return text
     }

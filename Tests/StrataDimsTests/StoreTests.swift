@@ -1,6 +1,7 @@
 import Foundation
 import StrataDims
 import StrataGen
+import StrataTestSupport
 import XCTest
 
 /// One test body for every backend: the store contract, not an implementation, is under test.
@@ -147,9 +148,17 @@ final class SQLiteDimensionStoreTests: XCTestCase {
         let a = try SQLiteDimensionStore(path: path)
         try a.migrate()
         let b = try SQLiteDimensionStore(path: path)
+        // Reads before the write must not pin an old snapshot on the reader connections.
+        XCTAssertEqual(try a.contentCount(), 0)
+        XCTAssertEqual(try b.contentCount(), 0)
+        try a.forEachContentId { _ in }
         let c = DimensionGenerator(contents: 3, users: 0).allContents()
         try a.upsert(contents: c)
-        XCTAssertEqual(try b.contents(c.map(\.contentId)).count, 3, "a second connection sees committed rows")
+        XCTAssertEqual(try a.contents(c.map(\.contentId)).count, 3, "the reader connection sees the writer's commit")
+        XCTAssertEqual(try b.contents(c.map(\.contentId)).count, 3, "a second instance sees committed rows")
+        XCTAssertEqual(try b.contentCount(), 3)
+        let reopened = try SQLiteDimensionStore(path: path)
+        XCTAssertEqual(try reopened.contents(c.map(\.contentId)).count, 3)
     }
 
     func testFactoryRejectsUnknownAddresses() {

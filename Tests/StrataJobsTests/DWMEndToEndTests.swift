@@ -7,6 +7,7 @@ import StrataJobs
 import StrataKafka
 import StrataRedis
 import StrataSplit
+import StrataTestSupport
 import XCTest
 
 /// ods.raw → split → micro-queues → dwm → dwm.content_user / dws.content on the real broker, Redis
@@ -225,17 +226,4 @@ final class DWMEndToEndTests: XCTestCase {
     }
 }
 
-final class UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
-
-var strataBinary: String {
-    if let p = ProcessInfo.processInfo.environment["STRATA_BIN"] { return p }
-    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for candidate in [dir, dir.deletingLastPathComponent()] {
-        let p = candidate.appendingPathComponent("strata").path
-        if FileManager.default.isExecutableFile(atPath: p) { return p }
-    }
-    return DWMEndToEndTests.root.appendingPathComponent(".build/debug/strata").path
-}
+var strataBinary: String { StrataTestSupport.strataBinary(packageRoot: DWMEndToEndTests.root) }

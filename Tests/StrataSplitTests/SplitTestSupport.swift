@@ -2,6 +2,7 @@ import Foundation
 import StrataCore
 import StrataGen
 import StrataKafka
+import StrataTestSupport
 import XCTest
 
 /// An isolated corner of the shared test broker: every topic of the topology under a unique prefix.
@@ -79,13 +80,4 @@ func generate(_ n: Int, seed: UInt64 = 7, shares: (EventWorkload) -> EventWorklo
     return (lines, kinds, gen.stats)
 }
 
-/// The `strata` executable built beside the test bundle.
-var strataBinary: String {
-    if let p = ProcessInfo.processInfo.environment["STRATA_BIN"] { return p }
-    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for candidate in [dir, dir.deletingLastPathComponent()] {
-        let p = candidate.appendingPathComponent("strata").path
-        if FileManager.default.isExecutableFile(atPath: p) { return p }
-    }
-    return SplitSandbox.packageRoot.appendingPathComponent(".build/debug/strata").path
-}
+var strataBinary: String { StrataTestSupport.strataBinary(packageRoot: SplitSandbox.packageRoot) }

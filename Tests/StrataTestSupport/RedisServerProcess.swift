@@ -8,15 +8,15 @@ import Darwin
 
 /// A throwaway `redis-server` child process on a free local port, in its own temp dir.
 /// `stop()` SIGKILLs it; `start()` brings it back on the same port.
-final class RedisServerProcess {
-    struct Failure: Error, CustomStringConvertible { let description: String }
+public final class RedisServerProcess {
+    public struct Failure: Error, CustomStringConvertible { public let description: String }
 
-    let port: Int
-    let password: String?
+    public let port: Int
+    public let password: String?
     private let dir: URL
     private var process: Process?
 
-    init(password: String? = nil) throws {
+    public init(password: String? = nil) throws {
         self.port = try Self.freePort()
         self.password = password
         self.dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-redis-\(UUID().uuidString)")
@@ -29,7 +29,7 @@ final class RedisServerProcess {
         try? FileManager.default.removeItem(at: dir)
     }
 
-    func start() throws {
+    public func start() throws {
         precondition(process == nil, "already running")
         let p = Process()
         p.executableURL = try Self.redisServerPath()
@@ -63,7 +63,7 @@ final class RedisServerProcess {
     }
 
     /// SIGKILL, so clients see an abrupt failure, not a clean shutdown.
-    func stop() {
+    public func stop() {
         guard let p = process else { return }
         process = nil
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
@@ -81,7 +81,7 @@ final class RedisServerProcess {
     }
 
     /// Binds port 0 and returns the port the kernel chose.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, streamSocketType, 0)
         guard fd >= 0 else { throw Failure(description: "socket() failed") }
         defer { close(fd) }
