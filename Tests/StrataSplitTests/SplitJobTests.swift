@@ -124,9 +124,12 @@ final class SplitJobTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(got[record] ?? 0, n, "lost: \(String(decoding: record, as: UTF8.self))")
         }
         XCTAssertEqual(Set(got.keys), Set(want.keys), "nothing that was not routable")
-        let extra = got.values.reduce(0, +) - want.values.reduce(0, +)
+        let dead = multiset(try sandbox.readAll(Topology.deadLetter).map(\.value))
+        let wantDead = multiset(zip(lines, kinds).filter { $0.1 == .malformed }.map { $0.0 })
+        for (record, n) in wantDead { XCTAssertGreaterThanOrEqual(dead[record] ?? 0, n, "dead letter lost") }
+        XCTAssertEqual(Set(dead.keys), Set(wantDead.keys), "only malformed records are dead-lettered")
+        let extra = got.values.reduce(0, +) - want.values.reduce(0, +) + dead.values.reduce(0, +) - wantDead.values.reduce(0, +)
         XCTAssertLessThanOrEqual(extra, 3 * 1_000, "at most one cut batch (--batch-size 1000) per kill")
-        XCTAssertEqual(try sandbox.readAll(Topology.deadLetter).count, gen.malformed)
     }
 }
 
