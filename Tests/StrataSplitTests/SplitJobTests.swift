@@ -82,7 +82,7 @@ final class SplitJobTests: XCTestCase {
     /// kills could hold. On Kafka those copies are invisible to read_committed readers; the local
     /// broker (Tansu 0.6) does not filter aborted transactions, so they show here
     /// (docs/exactly-once.md). The downstream dwm job dedupes them by event_id.
-    func testKilledAndRestartedSplitPublishesEachRecordExactlyOnce() throws {
+    func testKilledAndRestartedSplitLosesNothingAndRepeatsOnlyCutBatches() throws {
         let sandbox = try SplitSandbox()
         let (lines, kinds, gen) = generate(150_000, seed: 11)
         try sandbox.produce(lines)
