@@ -112,16 +112,14 @@ public enum DimJSON {
         var ts: Int64?
         var r = Reader(bytes)
         let ok = r.object { r, key in
-            switch key {
-            case "content_id": id = r.string()
-            case "title": title = r.string()
-            case "category": category = r.string()
-            case "author_id": author = r.string()
-            case "region": region = r.string()
-            case "status": status = r.string()
-            case "publish_ts": ts = r.integer()
-            default: return r.skipValue()
-            }
+            if key.equals("content_id") { id = r.string() }
+            else if key.equals("title") { title = r.string() }
+            else if key.equals("category") { category = r.string() }
+            else if key.equals("author_id") { author = r.string() }
+            else if key.equals("region") { region = r.string() }
+            else if key.equals("status") { status = r.string() }
+            else if key.equals("publish_ts") { ts = r.integer() }
+            else { return r.skipValue() }
             return true
         }
         guard ok, let id, let title, let category, let author, let region, let status, let ts else { return nil }
@@ -134,14 +132,12 @@ public enum DimJSON {
         var tier: Int64?
         var r = Reader(bytes)
         let ok = r.object { r, key in
-            switch key {
-            case "user_id": id = r.string()
-            case "gender": gender = r.string()
-            case "age_band": age = r.string()
-            case "province": province = r.string()
-            case "city_tier": tier = r.integer()
-            default: return r.skipValue()
-            }
+            if key.equals("user_id") { id = r.string() }
+            else if key.equals("gender") { gender = r.string() }
+            else if key.equals("age_band") { age = r.string() }
+            else if key.equals("province") { province = r.string() }
+            else if key.equals("city_tier") { tier = r.integer() }
+            else { return r.skipValue() }
             return true
         }
         guard ok, let id, let gender, let age, let province, let tier, let cityTier = Int(exactly: tier) else {
@@ -172,8 +168,9 @@ public enum DimJSON {
         }
 
         /// Reads `{ "key": value, … }` (the whole input), calling `member` positioned at each
-        /// value. `member` must consume the value and return false (or set `failed`) on error.
-        mutating func object(_ member: (inout Reader, String) -> Bool) -> Bool {
+        /// value with the key's bytes (unescaped). `member` must consume the value and return
+        /// false (or set `failed`) on error.
+        mutating func object(_ member: (inout Reader, UnsafeRawBufferPointer) -> Bool) -> Bool {
             guard expect(UInt8(ascii: "{")) else { return false }
             ws()
             if i < b.count, b[i] == UInt8(ascii: "}") {
@@ -181,9 +178,25 @@ public enum DimJSON {
             } else {
                 while true {
                     ws()
-                    guard let key = string(), expect(UInt8(ascii: ":")) else { return false }
-                    ws()
-                    guard member(&self, key), !failed else { return false }
+                    guard i < b.count, b[i] == UInt8(ascii: "\"") else { return false }
+                    // Keys without escapes are matched in place, without building a String.
+                    let start = i + 1
+                    var j = start
+                    while j < b.count, b[j] != UInt8(ascii: "\""), b[j] != UInt8(ascii: "\\"), b[j] >= 0x20 { j += 1 }
+                    guard j < b.count else { return false }
+                    let ok: Bool
+                    if b[j] == UInt8(ascii: "\"") {
+                        let key = UnsafeRawBufferPointer(rebasing: b[start..<j])
+                        i = j + 1
+                        guard expect(UInt8(ascii: ":")) else { return false }
+                        ws()
+                        ok = member(&self, key)
+                    } else {
+                        guard var key = string(), expect(UInt8(ascii: ":")) else { return false }
+                        ws()
+                        ok = key.withUTF8 { member(&self, UnsafeRawBufferPointer($0)) }
+                    }
+                    guard ok, !failed else { return false }
                     ws()
                     guard i < b.count else { return false }
                     if b[i] == UInt8(ascii: ",") { i += 1; continue }
@@ -320,5 +333,16 @@ public enum DimJSON {
                 return i > start
             }
         }
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Byte equality with a literal (JSON keys).
+    @inline(__always)
+    fileprivate func equals(_ s: StaticString) -> Bool {
+        guard count == s.utf8CodeUnitCount else { return false }
+        let p = s.utf8Start
+        for k in 0..<count where self[k] != p[k] { return false }
+        return true
     }
 }

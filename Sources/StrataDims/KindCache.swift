@@ -1,5 +1,8 @@
 import Synchronization
 
+/// JSON `null`: the Redis value of a negative entry (a global: generic types have no stored statics).
+let negativeRedisValue: [UInt8] = Array("null".utf8)
+
 /// What the tiers need to know about a dimension type.
 protocol CachedDimension: Sendable {
     var cacheId: String { get }
@@ -21,8 +24,6 @@ extension UserDim: CachedDimension {
 
 /// The tiers for one kind of dimension: filter → in-process → Redis → store.
 final class KindCache<D: CachedDimension>: Sendable {
-    /// The Redis value of a negative entry: JSON `null`, "the store has no such id".
-    static var negativeValue: [UInt8] { Array("null".utf8) }
 
     let filter = FilterSlot()
     let counters: KindCounters
@@ -47,7 +48,13 @@ final class KindCache<D: CachedDimension>: Sendable {
         self.config = config
     }
 
-    func key(_ id: String) -> [UInt8] { keyPrefix + Array(id.utf8) }
+    func key(_ id: String) -> [UInt8] {
+        var k: [UInt8] = []
+        k.reserveCapacity(keyPrefix.count + id.utf8.count)
+        k += keyPrefix
+        k += id.utf8
+        return k
+    }
 
     /// Allocation-free gate for the hot path: false only when the filter is built and the id is
     /// certainly not in the store.
@@ -95,6 +102,7 @@ final class KindCache<D: CachedDimension>: Sendable {
         // 3. Redis: MGET in chunks, pipelined; whatever it cannot answer goes to the store.
         var fills: [(String, LocalTier<D>.Entry)] = []
         var toStore: [String] = []
+        var unreadable = Set<String>()
         let localExpiry = now &+ config.localTTL.nanoseconds
         let negativeExpiry = now &+ config.negativeTTL.nanoseconds
         if let redis {
@@ -104,7 +112,7 @@ final class KindCache<D: CachedDimension>: Sendable {
             if localEnabled { fills.reserveCapacity(values.count) }
             for (id, value) in zip(toRedis, values) {
                 guard let value else { toStore.append(id); misses += 1; continue }
-                if value == Self.negativeValue {
+                if value.count == 4 && value == negativeRedisValue {
                     negativeHits += 1
                     if localEnabled { fills.append((id, .absent(expiresAt: negativeExpiry))) }
                 } else if let d = value.withUnsafeBytes(D.fromCacheJSON), d.cacheId == id {
@@ -113,6 +121,7 @@ final class KindCache<D: CachedDimension>: Sendable {
                     if localEnabled { fills.append((id, .present(d, expiresAt: localExpiry))) }
                 } else {
                     toStore.append(id) // unreadable entry: the store's answer replaces it
+                    unreadable.insert(id)
                     misses += 1
                 }
             }
@@ -132,24 +141,32 @@ final class KindCache<D: CachedDimension>: Sendable {
             counters.storeQueries.add(max(0, store.queryCount - before))
             counters.storeIds.add(toStore.count)
             var writes: [(key: [UInt8], value: [UInt8], ttl: Int)] = []
+            var replacements: [(key: [UInt8], value: [UInt8], ttl: Int)] = []
             if redis != nil { writes.reserveCapacity(toStore.count) }
             var rng = FastRandom()
             let negativeTTL = config.negativeTTL.wholeSeconds
             for id in toStore {
+                let entry: (key: [UInt8], value: [UInt8], ttl: Int)?
                 if let d = found[id] {
                     result[id] = d
                     if localEnabled { fills.append((id, .present(d, expiresAt: localExpiry))) }
-                    if redis != nil { writes.append((key(id), d.cacheJSON(), config.redisTTL.next(using: &rng))) }
+                    entry = redis == nil ? nil : (key(id), d.cacheJSON(), config.redisTTL.next(using: &rng))
                 } else {
                     if localEnabled { fills.append((id, .absent(expiresAt: negativeExpiry))) }
-                    if redis != nil { writes.append((key(id), Self.negativeValue, negativeTTL)) }
+                    entry = redis == nil ? nil : (key(id), negativeRedisValue, negativeTTL)
+                }
+                if let entry {
+                    if unreadable.contains(id) { replacements.append(entry) } else { writes.append(entry) }
                 }
             }
-            if let redis, redis.writeBack(writes) { counters.redisWrites.add(writes.count) }
+            if let redis, redis.writeBack(writes, replacing: replacements) {
+                counters.redisWrites.add(writes.count + replacements.count)
+            }
         }
 
         if !fills.isEmpty {
             local.withLock { t in
+                t.reserve(fills.count)
                 for (id, e) in fills { t.put(id, e, overwrite: false, now: now) }
             }
         }
@@ -165,6 +182,7 @@ final class KindCache<D: CachedDimension>: Sendable {
         let expiry = now &+ config.localTTL.nanoseconds
         for d in dims { filter.insert(d.cacheId) }
         local.withLock { t in
+            t.reserve(dims.count)
             for d in dims { t.put(d.cacheId, .present(d, expiresAt: expiry), overwrite: true, now: now) }
         }
         return dims.map { (key($0.cacheId), $0.cacheJSON(), config.redisTTL.next(using: &rng)) }
@@ -179,7 +197,7 @@ final class KindCache<D: CachedDimension>: Sendable {
             for id in ids { t.put(id, .absent(expiresAt: expiry), overwrite: true, now: now) }
         }
         let ttl = config.negativeTTL.wholeSeconds
-        return ids.map { (key($0), Self.negativeValue, ttl) }
+        return ids.map { (key($0), negativeRedisValue, ttl) }
     }
 
     func clearLocal() { local.withLock { $0.removeAll() } }

@@ -38,7 +38,7 @@ struct LocalTier<Value> {
     mutating func get(_ id: String, now: UInt64) -> Lookup {
         guard isEnabled else { return .miss }
         if let e = young[id] { return answer(e, id: id, now: now, inYoung: true) }
-        if let e = old.removeValue(forKey: id) {
+        if !old.isEmpty, let e = old.removeValue(forKey: id) {
             if e.expiresAt > now { insertYoung(id, e) }
             return answer(e, id: id, now: now, inYoung: false)
         }
@@ -60,12 +60,23 @@ struct LocalTier<Value> {
     /// update wrote in the meantime).
     mutating func put(_ id: String, _ entry: Entry, overwrite: Bool, now: UInt64) {
         guard isEnabled else { return }
-        if !overwrite {
-            if let e = young[id], e.expiresAt > now { return }
-            if let e = old[id], e.expiresAt > now { return }
+        if let index = young.index(forKey: id) {
+            if overwrite || young.values[index].expiresAt <= now { young.values[index] = entry }
+            return
         }
-        old[id] = nil
+        if !old.isEmpty, let e = old.removeValue(forKey: id), !overwrite, e.expiresAt > now {
+            insertYoung(id, e) // keep the live entry (and promote it)
+            return
+        }
         insertYoung(id, entry)
+    }
+
+    /// Makes room for `n` more entries up front, so a batch of fills does not rehash the young
+    /// generation again and again while it grows.
+    mutating func reserve(_ n: Int) {
+        guard isEnabled else { return }
+        let target = min(max(1, capacity / 2), young.count + n)
+        if target > young.capacity { young.reserveCapacity(target) }
     }
 
     mutating func remove(_ id: String) {
@@ -78,8 +89,9 @@ struct LocalTier<Value> {
         old = [:]
     }
 
+    /// Inserts an id that is in neither generation (callers check).
     private mutating func insertYoung(_ id: String, _ e: Entry) {
-        if young[id] == nil, young.count >= max(1, capacity / 2) {
+        if young.count >= max(1, capacity / 2) {
             old = young
             young = [:]
             young.reserveCapacity(max(1, capacity / 2))

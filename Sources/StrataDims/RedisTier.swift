@@ -61,11 +61,14 @@ final class RedisTier: Sendable {
     }
 
     /// Write-back of lookup results: `SET … EX ttl NX`, so an entry a changelog update wrote in
-    /// the meantime is never replaced by an older store read. Skipped while the breaker is open.
-    func writeBack(_ entries: [(key: [UInt8], value: [UInt8], ttl: Int)]) -> Bool {
-        guard !entries.isEmpty, breaker.allow() else { return false }
+    /// the meantime is never replaced by an older store read; `replacing` (entries found
+    /// unreadable) are overwritten. Skipped while the breaker is open.
+    func writeBack(_ entries: [(key: [UInt8], value: [UInt8], ttl: Int)],
+                   replacing: [(key: [UInt8], value: [UInt8], ttl: Int)] = []) -> Bool {
+        guard !entries.isEmpty || !replacing.isEmpty, breaker.allow() else { return false }
         do {
             try set(entries, onlyIfAbsent: true)
+            try set(replacing, onlyIfAbsent: false)
             succeeded()
             return true
         } catch {

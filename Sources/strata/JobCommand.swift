@@ -91,21 +91,16 @@ struct MetricsFileWriter {
     }
 }
 
-/// Store + Redis + cache as every job that looks up dimensions opens them.
-func openDimensionCache(config: StrataConfig, storeAddress: String?, logger: Logger = Logger(label: "strata.dims")) throws -> DimensionCache {
+/// Store + Redis + cache as every job that looks up dimensions opens them. Redis connects lazily:
+/// a job starts (degraded, from the store) while Redis is down and uses it once it answers.
+func openDimensionCache(config: StrataConfig, storeAddress: String?) throws -> DimensionCache {
     let store = try DimensionStoreFactory.open(storeAddress ?? config.store)
     try store.migrate()
-    var redis: RedisClient?
-    do {
-        var rc = try RedisConfig(url: config.redisURL)
-        // A failed attempt is what a lookup pays before falling back to the store: keep it short.
-        rc.maxAttempts = 2
-        rc.commandTimeout = .milliseconds(500)
-        redis = try RedisClient(config: rc)
-    } catch {
-        logger.warning("Redis unavailable at start; dimension lookups go to the store", metadata: ["redis": "\(config.redisURL)", "error": "\(error)"])
-    }
-    return try DimensionCache(store: store, redis: redis)
+    var rc = try RedisConfig(url: config.redisURL)
+    // A failed attempt is what a lookup pays before falling back to the store: keep it short.
+    rc.maxAttempts = 2
+    rc.commandTimeout = .milliseconds(500)
+    return try DimensionCache(store: store, redisConfig: rc)
 }
 
 struct DWMOptions: ParsableArguments {

@@ -192,6 +192,18 @@ final class DimensionCacheTests: XCTestCase {
         XCTAssertEqual(store.queryCount, queries)
     }
 
+    func testUnreadableRedisEntriesAreReplacedFromTheStore() throws {
+        let cache = try makeCache { $0.localCapacity = 0 }
+        let user = gen.user(42)
+        let key = cache.redisKey(user: user.userId)
+        let writer = try client()
+        try writer.set(key, Array("{\"user_id\":\"u000000042\",\"gender\":".utf8), ttlSeconds: 3_600) // truncated
+        XCTAssertEqual(try cache.lookupUsers([user.userId]), [user.userId: user])
+        XCTAssertEqual(try writer.get(key).flatMap(DimJSON.decodeUser), user, "the write-back replaced the broken value")
+        try writer.set(key, DimJSON.encode(gen.user(43)), ttlSeconds: 3_600) // a value for another id
+        XCTAssertEqual(try cache.lookupUsers([user.userId]), [user.userId: user])
+    }
+
     func testRebuildPicksUpIdsWrittenWithoutChangelog() throws {
         let cache = try makeCache()
         let extra = ContentDim(contentId: DimensionGenerator.contentId(5_000), title: "x", category: "food",

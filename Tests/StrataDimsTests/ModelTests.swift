@@ -32,6 +32,8 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(DimJSON.decodeUser(Array(text.utf8)),
                        UserDim(userId: "u1", gender: "f", ageBand: "50+", province: "Guangdong", cityTier: 5))
         XCTAssertEqual(DimJSON.decodeUser(Array(#"{"user_id":"\ud83c\udfac","gender":"f","age_band":"x","province":"p","city_tier":1}"#.utf8))?.userId, "🎬")
+        // An escaped key is still the same key.
+        XCTAssertEqual(DimJSON.decodeUser(Array(#"{"user\u005fid":"u2","gender":"f","age_band":"x","province":"p","city_tier":1}"#.utf8))?.userId, "u2")
     }
 
     func testDecoderRejectsBrokenOrIncompleteValues() {
