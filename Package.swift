@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "StrataSplitTests", dependencies: ["StrataSplit", "StrataGen", "StrataKafka", "StrataCore", "strata", "StrataTestSupport"]),
         .testTarget(name: "StrataDimsTests", dependencies: ["StrataDims", "StrataGen", "StrataRedis", "StrataCore", "StrataTestSupport"]),
         .testTarget(name: "StrataDWMTests", dependencies: ["StrataDWM", "StrataGen", "StrataCore"]),
-        .testTarget(name: "StrataJobsTests", dependencies: ["StrataJobs", "StrataDWM", "StrataDims", "StrataKafka", "StrataGen", "StrataCore", "strata", "StrataTestSupport"]),
+        .testTarget(name: "StrataJobsTests", dependencies: ["StrataJobs", "StrataDWM", "StrataDims", "StrataKafka", "StrataGen", "StrataCore", "StrataQuery", "strata", "StrataTestSupport"]),
         .testTarget(name: "StrataQueryTests", dependencies: ["StrataQuery", "StrataCore"]),
     ],
     swiftLanguageModes: [.v6]

@@ -51,9 +51,8 @@ public final class SplitJob {
         var pcfg = KafkaConfig.producer(bootstrapServers: options.brokers, clientId: "strata-split-\(options.instanceId)")
             .merging(options.kafka)
         pcfg.transactionalId = "strata-split-\(options.instanceId)"
-        var ccfg = KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId,
+        let ccfg = KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId,
                                         clientId: "strata-split-\(options.instanceId)").merging(options.kafka)
-        ccfg["group.instance.id"] = nil
         let producer = try KafkaProducer(config: pcfg, logger: logger)
         // The idle clock runs only while partitions are assigned: joining a group takes seconds.
         let assignment = AssignmentTracker()

@@ -36,8 +36,17 @@ public struct SplitRouter: Sendable {
     }
 
     public func route(_ bytes: UnsafeRawBufferPointer) -> SplitOutcome {
+        var event: ScannedEvent?
+        return route(bytes, scanned: &event)
+    }
+
+    /// As `route`, also handing out the scanned event so a consumer in the same process (the
+    /// in-process engine benchmark) does not scan the bytes a second time.
+    @inline(__always)
+    public func route(_ bytes: UnsafeRawBufferPointer, scanned: inout ScannedEvent?) -> SplitOutcome {
         let event: ScannedEvent
         do { event = try scanner.scan(bytes) } catch { return .deadLetter(reason: error.reason, detail: error.detail) }
+        scanned = event
 
         if event.hasEscapes {
             return routeEscaped(bytes, event)
