@@ -57,14 +57,14 @@ let package = Package(
 
         // Helpers shared by test targets: real redis-server child processes, the strata binary.
         .target(name: "StrataTestSupport", path: "Tests/StrataTestSupport"),
-        .testTarget(name: "StrataCoreTests", dependencies: ["StrataCore", "StrataGen"]),
+        .testTarget(name: "StrataCoreTests", dependencies: ["StrataCore", "StrataGen", "StrataTestSupport"]),
         .testTarget(name: "StrataKafkaTests", dependencies: ["StrataKafka"]),
         .testTarget(name: "StrataRedisTests", dependencies: ["StrataRedis", "StrataTestSupport"]),
         .testTarget(name: "StrataSplitTests", dependencies: ["StrataSplit", "StrataGen", "StrataKafka", "StrataCore", "strata", "StrataTestSupport"]),
         .testTarget(name: "StrataDimsTests", dependencies: ["StrataDims", "StrataGen", "StrataRedis", "StrataCore", "StrataTestSupport"]),
-        .testTarget(name: "StrataDWMTests", dependencies: ["StrataDWM", "StrataGen", "StrataCore"]),
+        .testTarget(name: "StrataDWMTests", dependencies: ["StrataDWM", "StrataGen", "StrataCore", "StrataTestSupport"]),
         .testTarget(name: "StrataJobsTests", dependencies: ["StrataJobs", "StrataDWM", "StrataDims", "StrataKafka", "StrataGen", "StrataCore", "StrataQuery", "strata", "StrataTestSupport"]),
-        .testTarget(name: "StrataQueryTests", dependencies: ["StrataQuery", "StrataCore"]),
+        .testTarget(name: "StrataQueryTests", dependencies: ["StrataQuery", "StrataCore", "StrataTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,4 @@
+import StrataTestSupport
 import Foundation
 import XCTest
 @testable import StrataCore
@@ -282,7 +283,7 @@ final class EventScannerTests: XCTestCase {
 
     func testIntegerParsing() {
         // Every digit count through the 8-digits-at-once path and past Int64's 19 digits.
-        var rng = ScannerTestRNG(seed: 7)
+        var rng = SeededRandom(seed: 7)
         for digits in 1...25 {
             for _ in 0..<40 {
                 let text = String(Int.random(in: 1...9, using: &rng)) + String((1..<digits).map { _ in Character(String(Int.random(in: 0...9, using: &rng))) })
@@ -455,7 +456,7 @@ final class EventScannerTests: XCTestCase {
     }
 
     func testRandomValidEventsMatchFoundation() throws {
-        var rng = ScannerTestRNG(seed: 0x5EED_0001)
+        var rng = SeededRandom(seed: 0x5EED_0001)
         for i in 0..<3000 {
             let json = Self.randomEvent(&rng)
             let bytes = Array(json.utf8)
@@ -484,7 +485,7 @@ final class EventScannerTests: XCTestCase {
     }
 
     func testRandomTruncationsAndMutationsNeverCrash() {
-        var rng = ScannerTestRNG(seed: 0x5EED_0002)
+        var rng = SeededRandom(seed: 0x5EED_0002)
         for _ in 0..<2000 {
             let json = Self.randomEvent(&rng)
             let bytes = Array(json.utf8)
@@ -507,7 +508,7 @@ final class EventScannerTests: XCTestCase {
     }
 
     func testEveryPrefixOfRandomEventsRejected() {
-        var rng = ScannerTestRNG(seed: 0x5EED_0003)
+        var rng = SeededRandom(seed: 0x5EED_0003)
         for _ in 0..<100 {
             let bytes = Array(Self.randomEvent(&rng).utf8)
             for cut in 0..<bytes.count {
@@ -519,15 +520,3 @@ final class EventScannerTests: XCTestCase {
     }
 }
 
-/// Deterministic generator so a failing case can be reproduced.
-private struct ScannerTestRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,3 +1,4 @@
+import StrataTestSupport
 import Foundation
 import XCTest
 @testable import StrataCore
@@ -112,7 +113,7 @@ final class IdPatternTests: XCTestCase {
             ("^$", [""]),
         ]
         let alphabet = Array("abcxyzAZ019_-.: \tcu0123456789")
-        var rng = PatternTestRNG(seed: 42)
+        var rng = SeededRandom(seed: 42)
         func randomString() -> String {
             let printable = Bool.random(using: &rng)
             return String((0..<Int.random(in: 0...12, using: &rng)).map { _ in
@@ -161,14 +162,3 @@ final class IdPatternTests: XCTestCase {
     }
 }
 
-private struct PatternTestRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,3 +1,4 @@
+import StrataTestSupport
 import StrataDWM
 import XCTest
 
@@ -29,7 +30,7 @@ final class CellTests: XCTestCase {
             event("z", ts: m0 + 4_000, "share", strategy: "s-z"),
             event("bb", ts: m0 + 5_000, "comment", strategy: "s-bb"),
         ]
-        var rng = TestRandom(seed: 1)
+        var rng = SeededRandom(seed: 1)
         for _ in 0..<20 {
             var order = events
             for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.below(i + 1)) }
@@ -111,7 +112,7 @@ final class LongIdTests: XCTestCase {
         let users = ["u1", "u000000001", String(repeating: "u", count: 16), String(repeating: "u", count: 16) + "x",
                      prefix + "-user-a", prefix + "-user-b", String(repeating: "w", count: 200), "ü-ñ-用户"]
         let ids = (0..<300).map { k in k % 3 == 0 ? "e\(k)" : k % 3 == 1 ? "\(prefix)\(prefix)-\(k)" : "\(prefix)\(k)" }
-        var rng = TestRandom(seed: 8)
+        var rng = SeededRandom(seed: 8)
         var sent: [[UInt8]] = []
         var parsed: [ParsedEvent] = []
         for k in 0..<3_000 {

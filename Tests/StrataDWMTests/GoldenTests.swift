@@ -1,3 +1,4 @@
+import StrataTestSupport
 import StrataCore
 import StrataDWM
 import StrataGen
@@ -22,7 +23,7 @@ final class GoldenTests: XCTestCase {
 
         let engine = makeEngine()
         var subscriber = Subscriber()
-        var rng = TestRandom(seed: 3)
+        var rng = SeededRandom(seed: 3)
         var nextCollect = rng.below(300)
         var wrongOutcomes: [String] = []
         var kinds: [String: Int] = [:]

@@ -1,3 +1,4 @@
+import StrataTestSupport
 import StrataCore
 import StrataDWM
 import StrataGen
@@ -22,7 +23,7 @@ final class ReplayTests: XCTestCase {
 
     func testCrashAndReplayPublishTheSameRowsAsAnUninterruptedRun() {
         let stream = workloadStream()
-        var rng = TestRandom(seed: 17)
+        var rng = SeededRandom(seed: 17)
         var collectAfter = Set<Int>()
         var i = 0
         while i < stream.count { collectAfter.insert(i); i += 1 + rng.below(1_500) }

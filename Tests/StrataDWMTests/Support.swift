@@ -2,6 +2,7 @@ import Foundation
 import StrataCore
 import StrataDWM
 import StrataGen
+import StrataTestSupport
 import XCTest
 
 // Test fixtures: hand-built events, generated workloads routed to (topic, partition) sources, a
@@ -11,19 +12,6 @@ import XCTest
 let actions = ["expose", "click", "play", "like", "share", "comment", "report"]
 let m0: Int64 = EventWorkload.defaultStartMs   // a minute boundary
 
-/// Deterministic test randomness (SplitMix64).
-struct TestRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
 
 func event(_ id: String, ts: Int64, _ action: String, content: String = "c00000001", user: String = "u000000001",
            strategy: String? = nil, durationMs: Int64? = nil) -> [UInt8] {
@@ -92,7 +80,7 @@ struct Record {
 func generatedStream(_ workload: EventWorkload, count: Int, partitions: Int = 4, seed: UInt64,
                      baseOffset: Int64 = 1_000) -> [Record] {
     var gen = EventGenerator(workload)
-    var rng = TestRandom(seed: seed)
+    var rng = SeededRandom(seed: seed)
     var queues: [Source: [Record]] = [:]
     var line: [UInt8] = []
     for _ in 0..<count {
@@ -110,7 +98,7 @@ func generatedStream(_ workload: EventWorkload, count: Int, partitions: Int = 4,
 }
 
 /// A uniformly random interleaving of the queues, each kept in order.
-func randomMerge(_ queues: [[Record]], rng: inout TestRandom) -> [Record] {
+func randomMerge(_ queues: [[Record]], rng: inout SeededRandom) -> [Record] {
     var heads = [Int](repeating: 0, count: queues.count)
     var remaining = queues.reduce(0) { $0 + $1.count }
     var out: [Record] = []

@@ -1,3 +1,4 @@
+import StrataTestSupport
 import Foundation
 import XCTest
 @testable import StrataQuery
