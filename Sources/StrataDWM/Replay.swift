@@ -36,6 +36,14 @@ extension WindowEngine {
         isRestoring = true
     }
 
+    /// Declares the sources the job is assigned. Until each has delivered a record (or stayed
+    /// silent for the idle timeout) the watermark does not move: when catching up on a backlog,
+    /// partitions are fetched unevenly, and the first one seen must not close windows the others
+    /// still feed (their events would otherwise be late).
+    public func expectSources(_ list: [Source], nowMs: Int64) {
+        for s in list { sources.expect(s, nowMs: nowMs) }
+    }
+
     /// Leaves restore mode once every source has been re-read up to its committed position.
     public func endRestore() {
         for i in 0..<sources.count { sources.state(i).pointee.restoreEnd = .min }

@@ -21,6 +21,9 @@ struct SourceState {
     var restoreEnd = Int64.min
     /// The engine watermark at the checkpoint being restored.
     var restoreWatermark = Int64.min
+    /// Declared by the job (an assigned partition) but no record yet: holds the watermark back
+    /// from this wall-clock time until a record arrives or the idle timeout passes.
+    var expectedSinceMs = Int64.min
 
     init(source: Source) { self.source = source }
 }
@@ -68,6 +71,12 @@ struct SourceTracker {
     @inline(__always)
     func state(_ i: Int) -> UnsafeMutablePointer<SourceState> { states.pointer(i) }
 
+    /// Declares a source that will deliver records (see `SourceState.expectedSinceMs`).
+    mutating func expect(_ s: Source, nowMs: Int64) {
+        let i = index(s)
+        if states[i].maxTs == .min { states.pointer(i).pointee.expectedSinceMs = nowMs }
+    }
+
     /// Notes a record (any outcome) at `offset`; returns whether it is a replayed (restore) record.
     @inline(__always)
     func noteRecord(_ i: Int, offset: Int64) -> Bool {
@@ -89,9 +98,13 @@ struct SourceTracker {
         var minActive = Int64.max
         var maxAll = Int64.min
         var anySeen = false
+        var waitingForExpected = false
         for i in 0..<states.count {
             var s = states[i]
-            guard s.maxTs != .min else { continue }
+            guard s.maxTs != .min else {
+                if s.expectedSinceMs != .min && s.expectedSinceMs >= nowMs - idleTimeout { waitingForExpected = true }
+                continue
+            }
             if s.activeSinceCollect {
                 s.lastActiveMs = nowMs
                 s.activeSinceCollect = false
@@ -103,7 +116,7 @@ struct SourceTracker {
             let active = s.lastActiveMs == .min || s.lastActiveMs >= nowMs - idleTimeout
             if active, w < minActive { minActive = w }
         }
-        guard anySeen else { return nil }
+        guard anySeen, !waitingForExpected else { return nil }
         return minActive != .max ? minActive : maxAll
     }
 }

@@ -177,6 +177,8 @@ public final class DWMJob {
             seeks.append(TopicPartitionOffset(topic: tp.topic, partition: tp.partition, offset: r.checkpoint.replayOffset))
         }
         try consumer.seek(seeks)
+        engine.expectSources(assigned.compactMap { tp in topicIndex[tp.topic].map { Source(topic: $0, partition: Int(tp.partition)) } },
+                             nowMs: Self.wallMs())
         if !checkpoints.isEmpty {
             engine.beginRestore(checkpoints: checkpoints, committedOffsets: state.positions)
             if state.restoreTargets.isEmpty { engine.endRestore() }

@@ -34,6 +34,8 @@ public final class QueryEngine {
     private var wm: Int64?
     private var partitionMax: [Int: Int64] = [:]
     private var partitionSeen: [Int: Int64] = [:]
+    /// Partitions the caller will read but that have delivered nothing yet, and since when.
+    private var partitionExpected: [Int: Int64] = [:]
     private var clock: Int64?
     private var totalGroups = 0
     private var validated = false
@@ -268,8 +270,21 @@ public final class QueryEngine {
 
     // MARK: - Time
 
+    /// Declares the input partitions before reading: until each has delivered a row (or stayed
+    /// silent for the idle-partition timeout), the watermark does not move. Without this, reading
+    /// a backlog partition by partition lets the first one close windows the others still feed.
+    public func expectPartitions(_ partitions: [Int], nowMs: Int64) {
+        for p in partitions where partitionMax[p] == nil { partitionExpected[p] = nowMs }
+    }
+
     private func updateWatermark() {
         guard !partitionMax.isEmpty else { return }
+        for p in partitionExpected.keys where partitionMax[p] != nil { partitionExpected[p] = nil }
+        if let since = partitionExpected.values.max() {
+            // A declared partition has not delivered yet: hold until it does or goes idle.
+            guard let now = clock, now - since >= options.idlePartitionTimeoutMs else { return }
+            partitionExpected.removeAll()
+        }
         var candidates = Array(partitionMax)
         if candidates.count > 1, let now = clock {
             let active = candidates.filter { now - (partitionSeen[$0.key] ?? now) < options.idlePartitionTimeoutMs }
@@ -311,7 +326,7 @@ public final class QueryEngine {
         guard failure == nil else { return [] }
         clock = nowMs
         var out: [QueryResult] = []
-        if partitionMax.count > 1 {
+        if partitionMax.count > 1 || !partitionExpected.isEmpty {
             let before = wm
             updateWatermark()
             if wm != before { out += closeWindows() }

@@ -77,6 +77,7 @@ struct QueryCommand: ParsableCommand {
         let partitions = try consumer.partitionCount(topic: query.source)
         let start = fromBeginning || fromMs != nil ? TopicPartitionOffset.beginning : TopicPartitionOffset.end
         try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: query.source, partition: Int32($0), offset: start) })
+        engine.expectPartitions(Array(0..<partitions), nowMs: Self.nowMs())
 
         var output = ResultPrinter(format: format, query: query)
         var lastRow = ContinuousClock.now
