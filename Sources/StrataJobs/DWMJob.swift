@@ -113,8 +113,10 @@ public final class DWMJob {
             let now = ContinuousClock.now
             let nowMs = Self.wallMs()
             let idle = options.untilIdle.map { tracker.hasPartitions && now - lastInput >= $0 } ?? false
-            if !s.engine.isRestoring && (idle || (s.dirty && (now - s.lastCommit >= .milliseconds(options.earlyIntervalMs)
-                                                               || s.engine.hasWindowsToFinalize(nowMs: nowMs)))) {
+            // Commit on the early-revision tick when something changed, and whenever a window can
+            // become final (also when input has stopped: finals must not wait for the next event).
+            if !s.engine.isRestoring && (idle || (s.dirty && now - s.lastCommit >= .milliseconds(options.earlyIntervalMs))
+                                         || s.engine.hasWindowsToFinalize(nowMs: nowMs)) {
                 let emission = idle ? s.engine.flushAll(nowMs: nowMs) : s.engine.collect(nowMs: nowMs)
                 do {
                     try commit(emission, state: &s, producer: producer, consumer: consumer, out: out, encoder: &encoder, nowMs: nowMs)
