@@ -23,11 +23,23 @@ final class DWMEndToEndTests: XCTestCase {
         let prefix: String
         let storePath: String
         let cache: DimensionCache
-        let lines: [[UInt8]]
+        var lines: [[UInt8]]
     }
 
     /// Topics under a fresh prefix, dimensions loaded, events generated, produced and split.
     func prepare(events: Int, seed: UInt64) throws -> Env {
+        var env = try makeEnv(seed: seed)
+        env.lines = generate(events: events, seed: seed)
+        try produceRaw(env.lines, env: env)
+        var so = SplitJob.Options(brokers: brokers)
+        so.topicPrefix = env.prefix; so.groupId = env.prefix + "split"; so.instanceId = env.prefix + "split"; so.untilIdle = .seconds(2)
+        try SplitJob(options: so, topology: topology).run()
+        return env
+    }
+
+    /// Topics under a fresh prefix and dimensions in a fresh SQLite store (and `dim.changelog`);
+    /// a cache over them on `redisURL` (default: the test stack's Redis, keys under the prefix).
+    func makeEnv(seed: UInt64, redisURL: String? = nil, tune: (inout DimensionCacheConfig) -> Void = { _ in }) throws -> Env {
         let prefix = "e\(UUID().uuidString.prefix(8).lowercased())."
         let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": brokers]))
         for (_, e) in try admin.createTopics(topology.topics.map { NewTopic(name: prefix + $0.name, partitions: $0.partitions) }) {
@@ -39,13 +51,19 @@ final class DWMEndToEndTests: XCTestCase {
         let gen = DimensionGenerator(contents: contents, users: users, seed: seed)
         try DimensionWriter(store: store, brokers: brokers, kafka: [:], topicPrefix: prefix)
             .write(contents: gen.allContents(), users: gen.allUsers())
-        var rc = try RedisConfig(url: redisURL)
+        var rc = try RedisConfig(url: redisURL ?? self.redisURL)
         rc.maxAttempts = 2
+        rc.commandTimeout = .milliseconds(500)
         var cc = DimensionCacheConfig()
         cc.keyPrefix = "dim:\(prefix)"
         cc.filterFalsePositiveRate = 1e-6
-        let cache = try DimensionCache(store: store, redis: try RedisClient(config: rc), config: cc)
+        tune(&cc)
+        let cache = try DimensionCache(store: store, redisConfig: rc, config: cc)
+        return Env(prefix: prefix, storePath: storePath, cache: cache, lines: [])
+    }
 
+    /// Generated events over several minutes of event time, with duplicates and bad ids.
+    func generate(events: Int, seed: UInt64) -> [[UInt8]] {
         var w = EventWorkload()
         w.seed = seed; w.contents = contents; w.users = users
         w.eventsPerSecond = 300          // ~events/300 s of event time: several minute windows
@@ -55,20 +73,19 @@ final class DWMEndToEndTests: XCTestCase {
         var lines: [[UInt8]] = []
         var line: [UInt8] = []
         for _ in 0..<events { line.removeAll(keepingCapacity: true); _ = g.next(into: &line); lines.append(line) }
+        return lines
+    }
 
+    /// Produces raw events to the env's `ods.raw`, keyed by user: each user's events stay in order through the split.
+    func produceRaw(_ lines: some Collection<[UInt8]>, env: Env) throws {
         let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
-        let raw = producer.topic(prefix + Topology.raw)
-        // Keyed by user: each user's events stay in order through the split.
+        let raw = producer.topic(env.prefix + Topology.raw)
         for l in lines {
             let user = (try? JSONSerialization.jsonObject(with: Data(l)) as? [String: Any])?["user_id"] as? String ?? ""
             let key = Array(user.utf8)
             try key.withUnsafeBytes { k in try l.withUnsafeBytes { v in try producer.produce(to: raw, key: k, value: v) } }
         }
         try producer.flush()
-        var so = SplitJob.Options(brokers: brokers)
-        so.topicPrefix = prefix; so.groupId = prefix + "split"; so.instanceId = prefix + "split"; so.untilIdle = .seconds(2)
-        try SplitJob(options: so, topology: topology).run()
-        return Env(prefix: prefix, storePath: storePath, cache: cache, lines: lines)
     }
 
     func dwmOptions(_ env: Env, instance: String = "0") -> DWMJob.Options {

@@ -1,0 +1,195 @@
+import Foundation
+import StrataCore
+import StrataDims
+import StrataJobs
+import StrataKafka
+import StrataRedis
+import StrataSplit
+import StrataTestSupport
+import Synchronization
+import XCTest
+
+/// The dimension cache seen through the dwm job: a Redis outage in the middle of a run, and a
+/// changelog update reaching the next window's rows. Each test owns a private `redis-server`.
+extension DWMEndToEndTests {
+    /// split and dwm run continuously while the input arrives in three phases: Redis up, Redis
+    /// killed, Redis back (empty). The final rows are exact, rows published during the outage
+    /// carry dimensions (from the store), and the Redis tier answers again after the restart.
+    func testRedisStoppedInTheMiddleOfARunKeepsRowsExactAndIsUsedAgain() throws {
+        let redis = try RedisServerProcess()
+        // No in-process tier: every emission's lookups reach Redis (or the store when it is down).
+        var env = try makeEnv(seed: 21, redisURL: "redis://127.0.0.1:\(redis.port)") { $0.localCapacity = 0 }
+        env.lines = generate(events: 9_000, seed: 21)
+
+        let splitProgress = Mutex((consumed: 0, routed: 0))
+        let dwmCommitted = Mutex(0)
+        let stop = StopSignal()
+        var so = SplitJob.Options(brokers: brokers)
+        so.topicPrefix = env.prefix; so.groupId = env.prefix + "split"; so.instanceId = env.prefix + "split"
+        let split = UncheckedSendable(try SplitJob(options: so, topology: topology))
+        var o = dwmOptions(env)
+        o.untilIdle = .seconds(10)          // longer than any pause between phases; flushes every window at the end
+        let job = UncheckedSendable(DWMJob(options: o, topology: topology, cache: env.cache))
+        let errors = UncheckedSendable(NSMutableArray())
+        let done = DispatchGroup()
+        done.enter()
+        Thread {
+            do { try split.value.run(shouldStop: { stop.isSet }) { s in splitProgress.withLock { $0 = (s.consumed, s.routedTotal) } } }
+            catch { errors.value.add("split: \(error)") }
+            done.leave()
+        }.start()
+        done.enter()
+        Thread {
+            do { try job.value.run(onCommit: { s in dwmCommitted.withLock { $0 = s.accounting.consumed } }) }
+            catch { errors.value.add("dwm: \(error)") }
+            stop.set()
+            done.leave()
+        }.start()
+
+        /// Produces one phase and waits until split routed it and dwm committed everything routed.
+        func phase(_ range: Range<Int>) throws {
+            try produceRaw(env.lines[range], env: env)
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                let s = splitProgress.withLock { $0 }
+                if s.consumed >= range.upperBound, dwmCommitted.withLock({ $0 }) >= s.routed { return }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            XCTFail("phase \(range) not committed within 60 s: split \(splitProgress.withLock { $0 }), dwm \(dwmCommitted.withLock { $0 })")
+        }
+
+        try phase(0..<3_000)
+        let up = env.cache.stats
+        XCTAssertGreaterThan(up.redisMisses + up.redisHits, 0, "Redis is consulted while it runs")
+        XCTAssertGreaterThan(up.redisWrites, 0, "misses are written back to Redis")
+        XCTAssertEqual(up.degradedLookups, 0)
+
+        redis.stop()
+        try phase(3_000..<6_000)
+        let down = env.cache.stats
+        XCTAssertGreaterThan(down.degradedLookups, up.degradedLookups, "lookups during the outage are answered by the store, counted")
+        XCTAssertGreaterThan(down.storeQueries, up.storeQueries)
+        XCTAssertTrue(env.cache.isDegraded || down.redisErrors > up.redisErrors)
+
+        try redis.start()
+        try phase(6_000..<9_000)
+        done.wait()
+        XCTAssertEqual(errors.value.count, 0, "\(errors.value)")
+        let back = env.cache.stats
+        XCTAssertGreaterThan(back.redisWrites, down.redisWrites, "the restarted Redis is filled again")
+        XCTAssertGreaterThan(back.redisHits, down.redisHits, "and answers lookups again")
+        XCTAssertFalse(env.cache.isDegraded)
+
+        let a = job.value.stats.accounting
+        XCTAssertTrue(a.isBalanced, "\(a)")
+        XCTAssertEqual(a.consumed, split.value.stats.routedTotal)
+        XCTAssertEqual(job.value.stats.rowsWithoutContent, 0, "no row lost its dimensions during the outage")
+        try assertMatches(env)
+    }
+
+    /// The real `strata job dwm` process (with its changelog follower): a content's category changed
+    /// with `strata dims put` while the job runs is in Redis, and in every row of the next minute.
+    func testChangelogUpdateReachesRedisAndTheNextWindowsRows() throws {
+        let redis = try RedisServerProcess()
+        let env = try makeEnv(seed: 23)
+        let content = DimensionGenerator.contentId(7)
+        let before = try XCTUnwrap(try env.cache.store.contents([content])[content])
+        let renamed = before.category + "-renamed"
+        let topologyPath = Self.root.appendingPathComponent("topology/topology.yaml").path
+        let common = ["--topic-prefix", env.prefix, "--brokers", brokers, "--redis", "redis://127.0.0.1:\(redis.port)",
+                      "--store", "sqlite:" + env.storePath, "--topology", topologyPath, "--log-format", "json"]
+
+        let job = Process()
+        job.executableURL = URL(fileURLWithPath: strataBinary)
+        job.arguments = ["job", "dwm", "--group", env.prefix + "dwm", "--instance-id", env.prefix + "0",
+                         "--early-interval-ms", "300", "--idle-source-ms", "1000", "--until-idle", "15"] + common
+        job.standardOutput = FileHandle.nullDevice
+        job.standardError = FileHandle.nullDevice
+        try job.run()
+        defer { if job.isRunning { kill(job.processIdentifier, SIGKILL) } }
+
+        // Minute m: five users click the content; its rows carry the stored category.
+        let m = (Int64(Date().timeIntervalSince1970 * 1000) / 60_000 - 10) * 60_000
+        let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
+        func clicks(minute: Int64, tag: String) throws {
+            for u in 1...5 {
+                let line = "{\"event_id\":\"\(tag)-\(u)\",\"ts\":\(minute + Int64(u) * 1_000),\"action\":\"click\","
+                    + "\"content_id\":\"\(content)\",\"user_id\":\"\(DimensionGenerator.userId(u))\"}"
+                try producer.produce(topic: env.prefix + "ods.click", key: Array(content.utf8), value: Array(line.utf8))
+            }
+            try producer.flush()
+        }
+        try clicks(minute: m, tag: "m0")
+        let first = try waitForRow(env, minute: m, content: content, timeout: 60)
+        XCTAssertEqual((first["content"] as? [String: Any])?["category"] as? String, before.category)
+
+        let put = Process()
+        put.executableURL = URL(fileURLWithPath: strataBinary)
+        put.arguments = ["dims", "put", "content", content, "category=\(renamed)"] + common
+        try put.run()
+        put.waitUntilExit()
+        XCTAssertEqual(put.terminationStatus, 0, "strata dims put")
+
+        // The job's follower applies the changelog record to Redis (and its own in-process tier).
+        let client = try RedisClient(config: try RedisConfig(url: "redis://127.0.0.1:\(redis.port)"))
+        let key = DimensionCacheConfig().keyPrefix + "c:" + content
+        var cached = ""
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !cached.contains(renamed) {
+            cached = (try? client.get(key)).flatMap { $0.map { String(decoding: $0, as: UTF8.self) } } ?? ""
+            if !cached.contains(renamed) { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        XCTAssertTrue(cached.contains(renamed), "Redis \(key) = \(cached)")
+
+        try clicks(minute: m + 60_000, tag: "m1")
+        job.waitUntilExit()
+        XCTAssertEqual(job.terminationStatus, 0)
+
+        let rows = try readAll(env, topic: Topology.dws).filter { $0["content_id"] as? String == content }
+        let next = rows.filter { ($0["minute"] as? Int).map(Int64.init) == m + 60_000 }
+        XCTAssertFalse(next.isEmpty, "rows of the next minute")
+        for r in next { XCTAssertEqual((r["content"] as? [String: Any])?["category"] as? String, renamed, "\(r)") }
+        XCTAssertTrue(next.contains { $0["final"] as? Bool == true && $0["click"] as? Int == 5 })
+    }
+
+    /// Every row of a topic under the env's prefix, in partition order.
+    func readAll(_ env: Env, topic: String, idle: TimeInterval = 2) throws -> [[String: Any]] {
+        let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: nil))
+        let n = try consumer.partitionCount(topic: env.prefix + topic)
+        try consumer.assign((0..<n).map { TopicPartitionOffset(topic: env.prefix + topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
+        var rows: [[String: Any]] = []
+        var last = Date()
+        while Date().timeIntervalSince(last) < idle {
+            for m in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) where m.error == nil {
+                last = Date()
+                rows.append(try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(m.value)) as? [String: Any]))
+            }
+        }
+        return rows
+    }
+
+    /// The first DWS row of (minute, content) to appear, or a failure after `timeout` seconds.
+    func waitForRow(_ env: Env, minute: Int64, content: String, timeout: TimeInterval) throws -> [String: Any] {
+        let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: nil))
+        let topic = env.prefix + Topology.dws
+        let n = try consumer.partitionCount(topic: topic)
+        try consumer.assign((0..<n).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            for m in try consumer.poll(maxMessages: 1_000, timeoutMs: 100) where m.error == nil {
+                let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(m.value)) as? [String: Any])
+                if (o["minute"] as? Int).map(Int64.init) == minute, o["content_id"] as? String == content { return o }
+            }
+        }
+        throw Timeout(description: "no DWS row for (\(minute), \(content)) within \(timeout) s")
+    }
+}
+
+struct Timeout: Error, CustomStringConvertible { let description: String }
+
+/// A stop request shared by the test's threads.
+final class StopSignal: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+    func set() { flag.store(true, ordering: .relaxed) }
+}
