@@ -106,26 +106,42 @@ final class KindCache<D: CachedDimension>: Sendable {
         let localExpiry = now &+ config.localTTL.nanoseconds
         let negativeExpiry = now &+ config.negativeTTL.nanoseconds
         if let redis {
-            let values = redis.mget(toRedis.map(key))
-            if values.count < toRedis.count { degraded.add(1) }
+            // Values are decoded straight from hiredis's reply buffers, by index.
+            var answers = [RedisAnswer<D>](repeating: .missing, count: toRedis.count)
+            let answered = toRedis.withUnsafeBufferPointer { ids in
+                redis.mget(ids.map(key)) { i, value in
+                    guard let value else { answers[i] = .missing; return }
+                    if value.count == 4 && value.elementsEqual(negativeRedisValue) {
+                        answers[i] = .negative
+                    } else if let d = D.fromCacheJSON(value), d.cacheId == ids[i] {
+                        answers[i] = .found(d)
+                    } else {
+                        answers[i] = .unreadable
+                    }
+                }
+            }
+            if answered < toRedis.count { degraded.add(1) }
             var hits = 0, misses = 0, negativeHits = 0
-            if localEnabled { fills.reserveCapacity(values.count) }
-            for (id, value) in zip(toRedis, values) {
-                guard let value else { toStore.append(id); misses += 1; continue }
-                if value.count == 4 && value == negativeRedisValue {
+            if localEnabled { fills.reserveCapacity(answered) }
+            for i in 0..<answered {
+                let id = toRedis[i]
+                switch answers[i] {
+                case .missing:
+                    toStore.append(id); misses += 1
+                case .negative:
                     negativeHits += 1
                     if localEnabled { fills.append((id, .absent(expiresAt: negativeExpiry))) }
-                } else if let d = value.withUnsafeBytes(D.fromCacheJSON), d.cacheId == id {
+                case .found(let d):
                     result[id] = d
                     hits += 1
                     if localEnabled { fills.append((id, .present(d, expiresAt: localExpiry))) }
-                } else {
-                    toStore.append(id) // unreadable entry: the store's answer replaces it
+                case .unreadable:
+                    toStore.append(id) // the store's answer replaces it
                     unreadable.insert(id)
                     misses += 1
                 }
             }
-            toStore += toRedis[values.count...]
+            toStore += toRedis[answered...]
             counters.redisHits.add(hits)
             counters.redisMisses.add(misses)
             counters.negativeRedis.add(negativeHits)
@@ -221,4 +237,10 @@ final class KindCache<D: CachedDimension>: Sendable {
             }
         }
     }
+}
+
+/// What Redis said about one id.
+enum RedisAnswer<D> {
+    case missing, negative, unreadable
+    case found(D)
 }

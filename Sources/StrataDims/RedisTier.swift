@@ -39,25 +39,25 @@ final class RedisTier: Sendable {
     /// Counters of the current client (nil before it first connected).
     var stats: RedisStats? { client.withLock { $0?.stats } }
 
-    /// Values for a prefix of `keys` (all of them when Redis is healthy): shorter when the
-    /// breaker is open or a pipeline failed, and the caller asks the store for the rest.
-    func mget(_ keys: [[UInt8]]) -> [[UInt8]?] {
-        guard !keys.isEmpty, breaker.allow() else { return [] }
-        var out: [[UInt8]?] = []
-        out.reserveCapacity(keys.count)
+    /// Hands each value to `visit` without copying it (see ``RedisClient/mget(_:chunkSize:visit:)``);
+    /// returns how many leading keys were answered: all of them when Redis is healthy, fewer when
+    /// the breaker is open or a pipeline failed, and the caller asks the store for the rest.
+    func mget(_ keys: [[UInt8]], visit: (Int, UnsafeRawBufferPointer?) -> Void) -> Int {
+        guard !keys.isEmpty, breaker.allow() else { return 0 }
         var start = 0
         while start < keys.count {
             let end = min(start + pipelineKeys, keys.count)
+            let offset = start
             do {
-                out += try connected().mget(Array(keys[start..<end]), chunkSize: chunkSize)
+                try connected().mget(Array(keys[start..<end]), chunkSize: chunkSize) { i, v in visit(offset + i, v) }
             } catch {
                 failed(error, during: "read")
-                return out
+                return start
             }
             start = end
         }
         succeeded()
-        return out
+        return keys.count
     }
 
     /// Write-back of lookup results: `SET … EX ttl NX`, so an entry a changelog update wrote in

@@ -44,6 +44,7 @@ public final class DWMJob {
     /// The latest early/final rows' emission times, for freshness measurements.
     public private(set) var lastCommitAt: ContinuousClock.Instant?
     public private(set) var firstRecordAt: ContinuousClock.Instant?
+    public private(set) var lastRecordAt: ContinuousClock.Instant?
 
     private var topicNames: [String] { topology.actions.map { options.topicPrefix + Topology.microQueue(for: $0) } }
     private var checkpointTopic: String { options.topicPrefix + Topology.dwmCheckpoint }
@@ -73,7 +74,7 @@ public final class DWMJob {
         let topicIndex = Dictionary(uniqueKeysWithValues: topicNames.enumerated().map { ($1, $0) })
         let out = Outputs(dwm: producer.topic(options.topicPrefix + Topology.dwm), dws: producer.topic(options.topicPrefix + Topology.dws),
                           late: producer.topic(options.topicPrefix + Topology.late), checkpoint: producer.topic(checkpointTopic))
-        var encoder = RowEncoder(actions: topology.actions)
+        var enricher = RowEnricher(cache: cache, actions: topology.actions)
         var state: EngineState?
         var lastInput = ContinuousClock.now
         logger.info("dwm started", metadata: ["group": "\(options.groupId)", "instance": "\(options.instanceId)"])
@@ -103,6 +104,7 @@ public final class DWMJob {
             if sawRecords {
                 lastInput = .now
                 if firstRecordAt == nil { firstRecordAt = lastInput }
+                lastRecordAt = lastInput
                 s.dirty = true
             }
             if s.engine.isRestoring, s.restoreTargets.allSatisfy({ (s.positions[$0.key] ?? 0) >= $0.value }) {
@@ -119,7 +121,7 @@ public final class DWMJob {
                                          || s.engine.hasWindowsToFinalize(nowMs: nowMs)) {
                 let emission = idle ? s.engine.flushAll(nowMs: nowMs) : s.engine.collect(nowMs: nowMs)
                 do {
-                    try commit(emission, state: &s, producer: producer, consumer: consumer, out: out, encoder: &encoder, nowMs: nowMs)
+                    try commit(emission, state: &s, producer: producer, consumer: consumer, out: out, enricher: &enricher, nowMs: nowMs)
                 } catch let e as KafkaError where e.requiresAbort && !e.isFatal {
                     logger.warning("transaction failed; aborting and rebuilding from the last checkpoint", metadata: ["error": "\(e)"])
                     try producer.abortTransaction()
@@ -191,29 +193,17 @@ public final class DWMJob {
     }
 
     private func commit(_ emission: Emission, state s: inout EngineState, producer: KafkaProducer, consumer: KafkaConsumer,
-                        out: Outputs, encoder: inout RowEncoder, nowMs: Int64) throws {
-        // Dimension lookups: once per emission for the distinct ids, never per event.
-        var contentIds = Set<String>(), userIds = Set<String>()
-        for r in emission.dws { contentIds.insert(r.contentId) }
-        for r in emission.dwm { contentIds.insert(r.contentId); userIds.insert(r.userId) }
-        let contents = try cache.lookupContents(Array(contentIds))
-        let users = try cache.lookupUsers(Array(userIds))
-        encoder.setDimensions(contents: contents, users: users)
-
+                        out: Outputs, enricher: inout RowEnricher, nowMs: Int64) throws {
+        let t0 = ContinuousClock.now
+        try enricher.lookUp(emission)
+        let t1 = ContinuousClock.now
         try producer.beginTransaction()
-        var buf: [UInt8] = []
-        buf.reserveCapacity(512)
-        for r in emission.dwm {
-            buf.removeAll(keepingCapacity: true)
-            encoder.encode(r, emittedAt: nowMs, into: &buf)
-            try produce(producer, out.dwm, key: r.contentId, value: buf)
-        }
-        for r in emission.dws {
-            buf.removeAll(keepingCapacity: true)
-            encoder.encode(r, emittedAt: nowMs, into: &buf)
-            try produce(producer, out.dws, key: r.contentId, value: buf)
-            if !encoder.hasContent(r.contentId) { stats.rowsWithoutContent += 1 }
-        }
+        try enricher.encode(emission, emittedAt: nowMs,
+                            dwm: { r, value in try produce(producer, out.dwm, key: r.contentId, value: value) },
+                            dws: { r, value, hasContent in
+                                try produce(producer, out.dws, key: r.contentId, value: value)
+                                if !hasContent { stats.rowsWithoutContent += 1 }
+                            })
         for l in s.late { try producer.produce(topic: out.late.name, key: l.key, value: l.value) }
         let names = topicNames
         for (source, cp) in s.engine.replayPoints() {
@@ -221,9 +211,11 @@ public final class DWMJob {
             let r = CheckpointRecord(topic: names[source.topic], partition: Int32(source.partition), position: pos, checkpoint: cp)
             try producer.produce(topic: out.checkpoint.name, key: r.key(group: options.groupId), value: r.value)
         }
+        let t2 = ContinuousClock.now
         try producer.sendOffsets(s.positions.map { TopicPartitionOffset(topic: names[$0.key.topic], partition: Int32($0.key.partition), offset: $0.value) },
                                  consumer: consumer)
         try producer.commitTransaction()
+        let t3 = ContinuousClock.now
 
         stats.transactions += 1
         stats.dwmRows += emission.dwm.count
@@ -238,13 +230,20 @@ public final class DWMJob {
         m.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dwm"]).increment(by: emission.dwm.count)
         m.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dws"]).increment(by: emission.dws.count)
         m.gauge("strata_dwm_watermark_ms", help: "The dwm job's event-time watermark").set(Double(s.engine.watermark))
+        // Where a transaction's time goes: dimension lookups, encoding + producing, the commit (broker acks).
+        for (phase, d) in [("lookup", t1 - t0), ("produce", t2 - t1), ("commit", t3 - t2)] {
+            m.gauge("strata_dwm_transaction_phase_seconds", help: "Duration of the last transaction's phases",
+                    labels: ["phase": phase]).set(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+        }
+        logger.debug("transaction committed", metadata: [
+            "dwm_rows": "\(emission.dwm.count)", "dws_rows": "\(emission.dws.count)", "late": "\(stats.lateForwarded)",
+            "lookup_ms": "\((t1 - t0) / .milliseconds(1))", "produce_ms": "\((t2 - t1) / .milliseconds(1))",
+            "commit_ms": "\((t3 - t2) / .milliseconds(1))", "watermark": "\(s.engine.watermark)"])
     }
 
-    private func produce(_ producer: KafkaProducer, _ topic: KafkaTopic, key: String, value: [UInt8]) throws {
+    private func produce(_ producer: KafkaProducer, _ topic: KafkaTopic, key: String, value: UnsafeRawBufferPointer) throws {
         var k = key
-        try k.withUTF8 { kb in
-            try value.withUnsafeBytes { vb in try producer.produce(to: topic, key: UnsafeRawBufferPointer(kb), value: vb, copy: true) }
-        }
+        try k.withUTF8 { kb in try producer.produce(to: topic, key: UnsafeRawBufferPointer(kb), value: value, copy: true) }
     }
 
     static func wallMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }

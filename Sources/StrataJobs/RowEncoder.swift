@@ -7,7 +7,7 @@ struct RowEncoder {
     let actions: [String]
     let playIndex: Int?
     private var contentJSON: [String: [UInt8]] = [:]
-    private var userJSON: [String: [UInt8]] = [:]
+    private var users: [String: UserDim] = [:]
     private let actionKeys: [[UInt8]]
 
     init(actions: [String]) {
@@ -16,9 +16,10 @@ struct RowEncoder {
         actionKeys = actions.map { Array("\"\($0)\":".utf8) }
     }
 
+    /// Contents are pre-encoded (many rows share one); user profiles are written straight into
+    /// each row (a cell's user is usually in that one row, so pre-encoding would only allocate).
     mutating func setDimensions(contents: [String: ContentDim], users: [String: UserDim]) {
         contentJSON.removeAll(keepingCapacity: true)
-        userJSON.removeAll(keepingCapacity: true)
         for (id, c) in contents {
             var b: [UInt8] = []
             b.append(contentsOf: #"{"title":"#.utf8); appendString(&b, c.title)
@@ -28,15 +29,16 @@ struct RowEncoder {
             b.append(UInt8(ascii: "}"))
             contentJSON[id] = b
         }
-        for (id, u) in users {
-            var b: [UInt8] = []
-            b.append(contentsOf: #"{"gender":"#.utf8); appendString(&b, u.gender)
-            b.append(contentsOf: #","age_band":"#.utf8); appendString(&b, u.ageBand)
-            b.append(contentsOf: #","province":"#.utf8); appendString(&b, u.province)
-            b.append(contentsOf: #","city_tier":"#.utf8); appendInt(&b, Int64(u.cityTier))
-            b.append(UInt8(ascii: "}"))
-            userJSON[id] = b
-        }
+        self.users = users
+    }
+
+    private func appendUser(_ b: inout [UInt8], _ id: String) {
+        guard let u = users[id] else { b.append(contentsOf: "null".utf8); return }
+        b.append(contentsOf: #"{"gender":"#.utf8); appendString(&b, u.gender)
+        b.append(contentsOf: #","age_band":"#.utf8); appendString(&b, u.ageBand)
+        b.append(contentsOf: #","province":"#.utf8); appendString(&b, u.province)
+        b.append(contentsOf: #","city_tier":"#.utf8); appendInt(&b, Int64(u.cityTier))
+        b.append(UInt8(ascii: "}"))
     }
 
     func hasContent(_ id: String) -> Bool { contentJSON[id] != nil }
@@ -49,7 +51,7 @@ struct RowEncoder {
         b.append(contentsOf: #","strategy":"#.utf8)
         if let s = row.strategy { appendString(&b, s) } else { b.append(contentsOf: "null".utf8) }
         b.append(contentsOf: #","content":"#.utf8); b.append(contentsOf: contentJSON[row.contentId] ?? Array("null".utf8))
-        b.append(contentsOf: #","user":"#.utf8); b.append(contentsOf: userJSON[row.userId] ?? Array("null".utf8))
+        b.append(contentsOf: #","user":"#.utf8); appendUser(&b, row.userId)
         appendTail(&b, isFinal: row.isFinal, rev: row.rev, emittedAt: emittedAt)
     }
 
@@ -96,6 +98,13 @@ func appendInt(_ b: inout [UInt8], _ v: Int64) {
 /// A JSON string literal (RFC 8259 escaping).
 func appendString(_ b: inout [UInt8], _ s: String) {
     b.append(UInt8(ascii: "\""))
+    // Ids and dimension values rarely need escaping: copy them in one go when they don't.
+    let plain = s.utf8.withContiguousStorageIfAvailable { u -> Bool in
+        guard !u.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
+        b.append(contentsOf: u)
+        return true
+    } ?? false
+    if plain { b.append(UInt8(ascii: "\"")); return }
     for c in s.utf8 {
         switch c {
         case UInt8(ascii: "\""): b.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])

@@ -79,6 +79,46 @@ final class Connection {
         }
     }
 
+    /// MGET of `keys` in chunks, one round trip. Each value is handed to `visit` as a view into
+    /// hiredis's reply (valid only during the call; nil for a missing key): no copy per value.
+    func mget(_ keys: [[UInt8]], chunkSize: Int, visit: (Int, UnsafeRawBufferPointer?) -> Void) throws(Failure) {
+        try withSIGPIPESuppressed { () throws(Failure) -> Void in
+            let command = Array("MGET".utf8)
+            var start = 0
+            while start < keys.count {
+                let end = min(start + chunkSize, keys.count)
+                try append([command] + keys[start..<end])
+                start = end
+            }
+            start = 0
+            while start < keys.count {
+                let end = min(start + chunkSize, keys.count)
+                var raw: UnsafeMutableRawPointer? = nil
+                if redisGetReply(ctx, &raw) != REDIS_OK {
+                    let savedErrno = errno
+                    if let raw { freeReplyObject(raw) }
+                    throw .transient(contextError(errno: savedErrno, during: "read reply"))
+                }
+                guard let raw else { throw .transient(.protocolError("hiredis returned no reply")) }
+                defer { freeReplyObject(raw) }
+                let reply = raw.assumingMemoryBound(to: redisReply.self).pointee
+                // Any other answer leaves the remaining replies unread: the connection is dropped.
+                guard Int32(reply.type) == REDIS_REPLY_ARRAY, reply.elements == end - start, let items = reply.element else {
+                    throw .transient(.protocolError("MGET of \(end - start) keys answered type \(reply.type) with \(reply.elements) elements"))
+                }
+                for i in 0..<(end - start) {
+                    guard let item = items[i]?.pointee else { throw .transient(.protocolError("MGET element \(i) missing")) }
+                    switch Int32(item.type) {
+                    case REDIS_REPLY_STRING: visit(start + i, UnsafeRawBufferPointer(start: item.str, count: item.len))
+                    case REDIS_REPLY_NIL: visit(start + i, nil)
+                    default: throw .transient(.protocolError("unexpected MGET element type \(item.type)"))
+                    }
+                }
+                start = end
+            }
+        }
+    }
+
     private func append(_ args: [[UInt8]]) throws(Failure) {
         // hiredis copies argv into its output buffer, so one contiguous scratch buffer that lives
         // for the duration of the call is enough. The trailing byte keeps it non-empty.

@@ -114,6 +114,20 @@ public final class RedisClient: Sendable {
         return values
     }
 
+    /// MGET without copying values: `visit(index, value)` sees each value (nil for a missing key)
+    /// as a view valid only during the call. One pipeline of `chunkSize`-key MGETs. After a
+    /// transient failure the whole call is retried, so `visit` may see an index again: make it
+    /// overwrite by index.
+    public func mget(_ keys: [[UInt8]], chunkSize: Int = 500, visit: (Int, UnsafeRawBufferPointer?) -> Void) throws(RedisError) {
+        precondition(chunkSize > 0, "chunkSize must be positive")
+        if keys.isEmpty { return }
+        try run { (conn: Connection) throws(Failure) -> Bool in
+            self.countRoundTrip((keys.count + chunkSize - 1) / chunkSize)
+            try conn.mget(keys, chunkSize: chunkSize, visit: visit)
+            return true
+        }
+    }
+
     public func mget(_ keys: [String], chunkSize: Int = 500) throws(RedisError) -> [[UInt8]?] {
         try mget(keys.map { Array($0.utf8) }, chunkSize: chunkSize)
     }

@@ -8,15 +8,23 @@ import StrataDWM
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks, each beside its baseline in the same run.", subcommands: [Split.self, DWM.self, QueryBench.self])
+        commandName: "bench", abstract: "Benchmarks, each beside its baseline in the same run.", subcommands: [Split.self, DWM.self, Enrich.self, Pipeline.self, QueryBench.self])
 
     struct DWM: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "The engine in-process: split routing + minute windows (scan, dedupe, row-to-column) + collect, vs a copy baseline.",
-            discussion: "Known-content gate is an in-memory Bloom-like check (warm cache). Build with -c release.")
+            abstract: "The dwm engine in-process (split routing + minute windows + collect) and the dwm job through the broker, each vs a copy baseline.",
+            discussion: """
+            In-process: the known-content gate is an in-memory check (warm cache); no enrichment (see `bench enrich`).
+            Through the broker (--broker-events N): N generated events are split into fresh micro-queues (not timed);
+            then (a) a copy loop consumes them and copies them to one topic with one transaction per early-revision
+            interval, the baseline, and (b) the dwm job (SQLite store, Redis, enrichment, transactions) processes them.
+            Rates are from the first record to the last; the dwm job's final flush is reported apart. Build with -c release.
+            """)
         @OptionGroup var global: GlobalOptions
         @Option(help: "Events per round.") var events = 1_000_000
         @Option(help: "Rounds.") var rounds = 3
+        @Option(help: "Events for the through-the-broker run; 0 skips it.") var brokerEvents = 0
+        @Option(help: "Early-revision (transaction) interval of the broker run, ms.") var earlyIntervalMs: Int64 = 5_000
 
         func run() throws {
             let config = try global.resolve()
@@ -51,6 +59,7 @@ struct BenchCommand: ParsableCommand {
             }
             let mc = Split.median(copyRates), me = Split.median(engineRates)
             print("{\"bench\":\"engine.inprocess\",\"median_copy_baseline_events_per_s\":\(Int(mc)),\"median_engine_events_per_s\":\(Int(me)),\"engine_over_baseline\":\(String(format: "%.4f", me / mc)),\"target_events_per_s\":1500000}")
+            if brokerEvents > 0 { try broker(config: config, topology: topology) }
         }
     }
 

@@ -77,6 +77,13 @@ final class RedisClientTests: XCTestCase {
         XCTAssertEqual(after.roundTrips - before.roundTrips, 1, "all chunks share one round trip")
         XCTAssertEqual(after.commands - before.commands, 5, "2 500 keys / 500 per MGET")
         XCTAssertEqual(try c.mget([String]()), [])
+
+        // The zero-copy form sees the same values, by index, in one round trip.
+        var seen = [[UInt8]?](repeating: [0xEE], count: keys.count)
+        let beforeVisit = c.stats
+        try c.mget(keys.map(bytes), chunkSize: 500) { i, v in seen[i] = v.map { Array($0) } }
+        XCTAssertEqual(seen, values)
+        XCTAssertEqual(c.stats.roundTrips - beforeVisit.roundTrips, 1)
         XCTAssertEqual(try c.del(keys), present.count) // > 500 keys: chunked DEL, summed
     }
 
@@ -90,6 +97,9 @@ final class RedisClientTests: XCTestCase {
         XCTAssertEqual(try c.get(key), value)
         XCTAssertEqual(try c.get("empty"), [])
         XCTAssertEqual(try c.mget([key, [0x6b], bytes("empty")]), [value, nil, []])
+        var seen: [[UInt8]?] = [[1], [1], [1]]
+        try c.mget([key, [0x6b], bytes("empty")]) { i, v in seen[i] = v.map { Array($0) } }
+        XCTAssertEqual(seen, [value, nil, []], "an empty value is not a missing key")
         XCTAssertEqual(try c.command([bytes("STRLEN"), key]), .integer(258))
         XCTAssertNil(try c.get([0x6b]), "the key must not be truncated at its zero byte")
     }
