@@ -225,3 +225,11 @@ public final class MetricsRegistry: Sendable {
         return ok(first, first: true) && name.utf8.dropFirst().allSatisfy { ok($0, first: false) }
     }
 }
+
+/// Resident set size of this process in bytes (Linux `/proc/self/statm`; 0 where unavailable).
+public func processResidentBytes() -> Int {
+    guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = statm.split(separator: " ")
+    guard fields.count >= 2, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}

@@ -57,8 +57,16 @@ public final class DWMJob {
     }
 
     public func run(shouldStop: () -> Bool = { false }, onCommit: (Stats) -> Void = { _ in }) throws {
-        var pcfg = KafkaConfig.producer(bootstrapServers: options.brokers, clientId: "strata-dwm-\(options.instanceId)").merging(options.kafka)
-        pcfg.transactionalId = "strata-dwm-\(options.instanceId)"
+        var base = KafkaConfig.producer(bootstrapServers: options.brokers, clientId: "strata-dwm-\(options.instanceId)")
+        // A final emission can be a million rows: bound what librdkafka buffers (produce then waits
+        // for the broker) instead of holding the whole minute in memory. -X overrides it.
+        base["queue.buffering.max.kbytes"] = "131072"
+        // JSON rows compress 3-5×: with lz4 the broker takes a minute's final rows in less than
+        // half the time (docs/benchmarks.md). Consumers decompress transparently.
+        base["compression.type"] = "lz4"
+        var pcfg = base.merging(options.kafka)
+        // The prefix keeps isolated runs on one broker from fencing each other.
+        pcfg.transactionalId = "\(options.topicPrefix)strata-dwm-\(options.instanceId)"
         var ccfg = KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId,
                                         clientId: "strata-dwm-\(options.instanceId)").merging(options.kafka)
         // Range assignment hands one member the same partition numbers of every micro-queue:
@@ -230,15 +238,17 @@ public final class DWMJob {
         m.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dwm"]).increment(by: emission.dwm.count)
         m.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dws"]).increment(by: emission.dws.count)
         m.gauge("strata_dwm_watermark_ms", help: "The dwm job's event-time watermark").set(Double(s.engine.watermark))
+        m.gauge("strata_process_resident_bytes", help: "Resident set size of the process").set(Double(processResidentBytes()))
         // Where a transaction's time goes: dimension lookups, encoding + producing, the commit (broker acks).
         for (phase, d) in [("lookup", t1 - t0), ("produce", t2 - t1), ("commit", t3 - t2)] {
             m.gauge("strata_dwm_transaction_phase_seconds", help: "Duration of the last transaction's phases",
                     labels: ["phase": phase]).set(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
         }
         logger.debug("transaction committed", metadata: [
-            "dwm_rows": "\(emission.dwm.count)", "dws_rows": "\(emission.dws.count)", "late": "\(stats.lateForwarded)",
+            "dwm_rows": "\(emission.dwm.count)", "dws_rows": "\(emission.dws.count)", "late_total": "\(stats.lateForwarded)",
             "lookup_ms": "\((t1 - t0) / .milliseconds(1))", "produce_ms": "\((t2 - t1) / .milliseconds(1))",
-            "commit_ms": "\((t3 - t2) / .milliseconds(1))", "watermark": "\(s.engine.watermark)"])
+            "commit_ms": "\((t3 - t2) / .milliseconds(1))", "watermark": "\(s.engine.watermark)",
+            "rss_mb": "\(processResidentBytes() >> 20)"])
     }
 
     private func produce(_ producer: KafkaProducer, _ topic: KafkaTopic, key: String, value: UnsafeRawBufferPointer) throws {

@@ -50,7 +50,8 @@ public final class SplitJob {
     public func run(shouldStop: () -> Bool = { false }, onProgress: (SplitStats) -> Void = { _ in }) throws {
         var pcfg = KafkaConfig.producer(bootstrapServers: options.brokers, clientId: "strata-split-\(options.instanceId)")
             .merging(options.kafka)
-        pcfg.transactionalId = "strata-split-\(options.instanceId)"
+        // The prefix keeps isolated runs on one broker from fencing each other.
+        pcfg.transactionalId = "\(options.topicPrefix)strata-split-\(options.instanceId)"
         let ccfg = KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId,
                                         clientId: "strata-split-\(options.instanceId)").merging(options.kafka)
         let producer = try KafkaProducer(config: pcfg, logger: logger)

@@ -23,8 +23,12 @@ struct JobCommand: ParsableCommand {
         var metricsFile: String?
         @Option(help: "Prefix for every topic name (isolated runs on a shared broker).")
         var topicPrefix: String = ""
-        @Option(help: "Consumer group (default strata-<job>); instances of one job share it.")
+        @Option(help: "Consumer group (default <topic-prefix>strata-<job>); instances of one job share it.")
         var group: String?
+
+        /// The group of `job`: --group, else the topic prefix + strata-<job>, so isolated runs on one
+        /// broker do not share groups.
+        func groupId(_ job: String) -> String { group ?? topicPrefix + "strata-" + job }
     }
 
     struct Split: ParsableCommand {
@@ -50,7 +54,7 @@ struct JobCommand: ParsableCommand {
             options.batchSize = batchSize
             options.untilIdle = job.untilIdle?.duration
             options.topicPrefix = job.topicPrefix
-            if let g = job.group { options.groupId = g }
+            options.groupId = job.groupId("split")
             let split = try SplitJob(options: options, topology: topology)
             var progress = Progress()
             var metrics = MetricsFileWriter(path: job.metricsFile)
@@ -144,7 +148,7 @@ extension JobCommand {
             o.instanceId = job.instanceId
             o.topicPrefix = job.topicPrefix
             o.untilIdle = job.untilIdle?.duration
-            if let g = job.group { o.groupId = g }
+            o.groupId = job.groupId("dwm")
             dwm.apply(to: &o)
             let follower = startChangelogFollower(config: config, topicPrefix: job.topicPrefix, cache: cache)
             let dwmJob = DWMJob(options: o, topology: topology, cache: cache)
@@ -181,7 +185,7 @@ extension JobCommand {
             o.kafka = config.kafka
             o.topicPrefix = job.topicPrefix
             o.untilIdle = job.untilIdle?.duration
-            o.groupId = job.group ?? "strata-dimsync"
+            o.groupId = job.groupId("dimsync")
             let sync = DimSync(options: o, cache: cache)
             try sync.run(shouldStop: { Shutdown.isRequested })
             print("{\"job\":\"dimsync\",\"applied\":\(sync.applied),\"rejected\":\(sync.rejected)}")

@@ -13,7 +13,10 @@ struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run every job of the pipeline in one process: split, dwm (with dimsync following dim.changelog).",
-        discussion: "Stops on SIGINT/SIGTERM (each job commits and leaves its group) or, with --until-idle, when every job is idle.")
+        discussion: """
+        Stops on SIGINT/SIGTERM (each job commits and leaves its group) or, with --until-idle, when every job is idle.
+        Consumer groups: <topic-prefix>strata-split and <topic-prefix>strata-dwm, or G-split and G-dwm with --group G.
+        """)
     @OptionGroup var global: GlobalOptions
     @OptionGroup var job: JobCommand.JobOptions
     @OptionGroup var dwm: DWMOptions
@@ -33,12 +36,14 @@ struct RunCommand: ParsableCommand {
         so.instanceId = job.instanceId
         so.topicPrefix = job.topicPrefix
         so.untilIdle = job.untilIdle?.duration
+        so.groupId = job.group.map { $0 + "-split" } ?? job.groupId("split")
         let split = try SplitJob(options: so, topology: topology)
 
         var dwo = DWMJob.Options(brokers: config.brokers)
         dwo.kafka = config.kafka
         dwo.instanceId = job.instanceId
         dwo.topicPrefix = job.topicPrefix
+        dwo.groupId = job.group.map { $0 + "-dwm" } ?? job.groupId("dwm")
         // dwm waits for split: it may only go idle after split has finished its input.
         dwo.untilIdle = job.untilIdle.map { $0.duration + .seconds(3) }
         dwm.apply(to: &dwo)
