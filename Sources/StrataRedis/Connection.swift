@@ -93,25 +93,19 @@ final class Connection {
             start = 0
             while start < keys.count {
                 let end = min(start + chunkSize, keys.count)
-                var raw: UnsafeMutableRawPointer? = nil
-                if redisGetReply(ctx, &raw) != REDIS_OK {
-                    let savedErrno = errno
-                    if let raw { freeReplyObject(raw) }
-                    throw .transient(contextError(errno: savedErrno, during: "read reply"))
-                }
-                guard let raw else { throw .transient(.protocolError("hiredis returned no reply")) }
-                defer { freeReplyObject(raw) }
-                let reply = raw.assumingMemoryBound(to: redisReply.self).pointee
-                // Any other answer leaves the remaining replies unread: the connection is dropped.
-                guard Int32(reply.type) == REDIS_REPLY_ARRAY, reply.elements == end - start, let items = reply.element else {
-                    throw .transient(.protocolError("MGET of \(end - start) keys answered type \(reply.type) with \(reply.elements) elements"))
-                }
-                for i in 0..<(end - start) {
-                    guard let item = items[i]?.pointee else { throw .transient(.protocolError("MGET element \(i) missing")) }
-                    switch Int32(item.type) {
-                    case REDIS_REPLY_STRING: visit(start + i, UnsafeRawBufferPointer(start: item.str, count: item.len))
-                    case REDIS_REPLY_NIL: visit(start + i, nil)
-                    default: throw .transient(.protocolError("unexpected MGET element type \(item.type)"))
+                try withNextReply { (pointer: UnsafePointer<redisReply>) throws(Failure) in
+                    let reply = pointer.pointee
+                    // Any other answer leaves the remaining replies unread: the connection is dropped.
+                    guard Int32(reply.type) == REDIS_REPLY_ARRAY, reply.elements == end - start, let items = reply.element else {
+                        throw .transient(.protocolError("MGET of \(end - start) keys answered type \(reply.type) with \(reply.elements) elements"))
+                    }
+                    for i in 0..<(end - start) {
+                        guard let item = items[i]?.pointee else { throw .transient(.protocolError("MGET element \(i) missing")) }
+                        switch Int32(item.type) {
+                        case REDIS_REPLY_STRING: visit(start + i, UnsafeRawBufferPointer(start: item.str, count: item.len))
+                        case REDIS_REPLY_NIL: visit(start + i, nil)
+                        default: throw .transient(.protocolError("unexpected MGET element type \(item.type)"))
+                        }
                     }
                 }
                 start = end
@@ -145,6 +139,17 @@ final class Connection {
     }
 
     private func readReply() throws(Failure) -> RedisReply {
+        try withNextReply { (reply: UnsafePointer<redisReply>) throws(Failure) -> RedisReply in
+            do throws(RedisError) {
+                return try RedisReply(copying: reply)
+            } catch {
+                throw .transient(error)
+            }
+        }
+    }
+
+    /// Reads the next reply and lends it to `body`; hiredis frees it afterwards.
+    private func withNextReply<T>(_ body: (UnsafePointer<redisReply>) throws(Failure) -> T) throws(Failure) -> T {
         var raw: UnsafeMutableRawPointer? = nil
         if redisGetReply(ctx, &raw) != REDIS_OK {
             let savedErrno = errno
@@ -153,11 +158,7 @@ final class Connection {
         }
         guard let raw else { throw .transient(.protocolError("hiredis returned no reply")) }
         defer { freeReplyObject(raw) }
-        do {
-            return try RedisReply(copying: raw.assumingMemoryBound(to: redisReply.self))
-        } catch {
-            throw .transient(error)
-        }
+        return try body(raw.assumingMemoryBound(to: redisReply.self))
     }
 
     /// Classifies `ctx.err`. `errno` must be captured right after the failing hiredis call.
