@@ -15,11 +15,10 @@ struct BenchCommand: ParsableCommand {
             abstract: "The dwm engine in-process (split routing + minute windows + collect) and the dwm job through the broker, each vs a copy baseline.",
             discussion: """
             In-process: the known-content gate is an in-memory check (warm cache); no enrichment (see `bench enrich`).
-            Through the broker (--broker-events N): N generated events are split into fresh micro-queues (not timed);
-            then (a) a copy loop consumes them and copies them to one topic with one transaction per early-revision
-            interval, the baseline, and (b) the dwm job (SQLite store, Redis, enrichment, transactions) processes them.
-            Rates are from the first record to the last; the dwm job's final flush is reported apart. Build with -c release.
+
+            Through the broker (--broker-events N): N generated events are split into fresh micro-queues (not timed); then (a) a copy loop consumes them and copies them to one topic with one transaction per early-revision interval, the baseline, and (b) the dwm job (SQLite store, Redis, enrichment, transactions) processes them. Rates are from the first record to the last; the dwm job's final flush is reported apart. Build with -c release.
             """)
+
         @OptionGroup var global: GlobalOptions
         @Option(help: "Events per round.") var events = 1_000_000
         @Option(help: "Rounds.") var rounds = 3

@@ -14,20 +14,17 @@ extension BenchCommand {
         static let configuration = CommandConfiguration(
             abstract: "Enrichment of one minute of N distinct cells: cold, warm Redis, warm in-process, vs encoding alone.",
             discussion: """
-            Builds a SQLite store with the cells' contents and users (a temporary file unless --store), and one
-            emission of N DWM rows and one DWS row per content. Measures the job's lookup of the emission's
-            distinct ids (a) cold: empty Redis keys and in-process tier, (b) warm Redis: in-process tier
-            cleared, (c) warm in-process; each with its Redis round trips and store queries. The baseline is
-            encoding the same rows with the dimensions already in hand, and
-            for the Redis tier the same keys fetched with bare MGETs (the floor any Redis tier pays). Uses the configured Redis under a
-            fresh key prefix and deletes its keys at the end. Build with -c release.
+            Builds a SQLite store with the cells' contents and users (a temporary file unless --store: upserted there too) and one emission of N DWM rows and one DWS row per content, then measures the job's lookup of the emission's distinct ids: (a) cold: empty Redis keys and in-process tier, (b) warm Redis: in-process tier cleared, (c) warm in-process; each with its Redis round trips and store queries.
+
+            Baselines: encoding the same rows with the dimensions already in hand, and bare MGETs of the same keys (the floor any Redis tier pays). Uses the configured Redis under a fresh key prefix and deletes its keys at the end. Build with -c release.
             """)
+
         @OptionGroup var global: GlobalOptions
         @Option(help: "Distinct (content, user) cells in the minute.") var cells = 1_000_000
         @Option(help: "Distinct contents among them.") var contents = 10_000
         @Option(help: "Distinct users among them (default: one per cell, the worst case).") var users: Int?
         @Option(help: "Rounds of the warm measurements.") var rounds = 3
-        @Option(help: "Dimension store already holding the generated dimensions (default: a temporary SQLite file).") var store: String?
+        @Option(help: "Dimension store to load the generated dimensions into and read them from, e.g. postgres://… (default: a temporary SQLite file).") var store: String?
 
         func run() throws {
             let config = try global.resolve()
@@ -40,7 +37,7 @@ extension BenchCommand {
             let storeAddress = store ?? "sqlite:" + NSTemporaryDirectory() + "strata-bench-enrich-\(UUID().uuidString.prefix(8)).db"
             let dimStore = try DimensionStoreFactory.open(storeAddress)
             try dimStore.migrate()
-            if store == nil { try load(gen, into: dimStore) }
+            try load(gen, into: dimStore)
             defer { if store == nil { try? FileManager.default.removeItem(atPath: String(storeAddress.dropFirst("sqlite:".count))) } }
 
             var cc = DimensionCacheConfig()

@@ -12,18 +12,16 @@ extension BenchCommand {
         static let configuration = CommandConfiguration(
             abstract: "Freshness (p50/p99 of early and final DWS rows) and RSS of `strata run` at a steady input rate.",
             discussion: """
-            Creates topics under a fresh prefix and a temporary SQLite store with the dimensions, starts `strata run`
-            (split + dwm + changelog follower) as a child process, and produces reference-shaped events to ods.raw at
-            --rate for --seconds, event time = wall clock, keyed by content. Every event is clean (no duplicates or
-            bad ids), so a DWS row's per-action counts say exactly which events of its (minute, content, action) it
-            includes: an event's freshness is the arrival of the first DWS row that includes it minus its produce
-            time. Final rows are measured against minute end + out-of-orderness. The baseline, measured side by side,
-            is the broker's own produce→consume latency on ods.raw. The child's RSS is sampled every 250 ms.
+            Creates topics under a fresh prefix and a temporary SQLite store with the dimensions, starts `strata run` (split + dwm + changelog follower) as a child process, and produces reference-shaped events to ods.raw at --rate for --seconds, event time = wall clock, keyed by content.
+
+            Every event is clean (no duplicates or bad ids), so a DWS row's per-action counts say exactly which events of its (minute, content, action) it includes: an event's freshness is the arrival of the first DWS row that includes it minus its produce time. Final rows are measured from minute end + out-of-orderness. The baseline, measured side by side, is the broker's own produce→consume latency on ods.raw. The child's peak RSS (VmHWM) and CPU time are sampled every 250 ms. Build with -c release; docs/benchmarks.md has the reference numbers.
+
             Examples:
               strata bench pipeline --rate 5000 --seconds 150
-              strata bench pipeline --rate 18000 --seconds 150 --users 2000000   # ≈ 1 M cells per minute
-            Build with -c release.
+              strata bench pipeline --rate 18000 --seconds 150 --users 200000   # ≈ 1 M cells per minute
+              strata bench pipeline --rate 5000 --early-interval-ms 2000 --run-log-level debug
             """)
+
         @OptionGroup var global: GlobalOptions
         @Option(help: "Events per second.") var rate = 5_000
         @Option(help: "Seconds of input.") var seconds = 150
