@@ -97,14 +97,18 @@ struct MetricsFileWriter {
 
 /// Store + Redis + cache as every job that looks up dimensions opens them. Redis connects lazily:
 /// a job starts (degraded, from the store) while Redis is down and uses it once it answers.
-func openDimensionCache(config: StrataConfig, storeAddress: String?) throws -> DimensionCache {
+/// Its Redis keys live under `dim:<topic-prefix>`: a prefixed run has its own store and changelog,
+/// so its cache entries must not mix with another run's.
+func openDimensionCache(config: StrataConfig, storeAddress: String?, topicPrefix: String) throws -> DimensionCache {
     let store = try DimensionStoreFactory.open(storeAddress ?? config.store)
     try store.migrate()
     var rc = try RedisConfig(url: config.redisURL)
     // A failed attempt is what a lookup pays before falling back to the store: keep it short.
     rc.maxAttempts = 2
     rc.commandTimeout = .milliseconds(500)
-    return try DimensionCache(store: store, redisConfig: rc)
+    var cc = DimensionCacheConfig()
+    cc.keyPrefix += topicPrefix
+    return try DimensionCache(store: store, redisConfig: rc, config: cc)
 }
 
 struct DWMOptions: ParsableArguments {
@@ -142,7 +146,7 @@ extension JobCommand {
             let config = try global.resolve()
             let topology = try global.loadTopology(config)
             Shutdown.install()
-            let cache = try openDimensionCache(config: config, storeAddress: dwm.store)
+            let cache = try openDimensionCache(config: config, storeAddress: dwm.store, topicPrefix: job.topicPrefix)
             var o = DWMJob.Options(brokers: config.brokers)
             o.kafka = config.kafka
             o.instanceId = job.instanceId
@@ -180,7 +184,7 @@ extension JobCommand {
         func run() throws {
             let config = try global.resolve()
             Shutdown.install()
-            let cache = try openDimensionCache(config: config, storeAddress: store)
+            let cache = try openDimensionCache(config: config, storeAddress: store, topicPrefix: job.topicPrefix)
             var o = DimSync.Options(brokers: config.brokers)
             o.kafka = config.kafka
             o.topicPrefix = job.topicPrefix

@@ -26,7 +26,7 @@ struct RunCommand: ParsableCommand {
         let topology = try global.loadTopology(config)
         Shutdown.install()
         let logger = Logger(label: "strata.run")
-        let cache = try openDimensionCache(config: config, storeAddress: dwm.store)
+        let cache = try openDimensionCache(config: config, storeAddress: dwm.store, topicPrefix: job.topicPrefix)
         let failed = Mutex<[String]>([])
         let stopAll = StopFlag()
         let stop: @Sendable () -> Bool = { stopAll.isSet || Shutdown.isRequested }

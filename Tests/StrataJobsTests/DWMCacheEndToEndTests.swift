@@ -137,7 +137,8 @@ extension DWMEndToEndTests {
 
         // The job's follower applies the changelog record to Redis (and its own in-process tier).
         let client = try RedisClient(config: try RedisConfig(url: "redis://127.0.0.1:\(redis.port)"))
-        let key = DimensionCacheConfig().keyPrefix + "c:" + content
+        // A prefixed run keeps its cache entries under dim:<prefix>.
+        let key = DimensionCacheConfig().keyPrefix + env.prefix + "c:" + content
         var cached = ""
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, !cached.contains(renamed) {
