@@ -77,6 +77,7 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "In-process rounds (each runs baseline and split).") var rounds = 5
         @Option(help: "Events for the through-the-broker run; 0 skips it.") var brokerEvents = 0
         @Option(help: "Partitions of the broker benchmark topic.") var partitions = 4
+        @Option(help: "Records per transaction of the broker run (the split job's --batch-size).") var batchSize = SplitJob.Options(brokers: "").batchSize
 
         func run() throws {
             let config = try global.resolve()
@@ -184,6 +185,7 @@ struct BenchCommand: ParsableCommand {
                 o.topicPrefix = prefix
                 o.untilIdle = .seconds(3)
                 o.copyOnlyTo = copy ? prefix + "copy" : nil
+                o.batchSize = batchSize
                 let job = try SplitJob(options: o, topology: topology)
                 try job.run()
                 guard let a = job.firstRecordAt, let b = job.lastCommitAt, job.stats.consumed == brokerEvents else {

@@ -42,7 +42,7 @@ struct JobCommand: ParsableCommand {
             """)
         @OptionGroup var global: GlobalOptions
         @OptionGroup var job: JobOptions
-        @Option(help: "Records per transaction.") var batchSize = 5_000
+        @Option(help: "Most records per transaction (a poll takes what arrived within 100 ms).") var batchSize = SplitJob.Options(brokers: "").batchSize
 
         func run() throws {
             let config = try global.resolve()
