@@ -94,7 +94,9 @@ func generatedStream(_ workload: EventWorkload, count: Int, partitions: Int = 4,
         let offset = baseOffset + Int64(queues[source]?.count ?? 0)
         queues[source, default: []].append(Record(bytes: line, kind: kind, source: source, offset: offset, parsed: parsed))
     }
-    return randomMerge(Array(queues.values), rng: &rng)
+    // Sorted: a Dictionary's order changes from process to process, and the stream must not.
+    let ordered = queues.sorted { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }.map(\.value)
+    return randomMerge(ordered, rng: &rng)
 }
 
 /// A uniformly random interleaving of the queues, each kept in order.
