@@ -236,21 +236,65 @@ final class DimensionCacheTests: XCTestCase {
         XCTAssertEqual(cache.stats.degradedLookups, 0)
 
         redis.stop()
+        let queriesBefore = store.queryCount
         for i in 0..<10 { try check("redis down #\(i)") }
         let down = cache.stats
-        XCTAssertGreaterThan(down.degradedLookups, 0)
         XCTAssertEqual(down.degradedLookups, 20, "every lookup during the outage was answered by the store")
+        // Read back from the store: 500 contents (one chunk of 500) and 2 000 users (four) per round.
+        XCTAssertEqual(store.queryCount - queriesBefore, 10 * (1 + 4), "the store saw every id of the outage")
         XCTAssertGreaterThan(down.redisErrors, 0)
-        XCTAssertLessThan(down.redisErrors, 10, "the breaker skips Redis instead of failing on every call")
         XCTAssertTrue(cache.isDegraded)
         XCTAssertEqual(down.redisHits, 2_500)
 
         try redis.start()                                  // same port, empty
-        Thread.sleep(forTimeInterval: 0.3)                 // past the breaker's open interval
-        try check("redis back, refilling")
+        // The breaker lets one lookup probe Redis once its 200 ms have passed; lookups (exact all
+        // along, from the store meanwhile) until one has closed it.
+        let deadline = Date().addingTimeInterval(10)
+        var round = 0
+        while cache.isDegraded {
+            guard Date() < deadline else {
+                return XCTFail("the breaker still routes around Redis 10 s after it came back: \(cache.stats)")
+            }
+            try check("redis back, probing #\(round)")
+            round += 1
+        }
+        try check("redis back, refilled")
         XCTAssertFalse(cache.isDegraded)
+        let refilled = cache.stats
         try check("redis back, warm")
-        XCTAssertEqual(cache.stats.redisHits, 5_000, "the Redis tier answers again")
+        XCTAssertEqual(cache.stats.redisHits - refilled.redisHits, 2_500, "the Redis tier answers every id again")
+        XCTAssertEqual(cache.stats.degradedLookups, refilled.degradedLookups)
+        // Read back from the restarted (empty) Redis: exactly the looked-up ids were written again.
+        XCTAssertEqual(try client().command(["DBSIZE"]), .integer(2_500))
+    }
+
+    /// While the breaker is open no lookup touches Redis: the failed read that opened it is the
+    /// outage's only attempt until `breakerOpenFor` (here far longer than the test) has passed.
+    func testOpenBreakerKeepsLookupsOffRedis() throws {
+        let cache = try makeCache { c in
+            c.localCapacity = 0
+            c.breakerOpenFor = .seconds(600)
+        }
+        let ids = (0..<500).map(DimensionGenerator.contentId)
+        let expected = Dictionary(uniqueKeysWithValues: (0..<500).map { (DimensionGenerator.contentId($0), gen.content($0)) })
+        XCTAssertEqual(try cache.lookupContents(ids), expected, "cold")
+        XCTAssertEqual(try cache.lookupContents(ids), expected, "warm")
+        XCTAssertEqual(cache.stats.redisHits, 500)
+
+        redis.stop()
+        XCTAssertEqual(try cache.lookupContents(ids), expected, "first lookup of the outage")
+        let opened = cache.stats
+        let client = try XCTUnwrap(cache.redisStats)
+        XCTAssertEqual(opened.redisErrors, 1, "the failed read opened the breaker")
+        XCTAssertTrue(cache.isDegraded)
+        for i in 0..<20 {
+            XCTAssertEqual(try cache.lookupContents(ids), expected, "outage lookup #\(i)")
+            XCTAssertEqual(try cache.lookupUsers([DimensionGenerator.userId(i)]), [DimensionGenerator.userId(i): gen.user(i)])
+        }
+        XCTAssertEqual(cache.stats.redisErrors, 1, "no further Redis attempt while the breaker is open")
+        XCTAssertEqual(cache.redisStats, client, "the Redis client sent nothing while the breaker was open")
+        XCTAssertEqual(cache.stats.degradedLookups, 41)
+        XCTAssertTrue(cache.isDegraded)
     }
 
     func testStartsWhileRedisIsDownAndConnectsWhenItComesUp() throws {
@@ -268,11 +312,19 @@ final class DimensionCacheTests: XCTestCase {
         XCTAssertNil(cache.redisStats, "never connected")
 
         try redis.start()
-        Thread.sleep(forTimeInterval: 0.15)
-        XCTAssertEqual(try cache.lookupUsers(ids), expected) // connects, misses, writes back
+        // Once the breaker's 100 ms have passed, a lookup connects (misses, writes back); until
+        // then lookups are answered by the store. Exact all along.
+        let deadline = Date().addingTimeInterval(10)
+        while cache.redisStats == nil || cache.isDegraded {
+            guard Date() < deadline else { return XCTFail("no connection to Redis 10 s after it came up: \(cache.stats)") }
+            XCTAssertEqual(try cache.lookupUsers(ids), expected)
+        }
         XCTAssertEqual(try cache.lookupUsers(ids), expected)
-        XCTAssertEqual(cache.stats.redisHits, 1_000)
+        let hits = cache.stats.redisHits
+        XCTAssertEqual(try cache.lookupUsers(ids), expected)
+        XCTAssertEqual(cache.stats.redisHits - hits, 1_000, "the Redis tier answers every id")
         XCTAssertNotNil(cache.redisStats)
+        XCTAssertEqual(try client().command(["DBSIZE"]), .integer(1_000), "the write-back reached Redis")
     }
 
     func testWorksWithoutARedisTier() throws {
