@@ -91,9 +91,18 @@ final class MetricsTests: XCTestCase {
         }
     }
 
-    func testSharedRegistryExists() {
-        let c = MetricsRegistry.shared.counter("strata_metrics_tests_total", help: "test")
-        c.increment()
-        XCTAssertGreaterThanOrEqual(MetricsRegistry.shared.snapshot()["strata_metrics_tests_total"] ?? 0, 1)
+    /// The jobs register their series in `MetricsRegistry.shared` and the command line writes that
+    /// registry to the metrics file: one registry per process, so a counter looked up again by name
+    /// and labels is the instance a job increments.
+    func testSharedRegistryIsOneRegistryPerProcess() {
+        let run = UUID().uuidString // a series no other test (or earlier run of this one) touches
+        let key = "strata_metrics_tests_total{run=\"\(run)\"}"
+        XCTAssertTrue(MetricsRegistry.shared === MetricsRegistry.shared)
+        XCTAssertNil(MetricsRegistry.shared.snapshot()[key], "a fresh series")
+        MetricsRegistry.shared.counter("strata_metrics_tests_total", help: "test", labels: ["run": run]).increment(by: 2)
+        MetricsRegistry.shared.counter("strata_metrics_tests_total", help: "test", labels: ["run": run]).increment(by: 3)
+        XCTAssertEqual(MetricsRegistry.shared.snapshot()[key], 5, "both lookups reached the same counter")
+        XCTAssertTrue(MetricsRegistry.shared.render().contains(key + " 5\n"), "and the exposition shows it")
+        XCTAssertNil(MetricsRegistry().snapshot()[key], "a registry of its own does not see the shared series")
     }
 }

@@ -30,11 +30,19 @@ final class RobustnessTests: XCTestCase {
         XCTAssertGreaterThan(parsed, 0)
     }
 
+    /// Every shipped query, mutated 300 times (a character removed, a stray `(,')*"-.` inserted, a
+    /// run of up to 20 characters cut): each mutant either parses and explains itself, or is
+    /// rejected with a syntax or semantic error that points at a line of the mutant's text.
     func testMutatedShippedQueriesNeverTrap() throws {
         let dir = SqlFilesTests.queriesDirectory
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".sql") }.sorted()
+        XCTAssertGreaterThanOrEqual(files.count, 10, "the shipped queries in \(dir.path)")
         var rng = SeededRandom(seed: 6)
-        for f in try FileManager.default.contentsOfDirectory(atPath: dir.path) where f.hasSuffix(".sql") {
-            let text = Array(try String(contentsOf: dir.appendingPathComponent(f), encoding: .utf8).unicodeScalars)
+        var parsed = 0, rejected = 0
+        for f in files {
+            let original = try String(contentsOf: dir.appendingPathComponent(f), encoding: .utf8)
+            XCTAssertNoThrow(try Query.parse(original), "\(f) parses unmutated")
+            let text = Array(original.unicodeScalars)
             for _ in 0..<300 {
                 var t = text
                 let i = Int.random(in: 0..<t.count, using: &rng)
@@ -45,9 +53,28 @@ final class RobustnessTests: XCTestCase {
                 }
                 var s = ""
                 s.unicodeScalars.append(contentsOf: t)
-                if let q = try? Query.parse(s) { _ = q.explain() }
+                do throws(QueryError) {
+                    let q = try Query.parse(s)
+                    XCTAssertFalse(q.explain().isEmpty, "\(f) mutant explains itself:\n\(s)")
+                    parsed += 1
+                } catch {
+                    rejected += 1
+                    let lines = s.split(separator: "\n", omittingEmptySubsequences: false).count
+                    switch error {
+                    case .syntax, .semantic:
+                        let line = error.line ?? 0
+                        XCTAssertTrue(1...lines ~= line, "\(f) mutant: error line \(line) outside 1...\(lines): \(error.message)\n\(s)")
+                        XCTAssertFalse(error.message.isEmpty, "\(f) mutant: an error without a message")
+                    default:
+                        XCTFail("\(f) mutant: parsing reported \(error), not a syntax or semantic error\n\(s)")
+                    }
+                }
             }
         }
+        // Both outcomes occur (the mutations are neither all harmless nor all fatal).
+        XCTAssertEqual(parsed + rejected, files.count * 300)
+        XCTAssertGreaterThan(parsed, 0, "some mutants still parse")
+        XCTAssertGreaterThan(rejected, 0, "some mutants are rejected")
     }
 
     func testExtremeRowsAndDurations() throws {
