@@ -1,3 +1,4 @@
+import CRdKafka
 import Foundation
 import StrataCore
 import StrataDims
@@ -69,14 +70,32 @@ extension DWMEndToEndTests {
         let down = env.cache.stats
         XCTAssertGreaterThan(down.degradedLookups, up.degradedLookups, "lookups during the outage are answered by the store, counted")
         XCTAssertGreaterThan(down.storeQueries, up.storeQueries)
-        XCTAssertTrue(env.cache.isDegraded || down.redisErrors > up.redisErrors)
+        // The breaker was closed when Redis died, so the outage's first lookup tried Redis and
+        // failed; nothing can succeed while Redis is down, so the breaker is still open.
+        XCTAssertGreaterThan(down.redisErrors, up.redisErrors, "the first lookup of the outage failed on Redis")
+        XCTAssertTrue(env.cache.isDegraded, "no Redis call can have succeeded while Redis was down")
 
         try redis.start()
-        // The breaker keeps lookups off Redis for `breakerOpenFor` (1 s) after a failure, then probes.
-        Thread.sleep(forTimeInterval: 1.5)
+        // The breaker keeps lookups off Redis for `breakerOpenFor` (1 s) after a failure, then lets
+        // one probe through. The job looks up nothing while no input arrives, so this test's own
+        // lookups probe, until one closes the breaker.
+        let known = DimensionGenerator.contentId(0)
+        let reopenDeadline = Date().addingTimeInterval(30)
+        while env.cache.isDegraded {
+            guard Date() < reopenDeadline else { return XCTFail("the cache still routes around Redis 30 s after it came back") }
+            XCTAssertNotNil(try env.cache.lookupContents([known])[known], "\(known) is answered, by the store meanwhile")
+            if env.cache.isDegraded { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        let probed = env.cache.stats
         try phase(6_000..<7_500)
         let refilled = env.cache.stats
-        XCTAssertGreaterThan(refilled.redisWrites, down.redisWrites, "the restarted (empty) Redis is filled again")
+        XCTAssertGreaterThan(refilled.redisWrites, probed.redisWrites, "the restarted (empty) Redis is filled again")
+        // Read back from that Redis: the job's write-backs are there, under this run's key prefix.
+        let reader = try RedisClient(config: try RedisConfig(url: "redis://127.0.0.1:\(redis.port)"))
+        guard case .array(let keys) = try reader.command(["KEYS", "*"]) else { return XCTFail("KEYS did not answer an array") }
+        let keyPrefix = Array(env.cache.config.keyPrefix.utf8)
+        XCTAssertGreaterThan(keys.count, 1, "more than the probe's entry")
+        for case .string(let k) in keys { XCTAssertEqual(Array(k.prefix(keyPrefix.count)), keyPrefix, String(decoding: k, as: UTF8.self)) }
         try phase(7_500..<9_000)
         let back = env.cache.stats
         XCTAssertGreaterThan(back.redisHits, refilled.redisHits, "and answers lookups again")
@@ -158,16 +177,29 @@ extension DWMEndToEndTests {
         XCTAssertTrue(next.contains { $0["final"] as? Bool == true && $0["click"] as? Int == 5 })
     }
 
-    /// Every row of a topic under the env's prefix, in partition order.
-    func readAll(_ env: Env, topic: String, idle: TimeInterval = 2) throws -> [[String: Any]] {
-        let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: nil))
+    /// Every row of a topic under the env's prefix, in partition order: read until the consumer
+    /// reports the end of every partition (librdkafka's partition EOF, at the last stable offset
+    /// for this read_committed reader), so call it once the writers have finished. Fails after
+    /// `timeout` seconds.
+    func readAll(_ env: Env, topic: String, timeout: TimeInterval = 60) throws -> [[String: Any]] {
+        var cfg = KafkaConfig.consumer(bootstrapServers: brokers, groupId: nil)
+        cfg["enable.partition.eof"] = "true"
+        let consumer = try KafkaConsumer(config: cfg)
         let n = try consumer.partitionCount(topic: env.prefix + topic)
         try consumer.assign((0..<n).map { TopicPartitionOffset(topic: env.prefix + topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
         var rows: [[String: Any]] = []
-        var last = Date()
-        while Date().timeIntervalSince(last) < idle {
-            for m in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) where m.error == nil {
-                last = Date()
+        var atEnd = Set<Int32>()
+        let deadline = Date().addingTimeInterval(timeout)
+        while atEnd.count < n {
+            guard Date() < deadline else {
+                throw Timeout(description: "\(env.prefix + topic): only partitions \(atEnd.sorted()) of \(n) reached their end within \(timeout) s (\(rows.count) rows)")
+            }
+            for m in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) {
+                if let e = m.error {
+                    if e.code == RD_KAFKA_RESP_ERR__PARTITION_EOF.rawValue { atEnd.insert(m.partition) }
+                    continue
+                }
+                atEnd.remove(m.partition)
                 rows.append(try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(m.value)) as? [String: Any]))
             }
         }
