@@ -9,7 +9,11 @@
 /// stored. Rows without minute or content_id have no identity and are only ever added.
 ///
 /// Time. The watermark is the highest `minute` seen (the minimum over partitions when partitions
-/// are given). A window [start, end) is closed once watermark ≥ end + grace: it emits its final
+/// are given). In an upsert layer (rows with a `final` flag, as DWS and DWM) only final rows move
+/// it: a final row of minute M says the producing job's watermark passed M, and later rows can only
+/// be corrections of minutes its allowed lateness still covers, so a subscriber reading a topic a
+/// job wrote while catching up (early rows of minutes far ahead) does not close windows early.
+/// A window [start, end) is closed once watermark ≥ end + grace: it emits its final
 /// table and its state is dropped. Rows that only belong to closed windows are late and dropped
 /// (counted in `stats.lateRows`); identities whose windows are all closed are forgotten. Within a
 /// batch every row is judged against the watermark as it was when the batch started, so the order
@@ -102,12 +106,20 @@ public final class QueryEngine {
         let grace = options.graceMs
         var batchMax: [Int: Int64] = [:]
         var singleMax: Int64?  // partition 0 when no partitions are given (the common case)
+        // Any row (final or not) shows its partition is alive, for the idle-partition rule.
+        if let partitions { for p in Set(partitions) { partitionSeen[p] = clock ?? 0 } }
         stats.rowsIn += rows.count
         for (index, row) in rows.enumerated() {
             // Minutes beyond ±2^53 ms (±285 000 years) are treated as missing: window arithmetic
             // near Int64's edges would wrap.
             let minute = row["minute"]?.exactInt.flatMap { $0 >= -Self.maxMinute && $0 <= Self.maxMinute ? $0 : nil }
-            if let m = minute {
+            let advancesTime: Bool
+            switch row["final"] {
+            case nil: advancesTime = true
+            case .bool(let f)?: advancesTime = f
+            default: advancesTime = false
+            }
+            if let m = minute, advancesTime {
                 if let partitions {
                     let p = index < partitions.count ? partitions[index] : 0
                     if let cur = batchMax[p] { if m > cur { batchMax[p] = m } } else { batchMax[p] = m }

@@ -289,6 +289,22 @@ final class EvaluatorTests: XCTestCase {
         XCTAssertEqual(e.finish().map(\.rows), [[[.int(5)]]])
     }
 
+    /// A job catching up publishes early rows of minutes far ahead while corrections of earlier
+    /// minutes are still to come: only final rows may move a subscriber's watermark.
+    func testEarlyRowsOfLaterMinutesDoNotCloseWindows() throws {
+        let q = try Query.parse("SELECT sum(click) AS clicks FROM dws.content WINDOW TUMBLING 5 MINUTES EMIT FINAL")
+        let e = QueryEngine(q)
+        XCTAssertEqual(try e.ingest([record(minute: 0, content: "c1", rev: 3, click: 1)]), [])
+        XCTAssertEqual(try e.ingest([record(minute: 20 * minuteMs, content: "c1", rev: 2, click: 7, final: false)]), [],
+                       "an early row 20 minutes ahead closes nothing")
+        XCTAssertEqual(try e.ingest([record(minute: 2 * minuteMs, content: "c1", rev: 5, click: 2)]), [],
+                       "a correction of minute 2 arrives after it and still counts")
+        XCTAssertEqual(e.stats.lateRows, 0)
+        let r = try e.ingest([record(minute: 7 * minuteMs, content: "c2", rev: 3, click: 1)])
+        XCTAssertEqual(r.map(\.windowStart), [0], "a final row of minute 7 closes [0, 5 min) (grace 2 min)")
+        XCTAssertEqual(r.first?.rows, [[.int(3)]])
+    }
+
     func testGraceIsConfigurable() throws {
         let q = try Query.parse("SELECT count(*) AS n FROM dws.content WINDOW TUMBLING 1 MINUTE EMIT FINAL")
         let e = QueryEngine(q, options: QueryOptions(graceMs: 0))

@@ -6,16 +6,17 @@ import XCTest
 
 let minuteMs: Int64 = 60_000
 
-/// One DWM-like (with user) or DWS-like (without) record revision.
+/// One DWM-like (with user) or DWS-like (without) record revision. Final by default: in an upsert
+/// layer only final rows move a subscriber's watermark.
 func record(minute: Int64, content: String, user: String? = nil, rev: Int64,
             click: Int64 = 0, expose: Int64 = 0, play: Int64 = 0, playMs: Int64 = 0, report: Int64 = 0,
             category: String = "game", region: String = "Guangdong", province: String = "Guangdong",
-            strategy: String = "s0") -> [String: Value] {
+            strategy: String = "s0", final: Bool = true) -> [String: Value] {
     var r: [String: Value] = [
         "minute": .int(minute), "content_id": .string(content), "rev": .int(rev),
         "click": .int(click), "expose": .int(expose), "play": .int(play), "play_ms": .int(playMs),
         "like": .int(0), "share": .int(0), "comment": .int(0), "report": .int(report),
-        "strategy": .string(strategy), "final": .bool(false), "emitted_at": .int(minute + 65_000),
+        "strategy": .string(strategy), "final": .bool(final), "emitted_at": .int(minute + 65_000),
         "content": .object(["title": .string("title of \(content)"), "category": .string(category),
                             "author_id": .string("a" + content.dropFirst()), "region": .string(region)]),
     ]
