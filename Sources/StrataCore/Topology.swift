@@ -65,6 +65,8 @@ public struct Topology: Sendable, Equatable {
     public static let dimChangelog = "dim.changelog"
     /// The dwm job's replay checkpoints (internal; written in its transactions).
     public static let dwmCheckpoint = "dwm.checkpoint"
+    /// The split job's per-partition event-time progress (internal; written in its transactions).
+    public static let splitCheckpoint = "split.checkpoint"
 
     public static let defaultRelativePath = "topology/topology.yaml"
     public static let cleanupPolicies: Set<String> = ["delete", "compact", "compact,delete", "delete,compact"]

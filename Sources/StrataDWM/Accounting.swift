@@ -11,6 +11,9 @@ public struct Accounting: Sendable, Equatable, CustomStringConvertible {
     /// Past the allowed lateness (normal mode: the caller forwards them to ods.late). In the
     /// restore accounting: records of windows already evicted at the checkpoint, skipped.
     public var late = 0
+    /// Of `late`: in time for their own ods.raw partition, but that partition had been declared
+    /// idle and the watermark moved past their window meanwhile (the wall-clock exception).
+    public var lateAfterIdle = 0
     /// Not applied, by reason: "unknown_content_id", "unknown_action", or a scanner reason code.
     public var filtered: [String: Int] = [:]
 
@@ -22,14 +25,14 @@ public struct Accounting: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         let f = filtered.keys.sorted().map { "\($0)=\(filtered[$0]!)" }.joined(separator: ",")
-        return "consumed=\(consumed) applied=\(applied) (corrections=\(corrections)) duplicates=\(duplicates) late=\(late) filtered={\(f)}"
+        return "consumed=\(consumed) applied=\(applied) (corrections=\(corrections)) duplicates=\(duplicates) late=\(late) (after_idle=\(lateAfterIdle)) filtered={\(f)}"
     }
 }
 
 /// The engine's hot counters; the common filter reason has its own slot so the hot path never
 /// hashes a String.
 struct Counters {
-    var consumed = 0, applied = 0, corrections = 0, duplicates = 0, late = 0, unknownContent = 0
+    var consumed = 0, applied = 0, corrections = 0, duplicates = 0, late = 0, lateAfterIdle = 0, unknownContent = 0
     var otherFiltered: [String: Int] = [:]
 
     mutating func filter(_ reason: String) { otherFiltered[reason, default: 0] += 1 }
@@ -41,6 +44,7 @@ struct Counters {
         a.corrections = corrections
         a.duplicates = duplicates
         a.late = late
+        a.lateAfterIdle = lateAfterIdle
         a.filtered = otherFiltered
         if unknownContent > 0 { a.filtered[WindowEngine.unknownContentId] = unknownContent }
         return a

@@ -1,3 +1,5 @@
+import StrataCore
+
 // Crash recovery by replay. At each commit the job stores, per source, `replayPoints()` next to the
 // committed position; after a restart it re-reads every source from its replay offset. Records
 // below the committed position rebuild the windows that were retained at that commit (dedupe sets,
@@ -11,10 +13,11 @@ extension WindowEngine {
         var out: [Source: SourceCheckpoint] = [:]
         for i in 0..<sources.count {
             let s = sources.state(i).pointee
-            guard s.lastOffset >= 0 || s.maxTs != .min else { continue }
+            guard s.lastOffset >= 0 || s.maxTs != .min || s.stamped else { continue }
             var r = s.lastOffset + 1
             for w in windows where i < w.minOffsets.count && w.minOffsets[i] < r { r = w.minOffsets[i] }
-            out[s.source] = SourceCheckpoint(replayOffset: r, maxTs: s.maxTs, watermark: watermark)
+            out[s.source] = SourceCheckpoint(replayOffset: r, maxTs: s.maxTs, watermark: watermark,
+                                             rawPartitions: s.rawPartitions, upstream: sources.upstreamProgress(i))
         }
         return out
     }
@@ -25,7 +28,12 @@ extension WindowEngine {
     public func beginRestore(checkpoints: [Source: SourceCheckpoint], committedOffsets: [Source: Int64]) {
         precondition(!isRestoring, "beginRestore() while already restoring")
         for (src, cp) in checkpoints {
-            let s = sources.state(sources.index(src))
+            let si = sources.index(src)
+            if cp.rawPartitions > 0 || !cp.upstream.isEmpty {
+                // The upstream progress at the commit; replayed stamps and markers are older.
+                sources.noteMarker(si, SourceProgress.Marker(rawPartitions: cp.rawPartitions, progress: cp.upstream), replayed: false)
+            }
+            let s = sources.state(si)
             if cp.maxTs > s.pointee.maxTs { s.pointee.maxTs = cp.maxTs }
             if cp.replayOffset - 1 > s.pointee.lastOffset { s.pointee.lastOffset = cp.replayOffset - 1 }
             s.pointee.restoreEnd = committedOffsets[src] ?? cp.replayOffset

@@ -52,26 +52,50 @@ public struct Source: Hashable, Sendable, BitwiseCopyable, CustomStringConvertib
 public struct SourceCheckpoint: Sendable, Equatable, CustomStringConvertible {
     /// Re-read the source from here (inclusive) up to the committed position in restore mode.
     public var replayOffset: Int64
-    /// Highest event time seen on the source (its watermark input).
+    /// Highest event time seen on the source's unstamped records (its own watermark input).
     public var maxTs: Int64
     /// The engine's watermark when the checkpoint was taken: decides which windows were still
     /// retained and which were final at that commit.
     public var watermark: Int64
+    /// Partition count of ods.raw announced by the split's markers (0: none seen).
+    public var rawPartitions: Int
+    /// Progress of each upstream ods.raw partition heard of on this source, at the commit.
+    public var upstream: [SourceProgress.PartitionProgress]
 
-    public init(replayOffset: Int64, maxTs: Int64, watermark: Int64) {
+    public init(replayOffset: Int64, maxTs: Int64, watermark: Int64, rawPartitions: Int = 0,
+                upstream: [SourceProgress.PartitionProgress] = []) {
         self.replayOffset = replayOffset
         self.maxTs = maxTs
         self.watermark = watermark
+        self.rawPartitions = rawPartitions
+        self.upstream = upstream
     }
 
-    /// `dwm1:<replayOffset>:<maxTs>:<watermark>` — short enough for commit metadata.
-    public var encoded: String { "dwm1:\(replayOffset):\(maxTs):\(watermark)" }
+    /// `dwm2:<replayOffset>:<maxTs>:<watermark>:<rawPartitions>:<p>,<maxTs>,<idle>;…`
+    /// (`dwm1:` without the last two fields is still read).
+    public var encoded: String {
+        let u = upstream.map { "\($0.partition),\($0.maxTs),\($0.idle ? 1 : 0)" }.joined(separator: ";")
+        return "dwm2:\(replayOffset):\(maxTs):\(watermark):\(rawPartitions):\(u)"
+    }
 
     public init?(encoded: String) {
         let parts = encoded.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == "dwm1", let r = Int64(parts[1]), let t = Int64(parts[2]),
-              let w = Int64(parts[3]) else { return nil }
-        self.init(replayOffset: r, maxTs: t, watermark: w)
+        guard parts.count >= 4, let r = Int64(parts[1]), let t = Int64(parts[2]), let w = Int64(parts[3]) else { return nil }
+        switch parts[0] {
+        case "dwm1" where parts.count == 4:
+            self.init(replayOffset: r, maxTs: t, watermark: w)
+        case "dwm2" where parts.count == 6:
+            guard let n = Int(parts[4]) else { return nil }
+            var upstream: [SourceProgress.PartitionProgress] = []
+            for e in parts[5].split(separator: ";") {
+                let f = e.split(separator: ",")
+                guard f.count == 3, let p = Int32(f[0]), let ts = Int64(f[1]), let idle = Int(f[2]) else { return nil }
+                upstream.append(SourceProgress.PartitionProgress(partition: p, maxTs: ts, idle: idle != 0))
+            }
+            self.init(replayOffset: r, maxTs: t, watermark: w, rawPartitions: n, upstream: upstream)
+        default:
+            return nil
+        }
     }
 
     public var description: String { encoded }

@@ -87,32 +87,42 @@ public final class WindowEngine {
     // MARK: - Apply
 
     /// Scans and applies one micro-queue record (the raw JSON event) read from `source` at `offset`.
+    /// `stamp` is the split's stamp on the record (`SourceProgress.stampHeader`): with it, the
+    /// record is late exactly when it is late against its own ods.raw partition's order.
     @discardableResult
-    public func apply(_ record: UnsafeRawBufferPointer, source: Source, offset: Int64) -> ApplyOutcome {
+    public func apply(_ record: UnsafeRawBufferPointer, source: Source, offset: Int64,
+                      stamp: SourceProgress.Stamp? = nil) -> ApplyOutcome {
         let si = sources.index(source)
         let replayed = sources.noteRecord(si, offset: offset)
         if replayed { replay.consumed += 1 } else { live.consumed += 1 }
         let ev: ScannedEvent
         do { ev = try scanner.scan(record) } catch { return filtered(error.reason, replayed) }
-        return applyScanned(ev, record, si: si, offset: offset, replayed: replayed)
+        return applyScanned(ev, record, si: si, offset: offset, replayed: replayed, stamp: stamp)
     }
 
     /// As `apply`, for a record the caller already scanned (`event` describes `record`).
     @discardableResult
     public func apply(scanned event: ScannedEvent, in record: UnsafeRawBufferPointer, source: Source,
-                      offset: Int64) -> ApplyOutcome {
+                      offset: Int64, stamp: SourceProgress.Stamp? = nil) -> ApplyOutcome {
         let si = sources.index(source)
         let replayed = sources.noteRecord(si, offset: offset)
         if replayed { replay.consumed += 1 } else { live.consumed += 1 }
-        return applyScanned(event, record, si: si, offset: offset, replayed: replayed)
+        return applyScanned(event, record, si: si, offset: offset, replayed: replayed, stamp: stamp)
+    }
+
+    /// A split watermark marker read from `source` at `offset` (not an event: not counted as consumed).
+    public func applyMarker(_ marker: SourceProgress.Marker, source: Source, offset: Int64) {
+        let si = sources.index(source)
+        let replayed = sources.noteRecord(si, offset: offset)
+        sources.noteMarker(si, marker, replayed: replayed)
     }
 
     @inline(__always)
     private func applyScanned(_ ev: ScannedEvent, _ record: UnsafeRawBufferPointer, si: Int, offset: Int64,
-                              replayed: Bool) -> ApplyOutcome {
-        if ev.hasEscapes { return applyEscaped(ev, record, si: si, offset: offset, replayed: replayed) }
+                              replayed: Bool, stamp: SourceProgress.Stamp?) -> ApplyOutcome {
+        if ev.hasEscapes { return applyEscaped(ev, record, si: si, offset: offset, replayed: replayed, stamp: stamp) }
         guard let action = actionIndex(ev.action.bytes(in: record)) else { return filtered(Self.unknownAction, replayed) }
-        return applyEvent(si: si, offset: offset, replayed: replayed, action: action, ts: ev.ts,
+        return applyEvent(si: si, offset: offset, replayed: replayed, stamp: stamp, action: action, ts: ev.ts,
                           durationMs: ev.durationMs ?? 0, eventId: ev.eventId.bytes(in: record),
                           contentId: ev.contentId.bytes(in: record), userId: ev.userId.bytes(in: record),
                           strategy: ev.strategy.map { $0.bytes(in: record) })
@@ -120,7 +130,7 @@ public final class WindowEngine {
 
     /// Rare path: some string field holds JSON escapes; compare and hash the decoded bytes.
     private func applyEscaped(_ ev: ScannedEvent, _ record: UnsafeRawBufferPointer, si: Int, offset: Int64,
-                              replayed: Bool) -> ApplyOutcome {
+                              replayed: Bool, stamp: SourceProgress.Stamp?) -> ApplyOutcome {
         let action = EventScanner.decodeString(record, ev.action)
         guard let a = action.withUnsafeBytes({ actionIndex($0) }) else { return filtered(Self.unknownAction, replayed) }
         let eventId = EventScanner.decodeString(record, ev.eventId)
@@ -131,7 +141,7 @@ public final class WindowEngine {
             contentId.withUnsafeBytes { c in
                 userId.withUnsafeBytes { u in
                     func go(_ s: UnsafeRawBufferPointer?) -> ApplyOutcome {
-                        applyEvent(si: si, offset: offset, replayed: replayed, action: a, ts: ev.ts,
+                        applyEvent(si: si, offset: offset, replayed: replayed, stamp: stamp, action: a, ts: ev.ts,
                                    durationMs: ev.durationMs ?? 0, eventId: e, contentId: c, userId: u, strategy: s)
                     }
                     guard let strategy else { return go(nil) }
@@ -143,11 +153,12 @@ public final class WindowEngine {
 
     /// The hot path: gate, lateness, cell, dedupe, metrics, totals, bookkeeping.
     @inline(__always)
-    private func applyEvent(si: Int, offset: Int64, replayed: Bool, action: Int, ts: Int64, durationMs: Int64,
-                            eventId: UnsafeRawBufferPointer, contentId: UnsafeRawBufferPointer,
+    private func applyEvent(si: Int, offset: Int64, replayed: Bool, stamp: SourceProgress.Stamp?, action: Int, ts: Int64,
+                            durationMs: Int64, eventId: UnsafeRawBufferPointer, contentId: UnsafeRawBufferPointer,
                             userId: UnsafeRawBufferPointer, strategy: UnsafeRawBufferPointer?) -> ApplyOutcome {
         guard ts <= Self.maxTs else { return filtered(Self.tsOutOfRange, replayed) }
-        sources.noteTs(si, ts)
+        var regressed = false
+        if let stamp { regressed = sources.noteStamp(si, stamp, replayed: replayed) } else { sources.noteTs(si, ts) }
 
         let contentHash = ByteHash.hash(contentId)
         let content: UInt32
@@ -167,7 +178,26 @@ public final class WindowEngine {
         // retained at that commit get rebuilt (the watermark only grows, so none of their events
         // was late before the crash).
         let restoreWatermark = replayed ? sources.state(si).pointee.restoreWatermark : 0
-        if (replayed ? restoreWatermark : watermark) > end + lateness {
+        if let stamp {
+            // Late against its own ods.raw partition: decided by the input alone.
+            let own = stamp.maxTs == .min ? Int64.min : stamp.maxTs - config.outOfOrdernessMs
+            if own > end + lateness {
+                if replayed { replay.late += 1; return .replayed }
+                live.late += 1
+                return .late
+            }
+            if (replayed ? restoreWatermark : watermark) > end + lateness {
+                // In time for its partition, but the window is gone: at a checkpoint, it was not
+                // rebuilt; live, either a re-delivered aborted batch (the stamp went backwards:
+                // the event was counted when first seen) or its partition was declared idle
+                // while the others moved on (the wall-clock exception, counted late).
+                if replayed { replay.late += 1; return .replayed }
+                if regressed { live.duplicates += 1; return .duplicate }
+                live.late += 1
+                live.lateAfterIdle += 1
+                return .late
+            }
+        } else if (replayed ? restoreWatermark : watermark) > end + lateness {
             if replayed { replay.late += 1; return .replayed }
             live.late += 1
             return .late
@@ -410,6 +440,24 @@ public final class WindowEngine {
                 counts: UnsafePointer(totals.countsOf(t)), actionCount: actionCount))
         }
         w.totals.clearDirtyList()
+    }
+
+    /// Per upstream ods.raw partition: the lowest progress announced on any stamped source (what
+    /// holds the watermark) and whether it is idle everywhere. For metrics and logs.
+    public func upstreamProgress() -> [SourceProgress.PartitionProgress] {
+        var merged: [Int32: SourceProgress.PartitionProgress] = [:]
+        for i in 0..<sources.count {
+            for e in sources.upstreamProgress(i) {
+                if var m = merged[e.partition] {
+                    m.maxTs = Swift.min(m.maxTs, e.maxTs)
+                    m.idle = m.idle && e.idle
+                    merged[e.partition] = m
+                } else {
+                    merged[e.partition] = e
+                }
+            }
+        }
+        return merged.keys.sorted().map { merged[$0]! }
     }
 
     // MARK: - Accounting

@@ -76,6 +76,19 @@ public final class DimensionCache: Sendable {
     /// the store. No allocation, no lock held while hashing. True while no filter is built.
     public func isKnownContent(_ bytes: UnsafeRawBufferPointer) -> Bool { contents.mightExist(bytes) }
 
+    /// The exact valid-ID gate for content ids (the dwm engine calls it once per distinct id and
+    /// remembers a yes): the Bloom filter answers "certainly not" without any tier; a "maybe" is
+    /// confirmed through the tiers (in process, Redis, store), so a Bloom false positive costs one
+    /// lookup, is then remembered as a negative entry, and never counts as known content. If the
+    /// store cannot answer, the id is let through (its rows then carry no dimensions) rather than
+    /// dropping events of real contents; that is logged by the lookup's caller.
+    public func confirmContent(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard contents.mightExist(bytes) else { return false }
+        let id = String(decoding: bytes, as: UTF8.self)
+        guard let found = try? contents.lookup([id]) else { return true }
+        return found[id] != nil
+    }
+
     public func isKnownUser(_ bytes: UnsafeRawBufferPointer) -> Bool { users.mightExist(bytes) }
 
     // MARK: Changelog

@@ -1,4 +1,3 @@
-import Foundation
 import StrataCore
 import StrataDWM
 import StrataKafka
@@ -27,32 +26,26 @@ struct CheckpointRecord: Equatable {
         self.init(topic: String(k[1]), partition: p, position: pos, checkpoint: cp)
     }
 
-    /// The newest checkpoint per (topic, partition) of `group`. The local broker under-reports
-    /// high watermarks, so "read to the end" is made exact with a marker: a record written now and
-    /// read back, after which every checkpoint committed before it has been seen.
+    /// Every checkpoint of `group`, oldest first, per `<topic>|<partition>`.
     static func load(topic: String, group: String, instance: String, brokers: String, kafka: [String: String],
-                     timeout: Duration = .seconds(60)) throws -> [String: CheckpointRecord] {
-        let marker = Array(UUID().uuidString.utf8)
-        let markerKey = Array("\(group)|marker|\(instance)".utf8)
-        let producer = try KafkaProducer(config: KafkaConfig.producer(bootstrapServers: brokers, clientId: "strata-dwm-marker").merging(kafka))
-        try markerKey.withUnsafeBytes { k in try marker.withUnsafeBytes { v in try producer.produce(to: producer.topic(topic), key: k, value: v) } }
-        try producer.flush()
-
-        let consumer = try KafkaConsumer(config: KafkaConfig.consumer(bootstrapServers: brokers, groupId: nil).merging(kafka))
-        defer { consumer.close() }
-        let partitions = try consumer.partitionCount(topic: topic)
-        try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
-        var latest: [String: CheckpointRecord] = [:]
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let batch = try consumer.poll(maxMessages: 10_000, timeoutMs: 100)
-            for m in batch where m.error == nil {
-                guard let key = m.key.map({ Array($0) }) else { continue }
-                if key == markerKey && Array(m.value) == marker { return latest }
-                guard let r = CheckpointRecord(key: key, value: Array(m.value), group: group) else { continue }
-                latest["\(r.topic)|\(r.partition)"] = r
-            }
+                     timeout: Duration = .seconds(60)) throws -> [String: [CheckpointRecord]] {
+        let records = try TopicSnapshot.read(topic: topic, brokers: brokers, kafka: kafka,
+                                             markerKey: "\(group)|marker|\(instance)", timeout: timeout)
+        var all: [String: [CheckpointRecord]] = [:]
+        for r in records {
+            guard let c = CheckpointRecord(key: r.key, value: r.value, group: group) else { continue }
+            all["\(c.topic)|\(c.partition)", default: []].append(c)
         }
-        throw KafkaError(code: -185, message: "checkpoint topic \(topic) not read to its end within \(timeout)", operation: "load checkpoints")
+        return all
+    }
+
+    /// The checkpoint to restore from for a partition whose group offset is `committed`: the one
+    /// written with that position (a broker that shows aborted transactions, as the local one
+    /// does, also hands back checkpoints of transactions that never committed), else the newest
+    /// below it (replaying from an earlier commit republishes identical revisions), else none.
+    static func select(_ candidates: [CheckpointRecord], committed: Int64?) -> (record: CheckpointRecord?, exact: Bool) {
+        guard let committed, committed >= 0 else { return (nil, true) }   // nothing committed: nothing to restore
+        if let exact = candidates.last(where: { $0.position == committed }) { return (exact, true) }
+        return (candidates.filter { $0.position < committed }.max { $0.position < $1.position }, false)
     }
 }

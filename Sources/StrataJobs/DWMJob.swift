@@ -45,6 +45,7 @@ public final class DWMJob {
     public private(set) var lastCommitAt: ContinuousClock.Instant?
     public private(set) var firstRecordAt: ContinuousClock.Instant?
     public private(set) var lastRecordAt: ContinuousClock.Instant?
+    private var lastProgressLog = ContinuousClock.now - .seconds(3600)
 
     private var topicNames: [String] { topology.actions.map { options.topicPrefix + Topology.microQueue(for: $0) } }
     private var checkpointTopic: String { options.topicPrefix + Topology.dwmCheckpoint }
@@ -95,7 +96,10 @@ public final class DWMJob {
                 lastInput = .now
                 continue
             }
-            guard var s = state else { continue }
+            guard var s = state else {
+                if let idle = options.untilIdle, tracker.hasJoined, ContinuousClock.now - lastInput >= idle { break }
+                continue
+            }
             var sawRecords = false
             for m in batch {
                 if let e = m.error {
@@ -105,8 +109,14 @@ public final class DWMJob {
                 guard let t = topicIndex[m.topic] else { continue }
                 sawRecords = true
                 let source = Source(topic: t, partition: Int(m.partition))
-                let outcome = s.engine.apply(m.value, source: source, offset: m.offset)
                 s.positions[source] = m.offset + 1
+                // The split's watermark markers (null key) carry ods.raw progress, not events.
+                if m.key == nil, m.headerView(SourceProgress.markerHeader) != nil, let marker = SourceProgress.Marker(m.value) {
+                    s.engine.applyMarker(marker, source: source, offset: m.offset)
+                    continue
+                }
+                let stamp = m.headerView(SourceProgress.stampHeader).flatMap { SourceProgress.Stamp($0) }
+                let outcome = s.engine.apply(m.value, source: source, offset: m.offset, stamp: stamp)
                 if outcome == .late { s.late.append((m.key.map { Array($0) }, Array(m.value))) }
             }
             if sawRecords {
@@ -122,7 +132,7 @@ public final class DWMJob {
             }
             let now = ContinuousClock.now
             let nowMs = Self.wallMs()
-            let idle = options.untilIdle.map { tracker.hasPartitions && now - lastInput >= $0 } ?? false
+            let idle = options.untilIdle.map { tracker.hasJoined && now - lastInput >= $0 } ?? false
             // Commit on the early-revision tick when something changed, and whenever a window can
             // become final (also when input has stopped: finals must not wait for the next event).
             if !s.engine.isRestoring && (idle || (s.dirty && now - s.lastCommit >= .milliseconds(options.earlyIntervalMs))
@@ -165,7 +175,7 @@ public final class DWMJob {
         let gate = cache
         let engine = WindowEngine(config: WindowConfig(actions: topology.actions, outOfOrdernessMs: options.outOfOrdernessMs,
                                                        allowedLatenessMs: options.allowedLatenessMs,
-                                                       idleTimeoutMs: options.idleSourceTimeoutMs)) { gate.isKnownContent($0) }
+                                                       idleTimeoutMs: options.idleSourceTimeoutMs)) { gate.confirmContent($0) }
         var state = EngineState(engine: engine)
         let saved = try CheckpointRecord.load(topic: checkpointTopic, group: options.groupId, instance: options.instanceId,
                                               brokers: options.brokers, kafka: options.kafka)
@@ -177,7 +187,12 @@ public final class DWMJob {
         var seeks: [TopicPartitionOffset] = []
         for tp in assigned {
             guard let t = topicIndex[tp.topic] else { continue }
-            guard let r = saved["\(tp.topic)|\(tp.partition)"] else {
+            let (chosen, exact) = CheckpointRecord.select(saved["\(tp.topic)|\(tp.partition)"] ?? [], committed: committed["\(tp.topic)|\(tp.partition)"])
+            if !exact {
+                logger.warning("no checkpoint at the committed offset; restoring from an earlier one",
+                               metadata: ["partition": "\(tp.topic)[\(tp.partition)]"])
+            }
+            guard let r = chosen else {
                 let c = committed["\(tp.topic)|\(tp.partition)"] ?? TopicPartitionOffset.invalid
                 seeks.append(TopicPartitionOffset(topic: tp.topic, partition: tp.partition, offset: c >= 0 ? c : TopicPartitionOffset.beginning))
                 continue
@@ -238,6 +253,7 @@ public final class DWMJob {
         m.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dwm"]).increment(by: emission.dwm.count)
         m.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dws"]).increment(by: emission.dws.count)
         m.gauge("strata_dwm_watermark_ms", help: "The dwm job's event-time watermark").set(Double(s.engine.watermark))
+        reportProgress(s.engine)
         m.gauge("strata_process_resident_bytes", help: "Resident set size of the process").set(Double(processResidentBytes()))
         // Where a transaction's time goes: dimension lookups, encoding + producing, the commit (broker acks).
         for (phase, d) in [("lookup", t1 - t0), ("produce", t2 - t1), ("commit", t3 - t2)] {
@@ -249,6 +265,32 @@ public final class DWMJob {
             "lookup_ms": "\((t1 - t0) / .milliseconds(1))", "produce_ms": "\((t2 - t1) / .milliseconds(1))",
             "commit_ms": "\((t3 - t2) / .milliseconds(1))", "watermark": "\(s.engine.watermark)",
             "rss_mb": "\(processResidentBytes() >> 20)"])
+    }
+
+    /// Per ods.raw partition: the progress holding the watermark, idleness, and the skew between
+    /// the slowest and fastest active partition (metrics at every commit, a log line every 10 s),
+    /// so an operator sees which partition holds the minutes open.
+    private func reportProgress(_ engine: WindowEngine) {
+        let up = engine.upstreamProgress()
+        guard !up.isEmpty else { return }
+        let m = MetricsRegistry.shared
+        for e in up {
+            let labels = ["partition": "\(e.partition)"]
+            m.gauge("strata_dwm_source_max_ts_ms", help: "Highest event time announced per ods.raw partition (lowest over the job's inputs)",
+                    labels: labels).set(Double(e.maxTs == .min ? 0 : e.maxTs))
+            m.gauge("strata_dwm_source_idle", help: "1 when the split declared the ods.raw partition idle", labels: labels).set(e.idle ? 1 : 0)
+        }
+        let active = up.filter { !$0.idle && $0.maxTs != .min }
+        let skew = (active.map(\.maxTs).max() ?? 0) - (active.map(\.maxTs).min() ?? 0)
+        m.gauge("strata_dwm_source_skew_ms", help: "Event-time gap between the fastest and slowest active ods.raw partition").set(Double(skew))
+        let now = ContinuousClock.now
+        guard now - lastProgressLog >= .seconds(10) else { return }
+        lastProgressLog = now
+        let slowest = active.min { $0.maxTs < $1.maxTs }
+        logger.info("event-time progress", metadata: [
+            "watermark": "\(engine.watermark)", "skew_ms": "\(skew)",
+            "slowest_partition": "\(slowest.map { "\($0.partition)" } ?? "-")",
+            "partitions": "\(up.map { "\($0.partition)=\($0.maxTs)\($0.idle ? "(idle)" : "")" }.joined(separator: " "))"])
     }
 
     private func produce(_ producer: KafkaProducer, _ topic: KafkaTopic, key: String, value: UnsafeRawBufferPointer) throws {

@@ -186,6 +186,18 @@ public struct KafkaMessage {
         return Array(UnsafeRawBufferPointer(start: val, count: size))
     }
 
+    /// The last header named `name`, without copying: valid while the message's batch is alive.
+    /// Nil when absent; an empty buffer for a header without a value.
+    @inline(__always)
+    public func headerView(_ name: String) -> UnsafeRawBufferPointer? {
+        var hdrs: OpaquePointer?
+        guard rd_kafka_message_headers(ptr, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return nil }
+        var val: UnsafeRawPointer?
+        var size = 0
+        guard rd_kafka_header_get_last(hdrs, name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        return UnsafeRawBufferPointer(start: val, count: val == nil ? 0 : size)
+    }
+
     /// All headers, copied, in order.
     public var headers: [(String, [UInt8])] {
         var hdrs: OpaquePointer?

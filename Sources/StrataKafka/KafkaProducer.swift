@@ -43,9 +43,10 @@ public final class KafkaProducer: @unchecked Sendable {
     /// Waits (serving delivery reports) while librdkafka's queue is full.
     public func produce(to topic: KafkaTopic, partition: Int32 = RD_KAFKA_PARTITION_UA,
                         key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
-                        headers: [(String, [UInt8])] = [], copy: Bool = true) throws(KafkaError) {
+                        headers: [(String, [UInt8])] = [], header: (name: String, value: UnsafeRawBufferPointer)? = nil,
+                        copy: Bool = true) throws(KafkaError) {
         while true {
-            let err = enqueue(topic: topic, partition: partition, key: key, value: value, headers: headers, copy: copy)
+            let err = enqueue(topic: topic, partition: partition, key: key, value: value, headers: headers, header: header, copy: copy)
             guard let err else { return }
             let e = KafkaError(consuming: err, operation: "produce")
             guard e.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue else { throw e }
@@ -66,13 +67,16 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     private func enqueue(topic: KafkaTopic, partition: Int32, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
-                         headers: [(String, [UInt8])], copy: Bool) -> OpaquePointer? {
+                         headers: [(String, [UInt8])], header: (name: String, value: UnsafeRawBufferPointer)?,
+                         copy: Bool) -> OpaquePointer? {
         var hdrs: OpaquePointer?
-        if !headers.isEmpty {
-            hdrs = rd_kafka_headers_new(headers.count)
+        if !headers.isEmpty || header != nil {
+            hdrs = rd_kafka_headers_new(headers.count + 1)
             for (name, bytes) in headers {
                 bytes.withUnsafeBytes { b in _ = rd_kafka_header_add(hdrs, name, -1, b.baseAddress, b.count) }
             }
+            // The single-header form takes a borrowed buffer: no array per message (librdkafka copies it).
+            if let (name, b) = header { _ = rd_kafka_header_add(hdrs, name, -1, b.baseAddress, b.count) }
         }
         let count = hdrs == nil ? 5 : 6
         let err = withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: count) { vus -> OpaquePointer? in

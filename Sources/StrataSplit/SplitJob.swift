@@ -28,6 +28,12 @@ public final class SplitJob {
         /// Benchmark baseline: forward every record unparsed to this topic, through the same
         /// transactional loop, so a comparison isolates the cost of parsing and routing.
         public var copyOnlyTo: String?
+        /// An owned ods.raw partition without records for this long is announced idle: it stops
+        /// holding the dwm job's watermark back until it delivers again (docs/time-semantics.md).
+        public var idleSourceTimeout: Duration = .seconds(30)
+        /// At most one round of watermark markers per this interval while records keep coming
+        /// (markers also go out whenever the input pauses or a partition turns idle).
+        public var markerInterval: Duration = .seconds(1)
         public init(brokers: String) { self.brokers = brokers }
     }
 
@@ -41,6 +47,10 @@ public final class SplitJob {
     /// When the first record arrived and the last transaction committed (throughput measurement).
     public private(set) var firstRecordAt: ContinuousClock.Instant?
     public private(set) var lastCommitAt: ContinuousClock.Instant?
+    /// Watermark marker records written (one per micro-queue partition per round).
+    public private(set) var markersWritten = 0
+    private var progress = RawProgress(rawPartitionCount: 0)
+    private var lastMarkerAt = ContinuousClock.now
 
     public init(options: Options, topology: Topology, logger: Logger = Logger(label: "strata.split")) throws {
         self.options = options
@@ -66,14 +76,22 @@ public final class SplitJob {
         defer { consumer.close() }
 
         let queues = router.actions.map { producer.topic(options.topicPrefix + Topology.microQueue(for: $0)) }
+        let queuePartitions = try queues.map { try producer.partitionCount(topic: $0.name) }
         let dlq = producer.topic(options.topicPrefix + Topology.deadLetter)
         let copyTarget = options.copyOnlyTo.map { producer.topic($0) }
+        let out = Outputs(queues: queues, queuePartitions: queuePartitions, dlq: dlq, copyTarget: copyTarget,
+                          checkpoint: producer.topic(options.topicPrefix + Topology.splitCheckpoint))
+        progress = RawProgress(rawPartitionCount: try producer.partitionCount(topic: options.topicPrefix + Topology.raw))
         logger.info("split started", metadata: ["group": "\(options.groupId)", "instance": "\(options.instanceId)",
                                                 "actions": "\(router.actions.joined(separator: ","))"])
 
         var lastInput = ContinuousClock.now
         while !shouldStop() {
             let batch = try consumer.poll(maxMessages: options.batchSize, timeoutMs: options.pollTimeoutMs)
+            if let changed = assignment.takeChange() {
+                lastInput = changed
+                try loadProgress(consumer: consumer)
+            }
             let records = batch.filter { m in
                 if let e = m.error {
                     if e.code != RD_KAFKA_RESP_ERR__PARTITION_EOF.rawValue { logger.warning("consumer event", metadata: ["error": "\(e)"]) }
@@ -81,14 +99,17 @@ public final class SplitJob {
                 }
                 return true
             }
+            let idleChanged = progress.updateIdle(now: .now, timeout: options.idleSourceTimeout)
             if records.isEmpty {
-                if let changed = assignment.takeChange() { lastInput = changed }
-                if let idle = options.untilIdle, assignment.hasPartitions, ContinuousClock.now - lastInput >= idle { break }
+                // Input paused (caught up) or a partition turned idle: tell the readers where we stand.
+                if progress.changedSinceMarker && copyTarget == nil { try sendMarkers(producer: producer, out: out) }
+                if let idle = options.untilIdle, assignment.hasJoined, ContinuousClock.now - lastInput >= idle { break }
                 continue
             }
             lastInput = .now
             if firstRecordAt == nil { firstRecordAt = lastInput }
-            let committed = try processTransactionally(records, producer: producer, consumer: consumer, queues: queues, dlq: dlq, copyTarget: copyTarget)
+            let committed = try processTransactionally(records, producer: producer, consumer: consumer, out: out,
+                                                       forceMarkers: idleChanged)
             // `batch` (and so every zero-copy pointer handed to librdkafka) stays alive until here.
             withExtendedLifetime(batch) {}
             guard let batchStats = committed else { continue }
@@ -97,51 +118,146 @@ public final class SplitJob {
             stats.add(batchStats)
             onProgress(stats)
         }
-        logger.info("split finished", metadata: ["stats": "\(stats.summary)", "retried_batches": "\(retriedBatches)"])
+        logger.info("split finished", metadata: ["stats": "\(stats.summary)", "retried_batches": "\(retriedBatches)",
+                                                 "markers": "\(markersWritten)"])
     }
 
-    /// Produces one batch and its offsets in one transaction. On an abortable error the
-    /// transaction is aborted and the consumer rewound to the batch start, so the next poll
-    /// (which also serves any pending rebalance) reads the same records again; returns nil then.
-    private func processTransactionally(_ records: [KafkaMessage], producer: KafkaProducer, consumer: KafkaConsumer,
-                                        queues: [KafkaTopic], dlq: KafkaTopic, copyTarget: KafkaTopic?) throws -> SplitStats? {
+    struct Outputs {
+        let queues: [KafkaTopic]
+        let queuePartitions: [Int]
+        let dlq: KafkaTopic
+        let copyTarget: KafkaTopic?
+        let checkpoint: KafkaTopic
+    }
+
+    /// After a rebalance: the owned partitions' progress at their committed offsets.
+    private func loadProgress(consumer: KafkaConsumer) throws {
+        let owned = try consumer.assignment()
+        guard !owned.isEmpty else { progress.reset(to: [:], now: .now); return }
+        let committed = try consumer.committed(owned)
+        let records = try TopicSnapshot.read(topic: options.topicPrefix + Topology.splitCheckpoint, brokers: options.brokers,
+                                             kafka: options.kafka, markerKey: "\(options.groupId)|marker|\(options.instanceId)")
+        let all = records.compactMap { SplitCheckpoint(key: $0.key, value: $0.value, group: options.groupId) }
+        let (maxTs, inexact) = SplitCheckpoint.select(all, committed: Dictionary(committed.map { ($0.partition, $0.offset) },
+                                                                                   uniquingKeysWith: { a, _ in a }))
+        if !inexact.isEmpty {
+            logger.warning("no checkpoint at the committed offset; stamping from the nearest earlier one",
+                           metadata: ["partitions": "\(inexact.sorted())"])
+        }
+        progress.reset(to: maxTs, now: .now)
+        logger.info("event-time progress loaded", metadata: ["partitions": "\(maxTs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })"])
+    }
+
+    /// One transaction holding only watermark markers (the input paused or a partition turned idle).
+    private func sendMarkers(producer: KafkaProducer, out: Outputs) throws {
+        guard !progress.partitions.isEmpty else { return }
         do {
             try producer.beginTransaction()
-            let s = try copyTarget.map { try copy(records, producer: producer, to: $0) }
-                ?? produce(records, producer: producer, queues: queues, dlq: dlq)
-            try producer.sendOffsets(nextOffsets(records), consumer: consumer)
+            try produceMarkers(producer: producer, out: out)
             try producer.commitTransaction()
+            markersCommitted(out)
+        } catch let e as KafkaError where e.requiresAbort && !e.isFatal {
+            logger.warning("marker transaction failed; aborting (markers go out with the next one)", metadata: ["error": "\(e)"])
+            try producer.abortTransaction()
+        }
+    }
+
+    /// A marker to every partition of every micro-queue: each carries the progress of every owned
+    /// raw partition, so a micro-queue partition that gets no data from one still hears of it.
+    private func produceMarkers(producer: KafkaProducer, out: Outputs) throws {
+        let value = progress.marker.encoded
+        try value.withUnsafeBytes { v in
+            for (q, topic) in out.queues.enumerated() {
+                for p in 0..<out.queuePartitions[q] {
+                    try producer.produce(to: topic, partition: Int32(p), key: nil, value: v,
+                                         header: (SourceProgress.markerHeader, UnsafeRawBufferPointer(start: nil, count: 0)), copy: true)
+                }
+            }
+        }
+    }
+
+    private func markersCommitted(_ out: Outputs) {
+        progress.markerSent()
+        markersWritten += out.queuePartitions.reduce(0, +)
+        lastMarkerAt = .now
+        for (p, s) in progress.partitions {
+            MetricsRegistry.shared.gauge("strata_split_source_max_ts_ms", help: "Highest event time read per ods.raw partition",
+                                         labels: ["partition": "\(p)"]).set(Double(s.maxTs == .min ? 0 : s.maxTs))
+        }
+    }
+
+    /// Produces one batch, its checkpoints and offsets in one transaction. On an abortable error
+    /// the transaction is aborted, the progress restored and the consumer rewound to the batch
+    /// start, so the next poll (which also serves any pending rebalance) reads the same records
+    /// again; returns nil then.
+    private func processTransactionally(_ records: [KafkaMessage], producer: KafkaProducer, consumer: KafkaConsumer,
+                                        out: Outputs, forceMarkers: Bool) throws -> SplitStats? {
+        let before = progress
+        do {
+            try producer.beginTransaction()
+            let s: SplitStats
+            var sentMarkers = false
+            if let target = out.copyTarget {
+                s = try copy(records, producer: producer, to: target)
+            } else {
+                s = try produce(records, producer: producer, out: out)
+                if forceMarkers || progress.changedSinceMarker && ContinuousClock.now - lastMarkerAt >= options.markerInterval {
+                    try produceMarkers(producer: producer, out: out)
+                    sentMarkers = true
+                }
+            }
+            let next = nextOffsets(records)
+            if out.copyTarget == nil {
+                for tp in next {
+                    let c = SplitCheckpoint(partition: tp.partition, nextOffset: tp.offset, maxTs: progress.partitions[tp.partition]?.maxTs ?? .min)
+                    try producer.produce(topic: out.checkpoint.name, key: c.key(group: options.groupId), value: c.value)
+                }
+            }
+            try producer.sendOffsets(next, consumer: consumer)
+            try producer.commitTransaction()
+            if sentMarkers { markersCommitted(out) }
             return s
         } catch let e as KafkaError where e.requiresAbort && !e.isFatal {
             logger.warning("transaction failed; aborting and re-reading the batch", metadata: ["error": "\(e)"])
             retriedBatches += 1
+            progress = before
             try producer.abortTransaction()
             try consumer.seek(firstOffsets(records))
             return nil
         }
     }
 
-    private func produce(_ records: [KafkaMessage], producer: KafkaProducer, queues: [KafkaTopic], dlq: KafkaTopic) throws -> SplitStats {
+    private func produce(_ records: [KafkaMessage], producer: KafkaProducer, out: Outputs) throws -> SplitStats {
         var s = SplitStats()
-        var routed = [Int](repeating: 0, count: queues.count)
+        var routed = [Int](repeating: 0, count: out.queues.count)
+        let now = ContinuousClock.now
+        // The stamp's 12 bytes: librdkafka copies headers, so one buffer serves every record.
+        let stampBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SourceProgress.Stamp.size, alignment: 8)
+        defer { stampBuffer.deallocate() }
+        let stampView = UnsafeRawBufferPointer(stampBuffer)
         for m in records {
             let value = m.value
             s.consumed += 1
-            switch router.route(value) {
+            var scanned: ScannedEvent?
+            let outcome = router.route(value, scanned: &scanned)
+            let maxTs = progress.note(partition: m.partition, ts: scanned?.ts, now: now)
+            SourceProgress.Stamp(partition: m.partition, maxTs: maxTs).write(to: stampBuffer)
+            switch outcome {
             case .route(let action, let key):
                 // Zero-copy: key and value point into the consumed message, alive until commit.
-                try producer.produce(to: queues[action], key: UnsafeRawBufferPointer(rebasing: value[key.start..<key.start + key.count]),
-                                     value: value, copy: false)
+                try producer.produce(to: out.queues[action], key: UnsafeRawBufferPointer(rebasing: value[key.start..<key.start + key.count]),
+                                     value: value, header: (SourceProgress.stampHeader, stampView), copy: false)
                 routed[action] += 1
             case .routeDecoded(let action, let key):
                 try key.withUnsafeBytes { k in
-                    try producer.produce(to: queues[action], key: k, value: value, copy: true)
+                    try producer.produce(to: out.queues[action], key: k, value: value,
+                                         header: (SourceProgress.stampHeader, stampView), copy: true)
                 }
                 routed[action] += 1
             case .filter(let reason):
                 s.filtered[reason, default: 0] += 1
             case .deadLetter(let reason, let detail):
-                try producer.produce(to: dlq, key: m.key, value: value, headers: [
+                try producer.produce(to: out.dlq, key: m.key, value: value, headers: [
                     ("reason", Array(reason.utf8)),
                     ("detail", Array(detail.utf8)),
                     ("source", Array("\(options.topicPrefix + Topology.raw)/\(m.partition)/\(m.offset)".utf8)),

@@ -20,6 +20,8 @@ struct ConsumeCommand: ParsableCommand {
     @Flag(help: "Start at the earliest offset instead of the end.") var fromBeginning = false
     @Option(help: "Exit after this long without a new message (e.g. 5, 500ms, 2m).") var untilIdle: DurationArgument?
     @Option(help: "Exit after this many messages.") var max: Int?
+    @Flag(help: "Also print the split's watermark markers of a micro-queue (skipped by default: they are not events).")
+    var includeMarkers = false
     @Option(help: "Output format.") var format: Format = .ndjson
 
     func run() throws {
@@ -43,6 +45,7 @@ struct ConsumeCommand: ParsableCommand {
                     continue
                 }
                 lastMessage = .now
+                if !includeMarkers && m.isWatermarkMarker { continue }
                 switch format {
                 case .ndjson: pending.append(Self.ndjson(m.value)); pending.append(0x0A)
                 case .table:

@@ -37,12 +37,17 @@ struct JobCommand: ParsableCommand {
             discussion: """
             Malformed or schema-invalid records go to ods.dlq with their original bytes and a `reason` header;
             records whose content id does not match the topology's pattern are filtered and counted.
-            On exit prints the accounting as one JSON line on stdout:
+            Every routed record carries its ods.raw partition's event-time progress (header strata.src), and
+            watermark markers (null key, header strata.wm) go to every micro-queue partition, so the dwm job
+            decides lateness by each raw partition's own order, whatever the read speed
+            (docs/time-semantics.md). On exit prints the accounting as one JSON line on stdout:
             consumed = routed + filtered + dead_lettered.
             """)
         @OptionGroup var global: GlobalOptions
         @OptionGroup var job: JobOptions
         @Option(help: "Most records per transaction (a poll takes what arrived within 100 ms).") var batchSize = SplitJob.Options(brokers: "").batchSize
+        @Option(help: "An ods.raw partition without records this long is announced idle and stops holding the dwm watermark back (ms).")
+        var idleSourceMs: Int64 = 30_000
 
         func run() throws {
             let config = try global.resolve()
@@ -55,6 +60,7 @@ struct JobCommand: ParsableCommand {
             options.untilIdle = job.untilIdle?.duration
             options.topicPrefix = job.topicPrefix
             options.groupId = job.groupId("split")
+            options.idleSourceTimeout = .milliseconds(idleSourceMs)
             let split = try SplitJob(options: options, topology: topology)
             var progress = Progress()
             var metrics = MetricsFileWriter(path: job.metricsFile)
@@ -67,7 +73,7 @@ struct JobCommand: ParsableCommand {
             let s = split.stats
             let summary: [String: Any] = ["job": "split", "consumed": s.consumed, "routed": s.routed, "filtered": s.filtered,
                                           "dead_lettered": s.deadLettered, "balanced": s.isBalanced,
-                                          "retried_batches": split.retriedBatches]
+                                          "retried_batches": split.retriedBatches, "markers": split.markersWritten]
             let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             if !s.isBalanced { throw ExitCode(3) }
@@ -116,9 +122,11 @@ struct DWMOptions: ParsableArguments {
     @Option(help: "Out-of-orderness: watermark = highest ts − this (ms).") var outOfOrdernessMs: Int64 = 5_000
     @Option(help: "Allowed lateness after a window's end for corrections (ms); later events go to ods.late.") var allowedLatenessMs: Int64 = 120_000
     @Option(help: "Early-revision (and transaction) interval (ms).") var earlyIntervalMs: Int64 = 5_000
-    @Option(help: "A micro-queue partition idle this long stops holding the watermark back (ms).") var idleSourceMs: Int64 = 30_000
+    @Option(name: .customLong("dwm-batch-size"), help: "Most records the dwm job takes per poll.") var dwmBatchSize = DWMJob.Options(brokers: "").batchSize
+    @Option(help: "A micro-queue partition not written by the split, idle this long, stops holding the watermark back (ms); the split declares its ods.raw partitions idle itself.") var idleSourceMs: Int64 = 30_000
 
     func apply(to o: inout DWMJob.Options) {
+        o.batchSize = dwmBatchSize
         o.outOfOrdernessMs = outOfOrdernessMs
         o.allowedLatenessMs = allowedLatenessMs
         o.earlyIntervalMs = earlyIntervalMs

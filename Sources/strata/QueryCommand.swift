@@ -93,6 +93,7 @@ struct QueryCommand: ParsableCommand {
                     continue
                 }
                 lastRow = .now
+                if m.isWatermarkMarker { continue }
                 guard let row = Value.decodeRow(m.value) else { undecodable += 1; continue }
                 if let fromMs, let minute = row["minute"]?.exactInt, minute < fromMs { continue }
                 rows.append(row)

@@ -37,6 +37,7 @@ struct RunCommand: ParsableCommand {
         so.topicPrefix = job.topicPrefix
         so.untilIdle = job.untilIdle?.duration
         so.groupId = job.group.map { $0 + "-split" } ?? job.groupId("split")
+        so.idleSourceTimeout = .milliseconds(dwm.idleSourceMs)
         let split = try SplitJob(options: so, topology: topology)
 
         var dwo = DWMJob.Options(brokers: config.brokers)

@@ -11,13 +11,15 @@ final class TopologyTests: XCTestCase {
         let t = try Topology.load(path: Self.shippedPath)
         XCTAssertEqual(t.actions, ["expose", "click", "play", "like", "share", "comment", "report"])
         XCTAssertEqual(t.contentIdPattern, "^c[0-9]{8}$")
-        XCTAssertEqual(t.topics.count, 14)
+        XCTAssertEqual(t.topics.count, 15)
         let expected = [Topology.raw] + t.actions.map(Topology.microQueue(for:))
-            + [Topology.deadLetter, Topology.late, Topology.dwm, Topology.dws, Topology.dimChangelog, Topology.dwmCheckpoint]
+            + [Topology.deadLetter, Topology.late, Topology.dwm, Topology.dws, Topology.dimChangelog, Topology.dwmCheckpoint, Topology.splitCheckpoint]
         XCTAssertEqual(Set(t.topics.map(\.name)), Set(expected))
         XCTAssertEqual(Topology.microQueue(for: "play"), "ods.play")
         XCTAssertEqual(t.topic(named: Topology.dwmCheckpoint)?.cleanupPolicy, "compact")
-        for name in expected where name != Topology.dimChangelog && name != Topology.dwmCheckpoint {
+        XCTAssertEqual(t.topic(named: Topology.splitCheckpoint)?.cleanupPolicy, "compact")
+        let internalTopics = [Topology.dimChangelog, Topology.dwmCheckpoint, Topology.splitCheckpoint]
+        for name in expected where !internalTopics.contains(name) {
             let spec = try XCTUnwrap(t.topic(named: name))
             XCTAssertEqual(spec.partitions, 4, name)
             XCTAssertEqual(spec.replicationFactor, 1, name)

@@ -7,7 +7,7 @@ import XCTest
 
 /// An isolated corner of the shared test broker: every topic of the topology under a unique prefix.
 struct SplitSandbox {
-    let brokers = ProcessInfo.processInfo.environment["STRATA_TEST_BROKERS"] ?? "127.0.0.1:9092"
+    let brokers = testBrokers()
     let prefix = "t\(UUID().uuidString.prefix(8).lowercased())."
     let topology: Topology
     let partitions: Int
@@ -25,40 +25,75 @@ struct SplitSandbox {
         for (_, error) in results { if let error { throw error } }
     }
 
-    func produce(_ lines: [[UInt8]]) throws {
+    /// Produces unkeyed lines; `partition(i)` pins line i to a partition (nil: the client picks).
+    func produce(_ lines: [[UInt8]], partition: (Int) -> Int32? = { _ in nil }) throws {
         let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
         let t = producer.topic(prefix + Topology.raw)
         for (i, line) in lines.enumerated() {
-            try line.withUnsafeBytes { try producer.produce(to: t, key: nil, value: $0) }
+            try line.withUnsafeBytes { try producer.produce(to: t, partition: partition(i) ?? -1, key: nil, value: $0) }
             if i % 10_000 == 0 { producer.poll() }
         }
         try producer.flush(timeoutMs: 120_000)
     }
 
-    struct Record { let value: [UInt8]; let key: [UInt8]?; let headers: [(String, [UInt8])] }
-
-    /// Everything committed in `topic` (read_committed), read until `idle` passes with nothing new.
-    func readAll(_ topic: String, idle: TimeInterval = 2) throws -> [Record] {
-        let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: nil))
-        try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: prefix + topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
-        var out: [Record] = []
-        var last = Date()
-        while Date().timeIntervalSince(last) < idle {
-            let batch = try consumer.poll(maxMessages: 5_000, timeoutMs: 100)
-            for m in batch where m.error == nil {
-                out.append(Record(value: Array(m.value), key: m.key.map { Array($0) }, headers: m.headers))
-                last = Date()
-            }
+    struct Record {
+        let value: [UInt8]
+        let key: [UInt8]?
+        let headers: [(String, [UInt8])]
+        let partition: Int32
+        /// A split watermark marker (null key, `strata.wm` header), not an event.
+        var isMarker: Bool { key == nil && headers.contains { $0.0 == SourceProgress.markerHeader } }
+        var stamp: SourceProgress.Stamp? {
+            headers.last { $0.0 == SourceProgress.stampHeader }.flatMap { h in h.1.withUnsafeBytes { SourceProgress.Stamp($0) } }
         }
-        return out
     }
 
-    /// Every micro-queue's records, by action.
+    /// Everything committed in `topic` (read_committed) before the call, markers included: an end
+    /// marker is appended to every partition and the topic is read until each comes back, so the
+    /// read is complete without waiting for silence. Fails after `timeout`.
+    func readAll(_ topic: String, includeMarkers: Bool = false, timeout: Duration = .seconds(120)) throws -> [Record] {
+        try readToEnd(brokers: brokers, topic: prefix + topic, partitions: partitions, timeout: timeout)
+            .filter { includeMarkers || !$0.isMarker }
+    }
+
+    /// Every micro-queue's events (markers left out), by action.
     func readMicroQueues() throws -> [String: [Record]] {
         var out: [String: [Record]] = [:]
-        for a in topology.actions { out[a] = try readAll(Topology.microQueue(for: a), idle: 1) }
+        for a in topology.actions { out[a] = try readAll(Topology.microQueue(for: a)) }
         return out
     }
+}
+
+struct ReadIncomplete: Error, CustomStringConvertible {
+    let topic: String, missing: Int, timeout: Duration
+    var description: String { "\(topic): end markers of \(missing) partitions not read back within \(timeout)" }
+}
+
+/// All records of `topic` up to an end marker written now to each partition (the markers excluded).
+func readToEnd(brokers: String, topic: String, partitions: Int, timeout: Duration) throws -> [SplitSandbox.Record] {
+    let endKey = Array("strata-test-end".utf8)
+    let endValue = Array(UUID().uuidString.utf8)
+    let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
+    let t = producer.topic(topic)
+    for p in 0..<partitions {
+        try endKey.withUnsafeBytes { k in try endValue.withUnsafeBytes { v in try producer.produce(to: t, partition: Int32(p), key: k, value: v) } }
+    }
+    try producer.flush()
+    let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: nil))
+    defer { consumer.close() }
+    try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
+    var out: [SplitSandbox.Record] = []
+    var pending = Set(0..<Int32(partitions))
+    let deadline = ContinuousClock.now + timeout
+    while !pending.isEmpty {
+        guard ContinuousClock.now < deadline else { throw ReadIncomplete(topic: topic, missing: pending.count, timeout: timeout) }
+        for m in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) where m.error == nil && pending.contains(m.partition) {
+            let key = m.key.map { Array($0) }
+            if key == endKey && Array(m.value) == endValue { pending.remove(m.partition); continue }
+            out.append(SplitSandbox.Record(value: Array(m.value), key: key, headers: m.headers, partition: m.partition))
+        }
+    }
+    return out
 }
 
 /// Generated lines and the generator's own accounting.
@@ -81,3 +116,11 @@ func generate(_ n: Int, seed: UInt64 = 7, shares: (EventWorkload) -> EventWorklo
 }
 
 var strataBinary: String { StrataTestSupport.strataBinary(packageRoot: SplitSandbox.packageRoot) }
+
+/// The test stack's broker (the test command exports it); never the demo stack's port.
+func testBrokers() -> String {
+    guard let b = ProcessInfo.processInfo.environment["STRATA_TEST_BROKERS"], !b.isEmpty else {
+        fatalError("STRATA_TEST_BROKERS is not set: run the tests with deploy/local/test (it starts the test stack)")
+    }
+    return b
+}

@@ -1,0 +1,46 @@
+import Foundation
+
+/// Reads a (small, usually compacted) state topic to its end: the jobs' checkpoint topics.
+///
+/// "The end" is made exact with a marker: a unique record is written first and the topic is read
+/// until it comes back, after which every record committed before the call has been seen. The
+/// local broker under-reports high watermarks, so the high watermark alone cannot say so.
+public enum TopicSnapshot {
+    /// Every keyed record of `topic` (all partitions) in offset order per partition, without the marker.
+    public static func read(topic: String, brokers: String, kafka: [String: String], markerKey: String,
+                            timeout: Duration = .seconds(60)) throws(KafkaError) -> [(key: [UInt8], value: [UInt8])] {
+        let marker = Array(UUID().uuidString.utf8)
+        let mkey = Array(markerKey.utf8)
+        let consumer = try KafkaConsumer(config: KafkaConfig.consumer(bootstrapServers: brokers, groupId: nil).merging(kafka))
+        defer { consumer.close() }
+        let partitions = try consumer.partitionCount(topic: topic)
+        // One marker per partition: each partition is read to its own end.
+        let producer = try KafkaProducer(config: KafkaConfig.producer(bootstrapServers: brokers, clientId: "strata-snapshot-marker").merging(kafka))
+        let t = producer.topic(topic)
+        for p in 0..<partitions {
+            let r: Result<Void, KafkaError> = mkey.withUnsafeBytes { k in
+                marker.withUnsafeBytes { v in Result { () throws(KafkaError) in try producer.produce(to: t, partition: Int32(p), key: k, value: v) } }
+            }
+            try r.get()
+        }
+        try producer.flush()
+        var pending = Set(0..<Int32(partitions))
+        try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
+        var records: [(key: [UInt8], value: [UInt8])] = []
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let batch = try consumer.poll(maxMessages: 10_000, timeoutMs: 100)
+            for m in batch where m.error == nil {
+                guard let key = m.key.map({ Array($0) }) else { continue }
+                let value = Array(m.value)
+                if key == mkey && value == marker {
+                    pending.remove(m.partition)
+                    if pending.isEmpty { return records }
+                    continue
+                }
+                records.append((key, value))
+            }
+        }
+        throw KafkaError(code: -185, message: "topic \(topic) not read to its end within \(timeout)", operation: "read state topic")
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import StrataCore
+import StrataDWM
+import StrataJobs
+import StrataKafka
+import StrataSplit
+import StrataTestSupport
+import XCTest
+
+/// The cases that decide whether Strata's numbers can be trusted: a backlog caught up from an
+/// unkeyed multi-partition `ods.raw`, spanning far more than the allowed lateness, with very late,
+/// out-of-order and duplicate events and thousands of unknown content ids; read at different paces,
+/// batch sizes and instance counts, and with processes killed. Each run is checked against
+/// `PipelineTruth`, computed from the input alone, so every run must publish the same final rows
+/// and the same `ods.late`.
+final class CatchUpEndToEndTests: XCTestCase {
+    /// ≈ 8 minutes of event time (four times the allowed lateness), 1 % very late events.
+    static let events = 30_000
+
+    func testBacklogCaughtUpWithSplitAndDWMRunningConcurrently() throws {
+        let sandbox = try PipelineSandbox(seed: 31)
+        let (lines, partitionOf) = generateWorkload(events: Self.events, seed: 31, contents: sandbox.contents, users: sandbox.users)
+        let truth = PipelineTruth(lines: lines, partitionOf: partitionOf, contents: sandbox.contents, actions: sandbox.topology.actions)
+        XCTAssertGreaterThan(truth.lateCount, 150, "the input has very late events")
+        XCTAssertGreaterThan(truth.unknownContentIds.count, 2_000, "thousands of well-formed unknown content ids")
+        try sandbox.produceRaw(lines[...], partitionOf: partitionOf)
+
+        let cache = try sandbox.makeCache()
+        let jobs = try sandbox.runConcurrently(splits: [sandbox.splitOptions()], dwms: [sandbox.dwmOptions()], cache: cache)
+        try truth.assertMatches(sandbox)
+
+        let dwm = try XCTUnwrap(jobs.first)
+        XCTAssertTrue(dwm.stats.accounting.isBalanced, "\(dwm.stats.accounting)")
+        XCTAssertEqual(dwm.stats.lateForwarded, truth.lateCount, "the job's late count agrees with ods.late as read back")
+        XCTAssertEqual(dwm.stats.accounting.lateAfterIdle, 0, "no partition went idle during the catch-up")
+        XCTAssertEqual(dwm.stats.rowsWithoutContent, 0)
+
+        // Unknown ids: the Bloom filter stops most; its false positives cost one store lookup each, once.
+        let asked = sandbox.store.contentIdsAsked.filter { truth.unknownContentIds.contains($0) }
+        let perId = Dictionary(asked.map { ($0, 1) }, uniquingKeysWith: +)
+        XCTAssertLessThanOrEqual(perId.values.max() ?? 0, 1, "an unknown id reached the store more than once")
+        XCTAssertLessThanOrEqual(asked.count, truth.unknownContentIds.count / 50,
+                                 "more unknown ids reached the store than the filter's false-positive rate allows")
+    }
+
+    func testTinyBatchesPublishTheSameRows() throws {
+        try assertSameRows(seed: 41, events: 12_000) { s in
+            ([s.splitOptions(batchSize: 100)], [s.dwmOptions(batchSize: 100)])
+        }
+    }
+
+    func testHugeBatchesPublishTheSameRows() throws {
+        try assertSameRows(seed: 41, events: 12_000) { s in
+            ([s.splitOptions(batchSize: 50_000)], [s.dwmOptions(batchSize: 50_000)])
+        }
+    }
+
+    func testSeveralInstancesPublishTheSameRows() throws {
+        try assertSameRows(seed: 41, events: 12_000) { s in
+            ([s.splitOptions(instance: "a"), s.splitOptions(instance: "b")],
+             [s.dwmOptions(instance: "a"), s.dwmOptions(instance: "b"), s.dwmOptions(instance: "c")])
+        }
+    }
+
+    /// The same input arriving while the jobs run (live), in 12 bursts.
+    func testLiveArrivalPublishesTheSameRows() throws {
+        try assertSameRows(seed: 41, events: 12_000, live: true) { s in
+            ([s.splitOptions(untilIdle: .seconds(8))], [s.dwmOptions(untilIdle: .seconds(10))])
+        }
+    }
+
+    private func assertSameRows(seed: UInt64, events: Int, live: Bool = false,
+                                jobs: (PipelineSandbox) -> ([SplitJob.Options], [DWMJob.Options]),
+                                file: StaticString = #filePath, line: UInt = #line) throws {
+        let sandbox = try PipelineSandbox(seed: seed)
+        let (lines, partitionOf) = generateWorkload(events: events, seed: seed, contents: sandbox.contents, users: sandbox.users,
+                                                    eventsPerSecond: 40)
+        let truth = PipelineTruth(lines: lines, partitionOf: partitionOf, contents: sandbox.contents, actions: sandbox.topology.actions)
+        XCTAssertGreaterThan(truth.lateCount, 50, file: file, line: line)
+        if !live { try sandbox.produceRaw(lines[...], partitionOf: partitionOf) }
+        let (splits, dwms) = jobs(sandbox)
+        _ = try sandbox.runConcurrently(splits: splits, dwms: dwms, cache: try sandbox.makeCache()) {
+            guard live else { return }
+            let bursts = 12
+            for b in 0..<bursts {
+                let range = (b * lines.count / bursts)..<((b + 1) * lines.count / bursts)
+                try sandbox.produceRaw(lines[range], partitionOf: partitionOf)
+                Thread.sleep(forTimeInterval: 0.4)
+            }
+        }
+        try truth.assertMatches(sandbox, file: file, line: line)
+    }
+
+    /// The real `strata job split` and `strata job dwm` processes, running together over the
+    /// backlog, each SIGKILLed at seeded random moments and restarted: the same final rows and the
+    /// same late events as the truth. On the local broker aborted transactions stay visible, so
+    /// their copies may repeat rows' revisions and late records: final revisions are compared and
+    /// `ods.late` as a set (docs/exactly-once.md).
+    func testKilledSplitAndDWMPublishTheSameRowsAndLateEvents() throws {
+        let sandbox = try PipelineSandbox(seed: 53)
+        let (lines, partitionOf) = generateWorkload(events: 24_000, seed: 53, contents: sandbox.contents, users: sandbox.users)
+        let truth = PipelineTruth(lines: lines, partitionOf: partitionOf, contents: sandbox.contents, actions: sandbox.topology.actions)
+        try sandbox.produceRaw(lines[...], partitionOf: partitionOf)
+
+        func launch(_ job: String, untilIdle: Int?, batch: Int) throws -> (Process, Pipe) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: strataBinary)
+            var args = ["job", job, "--topic-prefix", sandbox.prefix, "--group", sandbox.prefix + job,
+                        "--instance-id", sandbox.prefix + job + "-0", "--brokers", sandbox.brokers,
+                        "--topology", PipelineSandbox.topologyPath, "--log-format", "json"]
+            if job == "dwm" {
+                args += ["--redis", sandbox.redisURL, "--store", "sqlite:" + sandbox.storePath, "--early-interval-ms", "300",
+                         "--dwm-batch-size", "\(batch)"]
+            } else {
+                args += ["--batch-size", "\(batch)"]
+            }
+            if let untilIdle { args += ["--until-idle", "\(untilIdle)"] }
+            p.arguments = args
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            if let dir = ProcessInfo.processInfo.environment["STRATA_TEST_LOG_DIR"] {
+                let path = "\(dir)/\(sandbox.prefix)\(job).log"
+                FileManager.default.createFile(atPath: path, contents: nil)
+                if let h = FileHandle(forWritingAtPath: path) { h.seekToEndOfFile(); p.standardError = h }
+            }
+            try p.run()
+            return (p, out)
+        }
+        let seed = UInt64.random(in: 1...UInt64.max)
+        print("kill moments seed: \(seed)")
+        var rng = SeededRandom(seed: seed)
+        var killedRunning = 0
+        for round in 0..<4 {
+            let split = try launch("split", untilIdle: nil, batch: 500)
+            let dwm = try launch("dwm", untilIdle: nil, batch: 1_000)
+            Thread.sleep(forTimeInterval: 3 + Double(rng.below(3_000)) / 1_000)
+            // Alternate which dies first, so each is also killed while the other keeps going.
+            for (p, _) in round % 2 == 0 ? [split, dwm] : [dwm, split] {
+                if p.isRunning { killedRunning += 1 }
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+                XCTAssertEqual(p.terminationReason, .uncaughtSignal, "killed, not exited")
+                Thread.sleep(forTimeInterval: Double(rng.below(1_000)) / 1_000)
+            }
+        }
+        XCTAssertEqual(killedRunning, 8, "every kill hit a running process")
+        let (split, splitOut) = try launch("split", untilIdle: 4, batch: 500)
+        let (dwm, dwmOut) = try launch("dwm", untilIdle: 8, batch: 1_000)
+        split.waitUntilExit()
+        dwm.waitUntilExit()
+        XCTAssertEqual(split.terminationStatus, 0)
+        XCTAssertEqual(dwm.terminationStatus, 0)
+        // The kills left work behind: the final runs still had input of their own to process.
+        let splitSummary = try JSONSerialization.jsonObject(with: splitOut.fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
+        let dwmSummary = try JSONSerialization.jsonObject(with: dwmOut.fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
+        print("final split: \(splitSummary ?? [:]), final dwm: \(dwmSummary ?? [:])")
+        XCTAssertGreaterThan(dwmSummary?["consumed"] as? Int ?? 0, 0, "the last kill left the dwm job work to do")
+        try truth.assertMatches(sandbox, lateAsSet: true, tolerateAborted: true)
+    }
+}
+

@@ -1,0 +1,332 @@
+import Foundation
+import StrataCore
+import StrataDims
+import StrataGen
+import StrataJobs
+import StrataKafka
+import StrataRedis
+import StrataSplit
+import StrataTestSupport
+import Synchronization
+import XCTest
+
+/// A whole pipeline in an isolated corner of the test stack: every topic under a fresh prefix
+/// (4-partition `ods.raw`, written unkeyed), dimensions in a fresh SQLite store, Redis keys under
+/// the prefix. Split and dwm run as in production, with default time and cache settings.
+struct PipelineSandbox {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var topologyPath: String { root.appendingPathComponent("topology/topology.yaml").path }
+
+    let brokers = PipelineSandbox.env("STRATA_TEST_BROKERS")
+    let redisURL = PipelineSandbox.env("STRATA_TEST_REDIS_URL")
+    let prefix = "p\(UUID().uuidString.prefix(8).lowercased())."
+    let topology: Topology
+    let storePath: String
+    let contents: Int
+    let users: Int
+    let store: RecordingStore
+
+    static func env(_ name: String) -> String {
+        guard let v = ProcessInfo.processInfo.environment[name], !v.isEmpty else {
+            fatalError("\(name) is not set: run the tests with deploy/local/test (it starts the test stack)")
+        }
+        return v
+    }
+
+    init(contents: Int = 500, users: Int = 5_000, seed: UInt64) throws {
+        topology = try Topology.load(path: Self.topologyPath)
+        self.contents = contents
+        self.users = users
+        let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": brokers]))
+        let prefix = self.prefix
+        for (_, e) in try admin.createTopics(topology.topics.map { NewTopic(name: prefix + $0.name, partitions: $0.partitions) }) {
+            if let e { throw e }
+        }
+        storePath = NSTemporaryDirectory() + "strata-\(prefix)db"
+        let sqlite = try DimensionStoreFactory.open("sqlite:" + storePath)
+        try sqlite.migrate()
+        let gen = DimensionGenerator(contents: contents, users: users, seed: seed)
+        try DimensionWriter(store: sqlite, brokers: brokers, kafka: [:], topicPrefix: prefix)
+            .write(contents: gen.allContents(), users: gen.allUsers())
+        store = RecordingStore(sqlite)
+    }
+
+    /// A cache with the production defaults (filter false-positive rate included) over the recording store.
+    func makeCache() throws -> DimensionCache {
+        var rc = try RedisConfig(url: redisURL)
+        rc.maxAttempts = 2
+        rc.commandTimeout = .milliseconds(500)
+        var cc = DimensionCacheConfig()
+        cc.keyPrefix = "dim:\(prefix)"
+        return try DimensionCache(store: store, redisConfig: rc, config: cc)
+    }
+
+    /// Unkeyed raw events, line i to partition `partitionOf[i]` (as many producers write: no key).
+    func produceRaw(_ lines: ArraySlice<[UInt8]>, partitionOf: [Int32]) throws {
+        let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
+        let raw = producer.topic(prefix + Topology.raw)
+        for i in lines.indices {
+            try lines[i].withUnsafeBytes { try producer.produce(to: raw, partition: partitionOf[i], key: nil, value: $0) }
+            if i % 10_000 == 0 { producer.poll() }
+        }
+        try producer.flush(timeoutMs: 120_000)
+    }
+
+    func splitOptions(instance: String = "0", batchSize: Int? = nil, untilIdle: Duration = .seconds(4)) -> SplitJob.Options {
+        var o = SplitJob.Options(brokers: brokers)
+        o.topicPrefix = prefix
+        o.groupId = prefix + "split"
+        o.instanceId = prefix + "split-" + instance
+        o.untilIdle = untilIdle
+        if let batchSize { o.batchSize = batchSize }
+        return o
+    }
+
+    func dwmOptions(instance: String = "0", batchSize: Int? = nil, untilIdle: Duration = .seconds(6)) -> DWMJob.Options {
+        var o = DWMJob.Options(brokers: brokers)
+        o.topicPrefix = prefix
+        o.groupId = prefix + "dwm"
+        o.instanceId = prefix + "dwm-" + instance
+        o.untilIdle = untilIdle
+        if let batchSize { o.batchSize = batchSize }
+        return o
+    }
+
+    /// Runs split and dwm instances concurrently (threads of this process) until each goes idle.
+    func runConcurrently(splits: [SplitJob.Options], dwms: [DWMJob.Options], cache: DimensionCache,
+                         whileRunning: () throws -> Void = {}) throws -> [DWMJob] {
+        let errors = Mutex<[String]>([])
+        let group = DispatchGroup()
+        let dwmJobs = dwms.map { DWMJob(options: $0, topology: topology, cache: cache) }
+        var bodies: [@Sendable () throws -> Void] = []
+        for o in splits {
+            let job = UncheckedSendable(try SplitJob(options: o, topology: topology))
+            bodies.append { try job.value.run() }
+        }
+        for j in dwmJobs {
+            let job = UncheckedSendable(j)
+            bodies.append { try job.value.run() }
+        }
+        for body in bodies {
+            group.enter()
+            Thread {
+                do { try body() } catch { errors.withLock { $0.append("\(error)") } }
+                group.leave()
+            }.start()
+        }
+        try whileRunning()
+        XCTAssertEqual(group.wait(timeout: .now() + 300), .success, "jobs did not go idle within 5 minutes")
+        XCTAssertEqual(errors.withLock { $0 }, [])
+        return dwmJobs
+    }
+
+    /// All records of an output topic up to an end marker written now to each partition.
+    func read(_ topic: String) throws -> [(value: [UInt8], key: [UInt8]?)] {
+        try readTopicToEnd(brokers: brokers, topic: prefix + topic, timeout: .seconds(180))
+    }
+
+    /// The rows a subscriber keeps (highest rev per identity). Fails on an (identity, rev)
+    /// published twice with different numbers, unless `tolerateAborted` (the local broker shows
+    /// aborted transactions' rows) — then only final revisions are compared.
+    func upserts(_ topic: String, identity: ([String: Any]) -> String, tolerateAborted: Bool = false,
+                 file: StaticString = #filePath, line: UInt = #line) throws -> [String: [String: Any]] {
+        var best: [String: [String: Any]] = [:]
+        var byRev: [String: NSDictionary] = [:]
+        for r in try read(topic) {
+            let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.value)) as? [String: Any], file: file, line: line)
+            let id = identity(o)
+            let rev = try XCTUnwrap(o["rev"] as? Int, file: file, line: line)
+            var row = o
+            row["emitted_at"] = nil
+            let key = "\(id)#\(rev)"
+            if let prior = byRev[key], !tolerateAborted || o["final"] as? Bool == true {
+                XCTAssertEqual(prior, NSDictionary(dictionary: row), "\(key) published twice with different content", file: file, line: line)
+            }
+            byRev[key] = NSDictionary(dictionary: row)
+            if (best[id]?["rev"] as? Int ?? -1) < rev { best[id] = o }
+        }
+        return best
+    }
+}
+
+/// All records of `topic` (read_committed) up to an end marker written now to each partition:
+/// complete without waiting for silence; fails after `timeout`.
+func readTopicToEnd(brokers: String, topic: String, timeout: Duration) throws -> [(value: [UInt8], key: [UInt8]?)] {
+    let endKey = Array("strata-test-end".utf8)
+    let endValue = Array(UUID().uuidString.utf8)
+    let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: nil))
+    defer { consumer.close() }
+    let partitions = try consumer.partitionCount(topic: topic)
+    let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
+    let t = producer.topic(topic)
+    for p in 0..<partitions {
+        try endKey.withUnsafeBytes { k in try endValue.withUnsafeBytes { v in try producer.produce(to: t, partition: Int32(p), key: k, value: v) } }
+    }
+    try producer.flush()
+    try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
+    var out: [(value: [UInt8], key: [UInt8]?)] = []
+    var pending = Set(0..<Int32(partitions))
+    let deadline = ContinuousClock.now + timeout
+    while !pending.isEmpty {
+        guard ContinuousClock.now < deadline else {
+            throw NSError(domain: "strata.test", code: 1, userInfo: [NSLocalizedDescriptionKey:
+                "\(topic): \(pending.count) partitions not read to their end marker within \(timeout)"])
+        }
+        for m in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) where m.error == nil && pending.contains(m.partition) {
+            let key = m.key.map { Array($0) }
+            if key == endKey && Array(m.value) == endValue { pending.remove(m.partition); continue }
+            out.append((Array(m.value), key))
+        }
+    }
+    return out
+}
+
+/// A dimension store that records which content ids were asked of it (read back by the tests,
+/// independently of the cache's own counters).
+final class RecordingStore: DimensionStore, @unchecked Sendable {
+    let inner: any DimensionStore
+    private let asked = Mutex<[String]>([])
+    init(_ inner: any DimensionStore) { self.inner = inner }
+
+    var contentIdsAsked: [String] { asked.withLock { $0 } }
+
+    var description: String { "recording(\(inner))" }
+    func migrate() throws { try inner.migrate() }
+    func contents(_ ids: [String]) throws -> [String: ContentDim] {
+        asked.withLock { $0 += ids }
+        return try inner.contents(ids)
+    }
+    func users(_ ids: [String]) throws -> [String: UserDim] { try inner.users(ids) }
+    func upsert(contents: [ContentDim]) throws { try inner.upsert(contents: contents) }
+    func upsert(users: [UserDim]) throws { try inner.upsert(users: users) }
+    func deleteContents(_ ids: [String]) throws { try inner.deleteContents(ids) }
+    func deleteUsers(_ ids: [String]) throws { try inner.deleteUsers(ids) }
+    func forEachContentId(_ body: (String) throws -> Void) throws { try inner.forEachContentId(body) }
+    func forEachUserId(_ body: (String) throws -> Void) throws { try inner.forEachUserId(body) }
+    func contentCount() throws -> Int { try inner.contentCount() }
+    func userCount() throws -> Int { try inner.userCount() }
+    var queryCount: Int { inner.queryCount }
+}
+
+/// Raw events with out-of-order, very late and duplicate ones, unknown and invalid ids; and which
+/// `ods.raw` partition each goes to (seeded, so a failure can be replayed).
+func generateWorkload(events: Int, seed: UInt64, contents: Int, users: Int, eventsPerSecond: Double = 60,
+                      partitions: Int = 4) -> (lines: [[UInt8]], partitionOf: [Int32]) {
+    var w = EventWorkload()
+    w.seed = seed; w.contents = contents; w.users = users
+    w.eventsPerSecond = eventsPerSecond
+    w.lateShare = 0.01; w.outOfOrderShare = 0.08
+    w.duplicateShare = 0.03; w.unknownIdShare = 0.1; w.invalidIdShare = 0.01; w.malformedShare = 0.01
+    var g = EventGenerator(w)
+    var lines: [[UInt8]] = []
+    var line: [UInt8] = []
+    for _ in 0..<events { line.removeAll(keepingCapacity: true); _ = g.next(into: &line); lines.append(line) }
+    var rng = SeededRandom(seed: seed &+ 1)
+    return (lines, lines.indices.map { _ in Int32(rng.below(partitions)) })
+}
+
+/// What the pipeline must publish for an input, computed here from the contract alone: each
+/// `ods.raw` partition is read in offset order; an event is late when its partition's highest ts
+/// so far (itself included) minus the out-of-orderness is past its minute's end plus the allowed
+/// lateness; duplicates (same event_id in a cell) count once; unknown and malformed ids never count.
+struct PipelineTruth {
+    var dws: [String: [String: Int64]] = [:]
+    var dwm: [String: [String: Int64]] = [:]
+    var strategy: [String: String?] = [:]
+    /// The late events' bytes, with multiplicity.
+    var late: [String: Int] = [:]
+    var unknownContentIds = Set<String>()
+    var lateCount: Int { late.values.reduce(0, +) }
+
+    init(lines: [[UInt8]], partitionOf: [Int32], contents: Int, actions: [String],
+         outOfOrdernessMs: Int64 = 5_000, allowedLatenessMs: Int64 = 120_000) {
+        var running: [Int32: Int64] = [:]
+        var counted = Set<String>()
+        var winner: [String: (ts: Int64, id: [UInt8])] = [:]
+        for (i, l) in lines.enumerated() {
+            let p = partitionOf[i]
+            guard let o = try? JSONSerialization.jsonObject(with: Data(l)) as? [String: Any],
+                  let id = o["event_id"] as? String, (1...64).contains(id.utf8.count), let ts = o["ts"] as? Int64,
+                  let action = o["action"] as? String, let c = o["content_id"] as? String, let u = o["user_id"] as? String
+            else { continue }   // dead-lettered: no progress
+            running[p] = max(running[p] ?? .min, ts)
+            guard actions.contains(action),
+                  c.utf8.count == 9, c.hasPrefix("c"), c.dropFirst().allSatisfy({ ("0"..."9").contains($0) })
+            else { continue }   // dead-lettered or an invalid content id
+            guard let n = Int(c.dropFirst()), n < contents else { unknownContentIds.insert(c); continue }
+            let minute = ts - ts % 60_000
+            if running[p]! - outOfOrdernessMs > minute + 60_000 + allowedLatenessMs {
+                late[String(decoding: l, as: UTF8.self), default: 0] += 1
+                continue
+            }
+            let cell = "\(minute)|\(c)|\(u)"
+            guard counted.insert(cell + "|" + id).inserted else { continue }
+            let dur = action == "play" ? (o["duration_ms"] as? Int64 ?? 0) : 0
+            dwm[cell, default: [:]][action, default: 0] += 1
+            dwm[cell, default: [:]]["play_ms", default: 0] += dur
+            dwm[cell, default: [:]]["n", default: 0] += 1
+            let content = "\(minute)|\(c)"
+            dws[content, default: [:]][action, default: 0] += 1
+            dws[content, default: [:]]["play_ms", default: 0] += dur
+            dws[content, default: [:]]["n", default: 0] += 1
+            let idBytes = Array(id.utf8)
+            // The strategy of the event with the greatest (ts, event_id bytes).
+            if let w = winner[cell], !(ts > w.ts || (ts == w.ts && w.id.lexicographicallyPrecedes(idBytes))) { continue }
+            winner[cell] = (ts, idBytes)
+            strategy[cell] = .some(o["strategy"] as? String)
+        }
+        for cell in dwm.keys {
+            let p = cell.split(separator: "|")
+            dws["\(p[0])|\(p[1])", default: [:]]["uv", default: 0] += 1
+        }
+    }
+
+    /// The published rows and `ods.late` equal the truth: every identity, every column, final
+    /// flags and revs, the DWM strategy, and the late events with their multiplicity (or as a set
+    /// where aborted transactions are visible).
+    func assertMatches(_ sandbox: PipelineSandbox, lateAsSet: Bool = false, tolerateAborted: Bool = false,
+                       file: StaticString = #filePath, line: UInt = #line) throws {
+        let actions = sandbox.topology.actions
+        let dwsRows = try sandbox.upserts(Topology.dws, identity: { "\($0["minute"]!)|\($0["content_id"]!)" },
+                                          tolerateAborted: tolerateAborted, file: file, line: line)
+        let dwmRows = try sandbox.upserts(Topology.dwm, identity: { "\($0["minute"]!)|\($0["content_id"]!)|\($0["user_id"]!)" },
+                                          tolerateAborted: tolerateAborted, file: file, line: line)
+        XCTAssertEqual(Set(dws.keys).subtracting(dwsRows.keys).sorted().prefix(10), [], "DWS rows missing", file: file, line: line)
+        XCTAssertEqual(Set(dwsRows.keys).subtracting(dws.keys).sorted().prefix(10), [], "DWS rows not expected", file: file, line: line)
+        XCTAssertEqual(Set(dwm.keys).subtracting(dwmRows.keys).sorted().prefix(10), [], "DWM rows missing", file: file, line: line)
+        XCTAssertEqual(Set(dwmRows.keys).subtracting(dwm.keys).sorted().prefix(10), [], "DWM rows not expected", file: file, line: line)
+        var wrong: [String] = []
+        for (id, row) in dwsRows {
+            guard let want = dws[id] else { continue }
+            if row["final"] as? Bool != true { wrong.append("\(id) not final") }
+            if row["rev"] as? Int != Int(2 * want["n"]! + 1) { wrong.append("\(id) rev \(row["rev"] ?? "-") want \(2 * want["n"]! + 1)") }
+            for col in actions + ["play_ms", "uv"] where (row[col] as? Int).map(Int64.init) != want[col] ?? 0 {
+                wrong.append("\(id) \(col)=\(row[col] ?? "-") want \(want[col] ?? 0)")
+            }
+            if !(row["content"] is [String: Any]) { wrong.append("\(id) without content dimensions") }
+        }
+        for (id, row) in dwmRows {
+            guard let want = dwm[id] else { continue }
+            if row["final"] as? Bool != true { wrong.append("\(id) not final") }
+            if row["rev"] as? Int != Int(2 * want["n"]! + 1) { wrong.append("\(id) rev \(row["rev"] ?? "-") want \(2 * want["n"]! + 1)") }
+            for col in actions + ["play_ms"] where (row[col] as? Int).map(Int64.init) != want[col] ?? 0 {
+                wrong.append("\(id) \(col)=\(row[col] ?? "-") want \(want[col] ?? 0)")
+            }
+            if row["strategy"] as? String != strategy[id] ?? nil { wrong.append("\(id) strategy \(row["strategy"] ?? "nil") want \(String(describing: strategy[id]))") }
+            if !(row["user"] is [String: Any]) { wrong.append("\(id) without the user profile") }
+        }
+        XCTAssertEqual(wrong.count, 0, "rows differing from the truth (first 10): \(wrong.sorted().prefix(10))", file: file, line: line)
+        let rowsOfUnknown = dwsRows.values.filter { unknownContentIds.contains($0["content_id"] as? String ?? "") }.count
+            + dwmRows.values.filter { unknownContentIds.contains($0["content_id"] as? String ?? "") }.count
+        XCTAssertEqual(rowsOfUnknown, 0, "rows for content ids the store does not know", file: file, line: line)
+
+        var gotLate: [String: Int] = [:]
+        for r in try sandbox.read(Topology.late) { gotLate[String(decoding: r.value, as: UTF8.self), default: 0] += 1 }
+        if lateAsSet {
+            XCTAssertEqual(Set(gotLate.keys), Set(late.keys), "ods.late holds exactly the events late in their own partition", file: file, line: line)
+        } else {
+            XCTAssertEqual(gotLate.values.reduce(0, +), lateCount, "ods.late count", file: file, line: line)
+            XCTAssertEqual(gotLate, late, "ods.late holds exactly the events late in their own partition", file: file, line: line)
+        }
+    }
+}
