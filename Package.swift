@@ -58,7 +58,7 @@ let package = Package(
         // Helpers shared by test targets: real redis-server child processes, the strata binary.
         .target(name: "StrataTestSupport", path: "Tests/StrataTestSupport"),
         .testTarget(name: "StrataCoreTests", dependencies: ["StrataCore", "StrataGen", "StrataTestSupport"]),
-        .testTarget(name: "StrataKafkaTests", dependencies: ["StrataKafka"]),
+        .testTarget(name: "StrataKafkaTests", dependencies: ["StrataKafka", "StrataTestSupport"]),
         .testTarget(name: "StrataRedisTests", dependencies: ["StrataRedis", "StrataTestSupport"]),
         .testTarget(name: "StrataSplitTests", dependencies: ["StrataSplit", "StrataGen", "StrataKafka", "StrataCore", "strata", "StrataTestSupport"]),
         .testTarget(name: "StrataDimsTests", dependencies: ["StrataDims", "StrataGen", "StrataRedis", "StrataCore", "StrataTestSupport"]),

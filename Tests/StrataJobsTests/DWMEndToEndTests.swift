@@ -13,8 +13,13 @@ import XCTest
 /// ods.raw → split → micro-queues → dwm → dwm.content_user / dws.content on the real broker, Redis
 /// and a SQLite store, checked against a brute-force computation written here.
 final class DWMEndToEndTests: XCTestCase {
-    let brokers = ProcessInfo.processInfo.environment["STRATA_TEST_BROKERS"] ?? "127.0.0.1:9092"
-    let redisURL = ProcessInfo.processInfo.environment["STRATA_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379"
+    var brokers = ""
+    var redisURL = ""
+
+    override func setUpWithError() throws {
+        brokers = try TestEnvironment.brokers
+        redisURL = try TestEnvironment.redisURL
+    }
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     let topology = try! Topology.load(path: root.appendingPathComponent("topology/topology.yaml").path)
     let contents = 300, users = 3_000
@@ -66,8 +71,8 @@ final class DWMEndToEndTests: XCTestCase {
     func generate(events: Int, seed: UInt64) -> [[UInt8]] {
         var w = EventWorkload()
         w.seed = seed; w.contents = contents; w.users = users
-        w.eventsPerSecond = 300          // ~events/300 s of event time: several minute windows
-        w.lateShare = 0                  // lateness depends on arrival order; the engine tests cover it
+        w.eventsPerSecond = 300          // 12 000 events ≈ 40 s of event time: one or two minutes.
+        w.lateShare = 0                  // backlogs spanning many minutes, with late events: CatchUpEndToEndTests
         w.duplicateShare = 0.03; w.unknownIdShare = 0.02; w.invalidIdShare = 0.01; w.malformedShare = 0.01
         var g = EventGenerator(w)
         var lines: [[UInt8]] = []
@@ -131,25 +136,18 @@ final class DWMEndToEndTests: XCTestCase {
     /// Highest rev per identity, as a subscriber keeps it; and every (identity, rev) seen, to catch
     /// a revision published twice with different numbers.
     func readUpserts(_ env: Env, topic: String, finalOnly: Bool = false, identity: ([String: Any]) -> String) throws -> [String: [String: Any]] {
-        let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: nil))
-        let n = try consumer.partitionCount(topic: env.prefix + topic)
-        try consumer.assign((0..<n).map { TopicPartitionOffset(topic: env.prefix + topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
         var best: [String: [String: Any]] = [:]
         var byRev: [String: [String: Any]] = [:]
-        var last = Date()
-        while Date().timeIntervalSince(last) < 2 {
-            for m in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) where m.error == nil {
-                last = Date()
-                let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(m.value)) as? [String: Any])
-                let id = identity(o)
-                let rev = o["rev"] as! Int
-                var row = o; row["emitted_at"] = nil
-                if let prior = byRev["\(id)#\(rev)"], !finalOnly || (o["final"] as? Bool == true) {
-                    XCTAssertEqual(NSDictionary(dictionary: prior), NSDictionary(dictionary: row), "\(id) rev \(rev) published twice with different content")
-                }
-                byRev["\(id)#\(rev)"] = row
-                if (best[id]?["rev"] as? Int ?? -1) < rev { best[id] = o }
+        for m in try readTopicToEnd(brokers: brokers, topic: env.prefix + topic, timeout: .seconds(120)) {
+            let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(m.value)) as? [String: Any])
+            let id = identity(o)
+            let rev = try XCTUnwrap(o["rev"] as? Int)
+            var row = o; row["emitted_at"] = nil
+            if let prior = byRev["\(id)#\(rev)"], !finalOnly || (o["final"] as? Bool == true) {
+                XCTAssertEqual(NSDictionary(dictionary: prior), NSDictionary(dictionary: row), "\(id) rev \(rev) published twice with different content")
             }
+            byRev["\(id)#\(rev)"] = row
+            if (best[id]?["rev"] as? Int ?? -1) < rev { best[id] = o }
         }
         return best
     }
@@ -193,9 +191,10 @@ final class DWMEndToEndTests: XCTestCase {
         try assertMatches(env)
     }
 
-    /// SIGKILL the real `strata job dwm` process at random moments; the final rows equal the
-    /// independent computation (i.e. an uninterrupted run), and no final revision was published
-    /// twice with different numbers.
+    /// SIGKILL the real `strata job dwm` process three times, each after it committed in that life
+    /// plus a seeded random delay, while input remains; the final rows equal the independent
+    /// computation (i.e. an uninterrupted run), and no final revision was published twice with
+    /// different numbers.
     func testKilledDWMJobPublishesTheSameFinalRows() throws {
         let env = try prepare(events: 20_000, seed: 9)
         func launch(untilIdle: Int?) throws -> Process {
@@ -207,20 +206,37 @@ final class DWMEndToEndTests: XCTestCase {
                         "--early-interval-ms", "300", "--log-format", "json"]
             if let untilIdle { args += ["--until-idle", "\(untilIdle)"] }
             p.arguments = args
-            p.standardOutput = FileHandle.nullDevice
+            p.standardOutput = Pipe()
             p.standardError = FileHandle.nullDevice
             try p.run()
             return p
         }
-        for _ in 0..<3 {
+        let queues = topology.actions.map { env.prefix + Topology.microQueue(for: $0) }
+        let seed = UInt64.random(in: 1...UInt64.max)
+        print("kill moments seed: \(seed)")
+        var rng = SeededRandom(seed: seed)
+        var committed = 0
+        var killedAfterCommitting = 0
+        for round in 0..<3 {
             let p = try launch(untilIdle: nil)
-            Thread.sleep(forTimeInterval: Double.random(in: 4...8))
+            // A restarted job that finds nothing new commits nothing: then the input is done.
+            let progressed = try waitForCommitted(brokers: brokers, group: env.prefix + "dwm", topics: queues, partitions: 4,
+                                                  above: committed, process: p, timeout: .seconds(round == 0 ? 120 : 15))
+            if round == 0 { XCTAssertNotNil(progressed, "the first life committed before it was killed") }
+            Thread.sleep(forTimeInterval: Double(rng.below(400)) / 1_000)
+            if progressed != nil && p.isRunning { killedAfterCommitting += 1 }
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
+            XCTAssertEqual(p.terminationReason, .uncaughtSignal)
+            committed = try committedTotal(brokers: brokers, group: env.prefix + "dwm", topics: queues, partitions: 4)
+            if progressed == nil { break }
         }
+        XCTAssertGreaterThanOrEqual(killedAfterCommitting, 1, "a kill cut a running job between commits")
         let final = try launch(untilIdle: 3)
         final.waitUntilExit()
         XCTAssertEqual(final.terminationStatus, 0)
+        let summary = try JSONSerialization.jsonObject(with: (final.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
+        print("kills after a commit: \(killedAfterCommitting); final run: \(summary ?? [:])")
         try assertMatches(env, earlyRevisionsExact: false)
     }
 
@@ -235,7 +251,7 @@ final class DWMEndToEndTests: XCTestCase {
             group.enter()
             Thread { do { try j.value.run() } catch { errors.value.add("\(error)") }; group.leave() }.start()
         }
-        group.wait()
+        XCTAssertEqual(group.wait(timeout: .now() + 300), .success, "both instances went idle within 5 minutes")
         XCTAssertEqual(errors.value.count, 0, "\(errors.value)")
         XCTAssertGreaterThan(a.stats.accounting.consumed, 0, "instance a got partitions")
         XCTAssertGreaterThan(b.stats.accounting.consumed, 0, "instance b got partitions")

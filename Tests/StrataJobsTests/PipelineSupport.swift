@@ -17,8 +17,8 @@ struct PipelineSandbox {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static var topologyPath: String { root.appendingPathComponent("topology/topology.yaml").path }
 
-    let brokers = PipelineSandbox.env("STRATA_TEST_BROKERS")
-    let redisURL = PipelineSandbox.env("STRATA_TEST_REDIS_URL")
+    let brokers: String
+    let redisURL: String
     let prefix = "p\(UUID().uuidString.prefix(8).lowercased())."
     let topology: Topology
     let storePath: String
@@ -26,14 +26,9 @@ struct PipelineSandbox {
     let users: Int
     let store: RecordingStore
 
-    static func env(_ name: String) -> String {
-        guard let v = ProcessInfo.processInfo.environment[name], !v.isEmpty else {
-            fatalError("\(name) is not set: run the tests with deploy/local/test (it starts the test stack)")
-        }
-        return v
-    }
-
     init(contents: Int = 500, users: Int = 5_000, seed: UInt64) throws {
+        brokers = try TestEnvironment.brokers
+        redisURL = try TestEnvironment.redisURL
         topology = try Topology.load(path: Self.topologyPath)
         self.contents = contents
         self.users = users
@@ -147,6 +142,30 @@ struct PipelineSandbox {
         }
         return best
     }
+}
+
+/// Sum of `group`'s committed offsets over `topics` (partitions 0..<partitions): what a job has
+/// committed, read through a consumer that never joins the group.
+func committedTotal(brokers: String, group: String, topics: [String], partitions: Int) throws -> Int {
+    let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: group))
+    defer { consumer.close() }
+    let offsets = try consumer.committed(topics.flatMap { t in
+        (0..<partitions).map { TopicPartitionOffset(topic: t, partition: Int32($0), offset: TopicPartitionOffset.invalid) }
+    })
+    return offsets.reduce(0) { $0 + max(0, Int($1.offset)) }
+}
+
+/// Waits (bounded) until `group` has committed more than `above` over `topics`; the new total, or
+/// nil when `process` exited or the deadline passed first.
+func waitForCommitted(brokers: String, group: String, topics: [String], partitions: Int, above: Int,
+                      process: Process, timeout: Duration = .seconds(120)) throws -> Int? {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline && process.isRunning {
+        let n = try committedTotal(brokers: brokers, group: group, topics: topics, partitions: partitions)
+        if n > above { return n }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    return nil
 }
 
 /// All records of `topic` (read_committed) up to an end marker written now to each partition:

@@ -8,14 +8,20 @@ import StrataKafka
 import StrataQuery
 import StrataRedis
 import StrataSplit
+import StrataTestSupport
 import XCTest
 
 /// The four seed questions (sql/queries/seed1…seed4) end to end on the local stack: generated
 /// dimensions and events → ods.raw → split → dwm job → dwm.content_user / dws.content → the query
 /// engine, checked window by window against answers computed here from the generated events.
 final class SeedQueriesEndToEndTests: XCTestCase {
-    let brokers = ProcessInfo.processInfo.environment["STRATA_TEST_BROKERS"] ?? "127.0.0.1:9092"
-    let redisURL = ProcessInfo.processInfo.environment["STRATA_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379"
+    var brokers = ""
+    var redisURL = ""
+
+    override func setUpWithError() throws {
+        brokers = try TestEnvironment.brokers
+        redisURL = try TestEnvironment.redisURL
+    }
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     let topology = try! Topology.load(path: root.appendingPathComponent("topology/topology.yaml").path)
     let contents = 300, users = 3_000

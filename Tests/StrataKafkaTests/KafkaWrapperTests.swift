@@ -1,24 +1,14 @@
 import CRdKafka
 import Foundation
+import StrataTestSupport
 import XCTest
 @testable import StrataKafka
 
-/// STRATA_TEST_BROKERS, required (no fallback to the demo stack's 9092). This target does not
-/// depend on StrataTestSupport, whose `TestEnvironment.brokers` does the same.
-struct BrokersUnset: Error, CustomStringConvertible {
-    var description: String {
-        "STRATA_TEST_BROKERS is not set: run the tests with deploy/local/test, or start a stack and export "
-            + "STRATA_TEST_BROKERS=127.0.0.1:<broker port>. There is no fallback to the demo stack's 9092."
-    }
-}
-
 /// Round trips against the real broker the test command starts (STRATA_TEST_BROKERS).
 final class KafkaWrapperTests: XCTestCase {
+    /// STRATA_TEST_BROKERS, required: no fallback to the demo stack's 9092.
     var brokers: String {
-        get throws {
-            guard let b = ProcessInfo.processInfo.environment["STRATA_TEST_BROKERS"], !b.isEmpty else { throw BrokersUnset() }
-            return b
-        }
+        get throws { try TestEnvironment.brokers }
     }
 
     func uniqueTopic(_ prefix: String) -> String { "test.\(prefix).\(UUID().uuidString.prefix(8))" }

@@ -7,7 +7,7 @@ import XCTest
 
 /// An isolated corner of the shared test broker: every topic of the topology under a unique prefix.
 struct SplitSandbox {
-    let brokers = testBrokers()
+    let brokers: String
     let prefix = "t\(UUID().uuidString.prefix(8).lowercased())."
     let topology: Topology
     let partitions: Int
@@ -18,6 +18,7 @@ struct SplitSandbox {
     static var topologyPath: String { packageRoot.appendingPathComponent("topology/topology.yaml").path }
 
     init(partitions: Int = 4) throws {
+        brokers = try TestEnvironment.brokers
         topology = try Topology.load(path: Self.topologyPath)
         self.partitions = partitions
         let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": brokers]))
@@ -54,6 +55,19 @@ struct SplitSandbox {
     func readAll(_ topic: String, includeMarkers: Bool = false, timeout: Duration = .seconds(120)) throws -> [Record] {
         try readToEnd(brokers: brokers, topic: prefix + topic, partitions: partitions, timeout: timeout)
             .filter { includeMarkers || !$0.isMarker }
+    }
+
+    /// A reader of `group`'s committed offsets (it never joins the group).
+    func offsetReader(group: String) throws -> KafkaConsumer {
+        try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: group))
+    }
+
+    /// Sum of the group's committed offsets on ods.raw (records the split has committed).
+    func committedTotal(_ consumer: KafkaConsumer) throws -> Int {
+        let offsets = try consumer.committed((0..<partitions).map {
+            TopicPartitionOffset(topic: prefix + Topology.raw, partition: Int32($0), offset: TopicPartitionOffset.invalid)
+        })
+        return offsets.reduce(0) { $0 + max(0, Int($1.offset)) }
     }
 
     /// Every micro-queue's events (markers left out), by action.
@@ -116,11 +130,3 @@ func generate(_ n: Int, seed: UInt64 = 7, shares: (EventWorkload) -> EventWorklo
 }
 
 var strataBinary: String { StrataTestSupport.strataBinary(packageRoot: SplitSandbox.packageRoot) }
-
-/// The test stack's broker (the test command exports it); never the demo stack's port.
-func testBrokers() -> String {
-    guard let b = ProcessInfo.processInfo.environment["STRATA_TEST_BROKERS"], !b.isEmpty else {
-        fatalError("STRATA_TEST_BROKERS is not set: run the tests with deploy/local/test (it starts the test stack)")
-    }
-    return b
-}
