@@ -8,7 +8,7 @@ import StrataDWM
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks, each beside its baseline in the same run.", subcommands: [Split.self, DWM.self, Enrich.self, Pipeline.self, QueryBench.self])
+        commandName: "bench", abstract: "Benchmarks, each beside its baseline in the same run.", subcommands: [Split.self, DWM.self, Enrich.self, Pipeline.self, CatchUp.self, QueryBench.self])
 
     struct DWM: ParsableCommand {
         static let configuration = CommandConfiguration(

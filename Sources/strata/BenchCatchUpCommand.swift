@@ -1,0 +1,216 @@
+import ArgumentParser
+import Foundation
+import StrataCore
+import StrataDims
+import StrataGen
+import StrataKafka
+
+extension BenchCommand {
+    /// Catching up on a backlog, checked for exactness: the case where read speed used to change
+    /// the numbers.
+    struct CatchUp: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "catch-up",
+            abstract: "End-to-end events/s of `strata run` over a pre-loaded backlog, with the published DWS rows and ods.late checked against the input's own truth.",
+            discussion: """
+            Generates N reference events (out-of-order, very late and duplicate ones, unknown and invalid ids) spanning --event-minutes of event time, writes them unkeyed to a 4-partition ods.raw under a fresh prefix (line i to a seeded random partition, as many producers do), then starts `strata run --until-idle 10` on the backlog and samples its CPU and peak RSS. Afterwards it reads dws.content and ods.late to their ends and compares them with a computation from the input alone: each ods.raw partition in offset order, an event late when its partition's highest ts so far − out-of-orderness is past its minute's end + allowed lateness.
+
+            Prints JSON lines: throughput (events / (wall time − the 13 s of idle waiting at the end)), Strata CPU-seconds per event, peak RSS, and exactness (DWS rows missing, extra, differing; late events expected and published). --run-binary runs another strata build on the same input (e.g. an earlier release), for a before/after in one run. Build with -c release.
+
+            Examples:
+              strata bench catch-up --events 2000000
+              strata bench catch-up --events 300000 --event-minutes 10 --run-binary /tmp/strata-old
+            """)
+
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Events in the backlog.") var events = 2_000_000
+        @Option(help: "Minutes of event time the backlog spans.") var eventMinutes = 20
+        @Option(help: "Distinct contents.") var contents = 10_000
+        @Option(help: "Distinct users.") var users = 100_000
+        @Option(help: "Seed of the workload and of the partition choice.") var seed: UInt64 = 42
+        @Option(help: "The strata binary to run (default: this one).") var runBinary: String?
+
+        func run() throws {
+            let config = try global.resolve()
+            let topology = try global.loadTopology(config)
+            Shutdown.install()
+            let prefix = "bench-\(UUID().uuidString.prefix(8))."
+            let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": config.brokers]).merging(config.kafka))
+            for (name, e) in try admin.createTopics(topology.topics.map { NewTopic(name: prefix + $0.name, partitions: $0.partitions) }) {
+                if let e { throw ValidationError("cannot create \(name): \(e)") }
+            }
+            let raw = try partitions(of: Topology.raw, in: topology)
+            let storePath = NSTemporaryDirectory() + "strata-bench-catchup-\(prefix)db"
+            defer { try? FileManager.default.removeItem(atPath: storePath) }
+            try loadDimensions(storePath: storePath)
+
+            var w = EventWorkload()
+            w.seed = seed; w.contents = contents; w.users = users
+            w.eventsPerSecond = Double(events) / Double(eventMinutes * 60)
+            var gen = EventGenerator(w)
+            var rng = SplitMix(seed: seed &+ 1)
+            var truth = CatchUpTruth(contents: contents, actions: topology.actions)
+            let producer = try KafkaProducer(config: config.producerConfig(clientId: "strata-bench-catchup"))
+            let rawTopic = producer.topic(prefix + Topology.raw)
+            var line: [UInt8] = []
+            var progress = Progress()
+            for i in 0..<events {
+                line.removeAll(keepingCapacity: true)
+                _ = gen.next(into: &line)
+                let p = Int32(rng.next() % UInt64(raw))
+                truth.add(line, partition: p)
+                try line.withUnsafeBytes { try producer.produce(to: rawTopic, partition: p, key: nil, value: $0, copy: true) }
+                if i % 10_000 == 0 { producer.poll(); progress.update("backlog: \(i)/\(events) events written") }
+            }
+            try producer.flush(timeoutMs: 300_000)
+            progress.finish()
+
+            let child = try startRun(config: config, prefix: prefix, storePath: storePath)
+            let sampler = ProcessSampler(pid: child.processIdentifier)
+            let started = ContinuousClock.now
+            stderrLine("strata run (pid \(child.processIdentifier)) catching up on \(events) events")
+            child.waitUntilExit()
+            let elapsed = (ContinuousClock.now - started).seconds
+            sampler.stop()
+            if child.terminationStatus != 0 { throw ValidationError("strata run exited with \(child.terminationStatus)") }
+
+            let dws = try readToEnd(config: config, topic: prefix + Topology.dws)
+            let late = try readToEnd(config: config, topic: prefix + Topology.late)
+            let check = truth.compare(dws: dws, late: late)
+            let work = max(elapsed - 13, 0.001)
+            print("{\"bench\":\"catch-up\",\"events\":\(events),\"event_minutes\":\(eventMinutes),\"partitions\":\(raw),\"binary\":\"\(runBinary ?? "self")\"}")
+            print("{\"bench\":\"catch-up.speed\",\"wall_s\":\(fmt(elapsed)),\"work_s\":\(fmt(work)),\"events_per_s\":\(Int(Double(events) / work)),"
+                  + "\"strata_cpu_s\":\(fmt(sampler.cpuSeconds)),\"strata_cpu_us_per_event\":\(fmt(sampler.cpuSeconds * 1e6 / Double(events))),"
+                  + "\"peak_rss_mb\":\(sampler.peakRSSKiB / 1024)}")
+            print("{\"bench\":\"catch-up.exactness\",\"dws_rows_expected\":\(truth.dwsRows),\"dws_rows_missing\":\(check.missing),"
+                  + "\"dws_rows_extra\":\(check.extra),\"dws_rows_differing\":\(check.differing),\"late_expected\":\(truth.lateCount),"
+                  + "\"late_published\":\(late.count),\"late_not_expected\":\(check.lateNotExpected),\"exact\":\(check.exact)}")
+        }
+
+        private func fmt(_ x: Double) -> String { String(format: "%.2f", x) }
+
+        private func partitions(of name: String, in topology: Topology) throws -> Int {
+            guard let t = topology.topic(named: name) else { throw ValidationError("topology has no \(name)") }
+            return t.partitions
+        }
+
+        private func loadDimensions(storePath: String) throws {
+            let store = try DimensionStoreFactory.open("sqlite:" + storePath)
+            try store.migrate()
+            let gen = DimensionGenerator(contents: contents, users: users, seed: 11)
+            try store.upsert(contents: gen.allContents())
+            for start in stride(from: 0, to: users, by: 20_000) {
+                try store.upsert(users: (start..<min(start + 20_000, users)).map(gen.user))
+            }
+        }
+
+        private func startRun(config: StrataConfig, prefix: String, storePath: String) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try runBinary ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            var args = ["run", "--topic-prefix", prefix, "--brokers", config.brokers, "--redis", config.redisURL,
+                        "--store", "sqlite:" + storePath, "--until-idle", "10", "--log-format", "json"]
+            if let t = config.topologyPath { args += ["--topology", t] }
+            for (k, v) in config.kafka { args += ["-X", "\(k)=\(v)"] }
+            p.arguments = args
+            p.standardOutput = FileHandle.nullDevice
+            let log = NSTemporaryDirectory() + "strata-bench-catchup-\(prefix)log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            stderrLine("strata run logs: \(log)")
+            try p.run()
+            return p
+        }
+
+        /// Every record of `topic` up to an end marker written now to each partition.
+        private func readToEnd(config: StrataConfig, topic: String) throws -> [[UInt8]] {
+            let endKey = Array("strata-bench-end".utf8), endValue = Array(UUID().uuidString.utf8)
+            let consumer = try KafkaConsumer(config: config.consumerConfig(groupId: nil, clientId: "strata-bench-catchup"))
+            defer { consumer.close() }
+            let n = try consumer.partitionCount(topic: topic)
+            let producer = try KafkaProducer(config: config.producerConfig(clientId: "strata-bench-catchup-end"))
+            let t = producer.topic(topic)
+            for p in 0..<n {
+                try endKey.withUnsafeBytes { k in try endValue.withUnsafeBytes { v in try producer.produce(to: t, partition: Int32(p), key: k, value: v) } }
+            }
+            try producer.flush()
+            try consumer.assign((0..<n).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
+            var out: [[UInt8]] = []
+            var pending = Set(0..<Int32(n))
+            let deadline = ContinuousClock.now + .seconds(600)
+            while !pending.isEmpty && ContinuousClock.now < deadline {
+                for m in try consumer.poll(maxMessages: 10_000, timeoutMs: 100) where m.error == nil && pending.contains(m.partition) {
+                    if m.key.map({ Array($0) }) == endKey && Array(m.value) == endValue { pending.remove(m.partition) } else { out.append(Array(m.value)) }
+                }
+            }
+            if !pending.isEmpty { throw ValidationError("\(topic) not read to its end in 10 minutes") }
+            return out
+        }
+    }
+}
+
+/// SplitMix64, for the partition choice.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// The DWS rows and late events a backlog must produce, from the contract alone (Foundation's
+/// JSON, not Strata's scanner): per ods.raw partition in offset order, late when the partition's
+/// highest ts so far − 5 s is past the minute's end + 120 s; duplicates by event_id per cell.
+struct CatchUpTruth {
+    let contents: Int
+    let actions: [String]
+    private var running: [Int32: Int64] = [:]
+    private var counted = Set<String>()
+    private var dws: [String: [Int64]] = [:]        // minute|content → per action, then play_ms, then uv
+    private var cells = Set<String>()
+    private(set) var late: [[UInt8]: Int] = [:]
+    var lateCount: Int { late.values.reduce(0, +) }
+    var dwsRows: Int { dws.count }
+
+    init(contents: Int, actions: [String]) { self.contents = contents; self.actions = actions }
+
+    mutating func add(_ l: [UInt8], partition p: Int32) {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(l)) as? [String: Any],
+              let id = o["event_id"] as? String, (1...64).contains(id.utf8.count), let ts = o["ts"] as? Int64,
+              let action = o["action"] as? String, let c = o["content_id"] as? String, let u = o["user_id"] as? String else { return }
+        running[p] = max(running[p] ?? .min, ts)
+        guard let a = actions.firstIndex(of: action), c.utf8.count == 9, c.hasPrefix("c"),
+              let n = Int(c.dropFirst()), c.dropFirst().allSatisfy({ ("0"..."9").contains($0) }), n < contents else { return }
+        let minute = ts - ts % 60_000
+        if running[p]! - 5_000 > minute + 60_000 + 120_000 { late[l, default: 0] += 1; return }
+        let cell = "\(minute)|\(c)|\(u)"
+        guard counted.insert(cell + "|" + id).inserted else { return }
+        let key = "\(minute)|\(c)"
+        var row = dws[key] ?? [Int64](repeating: 0, count: actions.count + 2)
+        row[a] += 1
+        if action == "play" { row[actions.count] += o["duration_ms"] as? Int64 ?? 0 }
+        if cells.insert(cell).inserted { row[actions.count + 1] += 1 }
+        dws[key] = row
+    }
+
+    func compare(dws published: [[UInt8]], late publishedLate: [[UInt8]]) -> (missing: Int, extra: Int, differing: Int, lateNotExpected: Int, exact: Bool) {
+        var best: [String: (rev: Int, row: [Int64])] = [:]
+        for v in published {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(v)) as? [String: Any],
+                  let minute = o["minute"] as? Int64, let c = o["content_id"] as? String, let rev = o["rev"] as? Int else { continue }
+            let key = "\(minute)|\(c)"
+            if (best[key]?.rev ?? -1) >= rev { continue }
+            best[key] = (rev, actions.map { Int64(o[$0] as? Int ?? -1) } + [Int64(o["play_ms"] as? Int ?? -1), Int64(o["uv"] as? Int ?? -1)])
+        }
+        let missing = dws.keys.filter { best[$0] == nil }.count
+        let extra = best.keys.filter { dws[$0] == nil }.count
+        let differing = dws.filter { k, row in best[k].map { $0.row != row } ?? false }.count
+        var got: [[UInt8]: Int] = [:]
+        for l in publishedLate { got[l, default: 0] += 1 }
+        let lateNotExpected = got.filter { late[$0.key] == nil }.values.reduce(0, +)
+        return (missing, extra, differing, lateNotExpected, missing == 0 && extra == 0 && differing == 0 && got == late)
+    }
+}
