@@ -14,6 +14,8 @@ final class ClientState: Sendable {
     let fatalError = Mutex<KafkaError?>(nil)
     /// Rebalance handling (consumer); set before the client starts, then only read.
     let rebalance = Mutex<(@Sendable (RebalanceEvent) -> Void)?>(nil)
+    /// The group uses incremental (cooperative) rebalancing; fixed by the configuration.
+    let cooperative = Atomic<Bool>(false)
 
     init(logger: Logger) { self.logger = logger }
 

@@ -29,6 +29,10 @@ public final class KafkaConsumer {
             if grouped { rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback) }
         }
         client.state.rebalance.withLock { $0 = onRebalance }
+        // Decided from the configuration once: asking librdkafka (rd_kafka_rebalance_protocol) from
+        // inside the rebalance callback deadlocks when the callback runs within consumer_close.
+        let strategy = config["partition.assignment.strategy"] ?? ""
+        client.state.cooperative.store(strategy.contains("cooperative"), ordering: .relaxed)
         // Route logs, errors and rebalances through the consumer queue that `poll` serves.
         rd_kafka_poll_set_consumer(client.handle)
         queue = rd_kafka_queue_get_consumer(client.handle)
@@ -221,7 +225,7 @@ private let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err
     let state = ClientState.from(opaque)
     let handler = state?.rebalance.withLock { $0 }
     let list = [TopicPartitionOffset](native: partitions)
-    let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+    let cooperative = state?.cooperative.load(ordering: .relaxed) ?? false
     switch err {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
         let e: OpaquePointer?

@@ -16,7 +16,8 @@ struct RawProgress {
         var idle = false
     }
 
-    private(set) var partitions: [Int32: Partition] = [:]
+    /// Indexed by partition number (a handful to a few hundred): no hashing per record.
+    private var slots: [Partition?] = []
     /// Partition count of ods.raw (markers tell readers how many partitions to wait for).
     let rawPartitionCount: Int
     /// Progress or idleness changed since the last marker.
@@ -24,9 +25,17 @@ struct RawProgress {
 
     init(rawPartitionCount: Int) { self.rawPartitionCount = rawPartitionCount }
 
+    /// The owned partitions and their progress.
+    var partitions: [Int32: Partition] {
+        var out: [Int32: Partition] = [:]
+        for (i, p) in slots.enumerated() { if let p { out[Int32(i)] = p } }
+        return out
+    }
+
     /// Replaces the owned partitions (after a rebalance) with their checkpointed progress.
     mutating func reset(to owned: [Int32: Int64], now: ContinuousClock.Instant) {
-        partitions = owned.mapValues { Partition(maxTs: $0, lastRecordAt: now) }
+        slots = [Partition?](repeating: nil, count: max(rawPartitionCount, Int(owned.keys.max() ?? -1) + 1))
+        for (p, maxTs) in owned { slots[Int(p)] = Partition(maxTs: maxTs, lastRecordAt: now) }
         changedSinceMarker = true
     }
 
@@ -34,20 +43,20 @@ struct RawProgress {
     /// partition's max ts including it: the record's stamp.
     @inline(__always)
     mutating func note(partition: Int32, ts: Int64?, now: ContinuousClock.Instant) -> Int64 {
-        var p = partitions[partition] ?? Partition(lastRecordAt: now)
-        p.lastRecordAt = now
-        if p.idle { p.idle = false; changedSinceMarker = true }
-        if let ts, ts <= SourceProgress.maxTs, ts > p.maxTs { p.maxTs = ts; changedSinceMarker = true }
-        partitions[partition] = p
-        return p.maxTs
+        let i = Int(partition)
+        if i >= slots.count { slots += [Partition?](repeating: nil, count: i + 1 - slots.count) }
+        if slots[i] == nil { slots[i] = Partition(lastRecordAt: now) }
+        slots[i]!.lastRecordAt = now
+        if slots[i]!.idle { slots[i]!.idle = false; changedSinceMarker = true }
+        if let ts, ts <= SourceProgress.maxTs, ts > slots[i]!.maxTs { slots[i]!.maxTs = ts; changedSinceMarker = true }
+        return slots[i]!.maxTs
     }
 
     /// Flags partitions without records for `timeout` as idle; true when a flag changed.
     mutating func updateIdle(now: ContinuousClock.Instant, timeout: Duration) -> Bool {
         var changed = false
-        for (k, var p) in partitions where !p.idle && now - p.lastRecordAt >= timeout {
-            p.idle = true
-            partitions[k] = p
+        for i in slots.indices where slots[i].map({ !$0.idle && now - $0.lastRecordAt >= timeout }) ?? false {
+            slots[i]!.idle = true
             changed = true
         }
         if changed { changedSinceMarker = true }
@@ -57,10 +66,16 @@ struct RawProgress {
     mutating func markerSent() { changedSinceMarker = false }
 
     var marker: SourceProgress.Marker {
-        SourceProgress.Marker(rawPartitions: rawPartitionCount, progress: partitions.keys.sorted().map {
-            SourceProgress.PartitionProgress(partition: $0, maxTs: partitions[$0]!.maxTs, idle: partitions[$0]!.idle)
+        SourceProgress.Marker(rawPartitions: rawPartitionCount, progress: slots.indices.compactMap { i in
+            slots[i].map { SourceProgress.PartitionProgress(partition: Int32(i), maxTs: $0.maxTs, idle: $0.idle) }
         })
     }
+
+    func maxTs(of partition: Int32) -> Int64? {
+        Int(partition) < slots.count ? slots[Int(partition)]?.maxTs : nil
+    }
+
+    var isEmpty: Bool { !slots.contains { $0 != nil } }
 }
 
 /// One checkpoint of `split.checkpoint`: key `<group>|<partition>`, value `<next offset>|<max ts>`.

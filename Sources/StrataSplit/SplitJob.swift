@@ -150,7 +150,7 @@ public final class SplitJob {
 
     /// One transaction holding only watermark markers (the input paused or a partition turned idle).
     private func sendMarkers(producer: KafkaProducer, out: Outputs) throws {
-        guard !progress.partitions.isEmpty else { return }
+        guard !progress.isEmpty else { return }
         do {
             try producer.beginTransaction()
             try produceMarkers(producer: producer, out: out)
@@ -209,7 +209,7 @@ public final class SplitJob {
             let next = nextOffsets(records)
             if out.copyTarget == nil {
                 for tp in next {
-                    let c = SplitCheckpoint(partition: tp.partition, nextOffset: tp.offset, maxTs: progress.partitions[tp.partition]?.maxTs ?? .min)
+                    let c = SplitCheckpoint(partition: tp.partition, nextOffset: tp.offset, maxTs: progress.maxTs(of: tp.partition) ?? .min)
                     try producer.produce(topic: out.checkpoint.name, key: c.key(group: options.groupId), value: c.value)
                 }
             }
@@ -235,6 +235,9 @@ public final class SplitJob {
         let stampBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SourceProgress.Stamp.size, alignment: 8)
         defer { stampBuffer.deallocate() }
         let stampView = UnsafeRawBufferPointer(stampBuffer)
+        // A local copy: no exclusivity check on the job's stored property per record.
+        var progress = self.progress
+        defer { self.progress = progress }
         for m in records {
             let value = m.value
             s.consumed += 1

@@ -196,6 +196,47 @@ final class KafkaWrapperTests: XCTestCase {
         XCTAssertEqual(try highWatermark(topic), 17, "10 aborted records, the abort marker, 5 committed records, the commit marker")
     }
 
+    /// Two members for one partition: one gets an empty assignment, and closing each (which runs
+    /// the rebalance callback inside consumer_close) returns. The wrapper once asked librdkafka for
+    /// the rebalance protocol from that callback, which deadlocked a dwm member closing during
+    /// group churn (seen with five members joining at once); this case covers the close path,
+    /// though it did not reproduce that timing.
+    func testMembersWithAndWithoutPartitionsCloseWithoutHanging() throws {
+        let topic = uniqueTopic("emptyassign")
+        try createTopic(topic, partitions: 1)
+        let group = "test-group-\(UUID().uuidString.prefix(8))"
+        final class Seen: @unchecked Sendable {
+            let lock = NSLock()
+            var assignments: [Int: [Int]] = [:]
+            func add(_ member: Int, _ n: Int) { lock.lock(); assignments[member, default: []].append(n); lock.unlock() }
+            func snapshot() -> [Int: [Int]] { lock.lock(); defer { lock.unlock() }; return assignments }
+        }
+        let seen = Seen()
+        let members = try (0..<2).map { i in
+            try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: group)) { ev in
+                if case .assigned(let p) = ev { seen.add(i, p.count) }
+            }
+        }
+        for m in members { try m.subscribe([topic]) }
+        // Both members joined the same generation: their latest assignments cover the one partition.
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            for m in members { _ = try m.poll(maxMessages: 10, timeoutMs: 100) }
+            let s = seen.snapshot()
+            if s.count == 2, let a = s[0]?.last, let b = s[1]?.last, a + b == 1 { break }
+        }
+        let s = seen.snapshot()
+        XCTAssertEqual(s.count, 2, "both members got an assignment: \(s)")
+        XCTAssertEqual(Set([s[0]?.last ?? -1, s[1]?.last ?? -1]), [0, 1], "one member has the partition, the other none: \(s)")
+        let closed = DispatchSemaphore(value: 0)
+        let box = UncheckedSendable(members)
+        Thread {
+            for m in box.value { m.close() }
+            closed.signal()
+        }.start()
+        XCTAssertEqual(closed.wait(timeout: .now() + 60), .success, "closing both members returned")
+    }
+
     func testConsumerGroupCommitsAndResumes() throws {
         let topic = uniqueTopic("group")
         try createTopic(topic, partitions: 2)
