@@ -116,7 +116,7 @@ struct PipelineSandbox {
     }
 
     /// All records of an output topic up to an end marker written now to each partition.
-    func read(_ topic: String) throws -> [(value: [UInt8], key: [UInt8]?)] {
+    func read(_ topic: String) throws -> [(value: [UInt8], key: [UInt8]?, partition: Int32)] {
         try readTopicToEnd(brokers: brokers, topic: prefix + topic, timeout: .seconds(180))
     }
 
@@ -170,7 +170,7 @@ func waitForCommitted(brokers: String, group: String, topics: [String], partitio
 
 /// All records of `topic` (read_committed) up to an end marker written now to each partition:
 /// complete without waiting for silence; fails after `timeout`.
-func readTopicToEnd(brokers: String, topic: String, timeout: Duration) throws -> [(value: [UInt8], key: [UInt8]?)] {
+func readTopicToEnd(brokers: String, topic: String, timeout: Duration) throws -> [(value: [UInt8], key: [UInt8]?, partition: Int32)] {
     let endKey = Array("strata-test-end".utf8)
     let endValue = Array(UUID().uuidString.utf8)
     let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: nil))
@@ -183,7 +183,7 @@ func readTopicToEnd(brokers: String, topic: String, timeout: Duration) throws ->
     }
     try producer.flush()
     try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
-    var out: [(value: [UInt8], key: [UInt8]?)] = []
+    var out: [(value: [UInt8], key: [UInt8]?, partition: Int32)] = []
     var pending = Set(0..<Int32(partitions))
     let deadline = ContinuousClock.now + timeout
     while !pending.isEmpty {
@@ -194,7 +194,7 @@ func readTopicToEnd(brokers: String, topic: String, timeout: Duration) throws ->
         for m in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) where m.error == nil && pending.contains(m.partition) {
             let key = m.key.map { Array($0) }
             if key == endKey && Array(m.value) == endValue { pending.remove(m.partition); continue }
-            out.append((Array(m.value), key))
+            out.append((Array(m.value), key, m.partition))
         }
     }
     return out
