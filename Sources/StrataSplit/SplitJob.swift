@@ -34,6 +34,10 @@ public final class SplitJob {
         /// At most one round of watermark markers per this interval while records keep coming
         /// (markers also go out whenever the input pauses or a partition turns idle).
         public var markerInterval: Duration = .seconds(1)
+        /// Event-time alignment: an owned ods.raw partition this far (ms) ahead of the slowest one
+        /// that still has input is paused until it catches up, which bounds the windows the dwm
+        /// job holds open while catching up. nil: read every partition as fast as it comes.
+        public var alignMs: Int64? = 60_000
         public init(brokers: String) { self.brokers = brokers }
     }
 
@@ -65,8 +69,11 @@ public final class SplitJob {
             .merging(options.kafka)
         // The prefix keeps isolated runs on one broker from fencing each other.
         pcfg.transactionalId = "\(options.topicPrefix)strata-split-\(options.instanceId)"
-        let ccfg = KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId,
-                                        clientId: "strata-split-\(options.instanceId)").merging(options.kafka)
+        var ccfg = KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId,
+                                        clientId: "strata-split-\(options.instanceId)")
+        // End-of-partition events tell alignment which partitions have nothing more to deliver.
+        ccfg["enable.partition.eof"] = "true"
+        ccfg = ccfg.merging(options.kafka)
         let producer = try KafkaProducer(config: pcfg, logger: logger)
         // The idle clock runs only while partitions are assigned: joining a group takes seconds.
         let assignment = AssignmentTracker()
@@ -92,13 +99,18 @@ public final class SplitJob {
                 lastInput = changed
                 try loadProgress(consumer: consumer)
             }
-            let records = batch.filter { m in
+            var records: [KafkaMessage] = []
+            records.reserveCapacity(batch.count)
+            for m in batch {
                 if let e = m.error {
-                    if e.code != RD_KAFKA_RESP_ERR__PARTITION_EOF.rawValue { logger.warning("consumer event", metadata: ["error": "\(e)"]) }
-                    return false
+                    if e.code == RD_KAFKA_RESP_ERR__PARTITION_EOF.rawValue { progress.noteEnd(partition: m.partition) } else {
+                        logger.warning("consumer event", metadata: ["error": "\(e)"])
+                    }
+                    continue
                 }
-                return true
+                records.append(m)
             }
+            defer { if let ahead = options.alignMs, copyTarget == nil { align(consumer: consumer, aheadMs: ahead) } }
             let idleChanged = progress.updateIdle(now: .now, timeout: options.idleSourceTimeout)
             if records.isEmpty {
                 // Input paused (caught up) or a partition turned idle: tell the readers where we stand.
@@ -134,6 +146,8 @@ public final class SplitJob {
     private func loadProgress(consumer: KafkaConsumer) throws {
         let owned = try consumer.assignment()
         guard !owned.isEmpty else { progress.reset(to: [:], now: .now); return }
+        // Alignment starts afresh: nothing stays paused across an assignment.
+        try consumer.resume(owned)
         let committed = try consumer.committed(owned)
         let records = try TopicSnapshot.read(topic: options.topicPrefix + Topology.splitCheckpoint, brokers: options.brokers,
                                              kafka: options.kafka, markerKey: "\(options.groupId)|marker|\(options.instanceId)")
@@ -146,6 +160,24 @@ public final class SplitJob {
         }
         progress.reset(to: maxTs, now: .now)
         logger.info("event-time progress loaded", metadata: ["partitions": "\(maxTs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })"])
+    }
+
+    /// Pauses owned partitions too far ahead in event time and resumes those the others caught up
+    /// with (pausing drops what librdkafka prefetched; reading resumes at the next offset).
+    private func align(consumer: KafkaConsumer, aheadMs: Int64) {
+        let (pause, resume) = progress.align(aheadMs: aheadMs)
+        let raw = options.topicPrefix + Topology.raw
+        do {
+            if !pause.isEmpty { try consumer.pause(pause.map { TopicPartitionOffset(topic: raw, partition: $0, offset: 0) }) }
+            if !resume.isEmpty { try consumer.resume(resume.map { TopicPartitionOffset(topic: raw, partition: $0, offset: 0) }) }
+        } catch {
+            logger.warning("pause/resume for event-time alignment failed", metadata: ["error": "\(error)"])
+        }
+        if !pause.isEmpty || !resume.isEmpty {
+            logger.debug("event-time alignment", metadata: ["paused": "\(progress.pausedPartitions)"])
+            MetricsRegistry.shared.gauge("strata_split_paused_partitions", help: "ods.raw partitions paused by event-time alignment")
+                .set(Double(progress.pausedPartitions.count))
+        }
     }
 
     /// One transaction holding only watermark markers (the input paused or a partition turned idle).

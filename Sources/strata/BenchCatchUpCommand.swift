@@ -29,6 +29,7 @@ extension BenchCommand {
         @Option(help: "Distinct users.") var users = 100_000
         @Option(help: "Seed of the workload and of the partition choice.") var seed: UInt64 = 42
         @Option(help: "The strata binary to run (default: this one).") var runBinary: String?
+        @Option(help: "Extra arguments for `strata run`, e.g. --run-args='--align-ms 0'.") var runArgs: String = ""
 
         func run() throws {
             let config = try global.resolve()
@@ -78,7 +79,7 @@ extension BenchCommand {
             let late = try readToEnd(config: config, topic: prefix + Topology.late)
             let check = truth.compare(dws: dws, late: late)
             let work = max(elapsed - 13, 0.001)
-            print("{\"bench\":\"catch-up\",\"events\":\(events),\"event_minutes\":\(eventMinutes),\"partitions\":\(raw),\"binary\":\"\(runBinary ?? "self")\"}")
+            print("{\"bench\":\"catch-up\",\"events\":\(events),\"event_minutes\":\(eventMinutes),\"partitions\":\(raw),\"binary\":\"\(runBinary ?? "self")\",\"run_args\":\"\(runArgs)\"}")
             print("{\"bench\":\"catch-up.speed\",\"wall_s\":\(fmt(elapsed)),\"work_s\":\(fmt(work)),\"events_per_s\":\(Int(Double(events) / work)),"
                   + "\"strata_cpu_s\":\(fmt(sampler.cpuSeconds)),\"strata_cpu_us_per_event\":\(fmt(sampler.cpuSeconds * 1e6 / Double(events))),"
                   + "\"peak_rss_mb\":\(sampler.peakRSSKiB / 1024)}")
@@ -111,6 +112,7 @@ extension BenchCommand {
                         "--store", "sqlite:" + storePath, "--until-idle", "10", "--log-format", "json"]
             if let t = config.topologyPath { args += ["--topology", t] }
             for (k, v) in config.kafka { args += ["-X", "\(k)=\(v)"] }
+            args += runArgs.split(separator: " ").map(String.init)
             p.arguments = args
             p.standardOutput = FileHandle.nullDevice
             let log = NSTemporaryDirectory() + "strata-bench-catchup-\(prefix)log"

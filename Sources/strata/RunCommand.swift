@@ -20,6 +20,8 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var job: JobCommand.JobOptions
     @OptionGroup var dwm: DWMOptions
+    @Option(help: "Split: pause an ods.raw partition this far (ms of event time) ahead of the slowest one with input; 0 turns alignment off.")
+    var alignMs: Int64 = SplitJob.Options(brokers: "").alignMs ?? 0
 
     func run() throws {
         let config = try global.resolve()
@@ -38,6 +40,7 @@ struct RunCommand: ParsableCommand {
         so.untilIdle = job.untilIdle?.duration
         so.groupId = job.group.map { $0 + "-split" } ?? job.groupId("split")
         so.idleSourceTimeout = .milliseconds(dwm.idleSourceMs)
+        so.alignMs = alignMs > 0 ? alignMs : nil
         let split = try SplitJob(options: so, topology: topology)
 
         var dwo = DWMJob.Options(brokers: config.brokers)

@@ -94,7 +94,7 @@ final class CatchUpEndToEndTests: XCTestCase {
     /// The real `strata job split` and `strata job dwm` processes, running together over the
     /// backlog, each SIGKILLed at seeded random moments and restarted: the same final rows and the
     /// same late events as the truth. On the local broker aborted transactions stay visible, so
-    /// their copies may repeat rows' revisions and late records: final revisions are compared and
+    /// their copies may repeat rows' revisions and late records: the kept rows are compared and
     /// `ods.late` as a set (docs/exactly-once.md).
     func testKilledSplitAndDWMPublishTheSameRowsAndLateEvents() throws {
         let sandbox = try PipelineSandbox(seed: 53)
