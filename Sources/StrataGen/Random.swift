@@ -1,17 +1,18 @@
 import Foundation
 
 /// xoshiro256** seeded through SplitMix64: our own PRNG so a seed gives the same bytes on every
-/// platform and Swift version (SystemRandomNumberGenerator cannot be seeded).
-struct Xoshiro256: Sendable {
+/// platform and Swift version (SystemRandomNumberGenerator cannot be seeded). Public for tools
+/// that need the same seeded choices as the workload (e.g. a benchmark's partition choice).
+public struct Xoshiro256: RandomNumberGenerator, Sendable {
     private var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
 
-    init(seed: UInt64) {
+    public init(seed: UInt64) {
         var sm = seed
         s0 = splitMix64(&sm); s1 = splitMix64(&sm); s2 = splitMix64(&sm); s3 = splitMix64(&sm)
     }
 
     @inline(__always)
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         let result = (s1 &* 5).rotl(7) &* 9
         let t = s1 << 17
         s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
@@ -26,7 +27,7 @@ struct Xoshiro256: Sendable {
 
     /// Uniform in 0..<n (Lemire's multiply-high; the bias is below 2^-40 for our n).
     @inline(__always)
-    mutating func below(_ n: Int) -> Int {
+    public mutating func below(_ n: Int) -> Int {
         Int(truncatingIfNeeded: next().multipliedFullWidth(by: UInt64(n)).high)
     }
 

@@ -81,12 +81,15 @@ struct RawProgress {
     /// partition more than `aheadMs` ahead of the slowest partition that still has input to
     /// deliver is paused until that one catches up, so the dwm job does not hold windows open for
     /// the whole skew that prefetching one partition far ahead would create. A partition at its end,
-    /// idle, or not yet read (its progress unknown) does not count as the slowest, except that an
-    /// unread partition with input pending holds the others until it delivers or reaches its end.
+    /// idle, or quiet for `quietAfter` does not count as the slowest; an unread partition with
+    /// input pending holds the others until it delivers, reaches its end or goes quiet.
     /// Returns the partitions whose pause state changes.
-    mutating func align(aheadMs: Int64) -> (pause: [Int32], resume: [Int32]) {
+    mutating func align(aheadMs: Int64, now: ContinuousClock.Instant = .now,
+                        quietAfter: Duration = .seconds(2)) -> (pause: [Int32], resume: [Int32]) {
         var slowest = Int64.max
-        for case let p? in slots where !p.idle && !p.atEnd && !p.paused {
+        // A partition that delivered nothing for `quietAfter` does not hold the others: it may be
+        // at its end without the consumer saying so (the local broker under-reports the end).
+        for case let p? in slots where !p.idle && !p.atEnd && !p.paused && now - p.lastRecordAt < quietAfter {
             slowest = min(slowest, p.maxTs)
         }
         var pause: [Int32] = [], resume: [Int32] = []
@@ -98,7 +101,7 @@ struct RawProgress {
                 pause.append(Int32(i))
             } else if !ahead && p.paused {
                 slots[i]!.paused = false
-                slots[i]!.lastRecordAt = .now   // the idle clock restarts with reading
+                slots[i]!.lastRecordAt = now   // the idle clock restarts with reading
                 resume.append(Int32(i))
             }
         }
@@ -119,6 +122,9 @@ struct RawProgress {
     }
 
     var isEmpty: Bool { !slots.contains { $0 != nil } }
+
+    /// Some partition is paused by alignment: its input is not done.
+    var hasPaused: Bool { slots.contains { $0?.paused == true } }
 }
 
 /// One checkpoint of `split.checkpoint`: key `<group>|<partition>`, value `<next offset>|<max ts>`.

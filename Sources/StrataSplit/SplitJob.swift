@@ -115,6 +115,8 @@ public final class SplitJob {
             if records.isEmpty {
                 // Input paused (caught up) or a partition turned idle: tell the readers where we stand.
                 if progress.changedSinceMarker && copyTarget == nil { try sendMarkers(producer: producer, out: out) }
+                // A partition paused by alignment still has input: not idle.
+                if progress.hasPaused { lastInput = .now }
                 if let idle = options.untilIdle, assignment.hasJoined, ContinuousClock.now - lastInput >= idle { break }
                 continue
             }
@@ -159,7 +161,8 @@ public final class SplitJob {
                            metadata: ["partitions": "\(inexact.sorted())"])
         }
         progress.reset(to: maxTs, now: .now)
-        logger.info("event-time progress loaded", metadata: ["partitions": "\(maxTs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })"])
+        let shown = maxTs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value == .min ? "none" : "\($0.value)")" }
+        logger.info("event-time progress loaded", metadata: ["partitions": "\(shown.joined(separator: " "))"])
     }
 
     /// Pauses owned partitions too far ahead in event time and resumes those the others caught up

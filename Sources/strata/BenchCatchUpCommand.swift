@@ -49,7 +49,7 @@ extension BenchCommand {
             w.seed = seed; w.contents = contents; w.users = users
             w.eventsPerSecond = Double(events) / Double(eventMinutes * 60)
             var gen = EventGenerator(w)
-            var rng = SplitMix(seed: seed &+ 1)
+            var rng = Xoshiro256(seed: seed &+ 1)
             var truth = CatchUpTruth(contents: contents, actions: topology.actions)
             let producer = try KafkaProducer(config: config.producerConfig(clientId: "strata-bench-catchup"))
             let rawTopic = producer.topic(prefix + Topology.raw)
@@ -58,7 +58,7 @@ extension BenchCommand {
             for i in 0..<events {
                 line.removeAll(keepingCapacity: true)
                 _ = gen.next(into: &line)
-                let p = Int32(rng.next() % UInt64(raw))
+                let p = Int32(rng.below(raw))
                 truth.add(line, partition: p)
                 try line.withUnsafeBytes { try producer.produce(to: rawTopic, partition: p, key: nil, value: $0, copy: true) }
                 if i % 10_000 == 0 { producer.poll(); progress.update("backlog: \(i)/\(events) events written") }
@@ -147,19 +147,6 @@ extension BenchCommand {
             if !pending.isEmpty { throw ValidationError("\(topic) not read to its end in 10 minutes") }
             return out
         }
-    }
-}
-
-/// SplitMix64, for the partition choice.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -49,5 +49,19 @@ final class RawProgressTests: XCTestCase {
         p.noteEnd(partition: 2)
         r = p.align(aheadMs: 60_000)
         XCTAssertEqual(r.resume, [0], "every slower partition is at its end (or idle): nothing holds partition 0")
+        XCTAssertFalse(p.hasPaused)
+    }
+
+    /// A slower partition that delivers nothing (at its end without an end-of-partition event)
+    /// stops holding the others after a quiet spell, so alignment never stalls reading.
+    func testAQuietSlowPartitionStopsHoldingTheOthers() {
+        var p = RawProgress(rawPartitionCount: 2)
+        let now = ContinuousClock.now
+        p.reset(to: [0: t0, 1: .min], now: now)
+        _ = p.note(partition: 1, ts: t0 + 300_000, now: now)
+        XCTAssertEqual(p.align(aheadMs: 60_000, now: now).pause, [1], "partition 0 is 300 s behind")
+        XCTAssertTrue(p.hasPaused)
+        XCTAssertEqual(p.align(aheadMs: 60_000, now: now + .seconds(1)).resume, [])
+        XCTAssertEqual(p.align(aheadMs: 60_000, now: now + .seconds(3)).resume, [1], "partition 0 quiet for 3 s")
     }
 }
