@@ -43,6 +43,16 @@ struct RawProgress {
         changedSinceMarker = true
     }
 
+    /// Replaces a partition's progress (its checkpoint, once the first record shows where reading
+    /// really starts).
+    mutating func restore(partition: Int32, maxTs: Int64, now: ContinuousClock.Instant) {
+        let i = Int(partition)
+        if i >= slots.count { slots += [Partition?](repeating: nil, count: i + 1 - slots.count) }
+        if slots[i] == nil { slots[i] = Partition(lastRecordAt: now) }
+        slots[i]!.maxTs = maxTs
+        changedSinceMarker = true
+    }
+
     /// Notes a record of `partition` with event time `ts` (nil: no usable ts) and returns the
     /// partition's max ts including it: the record's stamp.
     @inline(__always)

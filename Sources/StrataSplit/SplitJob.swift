@@ -54,6 +54,12 @@ public final class SplitJob {
     /// Watermark marker records written (one per micro-queue partition per round).
     public private(set) var markersWritten = 0
     private var progress = RawProgress(rawPartitionCount: 0)
+    /// After an assignment: the checkpoints read and the offset each owned partition's progress was
+    /// chosen for. The first record of a partition shows where reading really starts; if that is
+    /// not the offset asked for (the group's committed offsets can be unreadable while a dead
+    /// member's transaction is still open), the progress is chosen again for it before stamping.
+    private var checkpoints: [SplitCheckpoint] = []
+    private var progressFor: [Int32: Int64] = [:]
     private var lastMarkerAt = ContinuousClock.now
 
     public init(options: Options, topology: Topology, logger: Logger = Logger(label: "strata.split")) throws {
@@ -154,8 +160,10 @@ public final class SplitJob {
         let records = try TopicSnapshot.read(topic: options.topicPrefix + Topology.splitCheckpoint, brokers: options.brokers,
                                              kafka: options.kafka, markerKey: "\(options.groupId)|marker|\(options.instanceId)")
         let all = records.compactMap { SplitCheckpoint(key: $0.key, value: $0.value, group: options.groupId) }
-        let (maxTs, inexact) = SplitCheckpoint.select(all, committed: Dictionary(committed.map { ($0.partition, $0.offset) },
-                                                                                   uniquingKeysWith: { a, _ in a }))
+        let at = Dictionary(committed.map { ($0.partition, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        let (maxTs, inexact) = SplitCheckpoint.select(all, committed: at)
+        checkpoints = all
+        progressFor = at
         if !inexact.isEmpty {
             logger.warning("no checkpoint at the committed offset; stamping from the nearest earlier one",
                            metadata: ["partitions": "\(inexact.sorted())"])
@@ -181,6 +189,17 @@ public final class SplitJob {
             MetricsRegistry.shared.gauge("strata_split_paused_partitions", help: "ods.raw partitions paused by event-time alignment")
                 .set(Double(progress.pausedPartitions.count))
         }
+    }
+
+    /// Chooses a partition's progress again for the offset reading really started at.
+    private func verifyProgress(_ progress: inout RawProgress, partition: Int32, firstOffset: Int64, asked: Int64,
+                                now: ContinuousClock.Instant) {
+        let (maxTs, inexact) = SplitCheckpoint.select(checkpoints, committed: [partition: firstOffset])
+        guard (maxTs[partition] ?? .min) != progress.maxTs(of: partition) else { return }
+        progress.restore(partition: partition, maxTs: maxTs[partition] ?? .min, now: now)
+        logger.info("event-time progress chosen again for where reading started",
+                    metadata: ["partition": "\(partition)", "asked_offset": "\(asked)", "first_offset": "\(firstOffset)",
+                               "max_ts": "\(maxTs[partition] ?? .min)", "exact": "\(inexact.isEmpty)"])
     }
 
     /// One transaction holding only watermark markers (the input paused or a partition turned idle).
@@ -227,7 +246,7 @@ public final class SplitJob {
     /// again; returns nil then.
     private func processTransactionally(_ records: [KafkaMessage], producer: KafkaProducer, consumer: KafkaConsumer,
                                         out: Outputs, forceMarkers: Bool) throws -> SplitStats? {
-        let before = progress
+        let before = (progress, progressFor)
         do {
             try producer.beginTransaction()
             let s: SplitStats
@@ -255,7 +274,7 @@ public final class SplitJob {
         } catch let e as KafkaError where e.requiresAbort && !e.isFatal {
             logger.warning("transaction failed; aborting and re-reading the batch", metadata: ["error": "\(e)"])
             retriedBatches += 1
-            progress = before
+            (progress, progressFor) = before
             try producer.abortTransaction()
             try consumer.seek(firstOffsets(records))
             return nil
@@ -276,6 +295,10 @@ public final class SplitJob {
         for m in records {
             let value = m.value
             s.consumed += 1
+            if let asked = progressFor[m.partition] {
+                if asked != m.offset { verifyProgress(&progress, partition: m.partition, firstOffset: m.offset, asked: asked, now: now) }
+                progressFor[m.partition] = nil
+            }
             var scanned: ScannedEvent?
             let outcome = router.route(value, scanned: &scanned)
             let maxTs = progress.note(partition: m.partition, ts: scanned?.ts, now: now)
