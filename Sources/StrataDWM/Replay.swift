@@ -27,6 +27,11 @@ extension WindowEngine {
     /// records of any source are processed normally, but `collect` waits for `endRestore`.
     public func beginRestore(checkpoints: [Source: SourceCheckpoint], committedOffsets: [Source: Int64]) {
         precondition(!isRestoring, "beginRestore() while already restoring")
+        // Checkpoints may come from several instances (after a rebalance), each with its own
+        // watermark. The engine resumes at the lowest: windows another instance already closed stay
+        // final (they are rebuilt final from their own source's checkpoint), but none is evicted
+        // while a slower source may still correct it. The next collect recomputes it from the sources.
+        var lowest = Int64.max
         for (src, cp) in checkpoints {
             let si = sources.index(src)
             if cp.rawPartitions > 0 || !cp.upstream.isEmpty {
@@ -39,8 +44,9 @@ extension WindowEngine {
             s.pointee.restoreEnd = committedOffsets[src] ?? cp.replayOffset
             s.pointee.restoreWatermark = cp.watermark
             s.pointee.activeSinceCollect = true
-            if cp.watermark > watermark { watermark = cp.watermark }
+            lowest = Swift.min(lowest, cp.watermark)
         }
+        if lowest != .max && lowest > watermark { watermark = lowest }
         isRestoring = true
     }
 

@@ -203,7 +203,8 @@ public final class WindowEngine {
             return .late
         }
 
-        return window(start)._withUnsafeGuaranteedRef { w in
+        // A rebuilt window is final if it was at its source's checkpoint.
+        return window(start, finalBound: replayed ? Swift.max(restoreWatermark, watermark) : watermark)._withUnsafeGuaranteedRef { w in
             applyInWindow(w, si: si, offset: offset, replayed: replayed, restoreWatermark: restoreWatermark,
                           action: action, ts: ts, durationMs: durationMs, eventId: eventId, content: content,
                           userId: userId, strategy: strategy)
@@ -283,12 +284,12 @@ public final class WindowEngine {
     }
 
     @inline(__always)
-    private func window(_ start: Int64) -> Unmanaged<MinuteWindow> {
+    private func window(_ start: Int64, finalBound: Int64) -> Unmanaged<MinuteWindow> {
         if let w = lastWindow, w._withUnsafeGuaranteedRef({ $0.start == start }) { return w }
-        return findOrCreateWindow(start)
+        return findOrCreateWindow(start, finalBound: finalBound)
     }
 
-    private func findOrCreateWindow(_ start: Int64) -> Unmanaged<MinuteWindow> {
+    private func findOrCreateWindow(_ start: Int64, finalBound: Int64) -> Unmanaged<MinuteWindow> {
         var i = windows.count
         while i > 0 && windows[i - 1].start > start { i -= 1 }
         if i > 0 && windows[i - 1].start == start {
@@ -297,7 +298,7 @@ public final class WindowEngine {
         }
         // A window first seen after the watermark passed it is final from the start (corrections).
         let w = MinuteWindow(start: start, length: windowMs, actionCount: actionCount,
-                             isFinal: start + windowMs <= watermark)
+                             isFinal: start + windowMs <= finalBound)
         windows.insert(w, at: i)
         lastWindow = Unmanaged.passUnretained(w)
         return lastWindow!

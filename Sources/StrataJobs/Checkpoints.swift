@@ -43,8 +43,11 @@ struct CheckpointRecord: Equatable {
     /// written with that position (a broker that shows aborted transactions, as the local one
     /// does, also hands back checkpoints of transactions that never committed), else the newest
     /// below it (replaying from an earlier commit republishes identical revisions), else none.
+    /// `exact` is false when the choice had to fall back.
     static func select(_ candidates: [CheckpointRecord], committed: Int64?) -> (record: CheckpointRecord?, exact: Bool) {
-        guard let committed, committed >= 0 else { return (nil, true) }   // nothing committed: nothing to restore
+        // No readable committed offset: a fresh group (no checkpoints either), or the offset fetch
+        // failed while a dead member's transaction was still open; then the newest checkpoint.
+        guard let committed, committed >= 0 else { return (candidates.last, candidates.isEmpty) }
         if let exact = candidates.last(where: { $0.position == committed }) { return (exact, true) }
         return (candidates.filter { $0.position < committed }.max { $0.position < $1.position }, false)
     }
