@@ -75,8 +75,13 @@ extension BenchCommand {
             sampler.stop()
             if child.terminationStatus != 0 { throw ValidationError("strata run exited with \(child.terminationStatus)") }
 
-            let dws = try readToEnd(config: config, topic: prefix + Topology.dws)
-            let late = try readToEnd(config: config, topic: prefix + Topology.late)
+            // Both outputs are keyed (by content id), so the state-topic reader reads them whole.
+            let read = { (topic: String) throws -> [[UInt8]] in
+                try TopicSnapshot.read(topic: topic, brokers: config.brokers, kafka: config.kafka,
+                                       markerKey: "strata-bench-end", timeout: .seconds(600)).map(\.value)
+            }
+            let dws = try read(prefix + Topology.dws)
+            let late = try read(prefix + Topology.late)
             let check = truth.compare(dws: dws, late: late)
             let work = max(elapsed - 13, 0.001)
             print("{\"bench\":\"catch-up\",\"events\":\(events),\"event_minutes\":\(eventMinutes),\"partitions\":\(raw),\"binary\":\"\(runBinary ?? "self")\",\"run_args\":\"\(runArgs)\"}")
@@ -121,31 +126,6 @@ extension BenchCommand {
             stderrLine("strata run logs: \(log)")
             try p.run()
             return p
-        }
-
-        /// Every record of `topic` up to an end marker written now to each partition.
-        private func readToEnd(config: StrataConfig, topic: String) throws -> [[UInt8]] {
-            let endKey = Array("strata-bench-end".utf8), endValue = Array(UUID().uuidString.utf8)
-            let consumer = try KafkaConsumer(config: config.consumerConfig(groupId: nil, clientId: "strata-bench-catchup"))
-            defer { consumer.close() }
-            let n = try consumer.partitionCount(topic: topic)
-            let producer = try KafkaProducer(config: config.producerConfig(clientId: "strata-bench-catchup-end"))
-            let t = producer.topic(topic)
-            for p in 0..<n {
-                try endKey.withUnsafeBytes { k in try endValue.withUnsafeBytes { v in try producer.produce(to: t, partition: Int32(p), key: k, value: v) } }
-            }
-            try producer.flush()
-            try consumer.assign((0..<n).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
-            var out: [[UInt8]] = []
-            var pending = Set(0..<Int32(n))
-            let deadline = ContinuousClock.now + .seconds(600)
-            while !pending.isEmpty && ContinuousClock.now < deadline {
-                for m in try consumer.poll(maxMessages: 10_000, timeoutMs: 100) where m.error == nil && pending.contains(m.partition) {
-                    if m.key.map({ Array($0) }) == endKey && Array(m.value) == endValue { pending.remove(m.partition) } else { out.append(Array(m.value)) }
-                }
-            }
-            if !pending.isEmpty { throw ValidationError("\(topic) not read to its end in 10 minutes") }
-            return out
         }
     }
 }
