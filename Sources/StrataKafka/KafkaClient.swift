@@ -112,7 +112,7 @@ private let kafkaErrorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePoi
         var buf = [CChar](repeating: 0, count: 512)
         let orig = rd_kafka_fatal_error(rk, &buf, buf.count)
         let detail = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        let e = KafkaError(code: orig.rawValue, message: detail, operation: "client", isFatal: true)
+        let e = KafkaError(code: KafkaError.Code(orig), message: detail, operation: "client", isFatal: true)
         state.fatalError.withLock { if $0 == nil { $0 = e } }
         state.logger.error("librdkafka fatal error", metadata: ["error": "\(e)"])
     } else {

@@ -1,9 +1,10 @@
 import CRdKafka
 
 /// An error from librdkafka, with the flags its transactional API needs to decide what to do next.
+/// Callers match `code` against the named cases of `KafkaError.Code`; no C constant leaves this module.
 public struct KafkaError: Error, Sendable, CustomStringConvertible {
-    /// librdkafka's `rd_kafka_resp_err_t` raw value (negative values are client-side errors).
-    public let code: Int32
+    /// What went wrong, by name (librdkafka's `rd_kafka_resp_err_t`: negative values are client-side).
+    public let code: Code
     public let message: String
     /// The client instance is unusable (e.g. a fenced transactional producer); restart it.
     public let isFatal: Bool
@@ -14,20 +15,20 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
     /// What the wrapper was doing when it failed, e.g. "commit_transaction".
     public let operation: String
 
-    public init(code: Int32, message: String, operation: String,
+    public init(code: Code, message: String, operation: String,
                 isFatal: Bool = false, isRetriable: Bool = false, requiresAbort: Bool = false) {
         self.code = code; self.message = message; self.operation = operation
         self.isFatal = isFatal; self.isRetriable = isRetriable; self.requiresAbort = requiresAbort
     }
 
     init(_ err: rd_kafka_resp_err_t, operation: String, detail: String? = nil) {
-        self.init(code: err.rawValue, message: detail ?? String(cString: rd_kafka_err2str(err)),
-                  operation: operation)
+        self.init(code: Code(err), message: detail ?? String(cString: rd_kafka_err2str(err)),
+                  operation: operation, isRetriable: Code(err).isRetriable)
     }
 
     /// Takes ownership of an `rd_kafka_error_t` (the transactional API's error type) and frees it.
     init(consuming error: OpaquePointer, operation: String) {
-        self.init(code: rd_kafka_error_code(error).rawValue,
+        self.init(code: Code(rd_kafka_error_code(error)),
                   message: String(cString: rd_kafka_error_string(error)),
                   operation: operation,
                   isFatal: rd_kafka_error_is_fatal(error) != 0,
@@ -38,10 +39,11 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
 
     /// Configuration problems found before a client exists.
     static func config(_ message: String) -> KafkaError {
-        KafkaError(code: RD_KAFKA_RESP_ERR__INVALID_ARG.rawValue, message: message, operation: "configure")
+        KafkaError(code: .invalidArgument, message: message, operation: "configure")
     }
 
-    public var name: String { String(cString: rd_kafka_err2name(rd_kafka_resp_err_t(rawValue: code))) }
+    /// librdkafka's name of the code, e.g. "_PARTITION_EOF", "TOPIC_ALREADY_EXISTS".
+    public var name: String { code.name }
 
     public var description: String {
         var flags: [String] = []
@@ -61,4 +63,52 @@ func check(_ err: rd_kafka_resp_err_t, _ operation: String) throws(KafkaError) {
 @inline(__always)
 func check(_ error: OpaquePointer?, _ operation: String) throws(KafkaError) {
     if let error { throw KafkaError(consuming: error, operation: operation) }
+}
+
+extension KafkaError {
+    /// librdkafka's error code, with names for the ones Strata's jobs and tools act on.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The raw `rd_kafka_resp_err_t` value (for logs and rare codes without a name here).
+        public let rawValue: Int32
+
+        init(_ err: rd_kafka_resp_err_t) { rawValue = err.rawValue }
+        public init(rawValue: Int32) { self.rawValue = rawValue }
+
+        /// Not an error: the consumer reached the end of a partition (`enable.partition.eof`).
+        public static let partitionEOF = Code(RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        public static let timedOut = Code(RD_KAFKA_RESP_ERR__TIMED_OUT)
+        public static let allBrokersDown = Code(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        public static let transport = Code(RD_KAFKA_RESP_ERR__TRANSPORT)
+        public static let queueFull = Code(RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        public static let invalidArgument = Code(RD_KAFKA_RESP_ERR__INVALID_ARG)
+        public static let unknownTopic = Code(RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+        public static let unknownTopicOrPartition = Code(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        public static let topicAlreadyExists = Code(RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        public static let messageTooLarge = Code(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+        /// This transactional producer was fenced by a newer instance with the same transactional id.
+        public static let fenced = Code(RD_KAFKA_RESP_ERR__FENCED)
+        public static let producerFenced = Code(RD_KAFKA_RESP_ERR_PRODUCER_FENCED)
+        public static let invalidProducerEpoch = Code(RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)
+        /// A static group member with the same `group.instance.id` took over.
+        public static let fencedInstanceId = Code(RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
+        public static let invalidTransactionState = Code(RD_KAFKA_RESP_ERR__STATE)
+        public static let rebalanceInProgress = Code(RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS)
+        public static let coordinatorNotAvailable = Code(RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE)
+        public static let notCoordinator = Code(RD_KAFKA_RESP_ERR_NOT_COORDINATOR)
+        public static let unstableOffsetCommit = Code(RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT)
+        /// A state topic was not read to its end in time (`TopicSnapshot`).
+        public static let snapshotIncomplete = Code(rawValue: -185)
+
+        /// Worth trying the same call again (the transactional API sets its own flag too).
+        public var isRetriable: Bool {
+            [.timedOut, .allBrokersDown, .transport, .queueFull, .rebalanceInProgress, .coordinatorNotAvailable,
+             .notCoordinator, .unstableOffsetCommit].contains(self)
+        }
+
+        /// The client can never succeed again: another instance owns its identity.
+        public var isFencing: Bool { [.fenced, .producerFenced, .invalidProducerEpoch, .fencedInstanceId].contains(self) }
+
+        public var name: String { String(cString: rd_kafka_err2name(rd_kafka_resp_err_t(rawValue: rawValue))) }
+        public var description: String { name }
+    }
 }

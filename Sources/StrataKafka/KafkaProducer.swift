@@ -49,7 +49,7 @@ public final class KafkaProducer: @unchecked Sendable {
             let err = enqueue(topic: topic, partition: partition, key: key, value: value, headers: headers, header: header, copy: copy)
             guard let err else { return }
             let e = KafkaError(consuming: err, operation: "produce")
-            guard e.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue else { throw e }
+            guard e.code == .queueFull else { throw e }
             try client.throwIfFatal()
             client.poll(timeoutMs: 50)
         }

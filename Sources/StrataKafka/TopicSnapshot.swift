@@ -41,6 +41,6 @@ public enum TopicSnapshot {
                 records.append((key, value))
             }
         }
-        throw KafkaError(code: -185, message: "topic \(topic) not read to its end within \(timeout)", operation: "read state topic")
+        throw KafkaError(code: .snapshotIncomplete, message: "topic \(topic) not read to its end within \(timeout)", operation: "read state topic")
     }
 }

@@ -41,7 +41,7 @@ struct ConsumeCommand: ParsableCommand {
             let batch = try consumer.poll(maxMessages: 1000, timeoutMs: 100)
             for m in batch {
                 if let e = m.error {
-                    if e.name != "_PARTITION_EOF" { stderrLine("warning: \(e)") }
+                    if e.code != .partitionEOF { stderrLine("warning: \(e)") }
                     continue
                 }
                 lastMessage = .now

@@ -89,7 +89,7 @@ struct QueryCommand: ParsableCommand {
             rows.reserveCapacity(batch.count)
             for m in batch {
                 if let e = m.error {
-                    if e.name != "_PARTITION_EOF" { stderrLine("warning: \(e)") }
+                    if e.code != .partitionEOF { stderrLine("warning: \(e)") }
                     continue
                 }
                 lastRow = .now

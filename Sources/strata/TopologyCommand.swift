@@ -29,7 +29,7 @@ struct TopologyCommand: ParsableCommand {
                 for t in missing {
                     switch results[t.name] {
                     case .some(.none): print("created  \(t.name) (\(t.partitions) partitions)")
-                    case .some(.some(let e)) where e.name == "TOPIC_ALREADY_EXISTS": print("exists   \(t.name)")
+                    case .some(.some(let e)) where e.code == .topicAlreadyExists: print("exists   \(t.name)")
                     case .some(.some(let e)): print("FAILED   \(t.name): \(e)"); failed += 1
                     case .none: print("FAILED   \(t.name): no answer from the broker"); failed += 1
                     }

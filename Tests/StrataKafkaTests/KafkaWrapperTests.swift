@@ -42,7 +42,7 @@ final class KafkaWrapperTests: XCTestCase {
             }
             for m in try consumer.poll(maxMessages: 500, timeoutMs: 100) {
                 if let e = m.error {
-                    if e.code == RD_KAFKA_RESP_ERR__PARTITION_EOF.rawValue { atEnd.insert(m.partition) }
+                    if e.code == .partitionEOF { atEnd.insert(m.partition) }
                     continue
                 }
                 atEnd.remove(m.partition)
@@ -308,7 +308,7 @@ final class KafkaWrapperTests: XCTestCase {
             guard Date() < deadline else { return XCTFail("partition 1 not read to its end within 30 s: \(seen)") }
             for m in try consumer.poll(maxMessages: 100, timeoutMs: 100) {
                 if let e = m.error {
-                    if e.code == RD_KAFKA_RESP_ERR__PARTITION_EOF.rawValue, m.partition == 1 { runningAtEnd = true }
+                    if e.code == .partitionEOF, m.partition == 1 { runningAtEnd = true }
                     continue
                 }
                 seen[m.partition, default: 0] += 1
@@ -331,7 +331,7 @@ final class KafkaWrapperTests: XCTestCase {
         try createTopic(topic, partitions: 4)
         let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": brokers]))
         let again = try admin.createTopics([NewTopic(name: topic, partitions: 4)])
-        XCTAssertEqual((again[topic] ?? nil)?.code, RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS.rawValue)
+        XCTAssertEqual((again[topic] ?? nil)?.code, .topicAlreadyExists)
         let md = try admin.listTopics().first { $0.name == topic }
         XCTAssertEqual(md?.partitions, 4)
     }
@@ -357,7 +357,7 @@ final class KafkaFaultTests: XCTestCase {
         try producer.produce(topic: "faulty", key: nil, value: Array("refused".utf8))
         XCTAssertThrowsError(try producer.flush(timeoutMs: 10_000)) { error in
             let e = error as? KafkaError
-            XCTAssertEqual(e?.code, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue, "\(error)")
+            XCTAssertEqual(e?.code, .messageTooLarge, "\(error)")
         }
         XCTAssertEqual(producer.deliveryCounts.delivered, 1)
         XCTAssertEqual(producer.deliveryCounts.failed, 1)
@@ -375,7 +375,7 @@ final class KafkaFaultTests: XCTestCase {
         XCTAssertEqual(rd_kafka_mock_broker_set_down(mock, 1), RD_KAFKA_RESP_ERR_NO_ERROR)
         try producer.produce(topic: "t", key: nil, value: Array("while down".utf8))
         XCTAssertThrowsError(try producer.flush(timeoutMs: 1_000)) { error in
-            XCTAssertEqual((error as? KafkaError)?.code, RD_KAFKA_RESP_ERR__TIMED_OUT.rawValue, "\(error)")
+            XCTAssertEqual((error as? KafkaError)?.code, .timedOut, "\(error)")
         }
         XCTAssertEqual(rd_kafka_mock_broker_set_up(mock, 1), RD_KAFKA_RESP_ERR_NO_ERROR)
         try producer.flush(timeoutMs: 15_000)
