@@ -31,10 +31,13 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The transactional consume → transform → produce loop every job runs, and the job runner.
+        .target(name: "StrataRuntime", dependencies: ["StrataCore", "StrataKafka",
+            .product(name: "Logging", package: "swift-log")]),
         // Synthetic workload (events, later dimensions).
         .target(name: "StrataGen", dependencies: ["StrataCore"]),
         // The ODS split job: ods.raw -> ods.<action> | ods.dlq.
-        .target(name: "StrataSplit", dependencies: ["StrataCore", "StrataKafka",
+        .target(name: "StrataSplit", dependencies: ["StrataCore", "StrataKafka", "StrataRuntime",
             .product(name: "Logging", package: "swift-log")]),
 
         // Dimension store (SQLite, PostgreSQL), CSV loading, and the tiered cache in front of it.
@@ -44,13 +47,13 @@ let package = Package(
         // Minute row-to-column windows: cells, watermarks, revisions (no broker).
         .target(name: "StrataDWM", dependencies: ["StrataCore"]),
         // The jobs that join layers: dwm (windows + enrichment + exactly-once publishing) and dimsync.
-        .target(name: "StrataJobs", dependencies: ["StrataCore", "StrataKafka", "StrataDWM", "StrataDims", "CRdKafka",
+        .target(name: "StrataJobs", dependencies: ["StrataCore", "StrataKafka", "StrataRuntime", "StrataDWM", "StrataDims",
             .product(name: "Logging", package: "swift-log")]),
         // The declarative stream query language: lexer, parser, planner, evaluator.
         .target(name: "StrataQuery", dependencies: ["StrataCore"]),
 
         .executableTarget(name: "strata", dependencies: [
-            "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs",
+            "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs", "StrataRuntime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -64,6 +67,7 @@ let package = Package(
         .testTarget(name: "StrataDimsTests", dependencies: ["StrataDims", "StrataGen", "StrataRedis", "StrataCore", "StrataTestSupport"]),
         .testTarget(name: "StrataDWMTests", dependencies: ["StrataDWM", "StrataGen", "StrataCore", "StrataTestSupport"]),
         .testTarget(name: "StrataJobsTests", dependencies: ["StrataJobs", "StrataDWM", "StrataDims", "StrataKafka", "StrataGen", "StrataCore", "StrataQuery", "strata", "StrataTestSupport"]),
+        .testTarget(name: "StrataRuntimeTests", dependencies: ["StrataRuntime"]),
         .testTarget(name: "StrataQueryTests", dependencies: ["StrataQuery", "StrataCore", "StrataTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,10 +1,10 @@
-import CRdKafka
 import Foundation
 import Logging
 import StrataCore
 import StrataDWM
 import StrataDims
 import StrataKafka
+import StrataRuntime
 
 /// The dwm job: micro-queues → minute windows (content × user) → enriched DWM and DWS upsert rows.
 ///
@@ -14,7 +14,7 @@ import StrataKafka
 /// a crash or a rebalance the engine is rebuilt: each source is re-read from its checkpoint's
 /// replay offset, records below the committed position only rebuild state (their rows were
 /// published), and `rev` is a function of state, so a replay reproduces the revisions it had published.
-public final class DWMJob {
+public final class DWMJob: StreamJob {
     public struct Options: Sendable {
         public var brokers: String
         public var kafka: [String: String] = [:]
@@ -37,123 +37,96 @@ public final class DWMJob {
     }
 
     private let options: Options
+    private let stage: DWMStage
+    private let loop: TransactionalLoop
+    public let name = "dwm"
+
+    public init(options: Options, topology: Topology, cache: DimensionCache, logger: Logger = Logger(label: "strata.dwm")) {
+        self.options = options
+        stage = DWMStage(options: options, topology: topology, cache: cache, logger: logger)
+        var loopOptions = TransactionalLoop.Options(job: "dwm", brokers: options.brokers, groupId: options.groupId,
+                                                    inputs: topology.actions.map { options.topicPrefix + Topology.microQueue(for: $0) })
+        loopOptions.kafka = options.kafka
+        loopOptions.instanceId = options.instanceId
+        loopOptions.topicPrefix = options.topicPrefix
+        loopOptions.batchSize = options.batchSize
+        loopOptions.untilIdle = options.untilIdle
+        // A final emission can be a million rows: bound what librdkafka buffers (produce then waits
+        // for the broker) instead of holding the whole minute in memory. -X overrides it.
+        loopOptions.producerDefaults["queue.buffering.max.kbytes"] = "131072"
+        // JSON rows compress 3-5×: with lz4 the broker takes a minute's final rows in less than
+        // half the time (docs/benchmarks.md). Consumers decompress transparently.
+        loopOptions.producerDefaults["compression.type"] = "lz4"
+        // Range assignment hands one member the same partition numbers of every micro-queue:
+        // all events of a content (co-partitioned by content_id) reach the same engine.
+        loopOptions.consumerDefaults["partition.assignment.strategy"] = "range"
+        loop = TransactionalLoop(options: loopOptions, logger: logger)
+    }
+
+    public var stats: Stats {
+        var s = stage.stats
+        s.transactions = loop.stats.transactions
+        s.rebuilds = loop.stats.restores
+        return s
+    }
+    /// The latest early/final rows' emission times, for freshness measurements.
+    public var lastCommitAt: ContinuousClock.Instant? { loop.stats.lastCommitAt }
+    public var firstRecordAt: ContinuousClock.Instant? { loop.stats.firstRecordAt }
+    public var lastRecordAt: ContinuousClock.Instant? { loop.stats.lastRecordAt }
+
+    public func run(shouldStop: @escaping () -> Bool, report: @escaping (JobSummary) -> Void) throws {
+        try run(shouldStop: shouldStop, onCommit: { [unowned self] _ in report(summary) })
+    }
+
+    public func run(shouldStop: () -> Bool = { false }, onCommit: (Stats) -> Void = { _ in }) throws {
+        try loop.run(stage, shouldStop: shouldStop) { onCommit(stats) }
+        stage.finish()
+    }
+
+    public var summary: JobSummary {
+        let s = stats, a = s.accounting
+        var j = JobSummary(job: name)
+        j.consumed = a.consumed
+        j.outcomes = ["applied": a.applied, "duplicates": a.duplicates, "late": a.late, "filtered": a.filteredTotal]
+        j.details = ["filtered": a.filtered]
+        j.written = ["dwm_rows": s.dwmRows, "dws_rows": s.dwsRows, "late_forwarded": s.lateForwarded,
+                     "rows_without_content": s.rowsWithoutContent]
+        j.transactions = loop.stats.transactions
+        j.abortedTransactions = loop.stats.abortedTransactions
+        return j
+    }
+}
+
+/// The dwm job's transform: applies micro-queue records to the window engine, and on the
+/// early-revision cadence or when a window turns final publishes the enriched rows, the late
+/// records and each source's replay checkpoint. After an assignment or an abort it rebuilds the
+/// engine from those checkpoints (docs/exactly-once.md).
+final class DWMStage: TransactionalStage {
+    private let options: DWMJob.Options
     private let topology: Topology
     private let cache: DimensionCache
     private let logger: Logger
-    public private(set) var stats = Stats()
-    /// The latest early/final rows' emission times, for freshness measurements.
-    public private(set) var lastCommitAt: ContinuousClock.Instant?
-    public private(set) var firstRecordAt: ContinuousClock.Instant?
-    public private(set) var lastRecordAt: ContinuousClock.Instant?
+    private(set) var stats = DWMJob.Stats()
     private var lastProgressLog = ContinuousClock.now - .seconds(3600)
+    private var enricher: RowEnricher
+    private var state: EngineState?
+    private var out: Outputs?
+    private var emission: Emission?
+    private var emittedAt: Int64 = 0
+    private var timings: (lookup: Duration, produce: Duration) = (.zero, .zero)
+    private let topicNames: [String]
+    private let topicIndex: [String: Int]
 
-    private var topicNames: [String] { topology.actions.map { options.topicPrefix + Topology.microQueue(for: $0) } }
     private var checkpointTopic: String { options.topicPrefix + Topology.dwmCheckpoint }
 
-    public init(options: Options, topology: Topology, cache: DimensionCache, logger: Logger = Logger(label: "strata.dwm")) {
+    init(options: DWMJob.Options, topology: Topology, cache: DimensionCache, logger: Logger) {
         self.options = options
         self.topology = topology
         self.cache = cache
         self.logger = logger
-    }
-
-    public func run(shouldStop: () -> Bool = { false }, onCommit: (Stats) -> Void = { _ in }) throws {
-        var base = KafkaConfig.producer(bootstrapServers: options.brokers, clientId: "strata-dwm-\(options.instanceId)")
-        // A final emission can be a million rows: bound what librdkafka buffers (produce then waits
-        // for the broker) instead of holding the whole minute in memory. -X overrides it.
-        base["queue.buffering.max.kbytes"] = "131072"
-        // JSON rows compress 3-5×: with lz4 the broker takes a minute's final rows in less than
-        // half the time (docs/benchmarks.md). Consumers decompress transparently.
-        base["compression.type"] = "lz4"
-        var pcfg = base.merging(options.kafka)
-        // The prefix keeps isolated runs on one broker from fencing each other.
-        pcfg.transactionalId = "\(options.topicPrefix)strata-dwm-\(options.instanceId)"
-        var ccfg = KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId,
-                                        clientId: "strata-dwm-\(options.instanceId)").merging(options.kafka)
-        // Range assignment hands one member the same partition numbers of every micro-queue:
-        // all events of a content (co-partitioned by content_id) reach the same engine.
-        ccfg["partition.assignment.strategy"] = "range"
-        let producer = try KafkaProducer(config: pcfg, logger: logger)
-        let tracker = AssignmentTracker()
-        let consumer = try KafkaConsumer(config: ccfg, logger: logger) { tracker.apply($0) }
-        try producer.initTransactions()
-        try consumer.subscribe(topicNames)
-        defer { consumer.close() }
-
-        let topicIndex = Dictionary(uniqueKeysWithValues: topicNames.enumerated().map { ($1, $0) })
-        let out = Outputs(dwm: producer.topic(options.topicPrefix + Topology.dwm), dws: producer.topic(options.topicPrefix + Topology.dws),
-                          late: producer.topic(options.topicPrefix + Topology.late), checkpoint: producer.topic(checkpointTopic))
-        var enricher = RowEnricher(cache: cache, actions: topology.actions)
-        var state: EngineState?
-        var lastInput = ContinuousClock.now
-        logger.info("dwm started", metadata: ["group": "\(options.groupId)", "instance": "\(options.instanceId)"])
-
-        while !shouldStop() {
-            let batch = try consumer.poll(maxMessages: options.batchSize, timeoutMs: 100)
-            if tracker.takeChange() != nil || state == nil && tracker.hasPartitions {
-                // New assignment: rebuild from checkpoints; this batch is re-read after the seeks.
-                state = try rebuild(consumer: consumer)
-                lastInput = .now
-                continue
-            }
-            guard var s = state else {
-                if let idle = options.untilIdle, tracker.hasJoined, ContinuousClock.now - lastInput >= idle { break }
-                continue
-            }
-            var sawRecords = false
-            for m in batch {
-                if let e = m.error {
-                    if e.code != RD_KAFKA_RESP_ERR__PARTITION_EOF.rawValue { logger.warning("consumer event", metadata: ["error": "\(e)"]) }
-                    continue
-                }
-                guard let t = topicIndex[m.topic] else { continue }
-                sawRecords = true
-                let source = Source(topic: t, partition: Int(m.partition))
-                s.positions[source] = m.offset + 1
-                // The split's watermark markers (null key) carry ods.raw progress, not events.
-                if m.key == nil, m.headerView(SourceProgress.markerHeader) != nil, let marker = SourceProgress.Marker(m.value) {
-                    s.engine.applyMarker(marker, source: source, offset: m.offset)
-                    continue
-                }
-                let stamp = m.headerView(SourceProgress.stampHeader).flatMap { SourceProgress.Stamp($0) }
-                let outcome = s.engine.apply(m.value, source: source, offset: m.offset, stamp: stamp)
-                if outcome == .late { s.late.append((m.key.map { Array($0) }, Array(m.value))) }
-            }
-            if sawRecords {
-                lastInput = .now
-                if firstRecordAt == nil { firstRecordAt = lastInput }
-                lastRecordAt = lastInput
-                s.dirty = true
-            }
-            if s.engine.isRestoring, s.restoreTargets.allSatisfy({ (s.positions[$0.key] ?? 0) >= $0.value }) {
-                s.engine.endRestore()
-                logger.info("state restored", metadata: ["replayed": "\(s.engine.accounting)"])
-                s.restoreTargets = [:]
-            }
-            let now = ContinuousClock.now
-            let nowMs = Self.wallMs()
-            let idle = options.untilIdle.map { tracker.hasJoined && now - lastInput >= $0 } ?? false
-            // Commit on the early-revision tick when something changed, and whenever a window can
-            // become final (also when input has stopped: finals must not wait for the next event).
-            if !s.engine.isRestoring && (idle || (s.dirty && now - s.lastCommit >= .milliseconds(options.earlyIntervalMs))
-                                         || s.engine.hasWindowsToFinalize(nowMs: nowMs)) {
-                let emission = idle ? s.engine.flushAll(nowMs: nowMs) : s.engine.collect(nowMs: nowMs)
-                do {
-                    try commit(emission, state: &s, producer: producer, consumer: consumer, out: out, enricher: &enricher, nowMs: nowMs)
-                } catch let e as KafkaError where e.requiresAbort && !e.isFatal {
-                    logger.warning("transaction failed; aborting and rebuilding from the last checkpoint", metadata: ["error": "\(e)"])
-                    try producer.abortTransaction()
-                    state = try rebuild(consumer: consumer)
-                    continue
-                }
-                onCommit(stats)
-            }
-            state = s
-            if idle { break }
-        }
-        if let s = state { stats.accounting = s.engine.accounting }
-        logger.info("dwm finished", metadata: ["accounting": "\(stats.accounting)", "dwm_rows": "\(stats.dwmRows)",
-                                              "dws_rows": "\(stats.dwsRows)", "late": "\(stats.lateForwarded)"])
+        enricher = RowEnricher(cache: cache, actions: topology.actions)
+        topicNames = topology.actions.map { options.topicPrefix + Topology.microQueue(for: $0) }
+        topicIndex = Dictionary(uniqueKeysWithValues: topicNames.enumerated().map { ($1, $0) })
     }
 
     struct Outputs { let dwm, dws, late, checkpoint: KafkaTopic }
@@ -163,24 +136,37 @@ public final class DWMJob {
         var engine: WindowEngine
         var positions: [Source: Int64] = [:]
         var restoreTargets: [Source: Int64] = [:]
+        /// The next offset actually read per source since the rebuild. The replay is over when it
+        /// reaches each target; `positions` cannot tell, it starts at the committed position.
+        var readUpTo: [Source: Int64] = [:]
         var late: [(key: [UInt8]?, value: [UInt8])] = []
         var lastCommit = ContinuousClock.now
         var dirty = false
     }
 
-    private func rebuild(consumer: KafkaConsumer) throws -> EngineState {
-        stats.rebuilds += 1
-        let assigned = try consumer.assignment()
-        let topicIndex = Dictionary(uniqueKeysWithValues: topicNames.enumerated().map { ($1, $0) })
+    func prepare(producer: KafkaProducer, consumer: KafkaConsumer) throws {
+        out = Outputs(dwm: producer.topic(options.topicPrefix + Topology.dwm), dws: producer.topic(options.topicPrefix + Topology.dws),
+                      late: producer.topic(options.topicPrefix + Topology.late), checkpoint: producer.topic(checkpointTopic))
+    }
+
+    func finish() {
+        if let s = state { stats.accounting = s.engine.accounting }
+        logger.info("dwm accounting", metadata: ["accounting": "\(stats.accounting)", "dwm_rows": "\(stats.dwmRows)",
+                                                "dws_rows": "\(stats.dwsRows)", "late": "\(stats.lateForwarded)"])
+    }
+
+    /// A new engine over `owned`: every partition is positioned explicitly, at its checkpoint's
+    /// replay offset, else at the group's committed offset, else at the beginning.
+    func restore(owned assigned: [TopicPartitionOffset], consumer: KafkaConsumer) throws -> Restore {
         let gate = cache
         let engine = WindowEngine(config: WindowConfig(actions: topology.actions, outOfOrdernessMs: options.outOfOrdernessMs,
                                                        allowedLatenessMs: options.allowedLatenessMs,
                                                        idleTimeoutMs: options.idleSourceTimeoutMs)) { gate.confirmContent($0) }
         var state = EngineState(engine: engine)
+        defer { self.state = state }
+        guard !assigned.isEmpty else { return Restore() }
         let saved = try CheckpointRecord.load(topic: checkpointTopic, group: options.groupId, instance: options.instanceId,
                                               brokers: options.brokers, kafka: options.kafka)
-        // Every assigned partition is positioned explicitly: at its checkpoint's replay offset, else at
-        // the group's committed offset, else at the beginning (records polled before this are dropped).
         let committed = Dictionary(try consumer.committed(assigned).map { ("\($0.topic)|\($0.partition)", $0.offset) },
                                    uniquingKeysWith: { a, _ in a })
         var checkpoints: [Source: SourceCheckpoint] = [:]
@@ -203,7 +189,6 @@ public final class DWMJob {
             if r.checkpoint.replayOffset < r.position { state.restoreTargets[source] = r.position }
             seeks.append(TopicPartitionOffset(topic: tp.topic, partition: tp.partition, offset: r.checkpoint.replayOffset))
         }
-        try consumer.seek(seeks)
         engine.expectSources(assigned.compactMap { tp in topicIndex[tp.topic].map { Source(topic: $0, partition: Int(tp.partition)) } },
                              nowMs: Self.wallMs())
         if !checkpoints.isEmpty {
@@ -212,35 +197,74 @@ public final class DWMJob {
         }
         logger.info("engine rebuilt", metadata: ["partitions": "\(assigned.count)", "checkpoints": "\(checkpoints.count)",
                                                  "replaying_sources": "\(state.restoreTargets.count)"])
-        return state
+        let positions = state.positions.map { TopicPartitionOffset(topic: topicNames[$0.key.topic], partition: Int32($0.key.partition), offset: $0.value) }
+        return Restore(seeks: seeks, positions: positions)
     }
 
-    private func commit(_ emission: Emission, state s: inout EngineState, producer: KafkaProducer, consumer: KafkaConsumer,
-                        out: Outputs, enricher: inout RowEnricher, nowMs: Int64) throws {
+    func consume(_ records: [KafkaMessage]) throws {
+        guard var s = state else { return }
+        defer { state = s }
+        for m in records {
+            guard let t = topicIndex[m.topic] else { continue }
+            let source = Source(topic: t, partition: Int(m.partition))
+            s.positions[source] = max(s.positions[source] ?? 0, m.offset + 1)
+            s.readUpTo[source] = m.offset + 1
+            // The split's watermark markers (null key) carry ods.raw progress, not events.
+            if m.key == nil, m.headerView(SourceProgress.markerHeader) != nil, let marker = SourceProgress.Marker(m.value) {
+                s.engine.applyMarker(marker, source: source, offset: m.offset)
+                continue
+            }
+            let stamp = m.headerView(SourceProgress.stampHeader).flatMap { SourceProgress.Stamp($0) }
+            let outcome = s.engine.apply(m.value, source: source, offset: m.offset, stamp: stamp)
+            if outcome == .late { s.late.append((m.key.map { Array($0) }, Array(m.value))) }
+        }
+        s.dirty = true
+        if s.engine.isRestoring, s.restoreTargets.allSatisfy({ (s.readUpTo[$0.key] ?? 0) >= $0.value }) {
+            s.engine.endRestore()
+            logger.info("state restored", metadata: ["replayed": "\(s.engine.restoreAccounting)"])
+            s.restoreTargets = [:]
+        }
+    }
+
+    /// On the early-revision tick when something changed, whenever a window can become final
+    /// (also when input has stopped: finals must not wait for the next event), and at the end.
+    func wantsTransaction(_ tick: Tick) -> Bool {
+        guard let s = state, !s.engine.isRestoring else { return false }
+        return tick.finishing || (s.dirty && tick.now - s.lastCommit >= .milliseconds(options.earlyIntervalMs))
+            || s.engine.hasWindowsToFinalize(nowMs: Self.wallMs())
+    }
+
+    /// Collects the rows and looks their dimensions up before the transaction opens.
+    func beforeTransaction(_ tick: Tick) throws {
+        guard let s = state else { return }
+        emittedAt = Self.wallMs()
+        let rows = tick.finishing ? s.engine.flushAll(nowMs: emittedAt) : s.engine.collect(nowMs: emittedAt)
         let t0 = ContinuousClock.now
-        try enricher.lookUp(emission)
-        let t1 = ContinuousClock.now
-        try producer.beginTransaction()
-        try enricher.encode(emission, emittedAt: nowMs,
+        try enricher.lookUp(rows)
+        timings.lookup = .now - t0
+        emission = rows
+    }
+
+    func produce(into producer: KafkaProducer, tick: Tick) throws {
+        guard let s = state, let out, let emission else { return }
+        let t0 = ContinuousClock.now
+        try enricher.encode(emission, emittedAt: emittedAt,
                             dwm: { r, value in try produce(producer, out.dwm, key: r.contentId, value: value) },
                             dws: { r, value, hasContent in
                                 try produce(producer, out.dws, key: r.contentId, value: value)
                                 if !hasContent { stats.rowsWithoutContent += 1 }
                             })
         for l in s.late { try producer.produce(topic: out.late.name, key: l.key, value: l.value) }
-        let names = topicNames
         for (source, cp) in s.engine.replayPoints() {
             guard let pos = s.positions[source] else { continue }
-            let r = CheckpointRecord(topic: names[source.topic], partition: Int32(source.partition), position: pos, checkpoint: cp)
+            let r = CheckpointRecord(topic: topicNames[source.topic], partition: Int32(source.partition), position: pos, checkpoint: cp)
             try producer.produce(topic: out.checkpoint.name, key: r.key(group: options.groupId), value: r.value)
         }
-        let t2 = ContinuousClock.now
-        try producer.sendOffsets(s.positions.map { TopicPartitionOffset(topic: names[$0.key.topic], partition: Int32($0.key.partition), offset: $0.value) },
-                                 consumer: consumer)
-        try producer.commitTransaction()
-        let t3 = ContinuousClock.now
+        timings.produce = .now - t0
+    }
 
-        stats.transactions += 1
+    func committed(_ tick: Tick) {
+        guard var s = state, let emission else { return }
         stats.dwmRows += emission.dwm.count
         stats.dwsRows += emission.dws.count
         stats.lateForwarded += s.late.count
@@ -248,23 +272,29 @@ public final class DWMJob {
         s.late.removeAll()
         s.lastCommit = .now
         s.dirty = false
-        lastCommitAt = s.lastCommit
+        state = s
+        self.emission = nil
         let m = MetricsRegistry.shared
         m.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dwm"]).increment(by: emission.dwm.count)
         m.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dws"]).increment(by: emission.dws.count)
         m.gauge("strata_dwm_watermark_ms", help: "The dwm job's event-time watermark").set(Double(s.engine.watermark))
         reportProgress(s.engine)
         m.gauge("strata_process_resident_bytes", help: "Resident set size of the process").set(Double(processResidentBytes()))
-        // Where a transaction's time goes: dimension lookups, encoding + producing, the commit (broker acks).
-        for (phase, d) in [("lookup", t1 - t0), ("produce", t2 - t1), ("commit", t3 - t2)] {
+        // Where a transaction's time goes: dimension lookups, encoding + producing (the commit is the loop's).
+        for (phase, d) in [("lookup", timings.lookup), ("produce", timings.produce)] {
             m.gauge("strata_dwm_transaction_phase_seconds", help: "Duration of the last transaction's phases",
                     labels: ["phase": phase]).set(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
         }
         logger.debug("transaction committed", metadata: [
             "dwm_rows": "\(emission.dwm.count)", "dws_rows": "\(emission.dws.count)", "late_total": "\(stats.lateForwarded)",
-            "lookup_ms": "\((t1 - t0) / .milliseconds(1))", "produce_ms": "\((t2 - t1) / .milliseconds(1))",
-            "commit_ms": "\((t3 - t2) / .milliseconds(1))", "watermark": "\(s.engine.watermark)",
-            "rss_mb": "\(processResidentBytes() >> 20)"])
+            "lookup_ms": "\(timings.lookup / .milliseconds(1))", "produce_ms": "\(timings.produce / .milliseconds(1))",
+            "watermark": "\(s.engine.watermark)", "rss_mb": "\(processResidentBytes() >> 20)"])
+    }
+
+    /// The engine has moved past what the broker discarded: rebuild it from the last checkpoints.
+    func aborted() -> Rewind {
+        emission = nil
+        return .restore
     }
 
     /// Per ods.raw partition: the progress holding the watermark, idleness, and the skew between

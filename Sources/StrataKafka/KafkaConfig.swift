@@ -75,6 +75,14 @@ public struct KafkaConfig: Sendable, Equatable {
         return c
     }
 
+    /// A job instance's static group membership id (`group.instance.id`, KIP-345). Jobs have
+    /// stable instance ids (they already name the transactional producer), so a restarted instance
+    /// takes its partitions straight back instead of waiting for the group to expire its dead
+    /// predecessor, and a rolling restart causes no rebalance. Instance ids must be unique per group.
+    public static func staticMemberId(prefix: String, group: String, instance: String) -> String {
+        "\(prefix)\(group)-\(instance)"
+    }
+
     /// Builds an `rd_kafka_conf_t`; the caller owns it until it is handed to `rd_kafka_new`.
     func makeNative() throws(KafkaError) -> OpaquePointer {
         let conf = rd_kafka_conf_new()!

@@ -1,14 +1,14 @@
-import CRdKafka
 import Foundation
 import Logging
 import StrataCore
 import StrataKafka
+import StrataRuntime
 
 /// The ODS split job: ods.raw → ods.<action> (key = content_id, original bytes) | ods.dlq.
 /// Exactly-once: each polled batch is produced inside one Kafka transaction together with the
-/// consumer offsets that cover it, so a crash at any point either publishes the batch and its
-/// offsets or neither. Consumers of the outputs read with `read_committed`.
-public final class SplitJob {
+/// consumer offsets that cover it (`TransactionalLoop`), so a crash at any point either publishes
+/// the batch and its offsets or neither. Consumers of the outputs read with `read_committed`.
+public final class SplitJob: StreamJob {
     public struct Options: Sendable {
         public var brokers: String
         public var kafka: [String: String] = [:]          // pass-through librdkafka properties
@@ -42,17 +42,68 @@ public final class SplitJob {
     }
 
     private let options: Options
-    private let topology: Topology
-    private let router: SplitRouter
-    private let logger: Logger
-    public private(set) var stats = SplitStats()
+    private let stage: SplitStage
+    private let loop: TransactionalLoop
+    public let name = "split"
+
+    public init(options: Options, topology: Topology, logger: Logger = Logger(label: "strata.split")) throws {
+        self.options = options
+        stage = try SplitStage(options: options, topology: topology, logger: logger)
+        var loopOptions = TransactionalLoop.Options(job: "split", brokers: options.brokers, groupId: options.groupId,
+                                                    inputs: [options.topicPrefix + Topology.raw])
+        loopOptions.kafka = options.kafka
+        loopOptions.instanceId = options.instanceId
+        loopOptions.topicPrefix = options.topicPrefix
+        loopOptions.batchSize = options.batchSize
+        loopOptions.pollTimeoutMs = options.pollTimeoutMs
+        loopOptions.untilIdle = options.untilIdle
+        // End-of-partition events tell alignment which partitions have nothing more to deliver.
+        loopOptions.consumerDefaults["enable.partition.eof"] = "true"
+        loop = TransactionalLoop(options: loopOptions, logger: logger)
+    }
+
+    public var stats: SplitStats { stage.stats }
     /// Transactions aborted and redone after a retriable error.
-    public private(set) var retriedBatches = 0
+    public var retriedBatches: Int { loop.stats.abortedTransactions }
     /// When the first record arrived and the last transaction committed (throughput measurement).
-    public private(set) var firstRecordAt: ContinuousClock.Instant?
-    public private(set) var lastCommitAt: ContinuousClock.Instant?
+    public var firstRecordAt: ContinuousClock.Instant? { loop.stats.firstRecordAt }
+    public var lastCommitAt: ContinuousClock.Instant? { loop.stats.lastCommitAt }
     /// Watermark marker records written (one per micro-queue partition per round).
-    public private(set) var markersWritten = 0
+    public var markersWritten: Int { stage.markersWritten }
+
+    public func run(shouldStop: @escaping () -> Bool, report: @escaping (JobSummary) -> Void) throws {
+        try run(shouldStop: shouldStop, onProgress: { [unowned self] _ in report(summary) })
+    }
+
+    /// Runs until `shouldStop()` or the idle timeout; commits everything before returning.
+    public func run(shouldStop: () -> Bool = { false }, onProgress: (SplitStats) -> Void = { _ in }) throws {
+        try loop.run(stage, shouldStop: shouldStop) { onProgress(stage.stats) }
+        logger.info("split accounting", metadata: ["stats": "\(stats.summary)", "markers": "\(markersWritten)"])
+    }
+
+    private var logger: Logger { stage.logger }
+
+    public var summary: JobSummary {
+        let s = stats
+        var j = JobSummary(job: name)
+        j.consumed = s.consumed
+        j.outcomes = ["routed": s.routedTotal, "filtered": s.filteredTotal, "dead_lettered": s.deadLetteredTotal]
+        j.details = ["routed": s.routed, "filtered": s.filtered, "dead_lettered": s.deadLettered]
+        j.written = ["markers": markersWritten]
+        j.transactions = loop.stats.transactions
+        j.abortedTransactions = loop.stats.abortedTransactions
+        return j
+    }
+}
+
+/// The split's transform: routes each polled batch, stamps records with their ods.raw partition's
+/// event-time progress, writes watermark markers and the progress checkpoints.
+final class SplitStage: TransactionalStage {
+    private let options: SplitJob.Options
+    private let router: SplitRouter
+    let logger: Logger
+    private(set) var stats = SplitStats()
+    private(set) var markersWritten = 0
     private var progress = RawProgress(rawPartitionCount: 0)
     /// After an assignment: the checkpoints read and the offset each owned partition's progress was
     /// chosen for. The first record of a partition shows where reading really starts; if that is
@@ -61,85 +112,18 @@ public final class SplitJob {
     private var checkpoints: [SplitCheckpoint] = []
     private var progressFor: [Int32: Int64] = [:]
     private var lastMarkerAt = ContinuousClock.now
+    private var out: Outputs?
+    /// The batch of the next transaction, and the state to go back to if it aborts.
+    private var pending: [KafkaMessage] = []
+    private var beforePending: (RawProgress, [Int32: Int64])?
+    private var pendingStats: SplitStats?
+    private var forceMarkers = false
+    private var sentMarkers = false
 
-    public init(options: Options, topology: Topology, logger: Logger = Logger(label: "strata.split")) throws {
+    init(options: SplitJob.Options, topology: Topology, logger: Logger) throws {
         self.options = options
-        self.topology = topology
         self.router = try SplitRouter(topology: topology, maxEventBytes: options.maxEventBytes)
         self.logger = logger
-    }
-
-    /// Runs until `shouldStop()` or the idle timeout; commits everything before returning.
-    public func run(shouldStop: () -> Bool = { false }, onProgress: (SplitStats) -> Void = { _ in }) throws {
-        var pcfg = KafkaConfig.producer(bootstrapServers: options.brokers, clientId: "strata-split-\(options.instanceId)")
-            .merging(options.kafka)
-        // The prefix keeps isolated runs on one broker from fencing each other.
-        pcfg.transactionalId = "\(options.topicPrefix)strata-split-\(options.instanceId)"
-        var ccfg = KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId,
-                                        clientId: "strata-split-\(options.instanceId)")
-        // End-of-partition events tell alignment which partitions have nothing more to deliver.
-        ccfg["enable.partition.eof"] = "true"
-        ccfg = ccfg.merging(options.kafka)
-        let producer = try KafkaProducer(config: pcfg, logger: logger)
-        // The idle clock runs only while partitions are assigned: joining a group takes seconds.
-        let assignment = AssignmentTracker()
-        let consumer = try KafkaConsumer(config: ccfg, logger: logger) { assignment.apply($0) }
-        try producer.initTransactions()
-        try consumer.subscribe([options.topicPrefix + Topology.raw])
-        defer { consumer.close() }
-
-        let queues = router.actions.map { producer.topic(options.topicPrefix + Topology.microQueue(for: $0)) }
-        let queuePartitions = try queues.map { try producer.partitionCount(topic: $0.name) }
-        let dlq = producer.topic(options.topicPrefix + Topology.deadLetter)
-        let copyTarget = options.copyOnlyTo.map { producer.topic($0) }
-        let out = Outputs(queues: queues, queuePartitions: queuePartitions, dlq: dlq, copyTarget: copyTarget,
-                          checkpoint: producer.topic(options.topicPrefix + Topology.splitCheckpoint))
-        progress = RawProgress(rawPartitionCount: try producer.partitionCount(topic: options.topicPrefix + Topology.raw))
-        logger.info("split started", metadata: ["group": "\(options.groupId)", "instance": "\(options.instanceId)",
-                                                "actions": "\(router.actions.joined(separator: ","))"])
-
-        var lastInput = ContinuousClock.now
-        while !shouldStop() {
-            let batch = try consumer.poll(maxMessages: options.batchSize, timeoutMs: options.pollTimeoutMs)
-            if let changed = assignment.takeChange() {
-                lastInput = changed
-                try loadProgress(consumer: consumer)
-            }
-            var records: [KafkaMessage] = []
-            records.reserveCapacity(batch.count)
-            for m in batch {
-                if let e = m.error {
-                    if e.code == RD_KAFKA_RESP_ERR__PARTITION_EOF.rawValue { progress.noteEnd(partition: m.partition) } else {
-                        logger.warning("consumer event", metadata: ["error": "\(e)"])
-                    }
-                    continue
-                }
-                records.append(m)
-            }
-            defer { if let ahead = options.alignMs, copyTarget == nil { align(consumer: consumer, aheadMs: ahead) } }
-            let idleChanged = progress.updateIdle(now: .now, timeout: options.idleSourceTimeout)
-            if records.isEmpty {
-                // Input paused (caught up) or a partition turned idle: tell the readers where we stand.
-                if progress.changedSinceMarker && copyTarget == nil { try sendMarkers(producer: producer, out: out) }
-                // A partition paused by alignment still has input: not idle.
-                if progress.hasPaused { lastInput = .now }
-                if let idle = options.untilIdle, assignment.hasJoined, ContinuousClock.now - lastInput >= idle { break }
-                continue
-            }
-            lastInput = .now
-            if firstRecordAt == nil { firstRecordAt = lastInput }
-            let committed = try processTransactionally(records, producer: producer, consumer: consumer, out: out,
-                                                       forceMarkers: idleChanged)
-            // `batch` (and so every zero-copy pointer handed to librdkafka) stays alive until here.
-            withExtendedLifetime(batch) {}
-            guard let batchStats = committed else { continue }
-            lastCommitAt = .now
-            batchStats.export()
-            stats.add(batchStats)
-            onProgress(stats)
-        }
-        logger.info("split finished", metadata: ["stats": "\(stats.summary)", "retried_batches": "\(retriedBatches)",
-                                                 "markers": "\(markersWritten)"])
     }
 
     struct Outputs {
@@ -150,10 +134,22 @@ public final class SplitJob {
         let checkpoint: KafkaTopic
     }
 
-    /// After a rebalance: the owned partitions' progress at their committed offsets.
-    private func loadProgress(consumer: KafkaConsumer) throws {
-        let owned = try consumer.assignment()
-        guard !owned.isEmpty else { progress.reset(to: [:], now: .now); return }
+    private var raw: String { options.topicPrefix + Topology.raw }
+
+    func prepare(producer: KafkaProducer, consumer: KafkaConsumer) throws {
+        let queues = router.actions.map { producer.topic(options.topicPrefix + Topology.microQueue(for: $0)) }
+        out = Outputs(queues: queues, queuePartitions: try queues.map { try producer.partitionCount(topic: $0.name) },
+                      dlq: producer.topic(options.topicPrefix + Topology.deadLetter),
+                      copyTarget: options.copyOnlyTo.map { producer.topic($0) },
+                      checkpoint: producer.topic(options.topicPrefix + Topology.splitCheckpoint))
+        progress = RawProgress(rawPartitionCount: try producer.partitionCount(topic: raw))
+        logger.info("split routes", metadata: ["actions": "\(router.actions.joined(separator: ","))"])
+    }
+
+    /// After a rebalance: the owned partitions' progress at their committed offsets. Reading
+    /// continues where the group committed (no seeks).
+    func restore(owned: [TopicPartitionOffset], consumer: KafkaConsumer) throws -> Restore {
+        guard !owned.isEmpty else { progress.reset(to: [:], now: .now); return Restore() }
         // Alignment starts afresh: nothing stays paused across an assignment.
         try consumer.resume(owned)
         let committed = try consumer.committed(owned)
@@ -171,13 +167,76 @@ public final class SplitJob {
         progress.reset(to: maxTs, now: .now)
         let shown = maxTs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value == .min ? "none" : "\($0.value)")" }
         logger.info("event-time progress loaded", metadata: ["partitions": "\(shown.joined(separator: " "))"])
+        return Restore()
+    }
+
+    func consume(_ records: [KafkaMessage]) throws {
+        beforePending = (progress, progressFor)
+        pending = records
+    }
+
+    func partitionEnded(topic: String, partition: Int32) { progress.noteEnd(partition: partition) }
+
+    func afterPoll(consumer: KafkaConsumer) {
+        if let ahead = options.alignMs, options.copyOnlyTo == nil { align(consumer: consumer, aheadMs: ahead) }
+        if progress.updateIdle(now: .now, timeout: options.idleSourceTimeout) { forceMarkers = true }
+    }
+
+    /// A partition paused by alignment still has input: not idle.
+    var holdsInput: Bool { progress.hasPaused }
+
+    /// Every batch; otherwise markers when the input paused or a partition's idleness changed.
+    func wantsTransaction(_ tick: Tick) -> Bool {
+        if !pending.isEmpty { return true }
+        return options.copyOnlyTo == nil && tick.inputPaused && (progress.changedSinceMarker || forceMarkers)
+    }
+
+    func produce(into producer: KafkaProducer, tick: Tick) throws {
+        guard let out else { return }
+        sentMarkers = false
+        pendingStats = nil
+        if !pending.isEmpty {
+            if let target = out.copyTarget {
+                pendingStats = try copy(pending, producer: producer, to: target)
+                return
+            }
+            pendingStats = try route(pending, producer: producer, out: out)
+            for tp in nextOffsets(pending) {
+                let c = SplitCheckpoint(partition: tp.partition, nextOffset: tp.offset, maxTs: progress.maxTs(of: tp.partition) ?? .min)
+                try producer.produce(topic: out.checkpoint.name, key: c.key(group: options.groupId), value: c.value)
+            }
+        }
+        let due = progress.changedSinceMarker && (pending.isEmpty || tick.now - lastMarkerAt >= options.markerInterval)
+        if !progress.isEmpty && (forceMarkers || due) {
+            try produceMarkers(producer: producer, out: out)
+            sentMarkers = true
+        }
+    }
+
+    func committed(_ tick: Tick) {
+        if sentMarkers, let out { markersCommitted(out) }
+        if let batch = pendingStats {
+            batch.export()
+            stats.add(batch)
+        }
+        pending = []
+        pendingStats = nil
+        beforePending = nil
+    }
+
+    /// The batch is read again; stamps restart from the progress before it.
+    func aborted() -> Rewind {
+        if let (p, f) = beforePending { (progress, progressFor) = (p, f) }
+        pending = []
+        pendingStats = nil
+        beforePending = nil
+        return .uncommitted
     }
 
     /// Pauses owned partitions too far ahead in event time and resumes those the others caught up
     /// with (pausing drops what librdkafka prefetched; reading resumes at the next offset).
     private func align(consumer: KafkaConsumer, aheadMs: Int64) {
         let (pause, resume) = progress.align(aheadMs: aheadMs)
-        let raw = options.topicPrefix + Topology.raw
         do {
             if !pause.isEmpty { try consumer.pause(pause.map { TopicPartitionOffset(topic: raw, partition: $0, offset: 0) }) }
             if !resume.isEmpty { try consumer.resume(resume.map { TopicPartitionOffset(topic: raw, partition: $0, offset: 0) }) }
@@ -202,20 +261,6 @@ public final class SplitJob {
                                "max_ts": "\(maxTs[partition] ?? .min)", "exact": "\(inexact.isEmpty)"])
     }
 
-    /// One transaction holding only watermark markers (the input paused or a partition turned idle).
-    private func sendMarkers(producer: KafkaProducer, out: Outputs) throws {
-        guard !progress.isEmpty else { return }
-        do {
-            try producer.beginTransaction()
-            try produceMarkers(producer: producer, out: out)
-            try producer.commitTransaction()
-            markersCommitted(out)
-        } catch let e as KafkaError where e.requiresAbort && !e.isFatal {
-            logger.warning("marker transaction failed; aborting (markers go out with the next one)", metadata: ["error": "\(e)"])
-            try producer.abortTransaction()
-        }
-    }
-
     /// A marker to every partition of every micro-queue: each carries the progress of every owned
     /// raw partition, so a micro-queue partition that gets no data from one still hears of it.
     private func produceMarkers(producer: KafkaProducer, out: Outputs) throws {
@@ -232,6 +277,7 @@ public final class SplitJob {
 
     private func markersCommitted(_ out: Outputs) {
         progress.markerSent()
+        forceMarkers = false
         markersWritten += out.queuePartitions.reduce(0, +)
         lastMarkerAt = .now
         for (p, s) in progress.partitions {
@@ -240,48 +286,7 @@ public final class SplitJob {
         }
     }
 
-    /// Produces one batch, its checkpoints and offsets in one transaction. On an abortable error
-    /// the transaction is aborted, the progress restored and the consumer rewound to the batch
-    /// start, so the next poll (which also serves any pending rebalance) reads the same records
-    /// again; returns nil then.
-    private func processTransactionally(_ records: [KafkaMessage], producer: KafkaProducer, consumer: KafkaConsumer,
-                                        out: Outputs, forceMarkers: Bool) throws -> SplitStats? {
-        let before = (progress, progressFor)
-        do {
-            try producer.beginTransaction()
-            let s: SplitStats
-            var sentMarkers = false
-            if let target = out.copyTarget {
-                s = try copy(records, producer: producer, to: target)
-            } else {
-                s = try produce(records, producer: producer, out: out)
-                if forceMarkers || progress.changedSinceMarker && ContinuousClock.now - lastMarkerAt >= options.markerInterval {
-                    try produceMarkers(producer: producer, out: out)
-                    sentMarkers = true
-                }
-            }
-            let next = nextOffsets(records)
-            if out.copyTarget == nil {
-                for tp in next {
-                    let c = SplitCheckpoint(partition: tp.partition, nextOffset: tp.offset, maxTs: progress.maxTs(of: tp.partition) ?? .min)
-                    try producer.produce(topic: out.checkpoint.name, key: c.key(group: options.groupId), value: c.value)
-                }
-            }
-            try producer.sendOffsets(next, consumer: consumer)
-            try producer.commitTransaction()
-            if sentMarkers { markersCommitted(out) }
-            return s
-        } catch let e as KafkaError where e.requiresAbort && !e.isFatal {
-            logger.warning("transaction failed; aborting and re-reading the batch", metadata: ["error": "\(e)"])
-            retriedBatches += 1
-            (progress, progressFor) = before
-            try producer.abortTransaction()
-            try consumer.seek(firstOffsets(records))
-            return nil
-        }
-    }
-
-    private func produce(_ records: [KafkaMessage], producer: KafkaProducer, out: Outputs) throws -> SplitStats {
+    private func route(_ records: [KafkaMessage], producer: KafkaProducer, out: Outputs) throws -> SplitStats {
         var s = SplitStats()
         var routed = [Int](repeating: 0, count: out.queues.count)
         let now = ContinuousClock.now
@@ -336,12 +341,6 @@ public final class SplitJob {
         s.consumed = records.count
         s.routed["copy"] = records.count
         return s
-    }
-
-    private func firstOffsets(_ records: [KafkaMessage]) -> [TopicPartitionOffset] {
-        var first: [Int32: Int64] = [:]
-        for m in records { first[m.partition] = min(first[m.partition] ?? .max, m.offset) }
-        return first.map { TopicPartitionOffset(topic: options.topicPrefix + Topology.raw, partition: $0.key, offset: $0.value) }
     }
 
     private func nextOffsets(_ records: [KafkaMessage]) -> [TopicPartitionOffset] {

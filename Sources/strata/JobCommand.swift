@@ -7,6 +7,7 @@ import StrataSplit
 import StrataDims
 import StrataJobs
 import StrataRedis
+import StrataRuntime
 
 struct JobCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -40,8 +41,8 @@ struct JobCommand: ParsableCommand {
             Every routed record carries its ods.raw partition's event-time progress (header strata.src), and
             watermark markers (null key, header strata.wm) go to every micro-queue partition, so the dwm job
             decides lateness by each raw partition's own order, whatever the read speed
-            (docs/time-semantics.md). On exit prints the accounting as one JSON line on stdout:
-            consumed = routed + filtered + dead_lettered.
+            (docs/time-semantics.md). On exit prints the accounting as one JSON line on stdout
+            (consumed = routed + filtered + dead_lettered) and exits 3 if it does not balance.
             """)
         @OptionGroup var global: GlobalOptions
         @OptionGroup var job: JobOptions
@@ -54,7 +55,6 @@ struct JobCommand: ParsableCommand {
         func run() throws {
             let config = try global.resolve()
             let topology = try global.loadTopology(config)
-            Shutdown.install()
             var options = SplitJob.Options(brokers: config.brokers)
             options.kafka = config.kafka
             options.instanceId = job.instanceId
@@ -64,22 +64,7 @@ struct JobCommand: ParsableCommand {
             options.groupId = job.groupId("split")
             options.idleSourceTimeout = .milliseconds(idleSourceMs)
             options.alignMs = alignMs > 0 ? alignMs : nil
-            let split = try SplitJob(options: options, topology: topology)
-            var progress = Progress()
-            var metrics = MetricsFileWriter(path: job.metricsFile)
-            try split.run(shouldStop: { Shutdown.isRequested }) { stats in
-                progress.update("split: consumed \(stats.consumed), routed \(stats.routedTotal), filtered \(stats.filteredTotal), dead-lettered \(stats.deadLetteredTotal)")
-                metrics.maybeWrite()
-            }
-            progress.finish()
-            metrics.write()
-            let s = split.stats
-            let summary: [String: Any] = ["job": "split", "consumed": s.consumed, "routed": s.routed, "filtered": s.filtered,
-                                          "dead_lettered": s.deadLettered, "balanced": s.isBalanced,
-                                          "retried_batches": split.retriedBatches, "markers": split.markersWritten]
-            let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-            if !s.isBalanced { throw ExitCode(3) }
+            try runJobs([try SplitJob(options: options, topology: topology)], metricsFile: job.metricsFile)
         }
     }
 }
@@ -146,8 +131,8 @@ extension JobCommand {
             Early revisions (final:false) every --early-interval-ms while a minute is open, the final row when the
             watermark passes its end, corrected revisions for events within the allowed lateness; later events go
             to ods.late. Content ids unknown to the dimension store are filtered and counted. Follows dim.changelog
-            to keep its valid-id filter current. Prints its accounting as one JSON line on exit:
-            consumed = applied + duplicates + late + filtered.
+            to keep its valid-id filter current. Prints its accounting as one JSON line on exit
+            (consumed = applied + duplicates + late + filtered) and exits 3 if it does not balance.
             """)
         @OptionGroup var global: GlobalOptions
         @OptionGroup var job: JobOptions
@@ -156,7 +141,6 @@ extension JobCommand {
         func run() throws {
             let config = try global.resolve()
             let topology = try global.loadTopology(config)
-            Shutdown.install()
             let cache = try openDimensionCache(config: config, storeAddress: dwm.store, topicPrefix: job.topicPrefix)
             var o = DWMJob.Options(brokers: config.brokers)
             o.kafka = config.kafka
@@ -166,22 +150,7 @@ extension JobCommand {
             o.groupId = job.groupId("dwm")
             dwm.apply(to: &o)
             let follower = startChangelogFollower(config: config, topicPrefix: job.topicPrefix, cache: cache)
-            let dwmJob = DWMJob(options: o, topology: topology, cache: cache)
-            var metrics = MetricsFileWriter(path: job.metricsFile)
-            var progress = Progress()
-            try dwmJob.run(shouldStop: { Shutdown.isRequested }) { s in
-                progress.update("dwm: \(s.accounting.consumed) events, \(s.dwsRows) DWS rows, \(s.dwmRows) DWM rows, \(s.transactions) transactions")
-                metrics.maybeWrite()
-            }
-            follower.stop()
-            progress.finish()
-            metrics.write()
-            let s = dwmJob.stats, a = s.accounting
-            let summary: [String: Any] = ["job": "dwm", "consumed": a.consumed, "applied": a.applied, "duplicates": a.duplicates,
-                                          "late": a.late, "filtered": a.filtered, "balanced": a.isBalanced, "dwm_rows": s.dwmRows,
-                                          "dws_rows": s.dwsRows, "transactions": s.transactions, "rows_without_content": s.rowsWithoutContent]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
-            if !a.isBalanced { throw ExitCode(3) }
+            try runJobs([DWMJob(options: o, topology: topology, cache: cache)], metricsFile: job.metricsFile) { follower.stop() }
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import StrataCore
 import StrataJobs
+import StrataRuntime
 import StrataSplit
 import Synchronization
 
@@ -15,6 +16,7 @@ struct RunCommand: ParsableCommand {
         abstract: "Run every job of the pipeline in one process: split, dwm (with dimsync following dim.changelog).",
         discussion: """
         Stops on SIGINT/SIGTERM (each job commits and leaves its group) or, with --until-idle, when every job is idle.
+        Prints one JSON summary line per job (as `strata job` does); exits 3 if a job's accounting does not balance.
         Consumer groups: <topic-prefix>strata-split and <topic-prefix>strata-dwm, or G-split and G-dwm with --group G.
         """)
     @OptionGroup var global: GlobalOptions
@@ -26,66 +28,29 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let config = try global.resolve()
         let topology = try global.loadTopology(config)
-        Shutdown.install()
-        let logger = Logger(label: "strata.run")
         let cache = try openDimensionCache(config: config, storeAddress: dwm.store, topicPrefix: job.topicPrefix)
-        let failed = Mutex<[String]>([])
-        let stopAll = StopFlag()
-        let stop: @Sendable () -> Bool = { stopAll.isSet || Shutdown.isRequested }
 
-        var so = SplitJob.Options(brokers: config.brokers)
-        so.kafka = config.kafka
-        so.instanceId = job.instanceId
-        so.topicPrefix = job.topicPrefix
-        so.untilIdle = job.untilIdle?.duration
-        so.groupId = job.group.map { $0 + "-split" } ?? job.groupId("split")
-        so.idleSourceTimeout = .milliseconds(dwm.idleSourceMs)
-        so.alignMs = alignMs > 0 ? alignMs : nil
-        let split = try SplitJob(options: so, topology: topology)
+        var splitOptions = SplitJob.Options(brokers: config.brokers)
+        splitOptions.kafka = config.kafka
+        splitOptions.instanceId = job.instanceId
+        splitOptions.topicPrefix = job.topicPrefix
+        splitOptions.untilIdle = job.untilIdle?.duration
+        splitOptions.groupId = job.group.map { $0 + "-split" } ?? job.groupId("split")
+        splitOptions.idleSourceTimeout = .milliseconds(dwm.idleSourceMs)
+        splitOptions.alignMs = alignMs > 0 ? alignMs : nil
 
-        var dwo = DWMJob.Options(brokers: config.brokers)
-        dwo.kafka = config.kafka
-        dwo.instanceId = job.instanceId
-        dwo.topicPrefix = job.topicPrefix
-        dwo.groupId = job.group.map { $0 + "-dwm" } ?? job.groupId("dwm")
+        var dwmOptions = DWMJob.Options(brokers: config.brokers)
+        dwmOptions.kafka = config.kafka
+        dwmOptions.instanceId = job.instanceId
+        dwmOptions.topicPrefix = job.topicPrefix
+        dwmOptions.groupId = job.group.map { $0 + "-dwm" } ?? job.groupId("dwm")
         // dwm waits for split: it may only go idle after split has finished its input.
-        dwo.untilIdle = job.untilIdle.map { $0.duration + .seconds(3) }
-        dwm.apply(to: &dwo)
-        let dwmJob = DWMJob(options: dwo, topology: topology, cache: cache)
-        let follower = startChangelogFollower(config: config, topicPrefix: job.topicPrefix, cache: cache)
+        dwmOptions.untilIdle = job.untilIdle.map { $0.duration + .seconds(3) }
+        dwm.apply(to: &dwmOptions)
 
-        func spawn(_ name: String, _ body: @escaping @Sendable () throws -> Void) -> DispatchSemaphore {
-            let done = DispatchSemaphore(value: 0)
-            let t = Thread {
-                do { try body() } catch {
-                    logger.error("job failed; stopping the others", metadata: ["job": "\(name)", "error": "\(error)"])
-                    failed.withLock { $0.append(name) }
-                    stopAll.set()
-                }
-                done.signal()
-            }
-            t.name = "strata-\(name)"
-            t.start()
-            return done
-        }
-        let splitBox = UncheckedBox(split), dwmBox = UncheckedBox(dwmJob)
-        let splitDone = spawn("split") { try splitBox.value.run(shouldStop: stop) }
-        let dwmDone = spawn("dwm") { try dwmBox.value.run(shouldStop: stop) }
-        var metrics = MetricsFileWriter(path: job.metricsFile)
-        var progress = Progress()
-        while dwmDone.wait(timeout: .now() + 1) == .timedOut {
-            progress.update("split: \(split.stats.consumed) consumed | dwm: \(dwmJob.stats.accounting.consumed) events, \(dwmJob.stats.dwsRows) DWS rows")
-            metrics.maybeWrite()
-        }
-        splitDone.wait()
-        follower.stop()
-        progress.finish()
-        metrics.write()
-        let s = split.stats, a = dwmJob.stats.accounting
-        print("{\"job\":\"split\",\"consumed\":\(s.consumed),\"routed\":\(s.routedTotal),\"filtered\":\(s.filteredTotal),\"dead_lettered\":\(s.deadLetteredTotal),\"balanced\":\(s.isBalanced)}")
-        print("{\"job\":\"dwm\",\"consumed\":\(a.consumed),\"applied\":\(a.applied),\"duplicates\":\(a.duplicates),\"late\":\(a.late),\"filtered\":\(a.filteredTotal),\"dws_rows\":\(dwmJob.stats.dwsRows),\"dwm_rows\":\(dwmJob.stats.dwmRows),\"balanced\":\(a.isBalanced)}")
-        let f = failed.withLock { $0 }
-        if !f.isEmpty { throw ValidationError("jobs failed: \(f.joined(separator: ", ")) (see logs)") }
+        let follower = startChangelogFollower(config: config, topicPrefix: job.topicPrefix, cache: cache)
+        try runJobs([try SplitJob(options: splitOptions, topology: topology), DWMJob(options: dwmOptions, topology: topology, cache: cache)],
+                    metricsFile: job.metricsFile) { follower.stop() }
     }
 }
 

@@ -1,4 +1,3 @@
-import CRdKafka
 import Foundation
 import StrataCore
 import StrataDims
@@ -196,7 +195,7 @@ extension DWMEndToEndTests {
             }
             for m in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) {
                 if let e = m.error {
-                    if e.code == RD_KAFKA_RESP_ERR__PARTITION_EOF.rawValue { atEnd.insert(m.partition) }
+                    if e.code == .partitionEOF { atEnd.insert(m.partition) }
                     continue
                 }
                 atEnd.remove(m.partition)

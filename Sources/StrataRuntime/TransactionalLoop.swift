@@ -1,0 +1,199 @@
+import Foundation
+import Logging
+import StrataCore
+import StrataKafka
+
+/// The consume → transform → produce loop every Strata job runs, exactly once: a consumer-group
+/// member reading `read_committed`, and a transactional producer that commits each transaction's
+/// records together with the consumer offsets they cover, so a crash publishes both or neither.
+///
+/// It owns group membership (static, by instance id) and assignment tracking, polling, the
+/// transaction cadence the stage asks for, `send_offsets_to_transaction`, abort-and-rewind on
+/// abortable errors, fencing (fatal errors end the run), `--until-idle`, graceful stop, and the
+/// counters every job reports. The job's logic is a `TransactionalStage`.
+public final class TransactionalLoop {
+    public struct Options: Sendable {
+        /// The job's name: client ids, transactional id, logs and metrics labels.
+        public var job: String
+        public var brokers: String
+        /// librdkafka properties passed through to both clients (override the defaults below).
+        public var kafka: [String: String] = [:]
+        public var groupId: String
+        /// Stable per instance: the transactional id and the static group membership derive from
+        /// it, so a restarted instance fences its predecessor and takes its partitions back.
+        public var instanceId = "0"
+        /// Prepended to topic names; also keeps transactional ids of isolated runs apart.
+        public var topicPrefix = ""
+        public var inputs: [String]
+        public var batchSize = 10_000
+        public var pollTimeoutMs: Int32 = 100
+        /// Exit after this long without input (counted from the first assignment).
+        public var untilIdle: Duration?
+        /// Job-specific client defaults (below `kafka`).
+        public var producerDefaults: [String: String] = [:]
+        public var consumerDefaults: [String: String] = [:]
+
+        public init(job: String, brokers: String, groupId: String, inputs: [String]) {
+            self.job = job
+            self.brokers = brokers
+            self.groupId = groupId
+            self.inputs = inputs
+        }
+    }
+
+    /// What the loop did; read by the runner and benchmarks.
+    public struct Stats: Sendable {
+        public var transactions = 0
+        /// Transactions aborted and redone after an abortable error.
+        public var abortedTransactions = 0
+        /// Assignment changes and `.restore` rewinds the stage rebuilt from.
+        public var restores = 0
+        public var firstRecordAt: ContinuousClock.Instant?
+        public var lastRecordAt: ContinuousClock.Instant?
+        public var lastCommitAt: ContinuousClock.Instant?
+    }
+
+    public let options: Options
+    private let logger: Logger
+    public private(set) var stats = Stats()
+    /// Next offset per partition consumed (what a commit sends), and where the records consumed
+    /// since the last commit started (what an `.uncommitted` rewind seeks back to).
+    private var positions: [PartitionKey: Int64] = [:]
+    private var uncommittedFrom: [PartitionKey: Int64] = [:]
+    private var positionsChanged = false
+
+    public init(options: Options, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Runs `stage` until `shouldStop()` or `--until-idle`; `onCommit` after each transaction.
+    /// Throws on fatal errors (a fenced producer, a broken configuration): the process should
+    /// exit and be restarted; its successor fences whatever this one left open.
+    public func run(_ stage: some TransactionalStage, shouldStop: () -> Bool = { false }, onCommit: () -> Void = {}) throws {
+        let clientId = "strata-\(options.job)-\(options.instanceId)"
+        var pcfg = KafkaConfig.producer(bootstrapServers: options.brokers, clientId: clientId)
+            .merging(options.producerDefaults).merging(options.kafka)
+        // The prefix keeps isolated runs on one broker from fencing each other.
+        pcfg.transactionalId = "\(options.topicPrefix)strata-\(options.job)-\(options.instanceId)"
+        var ccfg = KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId, clientId: clientId)
+            .merging(options.consumerDefaults)
+        ccfg["group.instance.id"] = KafkaConfig.staticMemberId(prefix: options.topicPrefix, group: options.groupId,
+                                                                instance: options.instanceId)
+        ccfg = ccfg.merging(options.kafka)
+        // `-X group.instance.id=` (empty) turns static membership off.
+        if ccfg["group.instance.id"]?.isEmpty == true { ccfg["group.instance.id"] = nil }
+
+        let producer = try KafkaProducer(config: pcfg, logger: logger)
+        // The idle clock runs only once the group has answered: joining can take seconds.
+        let assignment = AssignmentTracker()
+        let consumer = try KafkaConsumer(config: ccfg, logger: logger) { assignment.apply($0) }
+        try producer.initTransactions()
+        try stage.prepare(producer: producer, consumer: consumer)
+        try consumer.subscribe(options.inputs)
+        defer { consumer.close() }
+        logger.info("\(options.job) started", metadata: ["group": "\(options.groupId)", "instance": "\(options.instanceId)"])
+
+        var lastInput = ContinuousClock.now
+        while !shouldStop() {
+            let batch = try consumer.poll(maxMessages: options.batchSize, timeoutMs: options.pollTimeoutMs)
+            if assignment.takeChange() != nil {
+                lastInput = .now
+                // Records polled before the seeks come again after them.
+                if try restore(stage, consumer: consumer) { continue }
+            }
+            var records: [KafkaMessage] = []
+            records.reserveCapacity(batch.count)
+            for m in batch {
+                if let e = m.error {
+                    if e.code == .partitionEOF { stage.partitionEnded(topic: m.topic, partition: m.partition) } else {
+                        logger.warning("consumer event", metadata: ["error": "\(e)"])
+                    }
+                    continue
+                }
+                records.append(m)
+                let key = PartitionKey(topic: m.topic, partition: m.partition)
+                if uncommittedFrom[key] == nil { uncommittedFrom[key] = m.offset }
+                // Never backwards: a replay below the committed position (a checkpoint's replay
+                // offset) re-reads records whose offsets were committed already.
+                positions[key] = max(positions[key] ?? 0, m.offset + 1)
+            }
+            let now = ContinuousClock.now
+            if !records.isEmpty {
+                positionsChanged = true
+                lastInput = now
+                if stats.firstRecordAt == nil { stats.firstRecordAt = now }
+                stats.lastRecordAt = now
+                try stage.consume(records)
+            }
+            stage.afterPoll(consumer: consumer)
+            if stage.holdsInput { lastInput = now }
+            let finishing = options.untilIdle.map { assignment.hasJoined && now - lastInput >= $0 } ?? false
+            let tick = Tick(now: now, inputPaused: records.isEmpty, finishing: finishing)
+            if stage.wantsTransaction(tick) {
+                try transaction(stage, tick: tick, producer: producer, consumer: consumer)
+                onCommit()
+            }
+            // Zero-copy records handed to the producer point into `batch`: alive until here.
+            withExtendedLifetime(batch) {}
+            if finishing { break }
+        }
+        logger.info("\(options.job) finished", metadata: ["transactions": "\(stats.transactions)",
+                                                         "aborted_transactions": "\(stats.abortedTransactions)"])
+    }
+
+    /// Asks the stage where to resume and seeks there; true when the consumer was repositioned.
+    private func restore(_ stage: some TransactionalStage, consumer: KafkaConsumer) throws -> Bool {
+        stats.restores += 1
+        let owned = try consumer.assignment()
+        let r = try stage.restore(owned: owned, consumer: consumer)
+        positions = [:]
+        uncommittedFrom = [:]
+        positionsChanged = false
+        for tp in r.positions { positions[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset }
+        guard !r.seeks.isEmpty else { return false }
+        try consumer.seek(r.seeks)
+        return true
+    }
+
+    private func transaction(_ stage: some TransactionalStage, tick: Tick, producer: KafkaProducer, consumer: KafkaConsumer) throws {
+        do {
+            try stage.beforeTransaction(tick)
+            try producer.beginTransaction()
+            try stage.produce(into: producer, tick: tick)
+            if positionsChanged {
+                try producer.sendOffsets(positions.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) },
+                                         consumer: consumer)
+            }
+            try producer.commitTransaction()
+        } catch let e as KafkaError where e.requiresAbort && !e.isFatal {
+            stats.abortedTransactions += 1
+            try producer.abortTransaction()
+            let rewind = stage.aborted()
+            logger.warning("transaction failed; aborted, redoing the work", metadata: ["error": "\(e)", "rewind": "\(rewind)"])
+            switch rewind {
+            case .uncommitted:
+                let back = uncommittedFrom.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) }
+                for tp in back { positions[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset }
+                uncommittedFrom = [:]
+                if !back.isEmpty { try consumer.seek(back) }
+            case .restore:
+                _ = try restore(stage, consumer: consumer)
+            }
+            return
+        }
+        uncommittedFrom = [:]
+        positionsChanged = false
+        stats.transactions += 1
+        stats.lastCommitAt = .now
+        stage.committed(tick)
+        MetricsRegistry.shared.counter("strata_job_transactions_total", help: "Transactions committed",
+                                       labels: ["job": options.job]).increment(by: 1)
+    }
+}
+
+/// A consumed partition.
+struct PartitionKey: Hashable {
+    let topic: String
+    let partition: Int32
+}
