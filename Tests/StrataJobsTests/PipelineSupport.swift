@@ -26,8 +26,9 @@ struct PipelineSandbox {
     let users: Int
     let store: RecordingStore
 
-    init(contents: Int = 500, users: Int = 5_000, seed: UInt64) throws {
-        brokers = try TestEnvironment.brokers
+    init(contents: Int = 500, users: Int = 5_000, seed: UInt64, on brokerAddress: String? = nil) throws {
+        let brokers = try brokerAddress ?? TestEnvironment.brokers
+        self.brokers = brokers
         redisURL = try TestEnvironment.redisURL
         topology = try Topology.load(path: Self.topologyPath)
         self.contents = contents
@@ -258,6 +259,8 @@ struct PipelineTruth {
     /// The late events' bytes, with multiplicity.
     var late: [String: Int] = [:]
     var unknownContentIds = Set<String>()
+    /// Per action: how many times each event id the split must route appears in the input.
+    var routed: [String: [String: Int]] = [:]
     var lateCount: Int { late.values.reduce(0, +) }
 
     init(lines: [[UInt8]], partitionOf: [Int32], contents: Int, actions: [String],
@@ -276,6 +279,7 @@ struct PipelineTruth {
                   c.utf8.count == 9, c.hasPrefix("c"), c.dropFirst().allSatisfy({ ("0"..."9").contains($0) })
             else { continue }   // dead-lettered or an invalid content id
             guard let n = Int(c.dropFirst()), n < contents else { unknownContentIds.insert(c); continue }
+            routed[action, default: [:]][id, default: 0] += 1
             let minute = ts - ts % 60_000
             if running[p]! - outOfOrdernessMs > minute + 60_000 + allowedLatenessMs {
                 late[String(decoding: l, as: UTF8.self), default: 0] += 1
@@ -306,6 +310,32 @@ struct PipelineTruth {
     /// The published rows and `ods.late` equal the truth: every identity, every column, final
     /// flags and revs, the DWM strategy, and the late events with their multiplicity (or as a set
     /// where aborted transactions are visible).
+    /// The micro-queues against the input: every event of a known content is in its action's
+    /// queue at least once (`exactly`: as often as in the input, for a broker that hides aborted
+    /// transactions). Returns the (missing, extra) counts, so a failing pipeline run says whether
+    /// the split or the dwm job lost events.
+    @discardableResult
+    func assertMicroQueues(_ sandbox: PipelineSandbox, exactly: Bool, file: StaticString = #filePath, line: UInt = #line) throws -> (missing: Int, extra: Int) {
+        var missing = 0, extra = 0
+        var samples: [String] = []
+        for (action, want) in routed {
+            var seen: [String: Int] = [:]
+            for r in try sandbox.read(Topology.microQueue(for: action)) where r.key != nil {
+                guard let o = try? JSONSerialization.jsonObject(with: Data(r.value)) as? [String: Any],
+                      let id = o["event_id"] as? String else { continue }
+                seen[id, default: 0] += 1
+            }
+            for (id, n) in want {
+                let got = seen[id] ?? 0
+                if got == 0 { missing += 1; if samples.count < 5 { samples.append("\(action)/\(id)") } }
+                if got > n { extra += got - n }
+            }
+        }
+        XCTAssertEqual(missing, 0, "events of known contents missing from the micro-queues: \(samples)", file: file, line: line)
+        if exactly { XCTAssertEqual(extra, 0, "events repeated in the micro-queues", file: file, line: line) }
+        return (missing, extra)
+    }
+
     func assertMatches(_ sandbox: PipelineSandbox, lateAsSet: Bool = false, tolerateAborted: Bool = false,
                        file: StaticString = #filePath, line: UInt = #line) throws {
         let actions = sandbox.topology.actions

@@ -30,6 +30,13 @@ public enum TestEnvironment {
         get throws { try required("STRATA_TEST_REDIS_URL") }
     }
 
+    /// `STRATA_TEST_STRICT_BROKERS`: a second test broker that hides aborted transactions from
+    /// read_committed readers (noida), e.g. "127.0.0.1:19093". The strict exactly-once checks run
+    /// there; the default broker (Tansu) shows aborted records, so tests on it compare kept rows.
+    public static var strictBrokers: String {
+        get throws { try required("STRATA_TEST_STRICT_BROKERS") }
+    }
+
     /// The value of environment variable `name`; throws `Unset` when it is missing or empty.
     public static func required(_ name: String,
                                 environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
