@@ -56,7 +56,7 @@ let package = Package(
         ]),
 
         // Helpers shared by test targets: real redis-server child processes, the strata binary.
-        .target(name: "StrataTestSupport", path: "Tests/StrataTestSupport"),
+        .target(name: "StrataTestSupport", dependencies: ["StrataCore"], path: "Tests/StrataTestSupport"),
         .testTarget(name: "StrataCoreTests", dependencies: ["StrataCore", "StrataGen", "StrataTestSupport"]),
         .testTarget(name: "StrataKafkaTests", dependencies: ["StrataKafka", "StrataTestSupport"]),
         .testTarget(name: "StrataRedisTests", dependencies: ["StrataRedis", "StrataTestSupport"]),
