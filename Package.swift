@@ -31,8 +31,8 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // Synthetic workload (events, later dimensions).
-        .target(name: "StrataGen", dependencies: ["StrataCore"]),
+        // Synthetic workload: events and the demo dimensions.
+        .target(name: "StrataGen", dependencies: ["StrataCore", "StrataDims"]),
         // The ODS split job: ods.raw -> ods.<action> | ods.dlq.
         .target(name: "StrataSplit", dependencies: ["StrataCore", "StrataKafka",
             .product(name: "Logging", package: "swift-log")]),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import StrataCore
 import StrataDims
+import StrataGen
 import StrataKafka
 import Synchronization
 

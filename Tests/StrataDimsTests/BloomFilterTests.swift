@@ -1,6 +1,7 @@
 import Foundation
 import StrataCore
 @testable import StrataDims
+import StrataGen
 import XCTest
 
 final class BloomFilterTests: XCTestCase {

@@ -2,6 +2,7 @@ import CRdKafka
 import Foundation
 import StrataCore
 import StrataDims
+import StrataGen
 import StrataJobs
 import StrataKafka
 import StrataRedis
