@@ -52,7 +52,18 @@ let package = Package(
         // The declarative stream query language: lexer, parser, planner, evaluator.
         .target(name: "StrataQuery", dependencies: ["StrataCore"]),
 
+        // What the strata commands share: global options, progress, signals, thread helpers.
+        .target(name: "StrataCLI", dependencies: ["StrataCore", "StrataKafka",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log")]),
+        // `strata bench …`: the benchmarks, each beside its baseline.
+        .target(name: "StrataBench", dependencies: [
+            "StrataCLI", "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
         .executableTarget(name: "strata", dependencies: [
+            "StrataCLI", "StrataBench",
             "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
