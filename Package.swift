@@ -69,8 +69,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
-        // Helpers shared by test targets: real redis-server child processes, the strata binary.
-        .target(name: "StrataTestSupport", dependencies: ["StrataCore"], path: "Tests/StrataTestSupport"),
+        // Helpers shared by test targets: real redis-server child processes, the strata binary, reading a topic to its end.
+        .target(name: "StrataTestSupport", dependencies: ["StrataCore", "StrataKafka"], path: "Tests/StrataTestSupport"),
         .testTarget(name: "StrataCoreTests", dependencies: ["StrataCore", "StrataGen", "StrataTestSupport"]),
         .testTarget(name: "StrataKafkaTests", dependencies: ["StrataKafka", "StrataTestSupport"]),
         .testTarget(name: "StrataRedisTests", dependencies: ["StrataRedis", "StrataTestSupport"]),

@@ -124,13 +124,8 @@ extension DWMEndToEndTests {
         let common = ["--topic-prefix", env.prefix, "--brokers", brokers, "--redis", "redis://127.0.0.1:\(redis.port)",
                       "--store", "sqlite:" + env.storePath, "--topology", topologyPath, "--log-format", "json"]
 
-        let job = Process()
-        job.executableURL = URL(fileURLWithPath: strataBinary)
-        job.arguments = ["job", "dwm", "--group", env.prefix + "dwm", "--instance-id", env.prefix + "0",
-                         "--early-interval-ms", "300", "--idle-source-ms", "1000", "--until-idle", "15"] + common
-        job.standardOutput = FileHandle.nullDevice
-        job.standardError = FileHandle.nullDevice
-        try job.run()
+        let job = try launchStrata(strataBinary, ["job", "dwm", "--group", env.prefix + "dwm", "--instance-id", env.prefix + "0",
+                                                  "--early-interval-ms", "300", "--idle-source-ms", "1000", "--until-idle", "15"] + common)
         defer { if job.isRunning { kill(job.processIdentifier, SIGKILL) } }
 
         // Minute m: five users click the content; its rows carry the stored category.
@@ -148,10 +143,8 @@ extension DWMEndToEndTests {
         let first = try waitForRow(env, minute: m, content: content, timeout: 60)
         XCTAssertEqual((first["content"] as? [String: Any])?["category"] as? String, before.category)
 
-        let put = Process()
-        put.executableURL = URL(fileURLWithPath: strataBinary)
-        put.arguments = ["dims", "put", "content", content, "category=\(renamed)"] + common
-        try put.run()
+        let put = try launchStrata(strataBinary, ["dims", "put", "content", content, "category=\(renamed)"] + common,
+                                   standardOutput: nil, standardError: nil)
         put.waitUntilExit()
         XCTAssertEqual(put.terminationStatus, 0, "strata dims put")
 

@@ -200,18 +200,12 @@ final class DWMEndToEndTests: XCTestCase {
     func testKilledDWMJobPublishesTheSameFinalRows() throws {
         let env = try prepare(events: 20_000, seed: 9)
         func launch(untilIdle: Int?) throws -> Process {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: strataBinary)
-            var args = ["job", "dwm", "--topic-prefix", env.prefix, "--group", env.prefix + "dwm", "--instance-id", env.prefix + "0",
-                        "--brokers", brokers, "--redis", redisURL, "--store", "sqlite:" + env.storePath,
-                        "--topology", Self.root.appendingPathComponent("topology/topology.yaml").path,
-                        "--early-interval-ms", "300", "--log-format", "json"]
-            if let untilIdle { args += ["--until-idle", "\(untilIdle)"] }
-            p.arguments = args
-            p.standardOutput = Pipe()
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            return p
+            var arguments = ["job", "dwm", "--topic-prefix", env.prefix, "--group", env.prefix + "dwm", "--instance-id", env.prefix + "0",
+                             "--brokers", brokers, "--redis", redisURL, "--store", "sqlite:" + env.storePath,
+                             "--topology", Self.root.appendingPathComponent("topology/topology.yaml").path,
+                             "--early-interval-ms", "300", "--log-format", "json"]
+            if let untilIdle { arguments += ["--until-idle", "\(untilIdle)"] }
+            return try launchStrata(strataBinary, arguments, standardOutput: Pipe())
         }
         let queues = topology.actions.map { env.prefix + Topology.microQueue(for: $0) }
         let seed = UInt64.random(in: 1...UInt64.max)
