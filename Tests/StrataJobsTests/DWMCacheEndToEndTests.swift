@@ -26,23 +26,23 @@ extension DWMEndToEndTests {
         let splitProgress = Mutex((consumed: 0, routed: 0))
         let dwmCommitted = Mutex(0)
         let stop = StopSignal()
-        var so = SplitJob.Options(brokers: brokers)
-        so.topicPrefix = env.prefix; so.groupId = env.prefix + "split"; so.instanceId = env.prefix + "split"
-        let split = UncheckedSendable(try SplitJob(options: so, topology: topology))
-        var o = dwmOptions(env)
-        o.untilIdle = .seconds(10)          // longer than any pause between phases; flushes every window at the end
-        let job = UncheckedSendable(DWMJob(options: o, topology: topology, cache: env.cache))
+        var splitOptions = SplitJob.Options(brokers: brokers)
+        splitOptions.topicPrefix = env.prefix; splitOptions.groupId = env.prefix + "split"; splitOptions.instanceId = env.prefix + "split"
+        let split = UncheckedSendable(try SplitJob(options: splitOptions, topology: topology))
+        var jobOptions = dwmOptions(env)
+        jobOptions.untilIdle = .seconds(10)          // longer than any pause between phases; flushes every window at the end
+        let job = UncheckedSendable(DWMJob(options: jobOptions, topology: topology, cache: env.cache))
         let errors = UncheckedSendable(NSMutableArray())
         let done = DispatchGroup()
         done.enter()
         Thread {
-            do { try split.value.run(shouldStop: { stop.isSet }) { s in splitProgress.withLock { $0 = (s.consumed, s.routedTotal) } } }
+            do { try split.value.run(shouldStop: { stop.isSet }) { progress in splitProgress.withLock { $0 = (progress.consumed, progress.routedTotal) } } }
             catch { errors.value.add("split: \(error)") }
             done.leave()
         }.start()
         done.enter()
         Thread {
-            do { try job.value.run(onCommit: { s in dwmCommitted.withLock { $0 = s.accounting.consumed } }) }
+            do { try job.value.run(onCommit: { progress in dwmCommitted.withLock { $0 = progress.accounting.consumed } }) }
             catch { errors.value.add("dwm: \(error)") }
             stop.set()
             done.leave()
@@ -53,8 +53,8 @@ extension DWMEndToEndTests {
             try produceRaw(env.lines[range], env: env)
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline {
-                let s = splitProgress.withLock { $0 }
-                if s.consumed >= range.upperBound, dwmCommitted.withLock({ $0 }) >= s.routed { return }
+                let progress = splitProgress.withLock { $0 }
+                if progress.consumed >= range.upperBound, dwmCommitted.withLock({ $0 }) >= progress.routed { return }
                 Thread.sleep(forTimeInterval: 0.05)
             }
             XCTFail("phase \(range) not committed within 60 s: split \(splitProgress.withLock { $0 }), dwm \(dwmCommitted.withLock { $0 })")
@@ -105,9 +105,9 @@ extension DWMEndToEndTests {
         done.wait()
         XCTAssertEqual(errors.value.count, 0, "\(errors.value)")
 
-        let a = job.value.stats.accounting
-        XCTAssertTrue(a.isBalanced, "\(a)")
-        XCTAssertEqual(a.consumed, split.value.stats.routedTotal)
+        let accounting = job.value.stats.accounting
+        XCTAssertTrue(accounting.isBalanced, "\(accounting)")
+        XCTAssertEqual(accounting.consumed, split.value.stats.routedTotal)
         XCTAssertEqual(job.value.stats.rowsWithoutContent, 0, "no row lost its dimensions during the outage")
         try assertMatches(env)
     }

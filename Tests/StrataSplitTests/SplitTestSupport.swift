@@ -74,7 +74,7 @@ struct SplitSandbox {
     /// Every micro-queue's events (markers left out), by action.
     func readMicroQueues() throws -> [String: [Record]] {
         var out: [String: [Record]] = [:]
-        for a in topology.actions { out[a] = try readAll(Topology.microQueue(for: a)) }
+        for action in topology.actions { out[action] = try readAll(Topology.microQueue(for: action)) }
         return out
     }
 }
