@@ -34,16 +34,19 @@ let package = Package(
         // The transactional consume → transform → produce loop every job runs, and the job runner.
         .target(name: "StrataRuntime", dependencies: ["StrataCore", "StrataKafka",
             .product(name: "Logging", package: "swift-log")]),
-        // Synthetic workload (events, later dimensions).
-        .target(name: "StrataGen", dependencies: ["StrataCore"]),
+        // Synthetic workload: events and the demo dimensions.
+        .target(name: "StrataGen", dependencies: ["StrataCore", "StrataDims"]),
         // The ODS split job: ods.raw -> ods.<action> | ods.dlq.
         .target(name: "StrataSplit", dependencies: ["StrataCore", "StrataKafka", "StrataRuntime",
             .product(name: "Logging", package: "swift-log")]),
 
         // Dimension store (SQLite, PostgreSQL), CSV loading, and the tiered cache in front of it.
+        // Its DDL is sql/<dialect>/001_dimensions.sql, embedded through links in Store/SQL.
         .target(name: "StrataDims", dependencies: ["StrataCore", "StrataRedis", "CSQLite",
             .product(name: "PostgresNIO", package: "postgres-nio"),
-            .product(name: "Logging", package: "swift-log")]),
+            .product(name: "Logging", package: "swift-log")],
+            resources: [.embedInCode("Store/SQL/sqlite_001_dimensions.sql"),
+                        .embedInCode("Store/SQL/postgres_001_dimensions.sql")]),
         // Minute row-to-column windows: cells, watermarks, revisions (no broker).
         .target(name: "StrataDWM", dependencies: ["StrataCore"]),
         // The jobs that join layers: dwm (windows + enrichment + exactly-once publishing) and dimsync.
@@ -52,14 +55,25 @@ let package = Package(
         // The declarative stream query language: lexer, parser, planner, evaluator.
         .target(name: "StrataQuery", dependencies: ["StrataCore"]),
 
+        // What the strata commands share: global options, progress, signals, thread helpers.
+        .target(name: "StrataCLI", dependencies: ["StrataCore", "StrataKafka",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log")]),
+        // `strata bench …`: the benchmarks, each beside its baseline.
+        .target(name: "StrataBench", dependencies: [
+            "StrataCLI", "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
         .executableTarget(name: "strata", dependencies: [
+            "StrataCLI", "StrataBench",
             "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs", "StrataRuntime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
-        // Helpers shared by test targets: real redis-server child processes, the strata binary.
-        .target(name: "StrataTestSupport", path: "Tests/StrataTestSupport"),
+        // Helpers shared by test targets: real redis-server child processes, the strata binary, reading a topic to its end.
+        .target(name: "StrataTestSupport", dependencies: ["StrataCore", "StrataKafka"], path: "Tests/StrataTestSupport"),
         .testTarget(name: "StrataCoreTests", dependencies: ["StrataCore", "StrataGen", "StrataTestSupport"]),
         .testTarget(name: "StrataKafkaTests", dependencies: ["StrataKafka", "StrataTestSupport"]),
         .testTarget(name: "StrataRedisTests", dependencies: ["StrataRedis", "StrataTestSupport"]),

@@ -589,12 +589,14 @@ struct _Cursor {
         }
     }
 
+    /// Hot path: reads through the scanner's raw pointer and names the failing offset, so it stays
+    /// here rather than using `JSONString.hex4` (index-based, no error position).
     @inline(__always)
     func hex4(_ q: UnsafeRawPointer) throws(ScanError) -> UInt32 {
         guard end - q >= 4 else { throw malformed("truncated \\u escape", at: min(q, end)) }
         var v: UInt32 = 0
         for i in 0..<4 {
-            guard let h = _hexValue(q.load(fromByteOffset: i, as: UInt8.self)) else {
+            guard let h = JSONString.hexValue(q.load(fromByteOffset: i, as: UInt8.self)) else {
                 throw malformed("invalid hex digit in \\u escape", at: q + i)
             }
             v = v << 4 | h
@@ -849,29 +851,12 @@ struct _Cursor {
     }
 }
 
-@inline(__always)
-func _hexValue(_ b: UInt8) -> UInt32? {
-    switch b {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(b &- UInt8(ascii: "0"))
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt32(b &- UInt8(ascii: "a") &+ 10)
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt32(b &- UInt8(ascii: "A") &+ 10)
-    default: nil
-    }
-}
-
 /// Decodes escaped string text, handing each UTF-8 byte to `emit` until it returns false.
-/// Tolerant of input the scanner would reject (see `decodeString`).
+/// Tolerant of input the scanner would reject (see `decodeString`). Kept apart from the strict
+/// `JSONString.read`: it works on ranges already validated, allocates nothing and never fails.
 func _forEachDecodedByte(_ raw: UnsafeRawBufferPointer, _ emit: (UInt8) -> Bool) {
     let n = raw.count
-    func hex(_ i: Int) -> UInt32? {
-        guard i + 4 <= n else { return nil }
-        var v: UInt32 = 0
-        for j in i..<i + 4 {
-            guard let h = _hexValue(raw[j]) else { return nil }
-            v = v << 4 | h
-        }
-        return v
-    }
+    func hex(_ i: Int) -> UInt32? { JSONString.hex4(raw, at: i) }
     var i = 0
     while i < n {
         let c = raw[i]

@@ -103,12 +103,12 @@ public struct StrataLogHandler: LogHandler {
     static func jsonLine(date: Date, level: Logger.Level, label: String, message: String,
                          metadata: Logger.Metadata) -> String {
         var s = "{\"ts\":\"\(rfc3339(date))\",\"level\":\"\(level.rawValue)\",\"label\":"
-        appendJSONString(label, to: &s)
+        JSONString.append(label, to: &s)
         s += ",\"msg\":"
-        appendJSONString(message, to: &s)
+        JSONString.append(message, to: &s)
         for key in metadata.keys.sorted() {
             s += ","
-            appendJSONString(reservedKeys.contains(key) ? "_" + key : key, to: &s)
+            JSONString.append(reservedKeys.contains(key) ? "_" + key : key, to: &s)
             s += ":"
             appendJSONValue(metadata[key]!, to: &s)
         }
@@ -138,20 +138,20 @@ public struct StrataLogHandler: LogHandler {
         let needsQuotes = raw.isEmpty || raw.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }
         if !needsQuotes { return raw }
         var q = ""
-        appendJSONString(raw, to: &q)
+        JSONString.append(raw, to: &q)
         return q
     }
 
     private static func appendJSONValue(_ v: Logger.Metadata.Value, to s: inout String) {
         switch v {
-        case .string(let x): appendJSONString(x, to: &s)
+        case .string(let x): JSONString.append(x, to: &s)
         case .stringConvertible(let x):
             // Numbers and booleans stay JSON numbers/booleans so log queries can compare them.
             switch x {
             case let b as Bool: s += b ? "true" : "false"
             case is Int, is Int64, is Int32, is UInt, is UInt64, is UInt32: s += x.description
             case let d as Double where d.isFinite: s += x.description
-            default: appendJSONString(x.description, to: &s)
+            default: JSONString.append(x.description, to: &s)
             }
         case .array(let xs):
             s += "["
@@ -164,30 +164,12 @@ public struct StrataLogHandler: LogHandler {
             s += "{"
             for (i, k) in d.keys.sorted().enumerated() {
                 if i > 0 { s += "," }
-                appendJSONString(k, to: &s)
+                JSONString.append(k, to: &s)
                 s += ":"
                 appendJSONValue(d[k]!, to: &s)
             }
             s += "}"
         }
-    }
-
-    static func appendJSONString(_ x: String, to s: inout String) {
-        s += "\""
-        for u in x.unicodeScalars {
-            switch u {
-            case "\"": s += "\\\""
-            case "\\": s += "\\\\"
-            case "\n": s += "\\n"
-            case "\r": s += "\\r"
-            case "\t": s += "\\t"
-            case _ where u.value < 0x20:
-                let hex = String(u.value, radix: 16)
-                s += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: s.unicodeScalars.append(u)
-            }
-        }
-        s += "\""
     }
 
     /// RFC 3339 UTC with milliseconds, e.g. 2026-11-21T09:47:01.123Z.

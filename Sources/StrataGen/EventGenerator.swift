@@ -1,3 +1,5 @@
+import StrataCore
+
 /// What one generated line is. Every line is exactly one kind.
 public enum GeneratedKind: Sendable, Equatable {
     /// Well-formed, known ids, in order (ts = the generator's clock).
@@ -108,8 +110,8 @@ public struct EventGenerator: Sendable {
         if a == 0 { a = 1 }
         while gcd(a, n) != 1 { a = a + 1 < n ? a + 1 : 1 }
         permA = a
-        permB = Int(mix64(workload.seed ^ 0x5EED) % UInt64(n))
-        idKey = mix64(workload.seed &+ 0x1D)
+        permB = Int(SplitMix64.mix(workload.seed ^ 0x5EED) % UInt64(n))
+        idKey = SplitMix64.mix(workload.seed &+ 0x1D)
         msPerEvent = 1000.0 / workload.eventsPerSecond
 
         let actions = workload.actions
@@ -316,7 +318,7 @@ public struct EventGenerator: Sendable {
     private mutating func render(into line: inout [UInt8], _ s: Session, action: Int, durationMs: Int, ts: Int64,
                                  content: ContentMode = .known, corruption: Corruption = .none) {
         idCounter &+= 1
-        let eid = mix64(idCounter &+ idKey)   // bijective: unique per event for a seed
+        let eid = SplitMix64.mix(idCounter &+ idKey)   // bijective: unique per event for a seed
         if corruption == .omit(0) {
             Self.lit(&line, "{\"ts\":")
         } else {

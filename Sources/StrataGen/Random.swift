@@ -1,4 +1,5 @@
 import Foundation
+import StrataCore
 
 /// xoshiro256** seeded through SplitMix64: our own PRNG so a seed gives the same bytes on every
 /// platform and Swift version (SystemRandomNumberGenerator cannot be seeded). Public for tools
@@ -7,8 +8,8 @@ public struct Xoshiro256: RandomNumberGenerator, Sendable {
     private var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
 
     public init(seed: UInt64) {
-        var sm = seed
-        s0 = splitMix64(&sm); s1 = splitMix64(&sm); s2 = splitMix64(&sm); s3 = splitMix64(&sm)
+        var seeder = SplitMix64(state: seed)
+        s0 = seeder.next(); s1 = seeder.next(); s2 = seeder.next(); s3 = seeder.next()
     }
 
     @inline(__always)
@@ -33,21 +34,6 @@ public struct Xoshiro256: RandomNumberGenerator, Sendable {
 
     @inline(__always)
     mutating func chance(_ p: Double) -> Bool { unit() < p }
-}
-
-@inline(__always)
-func splitMix64(_ state: inout UInt64) -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    return mix64(state)
-}
-
-/// SplitMix64's finalizer; a bijection on UInt64, so distinct inputs give distinct outputs.
-@inline(__always)
-func mix64(_ x: UInt64) -> UInt64 {
-    var z = x
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
 }
 
 extension UInt64 {

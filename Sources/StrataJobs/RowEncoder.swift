@@ -1,3 +1,4 @@
+import StrataCore
 import StrataDWM
 import StrataDims
 
@@ -22,10 +23,10 @@ struct RowEncoder {
         contentJSON.removeAll(keepingCapacity: true)
         for (id, c) in contents {
             var b: [UInt8] = []
-            b.append(contentsOf: #"{"title":"#.utf8); appendString(&b, c.title)
-            b.append(contentsOf: #","category":"#.utf8); appendString(&b, c.category)
-            b.append(contentsOf: #","author_id":"#.utf8); appendString(&b, c.authorId)
-            b.append(contentsOf: #","region":"#.utf8); appendString(&b, c.region)
+            b.append(contentsOf: #"{"title":"#.utf8); JSONString.append(c.title, to: &b)
+            b.append(contentsOf: #","category":"#.utf8); JSONString.append(c.category, to: &b)
+            b.append(contentsOf: #","author_id":"#.utf8); JSONString.append(c.authorId, to: &b)
+            b.append(contentsOf: #","region":"#.utf8); JSONString.append(c.region, to: &b)
             b.append(UInt8(ascii: "}"))
             contentJSON[id] = b
         }
@@ -34,9 +35,9 @@ struct RowEncoder {
 
     private func appendUser(_ b: inout [UInt8], _ id: String) {
         guard let u = users[id] else { b.append(contentsOf: "null".utf8); return }
-        b.append(contentsOf: #"{"gender":"#.utf8); appendString(&b, u.gender)
-        b.append(contentsOf: #","age_band":"#.utf8); appendString(&b, u.ageBand)
-        b.append(contentsOf: #","province":"#.utf8); appendString(&b, u.province)
+        b.append(contentsOf: #"{"gender":"#.utf8); JSONString.append(u.gender, to: &b)
+        b.append(contentsOf: #","age_band":"#.utf8); JSONString.append(u.ageBand, to: &b)
+        b.append(contentsOf: #","province":"#.utf8); JSONString.append(u.province, to: &b)
         b.append(contentsOf: #","city_tier":"#.utf8); appendInt(&b, Int64(u.cityTier))
         b.append(UInt8(ascii: "}"))
     }
@@ -45,11 +46,11 @@ struct RowEncoder {
 
     func encode(_ row: DWMRow, emittedAt: Int64, into b: inout [UInt8]) {
         b.append(contentsOf: #"{"minute":"#.utf8); appendInt(&b, row.minute)
-        b.append(contentsOf: #","content_id":"#.utf8); appendString(&b, row.contentId)
-        b.append(contentsOf: #","user_id":"#.utf8); appendString(&b, row.userId)
+        b.append(contentsOf: #","content_id":"#.utf8); JSONString.append(row.contentId, to: &b)
+        b.append(contentsOf: #","user_id":"#.utf8); JSONString.append(row.userId, to: &b)
         appendMetrics(&b, row.counts, playMs: row.playMs)
         b.append(contentsOf: #","strategy":"#.utf8)
-        if let s = row.strategy { appendString(&b, s) } else { b.append(contentsOf: "null".utf8) }
+        if let strategy = row.strategy { JSONString.append(strategy, to: &b) } else { b.append(contentsOf: "null".utf8) }
         b.append(contentsOf: #","content":"#.utf8); b.append(contentsOf: contentJSON[row.contentId] ?? Array("null".utf8))
         b.append(contentsOf: #","user":"#.utf8); appendUser(&b, row.userId)
         appendTail(&b, isFinal: row.isFinal, rev: row.rev, emittedAt: emittedAt)
@@ -57,7 +58,7 @@ struct RowEncoder {
 
     func encode(_ row: DWSRow, emittedAt: Int64, into b: inout [UInt8]) {
         b.append(contentsOf: #"{"minute":"#.utf8); appendInt(&b, row.minute)
-        b.append(contentsOf: #","content_id":"#.utf8); appendString(&b, row.contentId)
+        b.append(contentsOf: #","content_id":"#.utf8); JSONString.append(row.contentId, to: &b)
         appendMetrics(&b, row.counts, playMs: row.playMs)
         b.append(contentsOf: #","uv":"#.utf8); appendInt(&b, row.uv)
         b.append(contentsOf: #","content":"#.utf8); b.append(contentsOf: contentJSON[row.contentId] ?? Array("null".utf8))
@@ -95,28 +96,3 @@ func appendInt(_ b: inout [UInt8], _ v: Int64) {
     }
 }
 
-/// A JSON string literal (RFC 8259 escaping).
-func appendString(_ b: inout [UInt8], _ s: String) {
-    b.append(UInt8(ascii: "\""))
-    // Ids and dimension values rarely need escaping: copy them in one go when they don't.
-    let plain = s.utf8.withContiguousStorageIfAvailable { u -> Bool in
-        guard !u.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
-        b.append(contentsOf: u)
-        return true
-    } ?? false
-    if plain { b.append(UInt8(ascii: "\"")); return }
-    for c in s.utf8 {
-        switch c {
-        case UInt8(ascii: "\""): b.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-        case UInt8(ascii: "\\"): b.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-        case 0x0A: b.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-        case 0x0D: b.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-        case 0x09: b.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-        case 0..<0x20:
-            let hex = Array("0123456789abcdef".utf8)
-            b.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(c >> 4)], hex[Int(c & 15)]])
-        default: b.append(c)
-        }
-    }
-    b.append(UInt8(ascii: "\""))
-}

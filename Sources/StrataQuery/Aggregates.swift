@@ -1,3 +1,5 @@
+import StrataCore
+
 /// Aggregate states that can both add and retract a row's value, so a newer rev of a row can
 /// replace the older one exactly (upsert semantics).
 ///
@@ -85,8 +87,8 @@ final class Extreme: Accumulator {
 
     /// True when `a` should sit above `b` in the heap.
     @inline(__always) private func above(_ a: Value, _ b: Value) -> Bool {
-        let o = Value.order(a, b)
-        return isMax ? o > 0 : o < 0
+        let order = Value.order(a, b)
+        return isMax ? order > 0 : order < 0
     }
 
     func add(_ v: Value) {
@@ -100,7 +102,7 @@ final class Extreme: Accumulator {
         if v.isNull { return }
         guard let c = counts[v] else { return }
         counts[v] = c > 1 ? c - 1 : nil
-        if heap.count > 2 * counts.count + 32 { heap = []; for k in counts.keys { push(k) } }
+        if heap.count > 2 * counts.count + 32 { heap = []; for key in counts.keys { push(key) } }
     }
 
     var result: Value {
@@ -109,30 +111,11 @@ final class Extreme: Accumulator {
     }
 
     private func push(_ v: Value) {
-        heap.append(v)
-        var i = heap.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard above(heap[i], heap[parent]) else { break }
-            heap.swapAt(i, parent)
-            i = parent
-        }
+        BinaryHeap.push(v, onto: &heap, above: above)
     }
 
     private func popTop() {
-        guard let last = heap.popLast() else { return }
-        guard !heap.isEmpty else { return }
-        heap[0] = last
-        var i = 0
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var best = i
-            if l < heap.count, above(heap[l], heap[best]) { best = l }
-            if r < heap.count, above(heap[r], heap[best]) { best = r }
-            if best == i { break }
-            heap.swapAt(i, best)
-            i = best
-        }
+        BinaryHeap.removeTop(&heap, above: above)
     }
 }
 

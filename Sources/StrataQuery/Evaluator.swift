@@ -1,3 +1,5 @@
+import StrataCore
+
 /// The continuous evaluator: applies upsert rows to windowed, grouped aggregate state and decides
 /// what to emit.
 ///
@@ -490,31 +492,13 @@ func topK<T>(_ items: [T], _ k: Int, _ less: (T, T) -> Bool) -> [T] {
     guard k > 0 else { return [] }
     var heap: [T] = []
     heap.reserveCapacity(k)
-    func siftDown(_ start: Int) {
-        var i = start
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var top = i
-            if l < heap.count, less(heap[top], heap[l]) { top = l }
-            if r < heap.count, less(heap[top], heap[r]) { top = r }
-            if top == i { return }
-            heap.swapAt(i, top)
-            i = top
-        }
-    }
-    for x in items {
+    // A max-heap: the largest kept element sits on top, ready to be replaced.
+    func above(_ a: T, _ b: T) -> Bool { less(b, a) }
+    for item in items {
         if heap.count < k {
-            heap.append(x)
-            var i = heap.count - 1
-            while i > 0 {
-                let p = (i - 1) / 2
-                guard less(heap[p], heap[i]) else { break }
-                heap.swapAt(i, p)
-                i = p
-            }
-        } else if less(x, heap[0]) {
-            heap[0] = x
-            siftDown(0)
+            BinaryHeap.push(item, onto: &heap, above: above)
+        } else if less(item, heap[0]) {
+            BinaryHeap.replaceTop(&heap, with: item, above: above)
         }
     }
     return heap.sorted(by: less)

@@ -1,3 +1,5 @@
+import StrataCore
+
 /// Distinct counting for `count_distinct`, with exact retraction.
 ///
 /// Upsert streams retract: when a newer rev of a row replaces an older one, the older row's value
@@ -15,9 +17,9 @@
 /// and the value's bytes, then the murmur3 finalizer so every output bit is well mixed.
 enum ValueHash {
     static func hash(_ v: Value) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func byte(_ b: UInt8) { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
-        func word(_ w: UInt64) { for k in 0..<8 { byte(UInt8(truncatingIfNeeded: w >> (8 * UInt64(k)))) } }
+        var h = FNV1a.offsetBasis
+        func byte(_ b: UInt8) { FNV1a.combine(&h, b) }
+        func word(_ w: UInt64) { FNV1a.combine(&h, word: w) }
         switch v {
         case .null: byte(0)
         case .bool(let b): byte(1); byte(b ? 1 : 0)

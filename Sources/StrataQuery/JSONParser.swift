@@ -1,3 +1,5 @@
+import StrataCore
+
 /// A direct JSON-bytes → `Value` parser for input rows.
 ///
 /// Foundation's JSONSerialization builds NSNumber/NSString/NSDictionary objects that then need
@@ -104,77 +106,9 @@ struct JSONParser {
 
     private mutating func string() throws(Failure) -> String {
         try expect(UInt8(ascii: "\""))
-        let start = i
-        // Fast path: no escapes.
-        while i < bytes.count {
-            let c = bytes[i]
-            if c == UInt8(ascii: "\"") {
-                let s = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
-                i += 1
-                return s
-            }
-            if c == UInt8(ascii: "\\") { break }
-            if c < 0x20 { throw Failure() }
-            i += 1
-        }
-        var out = [UInt8](UnsafeRawBufferPointer(rebasing: bytes[start..<i]))
-        while true {
-            guard i < bytes.count else { throw Failure() }
-            let c = bytes[i]
-            i += 1
-            switch c {
-            case UInt8(ascii: "\""):
-                return String(decoding: out, as: UTF8.self)
-            case UInt8(ascii: "\\"):
-                guard i < bytes.count else { throw Failure() }
-                let e = bytes[i]
-                i += 1
-                switch e {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"):
-                    var scalar = try hex4()
-                    if (0xD800..<0xDC00).contains(scalar) {
-                        // A high surrogate must be followed by \u and a low surrogate.
-                        guard i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else { throw Failure() }
-                        i += 2
-                        let low = try hex4()
-                        guard (0xDC00..<0xE000).contains(low) else { throw Failure() }
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                    } else if (0xDC00..<0xE000).contains(scalar) {
-                        throw Failure()
-                    }
-                    guard let u = Unicode.Scalar(scalar) else { throw Failure() }
-                    UTF8.encode(u) { out.append($0) }
-                default: throw Failure()
-                }
-            default:
-                if c < 0x20 { throw Failure() }
-                out.append(c)
-            }
-        }
-    }
-
-    private mutating func hex4() throws(Failure) -> UInt32 {
-        guard i + 4 <= bytes.count else { throw Failure() }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let c = bytes[i]
-            i += 1
-            let d: UInt32
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - UInt8(ascii: "A") + 10)
-            default: throw Failure()
-            }
-            v = v << 4 | d
-        }
-        return v
+        guard let (text, end) = JSONString.read(bytes, from: i) else { throw Failure() }
+        i = end
+        return text
     }
 
     /// -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)? — integers that fit stay `.int`.

@@ -1,3 +1,5 @@
+import StrataCore
+
 /// The public face of the language: a parsed, checked query, its limits and its result tables.
 
 /// A parsed and planned query. Parsing runs the lexer, parser and planner, so a `Query` that
@@ -111,7 +113,7 @@ public struct QueryResult: Sendable, Equatable {
             s += "{"
             for (i, c) in columns.enumerated() {
                 if i > 0 { s += "," }
-                Value.appendJSONString(c, to: &s)
+                JSONString.append(c, to: &s)
                 s += ":"
                 (i < r.count ? r[i] : .null).appendJSON(to: &s)
             }

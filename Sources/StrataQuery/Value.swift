@@ -1,4 +1,5 @@
 import Foundation
+import StrataCore
 
 /// One JSON value as the query engine sees it. Rows are `[String: Value]`.
 ///
@@ -184,14 +185,14 @@ extension Value {
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
         case .double(let d): Value.appendDouble(d, to: &out)
-        case .string(let s): Value.appendJSONString(s, to: &out)
+        case .string(let s): JSONString.append(s, to: &out)
         case .object(let o):
             out += "{"
             var first = true
             for k in o.keys.sorted() {
                 if !first { out += "," }
                 first = false
-                Value.appendJSONString(k, to: &out)
+                JSONString.append(k, to: &out)
                 out += ":"
                 (o[k] ?? .null).appendJSON(to: &out)
             }
@@ -204,26 +205,6 @@ extension Value {
         out += "\(d)"
     }
 
-    public static func appendJSONString(_ s: String, to out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        out += "\""
-    }
 
     /// Text for a terminal table cell: strings bare, everything else as JSON.
     public var displayText: String {

@@ -39,19 +39,19 @@ struct ConsumeCommand: ParsableCommand {
         var pending = Data()
         loop: while !Shutdown.isRequested {
             let batch = try consumer.poll(maxMessages: 1000, timeoutMs: 100)
-            for m in batch {
-                if let e = m.error {
-                    if e.code != .partitionEOF { stderrLine("warning: \(e)") }
+            for message in batch {
+                if let error = message.error {
+                    if error.code != .partitionEOF { stderrLine("warning: \(error)") }
                     continue
                 }
                 lastMessage = .now
-                if !includeMarkers && m.isWatermarkMarker { continue }
+                if !includeMarkers && message.isWatermarkMarker { continue }
                 switch format {
-                case .ndjson: pending.append(Self.ndjson(m.value)); pending.append(0x0A)
+                case .ndjson: pending.append(Self.ndjson(message.value)); pending.append(0x0A)
                 case .table:
-                    let key = m.key.map { String(decoding: $0, as: UTF8.self) } ?? "-"
-                    let value = String(decoding: m.value.prefix(160), as: UTF8.self)
-                    pending.append(Data("\(String(m.partition).padding(toLength: 9, withPad: " ", startingAt: 0))  \(String(m.offset).padding(toLength: 10, withPad: " ", startingAt: 0))  \(key.padding(toLength: 20, withPad: " ", startingAt: 0))  \(value)\n".utf8))
+                    let key = message.key.map { String(decoding: $0, as: UTF8.self) } ?? "-"
+                    let value = String(decoding: message.value.prefix(160), as: UTF8.self)
+                    pending.append(Data("\(String(message.partition).padding(toLength: 9, withPad: " ", startingAt: 0))  \(String(message.offset).padding(toLength: 10, withPad: " ", startingAt: 0))  \(key.padding(toLength: 20, withPad: " ", startingAt: 0))  \(value)\n".utf8))
                 }
                 printed += 1
                 if let max, printed >= max { break loop }

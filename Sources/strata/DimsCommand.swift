@@ -47,40 +47,40 @@ struct DimsCommand: ParsableCommand {
 
         func run() throws {
             let config = try global.resolve()
-            var kv: [String: String] = [:]
-            for f in fields {
-                guard let eq = f.firstIndex(of: "=") else { throw ValidationError("expected field=value, got \(f)") }
-                kv[String(f[..<eq])] = String(f[f.index(after: eq)...])
+            var fieldValues: [String: String] = [:]
+            for pair in fields {
+                guard let eq = pair.firstIndex(of: "=") else { throw ValidationError("expected field=value, got \(pair)") }
+                fieldValues[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
             }
-            let s = try DimensionStoreFactory.open(store ?? config.store)
-            try s.migrate()
+            let dimensionStore = try DimensionStoreFactory.open(store ?? config.store)
+            try dimensionStore.migrate()
             switch kind {
             case "content":
-                var c = try s.contents([id])[id] ?? ContentDim(contentId: id, title: "", category: "", authorId: "", region: "", status: "", publishTs: 0)
-                for (k, v) in kv {
-                    switch k {
-                    case "title": c.title = v
-                    case "category": c.category = v
-                    case "author_id": c.authorId = v
-                    case "region": c.region = v
-                    case "status": c.status = v
-                    case "publish_ts": guard let t = Int64(v) else { throw ValidationError("publish_ts must be epoch ms") }; c.publishTs = t
-                    default: throw ValidationError("unknown content field \(k); fields: \(DimensionCSV.contentColumns.dropFirst().joined(separator: ", "))")
+                var content = try dimensionStore.contents([id])[id] ?? ContentDim(contentId: id, title: "", category: "", authorId: "", region: "", status: "", publishTs: 0)
+                for (field, value) in fieldValues {
+                    switch field {
+                    case "title": content.title = value
+                    case "category": content.category = value
+                    case "author_id": content.authorId = value
+                    case "region": content.region = value
+                    case "status": content.status = value
+                    case "publish_ts": guard let parsed = Int64(value) else { throw ValidationError("publish_ts must be epoch ms") }; content.publishTs = parsed
+                    default: throw ValidationError("unknown content field \(field); fields: \(DimensionCSV.contentColumns.dropFirst().joined(separator: ", "))")
                     }
                 }
-                try writeDimensions(config: config, storeAddress: store, topicPrefix: topicPrefix, contents: [c], users: [])
+                try writeDimensions(config: config, storeAddress: store, topicPrefix: topicPrefix, contents: [content], users: [])
             case "user":
-                var u = try s.users([id])[id] ?? UserDim(userId: id, gender: "", ageBand: "", province: "", cityTier: 0)
-                for (k, v) in kv {
-                    switch k {
-                    case "gender": u.gender = v
-                    case "age_band": u.ageBand = v
-                    case "province": u.province = v
-                    case "city_tier": guard let t = Int(v) else { throw ValidationError("city_tier must be an integer") }; u.cityTier = t
-                    default: throw ValidationError("unknown user field \(k); fields: \(DimensionCSV.userColumns.dropFirst().joined(separator: ", "))")
+                var user = try dimensionStore.users([id])[id] ?? UserDim(userId: id, gender: "", ageBand: "", province: "", cityTier: 0)
+                for (field, value) in fieldValues {
+                    switch field {
+                    case "gender": user.gender = value
+                    case "age_band": user.ageBand = value
+                    case "province": user.province = value
+                    case "city_tier": guard let parsed = Int(value) else { throw ValidationError("city_tier must be an integer") }; user.cityTier = parsed
+                    default: throw ValidationError("unknown user field \(field); fields: \(DimensionCSV.userColumns.dropFirst().joined(separator: ", "))")
                     }
                 }
-                try writeDimensions(config: config, storeAddress: store, topicPrefix: topicPrefix, contents: [], users: [u])
+                try writeDimensions(config: config, storeAddress: store, topicPrefix: topicPrefix, contents: [], users: [user])
             default:
                 throw ValidationError("kind must be content or user")
             }

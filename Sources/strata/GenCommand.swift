@@ -25,15 +25,15 @@ struct GenCommand: ParsableCommand {
         func run() throws {
             let config = try global.resolve()
             let gen = DimensionGenerator(contents: contents, users: users, seed: seed)
-            let c = gen.allContents(), u = gen.allUsers()
+            let contentDims = gen.allContents(), userDims = gen.allUsers()
             if load {
-                try writeDimensions(config: config, storeAddress: store, topicPrefix: topicPrefix, contents: c, users: u)
+                try writeDimensions(config: config, storeAddress: store, topicPrefix: topicPrefix, contents: contentDims, users: userDims)
                 return
             }
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            try Data(DimensionCSV.encode(contents: c)).write(to: URL(fileURLWithPath: out + "/content.csv"))
-            try Data(DimensionCSV.encode(users: u)).write(to: URL(fileURLWithPath: out + "/users.csv"))
-            stderrLine("wrote \(c.count) contents to \(out)/content.csv and \(u.count) users to \(out)/users.csv")
+            try Data(DimensionCSV.encode(contents: contentDims)).write(to: URL(fileURLWithPath: out + "/content.csv"))
+            try Data(DimensionCSV.encode(users: userDims)).write(to: URL(fileURLWithPath: out + "/users.csv"))
+            stderrLine("wrote \(contentDims.count) contents to \(out)/content.csv and \(userDims.count) users to \(out)/users.csv")
         }
     }
 
@@ -78,33 +78,33 @@ struct GenCommand: ParsableCommand {
             let config = try global.resolve()
             Shutdown.install()
             let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
-            var w = EventWorkload()
-            w.contents = contents; w.users = users; w.seed = seed
-            w.invalidIdShare = invalidShare; w.unknownIdShare = unknownShare; w.malformedShare = malformedShare
-            w.duplicateShare = duplicateShare; w.outOfOrderShare = outOfOrderShare; w.lateShare = lateShare
+            var workload = EventWorkload()
+            workload.contents = contents; workload.users = users; workload.seed = seed
+            workload.invalidIdShare = invalidShare; workload.unknownIdShare = unknownShare; workload.malformedShare = malformedShare
+            workload.duplicateShare = duplicateShare; workload.outOfOrderShare = outOfOrderShare; workload.lateShare = lateShare
             if let rate {
-                w.eventsPerSecond = rate
-                w.startMs = nowMs
+                workload.eventsPerSecond = rate
+                workload.startMs = nowMs
             } else {
-                w.eventsPerSecond = eventsPerSecond
-                w.startMs = startMs ?? nowMs - Int64(Double(count!) / eventsPerSecond * 1000)
+                workload.eventsPerSecond = eventsPerSecond
+                workload.startMs = startMs ?? nowMs - Int64(Double(count!) / eventsPerSecond * 1000)
             }
-            w.actions = try global.loadTopology(config).actions
-            try w.validate()
-            var gen = EventGenerator(w)
+            workload.actions = try global.loadTopology(config).actions
+            try workload.validate()
+            var gen = EventGenerator(workload)
 
             let sink = try Sink(out: out, topic: topic, config: config)
             var progress = Progress()
             var line: [UInt8] = []
             line.reserveCapacity(512)
-            var n = 0
+            var generated = 0
             let target = count ?? Int.max
             let started = ContinuousClock.now
             let deadline = duration.map { started + $0.duration }
-            while n < target && !Shutdown.isRequested {
+            while generated < target && !Shutdown.isRequested {
                 if let rate {
-                    // Pace in real time: the n-th event is due at n / rate seconds.
-                    let due = started + .milliseconds(Int64(Double(n) / rate * 1000))
+                    // Pace in real time: event number `generated` is due at generated / rate seconds.
+                    let due = started + .milliseconds(Int64(Double(generated) / rate * 1000))
                     let now = ContinuousClock.now
                     if let deadline, now >= deadline { break }
                     if due > now { Thread.sleep(forTimeInterval: min(0.05, Double((due - now).components.attoseconds) / 1e18 + Double((due - now).components.seconds))) ; continue }
@@ -112,15 +112,15 @@ struct GenCommand: ParsableCommand {
                 line.removeAll(keepingCapacity: true)
                 _ = gen.next(into: &line)
                 try sink.write(line)
-                n += 1
-                if n % 10_000 == 0 { progress.update("generated \(n) events") }
+                generated += 1
+                if generated % 10_000 == 0 { progress.update("generated \(generated) events") }
             }
             try sink.finish()
             progress.finish()
-            let s = gen.stats
-            let stats: [String: Any] = ["total": s.total, "valid": s.valid, "unknown_id": s.unknownId, "invalid_id": s.invalidId,
-                                        "malformed": s.malformed, "duplicate": s.duplicate, "out_of_order": s.outOfOrder,
-                                        "late": s.late, "routed": s.routed, "by_action": s.byAction]
+            let counts = gen.stats
+            let stats: [String: Any] = ["total": counts.total, "valid": counts.valid, "unknown_id": counts.unknownId, "invalid_id": counts.invalidId,
+                                        "malformed": counts.malformed, "duplicate": counts.duplicate, "out_of_order": counts.outOfOrder,
+                                        "late": counts.late, "routed": counts.routed, "by_action": counts.byAction]
             let json = String(decoding: try JSONSerialization.data(withJSONObject: stats, options: [.sortedKeys]), as: UTF8.self)
             stderrLine(json)
             if let statsFile { try json.write(toFile: statsFile, atomically: true, encoding: .utf8) }
@@ -138,12 +138,12 @@ private final class Sink {
 
     init(out: String?, topic name: String?, config: StrataConfig) throws {
         if let name {
-            let p = try KafkaProducer(config: config.producerConfig(clientId: "strata-gen"))
-            producer = p
-            topic = p.topic(name)
+            let newProducer = try KafkaProducer(config: config.producerConfig(clientId: "strata-gen"))
+            producer = newProducer
+            topic = newProducer.topic(name)
         } else if let out {
-            guard let f = fopen(out, "w") else { throw ValidationError("cannot write \(out): \(String(cString: strerror(errno)))") }
-            file = f
+            guard let opened = fopen(out, "w") else { throw ValidationError("cannot write \(out): \(String(cString: strerror(errno)))") }
+            file = opened
             ownsFile = true
         } else {
             file = fdopen(STDOUT_FILENO, "w")

@@ -17,14 +17,14 @@ struct ProduceCommand: ParsableCommand {
     func run() throws {
         let config = try global.resolve()
         let producer = try KafkaProducer(config: config.producerConfig(clientId: "strata-produce"))
-        let t = producer.topic(topic)
+        let kafkaTopic = producer.topic(topic)
         var progress = Progress()
         var sent = 0
         let needle = keyField.map { Array("\"\($0)\":\"".utf8) }
         try LineReader.forEachLine(path: file) { line in
             guard !line.isEmpty else { return }
             let key = needle.flatMap { extractStringField(line, needle: $0) }
-            try producer.produce(to: t, key: key, value: line, copy: true)
+            try producer.produce(to: kafkaTopic, key: key, value: line, copy: true)
             sent += 1
             if sent % 10_000 == 0 {
                 producer.poll()
@@ -65,23 +65,23 @@ enum LineReader {
         var filled = 0
         while true {
             if filled == buffer.count { buffer.append(contentsOf: [UInt8](repeating: 0, count: buffer.count)) }
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
-            if n < 0 { throw ValidationError("cannot read \(path): \(String(cString: strerror(errno)))") }
-            let eof = n == 0
-            filled += n
+            let bytesRead = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
+            if bytesRead < 0 { throw ValidationError("cannot read \(path): \(String(cString: strerror(errno)))") }
+            let eof = bytesRead == 0
+            filled += bytesRead
             var consumed = 0
             try buffer.withUnsafeBytes { all in
                 var start = 0
-                for i in 0..<filled where all[i] == UInt8(ascii: "\n") {
-                    try body(UnsafeRawBufferPointer(rebasing: all[start..<i]))
-                    start = i + 1
+                for index in 0..<filled where all[index] == UInt8(ascii: "\n") {
+                    try body(UnsafeRawBufferPointer(rebasing: all[start..<index]))
+                    start = index + 1
                 }
                 if eof && start < filled { try body(UnsafeRawBufferPointer(rebasing: all[start..<filled])); start = filled }
                 consumed = start
             }
             if consumed > 0 {
-                buffer.withUnsafeMutableBytes { b in
-                    b.baseAddress!.copyMemory(from: b.baseAddress! + consumed, byteCount: filled - consumed)
+                buffer.withUnsafeMutableBytes { bytes in
+                    bytes.baseAddress!.copyMemory(from: bytes.baseAddress! + consumed, byteCount: filled - consumed)
                 }
                 filled -= consumed
             }

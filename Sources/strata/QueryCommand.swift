@@ -87,17 +87,17 @@ struct QueryCommand: ParsableCommand {
             var rows: [[String: Value]] = []
             var rowPartitions: [Int] = []
             rows.reserveCapacity(batch.count)
-            for m in batch {
-                if let e = m.error {
-                    if e.code != .partitionEOF { stderrLine("warning: \(e)") }
+            for message in batch {
+                if let error = message.error {
+                    if error.code != .partitionEOF { stderrLine("warning: \(error)") }
                     continue
                 }
                 lastRow = .now
-                if m.isWatermarkMarker { continue }
-                guard let row = Value.decodeRow(m.value) else { undecodable += 1; continue }
+                if message.isWatermarkMarker { continue }
+                guard let row = Value.decodeRow(message.value) else { undecodable += 1; continue }
                 if let fromMs, let minute = row["minute"]?.exactInt, minute < fromMs { continue }
                 rows.append(row)
-                rowPartitions.append(Int(m.partition))
+                rowPartitions.append(Int(message.partition))
             }
             var results: [QueryResult] = []
             do throws(QueryError) {
@@ -115,15 +115,15 @@ struct QueryCommand: ParsableCommand {
         }
         output.finish()
         if undecodable > 0 { stderrLine("warning: \(undecodable) message(s) were not JSON objects and were skipped") }
-        let s = engine.stats
+        let stats = engine.stats
         if isatty(STDERR_FILENO) != 0 {
-            stderrLine("rows \(s.rowsIn), applied \(s.rowsApplied), stale revs \(s.staleRevisions), late \(s.lateRows), emissions \(s.emissions)")
+            stderrLine("rows \(stats.rowsIn), applied \(stats.rowsApplied), stale revs \(stats.staleRevisions), late \(stats.lateRows), emissions \(stats.emissions)")
         }
     }
 
     private func queryText() throws -> String {
         switch (sql, file) {
-        case (let s?, nil): return s
+        case (let text?, nil): return text
         case (nil, let path?):
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ValidationError("cannot read query file \(path)")
@@ -136,24 +136,24 @@ struct QueryCommand: ParsableCommand {
 
     static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
-    static func milliseconds(_ d: DurationArgument) -> Int64 {
-        let (seconds, attoseconds) = d.duration.components
+    static func milliseconds(_ argument: DurationArgument) -> Int64 {
+        let (seconds, attoseconds) = argument.duration.components
         let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
         return overflow ? Int64.max : ms &+ attoseconds / 1_000_000_000_000_000
     }
 
     /// Epoch milliseconds, or ISO-8601 with or without fractional seconds / time zone (UTC assumed).
-    static func parseTimestamp(_ s: String) throws -> Int64 {
-        if let ms = Int64(s) { return ms }
-        let f = ISO8601DateFormatter()
+    static func parseTimestamp(_ text: String) throws -> Int64 {
+        if let ms = Int64(text) { return ms }
+        let formatter = ISO8601DateFormatter()
         for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime],
                                                       [.withFullDate, .withTime, .withColonSeparatorInTime, .withDashSeparatorInDate],
                                                       [.withFullDate]] {
-            f.formatOptions = options
-            f.timeZone = TimeZone(identifier: "UTC")
-            if let d = f.date(from: s) { return Int64((d.timeIntervalSince1970 * 1000).rounded()) }
+            formatter.formatOptions = options
+            formatter.timeZone = TimeZone(identifier: "UTC")
+            if let date = formatter.date(from: text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
         }
-        throw ValidationError("--from expects epoch milliseconds or ISO-8601, e.g. 2026-05-01T12:00:00Z; got \(s)")
+        throw ValidationError("--from expects epoch milliseconds or ISO-8601, e.g. 2026-05-01T12:00:00Z; got \(text)")
     }
 }
 
@@ -177,14 +177,14 @@ struct ResultPrinter {
         switch format {
         case .ndjson:
             var out = ""
-            for r in results { out += r.ndjson; out += "\n" }
+            for result in results { out += result.ndjson; out += "\n" }
             FileHandle.standardOutput.write(Data(out.utf8))
         case .table where !live:
             var out = ""
-            for r in results { out += Self.render(r, maxRows: Int.max) + "\n\n" }
+            for result in results { out += Self.render(result, maxRows: Int.max) + "\n\n" }
             FileHandle.standardOutput.write(Data(out.utf8))
         case .table:
-            for r in results { latest[r.windowStart ?? Int64.min] = r }
+            for result in results { latest[result.windowStart ?? Int64.min] = result }
             // Keep every open window and the most recent final ones.
             let finals = latest.values.filter(\.final).sorted { ($0.windowEnd ?? 0) > ($1.windowEnd ?? 0) }
             for old in finals.dropFirst(32) { latest[old.windowStart ?? Int64.min] = nil }
@@ -217,27 +217,27 @@ struct ResultPrinter {
         if drawn { FileHandle.standardOutput.write(Data("\n".utf8)) }
     }
 
-    static func render(_ r: QueryResult, maxRows: Int) -> String {
+    static func render(_ result: QueryResult, maxRows: Int) -> String {
         var title = "all rows"
-        if let s = r.windowStart, let e = r.windowEnd { title = "window \(time(s)) – \(time(e))" }
-        title += r.final ? " (final)" : " (open)"
-        let shown = r.rows.prefix(maxRows).map { $0.map(\.displayText) }
-        var text = title + "\n" + TextTable.render(header: r.columns, rows: Array(shown))
-        if r.rows.count > maxRows { text += "\n… \(r.rows.count - maxRows) more rows" }
+        if let start = result.windowStart, let end = result.windowEnd { title = "window \(time(start)) – \(time(end))" }
+        title += result.final ? " (final)" : " (open)"
+        let shown = result.rows.prefix(maxRows).map { $0.map(\.displayText) }
+        var text = title + "\n" + TextTable.render(header: result.columns, rows: Array(shown))
+        if result.rows.count > maxRows { text += "\n… \(result.rows.count - maxRows) more rows" }
         return text
     }
 
     static func time(_ ms: Int64) -> String {
-        let f = DateFormatter()
-        f.dateFormat = "yyyy-MM-dd HH:mm:ss"
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.locale = Locale(identifier: "en_US_POSIX")
-        return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000)) + "Z"
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000)) + "Z"
     }
 
     static func terminalRows() -> Int {
-        var w = winsize()
-        if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &w) == 0, w.ws_row > 0 { return Int(w.ws_row) }
+        var size = winsize()
+        if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0 { return Int(size.ws_row) }
         return 40
     }
 }

@@ -53,16 +53,3 @@ struct RunCommand: ParsableCommand {
                     metricsFile: job.metricsFile) { follower.stop() }
     }
 }
-
-/// Hands a job object to its thread; each job is used by that one thread only.
-final class UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
-
-/// A stop request shared by threads.
-final class StopFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-    var isSet: Bool { flag.load(ordering: .relaxed) }
-    func set() { flag.store(true, ordering: .relaxed) }
-}

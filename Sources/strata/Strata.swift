@@ -1,4 +1,5 @@
 import ArgumentParser
+import StrataBench
 import StrataCore
 
 @main

@@ -19,32 +19,32 @@ struct TopologyCommand: ParsableCommand {
             let config = try global.resolve()
             let topology = try global.loadTopology(config)
             let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": config.brokers]).merging(config.kafka))
-            let existing = Dictionary(try admin.listTopics().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            let existing = Dictionary(try admin.listTopics().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
             let missing = topology.topics.filter { existing[$0.name] == nil }
             var failed = 0
             if !missing.isEmpty {
                 let results = try admin.createTopics(missing.map {
                     NewTopic(name: $0.name, partitions: $0.partitions, replicationFactor: $0.replicationFactor, configs: $0.brokerConfigs)
                 })
-                for t in missing {
-                    switch results[t.name] {
-                    case .some(.none): print("created  \(t.name) (\(t.partitions) partitions)")
-                    case .some(.some(let e)) where e.code == .topicAlreadyExists: print("exists   \(t.name)")
-                    case .some(.some(let e)): print("FAILED   \(t.name): \(e)"); failed += 1
-                    case .none: print("FAILED   \(t.name): no answer from the broker"); failed += 1
+                for topic in missing {
+                    switch results[topic.name] {
+                    case .some(.none): print("created  \(topic.name) (\(topic.partitions) partitions)")
+                    case .some(.some(let error)) where error.code == .topicAlreadyExists: print("exists   \(topic.name)")
+                    case .some(.some(let error)): print("FAILED   \(topic.name): \(error)"); failed += 1
+                    case .none: print("FAILED   \(topic.name): no answer from the broker"); failed += 1
                     }
                 }
             }
-            for t in topology.topics {
-                guard let live = existing[t.name] else { continue }
+            for topic in topology.topics {
+                guard let live = existing[topic.name] else { continue }
                 var drift: [String] = []
-                if live.partitions != t.partitions { drift.append("partitions \(live.partitions) (declared \(t.partitions))") }
-                if let configs = try? admin.describeConfigs(topic: t.name) {
-                    for (k, v) in t.brokerConfigs.sorted(by: { $0.key < $1.key }) where configs[k] != nil && configs[k] != v {
-                        drift.append("\(k)=\(configs[k]!) (declared \(v))")
+                if live.partitions != topic.partitions { drift.append("partitions \(live.partitions) (declared \(topic.partitions))") }
+                if let configs = try? admin.describeConfigs(topic: topic.name) {
+                    for (name, value) in topic.brokerConfigs.sorted(by: { $0.key < $1.key }) where configs[name] != nil && configs[name] != value {
+                        drift.append("\(name)=\(configs[name]!) (declared \(value))")
                     }
                 }
-                print(drift.isEmpty ? "ok       \(t.name)" : "DRIFT    \(t.name): \(drift.joined(separator: "; "))")
+                print(drift.isEmpty ? "ok       \(topic.name)" : "DRIFT    \(topic.name): \(drift.joined(separator: "; "))")
             }
             if failed > 0 { throw ExitCode(1) }
         }
@@ -61,13 +61,13 @@ struct TopologyCommand: ParsableCommand {
             var live: [String: TopicMetadata] = [:]
             if !offline {
                 let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": config.brokers]).merging(config.kafka))
-                live = Dictionary(try admin.listTopics().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+                live = Dictionary(try admin.listTopics().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
             }
             print("actions: \(topology.actions.joined(separator: ", "))")
             print("content id pattern: \(topology.contentIdPattern)")
-            let rows = topology.topics.map { t -> [String] in
-                let state = offline ? "" : (live[t.name].map { "\($0.partitions) partitions" } ?? "missing")
-                return [t.name, "\(t.partitions)", t.key, t.cleanupPolicy, t.retentionMs.map { "\($0 / 3_600_000)h" } ?? "-", state]
+            let rows = topology.topics.map { topic -> [String] in
+                let state = offline ? "" : (live[topic.name].map { "\($0.partitions) partitions" } ?? "missing")
+                return [topic.name, "\(topic.partitions)", topic.key, topic.cleanupPolicy, topic.retentionMs.map { "\($0 / 3_600_000)h" } ?? "-", state]
             }
             print(TextTable.render(header: ["topic", "partitions", "key", "cleanup", "retention", offline ? "" : "broker"], rows: rows))
         }

@@ -1,5 +1,7 @@
 import Foundation
+import StrataCore
 @testable import StrataDims
+import StrataGen
 import XCTest
 
 final class BloomFilterTests: XCTestCase {
@@ -98,7 +100,7 @@ final class CircuitBreakerTests: XCTestCase {
     func testStaggeredTTLRange() {
         let ttl = StaggeredTTL(baseSeconds: 86_400, jitter: 0.2)
         XCTAssertEqual(ttl.range, 69_120...103_680)
-        var rng = FastRandom()
+        var rng = SplitMix64.systemSeeded()
         for _ in 0..<10_000 { XCTAssertTrue(ttl.range.contains(ttl.next(using: &rng))) }
         XCTAssertEqual(StaggeredTTL(baseSeconds: 10, jitter: 0).range, 10...10)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import StrataDims
+import StrataGen
 import XCTest
 
 final class CSVTests: XCTestCase {

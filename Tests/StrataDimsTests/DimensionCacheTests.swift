@@ -1,6 +1,7 @@
 import Foundation
 import StrataCore
 import StrataDims
+import StrataGen
 import StrataRedis
 import StrataTestSupport
 import XCTest

@@ -8,12 +8,13 @@ final class SchemaTests: XCTestCase {
             .deletingLastPathComponent().appendingPathComponent("sql")
     }
 
-    /// sql/ is the source of truth; the embedded constants must be byte-identical copies.
+    /// sql/ is the source of truth and the build embeds it: the embedded DDL is those very bytes
+    /// (a link in Sources/StrataDims/Store/SQL pointing elsewhere would fail here).
     func testEmbeddedDDLEqualsTheFilesInSql() throws {
         let sqlite = try String(contentsOf: sqlDir.appendingPathComponent("sqlite/001_dimensions.sql"), encoding: .utf8)
         let postgres = try String(contentsOf: sqlDir.appendingPathComponent("postgres/001_dimensions.sql"), encoding: .utf8)
-        XCTAssertEqual(DimensionSchema.sqlite, sqlite, "paste sql/sqlite/001_dimensions.sql into Schema.swift")
-        XCTAssertEqual(DimensionSchema.postgres, postgres, "paste sql/postgres/001_dimensions.sql into Schema.swift")
+        XCTAssertEqual(DimensionSchema.sqlite, sqlite, "Sources/StrataDims/Store/SQL/sqlite_001_dimensions.sql must link to sql/sqlite/001_dimensions.sql")
+        XCTAssertEqual(DimensionSchema.postgres, postgres, "Sources/StrataDims/Store/SQL/postgres_001_dimensions.sql must link to sql/postgres/001_dimensions.sql")
     }
 
     func testStatementSplitting() {

@@ -1,6 +1,7 @@
 import Foundation
 import StrataCore
 import StrataDims
+import StrataGen
 import StrataJobs
 import StrataKafka
 import StrataRedis
@@ -24,23 +25,23 @@ extension DWMEndToEndTests {
         let splitProgress = Mutex((consumed: 0, routed: 0))
         let dwmCommitted = Mutex(0)
         let stop = StopSignal()
-        var so = SplitJob.Options(brokers: brokers)
-        so.topicPrefix = env.prefix; so.groupId = env.prefix + "split"; so.instanceId = env.prefix + "split"
-        let split = UncheckedSendable(try SplitJob(options: so, topology: topology))
-        var o = dwmOptions(env)
-        o.untilIdle = .seconds(10)          // longer than any pause between phases; flushes every window at the end
-        let job = UncheckedSendable(DWMJob(options: o, topology: topology, cache: env.cache))
+        var splitOptions = SplitJob.Options(brokers: brokers)
+        splitOptions.topicPrefix = env.prefix; splitOptions.groupId = env.prefix + "split"; splitOptions.instanceId = env.prefix + "split"
+        let split = UncheckedSendable(try SplitJob(options: splitOptions, topology: topology))
+        var jobOptions = dwmOptions(env)
+        jobOptions.untilIdle = .seconds(10)          // longer than any pause between phases; flushes every window at the end
+        let job = UncheckedSendable(DWMJob(options: jobOptions, topology: topology, cache: env.cache))
         let errors = UncheckedSendable(NSMutableArray())
         let done = DispatchGroup()
         done.enter()
         Thread {
-            do { try split.value.run(shouldStop: { stop.isSet }) { s in splitProgress.withLock { $0 = (s.consumed, s.routedTotal) } } }
+            do { try split.value.run(shouldStop: { stop.isSet }) { progress in splitProgress.withLock { $0 = (progress.consumed, progress.routedTotal) } } }
             catch { errors.value.add("split: \(error)") }
             done.leave()
         }.start()
         done.enter()
         Thread {
-            do { try job.value.run(onCommit: { s in dwmCommitted.withLock { $0 = s.accounting.consumed } }) }
+            do { try job.value.run(onCommit: { progress in dwmCommitted.withLock { $0 = progress.accounting.consumed } }) }
             catch { errors.value.add("dwm: \(error)") }
             stop.set()
             done.leave()
@@ -51,8 +52,8 @@ extension DWMEndToEndTests {
             try produceRaw(env.lines[range], env: env)
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline {
-                let s = splitProgress.withLock { $0 }
-                if s.consumed >= range.upperBound, dwmCommitted.withLock({ $0 }) >= s.routed { return }
+                let progress = splitProgress.withLock { $0 }
+                if progress.consumed >= range.upperBound, dwmCommitted.withLock({ $0 }) >= progress.routed { return }
                 Thread.sleep(forTimeInterval: 0.05)
             }
             XCTFail("phase \(range) not committed within 60 s: split \(splitProgress.withLock { $0 }), dwm \(dwmCommitted.withLock { $0 })")
@@ -103,9 +104,9 @@ extension DWMEndToEndTests {
         done.wait()
         XCTAssertEqual(errors.value.count, 0, "\(errors.value)")
 
-        let a = job.value.stats.accounting
-        XCTAssertTrue(a.isBalanced, "\(a)")
-        XCTAssertEqual(a.consumed, split.value.stats.routedTotal)
+        let accounting = job.value.stats.accounting
+        XCTAssertTrue(accounting.isBalanced, "\(accounting)")
+        XCTAssertEqual(accounting.consumed, split.value.stats.routedTotal)
         XCTAssertEqual(job.value.stats.rowsWithoutContent, 0, "no row lost its dimensions during the outage")
         try assertMatches(env)
     }
@@ -122,13 +123,8 @@ extension DWMEndToEndTests {
         let common = ["--topic-prefix", env.prefix, "--brokers", brokers, "--redis", "redis://127.0.0.1:\(redis.port)",
                       "--store", "sqlite:" + env.storePath, "--topology", topologyPath, "--log-format", "json"]
 
-        let job = Process()
-        job.executableURL = URL(fileURLWithPath: strataBinary)
-        job.arguments = ["job", "dwm", "--group", env.prefix + "dwm", "--instance-id", env.prefix + "0",
-                         "--early-interval-ms", "300", "--idle-source-ms", "1000", "--until-idle", "15"] + common
-        job.standardOutput = FileHandle.nullDevice
-        job.standardError = FileHandle.nullDevice
-        try job.run()
+        let job = try launchStrata(strataBinary, ["job", "dwm", "--group", env.prefix + "dwm", "--instance-id", env.prefix + "0",
+                                                  "--early-interval-ms", "300", "--idle-source-ms", "1000", "--until-idle", "15"] + common)
         defer { if job.isRunning { kill(job.processIdentifier, SIGKILL) } }
 
         // Minute m: five users click the content; its rows carry the stored category.
@@ -146,10 +142,8 @@ extension DWMEndToEndTests {
         let first = try waitForRow(env, minute: m, content: content, timeout: 60)
         XCTAssertEqual((first["content"] as? [String: Any])?["category"] as? String, before.category)
 
-        let put = Process()
-        put.executableURL = URL(fileURLWithPath: strataBinary)
-        put.arguments = ["dims", "put", "content", content, "category=\(renamed)"] + common
-        try put.run()
+        let put = try launchStrata(strataBinary, ["dims", "put", "content", content, "category=\(renamed)"] + common,
+                                   standardOutput: nil, standardError: nil)
         put.waitUntilExit()
         XCTAssertEqual(put.terminationStatus, 0, "strata dims put")
 

@@ -36,9 +36,9 @@ final class DWMEndToEndTests: XCTestCase {
         var env = try makeEnv(seed: seed)
         env.lines = generate(events: events, seed: seed)
         try produceRaw(env.lines, env: env)
-        var so = SplitJob.Options(brokers: brokers)
-        so.topicPrefix = env.prefix; so.groupId = env.prefix + "split"; so.instanceId = env.prefix + "split"; so.untilIdle = .seconds(2)
-        try SplitJob(options: so, topology: topology).run()
+        var splitOptions = SplitJob.Options(brokers: brokers)
+        splitOptions.topicPrefix = env.prefix; splitOptions.groupId = env.prefix + "split"; splitOptions.instanceId = env.prefix + "split"; splitOptions.untilIdle = .seconds(2)
+        try SplitJob(options: splitOptions, topology: topology).run()
         return env
     }
 
@@ -47,37 +47,37 @@ final class DWMEndToEndTests: XCTestCase {
     func makeEnv(seed: UInt64, redisURL: String? = nil, tune: (inout DimensionCacheConfig) -> Void = { _ in }) throws -> Env {
         let prefix = "e\(UUID().uuidString.prefix(8).lowercased())."
         let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": brokers]))
-        for (_, e) in try admin.createTopics(topology.topics.map { NewTopic(name: prefix + $0.name, partitions: $0.partitions) }) {
-            if let e { throw e }
+        for (_, error) in try admin.createTopics(topology.topics.map { NewTopic(name: prefix + $0.name, partitions: $0.partitions) }) {
+            if let error { throw error }
         }
         let storePath = NSTemporaryDirectory() + "strata-\(prefix)db"
         let store = try DimensionStoreFactory.open("sqlite:" + storePath)
         try store.migrate()
-        let gen = DimensionGenerator(contents: contents, users: users, seed: seed)
+        let dims = DimensionGenerator(contents: contents, users: users, seed: seed)
         try DimensionWriter(store: store, brokers: brokers, kafka: [:], topicPrefix: prefix)
-            .write(contents: gen.allContents(), users: gen.allUsers())
-        var rc = try RedisConfig(url: redisURL ?? self.redisURL)
-        rc.maxAttempts = 2
-        rc.commandTimeout = .milliseconds(500)
-        var cc = DimensionCacheConfig()
-        cc.keyPrefix = "dim:\(prefix)"
-        cc.filterFalsePositiveRate = 1e-6
-        tune(&cc)
-        let cache = try DimensionCache(store: store, redisConfig: rc, config: cc)
+            .write(contents: dims.allContents(), users: dims.allUsers())
+        var redisConfig = try RedisConfig(url: redisURL ?? self.redisURL)
+        redisConfig.maxAttempts = 2
+        redisConfig.commandTimeout = .milliseconds(500)
+        var cacheConfig = DimensionCacheConfig()
+        cacheConfig.keyPrefix = "dim:\(prefix)"
+        cacheConfig.filterFalsePositiveRate = 1e-6
+        tune(&cacheConfig)
+        let cache = try DimensionCache(store: store, redisConfig: redisConfig, config: cacheConfig)
         return Env(prefix: prefix, storePath: storePath, cache: cache, lines: [])
     }
 
     /// Generated events over several minutes of event time, with duplicates and bad ids.
     func generate(events: Int, seed: UInt64) -> [[UInt8]] {
-        var w = EventWorkload()
-        w.seed = seed; w.contents = contents; w.users = users
-        w.eventsPerSecond = 300          // 12 000 events ≈ 40 s of event time: one or two minutes.
-        w.lateShare = 0                  // backlogs spanning many minutes, with late events: CatchUpEndToEndTests
-        w.duplicateShare = 0.03; w.unknownIdShare = 0.02; w.invalidIdShare = 0.01; w.malformedShare = 0.01
-        var g = EventGenerator(w)
+        var workload = EventWorkload()
+        workload.seed = seed; workload.contents = contents; workload.users = users
+        workload.eventsPerSecond = 300          // 12 000 events ≈ 40 s of event time: one or two minutes.
+        workload.lateShare = 0                  // backlogs spanning many minutes, with late events: CatchUpEndToEndTests
+        workload.duplicateShare = 0.03; workload.unknownIdShare = 0.02; workload.invalidIdShare = 0.01; workload.malformedShare = 0.01
+        var generator = EventGenerator(workload)
         var lines: [[UInt8]] = []
         var line: [UInt8] = []
-        for _ in 0..<events { line.removeAll(keepingCapacity: true); _ = g.next(into: &line); lines.append(line) }
+        for _ in 0..<events { line.removeAll(keepingCapacity: true); _ = generator.next(into: &line); lines.append(line) }
         return lines
     }
 
@@ -85,22 +85,22 @@ final class DWMEndToEndTests: XCTestCase {
     func produceRaw(_ lines: some Collection<[UInt8]>, env: Env) throws {
         let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
         let raw = producer.topic(env.prefix + Topology.raw)
-        for l in lines {
-            let user = (try? JSONSerialization.jsonObject(with: Data(l)) as? [String: Any])?["user_id"] as? String ?? ""
+        for line in lines {
+            let user = (try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])?["user_id"] as? String ?? ""
             let key = Array(user.utf8)
-            try key.withUnsafeBytes { k in try l.withUnsafeBytes { v in try producer.produce(to: raw, key: k, value: v) } }
+            try key.withUnsafeBytes { keyBytes in try line.withUnsafeBytes { valueBytes in try producer.produce(to: raw, key: keyBytes, value: valueBytes) } }
         }
         try producer.flush()
     }
 
     func dwmOptions(_ env: Env, instance: String = "0") -> DWMJob.Options {
-        var o = DWMJob.Options(brokers: brokers)
-        o.topicPrefix = env.prefix
-        o.groupId = env.prefix + "dwm"
-        o.instanceId = env.prefix + instance
-        o.untilIdle = .seconds(3)
-        o.earlyIntervalMs = 500
-        return o
+        var options = DWMJob.Options(brokers: brokers)
+        options.topicPrefix = env.prefix
+        options.groupId = env.prefix + "dwm"
+        options.instanceId = env.prefix + instance
+        options.untilIdle = .seconds(3)
+        options.earlyIntervalMs = 500
+        return options
     }
 
     struct Expected { var dws: [String: [String: Int64]] = [:]; var dwm: [String: [String: Int64]] = [:] }
@@ -108,29 +108,29 @@ final class DWMEndToEndTests: XCTestCase {
     /// Independent computation: known contents only, duplicates by event_id counted once per cell.
     func expected(_ lines: [[UInt8]]) -> Expected {
         var seen = Set<String>()
-        var e = Expected()
-        for l in lines {
-            guard let o = try? JSONSerialization.jsonObject(with: Data(l)) as? [String: Any],
-                  let id = o["event_id"] as? String, let ts = o["ts"] as? Int64, let action = o["action"] as? String,
-                  let c = o["content_id"] as? String, let u = o["user_id"] as? String,
-                  (1...64).contains(id.utf8.count), topology.actions.contains(action), c.count == 9, c.hasPrefix("c"), c.dropFirst().allSatisfy(\.isNumber),
-                  let n = Int(c.dropFirst()), n < contents
+        var result = Expected()
+        for line in lines {
+            guard let event = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                  let id = event["event_id"] as? String, let ts = event["ts"] as? Int64, let action = event["action"] as? String,
+                  let contentId = event["content_id"] as? String, let userId = event["user_id"] as? String,
+                  (1...64).contains(id.utf8.count), topology.actions.contains(action), contentId.count == 9, contentId.hasPrefix("c"), contentId.dropFirst().allSatisfy(\.isNumber),
+                  let index = Int(contentId.dropFirst()), index < contents
             else { continue }
             let minute = ts - ts % 60_000
-            let cell = "\(minute)|\(c)|\(u)"
+            let cell = "\(minute)|\(contentId)|\(userId)"
             guard seen.insert(cell + "|" + id).inserted else { continue }
-            let dur = action == "play" ? (o["duration_ms"] as? Int64 ?? 0) : 0
-            e.dwm[cell, default: [:]][action, default: 0] += 1
-            e.dwm[cell, default: [:]]["play_ms", default: 0] += dur
-            let content = "\(minute)|\(c)"
-            e.dws[content, default: [:]][action, default: 0] += 1
-            e.dws[content, default: [:]]["play_ms", default: 0] += dur
+            let playMs = action == "play" ? (event["duration_ms"] as? Int64 ?? 0) : 0
+            result.dwm[cell, default: [:]][action, default: 0] += 1
+            result.dwm[cell, default: [:]]["play_ms", default: 0] += playMs
+            let content = "\(minute)|\(contentId)"
+            result.dws[content, default: [:]][action, default: 0] += 1
+            result.dws[content, default: [:]]["play_ms", default: 0] += playMs
         }
-        for (cell, _) in e.dwm {
-            let p = cell.split(separator: "|")
-            e.dws["\(p[0])|\(p[1])", default: [:]]["uv", default: 0] += 1
+        for (cell, _) in result.dwm {
+            let parts = cell.split(separator: "|")
+            result.dws["\(parts[0])|\(parts[1])", default: [:]]["uv", default: 0] += 1
         }
-        return e
+        return result
     }
 
     /// Highest rev per identity, as a subscriber keeps it; and every (identity, rev) seen, to catch
@@ -200,18 +200,12 @@ final class DWMEndToEndTests: XCTestCase {
     func testKilledDWMJobPublishesTheSameFinalRows() throws {
         let env = try prepare(events: 20_000, seed: 9)
         func launch(untilIdle: Int?) throws -> Process {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: strataBinary)
-            var args = ["job", "dwm", "--topic-prefix", env.prefix, "--group", env.prefix + "dwm", "--instance-id", env.prefix + "0",
-                        "--brokers", brokers, "--redis", redisURL, "--store", "sqlite:" + env.storePath,
-                        "--topology", Self.root.appendingPathComponent("topology/topology.yaml").path,
-                        "--early-interval-ms", "300", "--log-format", "json"]
-            if let untilIdle { args += ["--until-idle", "\(untilIdle)"] }
-            p.arguments = args
-            p.standardOutput = Pipe()
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            return p
+            var arguments = ["job", "dwm", "--topic-prefix", env.prefix, "--group", env.prefix + "dwm", "--instance-id", env.prefix + "0",
+                             "--brokers", brokers, "--redis", redisURL, "--store", "sqlite:" + env.storePath,
+                             "--topology", Self.root.appendingPathComponent("topology/topology.yaml").path,
+                             "--early-interval-ms", "300", "--log-format", "json"]
+            if let untilIdle { arguments += ["--until-idle", "\(untilIdle)"] }
+            return try launchStrata(strataBinary, arguments, standardOutput: Pipe())
         }
         let queues = topology.actions.map { env.prefix + Topology.microQueue(for: $0) }
         let seed = UInt64.random(in: 1...UInt64.max)

@@ -160,17 +160,11 @@ final class SplitJobTests: XCTestCase {
         defer { offsets.close() }
 
         func launch(untilIdle: Int?) throws -> Process {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: strataBinary)
-            var args = ["job", "split", "--topic-prefix", sandbox.prefix, "--group", group,
-                        "--instance-id", sandbox.prefix + "0", "--brokers", sandbox.brokers,
-                        "--topology", SplitSandbox.topologyPath, "--batch-size", "1000", "--log-format", "json"]
-            if let untilIdle { args += ["--until-idle", "\(untilIdle)"] }
-            p.arguments = args
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            return p
+            var arguments = ["job", "split", "--topic-prefix", sandbox.prefix, "--group", group,
+                             "--instance-id", sandbox.prefix + "0", "--brokers", sandbox.brokers,
+                             "--topology", SplitSandbox.topologyPath, "--batch-size", "1000", "--log-format", "json"]
+            if let untilIdle { arguments += ["--until-idle", "\(untilIdle)"] }
+            return try launchStrata(strataBinary, arguments)
         }
         let seed = UInt64.random(in: 1...UInt64.max)
         print("kill points seed: \(seed)")

@@ -53,7 +53,8 @@ struct SplitSandbox {
     /// marker is appended to every partition and the topic is read until each comes back, so the
     /// read is complete without waiting for silence. Fails after `timeout`.
     func readAll(_ topic: String, includeMarkers: Bool = false, timeout: Duration = .seconds(120)) throws -> [Record] {
-        try readToEnd(brokers: brokers, topic: prefix + topic, partitions: partitions, timeout: timeout)
+        try readToEndMarkers(brokers: brokers, topic: prefix + topic, partitions: partitions, timeout: timeout)
+            .map { Record(value: $0.value, key: $0.key, headers: $0.headers, partition: $0.partition) }
             .filter { includeMarkers || !$0.isMarker }
     }
 
@@ -73,41 +74,9 @@ struct SplitSandbox {
     /// Every micro-queue's events (markers left out), by action.
     func readMicroQueues() throws -> [String: [Record]] {
         var out: [String: [Record]] = [:]
-        for a in topology.actions { out[a] = try readAll(Topology.microQueue(for: a)) }
+        for action in topology.actions { out[action] = try readAll(Topology.microQueue(for: action)) }
         return out
     }
-}
-
-struct ReadIncomplete: Error, CustomStringConvertible {
-    let topic: String, missing: Int, timeout: Duration
-    var description: String { "\(topic): end markers of \(missing) partitions not read back within \(timeout)" }
-}
-
-/// All records of `topic` up to an end marker written now to each partition (the markers excluded).
-func readToEnd(brokers: String, topic: String, partitions: Int, timeout: Duration) throws -> [SplitSandbox.Record] {
-    let endKey = Array("strata-test-end".utf8)
-    let endValue = Array(UUID().uuidString.utf8)
-    let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
-    let t = producer.topic(topic)
-    for p in 0..<partitions {
-        try endKey.withUnsafeBytes { k in try endValue.withUnsafeBytes { v in try producer.produce(to: t, partition: Int32(p), key: k, value: v) } }
-    }
-    try producer.flush()
-    let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: nil))
-    defer { consumer.close() }
-    try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
-    var out: [SplitSandbox.Record] = []
-    var pending = Set(0..<Int32(partitions))
-    let deadline = ContinuousClock.now + timeout
-    while !pending.isEmpty {
-        guard ContinuousClock.now < deadline else { throw ReadIncomplete(topic: topic, missing: pending.count, timeout: timeout) }
-        for m in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) where m.error == nil && pending.contains(m.partition) {
-            let key = m.key.map { Array($0) }
-            if key == endKey && Array(m.value) == endValue { pending.remove(m.partition); continue }
-            out.append(SplitSandbox.Record(value: Array(m.value), key: key, headers: m.headers, partition: m.partition))
-        }
-    }
-    return out
 }
 
 /// Generated lines and the generator's own accounting.

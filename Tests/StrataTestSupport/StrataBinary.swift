@@ -17,3 +17,17 @@ public final class UncheckedSendable<T>: @unchecked Sendable {
     public let value: T
     public init(_ value: T) { self.value = value }
 }
+
+/// Starts the strata executable at `binary` with `arguments`. Its output goes to /dev/null unless
+/// `standardOutput`/`standardError` say otherwise (a FileHandle or a Pipe; nil inherits the test's).
+public func launchStrata(_ binary: String, _ arguments: [String],
+                         standardOutput: Any? = FileHandle.nullDevice,
+                         standardError: Any? = FileHandle.nullDevice) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+    if let standardOutput { process.standardOutput = standardOutput }
+    if let standardError { process.standardError = standardError }
+    try process.run()
+    return process
+}

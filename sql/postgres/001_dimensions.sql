@@ -1,7 +1,8 @@
 -- Strata dimension store, schema version 1 (PostgreSQL).
--- Embedded verbatim in Sources/StrataDims/Schema.swift (a test checks they are equal) and applied
--- by DimensionStore.migrate() in one transaction under an advisory lock; every statement is
--- idempotent, so migrate() may run on each start and from several instances at once.
+-- Embedded into the strata binary at build time (SwiftPM embedInCode, through the link in
+-- Sources/StrataDims/Store/SQL) and applied by DimensionStore.migrate() in one transaction under
+-- an advisory lock; every statement is idempotent, so migrate() may run on each start and from
+-- several instances at once.
 -- Ids are the Kafka keys of the topics (content_id 'c%08d', user_id 'u%09d' for generated data).
 
 CREATE TABLE IF NOT EXISTS schema_version (

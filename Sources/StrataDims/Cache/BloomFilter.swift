@@ -1,3 +1,4 @@
+import StrataCore
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -95,8 +96,10 @@ public final class BloomFilter: @unchecked Sendable {
     /// from FNV-1a over 8-byte words, finalised by two SplitMix64 mixes.
     @inline(__always)
     static func hashes(_ bytes: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        let prime: UInt64 = 0x0000_0100_0000_01B3
+        // FNV-1a's constants, but a word at a time with an extra shift: not `FNV1a.hash`, and
+        // kept so because it is the lookup's hot path and its filters' bit positions must not change.
+        var h = FNV1a.offsetBasis
+        let prime = FNV1a.prime
         var i = 0
         let n = bytes.count
         while i + 8 <= n {
@@ -112,16 +115,8 @@ public final class BloomFilter: @unchecked Sendable {
             i += 1
         }
         h = (h ^ tail ^ (UInt64(n) << 56)) &* prime
-        let h1 = mix(h)
-        let h2 = mix(h1 ^ 0x9E37_79B9_7F4A_7C15) | 1
+        let h1 = SplitMix64.mix(h)
+        let h2 = SplitMix64.mix(h1 ^ SplitMix64.gamma) | 1
         return (h1, h2)
-    }
-
-    @inline(__always)
-    static func mix(_ x: UInt64) -> UInt64 {
-        var z = x
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

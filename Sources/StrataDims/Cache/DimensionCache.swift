@@ -101,7 +101,7 @@ public final class DimensionCache: Sendable {
     /// each delete as a negative entry. Throws when Redis could not be written, so `dimsync`
     /// retries the records instead of committing past them.
     public func apply(_ changes: [DimChange]) throws {
-        var rng = FastRandom()
+        var rng = SplitMix64.systemSeeded()
         var writes: [(key: [UInt8], value: [UInt8], ttl: Int)] = []
         writes.reserveCapacity(changes.count)
         for change in changes {

@@ -1,4 +1,6 @@
 import Foundation
+import StrataCore
+import StrataDims
 
 /// Deterministic synthetic dimensions for the generated workload: content `i` has id `c%08d` and
 /// user `i` has id `u%09d` (the same ids `EventWorkload` draws events from), so every generated
@@ -104,23 +106,14 @@ public struct DimensionGenerator: Sendable {
 
     /// SplitMix64 seeded from (seed, salt, index): independent streams per row.
     private struct Rng {
-        var state: UInt64
+        var generator: SplitMix64
 
         init(seed: UInt64, salt: UInt64, index: Int) {
-            state = Self.mix(seed ^ Self.mix(salt &+ UInt64(truncatingIfNeeded: index) &* 0x9E37_79B9_7F4A_7C15))
+            generator = SplitMix64(state: SplitMix64.mix(
+                seed ^ SplitMix64.mix(salt &+ UInt64(truncatingIfNeeded: index) &* SplitMix64.gamma)))
         }
 
-        static func mix(_ x: UInt64) -> UInt64 {
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            return Self.mix(state)
-        }
+        mutating func next() -> UInt64 { generator.next() }
 
         mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
         mutating func below(_ n: Int) -> Int { Int(truncatingIfNeeded: next().multipliedFullWidth(by: UInt64(n)).high) }

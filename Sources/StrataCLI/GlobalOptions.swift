@@ -4,31 +4,33 @@ import StrataCore
 import StrataKafka
 
 /// Options every command that talks to the stack accepts.
-struct GlobalOptions: ParsableArguments {
+public struct GlobalOptions: ParsableArguments, Sendable {
+    public init() {}
+
     @Option(name: .long, help: "Config file (YAML). Default: $STRATA_CONFIG, else ./strata.yaml if present.")
-    var config: String?
+    public var config: String?
 
     @Option(name: .long, help: "Kafka bootstrap servers, e.g. 127.0.0.1:9092 (env STRATA_BROKERS).")
-    var brokers: String?
+    public var brokers: String?
 
     @Option(name: .long, help: "Redis URL, redis://[user:pass@]host:port[/db] (env STRATA_REDIS_URL).")
-    var redis: String?
+    public var redis: String?
 
     @Option(name: .long, help: "Topology file (env STRATA_TOPOLOGY). Default: ./topology/topology.yaml.")
-    var topology: String?
+    public var topology: String?
 
     @Option(name: [.customShort("X"), .customLong("kafka")], parsing: .unconditionalSingleValue,
             help: ArgumentHelp("A librdkafka property passed through untouched, e.g. -X security.protocol=SASL_SSL (repeatable).",
                                valueName: "key=value"))
-    var kafka: [String] = []
+    public var kafka: [String] = []
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
-    var logLevel: String = "info"
+    public var logLevel: String = "info"
 
     @Option(name: .long, help: "Log format: auto (text on a terminal, JSON lines otherwise), json, text.")
-    var logFormat: StrataLogging.Format = .auto
+    public var logFormat: StrataLogging.Format = .auto
 
-    func resolve() throws -> StrataConfig {
+    public func resolve() throws -> StrataConfig {
         var props: [String: String] = [:]
         for kv in kafka {
             guard let eq = kv.firstIndex(of: "="), eq != kv.startIndex else {
@@ -41,7 +43,7 @@ struct GlobalOptions: ParsableArguments {
                                               configFile: config, kafka: props))
     }
 
-    func loadTopology(_ config: StrataConfig) throws -> Topology {
+    public func loadTopology(_ config: StrataConfig) throws -> Topology {
         try Topology.load(path: config.topologyPath ?? Topology.defaultPath())
     }
 }
@@ -49,20 +51,20 @@ struct GlobalOptions: ParsableArguments {
 extension StrataLogging.Format: ExpressibleByArgument {}
 
 extension StrataConfig {
-    func producerConfig(clientId: String = "strata") -> KafkaConfig {
+    public func producerConfig(clientId: String = "strata") -> KafkaConfig {
         KafkaConfig.producer(bootstrapServers: brokers, clientId: clientId).merging(kafka)
     }
-    func consumerConfig(groupId: String?, clientId: String = "strata") -> KafkaConfig {
+    public func consumerConfig(groupId: String?, clientId: String = "strata") -> KafkaConfig {
         KafkaConfig.consumer(bootstrapServers: brokers, groupId: groupId, clientId: clientId).merging(kafka)
     }
 }
 
 /// "500ms", "5s", "2m", "1h", or a plain number of seconds.
-struct DurationArgument: ExpressibleByArgument, Sendable {
-    let duration: Duration
-    var seconds: Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
+public struct DurationArgument: ExpressibleByArgument, Sendable {
+    public let duration: Duration
+    public var seconds: Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
 
-    init?(argument: String) {
+    public init?(argument: String) {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         var text = argument.lowercased()
         var scale = 1.0

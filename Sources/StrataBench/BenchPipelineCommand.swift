@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import StrataCLI
 import StrataCore
 import StrataDims
+import StrataGen
 import StrataKafka
 import Synchronization
 

@@ -1,3 +1,4 @@
+import StrataCore
 import Synchronization
 
 /// JSON `null`: the Redis value of a negative entry (a global: generic types have no stored statics).
@@ -159,7 +160,7 @@ final class KindCache<D: CachedDimension>: Sendable {
             var writes: [(key: [UInt8], value: [UInt8], ttl: Int)] = []
             var replacements: [(key: [UInt8], value: [UInt8], ttl: Int)] = []
             if redis != nil { writes.reserveCapacity(toStore.count) }
-            var rng = FastRandom()
+            var rng = SplitMix64.systemSeeded()
             let negativeTTL = config.negativeTTL.wholeSeconds
             for id in toStore {
                 let entry: (key: [UInt8], value: [UInt8], ttl: Int)?
@@ -193,7 +194,7 @@ final class KindCache<D: CachedDimension>: Sendable {
 
     /// Makes `dims` current in every tier at once: filter, in-process (replacing), and the Redis
     /// entries returned for the caller to write (with fresh staggered TTLs).
-    func upserted(_ dims: [D], rng: inout FastRandom) -> [(key: [UInt8], value: [UInt8], ttl: Int)] {
+    func upserted(_ dims: [D], rng: inout SplitMix64) -> [(key: [UInt8], value: [UInt8], ttl: Int)] {
         let now = monotonicNanos()
         let expiry = now &+ config.localTTL.nanoseconds
         for d in dims { filter.insert(d.cacheId) }

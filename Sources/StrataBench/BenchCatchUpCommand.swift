@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StrataCLI
 import StrataCore
 import StrataDims
 import StrataGen

@@ -1,3 +1,5 @@
+import StrataCore
+
 /// Redis TTLs with jitter: base ± up to `jitter`·base, uniformly, so entries written together
 /// (a cold start, a bulk load) expire spread over a window instead of in one instant, and the
 /// store never sees all of them come back at once (no cache avalanche).
@@ -26,21 +28,11 @@ public struct StaggeredTTL: Sendable, Equatable {
     }
 }
 
-/// SplitMix64: a fast generator seeded once per batch from the system source, so a batch of a
-/// million TTLs costs no system calls.
-struct FastRandom: RandomNumberGenerator {
-    private var state: UInt64
-
-    init() {
+extension SplitMix64 {
+    /// A generator seeded once per batch from the system source, so a batch of a million TTLs
+    /// costs no system calls.
+    static func systemSeeded() -> SplitMix64 {
         var system = SystemRandomNumberGenerator()
-        state = system.next()
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        return SplitMix64(state: system.next())
     }
 }

@@ -1,13 +1,17 @@
 import ArgumentParser
 import Foundation
+import StrataCLI
 import StrataCore
 import StrataGen
 import StrataKafka
 import StrataSplit
 import StrataDWM
 
-struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// `strata bench …`: the benchmarks, registered as a subcommand by the strata executable.
+public struct BenchCommand: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks, each beside its baseline in the same run.", subcommands: [Split.self, DWM.self, Enrich.self, Pipeline.self, CatchUp.self, QueryBench.self])
 
     struct DWM: ParsableCommand {

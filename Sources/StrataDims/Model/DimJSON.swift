@@ -1,3 +1,5 @@
+import StrataCore
+
 /// The compact JSON of a dimension, written and read without Foundation: the Redis tier decodes
 /// up to a million of these per window close, and JSONDecoder costs microseconds each.
 ///
@@ -61,7 +63,7 @@ public enum DimJSON {
 
     private static func field(_ out: inout [UInt8], _ key: StaticString, _ value: String, first: Bool = false) {
         key_(&out, key, first)
-        appendString(&out, value)
+        JSONString.append(value, to: &out)
     }
 
     private static func field(_ out: inout [UInt8], _ key: StaticString, _ value: Int64, first: Bool = false) {
@@ -75,26 +77,6 @@ public enum DimJSON {
         key.withUTF8Buffer { out.append(contentsOf: $0) }
         out.append(UInt8(ascii: "\""))
         out.append(UInt8(ascii: ":"))
-    }
-
-    /// A JSON string literal: quotes, backslashes and control characters escaped, UTF-8 kept.
-    static func appendString(_ out: inout [UInt8], _ s: String) {
-        out.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                        hex[Int(b >> 4)], hex[Int(b & 15)]])
-            default: out.append(b)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
     }
 
     // MARK: Decoding
@@ -210,72 +192,10 @@ public enum DimJSON {
 
         /// A string value; nil (and `failed`) when the next token is not a valid string.
         mutating func string() -> String? {
-            guard i < b.count, b[i] == UInt8(ascii: "\"") else { failed = true; return nil }
-            let start = i + 1
-            var j = start
-            while j < b.count, b[j] != UInt8(ascii: "\""), b[j] != UInt8(ascii: "\\"), b[j] >= 0x20 { j += 1 }
-            guard j < b.count else { failed = true; return nil }
-            if b[j] == UInt8(ascii: "\"") { // fast path: no escapes
-                i = j + 1
-                return String(decoding: UnsafeRawBufferPointer(rebasing: b[start..<j]), as: UTF8.self)
-            }
-            var out = Array(b[start..<j])
-            i = j
-            while i < b.count {
-                let c = b[i]
-                if c == UInt8(ascii: "\"") {
-                    i += 1
-                    return String(decoding: out, as: UTF8.self)
-                }
-                if c < 0x20 { break }
-                if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
-                guard i + 1 < b.count else { break }
-                let e = b[i + 1]
-                i += 2
-                switch e {
-                case UInt8(ascii: "\""): out.append(0x22)
-                case UInt8(ascii: "\\"): out.append(0x5C)
-                case UInt8(ascii: "/"): out.append(0x2F)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"):
-                    guard var scalar = hex4() else { failed = true; return nil }
-                    if (0xD800..<0xDC00).contains(scalar) { // high surrogate: a low one must follow
-                        guard i + 1 < b.count, b[i] == 0x5C, b[i + 1] == UInt8(ascii: "u") else { failed = true; return nil }
-                        i += 2
-                        guard let low = hex4(), (0xDC00..<0xE000).contains(low) else { failed = true; return nil }
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                    }
-                    guard let u = Unicode.Scalar(scalar) else { failed = true; return nil }
-                    out.append(contentsOf: UTF8.encode(u)!)
-                default:
-                    failed = true
-                    return nil
-                }
-            }
-            failed = true
-            return nil
-        }
-
-        private mutating func hex4() -> UInt32? {
-            guard i + 4 <= b.count else { return nil }
-            var v: UInt32 = 0
-            for _ in 0..<4 {
-                let c = b[i]
-                let d: UInt32
-                switch c {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - UInt8(ascii: "0"))
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - UInt8(ascii: "a") + 10)
-                case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - UInt8(ascii: "A") + 10)
-                default: return nil
-                }
-                v = v << 4 | d
-                i += 1
-            }
-            return v
+            guard i < b.count, b[i] == UInt8(ascii: "\""),
+                  let (text, end) = JSONString.read(b, from: i + 1) else { failed = true; return nil }
+            i = end
+            return text
         }
 
         /// An integer value (optional minus, digits, no fraction or exponent).

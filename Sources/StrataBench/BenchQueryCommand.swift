@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StrataCLI
 import StrataQuery
 
 extension BenchCommand {

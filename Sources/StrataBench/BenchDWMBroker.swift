@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StrataCLI
 import StrataCore
 import StrataDims
 import StrataGen
@@ -15,11 +16,11 @@ extension BenchCommand.DWM {
         let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": config.brokers]).merging(config.kafka))
         var topics = topology.topics.map { NewTopic(name: prefix + $0.name, partitions: $0.partitions) }
         topics.append(NewTopic(name: prefix + "copy", partitions: 4))
-        for (name, e) in try admin.createTopics(topics) { if let e { throw ValidationError("cannot create \(name): \(e)") } }
+        for (name, error) in try admin.createTopics(topics) { if let error { throw ValidationError("cannot create \(name): \(error)") } }
 
         // Dimensions of the workload in a temporary SQLite store; Redis under a fresh key prefix.
-        let w = EventWorkload()
-        let gen = DimensionGenerator(contents: w.contents, users: w.users, seed: w.seed)
+        let workload = EventWorkload()
+        let gen = DimensionGenerator(contents: workload.contents, users: workload.users, seed: workload.seed)
         let storePath = NSTemporaryDirectory() + "strata-bench-dwm-\(prefix)db"
         defer { try? FileManager.default.removeItem(atPath: storePath) }
         let store = try DimensionStoreFactory.open("sqlite:" + storePath)
@@ -44,10 +45,10 @@ extension BenchCommand.DWM {
             }
         }
         try producer.flush(timeoutMs: 300_000)
-        var so = SplitJob.Options(brokers: config.brokers)
-        so.kafka = config.kafka; so.topicPrefix = prefix; so.groupId = prefix + "split"; so.instanceId = prefix + "split"
-        so.untilIdle = .seconds(3)
-        let split = try SplitJob(options: so, topology: topology)
+        var splitOptions = SplitJob.Options(brokers: config.brokers)
+        splitOptions.kafka = config.kafka; splitOptions.topicPrefix = prefix; splitOptions.groupId = prefix + "split"; splitOptions.instanceId = prefix + "split"
+        splitOptions.untilIdle = .seconds(3)
+        let split = try SplitJob(options: splitOptions, topology: topology)
         try split.run()
         let routed = split.stats.routedTotal
         print("{\"bench\":\"dwm.broker.load\",\"events\":\(brokerEvents),\"routed_to_micro_queues\":\(routed)}")
@@ -55,11 +56,11 @@ extension BenchCommand.DWM {
         let queues = topology.actions.map { prefix + Topology.microQueue(for: $0) }
         let copy = try copyLoop(config: config, from: queues, to: prefix + "copy", group: prefix + "copy", expected: routed)
 
-        var o = DWMJob.Options(brokers: config.brokers)
-        o.kafka = config.kafka; o.topicPrefix = prefix; o.groupId = prefix + "dwm"; o.instanceId = prefix + "dwm"
-        o.untilIdle = .seconds(3)
-        o.earlyIntervalMs = earlyIntervalMs
-        let job = DWMJob(options: o, topology: topology, cache: cache)
+        var dwmOptions = DWMJob.Options(brokers: config.brokers)
+        dwmOptions.kafka = config.kafka; dwmOptions.topicPrefix = prefix; dwmOptions.groupId = prefix + "dwm"; dwmOptions.instanceId = prefix + "dwm"
+        dwmOptions.untilIdle = .seconds(3)
+        dwmOptions.earlyIntervalMs = earlyIntervalMs
+        let job = DWMJob(options: dwmOptions, topology: topology, cache: cache)
         try job.run()
         guard let first = job.firstRecordAt, let last = job.lastRecordAt, let done = job.lastCommitAt,
               job.stats.accounting.consumed == routed else {
@@ -67,11 +68,11 @@ extension BenchCommand.DWM {
         }
         let dwmRate = Double(routed) / (last - first).seconds
         let flush = (done - last).seconds - 3     // the idle wait is not work
-        let s = job.stats
+        let stats = job.stats
         print("{\"bench\":\"dwm.broker\",\"events\":\(routed),\"copy_baseline_events_per_s\":\(Int(copy)),\"dwm_events_per_s\":\(Int(dwmRate)),"
               + "\"dwm_over_baseline\":\(String(format: "%.3f", dwmRate / copy)),\"final_flush_s\":\(String(format: "%.2f", flush)),"
               + "\"dwm_with_flush_events_per_s\":\(Int(Double(routed) / ((last - first).seconds + flush))),"
-              + "\"dwm_rows\":\(s.dwmRows),\"dws_rows\":\(s.dwsRows),\"transactions\":\(s.transactions),\"balanced\":\(s.accounting.isBalanced)}")
+              + "\"dwm_rows\":\(stats.dwmRows),\"dws_rows\":\(stats.dwsRows),\"transactions\":\(stats.transactions),\"balanced\":\(stats.accounting.isBalanced)}")
     }
 
     /// The baseline: the same micro-queues consumed and copied to one topic by the same kind of loop
@@ -101,10 +102,10 @@ extension BenchCommand.DWM {
         }
         while copied < expected || open {
             let batch = try consumer.poll(maxMessages: 10_000, timeoutMs: 100)
-            for m in batch where m.error == nil {
+            for message in batch where message.error == nil {
                 if !open { try producer.beginTransaction(); open = true }
-                try producer.produce(to: out, key: m.key, value: m.value, copy: true)
-                positions["\(m.topic)|\(m.partition)"] = TopicPartitionOffset(topic: m.topic, partition: m.partition, offset: m.offset + 1)
+                try producer.produce(to: out, key: message.key, value: message.value, copy: true)
+                positions["\(message.topic)|\(message.partition)"] = TopicPartitionOffset(topic: message.topic, partition: message.partition, offset: message.offset + 1)
                 copied += 1
                 if first == nil { first = .now }
                 last = .now

@@ -4,5 +4,5 @@ import StrataKafka
 extension KafkaMessage {
     /// A split watermark marker in a micro-queue (null key, `strata.wm` header): progress of the
     /// ods.raw partitions, not an event. Readers of events skip it.
-    var isWatermarkMarker: Bool { key == nil && headerView(SourceProgress.markerHeader) != nil }
+    public var isWatermarkMarker: Bool { key == nil && headerView(SourceProgress.markerHeader) != nil }
 }

@@ -1,0 +1,1 @@
+../../../../sql/postgres/001_dimensions.sql

@@ -1,0 +1,1 @@
+../../../../sql/sqlite/001_dimensions.sql
