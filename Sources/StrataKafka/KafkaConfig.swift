@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 
 /// librdkafka configuration: typed accessors for what Strata sets, and every other librdkafka
 /// property passed through untouched (`security.protocol`, `sasl.*`, `ssl.*`, …).

@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 import Logging
 
 /// Partitions gained or lost in a consumer-group rebalance. Delivered on the polling thread,
@@ -122,6 +122,14 @@ public final class KafkaConsumer {
     }
 
     /// Leaves the group (revoking partitions through the rebalance callback). Idempotent.
+    /// The partition's low and high watermark offsets as the broker reports them to this client
+    /// (with `read_committed`, the high one is the last stable offset).
+    public func watermarks(topic: String, partition: Int32, timeoutMs: Int32 = 10_000) throws(KafkaError) -> (low: Int64, high: Int64) {
+        var low: Int64 = 0, high: Int64 = 0
+        try check(rd_kafka_query_watermark_offsets(client.handle, topic, partition, &low, &high, timeoutMs), "query watermarks \(topic)[\(partition)]")
+        return (low, high)
+    }
+
     public func close() {
         guard !closed else { return }
         closed = true

@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 
 /// An error from librdkafka, with the flags its transactional API needs to decide what to do next.
 /// Callers match `code` against the named cases of `KafkaError.Code`; no C constant leaves this module.
@@ -77,6 +77,8 @@ extension KafkaError {
         /// Not an error: the consumer reached the end of a partition (`enable.partition.eof`).
         public static let partitionEOF = Code(RD_KAFKA_RESP_ERR__PARTITION_EOF)
         public static let timedOut = Code(RD_KAFKA_RESP_ERR__TIMED_OUT)
+        /// With `auto.offset.reset=error`: a partition's position is out of range, or it has none.
+        public static let autoOffsetReset = Code(RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
         public static let allBrokersDown = Code(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         public static let transport = Code(RD_KAFKA_RESP_ERR__TRANSPORT)
         public static let queueFull = Code(RD_KAFKA_RESP_ERR__QUEUE_FULL)

@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 import Logging
 import Synchronization
 
@@ -41,7 +41,7 @@ public final class KafkaProducer: @unchecked Sendable {
     /// which must then stay valid until the message is delivered (after `flush()` or a committed
     /// transaction) — the zero-copy path for forwarding consumed messages.
     /// Waits (serving delivery reports) while librdkafka's queue is full.
-    public func produce(to topic: KafkaTopic, partition: Int32 = RD_KAFKA_PARTITION_UA,
+    public func produce(to topic: KafkaTopic, partition: Int32 = TopicPartitionOffset.unassignedPartition,
                         key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
                         headers: [(String, [UInt8])] = [], header: (name: String, value: UnsafeRawBufferPointer)? = nil,
                         copy: Bool = true) throws(KafkaError) {

@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 
 /// The linked librdkafka and the oldest one Strata accepts.
 public enum Librdkafka {

@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 
 /// A position in a partition. For commits and `sendOffsets`, `offset` is the next offset to read.
 public struct TopicPartitionOffset: Hashable, Sendable, CustomStringConvertible {
@@ -14,6 +14,8 @@ public struct TopicPartitionOffset: Hashable, Sendable, CustomStringConvertible 
     public static let end = Int64(RD_KAFKA_OFFSET_END)
     public static let stored = Int64(RD_KAFKA_OFFSET_STORED)
     public static let invalid = Int64(RD_KAFKA_OFFSET_INVALID)
+    /// "Any partition": the producer's partitioner picks one from the key.
+    public static let unassignedPartition = Int32(RD_KAFKA_PARTITION_UA)
 
     public var description: String { "\(topic)[\(partition)]@\(offset)" }
 }

@@ -1,4 +1,4 @@
-import CHiredis
+internal import CHiredis
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-import CHiredis
+internal import CHiredis
 
 /// One reply as hiredis 0.14 parses it (RESP2). Error replies are values here; the typed
 /// helpers on ``RedisClient`` turn them into thrown ``RedisError/server(_:)``.
