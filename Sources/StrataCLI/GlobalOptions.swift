@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import Logging
 import StrataCore
@@ -24,8 +25,8 @@ public struct GlobalOptions: ParsableArguments, Sendable {
                                valueName: "key=value"))
     public var kafka: [String] = []
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
-    public var logLevel: String = "info"
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error (env STRATA_LOG_LEVEL).")
+    public var logLevel: String = ProcessInfo.processInfo.environment["STRATA_LOG_LEVEL"] ?? "info"
 
     @Option(name: .long, help: "Log format: auto (text on a terminal, JSON lines otherwise), json, text.")
     public var logFormat: StrataLogging.Format = .auto

@@ -108,6 +108,7 @@ final class DWMStage: TransactionalStage {
     private let logger: Logger
     private(set) var stats = DWMJob.Stats()
     private var lastProgressLog = ContinuousClock.now - .seconds(3600)
+    private var lastRestoreLog = ContinuousClock.now
     private var enricher: RowEnricher
     private var state: EngineState?
     private var out: Outputs?
@@ -224,6 +225,16 @@ final class DWMStage: TransactionalStage {
             logger.info("state restored", metadata: ["replayed": "\(s.engine.restoreAccounting)"])
             s.restoreTargets = [:]
         }
+    }
+
+    /// While a replay runs: every 5 s, which partitions it still waits for (read up to / target).
+    func afterPoll(consumer: KafkaConsumer) {
+        guard let s = state, s.engine.isRestoring, ContinuousClock.now - lastRestoreLog >= .seconds(5) else { return }
+        lastRestoreLog = .now
+        let behind = s.restoreTargets.filter { (s.readUpTo[$0.key] ?? 0) < $0.value }
+            .sorted { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }
+            .map { "\(topicNames[$0.key.topic])[\($0.key.partition)] read to \(s.readUpTo[$0.key].map { "\($0)" } ?? "-") of \($0.value)" }
+        logger.info("replaying state", metadata: ["waiting_for": "\(behind.joined(separator: ", "))"])
     }
 
     /// On the early-revision tick when something changed, whenever a window can become final

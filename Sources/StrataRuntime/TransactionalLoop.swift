@@ -61,6 +61,8 @@ public final class TransactionalLoop {
     private var positions: [PartitionKey: Int64] = [:]
     private var uncommittedFrom: [PartitionKey: Int64] = [:]
     private var positionsChanged = false
+    /// The next offset the consumer fetches per partition, where known (read, sought or rewound).
+    private var fetchPositions: [PartitionKey: Int64] = [:]
 
     public init(options: Options, logger: Logger) {
         self.options = options
@@ -77,7 +79,10 @@ public final class TransactionalLoop {
         // The prefix keeps isolated runs on one broker from fencing each other.
         pcfg.transactionalId = "\(options.topicPrefix)strata-\(options.job)-\(options.instanceId)"
         var ccfg = KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId, clientId: clientId)
-            .merging(options.consumerDefaults)
+        // No silent resets: an out-of-range position is handled below (re-read, or skip what
+        // retention deleted, counted), never by jumping to the start and processing it all again.
+        ccfg["auto.offset.reset"] = "error"
+        ccfg = ccfg.merging(options.consumerDefaults)
         ccfg["group.instance.id"] = KafkaConfig.staticMemberId(prefix: options.topicPrefix, group: options.groupId,
                                                                 instance: options.instanceId)
         ccfg = ccfg.merging(options.kafka)
@@ -103,16 +108,20 @@ public final class TransactionalLoop {
                 if try restore(stage, consumer: consumer) { continue }
             }
             var records: [KafkaMessage] = []
+            var resets: [(PartitionKey, KafkaError)] = []
             records.reserveCapacity(batch.count)
             for m in batch {
                 if let e = m.error {
-                    if e.code == .partitionEOF { stage.partitionEnded(topic: m.topic, partition: m.partition) } else {
-                        logger.warning("consumer event", metadata: ["error": "\(e)"])
+                    switch e.code {
+                    case .partitionEOF: stage.partitionEnded(topic: m.topic, partition: m.partition)
+                    case .autoOffsetReset: resets.append((PartitionKey(topic: m.topic, partition: m.partition), e))
+                    default: logger.warning("consumer event", metadata: ["error": "\(e)"])
                     }
                     continue
                 }
                 records.append(m)
                 let key = PartitionKey(topic: m.topic, partition: m.partition)
+                fetchPositions[key] = m.offset + 1
                 if uncommittedFrom[key] == nil { uncommittedFrom[key] = m.offset }
                 // Never backwards: a replay below the committed position (a checkpoint's replay
                 // offset) re-reads records whose offsets were committed already.
@@ -126,6 +135,8 @@ public final class TransactionalLoop {
                 stats.lastRecordAt = now
                 try stage.consume(records)
             }
+            // After the batch: the positions the stage has seen are final for this poll.
+            if !resets.isEmpty { try reposition(after: resets, consumer: consumer) }
             stage.afterPoll(consumer: consumer)
             if stage.holdsInput { lastInput = now }
             let finishing = options.untilIdle.map { assignment.hasJoined && now - lastInput >= $0 } ?? false
@@ -149,11 +160,68 @@ public final class TransactionalLoop {
         let r = try stage.restore(owned: owned, consumer: consumer)
         positions = [:]
         uncommittedFrom = [:]
+        fetchPositions = [:]
         positionsChanged = false
         for tp in r.positions { positions[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset }
+        for tp in r.seeks where tp.offset >= 0 { fetchPositions[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset }
         guard !r.seeks.isEmpty else { return false }
-        try consumer.seek(r.seeks)
+        try reassign(r.seeks, consumer: consumer)
         return true
+    }
+
+    /// The consumer found positions out of range, or none at all (`auto.offset.reset` is "error").
+    /// Without a position (a new group): the beginning. Otherwise the broker's range decides: a
+    /// position inside it is fetched again (a broker can answer out-of-range for an offset it has,
+    /// e.g. at its end); one below it lost records to retention: reading goes on at the oldest
+    /// record, the loss logged and counted; one above it (a truncated log) resumes at the end.
+    private func reposition(after resets: [(PartitionKey, KafkaError)], consumer: KafkaConsumer) throws {
+        var targets: [PartitionKey: Int64] = [:]
+        for (key, error) in resets where targets[key] == nil {
+            let metadata: Logger.Metadata = ["partition": "\(key.topic)[\(key.partition)]", "error": "\(error.message)"]
+            var position = fetchPositions[key]
+            if position == nil {
+                let committed = try consumer.committed([TopicPartitionOffset(topic: key.topic, partition: key.partition, offset: TopicPartitionOffset.invalid)])
+                position = committed.first.map(\.offset).flatMap { $0 >= 0 ? $0 : nil }
+            }
+            guard let at = position else {
+                logger.info("no committed offset: reading from the beginning", metadata: metadata)
+                targets[key] = TopicPartitionOffset.beginning
+                continue
+            }
+            let (low, high) = try consumer.watermarks(topic: key.topic, partition: key.partition)
+            var target = at
+            if at < low {
+                target = low
+                logger.error("records deleted before they were read (retention): skipping them", metadata: metadata.merging(
+                    ["from": "\(at)", "to": "\(low)", "lost": "\(low - at)"], uniquingKeysWith: { a, _ in a }))
+                MetricsRegistry.shared.counter("strata_job_records_lost_to_retention_total", help: "Offsets skipped because the broker deleted them unread",
+                                               labels: ["job": options.job, "topic": key.topic]).increment(by: Int(low - at))
+            } else if at > high {
+                target = high
+                logger.error("position beyond the end of the log (truncated): resuming at its end", metadata: metadata.merging(
+                    ["position": "\(at)", "end": "\(high)"], uniquingKeysWith: { a, _ in a }))
+            } else {
+                logger.warning("broker answered out of range for an offset it holds: fetching it again", metadata: metadata.merging(
+                    ["position": "\(at)", "low": "\(low)", "high": "\(high)"], uniquingKeysWith: { a, _ in a }))
+            }
+            targets[key] = target
+            fetchPositions[key] = target
+        }
+        try reassign(targets.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) },
+                     consumer: consumer)
+    }
+
+    /// Repositions `moves` and keeps every other owned partition where it was. Done by setting the
+    /// assignment again rather than seeking: librdkafka refuses to seek a partition whose fetch
+    /// stopped on an offset reset (`_STATE`), which a new group's partitions can be at any moment.
+    private func reassign(_ moves: [TopicPartitionOffset], consumer: KafkaConsumer) throws {
+        var targets: [PartitionKey: Int64] = [:]
+        for tp in moves { targets[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset }
+        try consumer.assign(try consumer.assignment().map { tp in
+            let key = PartitionKey(topic: tp.topic, partition: tp.partition)
+            return TopicPartitionOffset(topic: tp.topic, partition: tp.partition,
+                                        offset: targets[key] ?? fetchPositions[key] ?? TopicPartitionOffset.stored)
+        })
     }
 
     private func transaction(_ stage: some TransactionalStage, tick: Tick, producer: KafkaProducer, consumer: KafkaConsumer) throws {
@@ -174,9 +242,12 @@ public final class TransactionalLoop {
             switch rewind {
             case .uncommitted:
                 let back = uncommittedFrom.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) }
-                for tp in back { positions[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset }
+                for tp in back {
+                    positions[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset
+                    fetchPositions[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset
+                }
                 uncommittedFrom = [:]
-                if !back.isEmpty { try consumer.seek(back) }
+                if !back.isEmpty { try reassign(back, consumer: consumer) }
             case .restore:
                 _ = try restore(stage, consumer: consumer)
             }

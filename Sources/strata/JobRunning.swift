@@ -18,9 +18,7 @@ func runJobs(_ jobs: [any StreamJob], metricsFile: String?, afterJobs: () -> Voi
     progress.finish()
     metrics.write()
     for summary in outcome.summaries { print(summary.jsonLine) }
-    if !outcome.failures.isEmpty {
-        throw ValidationError("jobs failed: " + outcome.failures.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; "))
-    }
+    for (job, error) in outcome.failures.sorted(by: { $0.key < $1.key }) { stderrLine("error: the \(job) job failed: \(error)") }
     for summary in outcome.summaries where !summary.balanced {
         stderrLine("error: the \(summary.job) job's accounting does not balance: consumed \(summary.consumed), outcomes \(summary.outcomes)")
     }
