@@ -138,7 +138,7 @@ final class DWMEndToEndTests: XCTestCase {
     func readUpserts(_ env: Env, topic: String, checkRevisions: Bool = true, identity: ([String: Any]) -> String) throws -> [String: [String: Any]] {
         var best: [String: [String: Any]] = [:]
         var byRev: [String: [String: Any]] = [:]
-        for m in try readTopicToEnd(brokers: brokers, topic: env.prefix + topic, timeout: .seconds(120)) {
+        for m in try readToEndMarkers(brokers: brokers, topic: env.prefix + topic, timeout: .seconds(120)) {
             let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(m.value)) as? [String: Any])
             let id = identity(o)
             let rev = try XCTUnwrap(o["rev"] as? Int)

@@ -117,8 +117,8 @@ struct PipelineSandbox {
     }
 
     /// All records of an output topic up to an end marker written now to each partition.
-    func read(_ topic: String) throws -> [(value: [UInt8], key: [UInt8]?, partition: Int32)] {
-        try readTopicToEnd(brokers: brokers, topic: prefix + topic, timeout: .seconds(180))
+    func read(_ topic: String) throws -> [TopicRecord] {
+        try readToEndMarkers(brokers: brokers, topic: prefix + topic, timeout: .seconds(180))
     }
 
     /// The rows a subscriber keeps (highest rev per identity). Fails on an (identity, rev)
@@ -170,38 +170,6 @@ func waitForCommitted(brokers: String, group: String, topics: [String], partitio
         Thread.sleep(forTimeInterval: 0.05)
     }
     return nil
-}
-
-/// All records of `topic` (read_committed) up to an end marker written now to each partition:
-/// complete without waiting for silence; fails after `timeout`.
-func readTopicToEnd(brokers: String, topic: String, timeout: Duration) throws -> [(value: [UInt8], key: [UInt8]?, partition: Int32)] {
-    let endKey = Array("strata-test-end".utf8)
-    let endValue = Array(UUID().uuidString.utf8)
-    let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: nil))
-    defer { consumer.close() }
-    let partitions = try consumer.partitionCount(topic: topic)
-    let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
-    let t = producer.topic(topic)
-    for p in 0..<partitions {
-        try endKey.withUnsafeBytes { k in try endValue.withUnsafeBytes { v in try producer.produce(to: t, partition: Int32(p), key: k, value: v) } }
-    }
-    try producer.flush()
-    try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
-    var out: [(value: [UInt8], key: [UInt8]?, partition: Int32)] = []
-    var pending = Set(0..<Int32(partitions))
-    let deadline = ContinuousClock.now + timeout
-    while !pending.isEmpty {
-        guard ContinuousClock.now < deadline else {
-            throw NSError(domain: "strata.test", code: 1, userInfo: [NSLocalizedDescriptionKey:
-                "\(topic): \(pending.count) partitions not read to their end marker within \(timeout)"])
-        }
-        for m in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) where m.error == nil && pending.contains(m.partition) {
-            let key = m.key.map { Array($0) }
-            if key == endKey && Array(m.value) == endValue { pending.remove(m.partition); continue }
-            out.append((Array(m.value), key, m.partition))
-        }
-    }
-    return out
 }
 
 /// A dimension store that records which content ids were asked of it (read back by the tests,

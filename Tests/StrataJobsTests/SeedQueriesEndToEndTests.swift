@@ -94,7 +94,7 @@ final class SeedQueriesEndToEndTests: XCTestCase {
     /// partition's end, in read order.
     func readRows(_ topic: String) throws -> (rows: [[String: Value]], partitions: [Int]) {
         var rows: [[String: Value]] = [], parts: [Int] = []
-        for m in try readTopicToEnd(brokers: brokers, topic: topic, timeout: .seconds(120)) {
+        for m in try readToEndMarkers(brokers: brokers, topic: topic, timeout: .seconds(120)) {
             rows.append(try XCTUnwrap(Value.decodeRow(Data(m.value)), "undecodable row on \(topic)"))
             parts.append(Int(m.partition))
         }
