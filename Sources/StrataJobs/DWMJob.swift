@@ -27,6 +27,8 @@ public final class DWMJob: StreamJob {
         public var idleSourceTimeoutMs: Int64 = 30_000
         public var untilIdle: Duration?
         public var batchSize = 10_000
+        /// Static group membership (see `TransactionalLoop.Options.staticMembership`).
+        public var staticMembership = false
         public init(brokers: String) { self.brokers = brokers }
     }
 
@@ -51,6 +53,7 @@ public final class DWMJob: StreamJob {
         loopOptions.topicPrefix = options.topicPrefix
         loopOptions.batchSize = options.batchSize
         loopOptions.untilIdle = options.untilIdle
+        loopOptions.staticMembership = options.staticMembership
         // A final emission can be a million rows: bound what librdkafka buffers (produce then waits
         // for the broker) instead of holding the whole minute in memory. -X overrides it.
         loopOptions.producerDefaults["queue.buffering.max.kbytes"] = "131072"
@@ -117,6 +120,7 @@ final class DWMStage: TransactionalStage {
     private var timings: (lookup: Duration, produce: Duration) = (.zero, .zero)
     private let topicNames: [String]
     private let topicIndex: [String: Int]
+    private var names = TopicNames()
 
     private var checkpointTopic: String { options.topicPrefix + Topology.dwmCheckpoint }
 
@@ -206,7 +210,7 @@ final class DWMStage: TransactionalStage {
         guard var s = state else { return }
         defer { state = s }
         for m in records {
-            guard let t = topicIndex[m.topic] else { continue }
+            guard let t = topicIndex[names.of(m)] else { continue }
             let source = Source(topic: t, partition: Int(m.partition))
             s.positions[source] = max(s.positions[source] ?? 0, m.offset + 1)
             s.readUpTo[source] = m.offset + 1

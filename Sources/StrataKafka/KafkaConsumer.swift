@@ -165,6 +165,21 @@ extension KafkaMessageBatch: RandomAccessCollection {
 }
 
 /// A view of one consumed message. Valid only while its `KafkaMessageBatch` is alive.
+/// Topic names remembered by librdkafka's topic handle: per-record code gets a message's topic
+/// without building a String (an allocation) for every record.
+public struct TopicNames {
+    private var names: [OpaquePointer: String] = [:]
+    public init() {}
+
+    public mutating func of(_ message: KafkaMessage) -> String {
+        guard let rkt = message.ptr.pointee.rkt else { return "" }
+        if let name = names[rkt] { return name }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        names[rkt] = name
+        return name
+    }
+}
+
 public struct KafkaMessage {
     let ptr: UnsafeMutablePointer<rd_kafka_message_t>
 
@@ -175,6 +190,7 @@ public struct KafkaMessage {
         let detail = ptr.pointee.payload.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) }
         return KafkaError(err, operation: "consume", detail: detail)
     }
+    /// The topic name, built as a new String on each call; per-record code uses `TopicNames`.
     public var topic: String { ptr.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "" }
     public var partition: Int32 { ptr.pointee.partition }
     public var offset: Int64 { ptr.pointee.offset }

@@ -29,6 +29,12 @@ public final class TransactionalLoop {
         public var pollTimeoutMs: Int32 = 100
         /// Exit after this long without input (counted from the first assignment).
         public var untilIdle: Duration?
+        /// Static group membership (`group.instance.id` from the instance id, KIP-345): a restarted
+        /// instance takes its partitions back without a rebalance, and a broker that never expires
+        /// dead dynamic members (noida) lets it back in; a crashed one holds its partitions for the
+        /// session timeout. Off by default: on the local broker (Tansu) static joins are slower
+        /// and multi-member groups sometimes stalled in tests.
+        public var staticMembership = false
         /// Job-specific client defaults (below `kafka`).
         public var producerDefaults: [String: String] = [:]
         public var consumerDefaults: [String: String] = [:]
@@ -48,6 +54,8 @@ public final class TransactionalLoop {
         public var abortedTransactions = 0
         /// Assignment changes and `.restore` rewinds the stage rebuilt from.
         public var restores = 0
+        /// Records delivered again after an offset reset and skipped.
+        public var redeliveredSkipped = 0
         public var firstRecordAt: ContinuousClock.Instant?
         public var lastRecordAt: ContinuousClock.Instant?
         public var lastCommitAt: ContinuousClock.Instant?
@@ -63,6 +71,7 @@ public final class TransactionalLoop {
     private var positionsChanged = false
     /// The next offset the consumer fetches per partition, where known (read, sought or rewound).
     private var fetchPositions: [PartitionKey: Int64] = [:]
+    private var redelivering: Set<PartitionKey> = []
 
     public init(options: Options, logger: Logger) {
         self.options = options
@@ -79,15 +88,12 @@ public final class TransactionalLoop {
         // The prefix keeps isolated runs on one broker from fencing each other.
         pcfg.transactionalId = "\(options.topicPrefix)strata-\(options.job)-\(options.instanceId)"
         var ccfg = KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId, clientId: clientId)
-        // No silent resets: an out-of-range position is handled below (re-read, or skip what
-        // retention deleted, counted), never by jumping to the start and processing it all again.
-        ccfg["auto.offset.reset"] = "error"
-        ccfg = ccfg.merging(options.consumerDefaults)
-        ccfg["group.instance.id"] = KafkaConfig.staticMemberId(prefix: options.topicPrefix, group: options.groupId,
-                                                                instance: options.instanceId)
+            .merging(options.consumerDefaults)
+        if options.staticMembership {
+            ccfg["group.instance.id"] = KafkaConfig.staticMemberId(prefix: options.topicPrefix, group: options.groupId,
+                                                                    instance: options.instanceId)
+        }
         ccfg = ccfg.merging(options.kafka)
-        // `-X group.instance.id=` (empty) turns static membership off.
-        if ccfg["group.instance.id"]?.isEmpty == true { ccfg["group.instance.id"] = nil }
 
         let producer = try KafkaProducer(config: pcfg, logger: logger)
         // The idle clock runs only once the group has answered: joining can take seconds.
@@ -100,6 +106,7 @@ public final class TransactionalLoop {
         logger.info("\(options.job) started", metadata: ["group": "\(options.groupId)", "instance": "\(options.instanceId)"])
 
         var lastInput = ContinuousClock.now
+        var topicNames = TopicNames()
         while !shouldStop() {
             let batch = try consumer.poll(maxMessages: options.batchSize, timeoutMs: options.pollTimeoutMs)
             if assignment.takeChange() != nil {
@@ -108,19 +115,23 @@ public final class TransactionalLoop {
                 if try restore(stage, consumer: consumer) { continue }
             }
             var records: [KafkaMessage] = []
-            var resets: [(PartitionKey, KafkaError)] = []
             records.reserveCapacity(batch.count)
             for m in batch {
                 if let e = m.error {
-                    switch e.code {
-                    case .partitionEOF: stage.partitionEnded(topic: m.topic, partition: m.partition)
-                    case .autoOffsetReset: resets.append((PartitionKey(topic: m.topic, partition: m.partition), e))
-                    default: logger.warning("consumer event", metadata: ["error": "\(e)"])
+                    if e.code == .partitionEOF { stage.partitionEnded(topic: m.topic, partition: m.partition) } else {
+                        logger.warning("consumer event", metadata: ["error": "\(e)"])
                     }
                     continue
                 }
+                let key = PartitionKey(topic: topicNames.of(m), partition: m.partition)
+                // Never backwards on its own: after an offset reset (a broker answering out of
+                // range at a partition's end makes librdkafka restart it from the beginning) the
+                // records this consumer already had come again; they are skipped and counted.
+                if let next = fetchPositions[key], m.offset < next {
+                    skipRedelivered(key, offset: m.offset, next: next)
+                    continue
+                }
                 records.append(m)
-                let key = PartitionKey(topic: m.topic, partition: m.partition)
                 fetchPositions[key] = m.offset + 1
                 if uncommittedFrom[key] == nil { uncommittedFrom[key] = m.offset }
                 // Never backwards: a replay below the committed position (a checkpoint's replay
@@ -135,8 +146,6 @@ public final class TransactionalLoop {
                 stats.lastRecordAt = now
                 try stage.consume(records)
             }
-            // After the batch: the positions the stage has seen are final for this poll.
-            if !resets.isEmpty { try reposition(after: resets, consumer: consumer) }
             stage.afterPoll(consumer: consumer)
             if stage.holdsInput { lastInput = now }
             let finishing = options.untilIdle.map { assignment.hasJoined && now - lastInput >= $0 } ?? false
@@ -161,67 +170,26 @@ public final class TransactionalLoop {
         positions = [:]
         uncommittedFrom = [:]
         fetchPositions = [:]
+        redelivering = []
         positionsChanged = false
         for tp in r.positions { positions[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset }
         for tp in r.seeks where tp.offset >= 0 { fetchPositions[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset }
         guard !r.seeks.isEmpty else { return false }
-        try reassign(r.seeks, consumer: consumer)
+        try consumer.seek(r.seeks)
         return true
     }
 
-    /// The consumer found positions out of range, or none at all (`auto.offset.reset` is "error").
-    /// Without a position (a new group): the beginning. Otherwise the broker's range decides: a
-    /// position inside it is fetched again (a broker can answer out-of-range for an offset it has,
-    /// e.g. at its end); one below it lost records to retention: reading goes on at the oldest
-    /// record, the loss logged and counted; one above it (a truncated log) resumes at the end.
-    private func reposition(after resets: [(PartitionKey, KafkaError)], consumer: KafkaConsumer) throws {
-        var targets: [PartitionKey: Int64] = [:]
-        for (key, error) in resets where targets[key] == nil {
-            let metadata: Logger.Metadata = ["partition": "\(key.topic)[\(key.partition)]", "error": "\(error.message)"]
-            var position = fetchPositions[key]
-            if position == nil {
-                let committed = try consumer.committed([TopicPartitionOffset(topic: key.topic, partition: key.partition, offset: TopicPartitionOffset.invalid)])
-                position = committed.first.map(\.offset).flatMap { $0 >= 0 ? $0 : nil }
-            }
-            guard let at = position else {
-                logger.info("no committed offset: reading from the beginning", metadata: metadata)
-                targets[key] = TopicPartitionOffset.beginning
-                continue
-            }
-            let (low, high) = try consumer.watermarks(topic: key.topic, partition: key.partition)
-            var target = at
-            if at < low {
-                target = low
-                logger.error("records deleted before they were read (retention): skipping them", metadata: metadata.merging(
-                    ["from": "\(at)", "to": "\(low)", "lost": "\(low - at)"], uniquingKeysWith: { a, _ in a }))
-                MetricsRegistry.shared.counter("strata_job_records_lost_to_retention_total", help: "Offsets skipped because the broker deleted them unread",
-                                               labels: ["job": options.job, "topic": key.topic]).increment(by: Int(low - at))
-            } else if at > high {
-                target = high
-                logger.error("position beyond the end of the log (truncated): resuming at its end", metadata: metadata.merging(
-                    ["position": "\(at)", "end": "\(high)"], uniquingKeysWith: { a, _ in a }))
-            } else {
-                logger.warning("broker answered out of range for an offset it holds: fetching it again", metadata: metadata.merging(
-                    ["position": "\(at)", "low": "\(low)", "high": "\(high)"], uniquingKeysWith: { a, _ in a }))
-            }
-            targets[key] = target
-            fetchPositions[key] = target
+    /// Counts a re-delivered record (below what this consumer had already read); logs the first
+    /// of each run of them per partition.
+    private func skipRedelivered(_ key: PartitionKey, offset: Int64, next: Int64) {
+        stats.redeliveredSkipped += 1
+        if redelivering.insert(key).inserted {
+            logger.warning("records delivered again after an offset reset: skipping them up to where reading was",
+                           metadata: ["partition": "\(key.topic)[\(key.partition)]", "offset": "\(offset)", "resume_at": "\(next)"])
         }
-        try reassign(targets.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) },
-                     consumer: consumer)
-    }
-
-    /// Repositions `moves` and keeps every other owned partition where it was. Done by setting the
-    /// assignment again rather than seeking: librdkafka refuses to seek a partition whose fetch
-    /// stopped on an offset reset (`_STATE`), which a new group's partitions can be at any moment.
-    private func reassign(_ moves: [TopicPartitionOffset], consumer: KafkaConsumer) throws {
-        var targets: [PartitionKey: Int64] = [:]
-        for tp in moves { targets[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset }
-        try consumer.assign(try consumer.assignment().map { tp in
-            let key = PartitionKey(topic: tp.topic, partition: tp.partition)
-            return TopicPartitionOffset(topic: tp.topic, partition: tp.partition,
-                                        offset: targets[key] ?? fetchPositions[key] ?? TopicPartitionOffset.stored)
-        })
+        if offset + 1 == next { redelivering.remove(key) }
+        MetricsRegistry.shared.counter("strata_job_redelivered_skipped_total", help: "Records delivered again after an offset reset, skipped",
+                                       labels: ["job": options.job]).increment(by: 1)
     }
 
     private func transaction(_ stage: some TransactionalStage, tick: Tick, producer: KafkaProducer, consumer: KafkaConsumer) throws {
@@ -247,7 +215,7 @@ public final class TransactionalLoop {
                     fetchPositions[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset
                 }
                 uncommittedFrom = [:]
-                if !back.isEmpty { try reassign(back, consumer: consumer) }
+                if !back.isEmpty { try consumer.seek(back) }
             case .restore:
                 _ = try restore(stage, consumer: consumer)
             }

@@ -38,6 +38,8 @@ public final class SplitJob: StreamJob {
         /// that still has input is paused until it catches up, which bounds the windows the dwm
         /// job holds open while catching up. nil: read every partition as fast as it comes.
         public var alignMs: Int64? = 60_000
+        /// Static group membership (see `TransactionalLoop.Options.staticMembership`).
+        public var staticMembership = false
         public init(brokers: String) { self.brokers = brokers }
     }
 
@@ -57,6 +59,7 @@ public final class SplitJob: StreamJob {
         loopOptions.batchSize = options.batchSize
         loopOptions.pollTimeoutMs = options.pollTimeoutMs
         loopOptions.untilIdle = options.untilIdle
+        loopOptions.staticMembership = options.staticMembership
         // End-of-partition events tell alignment which partitions have nothing more to deliver.
         loopOptions.consumerDefaults["enable.partition.eof"] = "true"
         loop = TransactionalLoop(options: loopOptions, logger: logger)

@@ -26,6 +26,8 @@ struct JobCommand: ParsableCommand {
         var topicPrefix: String = ""
         @Option(help: "Consumer group (default <topic-prefix>strata-<job>); instances of one job share it.")
         var group: String?
+        @Flag(help: "Static group membership (group.instance.id from the instance id): a restarted instance takes its partitions back without a rebalance; a crashed one holds them for the session timeout.")
+        var staticMembership = false
 
         /// The group of `job`: --group, else the topic prefix + strata-<job>, so isolated runs on one
         /// broker do not share groups.
@@ -64,6 +66,7 @@ struct JobCommand: ParsableCommand {
             options.groupId = job.groupId("split")
             options.idleSourceTimeout = .milliseconds(idleSourceMs)
             options.alignMs = alignMs > 0 ? alignMs : nil
+            options.staticMembership = job.staticMembership
             try runJobs([try SplitJob(options: options, topology: topology)], metricsFile: job.metricsFile)
         }
     }
@@ -148,6 +151,7 @@ extension JobCommand {
             o.topicPrefix = job.topicPrefix
             o.untilIdle = job.untilIdle?.duration
             o.groupId = job.groupId("dwm")
+            o.staticMembership = job.staticMembership
             dwm.apply(to: &o)
             let follower = startChangelogFollower(config: config, topicPrefix: job.topicPrefix, cache: cache)
             try runJobs([DWMJob(options: o, topology: topology, cache: cache)], metricsFile: job.metricsFile) { follower.stop() }

@@ -38,6 +38,7 @@ struct RunCommand: ParsableCommand {
         splitOptions.groupId = job.group.map { $0 + "-split" } ?? job.groupId("split")
         splitOptions.idleSourceTimeout = .milliseconds(dwm.idleSourceMs)
         splitOptions.alignMs = alignMs > 0 ? alignMs : nil
+        splitOptions.staticMembership = job.staticMembership
 
         var dwmOptions = DWMJob.Options(brokers: config.brokers)
         dwmOptions.kafka = config.kafka
@@ -46,6 +47,7 @@ struct RunCommand: ParsableCommand {
         dwmOptions.groupId = job.group.map { $0 + "-dwm" } ?? job.groupId("dwm")
         // dwm waits for split: it may only go idle after split has finished its input.
         dwmOptions.untilIdle = job.untilIdle.map { $0.duration + .seconds(3) }
+        dwmOptions.staticMembership = job.staticMembership
         dwm.apply(to: &dwmOptions)
 
         let follower = startChangelogFollower(config: config, topicPrefix: job.topicPrefix, cache: cache)

@@ -126,6 +126,8 @@ final class CatchUpEndToEndTests: XCTestCase {
             var args = ["job", job, "--topic-prefix", sandbox.prefix, "--group", sandbox.prefix + job,
                         "--instance-id", sandbox.prefix + job + "-0", "--brokers", sandbox.brokers,
                         "--topology", PipelineSandbox.topologyPath, "--log-format", "json"]
+            // noida never expires a dead dynamic member: a restarted job must take its place.
+            if strict { args.append("--static-membership") }
             if job == "dwm" {
                 args += ["--redis", sandbox.redisURL, "--store", "sqlite:" + sandbox.storePath, "--early-interval-ms", "300",
                          "--dwm-batch-size", "\(batch)"]

@@ -1,4 +1,4 @@
-import CSQLite
+internal import CSQLite
 
 /// A thin layer over one sqlite3 connection with a statement cache. Not thread-safe:
 /// ``SQLiteDimensionStore`` only touches it under its mutex.

@@ -1,4 +1,4 @@
-import CSQLite
+internal import CSQLite
 import Synchronization
 
 /// The embedded dimension store: one SQLite file in WAL mode.
