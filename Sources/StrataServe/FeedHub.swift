@@ -12,6 +12,7 @@ public final class FeedHub: Sendable {
 
     struct State {
         var current: String?
+        var currentJSON: String?
         var viewers: [UInt64: AsyncStream<String>.Continuation] = [:]
         var nextId: UInt64 = 0
         var dropped = 0
@@ -33,8 +34,10 @@ public final class FeedHub: Sendable {
         viewersGauge = metrics.gauge("strata_serve_viewers", help: "Connected SSE viewers.", labels: ["feed": name])
     }
 
-    /// The current result, if the feed has one yet.
+    /// The current result as an SSE message, if the feed has one yet.
     public var current: String? { state.withLock { $0.current } }
+    /// The current result table as JSON (see `publishResult(json:)`).
+    public var currentJSON: String? { state.withLock { $0.currentJSON } }
     public var viewerCount: Int { state.withLock { $0.viewers.count } }
     /// Messages dropped from full viewer buffers since start.
     public var droppedCount: Int { state.withLock { $0.dropped } }
@@ -66,6 +69,12 @@ public final class FeedHub: Sendable {
     /// Makes `payload` the current result and offers it to every viewer.
     public func publish(_ payload: String) {
         deliver(payload, asCurrent: true)
+    }
+
+    /// Publishes a result table: `event: result` with the JSON as its data.
+    public func publishResult(json: String) {
+        state.withLock { $0.currentJSON = json }
+        publish("event: result\ndata: \(json)\n\n")
     }
 
     /// Offers a message to every viewer without making it current (heartbeats, errors).

@@ -1,6 +1,12 @@
 /// The big-screen page: one self-contained document (inline CSS, inline JS, hand-written SVG
 /// charts); nothing is fetched but this server's own feeds.
 enum DashboardPage {
+    /// The page with the feeds' current results (`{"feed": table|null, …}`) inlined; `<` is
+    /// escaped so no string in the data can close the script element.
+    static func render(initial: String) -> String {
+        html.replacingOccurrences(of: "/*STRATA_INITIAL*/null", with: initial.replacingOccurrences(of: "<", with: "\\u003c"))
+    }
+
     static let html = #"""
 <!doctype html>
 <html lang="en">
@@ -181,13 +187,18 @@ enum DashboardPage {
     dot.className = "dot " + (a < 15000 ? "ok" : a < 120000 ? "warn" : "bad");
   }
   setInterval(tickFresh, 1000);
+  var initial = /*STRATA_INITIAL*/null;
+  function show(name, t) {
+    state[name] = t;
+    status[name] = "live · " + t.rows.length + " rows"; drawFeeds();
+    (render[name] || function (t) { generic(name, t); })(t);
+  }
+  if (initial) Object.keys(initial).forEach(function (n) { if (initial[n]) show(n, initial[n]); });
   function subscribe(name) {
-    status[name] = "connecting"; drawFeeds();
+    if (!state[name]) { status[name] = "connecting"; drawFeeds(); }
     var es = new EventSource("/api/feeds/" + encodeURIComponent(name) + q);
     es.addEventListener("result", function (e) {
-      var t = JSON.parse(e.data); state[name] = t;
-      status[name] = "live · " + t.rows.length + " rows"; drawFeeds();
-      (render[name] || function (t) { generic(name, t); })(t);
+      show(name, JSON.parse(e.data));
     });
     es.addEventListener("error", function (e) {
       if (e.data) { try { status[name] = "failed: " + JSON.parse(e.data).error; } catch (x) {} }

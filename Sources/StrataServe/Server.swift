@@ -146,9 +146,17 @@ public final class StrataServer: Sendable {
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: MetricsRegistry.shared.render())))
         }
-        router.get("/") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
-                     body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html)))
+        router.get("/") { [self] _, _ in
+            // The feeds' current results go into the page, so it shows data before the streams connect.
+            var initial = "{"
+            for (i, feed) in feeds.enumerated() {
+                if i > 0 { initial += "," }
+                JSONString.append(feed.name, to: &initial)
+                initial += ":" + (hubs[feed.name]?.currentJSON ?? "null")
+            }
+            initial += "}"
+            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
+                            body: .init(byteBuffer: ByteBuffer(string: DashboardPage.render(initial: initial))))
         }
         router.get("/api/feeds") { [self] _, _ in
             var s = "["

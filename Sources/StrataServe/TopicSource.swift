@@ -146,7 +146,7 @@ final class TopicSource: Sendable {
                 let payload = ResultJSON.feedEvent(feed: evaluation.definition.name, current)
                 if payload != evaluation.lastPublished {
                     evaluation.lastPublished = payload
-                    evaluation.hub.publish("event: result\ndata: \(payload)\n\n")
+                    evaluation.hub.publishResult(json: payload)
                 }
             }
             let caughtUp = atEnd.count >= partitions

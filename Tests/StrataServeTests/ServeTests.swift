@@ -330,6 +330,67 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(firstMessage, "now")
     }
 
+    // MARK: a real browser
+
+    /// Headless Chromium loads the page: the DOM holds the totals of the produced rows, the top
+    /// list holds their titles, and a screenshot is not blank. Needs Debian's `chromium`
+    /// (or STRATA_TEST_CHROMIUM); without it the test is skipped and says so.
+    func testBrowserShowsTheTotals() async throws {
+        let chromium = ProcessInfo.processInfo.environment["STRATA_TEST_CHROMIUM"] ?? "/usr/bin/chromium"
+        guard FileManager.default.isExecutableFile(atPath: chromium) else {
+            throw XCTSkip("no browser at \(chromium): apt-get install -y chromium (or set STRATA_TEST_CHROMIUM)")
+        }
+        try produceBase()
+        try await startServer()
+        try waitReady()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !(server?.hub("totals")?.currentJSON?.contains("\"clicks\":13,") ?? false)
+            || !(server?.hub("top_clicks")?.currentJSON?.contains("c00000003") ?? false) {
+            guard ContinuousClock.now < deadline else { return XCTFail("the feeds never showed the produced rows") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let url = "http://127.0.0.1:\(port)/"
+        let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1600,900", "--timeout=3000"]
+        let dom = String(decoding: try Self.run(chromium, flags + ["--dump-dom", url]), as: UTF8.self)
+        for (id, value) in [("exposes", "55"), ("clicks", "13"), ("plays", "5"), ("play_ms", "6500"), ("uv", "10"), ("ctr", "0.2364")] {
+            XCTAssertTrue(dom.contains("id=\"v-\(id)\" data-value=\"\(value)\""), "the DOM lacks \(id) = \(value)")
+        }
+        XCTAssertTrue(dom.contains(">55<") && dom.contains(">13<"), "the numbers are shown")
+        XCTAssertTrue(dom.contains("data-emitted-at=\"\(emittedAt)\""), "the freshness indicator uses the newest emitted_at")
+        for title in ["Title c00000001", "Title c00000002", "Title c00000003"] {
+            XCTAssertTrue(dom.contains(title), "the top list lacks \(title)")
+        }
+        let png = FileManager.default.temporaryDirectory.appendingPathComponent("strata-serve-\(UUID().uuidString).png")
+        defer { try? FileManager.default.removeItem(at: png) }
+        _ = try Self.run(chromium, flags + ["--hide-scrollbars", "--screenshot=\(png.path)", url])
+        let image = try Data(contentsOf: png)
+        XCTAssertEqual(Array(image.prefix(4)), [0x89, 0x50, 0x4E, 0x47], "a PNG")
+        // A blank 1600×900 page compresses to a few KB; text and charts do not.
+        XCTAssertGreaterThan(image.count, 30_000, "the screenshot looks blank")
+    }
+
+    /// Runs a program with a 90 s bound and returns its standard output.
+    static func run(_ path: String, _ arguments: [String]) throws -> Data {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("strata-serve-out-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: out) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(90)
+        while process.isRunning {
+            if ContinuousClock.now >= deadline {
+                process.terminate()
+                throw HTTPClientError(description: "\(path) did not finish within 90 s")
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return try Data(contentsOf: out)
+    }
+
     func testFeedFilesLoad() throws {
         let feeds = try FeedDefinition.load(directory: Self.feedDirectory)
         XCTAssertEqual(feeds.map(\.name), ["categories", "top_clicks", "top_reports", "totals", "trend"])
