@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         // C libraries, found through pkg-config (deploy/local/setup installs them).
@@ -55,6 +56,11 @@ let package = Package(
         // The declarative stream query language: lexer, parser, planner, evaluator.
         .target(name: "StrataQuery", dependencies: ["StrataCore"]),
 
+        // `strata serve`: the big-screen dashboard and the live query feeds over HTTP (shared subscriptions).
+        .target(name: "StrataServe", dependencies: ["StrataQuery", "StrataKafka", "StrataCore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log")]),
+
         // What the strata commands share: global options, progress, signals, thread helpers.
         .target(name: "StrataCLI", dependencies: ["StrataCore", "StrataKafka",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -67,7 +73,7 @@ let package = Package(
 
         .executableTarget(name: "strata", dependencies: [
             "StrataCLI", "StrataBench",
-            "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs", "StrataRuntime",
+            "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs", "StrataRuntime", "StrataServe",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -82,6 +88,8 @@ let package = Package(
         .testTarget(name: "StrataDWMTests", dependencies: ["StrataDWM", "StrataGen", "StrataCore", "StrataTestSupport"]),
         .testTarget(name: "StrataJobsTests", dependencies: ["StrataJobs", "StrataDWM", "StrataDims", "StrataKafka", "StrataGen", "StrataCore", "StrataQuery", "strata", "StrataTestSupport"]),
         .testTarget(name: "StrataRuntimeTests", dependencies: ["StrataRuntime"]),
+        .testTarget(name: "StrataServeTests", dependencies: ["StrataServe", "StrataQuery", "StrataKafka", "StrataCore", "StrataTestSupport",
+            .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "StrataQueryTests", dependencies: ["StrataQuery", "StrataCore", "StrataTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -13,6 +13,8 @@ public struct Query: Sendable {
     public var canonical: String { statement.canonical }
     /// Output column names: the select-list aliases, else the expressions' text.
     public var columns: [String] { plan.columns }
+    /// True when the query has a WINDOW clause (its results carry window bounds).
+    public var isWindowed: Bool { plan.window != nil }
 
     let statement: SelectStatement
     let plan: Plan

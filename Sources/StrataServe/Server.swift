@@ -1,0 +1,271 @@
+import Foundation
+import Hummingbird
+import Logging
+import StrataCore
+import StrataKafka
+import StrataQuery
+import Synchronization
+
+/// What `strata serve` runs with.
+public struct ServeOptions: Sendable {
+    public var host: String = "127.0.0.1"
+    public var port: Int = 8080
+    /// Required on every endpoint but /healthz and /readyz when set; set it whenever the server
+    /// listens on a non-loopback address (`ServeOptions.validate()` checks).
+    public var token: String?
+    /// Prepended to each query's FROM topic.
+    public var topicPrefix: String = ""
+    /// Feeds read their topics from the beginning (else from the end).
+    public var fromBeginning = true
+    /// Feeds skip rows whose `minute` is older than this (default: the trend's 60 minutes + 10).
+    public var historyMs: Int64? = 70 * 60_000
+    public var limits = QueryLimits()
+    public var queryOptions = QueryOptions()
+    /// Messages a viewer may have waiting before the oldest are dropped.
+    public var viewerBuffer = 64
+    /// Comment line sent to every viewer this often, so closed connections are noticed.
+    public var heartbeatMs = 15_000
+    /// Default and maximum time bound of a one-shot query.
+    public var oneShotTimeoutMs = 5_000
+    public var oneShotMaxTimeoutMs = 60_000
+    /// One-shot queries running at once; more are answered 429.
+    public var oneShotConcurrency = 4
+
+    public init() {}
+
+    /// True for 127.0.0.0/8, ::1 and localhost.
+    public static func isLoopback(_ host: String) -> Bool {
+        let h = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        if h == "localhost" || h == "::1" { return true }
+        let parts = h.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
+
+    public struct Invalid: Error, CustomStringConvertible { public let description: String }
+
+    /// A non-loopback address needs a token.
+    public func validate() throws {
+        if !Self.isLoopback(host) && (token ?? "").isEmpty {
+            throw Invalid(description: "listening on \(host) (not a loopback address) requires an API token: --token or STRATA_SERVE_TOKEN")
+        }
+    }
+}
+
+/// The HTTP server: the dashboard page, the feeds (SSE), one-shot queries, probes and metrics.
+public final class StrataServer: Sendable {
+    public let options: ServeOptions
+    public let feeds: [FeedDefinition]
+    let hubs: [String: FeedHub]
+    let sources: [TopicSource]
+    let consumerConfig: KafkaConfig
+    let logger: Logger
+    private let oneShotsRunning = Atomic<Int>(0)
+    private let started = Atomic<Bool>(false)
+
+    public init(options: ServeOptions, feeds: [FeedDefinition], consumerConfig: KafkaConfig,
+                logger: Logger = Logger(label: "strata.serve")) {
+        self.options = options
+        self.feeds = feeds
+        self.consumerConfig = consumerConfig
+        self.logger = logger
+        var hubs: [String: FeedHub] = [:]
+        for feed in feeds { hubs[feed.name] = FeedHub(name: feed.name, bufferCapacity: options.viewerBuffer) }
+        self.hubs = hubs
+        var byTopic: [String: [(definition: FeedDefinition, hub: FeedHub)]] = [:]
+        for feed in feeds { byTopic[feed.topic, default: []].append((feed, hubs[feed.name]!)) }
+        sources = byTopic.keys.sorted().map { topic in
+            TopicSource(topic: topic, feeds: byTopic[topic]!, consumerConfig: consumerConfig, options: options, logger: logger)
+        }
+    }
+
+    public func hub(_ name: String) -> FeedHub? { hubs[name] }
+
+    /// Ready once every topic consumer has read each partition to its end once.
+    public var isReady: Bool { sources.allSatisfy(\.caughtUp) }
+
+    /// Starts the shared consumers (once).
+    public func startFeeds() {
+        guard !started.exchange(true, ordering: .relaxed) else { return }
+        for source in sources { source.start() }
+    }
+
+    /// Stops the consumers and ends every viewer's stream.
+    public func stopFeeds() {
+        for source in sources { source.stop() }
+        for hub in hubs.values { hub.closeAll() }
+    }
+
+    /// Serves until cancelled or (with `handleSignals`) SIGTERM/SIGINT; `onRunning` gets the bound port.
+    public func run(handleSignals: Bool = true,
+                    onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        try options.validate()
+        startFeeds()
+        let heartbeat = Task { [hubs, options] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(options.heartbeatMs))
+                for hub in hubs.values { hub.broadcast(": ping\n\n") }
+            }
+        }
+        defer {
+            heartbeat.cancel()
+            stopFeeds()
+        }
+        let app = Application(
+            router: buildRouter(),
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "strata"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        if handleSignals {
+            try await app.runService()
+        } else {
+            try await app.runService(gracefulShutdownSignals: [])
+        }
+    }
+
+    func buildRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: TokenMiddleware(token: options.token))
+        router.get("/healthz") { _, _ in StrataServer.json("{\"status\":\"ok\"}") }
+        router.get("/readyz") { [self] _, _ in
+            var s = "{\"ready\":\(isReady),\"topics\":["
+            for (i, source) in sources.enumerated() {
+                let status = source.snapshot
+                if i > 0 { s += "," }
+                s += "{\"topic\":"
+                JSONString.append(source.topic, to: &s)
+                s += ",\"caught_up\":\(status.caughtUp),\"partitions\":\(status.partitions),\"rows\":\(status.rowsIn)"
+                s += ",\"newest_minute\":" + (status.newestMinute.map { String($0) } ?? "null")
+                s += ",\"error\":"
+                if let e = status.lastError { JSONString.append(e, to: &s) } else { s += "null" }
+                s += "}"
+            }
+            s += "]}"
+            return StrataServer.json(s, status: isReady ? .ok : .serviceUnavailable)
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: MetricsRegistry.shared.render())))
+        }
+        router.get("/") { [self] _, _ in
+            // The feeds' current results go into the page, so it shows data before the streams connect.
+            var initial = "{"
+            for (i, feed) in feeds.enumerated() {
+                if i > 0 { initial += "," }
+                JSONString.append(feed.name, to: &initial)
+                initial += ":" + (hubs[feed.name]?.currentJSON ?? "null")
+            }
+            initial += "}"
+            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
+                            body: .init(byteBuffer: ByteBuffer(string: DashboardPage.render(initial: initial))))
+        }
+        router.get("/api/feeds") { [self] _, _ in
+            var s = "["
+            for (i, feed) in feeds.enumerated() {
+                let hub = hubs[feed.name]!
+                if i > 0 { s += "," }
+                s += "{\"name\":"
+                JSONString.append(feed.name, to: &s)
+                s += ",\"topic\":"
+                JSONString.append(feed.topic, to: &s)
+                s += ",\"sql\":"
+                JSONString.append(feed.query.text, to: &s)
+                s += ",\"canonical\":"
+                JSONString.append(feed.query.canonical, to: &s)
+                s += ",\"columns\":"
+                ResultJSON.appendColumns(feed.query.columns, to: &s)
+                s += ",\"url\":"
+                JSONString.append("/api/feeds/\(feed.name)", to: &s)
+                s += ",\"viewers\":\(hub.viewerCount),\"emissions\":\(hub.publishedCount),\"dropped\":\(hub.droppedCount)"
+                s += ",\"failure\":"
+                if let f = hub.failure { JSONString.append(f, to: &s) } else { s += "null" }
+                s += "}"
+            }
+            return StrataServer.json(s + "]")
+        }
+        router.get("/api/feeds/:name") { [self] _, context in
+            let name = try context.parameters.require("name")
+            guard let hub = hubs[name] else {
+                return StrataServer.json(ResultJSON.error("no feed named \(name); GET /api/feeds lists them"), status: .notFound)
+            }
+            let stream = hub.subscribe()
+            return Response(status: .ok,
+                            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "keep-alive"],
+                            body: ResponseBody { writer in
+                                try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
+                                for await message in stream {
+                                    try await writer.write(ByteBuffer(string: message))
+                                }
+                                try await writer.finish(nil)
+                            })
+        }
+        router.post("/api/query") { [self] request, _ in
+            let body: ByteBuffer
+            do { body = try await request.body.collect(upTo: 256 * 1024) } catch {
+                return StrataServer.json(ResultJSON.error("the request body is larger than 256 KiB"), status: .contentTooLarge)
+            }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+                  let sql = object["sql"] as? String else {
+                return StrataServer.json(ResultJSON.error("expected a JSON body {\"sql\": \"SELECT …\"} (optional \"timeout_ms\")"), status: .badRequest)
+            }
+            var timeoutMs = options.oneShotTimeoutMs
+            if let t = object["timeout_ms"] as? NSNumber { timeoutMs = max(1, min(options.oneShotMaxTimeoutMs, t.intValue)) }
+            guard oneShotsRunning.add(1, ordering: .relaxed).newValue <= options.oneShotConcurrency else {
+                oneShotsRunning.subtract(1, ordering: .relaxed)
+                return StrataServer.json(ResultJSON.error("too many one-shot queries running; try again"), status: .tooManyRequests)
+            }
+            defer { oneShotsRunning.subtract(1, ordering: .relaxed) }
+            let bound = timeoutMs
+            let answer = await StrataServer.onThread { [options, consumerConfig] in
+                OneShot.run(sql: sql, timeoutMs: bound, options: options, consumerConfig: consumerConfig)
+            }
+            return StrataServer.json(answer.body, status: HTTPResponse.Status(code: answer.status))
+        }
+        return router
+    }
+
+    /// Runs blocking work (librdkafka) on its own thread instead of the server's.
+    static func onThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: work()) }
+            thread.start()
+        }
+    }
+
+    static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+/// `Authorization: Bearer <token>` or `?token=<token>` (EventSource cannot set headers) on every
+/// endpoint but the probes. The token is compared in constant time and never logged.
+struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: String?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let token, !token.isEmpty else { return try await next(request, context) }
+        let path = request.uri.path
+        if path == "/healthz" || path == "/readyz" { return try await next(request, context) }
+        var given: String?
+        if let header = request.headers[.authorization], header.hasPrefix("Bearer ") {
+            given = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        } else if let q = request.uri.queryParameters.get("token") {
+            given = q
+        }
+        guard let given, Self.equal(given, token) else {
+            return Response(status: .unauthorized,
+                            headers: [.contentType: "application/json; charset=utf-8", .wwwAuthenticate: "Bearer"],
+                            body: .init(byteBuffer: ByteBuffer(string: ResultJSON.error("missing or wrong API token"))))
+        }
+        return try await next(request, context)
+    }
+
+    static func equal(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var diff = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) {
+            diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+        }
+        return diff == 0
+    }
+}

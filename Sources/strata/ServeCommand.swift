@@ -1,0 +1,90 @@
+import ArgumentParser
+import Synchronization
+import Foundation
+import Logging
+import StrataCLI
+import StrataQuery
+import StrataServe
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the big-screen dashboard and the live query feeds over HTTP.",
+        discussion: """
+        Every file of the feed directory (default sql/dashboard) is a named query in Strata's query
+        language; each is evaluated once, on one shared consumer per topic, whatever the number of
+        viewers. Endpoints (docs/dashboard.md):
+          GET /                    the big-screen page
+          GET /api/feeds           the feeds as JSON
+          GET /api/feeds/NAME      Server-Sent Events: the current result, then each new one
+          POST /api/query          {"sql": "..."}: a one-shot query, answered as a JSON table
+          GET /healthz, /readyz    liveness; ready once the feed consumers have caught up
+          GET /metrics             Prometheus text
+
+        Listens on 127.0.0.1:8080 by default. Any other than a loopback address requires an API
+        token (--token or STRATA_SERVE_TOKEN), sent as `Authorization: Bearer TOKEN` or `?token=TOKEN`.
+        """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).") var listen = "127.0.0.1:8080"
+    @Option(help: "API token required on every endpoint but the probes (env STRATA_SERVE_TOKEN). Required off loopback.")
+    var token: String?
+    @Option(help: "Directory of the feed queries (*.sql).") var feeds = "sql/dashboard"
+    @Option(help: "Prefix for every topic name.") var topicPrefix = ""
+    @Option(help: "History the feeds read on start: rows whose minute is older are skipped (e.g. 70m).")
+    var history: DurationArgument = DurationArgument(argument: "70m")!
+    @Flag(help: "Feeds start at the end of their topics instead of the beginning.") var fromEnd = false
+    @Option(help: "Messages a viewer may have waiting before the oldest are dropped.") var viewerBuffer = 64
+    @Option(help: "Default time bound of a one-shot query.") var queryTimeout: DurationArgument = DurationArgument(argument: "5s")!
+
+    func run() throws {
+        var options = ServeOptions()
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("--listen expects HOST:PORT, e.g. 127.0.0.1:8080")
+        }
+        options.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        options.port = port
+        let envToken = ProcessInfo.processInfo.environment["STRATA_SERVE_TOKEN"]
+        options.token = token ?? (envToken?.isEmpty == false ? envToken : nil)
+        options.topicPrefix = topicPrefix
+        options.fromBeginning = !fromEnd
+        options.historyMs = Int64(history.seconds * 1000)
+        options.viewerBuffer = viewerBuffer
+        options.oneShotTimeoutMs = max(1, Int(queryTimeout.seconds * 1000))
+        do { try options.validate() } catch { throw ValidationError(String(describing: error)) }
+
+        let config = try global.resolve()
+        let definitions: [FeedDefinition]
+        do { definitions = try FeedDefinition.load(directory: feeds, topicPrefix: topicPrefix) } catch {
+            stderrLine(String(describing: error))
+            throw ExitCode(2)
+        }
+        let server = StrataServer(options: options, feeds: definitions,
+                                  consumerConfig: config.consumerConfig(groupId: nil, clientId: "strata-serve"),
+                                  logger: Logger(label: "strata.serve"))
+        let host = options.host.contains(":") ? "[\(options.host)]" : options.host
+        let tokenState = options.token == nil ? "off" : "required"
+        let failure = ServeFailure()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do {
+                try await server.run { port in
+                    stderrLine("strata serve: http://\(host):\(port)/ · \(definitions.count) feeds · token \(tokenState)")
+                }
+            } catch {
+                failure.error.withLock { $0 = error }
+            }
+            done.signal()
+        }
+        done.wait()
+        if let error = failure.error.withLock({ $0 }) {
+            stderrLine("strata serve: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// The server's error, handed from its task to the command's thread.
+private final class ServeFailure: Sendable {
+    let error = Mutex<(any Error)?>(nil)
+}
