@@ -110,9 +110,11 @@ public final class TransactionalLoop {
         while !shouldStop() {
             let batch = try consumer.poll(maxMessages: options.batchSize, timeoutMs: options.pollTimeoutMs)
             if assignment.takeChange() != nil {
+                let repositioned = try restore(stage, consumer: consumer)
+                // Idle time counts from when the stage is ready (a restore reads checkpoints).
                 lastInput = .now
                 // Records polled before the seeks come again after them.
-                if try restore(stage, consumer: consumer) { continue }
+                if repositioned { continue }
             }
             var records: [KafkaMessage] = []
             records.reserveCapacity(batch.count)

@@ -8,7 +8,7 @@ import XCTest
 
 /// The split job against the real broker the test command starts.
 final class SplitJobTests: XCTestCase {
-    func runSplit(_ sandbox: SplitSandbox, idle: Duration = .seconds(2)) throws -> SplitStats {
+    func runSplit(_ sandbox: SplitSandbox, idle: Duration = .seconds(3)) throws -> SplitStats {
         var o = SplitJob.Options(brokers: sandbox.brokers)
         o.topicPrefix = sandbox.prefix
         o.groupId = sandbox.prefix + "split"
