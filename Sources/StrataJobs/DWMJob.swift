@@ -112,6 +112,8 @@ final class DWMStage: TransactionalStage {
     private(set) var stats = DWMJob.Stats()
     private var lastProgressLog = ContinuousClock.now - .seconds(3600)
     private var lastRestoreLog = ContinuousClock.now
+    /// The current engine's live accounting at its last commit.
+    private var engineAtCommit = Accounting()
     private var enricher: RowEnricher
     private var state: EngineState?
     private var out: Outputs?
@@ -155,7 +157,6 @@ final class DWMStage: TransactionalStage {
     }
 
     func finish() {
-        if let s = state { stats.accounting = s.engine.accounting }
         logger.info("dwm accounting", metadata: ["accounting": "\(stats.accounting)", "dwm_rows": "\(stats.dwmRows)",
                                                 "dws_rows": "\(stats.dwsRows)", "late": "\(stats.lateForwarded)"])
     }
@@ -169,6 +170,7 @@ final class DWMStage: TransactionalStage {
                                                        idleTimeoutMs: options.idleSourceTimeoutMs)) { gate.confirmContent($0) }
         var state = EngineState(engine: engine)
         defer { self.state = state }
+        engineAtCommit = Accounting()
         guard !assigned.isEmpty else { return Restore() }
         let saved = try CheckpointRecord.load(topic: checkpointTopic, group: options.groupId, instance: options.instanceId,
                                               brokers: options.brokers, kafka: options.kafka)
@@ -283,7 +285,11 @@ final class DWMStage: TransactionalStage {
         stats.dwmRows += emission.dwm.count
         stats.dwsRows += emission.dws.count
         stats.lateForwarded += s.late.count
-        stats.accounting = s.engine.accounting
+        // The job's accounting grows by what each commit covered: work redone after a rebuild
+        // (uncommitted when the engine was replaced) is counted once, by the commit that took it.
+        let engineNow = s.engine.accounting
+        stats.accounting = Self.adding(stats.accounting, engineNow, minus: engineAtCommit)
+        engineAtCommit = engineNow
         s.late.removeAll()
         s.lastCommit = .now
         s.dirty = false
@@ -304,6 +310,19 @@ final class DWMStage: TransactionalStage {
             "dwm_rows": "\(emission.dwm.count)", "dws_rows": "\(emission.dws.count)", "late_total": "\(stats.lateForwarded)",
             "lookup_ms": "\(timings.lookup / .milliseconds(1))", "produce_ms": "\(timings.produce / .milliseconds(1))",
             "watermark": "\(s.engine.watermark)", "rss_mb": "\(processResidentBytes() >> 20)"])
+    }
+
+    /// `total + now − then`, field by field.
+    static func adding(_ total: Accounting, _ now: Accounting, minus then: Accounting) -> Accounting {
+        var a = total
+        a.consumed += now.consumed - then.consumed
+        a.applied += now.applied - then.applied
+        a.corrections += now.corrections - then.corrections
+        a.duplicates += now.duplicates - then.duplicates
+        a.late += now.late - then.late
+        a.lateAfterIdle += now.lateAfterIdle - then.lateAfterIdle
+        for (reason, n) in now.filtered { a.filtered[reason, default: 0] += n - (then.filtered[reason] ?? 0) }
+        return a
     }
 
     /// The engine has moved past what the broker discarded: rebuild it from the last checkpoints.
