@@ -7,10 +7,10 @@ import StrataKafka
 /// member reading `read_committed`, and a transactional producer that commits each transaction's
 /// records together with the consumer offsets they cover, so a crash publishes both or neither.
 ///
-/// It owns group membership (static, by instance id) and assignment tracking, polling, the
-/// transaction cadence the stage asks for, `send_offsets_to_transaction`, abort-and-rewind on
-/// abortable errors, fencing (fatal errors end the run), `--until-idle`, graceful stop, and the
-/// counters every job reports. The job's logic is a `TransactionalStage`.
+/// It owns group membership (static on request) and assignment tracking, polling, the transaction
+/// cadence the stage asks for, `send_offsets_to_transaction`, abort-and-rewind on abortable
+/// errors, fencing (fatal errors end the run), re-deliveries after offset resets, `--until-idle`,
+/// graceful stop, and the counters every job reports. The job's logic is a `TransactionalStage`.
 public final class TransactionalLoop {
     public struct Options: Sendable {
         /// The job's name: client ids, transactional id, logs and metrics labels.
@@ -19,15 +19,15 @@ public final class TransactionalLoop {
         /// librdkafka properties passed through to both clients (override the defaults below).
         public var kafka: [String: String] = [:]
         public var groupId: String
-        /// Stable per instance: the transactional id and the static group membership derive from
-        /// it, so a restarted instance fences its predecessor and takes its partitions back.
+        /// Stable per instance: the transactional id (and the static membership id) derive from it,
+        /// so a restarted instance fences its predecessor's open transaction.
         public var instanceId = "0"
         /// Prepended to topic names; also keeps transactional ids of isolated runs apart.
         public var topicPrefix = ""
         public var inputs: [String]
         public var batchSize = 10_000
         public var pollTimeoutMs: Int32 = 100
-        /// Exit after this long without input (counted from the first assignment).
+        /// Exit after this long without input (counted from when the first assignment is restored).
         public var untilIdle: Duration?
         /// Static group membership (`group.instance.id` from the instance id, KIP-345): a restarted
         /// instance takes its partitions back without a rebalance, and a broker that never expires
