@@ -57,12 +57,12 @@ let package = Package(
         .target(name: "StrataQuery", dependencies: ["StrataCore"]),
 
         // `strata serve`: the big-screen dashboard and the live query feeds over HTTP (shared subscriptions).
-        .target(name: "StrataServe", dependencies: ["StrataQuery", "StrataKafka", "StrataCore",
+        .target(name: "StrataServe", dependencies: ["StrataQuery", "StrataKafka", "StrataCore", "StrataRuntime",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log")]),
 
         // What the strata commands share: global options, progress, signals, thread helpers.
-        .target(name: "StrataCLI", dependencies: ["StrataCore", "StrataKafka",
+        .target(name: "StrataCLI", dependencies: ["StrataCore", "StrataKafka", "StrataRuntime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log")]),
         // `strata bench …`: the benchmarks, each beside its baseline.

@@ -217,7 +217,7 @@ final class DWMStage: TransactionalStage {
             s.positions[source] = max(s.positions[source] ?? 0, m.offset + 1)
             s.readUpTo[source] = m.offset + 1
             // The split's watermark markers (null key) carry ods.raw progress, not events.
-            if m.key == nil, m.headerView(SourceProgress.markerHeader) != nil, let marker = SourceProgress.Marker(m.value) {
+            if m.isWatermarkMarker, let marker = SourceProgress.Marker(m.value) {
                 s.engine.applyMarker(marker, source: source, offset: m.offset)
                 continue
             }

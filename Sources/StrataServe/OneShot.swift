@@ -1,6 +1,7 @@
 import Foundation
 import StrataCore
 import StrataKafka
+import StrataRuntime
 import StrataQuery
 
 /// `POST /api/query`: reads the query's topic from its beginning to its end (every partition
@@ -48,7 +49,7 @@ enum OneShot {
                         if error.code == .partitionEOF { atEnd.insert(message.partition) }
                         continue
                     }
-                    if message.key == nil && message.headerView(SourceProgress.markerHeader) != nil { continue }
+                    if message.isWatermarkMarker { continue }
                     guard let row = Value.decodeRow(message.value) else { continue }
                     rows.append(row)
                     rowPartitions.append(Int(message.partition))

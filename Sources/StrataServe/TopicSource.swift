@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import StrataCore
 import StrataKafka
+import StrataRuntime
 import StrataQuery
 import Synchronization
 
@@ -116,8 +117,8 @@ final class TopicSource: Sendable {
                     if error.code == .partitionEOF { atEnd.insert(message.partition) }
                     continue
                 }
-                // Watermark markers of the jobs: no key, the marker header.
-                if message.key == nil && message.headerView(SourceProgress.markerHeader) != nil { continue }
+                // The split's watermark markers carry progress, not rows.
+                if message.isWatermarkMarker { continue }
                 guard let row = Value.decodeRow(message.value) else { continue }
                 let minute = row["minute"]?.exactInt
                 if let historyStart, let minute, minute < historyStart { continue }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import StrataKafka
+import StrataRuntime
 
 struct ConsumeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import StrataKafka
+import StrataRuntime
 import StrataQuery
 
 struct QueryCommand: ParsableCommand {
