@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
 
 let package = Package(
@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
     ],
     targets: [
         // C libraries, found through pkg-config (deploy/local/setup installs them).
@@ -31,10 +33,13 @@ let package = Package(
         .target(name: "StrataCore", dependencies: [
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The transactional consume → transform → produce loop every job runs, and the job runner.
         .target(name: "StrataRuntime", dependencies: ["StrataCore", "StrataKafka",
-            .product(name: "Logging", package: "swift-log")]),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics")]),
         // Synthetic workload: events and the demo dimensions.
         .target(name: "StrataGen", dependencies: ["StrataCore", "StrataDims"]),
         // The ODS split job: ods.raw -> ods.<action> | ods.dlq.
@@ -45,6 +50,7 @@ let package = Package(
         // Its DDL is sql/<dialect>/001_dimensions.sql, embedded through links in Store/SQL.
         .target(name: "StrataDims", dependencies: ["StrataCore", "StrataRedis", "CSQLite",
             .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log")],
             resources: [.embedInCode("Store/SQL/sqlite_001_dimensions.sql"),
                         .embedInCode("Store/SQL/postgres_001_dimensions.sql")]),
@@ -52,13 +58,15 @@ let package = Package(
         .target(name: "StrataDWM", dependencies: ["StrataCore"]),
         // The jobs that join layers: dwm (windows + enrichment + exactly-once publishing) and dimsync.
         .target(name: "StrataJobs", dependencies: ["StrataCore", "StrataKafka", "StrataRuntime", "StrataDWM", "StrataDims",
-            .product(name: "Logging", package: "swift-log")]),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics")]),
         // The declarative stream query language: lexer, parser, planner, evaluator.
         .target(name: "StrataQuery", dependencies: ["StrataCore"]),
 
         // `strata serve`: the big-screen dashboard and the live query feeds over HTTP (shared subscriptions).
         .target(name: "StrataServe", dependencies: ["StrataQuery", "StrataKafka", "StrataCore", "StrataRuntime",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log")]),
 
         // What the strata commands share: global options, progress, signals, thread helpers.
@@ -80,7 +88,8 @@ let package = Package(
 
         // Helpers shared by test targets: real redis-server child processes, the strata binary, reading a topic to its end.
         .target(name: "StrataTestSupport", dependencies: ["StrataCore", "StrataKafka"], path: "Tests/StrataTestSupport"),
-        .testTarget(name: "StrataCoreTests", dependencies: ["StrataCore", "StrataGen", "StrataTestSupport"]),
+        .testTarget(name: "StrataCoreTests", dependencies: ["StrataCore", "StrataGen", "StrataTestSupport",
+            .product(name: "Metrics", package: "swift-metrics")]),
         .testTarget(name: "StrataKafkaTests", dependencies: ["StrataKafka", "StrataTestSupport"]),
         .testTarget(name: "StrataRedisTests", dependencies: ["StrataRedis", "StrataTestSupport"]),
         .testTarget(name: "StrataSplitTests", dependencies: ["StrataSplit", "StrataGen", "StrataKafka", "StrataCore", "strata", "StrataTestSupport"]),
@@ -94,3 +103,14 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The compiler keeps the module boundaries: imports are internal unless a file says `public import`
+// (so C modules and dependencies don't leak through the wrappers' APIs), every file imports what it
+// uses, and existential types are spelled `any P`.
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + [
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+        .enableUpcomingFeature("InternalImportsByDefault"),
+    ]
+}

@@ -8,6 +8,7 @@ import StrataJobs
 import StrataKafka
 import StrataRedis
 import StrataSplit
+import StrataDWM
 
 /// `strata bench dwm --broker-events N`: the dwm job through the broker beside a copy baseline.
 extension BenchCommand.DWM {

@@ -102,7 +102,7 @@ extension BenchCommand {
             p.arguments = args
             p.standardOutput = Pipe()
             let log = NSTemporaryDirectory() + "strata-bench-pipeline-\(prefix)log"
-            FileManager.default.createFile(atPath: log, contents: nil)
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
             p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
             stderrLine("strata run logs: \(log)")
             try p.run()

@@ -1,8 +1,8 @@
 import Foundation
-import ArgumentParser
+public import ArgumentParser
 import Logging
-import StrataCore
-import StrataKafka
+public import StrataCore
+public import StrataKafka
 
 /// Options every command that talks to the stack accepts.
 public struct GlobalOptions: ParsableArguments, Sendable {
@@ -40,6 +40,7 @@ public struct GlobalOptions: ParsableArguments, Sendable {
             props[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])
         }
         StrataLogging.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info, format: logFormat)
+        MetricsRegistry.bootstrap()
         return try StrataConfig.resolve(.init(brokers: brokers, redisURL: redis, topologyPath: topology,
                                               configFile: config, kafka: props))
     }

@@ -1,3 +1,4 @@
+import Foundation
 /// Fixed-width tables for terminals.
 public enum TextTable {
     public static func render(header: [String], rows: [[String]]) -> String {

@@ -1,5 +1,5 @@
-import Foundation
-import Logging
+public import Foundation
+public import Logging
 import Synchronization
 
 /// Structured logs on stderr for every command: JSON lines when stderr is not a terminal (for log

@@ -1,55 +1,12 @@
 import Foundation
 import Synchronization
+public import CoreMetrics
+public import Prometheus
 
-// A tiny, dependency-free metrics registry rendering the Prometheus text exposition format 0.0.4.
-// Jobs keep the Counter/Gauge handles they get at start-up and update them on the hot path
-// without locks; only registration and rendering take the registry's mutex.
-
-/// A monotonically increasing integer metric. Increments are lock-free (relaxed atomics).
-public final class Counter: Sendable {
-    public let name: String
-    public let labels: [String: String]
-    private let storage = Atomic<Int>(0)
-
-    init(name: String, labels: [String: String]) {
-        self.name = name
-        self.labels = labels
-    }
-
-    public func increment(by amount: Int = 1) {
-        precondition(amount >= 0, "counter \(name) can only increase")
-        storage.add(amount, ordering: .relaxed)
-    }
-
-    public var value: Int { storage.load(ordering: .relaxed) }
-}
-
-/// A metric that can go up and down. The Double is kept as its bit pattern in an atomic word.
-public final class Gauge: Sendable {
-    public let name: String
-    public let labels: [String: String]
-    private let bits = Atomic<UInt64>(Double(0).bitPattern)
-
-    init(name: String, labels: [String: String]) {
-        self.name = name
-        self.labels = labels
-    }
-
-    public func set(_ v: Double) { bits.store(v.bitPattern, ordering: .relaxed) }
-
-    public func add(_ d: Double) {
-        var old = bits.load(ordering: .relaxed)
-        while true {
-            let new = (Double(bitPattern: old) + d).bitPattern
-            let (exchanged, current) = bits.weakCompareExchange(
-                expected: old, desired: new, successOrdering: .relaxed, failureOrdering: .relaxed)
-            if exchanged { return }
-            old = current
-        }
-    }
-
-    public var value: Double { Double(bitPattern: bits.load(ordering: .relaxed)) }
-}
+// Strata's metrics go through swift-metrics (`Counter`, `Gauge`, `Meter`, `Timer` handles) with
+// swift-prometheus as the backend. Jobs look their handles up once at start-up and update them
+// on the hot path (atomic adds in the backend, no lock); the registry renders the Prometheus text
+// exposition for `/metrics` and `--metrics-file`.
 
 public struct MetricsWriteError: Error, CustomStringConvertible {
     public let path: String
@@ -57,92 +14,70 @@ public struct MetricsWriteError: Error, CustomStringConvertible {
     public var description: String { "cannot write metrics to \(path): \(reason)" }
 }
 
+/// One Prometheus registry with Strata's names and help texts. `shared` is the process's registry;
+/// `bootstrap()` points swift-metrics' global factory at it too, so metrics of libraries (Hummingbird's
+/// request metrics) land beside Strata's own. Tests make registries of their own.
 public final class MetricsRegistry: Sendable {
     public static let shared = MetricsRegistry()
 
-    private enum Kind: String { case counter, gauge }
-    private enum Series {
-        case counter(Counter)
-        case gauge(Gauge)
-        var value: Double {
-            switch self {
-            case .counter(let c): return Double(c.value)
-            case .gauge(let g): return g.value
-            }
-        }
-    }
-    private struct Family {
-        var kind: Kind
-        var help: String
-        var series: [String: Series] = [:]   // keyed by the rendered label set, e.g. `{a="1",b="2"}`
+    public let prometheus: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    public init() {
+        prometheus = PrometheusCollectorRegistry()
+        factory = PrometheusMetricsFactory(registry: prometheus)
     }
 
-    private let families = Mutex<[String: Family]>([:])
+    private static let bootstrapped = Atomic<Bool>(false)
 
-    public init() {}
-
-    /// Returns the counter for `name` + `labels`, creating it on first use (same name+labels -> same instance).
-    public func counter(_ name: String, help: String, labels: [String: String] = [:]) -> Counter {
-        let key = Self.labelKey(labels, metric: name)
-        return families.withLock { fams in
-            switch Self.series(in: &fams, name: name, help: help, kind: .counter, key: key) {
-            case .counter(let c)?: return c
-            case .gauge?: preconditionFailure("unreachable: kind checked")
-            case nil:
-                let c = Counter(name: name, labels: labels)
-                fams[name]!.series[key] = .counter(c)
-                return c
-            }
-        }
+    /// Makes `shared` the backend of swift-metrics' global `MetricsSystem`. swift-metrics allows one
+    /// bootstrap per process, so later calls do nothing.
+    public static func bootstrap() {
+        guard bootstrapped.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return }
+        MetricsSystem.bootstrap(shared.factory)
     }
 
-    /// Returns the gauge for `name` + `labels`, creating it on first use.
-    public func gauge(_ name: String, help: String, labels: [String: String] = [:]) -> Gauge {
-        let key = Self.labelKey(labels, metric: name)
-        return families.withLock { fams in
-            switch Self.series(in: &fams, name: name, help: help, kind: .gauge, key: key) {
-            case .gauge(let g)?: return g
-            case .counter?: preconditionFailure("unreachable: kind checked")
-            case nil:
-                let g = Gauge(name: name, labels: labels)
-                fams[name]!.series[key] = .gauge(g)
-                return g
-            }
-        }
+    /// The counter for `name` + `labels`, created on first use (the same name and labels give the same series).
+    public func counter(_ name: String, help: String, labels: [String: String] = [:]) -> CoreMetrics.Counter {
+        let dims = Self.dimensions(labels)
+        return CoreMetrics.Counter(label: name, dimensions: dims,
+                                   handler: prometheus.makeCounter(descriptor: Self.descriptor(name, help), labels: dims), factory: factory)
     }
 
-    private static func series(in fams: inout [String: Family], name: String, help: String,
-                               kind: Kind, key: String) -> Series? {
-        precondition(isValidName(name, allowColon: true), "invalid metric name \(name.debugDescription)")
-        if let fam = fams[name] {
-            // Registering one name as two types would produce an exposition Prometheus rejects.
-            precondition(fam.kind == kind, "metric \(name) already registered as a \(fam.kind.rawValue)")
-            return fam.series[key]
-        }
-        fams[name] = Family(kind: kind, help: help)
-        return nil
+    /// A value that is set (a level: watermark, lag, resident bytes).
+    /// (A non-aggregating `Recorder`, which is what swift-metrics' `Gauge` is.)
+    public func gauge(_ name: String, help: String, labels: [String: String] = [:]) -> CoreMetrics.Recorder {
+        let dims = Self.dimensions(labels)
+        return CoreMetrics.Recorder(label: name, dimensions: dims, aggregate: false,
+                                    handler: prometheus.makeGauge(descriptor: Self.descriptor(name, help), labels: dims), factory: factory)
     }
 
-    /// Prometheus text format 0.0.4: families sorted by name, HELP/TYPE once per family, series sorted by labels.
-    public func render() -> String {
-        let fams = families.withLock { $0 }
-        var out = ""
-        for name in fams.keys.sorted() {
-            let fam = fams[name]!
-            out += "# HELP \(name) \(Self.escapeHelp(fam.help))\n"
-            out += "# TYPE \(name) \(fam.kind.rawValue)\n"
-            for key in fam.series.keys.sorted() {
-                let series = fam.series[key]!
-                let value: String
-                switch series {
-                case .counter(let c): value = String(c.value)
-                case .gauge(let g): value = Self.formatValue(g.value)
-                }
-                out += "\(name)\(key) \(value)\n"
-            }
-        }
-        return out
+    /// A value that goes up and down by steps (connected viewers).
+    public func meter(_ name: String, help: String, labels: [String: String] = [:]) -> CoreMetrics.Meter {
+        let dims = Self.dimensions(labels)
+        return CoreMetrics.Meter(label: name, dimensions: dims,
+                                 handler: prometheus.makeGauge(descriptor: Self.descriptor(name, help), labels: dims), factory: factory)
     }
+
+    /// A duration histogram (seconds in the exposition) with the given bucket bounds.
+    public func timer(_ name: String, help: String, labels: [String: String] = [:],
+                      buckets: [Duration] = MetricsRegistry.defaultDurationBuckets) -> CoreMetrics.Timer {
+        let dims = Self.dimensions(labels)
+        return CoreMetrics.Timer(label: name, dimensions: dims,
+                                 handler: prometheus.makeDurationHistogram(descriptor: Self.descriptor(name, help), labels: dims, buckets: buckets),
+                                 factory: factory)
+    }
+
+    /// 1 ms … 30 s: a transaction commit, a store batch, a lookup round trip.
+    public static let defaultDurationBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
+        .seconds(5), .seconds(10), .seconds(30),
+    ]
+
+    /// Prometheus text exposition format 0.0.4.
+    public func render() -> String { prometheus.emitToString() }
 
     /// Writes `render()` to `path` atomically (temp file in the same directory + rename), so
     /// node_exporter's textfile collector never reads a half-written file. The temp name does not
@@ -150,7 +85,7 @@ public final class MetricsRegistry: Sendable {
     public func writeTextfile(path: String) throws {
         let tmp = "\(path).\(getpid()).tmp"
         do {
-            try Data(render().utf8).write(to: URL(fileURLWithPath: tmp))
+            try Data(prometheus.emitToBuffer()).write(to: URL(fileURLWithPath: tmp))
         } catch {
             throw MetricsWriteError(path: path, reason: "\(error)")
         }
@@ -161,68 +96,25 @@ public final class MetricsRegistry: Sendable {
         }
     }
 
-    /// Every series as `name{k="v",...}` (or bare `name` without labels) -> current value.
+    /// Every sample as `name{k="v",...}` (or bare `name`) -> value, read back from the exposition
+    /// (for summaries and tests; labels in the order the series was made with, which is sorted).
     public func snapshot() -> [String: Double] {
-        let fams = families.withLock { $0 }
         var out: [String: Double] = [:]
-        for (name, fam) in fams {
-            for (key, series) in fam.series { out[name + key] = series.value }
+        for line in render().split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            out[String(line[..<space])] = value
         }
         return out
     }
 
-    // MARK: - Formatting
-
-    /// `{a="1",b="x\"y"}` with keys sorted, or "" for no labels. Doubles as the series identity.
-    private static func labelKey(_ labels: [String: String], metric: String) -> String {
-        if labels.isEmpty { return "" }
-        var s = "{"
-        for (i, k) in labels.keys.sorted().enumerated() {
-            precondition(isValidName(k, allowColon: false) && !k.hasPrefix("__"),
-                         "invalid label name \(k.debugDescription) on metric \(metric)")
-            if i > 0 { s += "," }
-            s += k + "=\"" + escapeLabelValue(labels[k]!) + "\""
-        }
-        return s + "}"
+    /// Strata's names are whole (`strata_job_transactions_total`): no namespace or unit parts to join.
+    private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
-    static func escapeLabelValue(_ v: String) -> String {
-        var s = ""
-        s.reserveCapacity(v.utf8.count)
-        for ch in v.unicodeScalars {
-            switch ch {
-            case "\\": s += "\\\\"
-            case "\"": s += "\\\""
-            case "\n": s += "\\n"
-            default: s.unicodeScalars.append(ch)
-            }
-        }
-        return s
-    }
-
-    static func escapeHelp(_ v: String) -> String {
-        v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
-    }
-
-    static func formatValue(_ v: Double) -> String {
-        if v.isNaN { return "NaN" }
-        if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
-        // Whole numbers print without ".0" (exactly representable range only).
-        if v == v.rounded(), abs(v) < 9.007_199_254_740_992e15 { return String(Int64(v)) }
-        return "\(v)"
-    }
-
-    private static func isValidName(_ name: String, allowColon: Bool) -> Bool {
-        guard let first = name.utf8.first else { return false }
-        func ok(_ c: UInt8, first: Bool) -> Bool {
-            switch c {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "_"): return true
-            case UInt8(ascii: ":"): return allowColon
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): return !first
-            default: return false
-            }
-        }
-        return ok(first, first: true) && name.utf8.dropFirst().allSatisfy { ok($0, first: false) }
+    /// Labels sorted by name: one series identity whatever order a call site wrote them in.
+    private static func dimensions(_ labels: [String: String]) -> [(String, String)] {
+        labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 }
 

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Yams
 
 /// Where every command gets its addresses. Precedence, per setting:

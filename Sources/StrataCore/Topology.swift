@@ -2,7 +2,7 @@
 // the list of actions (one ods.<action> micro-queue each) and the content-id pattern. Every job
 // and the `strata topology apply|show` commands read it through this model.
 
-import Foundation
+public import Foundation
 import Yams
 
 public struct TopicSpec: Sendable, Equatable {
@@ -206,7 +206,7 @@ public struct Topology: Sendable, Equatable {
     }
 
     static func describe(_ e: DecodingError) -> String {
-        func path(_ keys: [CodingKey]) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
             var s = ""
             for k in keys {
                 if let i = k.intValue { s += "[\(i)]" } else { s += s.isEmpty ? k.stringValue : "." + k.stringValue }
@@ -255,7 +255,7 @@ struct _AnyKey: CodingKey {
     init?(intValue: Int) { stringValue = String(intValue); self.intValue = intValue }
 }
 
-private func rejectUnknownKeys(_ decoder: Decoder, allowed: Set<String>, in what: String) throws {
+private func rejectUnknownKeys(_ decoder: any Decoder, allowed: Set<String>, in what: String) throws {
     let c = try decoder.container(keyedBy: _AnyKey.self)
     for k in c.allKeys where !allowed.contains(k.stringValue) {
         throw TopologyError(source: "", message: "unknown key '\(k.stringValue)' in \(what) (allowed: \(allowed.sorted().joined(separator: ", ")))")
@@ -271,7 +271,7 @@ struct _TopologyFile: Decodable {
         case actions, contentIdPattern = "content_id_pattern", topics
     }
 
-    init(from decoder: Decoder) throws {
+    init(from decoder: any Decoder) throws {
         try rejectUnknownKeys(decoder, allowed: Set(CodingKeys.allCases.map(\.rawValue)), in: "topology")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         actions = try c.decode([String].self, forKey: .actions)
@@ -288,7 +288,7 @@ struct _TopicFile: Decodable {
         case retentionMs = "retention_ms", cleanupPolicy = "cleanup_policy", config
     }
 
-    init(from decoder: Decoder) throws {
+    init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let name = try c.decode(String.self, forKey: .name)
         try rejectUnknownKeys(decoder, allowed: Set(CodingKeys.allCases.map(\.rawValue)), in: "topic '\(name)'")

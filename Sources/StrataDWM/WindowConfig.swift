@@ -1,4 +1,4 @@
-import StrataCore
+public import StrataCore
 
 /// The time and column settings of the minute row-to-column windows (DESIGN.md, "Time and
 /// correctness semantics").

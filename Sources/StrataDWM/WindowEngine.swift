@@ -1,4 +1,4 @@
-import StrataCore
+public import StrataCore
 
 /// What happened to one record.
 public enum ApplyOutcome: Sendable, Equatable {

@@ -1,6 +1,6 @@
 import Foundation
 import StrataCore
-import StrataDims
+public import StrataDims
 
 /// Deterministic synthetic dimensions for the generated workload: content `i` has id `c%08d` and
 /// user `i` has id `u%09d` (the same ids `EventWorkload` draws events from), so every generated

@@ -1,10 +1,11 @@
 import Foundation
-import Logging
-import StrataCore
-import StrataDWM
-import StrataDims
+public import Logging
+import Metrics
+public import StrataCore
+public import StrataDWM
+public import StrataDims
 import StrataKafka
-import StrataRuntime
+public import StrataRuntime
 
 /// The dwm job: micro-queues → minute windows (content × user) → enriched DWM and DWS upsert rows.
 ///
@@ -123,6 +124,7 @@ final class DWMStage: TransactionalStage {
     private let topicNames: [String]
     private let topicIndex: [String: Int]
     private var names = TopicNames()
+    private let metrics = DWMMetrics()
 
     private var checkpointTopic: String { options.topicPrefix + Topology.dwmCheckpoint }
 
@@ -295,17 +297,13 @@ final class DWMStage: TransactionalStage {
         s.dirty = false
         state = s
         self.emission = nil
-        let m = MetricsRegistry.shared
-        m.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dwm"]).increment(by: emission.dwm.count)
-        m.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dws"]).increment(by: emission.dws.count)
-        m.gauge("strata_dwm_watermark_ms", help: "The dwm job's event-time watermark").set(Double(s.engine.watermark))
+        metrics.dwmRows.increment(by: emission.dwm.count)
+        metrics.dwsRows.increment(by: emission.dws.count)
+        metrics.watermark.record(Double(s.engine.watermark))
         reportProgress(s.engine)
-        m.gauge("strata_process_resident_bytes", help: "Resident set size of the process").set(Double(processResidentBytes()))
-        // Where a transaction's time goes: dimension lookups, encoding + producing (the commit is the loop's).
-        for (phase, d) in [("lookup", timings.lookup), ("produce", timings.produce)] {
-            m.gauge("strata_dwm_transaction_phase_seconds", help: "Duration of the last transaction's phases",
-                    labels: ["phase": phase]).set(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
-        }
+        metrics.residentBytes.record(Double(processResidentBytes()))
+        metrics.lookupSeconds.record(duration: timings.lookup)
+        metrics.produceSeconds.record(duration: timings.produce)
         logger.debug("transaction committed", metadata: [
             "dwm_rows": "\(emission.dwm.count)", "dws_rows": "\(emission.dws.count)", "late_total": "\(stats.lateForwarded)",
             "lookup_ms": "\(timings.lookup / .milliseconds(1))", "produce_ms": "\(timings.produce / .milliseconds(1))",
@@ -341,12 +339,12 @@ final class DWMStage: TransactionalStage {
         for e in up {
             let labels = ["partition": "\(e.partition)"]
             m.gauge("strata_dwm_source_max_ts_ms", help: "Highest event time announced per ods.raw partition (lowest over the job's inputs)",
-                    labels: labels).set(Double(e.maxTs == .min ? 0 : e.maxTs))
-            m.gauge("strata_dwm_source_idle", help: "1 when the split declared the ods.raw partition idle", labels: labels).set(e.idle ? 1 : 0)
+                    labels: labels).record(Double(e.maxTs == .min ? 0 : e.maxTs))
+            m.gauge("strata_dwm_source_idle", help: "1 when the split declared the ods.raw partition idle", labels: labels).record(e.idle ? 1 : 0)
         }
         let active = up.filter { !$0.idle && $0.maxTs != .min }
         let skew = (active.map(\.maxTs).max() ?? 0) - (active.map(\.maxTs).min() ?? 0)
-        m.gauge("strata_dwm_source_skew_ms", help: "Event-time gap between the fastest and slowest active ods.raw partition").set(Double(skew))
+        m.gauge("strata_dwm_source_skew_ms", help: "Event-time gap between the fastest and slowest active ods.raw partition").record(Double(skew))
         let now = ContinuousClock.now
         guard now - lastProgressLog >= .seconds(10) else { return }
         lastProgressLog = now
@@ -363,4 +361,22 @@ final class DWMStage: TransactionalStage {
     }
 
     static func wallMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
+
+/// The dwm stage's fixed series, looked up once.
+struct DWMMetrics {
+    let dwmRows, dwsRows: CoreMetrics.Counter
+    let watermark, residentBytes: CoreMetrics.Recorder
+    /// Where a transaction's time goes besides the loop's commit: dimension lookups, encoding + producing.
+    let lookupSeconds, produceSeconds: CoreMetrics.Timer
+
+    init(registry: MetricsRegistry = .shared) {
+        dwmRows = registry.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dwm"])
+        dwsRows = registry.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dws"])
+        watermark = registry.gauge("strata_dwm_watermark_ms", help: "The dwm job's event-time watermark")
+        residentBytes = registry.gauge("strata_process_resident_bytes", help: "Resident set size of the process")
+        let help = "Time a transaction spends per phase of the dwm stage"
+        lookupSeconds = registry.timer("strata_dwm_transaction_phase_seconds", help: help, labels: ["phase": "lookup"])
+        produceSeconds = registry.timer("strata_dwm_transaction_phase_seconds", help: help, labels: ["phase": "produce"])
+    }
 }

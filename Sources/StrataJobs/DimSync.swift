@@ -1,8 +1,9 @@
 import Foundation
-import Logging
+public import Logging
 import StrataCore
-import StrataDims
+public import StrataDims
 import StrataKafka
+import CoreMetrics
 
 /// Applies `dim.changelog` to the dimension cache: Redis entries (fresh staggered TTLs), the
 /// in-process tier and the valid-ID filters. As a job (`strata job dimsync`) it is a group member

@@ -1,5 +1,5 @@
 import StrataCore
-import StrataDims
+public import StrataDims
 import StrataKafka
 
 /// Writes dimensions as docs/cache.md ("Consistency: the changelog") describes: the store first,

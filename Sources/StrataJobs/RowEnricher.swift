@@ -1,5 +1,5 @@
-import StrataDWM
-import StrataDims
+public import StrataDWM
+public import StrataDims
 
 /// Enrichment of one emission: its distinct content and user ids are looked up once (one batched
 /// call per kind through the dimension cache, never per event or per row), then every row is

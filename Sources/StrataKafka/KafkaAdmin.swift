@@ -1,5 +1,5 @@
 internal import CRdKafka
-import Logging
+public import Logging
 
 /// A topic to create.
 public struct NewTopic: Sendable, Equatable {

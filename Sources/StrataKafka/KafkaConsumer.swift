@@ -1,5 +1,6 @@
 internal import CRdKafka
-import Logging
+public import Logging
+import Synchronization
 
 /// Partitions gained or lost in a consumer-group rebalance. Delivered on the polling thread,
 /// inside `poll`, before the assignment changes (revoked) or right after it (assigned).

@@ -1,5 +1,5 @@
 internal import CRdKafka
-import Logging
+public import Logging
 import Synchronization
 
 /// A topic handle, looked up once so the hot path does not resolve topic names per message.

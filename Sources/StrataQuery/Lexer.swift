@@ -1,3 +1,4 @@
+import Foundation
 /// Tokens of the query language. Keywords are not separate kinds: the parser matches identifiers
 /// case-insensitively, so words like FINAL or MINUTE stay usable as column names where the grammar
 /// does not expect the keyword (`minute` and `final` are DWM/DWS fields).

@@ -1,3 +1,4 @@
+import FoundationEssentials
 /// Recursive-descent parser for the grammar in DESIGN.md ("Declarative stream queries"):
 ///
 ///     SELECT select_list FROM source

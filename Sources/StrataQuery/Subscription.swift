@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A query over an async sequence of row batches, as an async sequence of result tables.
 ///

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import StrataCore
 
 /// One JSON value as the query engine sees it. Rows are `[String: Value]`.

@@ -5,6 +5,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+internal import CHiredis
 
 /// Counters since the client was created. Read without waiting for a call in progress.
 public struct RedisStats: Sendable, Equatable {
@@ -121,7 +122,7 @@ public final class RedisClient: Sendable {
     public func mget(_ keys: [[UInt8]], chunkSize: Int = 500, visit: (Int, UnsafeRawBufferPointer?) -> Void) throws(RedisError) {
         precondition(chunkSize > 0, "chunkSize must be positive")
         if keys.isEmpty { return }
-        try run { (conn: Connection) throws(Failure) -> Bool in
+        _ = try run { (conn: Connection) throws(Failure) -> Bool in
             self.countRoundTrip((keys.count + chunkSize - 1) / chunkSize)
             try conn.mget(keys, chunkSize: chunkSize, visit: visit)
             return true

@@ -1,5 +1,5 @@
 import StrataCore
-import StrataKafka
+public import StrataKafka
 
 extension KafkaMessage {
     /// A split watermark marker in a micro-queue (null key, `strata.wm` header): progress of the

@@ -1,5 +1,5 @@
 import Foundation
-import Logging
+public import Logging
 import Synchronization
 
 /// A job as the runner sees it: `strata job <name>` runs one, `strata run` several, with the same

@@ -1,5 +1,6 @@
 import Foundation
-import Logging
+import Metrics
+public import Logging
 import StrataCore
 import StrataKafka
 
@@ -72,10 +73,12 @@ public final class TransactionalLoop {
     /// The next offset the consumer fetches per partition, where known (read, sought or rewound).
     private var fetchPositions: [PartitionKey: Int64] = [:]
     private var redelivering: Set<PartitionKey> = []
+    private let metrics: LoopMetrics
 
     public init(options: Options, logger: Logger) {
         self.options = options
         self.logger = logger
+        self.metrics = LoopMetrics(job: options.job)
     }
 
     /// Runs `stage` until `shouldStop()` or `--until-idle`; `onCommit` after each transaction.
@@ -190,13 +193,14 @@ public final class TransactionalLoop {
                            metadata: ["partition": "\(key.topic)[\(key.partition)]", "offset": "\(offset)", "resume_at": "\(next)"])
         }
         if offset + 1 == next { redelivering.remove(key) }
-        MetricsRegistry.shared.counter("strata_job_redelivered_skipped_total", help: "Records delivered again after an offset reset, skipped",
-                                       labels: ["job": options.job]).increment(by: 1)
+        metrics.redeliveredSkipped.increment()
     }
 
     private func transaction(_ stage: some TransactionalStage, tick: Tick, producer: KafkaProducer, consumer: KafkaConsumer) throws {
         do {
             try stage.beforeTransaction(tick)
+            let started = ContinuousClock.now
+            defer { metrics.transactionSeconds.record(duration: ContinuousClock.now - started) }
             try producer.beginTransaction()
             try stage.produce(into: producer, tick: tick)
             if positionsChanged {
@@ -206,6 +210,7 @@ public final class TransactionalLoop {
             try producer.commitTransaction()
         } catch let e as KafkaError where e.requiresAbort && !e.isFatal {
             stats.abortedTransactions += 1
+            metrics.aborted.increment()
             try producer.abortTransaction()
             let rewind = stage.aborted()
             logger.warning("transaction failed; aborted, redoing the work", metadata: ["error": "\(e)", "rewind": "\(rewind)"])
@@ -228,8 +233,24 @@ public final class TransactionalLoop {
         stats.transactions += 1
         stats.lastCommitAt = .now
         stage.committed(tick)
-        MetricsRegistry.shared.counter("strata_job_transactions_total", help: "Transactions committed",
-                                       labels: ["job": options.job]).increment(by: 1)
+        metrics.transactions.increment()
+    }
+}
+
+/// The loop's series, labelled by job, looked up once.
+struct LoopMetrics {
+    let transactions, aborted, redeliveredSkipped: CoreMetrics.Counter
+    let transactionSeconds: CoreMetrics.Timer
+
+    init(job: String, registry: MetricsRegistry = .shared) {
+        let labels = ["job": job]
+        transactions = registry.counter("strata_job_transactions_total", help: "Transactions committed", labels: labels)
+        aborted = registry.counter("strata_job_aborted_transactions_total", help: "Transactions aborted and redone", labels: labels)
+        redeliveredSkipped = registry.counter("strata_job_redelivered_skipped_total",
+                                              help: "Records delivered again after an offset reset, skipped", labels: labels)
+        transactionSeconds = registry.timer("strata_job_transaction_seconds",
+                                            help: "Time from beginning a transaction to its commit or abort (produce, offsets, commit)",
+                                            labels: labels)
     }
 }
 

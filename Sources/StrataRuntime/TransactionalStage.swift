@@ -1,4 +1,4 @@
-import StrataKafka
+public import StrataKafka
 
 /// A job's transform, plugged into `TransactionalLoop`: it sees the records the loop polls and,
 /// when it asks for one, fills a transaction whose consumer offsets the loop adds and commits.

@@ -1,5 +1,6 @@
+import CoreMetrics
 import Foundation
-import StrataCore
+public import StrataCore
 import Synchronization
 
 /// The fan-out point of one feed: its current result (an encoded SSE payload) and its viewers.
@@ -22,7 +23,7 @@ public final class FeedHub: Sendable {
     private let state = Mutex(State())
     private let droppedCounter: Counter
     private let emissionsCounter: Counter
-    private let viewersGauge: Gauge
+    private let viewersMeter: Meter
 
     public init(name: String, bufferCapacity: Int = 64, metrics: MetricsRegistry = .shared) {
         self.name = name
@@ -31,7 +32,7 @@ public final class FeedHub: Sendable {
                                          help: "Messages dropped from full viewer buffers (drop-oldest).", labels: ["feed": name])
         emissionsCounter = metrics.counter("strata_serve_feed_emissions_total",
                                            help: "New current results published by a feed.", labels: ["feed": name])
-        viewersGauge = metrics.gauge("strata_serve_viewers", help: "Connected SSE viewers.", labels: ["feed": name])
+        viewersMeter = metrics.meter("strata_serve_viewers", help: "Connected SSE viewers.", labels: ["feed": name])
     }
 
     /// The current result as an SSE message, if the feed has one yet.
@@ -56,14 +57,14 @@ public final class FeedHub: Sendable {
             if let current = s.current { _ = continuation.yield(current) }
             return id
         }
-        viewersGauge.add(1)
+        viewersMeter.increment()
         continuation.onTermination = { [weak self] _ in self?.remove(id) }
         return stream
     }
 
     private func remove(_ id: UInt64) {
         let removed = state.withLock { $0.viewers.removeValue(forKey: id) != nil }
-        if removed { viewersGauge.add(-1) }
+        if removed { viewersMeter.decrement() }
     }
 
     /// Makes `payload` the current result and offers it to every viewer.

@@ -1,6 +1,6 @@
 import Foundation
 import StrataCore
-import StrataQuery
+public import StrataQuery
 
 /// A named query the server evaluates once and streams to every viewer: one file of
 /// `sql/dashboard/` (the name is the file name without `.sql`).

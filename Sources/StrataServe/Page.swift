@@ -1,3 +1,4 @@
+import Foundation
 /// The big-screen page: one self-contained document (inline CSS, inline JS, hand-written SVG
 /// charts); nothing is fetched but this server's own feeds.
 enum DashboardPage {

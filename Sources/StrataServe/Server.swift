@@ -1,9 +1,9 @@
 import Foundation
 import Hummingbird
-import Logging
+public import Logging
 import StrataCore
-import StrataKafka
-import StrataQuery
+public import StrataKafka
+public import StrataQuery
 import Synchronization
 
 /// What `strata serve` runs with.

@@ -1,8 +1,9 @@
 import Foundation
-import Logging
-import StrataCore
+public import Logging
+public import StrataCore
 import StrataKafka
-import StrataRuntime
+public import StrataRuntime
+import CoreMetrics
 
 /// The ODS split job: ods.raw → ods.<action> (key = content_id, original bytes) | ods.dlq.
 /// Exactly-once: each polled batch is produced inside one Kafka transaction together with the
@@ -249,7 +250,7 @@ final class SplitStage: TransactionalStage {
         if !pause.isEmpty || !resume.isEmpty {
             logger.debug("event-time alignment", metadata: ["paused": "\(progress.pausedPartitions)"])
             MetricsRegistry.shared.gauge("strata_split_paused_partitions", help: "ods.raw partitions paused by event-time alignment")
-                .set(Double(progress.pausedPartitions.count))
+                .record(Double(progress.pausedPartitions.count))
         }
     }
 
@@ -285,7 +286,7 @@ final class SplitStage: TransactionalStage {
         lastMarkerAt = .now
         for (p, s) in progress.partitions {
             MetricsRegistry.shared.gauge("strata_split_source_max_ts_ms", help: "Highest event time read per ods.raw partition",
-                                         labels: ["partition": "\(p)"]).set(Double(s.maxTs == .min ? 0 : s.maxTs))
+                                         labels: ["partition": "\(p)"]).record(Double(s.maxTs == .min ? 0 : s.maxTs))
         }
     }
 

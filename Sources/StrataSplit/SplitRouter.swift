@@ -1,4 +1,4 @@
-import StrataCore
+public import StrataCore
 
 /// Why a record did not reach a micro-queue. Codes are stable: they are DLQ headers and metric labels.
 public enum SplitOutcome: Equatable, Sendable {

@@ -1,4 +1,5 @@
-import StrataCore
+public import StrataCore
+import CoreMetrics
 
 /// Every consumed record ends in exactly one bucket: consumed = routed + filtered + deadLettered.
 public struct SplitStats: Sendable, Equatable {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import StrataKafka
+import StrataCore
 
 struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

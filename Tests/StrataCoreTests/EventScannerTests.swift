@@ -305,7 +305,7 @@ final class EventScannerTests: XCTestCase {
         XCTAssertEqual(reason(event("ts", "1234567/9")), "malformed_json")
         XCTAssertEqual(reason(event("ts", "12345678:9")), "malformed_json")
         XCTAssertEqual(reason(event("ts", "0123456789")), "malformed_json")
-        XCTAssertEqual(try scan(event("duration_ms", "00")).map(\.durationMs), .failure(.malformedJSON(offset: 116, message: "expected ',' or '}' after a value")))
+        XCTAssertEqual(scan(event("duration_ms", "00")).map(\.durationMs), .failure(.malformedJSON(offset: 116, message: "expected ',' or '}' after a value")))
     }
 
     func testTooLarge() {

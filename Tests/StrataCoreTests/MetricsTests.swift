@@ -1,74 +1,51 @@
 import Foundation
 import XCTest
-@testable import StrataCore
+import Metrics
+import StrataCore
 
 final class MetricsTests: XCTestCase {
-    func testSameNameAndLabelsGiveSameInstance() {
+    /// Handles looked up again by name and labels (in any order) update one series.
+    func testSameNameAndLabelsAreOneSeries() {
         let r = MetricsRegistry()
-        let a = r.counter("split_events_total", help: "Events", labels: ["action": "play", "job": "split"])
-        let b = r.counter("split_events_total", help: "Events", labels: ["job": "split", "action": "play"])
-        let c = r.counter("split_events_total", help: "Events", labels: ["action": "like", "job": "split"])
-        XCTAssertTrue(a === b)
-        XCTAssertFalse(a === c)
-        XCTAssertTrue(r.gauge("lag", help: "Lag") === r.gauge("lag", help: "Lag"))
+        r.counter("split_events_total", help: "Events", labels: ["action": "play", "job": "split"]).increment(by: 2)
+        r.counter("split_events_total", help: "Events", labels: ["job": "split", "action": "play"]).increment(by: 3)
+        r.counter("split_events_total", help: "Events", labels: ["action": "like", "job": "split"]).increment()
+        let snap = r.snapshot()
+        XCTAssertEqual(snap["split_events_total{action=\"play\",job=\"split\"}"], 5)
+        XCTAssertEqual(snap["split_events_total{action=\"like\",job=\"split\"}"], 1)
     }
 
     func testConcurrentIncrementsAreNotLost() {
         let r = MetricsRegistry()
         let counter = r.counter("hits_total", help: "Hits")
-        let gauge = r.gauge("level", help: "Level")
+        let meter = r.meter("level", help: "Level")
         DispatchQueue.concurrentPerform(iterations: 8) { _ in
             for _ in 0..<10_000 {
                 counter.increment()
-                gauge.add(0.5)
+                meter.increment(by: 0.5)
             }
             counter.increment(by: 5)
         }
-        XCTAssertEqual(counter.value, 80_040)
-        XCTAssertEqual(gauge.value, 40_000)
-        gauge.set(-2.25)
-        XCTAssertEqual(gauge.value, -2.25)
+        XCTAssertEqual(r.snapshot()["hits_total"], 80_040)
+        XCTAssertEqual(r.snapshot()["level"], 40_000)
+        r.gauge("level_set", help: "Set").record(-2.25)
+        XCTAssertEqual(r.snapshot()["level_set"], -2.25)
     }
 
-    func testRenderIsPrometheusText() {
+    func testRenderIsPrometheusTextWithHelpAndTypes() {
         let r = MetricsRegistry()
-        r.counter("zeta_total", help: "Last family").increment(by: 3)
         r.counter("events_total", help: "Events by action", labels: ["action": "play"]).increment(by: 2)
         r.counter("events_total", help: "Events by action", labels: ["action": "expose"]).increment(by: 7)
-        r.gauge("watermark_lag_seconds", help: "Lag\nof the watermark", labels: ["path": "C:\\x \"q\"\nz"]).set(1.5)
-        r.gauge("open_windows", help: "Open windows").set(4)
-        let expected = """
-        # HELP events_total Events by action
-        # TYPE events_total counter
-        events_total{action="expose"} 7
-        events_total{action="play"} 2
-        # HELP open_windows Open windows
-        # TYPE open_windows gauge
-        open_windows 4
-        # HELP watermark_lag_seconds Lag\\nof the watermark
-        # TYPE watermark_lag_seconds gauge
-        watermark_lag_seconds{path="C:\\\\x \\"q\\"\\nz"} 1.5
-        # HELP zeta_total Last family
-        # TYPE zeta_total counter
-        zeta_total 3
-
-        """
-        XCTAssertEqual(r.render(), expected)
-    }
-
-    func testSpecialGaugeValues() {
-        XCTAssertEqual(MetricsRegistry.formatValue(.nan), "NaN")
-        XCTAssertEqual(MetricsRegistry.formatValue(.infinity), "+Inf")
-        XCTAssertEqual(MetricsRegistry.formatValue(-.infinity), "-Inf")
-        XCTAssertEqual(MetricsRegistry.formatValue(-3), "-3")
-        XCTAssertEqual(MetricsRegistry.formatValue(0.25), "0.25")
-    }
-
-    func testSnapshotKeys() {
-        let r = MetricsRegistry()
-        r.counter("a_total", help: "A", labels: ["k": "v", "b": "x"]).increment()
-        r.gauge("g", help: "G").set(2.5)
-        XCTAssertEqual(r.snapshot(), ["a_total{b=\"x\",k=\"v\"}": 1, "g": 2.5])
+        r.gauge("open_windows", help: "Open windows").record(4)
+        r.timer("commit_seconds", help: "Commit time", buckets: [.milliseconds(10), .seconds(1)]).record(duration: .milliseconds(20))
+        let text = r.render()
+        for line in ["# HELP events_total Events by action", "# TYPE events_total counter",
+                     "events_total{action=\"expose\"} 7", "events_total{action=\"play\"} 2",
+                     "# TYPE open_windows gauge", "open_windows 4.0",
+                     "# TYPE commit_seconds histogram", "commit_seconds_bucket{le=\"0.01\"} 0",
+                     "commit_seconds_bucket{le=\"1.0\"} 1", "commit_seconds_count 1"] {
+            XCTAssertTrue(text.contains(line + "\n"), "missing \(line.debugDescription) in:\n\(text)")
+        }
     }
 
     func testWriteTextfileAtomically() throws {
@@ -92,8 +69,7 @@ final class MetricsTests: XCTestCase {
     }
 
     /// The jobs register their series in `MetricsRegistry.shared` and the command line writes that
-    /// registry to the metrics file: one registry per process, so a counter looked up again by name
-    /// and labels is the instance a job increments.
+    /// registry to the metrics file: one registry per process.
     func testSharedRegistryIsOneRegistryPerProcess() {
         let run = UUID().uuidString // a series no other test (or earlier run of this one) touches
         let key = "strata_metrics_tests_total{run=\"\(run)\"}"

@@ -54,7 +54,7 @@ final class PostgresServerProcess {
     func stop() {
         guard running else { return }
         running = false
-        try? asServerUser("\(bin)/pg_ctl", ["-D", dataDir, "-m", "immediate", "-w", "stop"])
+        _ = try? asServerUser("\(bin)/pg_ctl", ["-D", dataDir, "-m", "immediate", "-w", "stop"])
     }
 
     /// Runs SQL through psql and returns its unaligned, tuples-only output.

@@ -138,7 +138,7 @@ final class CatchUpEndToEndTests: XCTestCase {
             let out = Pipe()
             // Every launch's log is kept (appended): the test reads the dwm's restores from it.
             let path = "\(logDir)/\(sandbox.prefix)\(job).log"
-            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             let log = try XCTUnwrap(FileHandle(forWritingAtPath: path))
             log.seekToEndOfFile()
             return (try launchStrata(strataBinary, args, standardOutput: out, standardError: log), out)

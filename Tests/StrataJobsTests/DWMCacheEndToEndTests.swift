@@ -9,6 +9,7 @@ import StrataSplit
 import StrataTestSupport
 import Synchronization
 import XCTest
+import StrataDWM
 
 /// The dimension cache seen through the dwm job: a Redis outage in the middle of a run, and a
 /// changelog update reaching the next window's rows. Each test owns a private `redis-server`.

@@ -1,5 +1,6 @@
 import XCTest
 @testable import StrataSplit
+import StrataCore
 
 /// The split's per-partition event-time progress: stamps, idleness and reading alignment.
 final class RawProgressTests: XCTestCase {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The `strata` executable built beside the test bundle (tests that SIGKILL a real job use it).
 /// STRATA_BIN overrides.

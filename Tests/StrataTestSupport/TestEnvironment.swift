@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The addresses of the private test stack that `deploy/local/test` starts and exports.
 ///

@@ -3,7 +3,7 @@ import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
-import Darwin
+public import Darwin
 #endif
 
 /// A Bloom filter over id bytes: "definitely not present" or "probably present".

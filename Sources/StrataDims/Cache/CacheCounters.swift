@@ -1,3 +1,4 @@
+import CoreMetrics
 import StrataCore
 import Synchronization
 
@@ -5,9 +6,9 @@ import Synchronization
 /// the process-wide Prometheus counter.
 final class CacheCounter: Sendable {
     private let local = Atomic<Int>(0)
-    private let metric: Counter
+    private let metric: CoreMetrics.Counter
 
-    init(_ metric: Counter) { self.metric = metric }
+    init(_ metric: CoreMetrics.Counter) { self.metric = metric }
 
     func add(_ n: Int) {
         guard n > 0 else { return }

@@ -1,6 +1,6 @@
-import Logging
-import StrataCore
-import StrataRedis
+public import Logging
+public import StrataCore
+public import StrataRedis
 
 /// The dimension cache of DESIGN.md, in front of a ``DimensionStore``:
 ///
