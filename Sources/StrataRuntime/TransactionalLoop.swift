@@ -57,6 +57,8 @@ public final class TransactionalLoop {
         public var restores = 0
         /// Records delivered again after an offset reset and skipped.
         public var redeliveredSkipped = 0
+        /// Offset commits that failed after a durable write (`run(durable:)`); those records come again.
+        public var failedOffsetCommits = 0
         public var firstRecordAt: ContinuousClock.Instant?
         public var lastRecordAt: ContinuousClock.Instant?
         public var lastCommitAt: ContinuousClock.Instant?
@@ -85,11 +87,36 @@ public final class TransactionalLoop {
     /// Throws on fatal errors (a fenced producer, a broken configuration): the process should
     /// exit and be restarted; its successor fences whatever this one left open.
     public func run(_ stage: some TransactionalStage, shouldStop: () -> Bool = { false }, onCommit: () -> Void = {}) throws {
-        let clientId = "strata-\(options.job)-\(options.instanceId)"
         var pcfg = KafkaConfig.producer(bootstrapServers: options.brokers, clientId: clientId)
             .merging(options.producerDefaults).merging(options.kafka)
         // The prefix keeps isolated runs on one broker from fencing each other.
         pcfg.transactionalId = "\(options.topicPrefix)strata-\(options.job)-\(options.instanceId)"
+        let producer = try KafkaProducer(config: pcfg, logger: logger)
+        let assignment = AssignmentTracker()
+        let consumer = try makeConsumer(assignment)
+        try producer.initTransactions()
+        try stage.prepare(producer: producer, consumer: consumer)
+        try loop(stage, consumer: consumer, assignment: assignment, shouldStop: shouldStop) { tick in
+            try transaction(stage, tick: tick, producer: producer, consumer: consumer)
+            onCommit()
+        }
+    }
+
+    /// Runs a stage whose output is outside Kafka: after each durable `write` the loop commits the
+    /// consumer offsets it covered. Same membership, polling, idleness and stop as `run(_:)`.
+    public func run(durable stage: some DurableStage, shouldStop: () -> Bool = { false }, onCommit: () -> Void = {}) throws {
+        let assignment = AssignmentTracker()
+        let consumer = try makeConsumer(assignment)
+        try stage.prepare(consumer: consumer)
+        try loop(stage, consumer: consumer, assignment: assignment, shouldStop: shouldStop) { tick in
+            try durableCommit(stage, tick: tick, consumer: consumer)
+            onCommit()
+        }
+    }
+
+    private var clientId: String { "strata-\(options.job)-\(options.instanceId)" }
+
+    private func makeConsumer(_ assignment: AssignmentTracker) throws -> KafkaConsumer {
         var ccfg = KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId, clientId: clientId)
             .merging(options.consumerDefaults)
         if options.staticMembership {
@@ -97,17 +124,15 @@ public final class TransactionalLoop {
                                                                     instance: options.instanceId)
         }
         ccfg = ccfg.merging(options.kafka)
-
-        let producer = try KafkaProducer(config: pcfg, logger: logger)
         // The idle clock runs only once the group has answered: joining can take seconds.
-        let assignment = AssignmentTracker()
-        let consumer = try KafkaConsumer(config: ccfg, logger: logger) { assignment.apply($0) }
-        try producer.initTransactions()
-        try stage.prepare(producer: producer, consumer: consumer)
+        return try KafkaConsumer(config: ccfg, logger: logger) { assignment.apply($0) }
+    }
+
+    private func loop(_ stage: some LoopStage, consumer: KafkaConsumer, assignment: AssignmentTracker,
+                      shouldStop: () -> Bool, commit: (Tick) throws -> Void) throws {
         try consumer.subscribe(options.inputs)
         defer { consumer.close() }
         logger.info("\(options.job) started", metadata: ["group": "\(options.groupId)", "instance": "\(options.instanceId)"])
-
         var lastInput = ContinuousClock.now
         var topicNames = TopicNames()
         while !shouldStop() {
@@ -155,10 +180,7 @@ public final class TransactionalLoop {
             if stage.holdsInput { lastInput = now }
             let finishing = options.untilIdle.map { assignment.hasJoined && now - lastInput >= $0 } ?? false
             let tick = Tick(now: now, inputPaused: records.isEmpty, finishing: finishing)
-            if stage.wantsTransaction(tick) {
-                try transaction(stage, tick: tick, producer: producer, consumer: consumer)
-                onCommit()
-            }
+            if stage.wantsTransaction(tick) { try commit(tick) }
             // Zero-copy records handed to the producer point into `batch`: alive until here.
             withExtendedLifetime(batch) {}
             if finishing { break }
@@ -168,7 +190,7 @@ public final class TransactionalLoop {
     }
 
     /// Asks the stage where to resume and seeks there; true when the consumer was repositioned.
-    private func restore(_ stage: some TransactionalStage, consumer: KafkaConsumer) throws -> Bool {
+    private func restore(_ stage: some LoopStage, consumer: KafkaConsumer) throws -> Bool {
         stats.restores += 1
         let owned = try consumer.assignment()
         let r = try stage.restore(owned: owned, consumer: consumer)
@@ -228,12 +250,35 @@ public final class TransactionalLoop {
             }
             return
         }
+        didCommit(stage, tick)
+    }
+
+    private func didCommit(_ stage: some LoopStage, _ tick: Tick) {
         uncommittedFrom = [:]
         positionsChanged = false
         stats.transactions += 1
         stats.lastCommitAt = .now
         stage.committed(tick)
         metrics.transactions.increment()
+    }
+
+    /// The stage makes its output durable, then the offsets it covers are committed. A failed
+    /// offset commit (a rebalance under way) is logged, not fatal: the output is durable and the
+    /// partition's next owner reads those records again, which the stage's idempotent writes absorb.
+    private func durableCommit(_ stage: some DurableStage, tick: Tick, consumer: KafkaConsumer) throws {
+        let started = ContinuousClock.now
+        defer { metrics.transactionSeconds.record(duration: ContinuousClock.now - started) }
+        try stage.write(tick)
+        if positionsChanged {
+            do {
+                try consumer.commit(positions.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) })
+            } catch {
+                stats.failedOffsetCommits += 1
+                logger.warning("offset commit failed after a durable write; the records will be read again",
+                               metadata: ["error": "\(error)"])
+            }
+        }
+        didCommit(stage, tick)
     }
 }
 

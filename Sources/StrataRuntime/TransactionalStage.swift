@@ -1,12 +1,10 @@
 public import StrataKafka
 
-/// A job's transform, plugged into `TransactionalLoop`: it sees the records the loop polls and,
-/// when it asks for one, fills a transaction whose consumer offsets the loop adds and commits.
-/// The loop owns everything else (membership, polling, cadence, offsets, aborts, idleness, stop);
-/// see docs/architecture.md.
-public protocol TransactionalStage: AnyObject {
-    /// Once, before the first poll (topic handles, partition counts).
-    func prepare(producer: KafkaProducer, consumer: KafkaConsumer) throws
+/// What the loop asks of every job's transform: it sees the records the loop polls and says when
+/// the work consumed so far should be committed. The loop owns everything else (membership,
+/// polling, cadence, offsets, aborts, idleness, stop); see docs/architecture.md. A job implements
+/// one of the two refinements below, by where its output goes.
+public protocol LoopStage: AnyObject {
     /// The owned partitions changed (the first assignment included): reload state for `owned`
     /// and say where reading resumes. Partitions without a seek continue at the group's offset.
     func restore(owned: [TopicPartitionOffset], consumer: KafkaConsumer) throws -> Restore
@@ -17,12 +15,10 @@ public protocol TransactionalStage: AnyObject {
     func partitionEnded(topic: String, partition: Int32)
     /// After every poll (e.g. pause or resume partitions).
     func afterPoll(consumer: KafkaConsumer)
-    /// Whether to run a transaction now.
+    /// Whether to commit now (a Kafka transaction, or a durable write followed by the offsets).
     func wantsTransaction(_ tick: Tick) -> Bool
     /// Work for the transaction that should not hold it open (e.g. dimension lookups).
     func beforeTransaction(_ tick: Tick) throws
-    /// Inside the open transaction: produce this transaction's records.
-    func produce(into producer: KafkaProducer, tick: Tick) throws
     /// The transaction committed.
     func committed(_ tick: Tick)
     /// The transaction was aborted (its records are discarded by the broker): how to redo the work.
@@ -31,12 +27,42 @@ public protocol TransactionalStage: AnyObject {
     var holdsInput: Bool { get }
 }
 
-extension TransactionalStage {
-    public func prepare(producer: KafkaProducer, consumer: KafkaConsumer) throws {}
+/// A stage whose output is Kafka records: each transaction's records and the consumer offsets
+/// they cover commit together (`send_offsets_to_transaction`), so a crash publishes both or neither.
+public protocol TransactionalStage: LoopStage {
+    /// Once, before the first poll (topic handles, partition counts).
+    func prepare(producer: KafkaProducer, consumer: KafkaConsumer) throws
+    /// Inside the open transaction: produce this transaction's records.
+    func produce(into producer: KafkaProducer, tick: Tick) throws
+}
+
+/// A stage whose output lives outside Kafka (archive files, a database table): `write` makes
+/// everything consumed since the last commit durable, then the loop commits the consumer offsets.
+/// A crash between the two delivers those records again, so `write` must be idempotent (files
+/// named by their first offset and replaced whole, upserts that keep the highest revision).
+public protocol DurableStage: LoopStage {
+    /// Once, before the first poll.
+    func prepare(consumer: KafkaConsumer) throws
+    /// Durably store what was consumed since the last commit (fsync, a committed store transaction).
+    /// An error ends the run: the job restarts from the committed offsets.
+    func write(_ tick: Tick) throws
+}
+
+extension LoopStage {
     public func partitionEnded(topic: String, partition: Int32) {}
     public func afterPoll(consumer: KafkaConsumer) {}
     public func beforeTransaction(_ tick: Tick) throws {}
     public var holdsInput: Bool { false }
+}
+
+extension TransactionalStage {
+    public func prepare(producer: KafkaProducer, consumer: KafkaConsumer) throws {}
+}
+
+extension DurableStage {
+    public func prepare(consumer: KafkaConsumer) throws {}
+    /// Nothing is aborted: a failed write ends the run.
+    public func aborted() -> Rewind { .restore }
 }
 
 /// Where reading resumes after an assignment change or a `.restore` rewind.
