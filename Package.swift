@@ -24,6 +24,7 @@ let package = Package(
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
 
         // Thin Swift wrappers over the C APIs.
         .target(name: "StrataKafka", dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")]),
@@ -54,6 +55,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log")],
             resources: [.embedInCode("Store/SQL/sqlite_001_dimensions.sql"),
                         .embedInCode("Store/SQL/postgres_001_dimensions.sql")]),
+        // The offline archive: Zstandard files (the only user of libzstd) and their path contract.
+        .target(name: "StrataArchive", dependencies: ["CZstd"]),
         // Minute row-to-column windows: cells, watermarks, revisions (no broker).
         .target(name: "StrataDWM", dependencies: ["StrataCore"]),
         // The jobs that join layers: dwm (windows + enrichment + exactly-once publishing) and dimsync.
@@ -96,6 +99,7 @@ let package = Package(
         .testTarget(name: "StrataDimsTests", dependencies: ["StrataDims", "StrataGen", "StrataRedis", "StrataCore", "StrataTestSupport"]),
         .testTarget(name: "StrataDWMTests", dependencies: ["StrataDWM", "StrataGen", "StrataCore", "StrataTestSupport"]),
         .testTarget(name: "StrataJobsTests", dependencies: ["StrataJobs", "StrataDWM", "StrataDims", "StrataKafka", "StrataGen", "StrataCore", "StrataQuery", "strata", "StrataTestSupport"]),
+        .testTarget(name: "StrataArchiveTests", dependencies: ["StrataArchive"]),
         .testTarget(name: "StrataRuntimeTests", dependencies: ["StrataRuntime"]),
         .testTarget(name: "StrataServeTests", dependencies: ["StrataServe", "StrataQuery", "StrataKafka", "StrataCore", "StrataTestSupport",
             .product(name: "Hummingbird", package: "hummingbird")]),
