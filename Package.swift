@@ -48,13 +48,16 @@ let package = Package(
             .product(name: "Logging", package: "swift-log")]),
 
         // Dimension store (SQLite, PostgreSQL), CSV loading, and the tiered cache in front of it.
-        // Its DDL is sql/<dialect>/001_dimensions.sql, embedded through links in Store/SQL.
+        // Also dws_minute's table store (DWSTable).
+        // Its DDL is sql/<dialect>/00N_*.sql, embedded through links in Store/SQL.
         .target(name: "StrataDims", dependencies: ["StrataCore", "StrataRedis", "CSQLite",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log")],
             resources: [.embedInCode("Store/SQL/sqlite_001_dimensions.sql"),
-                        .embedInCode("Store/SQL/postgres_001_dimensions.sql")]),
+                        .embedInCode("Store/SQL/postgres_001_dimensions.sql"),
+                        .embedInCode("Store/SQL/sqlite_002_warehouse.sql"),
+                        .embedInCode("Store/SQL/postgres_002_warehouse.sql")]),
         // The offline archive: Zstandard files (the only user of libzstd) and their path contract.
         .target(name: "StrataArchive", dependencies: ["CZstd"]),
         // Minute row-to-column windows: cells, watermarks, revisions (no broker).

@@ -78,6 +78,10 @@ final class SQLiteConnection {
     }
 
     var lastError: String { String(cString: sqlite3_errmsg(db)) }
+
+    /// Rows inserted, updated or deleted by the last finished statement (0 for an upsert whose
+    /// DO UPDATE … WHERE did not match).
+    var changes: Int { Int(sqlite3_changes(db)) }
 }
 
 final class SQLiteStatement {
@@ -137,4 +141,7 @@ final class SQLiteStatement {
     }
 
     func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(raw, column) }
+
+    /// True for SQL NULL.
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(raw, column) == SQLITE_NULL }
 }

@@ -65,3 +65,10 @@ extension String {
         return String(decoding: u[a..<b], as: UTF8.self)
     }
 }
+
+/// The warehouse DDL beyond 001: `002_warehouse.sql` (dws_minute's per-content index), embedded
+/// like ``DimensionSchema``.
+public enum WarehouseSchema {
+    public static let sqliteWarehouse = String(decoding: PackageResources.sqlite_002_warehouse_sql, as: UTF8.self)
+    public static let postgresWarehouse = String(decoding: PackageResources.postgres_002_warehouse_sql, as: UTF8.self)
+}

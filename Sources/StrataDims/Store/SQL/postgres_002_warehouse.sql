@@ -1,0 +1,1 @@
+../../../../sql/postgres/002_warehouse.sql

@@ -1,0 +1,1 @@
+../../../../sql/sqlite/002_warehouse.sql
