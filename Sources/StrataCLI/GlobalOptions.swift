@@ -66,6 +66,8 @@ public struct DurationArgument: ExpressibleByArgument, Sendable {
     public let duration: Duration
     public var seconds: Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
 
+    public init(_ duration: Duration) { self.duration = duration }
+
     public init?(argument: String) {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         var text = argument.lowercased()

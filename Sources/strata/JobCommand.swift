@@ -12,7 +12,7 @@ import StrataRuntime
 struct JobCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "job", abstract: "Run one stream job (a consumer-group member; start more instances to scale out).",
-        subcommands: [Split.self, DWM.self, DimSyncJob.self])
+        subcommands: [Split.self, DWM.self, DimSyncJob.self, Archive.self, Sink.self])
 
     /// Options every job takes.
     struct JobOptions: ParsableArguments {

@@ -44,7 +44,7 @@ struct QueryCommand: ParsableCommand {
     @Option(help: "Limit: longest window (default 24h).") var maxWindow: DurationArgument?
 
     func run() throws {
-        let text = try queryText()
+        let text = try Self.queryText(sql: sql, file: file)
         let query: Query
         do throws(QueryError) {
             query = try Query.parse(text)
@@ -122,7 +122,7 @@ struct QueryCommand: ParsableCommand {
         }
     }
 
-    private func queryText() throws -> String {
+    static func queryText(sql: String?, file: String?) throws -> String {
         switch (sql, file) {
         case (let text?, nil): return text
         case (nil, let path?):
@@ -163,14 +163,15 @@ struct QueryCommand: ParsableCommand {
 struct ResultPrinter {
     let format: QueryCommand.Format
     let query: Query
-    let live = isatty(STDOUT_FILENO) != 0
+    let live: Bool
     /// Latest table per window start; final ones are kept (a few) so the view can show them.
     private var latest: [Int64: QueryResult] = [:]
     private var drawn = false
 
-    init(format: QueryCommand.Format, query: Query) {
+    init(format: QueryCommand.Format, query: Query, live: Bool = isatty(STDOUT_FILENO) != 0) {
         self.format = format
         self.query = query
+        self.live = live
     }
 
     mutating func show(_ results: [QueryResult], engine: QueryEngine) {

@@ -2,28 +2,33 @@ import ArgumentParser
 import Foundation
 import Logging
 import StrataCore
+import StrataDims
 import StrataJobs
+import StrataOffline
 import StrataRuntime
 import StrataSplit
 import Synchronization
 
-/// split + dwm + dimsync in one process, one thread each. One process keeps the local set-up to one
+/// split + dwm + dimsync (+ archive and sink) in one process, one thread each. One process keeps the local set-up to one
 /// command and lets dimsync update the dwm job's own valid-id filter; to scale out, run the jobs as
 /// separate processes (`strata job …`), each a consumer-group member (docs/operations.md).
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run every job of the pipeline in one process: split, dwm (with dimsync following dim.changelog).",
+        abstract: "Run every job of the pipeline in one process: split, dwm (with dimsync following dim.changelog), archive and sink.",
         discussion: """
         Stops on SIGINT/SIGTERM (each job commits and leaves its group) or, with --until-idle, when every job is idle.
         Prints one JSON summary line per job (as `strata job` does); exits 3 if a job's accounting does not balance.
-        Consumer groups: <topic-prefix>strata-split and <topic-prefix>strata-dwm, or G-split and G-dwm with --group G.
+        Consumer groups: <topic-prefix>strata-<job>, or G-<job> with --group G.
+        The offline layer (archive: ods.raw → --archive; sink: dws.content → dws_minute) runs beside them unless --no-offline.
         """)
     @OptionGroup var global: GlobalOptions
     @OptionGroup var job: JobCommand.JobOptions
     @OptionGroup var dwm: DWMOptions
     @Option(help: "Split: pause an ods.raw partition this far (ms of event time) ahead of the slowest one with input; 0 turns alignment off.")
     var alignMs: Int64 = SplitJob.Options(brokers: "").alignMs ?? 0
+    @OptionGroup var offline: OfflineOptions
+    @Flag(help: "Run only split and dwm, without the archive and sink jobs.") var noOffline = false
 
     func run() throws {
         let config = try global.resolve()
@@ -50,8 +55,19 @@ struct RunCommand: ParsableCommand {
         dwmOptions.staticMembership = job.staticMembership
         dwm.apply(to: &dwmOptions)
 
+        var jobs: [any StreamJob] = [try SplitJob(options: splitOptions, topology: topology),
+                                     DWMJob(options: dwmOptions, topology: topology, cache: cache)]
+        if !noOffline {
+            func group(_ name: String) -> String { job.group.map { $0 + "-" + name } ?? job.groupId(name) }
+            jobs.append(try ArchiveJob(options: offline.archiveOptions(brokers: config.brokers, kafka: config.kafka, job: job,
+                                                                       group: group("archive"))))
+            // The sink reads what dwm publishes: idle only after dwm has finished.
+            var sinkOptions = offline.sinkOptions(brokers: config.brokers, kafka: config.kafka, job: job, group: group("sink"))
+            sinkOptions.untilIdle = job.untilIdle.map { $0.duration + .seconds(6) }
+            let table = try DWSTableFactory.open(offline.warehouse ?? dwm.store ?? config.store)
+            jobs.append(try SinkJob(options: sinkOptions, table: table))
+        }
         let follower = startChangelogFollower(config: config, topicPrefix: job.topicPrefix, cache: cache)
-        try runJobs([try SplitJob(options: splitOptions, topology: topology), DWMJob(options: dwmOptions, topology: topology, cache: cache)],
-                    metricsFile: job.metricsFile) { follower.stop() }
+        try runJobs(jobs, metricsFile: job.metricsFile) { follower.stop() }
     }
 }

@@ -1,0 +1,134 @@
+import Foundation
+import StrataArchive
+import StrataCore
+import StrataTestSupport
+import XCTest
+
+/// The archive job as users run it (`strata job archive`), killed with SIGKILL mid-file at random
+/// moments and restarted: every `ods.raw` line is in the archive exactly once, in the hour folder
+/// of its own `ts` (checked by a parse written here), or under `invalid/` when it has no readable ts.
+final class ArchiveEndToEndTests: XCTestCase {
+    func testArchiveKilledMidFileHoldsEveryLineExactlyOnce() throws {
+        let sandbox = try PipelineSandbox(seed: 61)
+        // Three hours of event time over four partitions, with the generator's malformed lines,
+        // plus values the archive must keep on one line.
+        var (lines, partitionOf) = generateWorkload(events: 90_000, seed: 61, contents: sandbox.contents, users: sandbox.users,
+                                                    eventsPerSecond: 6)
+        let extra: [[UInt8]] = [Array("{\"event_id\":\"nl\",\"ts\":1795219200000,\"note\":\"a\nb\"}".utf8),
+                                Array("not json at all".utf8), Array("{\"ts\":\"1795219200000\"}".utf8)]
+        for (i, e) in extra.enumerated() { lines.append(e); partitionOf.append(Int32(i % 4)) }
+
+        let archive = NSTemporaryDirectory() + "strata-archive-\(sandbox.prefix)"
+        defer { try? FileManager.default.removeItem(atPath: archive) }
+        func launch(untilIdle: Int?) throws -> (Process, Pipe) {
+            var args = ["job", "archive", "--topic-prefix", sandbox.prefix, "--group", sandbox.prefix + "archive",
+                        "--brokers", sandbox.brokers, "--archive", archive, "--archive-roll", "150ms",
+                        "--archive-roll-mb", "1", "--offline-batch-size", "2000", "--log-format", "json"]
+            if let untilIdle { args += ["--until-idle", "\(untilIdle)"] }
+            let out = Pipe()
+            return (try launchStrata(strataBinary, args, standardOutput: out), out)
+        }
+        let seed = UInt64.random(in: 1...UInt64.max)
+        print("kill moments seed: \(seed)")
+        var rng = SeededRandom(seed: seed)
+        var killedRunning = 0
+        var killsLeavingStagedFiles = 0
+        for round in 0..<3 {
+            // A third of the input arrives before each round, so every round has work to interrupt.
+            try sandbox.produceRaw(lines[(round * lines.count / 3)..<((round + 1) * lines.count / 3)], partitionOf: partitionOf)
+            let before = try publishedFiles(archive)
+            let (p, _) = try launch(untilIdle: nil)
+            // Once this round has published a batch (joining the group takes seconds), at a random
+            // moment while it works through the rest (batches of 2 000 lines, one every ~0.2 s).
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline, try publishedFiles(archive) <= before { Thread.sleep(forTimeInterval: 0.01) }
+            Thread.sleep(forTimeInterval: Double(rng.below(300)) / 1_000)
+            if p.isRunning { killedRunning += 1 }
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationReason, .uncaughtSignal, "killed, not exited")
+            if !((try? FileManager.default.contentsOfDirectory(atPath: archive + "/_staging")) ?? []).isEmpty {
+                killsLeavingStagedFiles += 1
+            }
+        }
+        XCTAssertEqual(killedRunning, 3, "every kill hit a running process")
+        XCTAssertGreaterThan(killsLeavingStagedFiles, 0, "a kill interrupted files being written")
+
+        let (p, out) = try launch(untilIdle: 3)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let summary = try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
+        print("final archive run: \(summary ?? [:])")
+        XCTAssertEqual(summary?["balanced"] as? Bool, true)
+        XCTAssertLessThan(summary?["consumed"] as? Int ?? .max, lines.count, "the killed runs had committed some of their work")
+
+        // Exactly once: the archive's lines as a multiset equal the input's (newlines → spaces).
+        let archived = try archivedLines(archive)
+        var expected: [String: Int] = [:]
+        for l in lines {
+            expected[String(decoding: l.map { $0 == 0x0A ? 0x20 : $0 }, as: UTF8.self), default: 0] += 1
+        }
+        var got: [String: Int] = [:]
+        for a in archived { got[a.line, default: 0] += 1 }
+        let missing = expected.filter { got[$0.key, default: 0] < $0.value }.count
+        let doubled = got.filter { expected[$0.key, default: 0] < $0.value }.count
+        XCTAssertEqual(missing, 0, "lines lost")
+        XCTAssertEqual(doubled, 0, "lines archived more than once")
+        XCTAssertEqual(archived.count, lines.count)
+
+        // Placement, checked two independent ways: a line Foundation parses as an object with an
+        // integer ts is in that ts's hour folder, a line Foundation parses without one is under
+        // invalid/; a line it cannot parse (truncated, bad UTF-8, garbage after the object) is
+        // either in the hour of the `"ts":<digits>` it shows or under invalid/.
+        var misplaced: [String] = []
+        for a in archived {
+            let folderHour: Int64? = { if case .hour(let h) = a.file.folder { a.file.day.startMs / 3_600_000 + Int64(h) } else { nil } }()
+            switch Self.foundationTs(a.line) {
+            case .object where a.line.contains("\"note\":\"a b\""):
+                // Held a raw newline: invalid/ by arrival day, the newline turned into a space.
+                if folderHour != nil { misplaced.append(a.line) }
+            case .object(let ts?): if folderHour != ts / 3_600_000 { misplaced.append(a.line) }
+            case .object(nil), .notAnObject: if folderHour != nil { misplaced.append(a.line) }
+            case .unparsable:
+                if let folderHour, Self.patternTs(a.line).map({ $0 / 3_600_000 }) != folderHour { misplaced.append(a.line) }
+            }
+        }
+        XCTAssertEqual(misplaced.count, 0, "lines in the wrong folder, e.g. \(misplaced.prefix(3))")
+        XCTAssertGreaterThan(archived.filter { if case .invalid = $0.file.folder { true } else { false } }.count, 100,
+                             "the generator's malformed lines without a readable ts are archived too")
+        let staging = (try? FileManager.default.contentsOfDirectory(atPath: archive + "/_staging")) ?? []
+        XCTAssertEqual(staging, [], "a clean run leaves no staging files")
+    }
+
+    private func publishedFiles(_ root: String) throws -> Int {
+        try ArchiveLayout.days(root: root).reduce(0) { $0 + (try ArchiveLayout.listDay(root: root, day: $1).count) }
+    }
+
+    private func archivedLines(_ root: String) throws -> [(line: String, file: ArchiveFile)] {
+        var out: [(String, ArchiveFile)] = []
+        for day in try ArchiveLayout.days(root: root) {
+            for file in try ArchiveLayout.listDay(root: root, day: day) {
+                try ZstdLineReader(path: file.path).forEachLine { out.append((String(decoding: $0, as: UTF8.self), file)) }
+            }
+        }
+        return out
+    }
+
+    enum Parsed { case object(Int64?), notAnObject, unparsable }
+
+    /// Foundation's reading of a line: an object and its integer `ts` (nil when missing, not an
+    /// integer or negative), another JSON value, or not JSON.
+    static func foundationTs(_ line: String) -> Parsed {
+        guard let any = try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed]) else { return .unparsable }
+        guard let o = any as? [String: Any] else { return .notAnObject }
+        guard let n = o["ts"] as? NSNumber, !(o["ts"] is String), !(o["ts"] is Bool),
+              let ts = Int64(n.stringValue), ts >= 0 else { return .object(nil) }
+        return .object(ts)
+    }
+
+    /// `"ts":` followed by digits ending at `,` or `}`, anywhere in the line.
+    static func patternTs(_ line: String) -> Int64? {
+        guard let m = line.firstMatch(of: #/"ts"\s*:\s*([0-9]+)\s*[,}]/#) else { return nil }
+        return Int64(m.1)
+    }
+}
