@@ -1,0 +1,82 @@
+import Foundation
+import StrataCore
+import StrataDims
+import StrataOffline
+import StrataRuntime
+import StrataTestSupport
+import XCTest
+
+/// The sink job behind a real split + dwm run: `dws_minute` holds exactly the final DWS rows the
+/// input decides (computed here by `PipelineTruth`), a replay of the whole topic changes nothing,
+/// and `strata olap` answers a grouped question over the table as an independent computation does.
+final class WarehouseEndToEndTests: XCTestCase {
+    func testSinkStoresTheFinalRowsAndOLAPAnswersFromThem() throws {
+        let sandbox = try PipelineSandbox(seed: 71)
+        let (lines, partitionOf) = generateWorkload(events: 12_000, seed: 71, contents: sandbox.contents, users: sandbox.users,
+                                                    eventsPerSecond: 40)
+        let truth = PipelineTruth(lines: lines, partitionOf: partitionOf, contents: sandbox.contents, actions: sandbox.topology.actions)
+        try sandbox.produceRaw(lines[...], partitionOf: partitionOf)
+        _ = try sandbox.runConcurrently(splits: [sandbox.splitOptions()], dwms: [sandbox.dwmOptions()], cache: try sandbox.makeCache())
+
+        let table = try DWSTableFactory.open("sqlite:" + sandbox.storePath)
+        func sink(group: String) throws -> SinkJob.Stats {
+            var o = SinkJob.Options(brokers: sandbox.brokers)
+            o.topicPrefix = sandbox.prefix
+            o.groupId = sandbox.prefix + group
+            o.untilIdle = .seconds(3)
+            o.maxRows = 500   // many store transactions
+            let job = try SinkJob(options: o, table: table)
+            try job.run(shouldStop: { false }, report: { _ in })
+            XCTAssertTrue(job.summary.balanced, "\(job.summary)")
+            return job.stats
+        }
+        let first = try sink(group: "sink")
+        XCTAssertGreaterThan(first.changed, 0)
+        XCTAssertEqual(first.rejected, 0)
+
+        // The table is the truth: every (minute, content) once, final, with its numbers and uv.
+        let stored = try table.allRows()
+        XCTAssertEqual(stored.count, truth.dws.count, "one row per (minute, content)")
+        var wrong: [String] = []
+        for row in stored {
+            guard let want = truth.dws["\(row.minute)|\(row.contentId)"] else { wrong.append("unexpected \(row)"); continue }
+            let got: [String: Int64] = ["expose": row.expose, "click": row.click, "play": row.play, "play_ms": row.playMs,
+                                        "like": row.like, "share": row.share, "comment": row.comment, "report": row.report]
+            for (k, v) in got where v != want[k, default: 0] { wrong.append("\(row.minute)|\(row.contentId) \(k)=\(v) want \(want[k, default: 0])") }
+            if row.uv != want["uv", default: 0] { wrong.append("\(row.minute)|\(row.contentId) uv=\(row.uv) want \(want["uv", default: 0])") }
+            if !row.isFinal { wrong.append("\(row.minute)|\(row.contentId) not final") }
+            if row.rev != 2 * want["n"]! + 1 { wrong.append("\(row.minute)|\(row.contentId) rev \(row.rev)") }
+        }
+        XCTAssertEqual(wrong.prefix(10), [], "\(wrong.count) wrong cells")
+
+        // A second group replays every revision, early ones included: nothing in the table changes.
+        let replay = try sink(group: "sink-replay")
+        XCTAssertEqual(replay.stored, first.stored, "the replay handed the table every row again")
+        XCTAssertEqual(replay.changed, 0, "an older or equal revision replaced nothing")
+        XCTAssertEqual(try table.allRows(), stored)
+
+        // strata olap, as a user runs it: clicks per category over the whole range, against the
+        // truth joined with the categories in the dimension store.
+        let minutes = stored.map(\.minute)
+        let from = try XCTUnwrap(minutes.min()), to = try XCTUnwrap(minutes.max()) + 60_000
+        let out = Pipe()
+        let olap = try launchStrata(strataBinary, ["olap", "--store", "sqlite:" + sandbox.storePath, "--from", "\(from)", "--to", "\(to)",
+                                                   "--format", "ndjson",
+                                                   "SELECT content.category AS category, sum(click) AS clicks, count(*) AS row_count FROM dws.content GROUP BY content.category"],
+                                    standardOutput: out)
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        olap.waitUntilExit()
+        XCTAssertEqual(olap.terminationStatus, 0, text)
+        let tables = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let rows = try XCTUnwrap(tables.last?["rows"] as? [[String: Any]], text)
+        var got: [String: Int] = [:]
+        for r in rows { got[r["category"] as? String ?? "?"] = (r["clicks"] as? Int) ?? -1 }
+        let contents = try sandbox.store.contents(Array(Set(truth.dws.keys.map { String($0.split(separator: "|")[1]) })))
+        var want: [String: Int] = [:]
+        for (id, m) in truth.dws {
+            let category = contents[String(id.split(separator: "|")[1])]?.category ?? "?"
+            want[category, default: 0] += Int(m["click", default: 0])
+        }
+        XCTAssertEqual(got, want)
+    }
+}
