@@ -43,7 +43,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log")]),
 
         // Dimension store (SQLite, PostgreSQL), CSV loading, and the tiered cache in front of it.
-        // Also dws_minute's table store (DWSTable).
+        // Also the warehouse tables: dws_minute (DWSTable) and the settlement prices (PricingTable).
         // Its DDL is sql/<dialect>/00N_*.sql, embedded through links in Store/SQL.
         .target(name: "StrataDims", dependencies: ["StrataCore", "StrataRedis", "CSQLite",
             .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -51,7 +51,9 @@ let package = Package(
             resources: [.embedInCode("Store/SQL/sqlite_001_dimensions.sql"),
                         .embedInCode("Store/SQL/postgres_001_dimensions.sql"),
                         .embedInCode("Store/SQL/sqlite_002_warehouse.sql"),
-                        .embedInCode("Store/SQL/postgres_002_warehouse.sql")]),
+                        .embedInCode("Store/SQL/postgres_002_warehouse.sql"),
+                        .embedInCode("Store/SQL/sqlite_003_pricing.sql"),
+                        .embedInCode("Store/SQL/postgres_003_pricing.sql")]),
         // The offline archive: Zstandard files (the only user of libzstd) and their path contract.
         .target(name: "StrataArchive", dependencies: ["CZstd"]),
         // Minute row-to-column windows: cells, watermarks, revisions (no broker).
