@@ -56,6 +56,9 @@ let package = Package(
                         .embedInCode("Store/SQL/postgres_003_pricing.sql")]),
         // The offline archive: Zstandard files (the only user of libzstd) and their path contract.
         .target(name: "StrataArchive", dependencies: ["CZstd"]),
+        // `strata reconcile` / `strata settle`: the day recomputed in batch from the archive, in code
+        // that shares nothing with the stream jobs' parsing, windows or aggregation.
+        .target(name: "StrataReconcile", dependencies: ["StrataArchive", "StrataDims", "StrataKafka"]),
         // Minute row-to-column windows: cells, watermarks, revisions (no broker).
         .target(name: "StrataDWM", dependencies: ["StrataCore"]),
         // The jobs that join layers: dwm (windows + enrichment + exactly-once publishing) and dimsync.
@@ -80,7 +83,7 @@ let package = Package(
         ]),
 
         .executableTarget(name: "strata", dependencies: [
-            "StrataCLI", "StrataBench",
+            "StrataCLI", "StrataBench", "StrataArchive", "StrataReconcile",
             "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs", "StrataRuntime", "StrataServe",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -96,6 +99,7 @@ let package = Package(
         .testTarget(name: "StrataDWMTests", dependencies: ["StrataDWM", "StrataGen", "StrataCore", "StrataTestSupport"]),
         .testTarget(name: "StrataJobsTests", dependencies: ["StrataJobs", "StrataDWM", "StrataDims", "StrataKafka", "StrataGen", "StrataCore", "StrataQuery", "strata", "StrataTestSupport"]),
         .testTarget(name: "StrataArchiveTests", dependencies: ["StrataArchive"]),
+        .testTarget(name: "StrataReconcileTests", dependencies: ["StrataReconcile", "StrataArchive", "StrataDims", "StrataCore", "StrataKafka", "strata", "StrataTestSupport"]),
         .testTarget(name: "StrataRuntimeTests", dependencies: ["StrataRuntime"]),
         .testTarget(name: "StrataServeTests", dependencies: ["StrataServe", "StrataQuery", "StrataKafka", "StrataCore", "StrataTestSupport",
             .product(name: "Hummingbird", package: "hummingbird")]),
