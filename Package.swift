@@ -48,7 +48,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log")]),
 
         // Dimension store (SQLite, PostgreSQL), CSV loading, and the tiered cache in front of it.
-        // Also dws_minute's table store (DWSTable).
+        // Also the warehouse tables: dws_minute (DWSTable) and the settlement prices (PricingTable).
         // Its DDL is sql/<dialect>/00N_*.sql, embedded through links in Store/SQL.
         .target(name: "StrataDims", dependencies: ["StrataCore", "StrataRedis", "CSQLite",
             .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -57,9 +57,14 @@ let package = Package(
             resources: [.embedInCode("Store/SQL/sqlite_001_dimensions.sql"),
                         .embedInCode("Store/SQL/postgres_001_dimensions.sql"),
                         .embedInCode("Store/SQL/sqlite_002_warehouse.sql"),
-                        .embedInCode("Store/SQL/postgres_002_warehouse.sql")]),
+                        .embedInCode("Store/SQL/postgres_002_warehouse.sql"),
+                        .embedInCode("Store/SQL/sqlite_003_pricing.sql"),
+                        .embedInCode("Store/SQL/postgres_003_pricing.sql")]),
         // The offline archive: Zstandard files (the only user of libzstd) and their path contract.
         .target(name: "StrataArchive", dependencies: ["CZstd"]),
+        // `strata reconcile` / `strata settle`: the day recomputed in batch from the archive, in code
+        // that shares nothing with the stream jobs' parsing, windows or aggregation.
+        .target(name: "StrataReconcile", dependencies: ["StrataArchive", "StrataDims", "StrataKafka"]),
         // Minute row-to-column windows: cells, watermarks, revisions (no broker).
         .target(name: "StrataDWM", dependencies: ["StrataCore"]),
         // The jobs that join layers: dwm (windows + enrichment + exactly-once publishing) and dimsync.
@@ -89,7 +94,7 @@ let package = Package(
         ]),
 
         .executableTarget(name: "strata", dependencies: [
-            "StrataCLI", "StrataBench",
+            "StrataCLI", "StrataBench", "StrataArchive", "StrataReconcile",
             "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs", "StrataRuntime", "StrataServe", "StrataOffline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -106,6 +111,7 @@ let package = Package(
         .testTarget(name: "StrataDWMTests", dependencies: ["StrataDWM", "StrataGen", "StrataCore", "StrataTestSupport"]),
         .testTarget(name: "StrataJobsTests", dependencies: ["StrataJobs", "StrataOffline", "StrataArchive", "StrataDWM", "StrataDims", "StrataKafka", "StrataGen", "StrataCore", "StrataQuery", "StrataRuntime", "strata", "StrataTestSupport"]),
         .testTarget(name: "StrataArchiveTests", dependencies: ["StrataArchive"]),
+        .testTarget(name: "StrataReconcileTests", dependencies: ["StrataReconcile", "StrataArchive", "StrataDims", "StrataCore", "StrataKafka", "strata", "StrataTestSupport"]),
         .testTarget(name: "StrataRuntimeTests", dependencies: ["StrataRuntime"]),
         .testTarget(name: "StrataServeTests", dependencies: ["StrataServe", "StrataQuery", "StrataKafka", "StrataCore", "StrataTestSupport",
             .product(name: "Hummingbird", package: "hummingbird")]),

@@ -3,7 +3,7 @@ internal import CZstd
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
-import Darwin
+public import Darwin
 #endif
 
 /// What went wrong reading or writing a Zstandard file. Every case names the file.

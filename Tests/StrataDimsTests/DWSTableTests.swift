@@ -129,6 +129,23 @@ final class SQLiteDWSTableTests: XCTestCase {
         let versions = try PostgresServerProcess.run("/usr/bin/sqlite3", [path, "SELECT group_concat(version) FROM schema_version"])
         XCTAssertTrue(versions.contains("2"), versions)
     }
+
+    func testPricingLoadAndCSV() throws {
+        let prices = try PricingCSV.parse("category,price_per_click,price_per_mille\ngame,0.05,2\n*,0.01,0.5\n")
+        XCTAssertEqual(prices, [CategoryPrice(category: "game", pricePerClickMicro: 50_000, pricePerMilleMicro: 2_000_000),
+                                CategoryPrice(category: "*", pricePerClickMicro: 10_000, pricePerMilleMicro: 500_000)])
+        for bad in ["category,price\ngame,1\n", "category,price_per_click,price_per_mille\ngame,-1,2\n",
+                    "category,price_per_click,price_per_mille\ngame,0.0000001,2\n",
+                    "category,price_per_click,price_per_mille\ngame,1,2\ngame,1,2\n"] {
+            XCTAssertThrowsError(try PricingCSV.parse(bad), bad)
+        }
+        XCTAssertEqual(PricingCSV.format(micro: 12_500_001), "12.500001")
+        let table = try PricingTableFactory.open("sqlite:" + dir.appendingPathComponent("p.db").path)
+        try table.migrate()
+        try table.replaceAll(prices)
+        try table.replaceAll(prices) // a reload replaces, never duplicates
+        XCTAssertEqual(try table.all().sorted { $0.category < $1.category }, prices.sorted { $0.category < $1.category })
+    }
 }
 
 final class PostgresDWSTableTests: XCTestCase {
@@ -177,5 +194,15 @@ final class PostgresDWSTableTests: XCTestCase {
         // Both count each identity at most once per batch, so the changed counts agree too.
         XCTAssertEqual(changedSQLite, changedPostgres)
         XCTAssertGreaterThanOrEqual(changedSQLite, a.count)
+    }
+
+    func testPricingRoundTrip() throws {
+        let table = try PricingTableFactory.open(try freshDatabase())
+        try table.migrate()
+        let prices = [CategoryPrice(category: "game", pricePerClickMicro: 50_000, pricePerMilleMicro: 2_000_000, currency: "CNY"),
+                      CategoryPrice(category: "*", pricePerClickMicro: 1, pricePerMilleMicro: 0, currency: "USD")]
+        try table.replaceAll(prices)
+        try table.replaceAll(prices)
+        XCTAssertEqual(try table.all().sorted { $0.category < $1.category }, prices.sorted { $0.category < $1.category })
     }
 }

@@ -66,9 +66,11 @@ extension String {
     }
 }
 
-/// The warehouse DDL beyond 001: `002_warehouse.sql` (dws_minute's per-content index), embedded
-/// like ``DimensionSchema``.
+/// The warehouse DDL beyond 001: `002_warehouse.sql` (dws_minute's per-content index) and
+/// `003_pricing.sql` (settlement prices), embedded like ``DimensionSchema``.
 public enum WarehouseSchema {
     public static let sqliteWarehouse = String(decoding: PackageResources.sqlite_002_warehouse_sql, as: UTF8.self)
     public static let postgresWarehouse = String(decoding: PackageResources.postgres_002_warehouse_sql, as: UTF8.self)
+    public static let sqlitePricing = String(decoding: PackageResources.sqlite_003_pricing_sql, as: UTF8.self)
+    public static let postgresPricing = String(decoding: PackageResources.postgres_003_pricing_sql, as: UTF8.self)
 }

@@ -1,0 +1,1 @@
+../../../../sql/postgres/003_pricing.sql

@@ -1,0 +1,1 @@
+../../../../sql/sqlite/003_pricing.sql
