@@ -6,17 +6,26 @@ import StrataRuntime
 import StrataTestSupport
 import XCTest
 
-/// The sink job behind a real split + dwm run: `dws_minute` holds exactly the final DWS rows the
-/// input decides (computed here by `PipelineTruth`), a replay of the whole topic changes nothing,
-/// and `strata olap` answers a grouped question over the table as an independent computation does.
+/// The offline layer behind a real split + dwm run: `dws_minute` holds exactly the final DWS rows
+/// the input decides (computed here by `PipelineTruth`), a replay of the whole topic changes
+/// nothing, `strata olap` answers a grouped question over the table as an independent computation
+/// does, and `strata reconcile` over the archive passes, with batch − stream equal to the truth's
+/// late events per metric.
 final class WarehouseEndToEndTests: XCTestCase {
-    func testSinkStoresTheFinalRowsAndOLAPAnswersFromThem() throws {
+    func testSinkOLAPAndReconcileAgreeWithTheTruth() throws {
         let sandbox = try PipelineSandbox(seed: 71)
         let (lines, partitionOf) = generateWorkload(events: 12_000, seed: 71, contents: sandbox.contents, users: sandbox.users,
                                                     eventsPerSecond: 40)
         let truth = PipelineTruth(lines: lines, partitionOf: partitionOf, contents: sandbox.contents, actions: sandbox.topology.actions)
         try sandbox.produceRaw(lines[...], partitionOf: partitionOf)
         _ = try sandbox.runConcurrently(splits: [sandbox.splitOptions()], dwms: [sandbox.dwmOptions()], cache: try sandbox.makeCache())
+        let archive = NSTemporaryDirectory() + "strata-archive-\(sandbox.prefix)"
+        defer { try? FileManager.default.removeItem(atPath: archive) }
+        var ao = ArchiveJob.Options(brokers: sandbox.brokers, root: archive)
+        ao.topicPrefix = sandbox.prefix
+        ao.groupId = sandbox.prefix + "archive"
+        ao.untilIdle = .seconds(3)
+        try ArchiveJob(options: ao).run(shouldStop: { false }, report: { _ in })
 
         let table = try DWSTableFactory.open("sqlite:" + sandbox.storePath)
         func sink(group: String) throws -> SinkJob.Stats {
@@ -78,5 +87,41 @@ final class WarehouseEndToEndTests: XCTestCase {
             want[category, default: 0] += Int(m["click", default: 0])
         }
         XCTAssertEqual(got, want)
+
+        // strata reconcile for each archived day: passes, and what the stream lacks per metric is
+        // exactly the truth's late events (all of them read back from ods.late).
+        var lateByMetric: [String: Int64] = [:]
+        for (line, n) in truth.late {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let action = o["action"] as? String else { continue }
+            lateByMetric[action, default: 0] += Int64(n)
+            if action == "play" { lateByMetric["play_ms", default: 0] += Int64(n) * ((o["duration_ms"] as? Int64) ?? 0) }
+        }
+        var differences: [String: Int64] = [:]
+        var lateRead = 0
+        let days = try FileManager.default.contentsOfDirectory(atPath: archive).filter { $0.hasPrefix("dt=") }
+        XCTAssertFalse(days.isEmpty)
+        for day in days {
+            let report = Pipe()
+            let reconcile = try launchStrata(strataBinary, ["reconcile", "--date", String(day.dropFirst(3)), "--archive", archive,
+                                                            "--store", "sqlite:" + sandbox.storePath, "--brokers", sandbox.brokers,
+                                                            "--topic-prefix", sandbox.prefix, "--topology", PipelineSandbox.topologyPath,
+                                                            "--format", "json"], standardOutput: report)
+            let data = report.fileHandleForReading.readDataToEndOfFile()
+            reconcile.waitUntilExit()
+            XCTAssertEqual(reconcile.terminationStatus, 0, String(decoding: data, as: UTF8.self).prefix(2_000).description)
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            XCTAssertEqual(json["verdict"] as? String, "ok")
+            let totals = try XCTUnwrap((json["totals"] as? [String: Any])?["metrics"] as? [[String: Any]])
+            for m in totals {
+                guard let name = m["metric"] as? String, name != "uv" else { continue }
+                differences[name, default: 0] += Int64(m["difference"] as? Int ?? 0)
+            }
+            lateRead += (json["input"] as? [String: Any])?["late_of_day"] as? Int ?? 0
+        }
+        XCTAssertEqual(lateRead, truth.lateCount, "every late event of the truth was read from ods.late")
+        for metric in ["expose", "click", "play", "play_ms", "like", "share", "comment", "report"] {
+            XCTAssertEqual(differences[metric, default: 0], lateByMetric[metric, default: 0], "batch − stream for \(metric)")
+        }
     }
 }
