@@ -31,7 +31,8 @@ public final class ArchiveJob: StreamJob {
         public var rollBytes = 128 << 20
         /// …or this long after its first line (the archive's freshness).
         public var rollInterval: Duration = .seconds(60)
-        public var compressionLevel: Int32 = ZstdFileWriter.defaultLevel
+        /// 1: on event NDJSON as small as level 3 (ratio 8.0 vs 7.9) for less CPU (docs/benchmarks.md).
+        public var compressionLevel: Int32 = 1
         public var batchSize = 20_000
 
         public init(brokers: String, root: String) {

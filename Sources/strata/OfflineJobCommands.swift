@@ -10,7 +10,7 @@ struct OfflineOptions: ParsableArguments {
     var archive: String = ProcessInfo.processInfo.environment["STRATA_ARCHIVE"] ?? "data/ods"
     @Option(help: "Publish archive files when a batch reaches this many uncompressed MB…") var archiveRollMb = 128
     @Option(help: "…or this long after its first line (e.g. 60s, 5m).") var archiveRoll: DurationArgument = DurationArgument(.seconds(60))
-    @Option(help: "Zstandard level of the archive files (1 fastest … 19 smallest).") var archiveLevel: Int32 = 3
+    @Option(help: "Zstandard level of the archive files (1 fastest … 19 smallest; 1 measured best for NDJSON events, docs/benchmarks.md).") var archiveLevel: Int32 = 1
     @Option(help: "Store of the dws_minute table: sqlite:PATH or postgres://… (default: the dimension store, env STRATA_STORE).")
     var warehouse: String?
     @Option(help: "Most time a DWS row waits before the sink stores it (e.g. 1s).") var sinkFlush: DurationArgument = DurationArgument(.seconds(1))
