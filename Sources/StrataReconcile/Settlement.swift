@@ -1,5 +1,5 @@
 import Foundation
-import StrataDims
+public import StrataDims
 
 /// One content's settlement for the day, from the batch path.
 public struct SettlementRow: Sendable, Codable, Equatable {

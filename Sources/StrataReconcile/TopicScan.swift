@@ -1,4 +1,4 @@
-import StrataKafka
+public import StrataKafka
 
 /// Reads a topic from its beginning to its end without a consumer group and without writing to
 /// it: done when every partition has reported its end (partition EOF) and then nothing new came
