@@ -1,4 +1,5 @@
 import Foundation
+import StrataArchive
 public import StrataDims
 
 /// One content's settlement for the day, from the batch path.
