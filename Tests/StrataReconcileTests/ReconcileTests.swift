@@ -401,6 +401,10 @@ final class ReconcileTests: XCTestCase {
         XCTAssertEqual(code, 2)
         XCTAssertTrue(err.contains("no archive for 2026-11-30"), err)
 
+        (code, _, err) = try runStrata(["reconcile"] + baseArgs(g) + ["--tolerance", "lots"])
+        XCTAssertEqual(code, 2)
+        XCTAssertTrue(err.contains("--tolerance 'lots'"), err)
+
         (code, _, err) = try runStrata(["reconcile"] + baseArgs(g) + ["--format", "pdf"])
         XCTAssertEqual(code, 2)
         XCTAssertTrue(err.contains("md, html or json"), err)
