@@ -100,7 +100,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
-        // Helpers shared by test targets: real redis-server child processes, the strata binary, reading a topic to its end.
+        // Helpers shared by test targets: real redis-server and PostgreSQL child processes, the strata binary, reading a topic to its end.
         .target(name: "StrataTestSupport", dependencies: ["StrataCore", "StrataKafka"], path: "Tests/StrataTestSupport"),
         .testTarget(name: "StrataCoreTests", dependencies: ["StrataCore", "StrataGen", "StrataTestSupport",
             .product(name: "Metrics", package: "swift-metrics")]),

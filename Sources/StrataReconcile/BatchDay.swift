@@ -33,32 +33,59 @@ public enum Metric: Int, CaseIterable, Sendable, Codable, CustomStringConvertibl
 
 /// Nine counters, one per ``Metric``.
 public struct Metrics: Sendable, Equatable, Codable {
-    public var values: (Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
+    public var expose: Int64 = 0, click: Int64 = 0, play: Int64 = 0, playMs: Int64 = 0, like: Int64 = 0
+    public var share: Int64 = 0, comment: Int64 = 0, report: Int64 = 0, uv: Int64 = 0
 
     public init() {}
 
     public subscript(_ m: Metric) -> Int64 {
-        get { withUnsafeBytes(of: values) { $0.load(fromByteOffset: m.rawValue * 8, as: Int64.self) } }
-        set { withUnsafeMutableBytes(of: &values) { $0.storeBytes(of: newValue, toByteOffset: m.rawValue * 8, as: Int64.self) } }
+        get {
+            switch m {
+            case .expose: expose
+            case .click: click
+            case .play: play
+            case .playMs: playMs
+            case .like: like
+            case .share: share
+            case .comment: comment
+            case .report: report
+            case .uv: uv
+            }
+        }
+        set {
+            switch m {
+            case .expose: expose = newValue
+            case .click: click = newValue
+            case .play: play = newValue
+            case .playMs: playMs = newValue
+            case .like: like = newValue
+            case .share: share = newValue
+            case .comment: comment = newValue
+            case .report: report = newValue
+            case .uv: uv = newValue
+            }
+        }
     }
 
     public static func += (a: inout Metrics, b: Metrics) {
-        for m in Metric.allCases { a[m] += b[m] }
+        a.expose += b.expose; a.click += b.click; a.play += b.play; a.playMs += b.playMs; a.like += b.like
+        a.share += b.share; a.comment += b.comment; a.report += b.report; a.uv += b.uv
     }
-
-    public static func == (a: Metrics, b: Metrics) -> Bool { Metric.allCases.allSatisfy { a[$0] == b[$0] } }
 
     /// Events counted: the sum of the action columns (what `rev` counts in the stream).
-    public var events: Int64 { self[.expose] + self[.click] + self[.play] + self[.like] + self[.share] + self[.comment] + self[.report] }
+    public var events: Int64 { expose + click + play + like + share + comment + report }
 
-    public init(from decoder: any Decoder) throws {
-        var c = try decoder.unkeyedContainer()
-        for m in Metric.allCases { self[m] = try c.decode(Int64.self) }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.unkeyedContainer()
-        for m in Metric.allCases { try c.encode(self[m]) }
+    /// Every metric of `batch`, `stream` and `late` passes: |b − s| or |b − s − l| within
+    /// `tolerance` × max(|b|, 1). Allocation-free, for the per-row check.
+    static func allFine(_ b: Metrics, _ s: Metrics, _ l: Metrics, tolerance: Double) -> Bool {
+        @inline(__always) func fine(_ b: Int64, _ s: Int64, _ l: Int64) -> Bool {
+            let d = b - s
+            if d == 0 || d == l { return true }
+            return Double(min(abs(d), abs(d - l))) <= tolerance * Double(max(abs(b), 1))
+        }
+        return fine(b.expose, s.expose, l.expose) && fine(b.click, s.click, l.click) && fine(b.play, s.play, l.play)
+            && fine(b.playMs, s.playMs, l.playMs) && fine(b.like, s.like, l.like) && fine(b.share, s.share, l.share)
+            && fine(b.comment, s.comment, l.comment) && fine(b.report, s.report, l.report) && fine(b.uv, s.uv, l.uv)
     }
 }
 
@@ -89,15 +116,15 @@ struct BatchDay {
     var contentEvents: [Int64] = []
     var contentDuplicates: [Int64] = []
 
-    var identities = Set<UInt64>()
-    var cells = Set<UInt64>()
+    var identities = UInt64Set(capacity: 1 << 16)
+    var cells = UInt64Set(capacity: 1 << 16)
     /// Counted events per cell, kept only for cells that hold a late event (uv of the stream).
     var lateCellEvents: [UInt64: UInt32] = [:]
-    var rowIndex: [UInt64: Int32] = [:]
+    var rowIndex = UInt64IndexMap()
     var rowKeys: [UInt64] = []
     var rowMetrics: [Metrics] = []
     /// (content << 32 | user) of users with a counted click, for settlement.
-    var clickers = Set<UInt64>()
+    var clickers = UInt64Set(capacity: 1 << 12)
 
     // Accounting of lines (see ``ScanCounts``).
     var counts = ScanCounts()
@@ -125,7 +152,6 @@ struct BatchDay {
         actionMetric = actions.map { Metric.forAction($0)?.rawValue ?? -1 }
         playAction = actions.firstIndex(of: "play") ?? -1
         self.pattern = pattern
-        identities.reserveCapacity(1 << 16)
     }
 
     /// Keys. minuteOfDay < 1440 (11 bits); content < 2^26; user < 2^27.
@@ -203,31 +229,27 @@ struct BatchDay {
                 late[identity]!.user = user
                 late[identity]!.click = actionMetric[action] == Metric.click.rawValue
             }
-            guard identities.insert(identity).inserted else {
+            guard identities.insert(identity) else {
                 contentDuplicates[Int(content)] += 1
                 return
             }
             let rk = Self.rowKey(minuteOfDay, content)
-            var r: Int
-            if let i = rowIndex[rk] {
-                r = Int(i)
-            } else {
-                r = rowMetrics.count
-                rowIndex[rk] = Int32(r)
+            let r = Int(rowIndex.value(for: rk) {
                 rowKeys.append(rk)
                 rowMetrics.append(Metrics())
-            }
+                return Int32(rowMetrics.count - 1)
+            })
             let ck = Self.cellKey(minuteOfDay, content, user)
-            if cells.insert(ck).inserted { rowMetrics[r][.uv] += 1 }
+            if cells.insert(ck) { rowMetrics[r].uv += 1 }
             if !lateCellEvents.isEmpty, let n = lateCellEvents[ck] { lateCellEvents[ck] = n + 1 }
             let m = actionMetric[action]
-            if m >= 0 {
-                rowMetrics[r][Metric(rawValue: m)!] += 1
-                if m == Metric.click.rawValue { clickers.insert(UInt64(content) << 32 | UInt64(user)) }
+            if m >= 0, let metric = Metric(rawValue: m) {
+                rowMetrics[r][metric] += 1
+                if metric == .click { _ = clickers.insert(UInt64(content) << 32 | UInt64(user)) }
             } else {
                 counts.eventsWithoutColumn += 1
             }
-            if durationMs != 0 { rowMetrics[r][.playMs] += durationMs }
+            if durationMs != 0 { rowMetrics[r].playMs += durationMs }
         }
     }
 

@@ -159,7 +159,8 @@ public final class DayScan {
 
     // MARK: Views for the comparison and the settlement
 
-    var dayMinutes: Int { 1440 }
+    /// Interned contents so far (batch and stream).
+    var contentCount: Int { batch.contents.count }
 
     func contentId(_ c: UInt32) -> String { batch.contents.string(c) }
     func category(_ c: UInt32) -> String? { Int(c) < dims.count ? dims[Int(c)]?.category : nil }
@@ -180,7 +181,7 @@ public final class DayScan {
     /// Distinct users with a counted click, per content (known contents).
     func clickersPerContent() -> [UInt32: Int] {
         var out: [UInt32: Int] = [:]
-        for k in batch.clickers {
+        batch.clickers.forEach { k in
             let c = UInt32(k >> 32)
             if isKnown(c) { out[c, default: 0] += 1 }
         }

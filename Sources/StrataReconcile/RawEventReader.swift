@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 // The batch path's own reader of raw events. Written separately from the stream's scanner on
 // purpose (an independent implementation is what makes the reconciliation worth anything): a
 // recursive-descent JSON validator over the line's bytes that extracts the contract's top-level
@@ -161,18 +167,29 @@ struct RawEventReader {
 
     /// The field slot of a key (0…7), -1 for keys the contract does not type.
     private static func slot(of key: FieldBytes, line: UnsafeRawBufferPointer, scratch: [UInt8]) -> Int {
-        func compare(_ bytes: UnsafeRawBufferPointer) -> Int {
-            for (i, name) in keyBytes.enumerated() where name.count == bytes.count {
-                if name.withUnsafeBytes({ $0.elementsEqual(bytes) }) { return i }
-            }
-            return -1
-        }
         if key.decoded {
-            return scratch.withUnsafeBytes { compare(UnsafeRawBufferPointer(rebasing: $0[key.start..<key.start + key.count])) }
+            return scratch.withUnsafeBytes { slot(UnsafeRawBufferPointer(rebasing: $0[key.start..<key.start + key.count])) }
         }
-        return compare(UnsafeRawBufferPointer(rebasing: line[key.start..<key.start + key.count]))
+        return slot(UnsafeRawBufferPointer(rebasing: line[key.start..<key.start + key.count]))
     }
-    private static let keyBytes: [[UInt8]] = fieldNames.map { Array($0.utf8) }
+
+    /// By length first: most keys are decided without comparing a byte.
+    @inline(__always)
+    private static func slot(_ k: UnsafeRawBufferPointer) -> Int {
+        @inline(__always) func equal(_ name: StaticString) -> Bool {
+            guard let base = k.baseAddress else { return false }
+            return memcmp(base, name.utf8Start, name.utf8CodeUnitCount) == 0
+        }
+        switch k.count {
+        case 2: return k[0] == UInt8(ascii: "t") && k[1] == UInt8(ascii: "s") ? 1 : -1
+        case 6: return equal("action") ? 2 : equal("device") ? 7 : -1
+        case 7: return equal("user_id") ? 4 : -1
+        case 8: return equal("event_id") ? 0 : equal("strategy") ? 5 : -1
+        case 10: return equal("content_id") ? 3 : -1
+        case 11: return equal("duration_ms") ? 6 : -1
+        default: return -1
+        }
+    }
 }
 
 /// A cursor over one line. Throws at the first syntax problem (which always wins over schema

@@ -158,9 +158,10 @@ public enum Reconciliation {
         }
         if newIds { try scan.resolveContents(store: store) }
 
-        var keys = Set(stream.keys)
-        scan.forEachRow { k, _ in keys.insert(k) }
-        let sortedKeys = keys.sorted()
+        // Every row key of either side, ascending (minute, then content index), each once.
+        var keys: [UInt64] = Array(stream.keys)
+        scan.forEachRow { k, _ in if stream[k] == nil { keys.append(k) } }
+        keys.sort()
 
         let tol = options.tolerance
         func compare(_ key: String, _ a: Metrics, _ s: Metrics, _ l: Metrics) -> GroupComparison {
@@ -174,12 +175,20 @@ public enum Reconciliation {
             })
         }
 
-        struct Triple { var a = Metrics(), s = Metrics(), l = Metrics() }
+        struct Triple {
+            var a = Metrics(), s = Metrics(), l = Metrics()
+            mutating func add(_ x: Metrics, _ y: Metrics, _ z: Metrics) { a += x; s += y; l += z }
+        }
         var total = Triple()
-        var byCategory: [String: Triple] = [:]
+        // Categories by index: one String lookup per content, not per row.
+        var categoryNames: [String] = []
+        var categoryOf: [String: Int] = [:]
+        var contentCategory = [Int](repeating: -1, count: scan.contentCount)
+        var byCategory: [Triple] = []
         var byHour = Array(repeating: Triple(), count: 24)
         var byMinute = Array(repeating: Triple(), count: 1440)
-        var byContent: [UInt32: Triple] = [:]
+        var byContent = Array(repeating: Triple(), count: scan.contentCount)
+        var contentSeen = [Bool](repeating: false, count: scan.contentCount)
         var findings: [Finding] = misaligned
         var findingsTotal = misaligned.count
 
@@ -194,28 +203,42 @@ public enum Reconciliation {
         }
 
         var rowFindings: [(GroupComparison, Int64, String)] = []
-        for k in sortedKeys {
+        var previous = UInt64.max
+        for k in keys where k != previous {
+            previous = k
             let minuteOfDay = Int(k >> 32)
             let c = UInt32(truncatingIfNeeded: k)
+            let ci = Int(c)
             let a = scan.batchRow(k) ?? Metrics()
             let s = stream[k] ?? Metrics()
             let l = scan.isKnown(c) ? scan.lateRows[k] ?? Metrics() : Metrics()
-            let cat = scan.category(c) ?? "(unknown content)"
-            total.a += a; total.s += s; total.l += l
-            byCategory[cat, default: Triple()].a += a; byCategory[cat, default: Triple()].s += s; byCategory[cat, default: Triple()].l += l
-            byHour[minuteOfDay / 60].a += a; byHour[minuteOfDay / 60].s += s; byHour[minuteOfDay / 60].l += l
-            byMinute[minuteOfDay].a += a; byMinute[minuteOfDay].s += s; byMinute[minuteOfDay].l += l
-            byContent[c, default: Triple()].a += a; byContent[c, default: Triple()].s += s; byContent[c, default: Triple()].l += l
-            let minuteMs = day.startMs + Int64(minuteOfDay) * 60_000
-            let g = compare("\(iso(minuteMs)) \(scan.contentId(c))", a, s, l)
-            if !g.ok { rowFindings.append((g, minuteMs, scan.contentId(c))) }
+            if contentCategory[ci] < 0 {
+                let name = scan.category(c) ?? "(unknown content)"
+                if let i = categoryOf[name] {
+                    contentCategory[ci] = i
+                } else {
+                    contentCategory[ci] = categoryNames.count
+                    categoryOf[name] = categoryNames.count
+                    categoryNames.append(name)
+                    byCategory.append(Triple())
+                }
+            }
+            total.add(a, s, l)
+            byCategory[contentCategory[ci]].add(a, s, l)
+            byHour[minuteOfDay / 60].add(a, s, l)
+            byMinute[minuteOfDay].add(a, s, l)
+            byContent[ci].add(a, s, l)
+            contentSeen[ci] = true
+            if !Metrics.allFine(a, s, l, tolerance: tol) {
+                let minuteMs = day.startMs + Int64(minuteOfDay) * 60_000
+                rowFindings.append((compare("\(iso(minuteMs)) \(scan.contentId(c))", a, s, l), minuteMs, scan.contentId(c)))
+            }
         }
 
         let totals = compare("day", total.a, total.s, total.l)
         note("total", totals)
-        let categories = byCategory.keys.sorted().map { k -> GroupComparison in
-            let t = byCategory[k]!
-            return compare(k, t.a, t.s, t.l)
+        let categories = categoryNames.indices.sorted { categoryNames[$0] < categoryNames[$1] }.map { i in
+            compare(categoryNames[i], byCategory[i].a, byCategory[i].s, byCategory[i].l)
         }
         for g in categories { note("category", g) }
         let hours = (0..<24).map { h in compare(h < 10 ? "0\(h):00" : "\(h):00", byHour[h].a, byHour[h].s, byHour[h].l) }
@@ -247,9 +270,12 @@ public enum Reconciliation {
                                 : (abs($0.difference), $0.relative) > (abs($1.difference), $1.relative) }
             return Array(out.prefix(options.top))
         }
-        let contentGroups = byContent.map { (scan.contentId($0.key), $0.value) }.sorted { $0.0 < $1.0 }
+        let contentGroups = (0..<scan.contentCount).compactMap { c -> (String, Triple)? in
+            guard contentSeen[c], byContent[c].a != byContent[c].s else { return nil }
+            return (scan.contentId(UInt32(c)), byContent[c])
+        }.sorted { $0.0 < $1.0 }
         let minuteGroups = (0..<1440).compactMap { m -> (String, Triple)? in
-            byMinute[m].a == Metrics() && byMinute[m].s == Metrics() ? nil : (iso(day.startMs + Int64(m) * 60_000), byMinute[m])
+            byMinute[m].a == byMinute[m].s ? nil : (iso(day.startMs + Int64(m) * 60_000), byMinute[m])
         }
 
         let settlement = Settlement.check(scan: scan, stream: stream, prices: prices, options: options)

@@ -35,7 +35,7 @@ extension ReconcileReport {
         out += "| events counted (distinct) | \(input.events) |\n| duplicates (same event_id in a cell) | \(input.duplicates) |\n"
         for (r, n) in input.deadLettered.sorted(by: { $0.key < $1.key }) { out += "| dead-lettered: \(r) | \(n) |\n" }
         for (r, n) in input.filtered.sorted(by: { $0.key < $1.key }) { out += "| filtered: \(r) | \(n) |\n" }
-        out += "| outside the day | \(input.outsideDay) |\n| events from invalid folders | \(input.eventsFromInvalidFolder) |\n"
+        out += "| outside the day (valid lines whose ts is another day: misfiled, or arrival-dated) | \(input.outsideDay) |\n| events from invalid folders | \(input.eventsFromInvalidFolder) |\n"
         out += "| late records read / of the day | \(input.lateRead) / \(input.lateOfDay) |\n"
         out += "| late events explaining differences | \(input.lateExplaining) |\n| late copies of events counted in time | \(input.lateDuplicatesOfCounted) |\n"
         out += "| late events missing from the archive | \(input.lateNotInArchive) |\n"

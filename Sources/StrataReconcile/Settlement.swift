@@ -1,6 +1,6 @@
 import Foundation
-public import StrataDims
 import StrataArchive
+public import StrataDims
 
 /// One content's settlement for the day, from the batch path.
 public struct SettlementRow: Sendable, Codable, Equatable {

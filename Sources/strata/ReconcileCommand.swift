@@ -127,33 +127,34 @@ struct ReconcileCommand: ParsableCommand {
         commandName: "reconcile",
         abstract: "Recompute a day's DWS in batch from the archive and compare it with dws_minute: can the real-time numbers be trusted?",
         discussion: """
-        The batch path reads every archived ods.raw line of the day (ARCHIVE/dt=YYYY-MM-DD/…,
-        written by `strata job archive`) and applies the stream's rules in code of its own: validation,
-        action, content-id pattern, known contents, dedupe by event_id, minute windows, play_ms, uv —
-        with no lateness limit. It compares the result with dws_minute (written by `strata job sink`):
-        totals per metric, per category, per hour, UV per minute and every (minute, content) row, and
+        The batch path reads every archived ods.raw line of the day (ARCHIVE/dt=YYYY-MM-DD/…, \
+        written by `strata job archive`) and applies the stream's rules in code of its own: validation, \
+        action, content-id pattern, known contents, dedupe by event_id, minute windows, play_ms, uv — \
+        with no lateness limit. It compares the result with dws_minute (written by `strata job sink`): \
+        totals per metric, per category, per hour, UV per minute and every (minute, content) row, and \
         ranks the contents and minutes that differ most.
 
-        Late events (ods.late: too late for the stream, never in dws_minute) are in the archive, so
-        they make batch higher than stream by exactly their contribution; the report counts them,
-        with dead-lettered and filtered lines, to explain differences. A difference is fine when it is
-        within --tolerance (relative to the batch value) or when batch − stream equals the late events'
+        Late events (ods.late: too late for the stream, never in dws_minute) are in the archive, so \
+        they make batch higher than stream by exactly their contribution; the report counts them, \
+        with dead-lettered and filtered lines, to explain differences. A difference is fine when it is \
+        within --tolerance (relative to the batch value) or when batch − stream equals the late events' \
         part for that metric.
 
-        Exit status: 0 every difference is within tolerance or explained by late events;
-        1 some are not (the report's Findings name the content and minute); 2 no report could be made
+        Exit status: 0 every difference is within tolerance or explained by late events; \
+        1 some are not (the report's Findings name the content and minute); 2 no report could be made \
         (bad date, no archive for the day, unreadable archive file, store or broker unreachable).
 
         Examples:
-          strata reconcile --date 2026-12-01                              # Markdown on stdout
+          strata reconcile --date 2026-12-01                 # Markdown on stdout
           strata reconcile --date 2026-12-01 --format html --out report.html
-          strata reconcile --date 2026-12-01 --no-broker --late-file late.ndjson --format json
+          strata reconcile --date 2026-12-01 --no-broker --late-file late.ndjson
         See docs/reconciliation.md.
         """)
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var offline: BatchDayOptions
-    @Option(help: "Relative tolerance per compared number (0.001 = 0.1 % of the batch value).") var tolerance: Double = 0.001
+    // A string, so that a bad value exits 2 with the other bad input rather than with usage (64).
+    @Option(help: "Relative tolerance per compared number (0.001 = 0.1 % of the batch value).") var tolerance: String = "0.001"
     @Option(help: "Report format: md, html (self-contained, with an hourly chart) or json.") var format: String = "md"
     @Option(help: "Write the report to this file instead of stdout.") var out: String?
     @Option(help: "How many contents and minutes to rank.") var top: Int = 10
@@ -164,7 +165,9 @@ struct ReconcileCommand: ParsableCommand {
             guard let format = ReportFormat(rawValue: format) else {
                 throw OfflineFailure.badInput("--format '\(format)': expected md, html or json")
             }
-            guard tolerance >= 0, tolerance.isFinite else { throw OfflineFailure.badInput("--tolerance must be ≥ 0, got \(tolerance)") }
+            guard let tolerance = Double(tolerance), tolerance >= 0, tolerance.isFinite else {
+                throw OfflineFailure.badInput("--tolerance '\(tolerance)': expected a number ≥ 0, e.g. 0.001")
+            }
             let config = try global.resolve()
             let topology = try global.loadTopology(config)
             let address = offline.store ?? config.store
@@ -195,18 +198,19 @@ struct SettleCommand: ParsableCommand {
         commandName: "settle",
         abstract: "Per-content daily settlement from the batch path: distinct clickers, clicks, exposures, CTR and fee.",
         discussion: """
-        Numbers come from the archive (the same batch path as `strata reconcile`, no lateness limit);
-        the stream's clicks and exposures (sums of dws_minute) stand beside them as a cross-check.
-        The fee is clicks × price_per_click + exposures × price_per_mille / 1000, priced by the
+        Numbers come from the archive (the same batch path as `strata reconcile`, no lateness limit); \
+        the stream's clicks and exposures (sums of dws_minute) stand beside them as a cross-check. \
+        The fee is clicks × price_per_click + exposures × price_per_mille / 1000, priced by the \
         content's category (the `*` row prices categories without their own row; none: fee 0).
 
-        Prices: load a CSV with the header category,price_per_click,price_per_mille[,currency]
+        Prices: load a CSV with the header category,price_per_click,price_per_mille[,currency] \
         (decimals, at most 6 places), which replaces the whole price list:
           strata settle --load-pricing deploy/local/pricing.csv
 
         Examples:
-          strata settle --date 2026-12-01                        # CSV on stdout
+          strata settle --date 2026-12-01                    # CSV on stdout
           strata settle --date 2026-12-01 --format json --out settle.json --no-broker
+
         Exit status 2 when no settlement could be made (bad date, no archive, unreachable store).
         """)
 

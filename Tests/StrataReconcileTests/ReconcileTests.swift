@@ -48,11 +48,12 @@ final class GeneratedDay {
     var outsideDay = 0
     var lateFile: String { dir.appendingPathComponent("late.ndjson").path }
 
-    init(events count: Int = 30_000, seed: UInt64 = 42) throws {
+    /// `store`: a store address (default: a fresh SQLite file in the day's directory).
+    init(events count: Int = 30_000, seed: UInt64 = 42, store: String? = nil) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-reconcile-\(UUID().uuidString)")
         root = dir.appendingPathComponent("ods").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        storeAddress = "sqlite:" + dir.appendingPathComponent("strata.db").path
+        storeAddress = store ?? "sqlite:" + dir.appendingPathComponent("strata.db").path
         var rng = SeededRandom(seed: seed)
 
         for i in 1...300 {
@@ -401,6 +402,10 @@ final class ReconcileTests: XCTestCase {
         XCTAssertEqual(code, 2)
         XCTAssertTrue(err.contains("no archive for 2026-11-30"), err)
 
+        (code, _, err) = try runStrata(["reconcile"] + baseArgs(g) + ["--tolerance", "lots"])
+        XCTAssertEqual(code, 2)
+        XCTAssertTrue(err.contains("--tolerance 'lots'"), err)
+
         (code, _, err) = try runStrata(["reconcile"] + baseArgs(g) + ["--format", "pdf"])
         XCTAssertEqual(code, 2)
         XCTAssertTrue(err.contains("md, html or json"), err)
@@ -482,5 +487,53 @@ final class ReconcileBrokerTests: XCTestCase {
         XCTAssertNotNil(dlq)
         let today = ArchiveDay(epochMs: Int64(Date().timeIntervalSince1970 * 1000))
         XCTAssertEqual(dlq?["malformed_json"], today == g.day ? 1 : nil)
+    }
+}
+
+/// The same checks with the dimension store and dws_minute in a real PostgreSQL cluster.
+final class ReconcilePostgresTests: XCTestCase {
+    nonisolated(unsafe) private static var server: PostgresServerProcess?
+
+    override func setUpWithError() throws {
+        if Self.server == nil { Self.server = try PostgresServerProcess() }
+    }
+
+    override class func tearDown() {
+        server?.stop()
+        server = nil
+        super.tearDown()
+    }
+
+    func testLateEventsAndCorruptionOnPostgres() throws {
+        let server = try XCTUnwrap(Self.server)
+        let name = "rec_\(UUID().uuidString.prefix(8).lowercased())"
+        _ = try server.psql("CREATE DATABASE \(name)")
+        let address = "postgres://postgres@127.0.0.1:\(server.port)/\(name)"
+        let g = try GeneratedDay(events: 8_000, seed: 17, store: address)
+        let rows = try g.writeStreamRows().sorted { ($0.minute, $0.contentId) < ($1.minute, $1.contentId) }
+        let args = ["reconcile", "--date", g.day.description, "--archive", g.root, "--store", address,
+                    "--topology", ReconcileTests.packageRoot.appendingPathComponent("topology/topology.yaml").path,
+                    "--no-broker", "--late-file", g.lateFile, "--format", "json"]
+        func run() throws -> (Int32, [String: Any]) {
+            let out = Pipe(), err = Pipe()
+            let p = try launchStrata(strataBinary(packageRoot: ReconcileTests.packageRoot), args, standardOutput: out, standardError: err)
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            let report = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any], errText)
+            return (p.terminationStatus, report)
+        }
+        let (code, report) = try run()
+        XCTAssertEqual(code, 0)
+        XCTAssertEqual((report["input"] as? [String: Any])?["late_explaining"] as? Int, g.late.count)
+        XCTAssertEqual(report["stream_rows"] as? Int, rows.count)
+
+        let victim = rows[rows.count / 2]
+        _ = try server.psql("UPDATE dws_minute SET click = click + 3 WHERE minute = \(victim.minute) AND content_id = '\(victim.contentId)'", database: name)
+        let (badCode, bad) = try run()
+        XCTAssertEqual(badCode, 1)
+        let findings = (bad["findings"] as? [[String: Any]]) ?? []
+        XCTAssertTrue(findings.contains { $0["level"] as? String == "row" && $0["content_id"] as? String == victim.contentId
+            && ($0["minute"] as? NSNumber)?.int64Value == victim.minute && $0["metric"] as? String == "click" }, "\(findings.prefix(3))")
     }
 }

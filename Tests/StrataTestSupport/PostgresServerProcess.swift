@@ -1,5 +1,4 @@
 import Foundation
-import StrataTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -11,18 +10,19 @@ import Darwin
 /// torn down (immediate stop + rm) on `stop()`/deinit. When the tests run as root the cluster is
 /// created and run as the `postgres` user (`runuser -u postgres --`), since PostgreSQL refuses to
 /// run as root and its data dir must be owned by the server's user.
+/// Shared by the store tests (StrataDimsTests) and the reconcile tests.
 /// Binaries: $STRATA_PG_BIN, else /usr/lib/postgresql/<15…>/bin. Missing binaries are an error.
-final class PostgresServerProcess {
-    struct Failure: Error, CustomStringConvertible { let description: String }
+public final class PostgresServerProcess {
+    public struct Failure: Error, CustomStringConvertible { public let description: String }
 
-    let port: Int
-    let bin: String
+    public let port: Int
+    public let bin: String
     private let dir: URL
     private var running = false
 
-    var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres" }
+    public var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres" }
 
-    init() throws {
+    public init() throws {
         bin = try Self.findBinaries()
         port = try RedisServerProcess.freePort()
         dir = URL(fileURLWithPath: "/tmp").appendingPathComponent("strata-pg-\(UUID().uuidString)")
@@ -51,14 +51,14 @@ final class PostgresServerProcess {
 
     private var dataDir: String { "\(dir.path)/data" }
 
-    func stop() {
+    public func stop() {
         guard running else { return }
         running = false
         _ = try? asServerUser("\(bin)/pg_ctl", ["-D", dataDir, "-m", "immediate", "-w", "stop"])
     }
 
     /// Runs SQL through psql and returns its unaligned, tuples-only output.
-    func psql(_ sql: String, database: String = "postgres") throws -> String {
+    public func psql(_ sql: String, database: String = "postgres") throws -> String {
         try Self.run(wrapped("\(bin)/psql").0, wrapped("\(bin)/psql").1 + [
             "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-d", database, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
     }
@@ -92,7 +92,7 @@ final class PostgresServerProcess {
     /// rather than Foundation's Process, whose exit monitoring on Linux can miss a child that
     /// exits after spawning a daemon (pg_ctl start) and then wait forever.
     @discardableResult
-    static func run(_ exe: String, _ args: [String]) throws -> String {
+    public static func run(_ exe: String, _ args: [String]) throws -> String {
         let outPath = "/tmp/strata-cmd-\(UUID().uuidString).out"
         defer { unlink(outPath) }
         var actions = posix_spawn_file_actions_t()
