@@ -59,7 +59,9 @@ let package = Package(
                         .embedInCode("Store/SQL/sqlite_002_warehouse.sql"),
                         .embedInCode("Store/SQL/postgres_002_warehouse.sql"),
                         .embedInCode("Store/SQL/sqlite_003_pricing.sql"),
-                        .embedInCode("Store/SQL/postgres_003_pricing.sql")]),
+                        .embedInCode("Store/SQL/postgres_003_pricing.sql"),
+                        .embedInCode("Store/SQL/sqlite_004_dwm_minute.sql"),
+                        .embedInCode("Store/SQL/postgres_004_dwm_minute.sql")]),
         // The offline archive: Zstandard files (the only user of libzstd) and their path contract.
         .target(name: "StrataArchive", dependencies: ["CZstd"]),
         // `strata reconcile` / `strata settle`: the day recomputed in batch from the archive, in code

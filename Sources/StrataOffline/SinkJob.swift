@@ -7,7 +7,8 @@ public import StrataDims
 import StrataQuery
 
 /// The sink job: `dws.content` → the `dws_minute` table (SQLite or PostgreSQL), the OLAP table
-/// `strata olap` and `strata reconcile` read.
+/// `strata olap` and `strata reconcile` read; with a DWM table also `dwm.content_user` →
+/// `dwm_minute`, for the questions about users.
 ///
 /// Each commit upserts the rows consumed since the last one in one store transaction that keeps
 /// the highest `rev` per (minute, content_id), then commits the consumer offsets. A crash between
@@ -35,6 +36,8 @@ public final class SinkJob: StreamJob {
         public var consumed = 0
         /// Rows handed to the table (each either stored or older than what the table holds).
         public var stored = 0
+        /// …of which DWM rows (the rest are DWS rows).
+        public var storedDWM = 0
         /// Rows that replaced or created a stored row.
         public var changed = 0
         /// Records that are not DWS rows (bad JSON, missing fields): skipped, counted, logged.
@@ -47,11 +50,16 @@ public final class SinkJob: StreamJob {
     private let stage: SinkStage
     private let loop: TransactionalLoop
 
-    public init(options: Options, table: any DWSTable, logger: Logger = Logger(label: "strata.sink")) throws {
+    /// `dwm`: also store `dwm.content_user` in it (nil: DWS only).
+    public init(options: Options, table: any DWSTable, dwm: (any DWMTable)? = nil,
+                logger: Logger = Logger(label: "strata.sink")) throws {
         try table.migrate()
-        stage = SinkStage(options: options, table: table, logger: logger)
+        try dwm?.migrate()
+        stage = SinkStage(options: options, table: table, dwm: dwm, logger: logger)
+        var inputs = [options.topicPrefix + Topology.dws]
+        if dwm != nil { inputs.append(options.topicPrefix + Topology.dwm) }
         var loopOptions = TransactionalLoop.Options(job: name, brokers: options.brokers, groupId: options.groupId,
-                                                    inputs: [options.topicPrefix + Topology.dws])
+                                                    inputs: inputs)
         loopOptions.kafka = options.kafka
         loopOptions.instanceId = options.instanceId
         loopOptions.topicPrefix = options.topicPrefix
@@ -72,6 +80,7 @@ public final class SinkJob: StreamJob {
         var j = JobSummary(job: name)
         j.consumed = s.consumed
         j.outcomes = ["stored": s.stored, "rejected": s.rejected, "markers": s.markers]
+        j.details = ["stored": ["dws": s.stored - s.storedDWM, "dwm": s.storedDWM]]
         j.written = ["rows_changed": s.changed]
         j.transactions = loop.stats.transactions
         j.abortedTransactions = loop.stats.abortedTransactions
@@ -82,21 +91,28 @@ public final class SinkJob: StreamJob {
 final class SinkStage: DurableStage {
     private let options: SinkJob.Options
     private let table: any DWSTable
+    private let dwm: (any DWMTable)?
     private let logger: Logger
     private(set) var stats = SinkJob.Stats()
     private var pending = SinkJob.Stats()
     private var rows: [DWSTableRow] = []
+    private var dwmRows: [DWMTableRow] = []
     private var firstPendingAt: ContinuousClock.Instant?
+    private var topicNames = TopicNames()
+    private let dwmTopic: String
 
-    init(options: SinkJob.Options, table: any DWSTable, logger: Logger) {
+    init(options: SinkJob.Options, table: any DWSTable, dwm: (any DWMTable)?, logger: Logger) {
         self.options = options
         self.table = table
+        self.dwm = dwm
         self.logger = logger
+        dwmTopic = options.topicPrefix + Topology.dwm
     }
 
     /// Rows not yet stored are dropped and read again from the committed offsets.
     func restore(owned: [TopicPartitionOffset], consumer: KafkaConsumer) throws -> Restore {
         rows.removeAll(keepingCapacity: true)
+        dwmRows.removeAll(keepingCapacity: true)
         pending = SinkJob.Stats()
         firstPendingAt = nil
         return try Restore.atCommitted(owned, consumer: consumer)
@@ -106,6 +122,13 @@ final class SinkStage: DurableStage {
         for m in records {
             pending.consumed += 1
             if m.isWatermarkMarker { pending.markers += 1; continue }
+            if dwm != nil, topicNames.of(m) == dwmTopic {
+                guard let row = Self.decodeDWM(m.value) else { reject(m); continue }
+                dwmRows.append(row)
+                pending.stored += 1
+                pending.storedDWM += 1
+                continue
+            }
             guard let row = Self.decode(m.value) else {
                 pending.rejected += 1
                 logger.warning("not a DWS row; skipped", metadata: [
@@ -122,18 +145,27 @@ final class SinkStage: DurableStage {
     func wantsTransaction(_ tick: Tick) -> Bool {
         if tick.finishing { return true }
         guard let first = firstPendingAt else { return false }
-        return rows.count >= options.maxRows || tick.now - first >= options.flushInterval || tick.inputPaused
+        return rows.count + dwmRows.count >= options.maxRows || tick.now - first >= options.flushInterval || tick.inputPaused
     }
 
     func write(_ tick: Tick) throws {
-        guard !rows.isEmpty else { return }
-        pending.changed += try table.upsert(rows)
+        if !rows.isEmpty { pending.changed += try table.upsert(rows) }
+        if let dwm, !dwmRows.isEmpty { pending.changed += try dwm.upsert(dwmRows) }
         rows.removeAll(keepingCapacity: true)
+        dwmRows.removeAll(keepingCapacity: true)
+    }
+
+    private func reject(_ m: KafkaMessage) {
+        pending.rejected += 1
+        logger.warning("not a DWM row; skipped", metadata: [
+            "partition": "\(m.partition)", "offset": "\(m.offset)",
+            "value": "\(String(decoding: m.value.prefix(200), as: UTF8.self))"])
     }
 
     func committed(_ tick: Tick) {
         stats.consumed += pending.consumed
         stats.stored += pending.stored
+        stats.storedDWM += pending.storedDWM
         stats.changed += pending.changed
         stats.rejected += pending.rejected
         stats.markers += pending.markers
@@ -156,6 +188,25 @@ final class SinkStage: DurableStage {
                            expose: int("expose") ?? 0, click: int("click") ?? 0, play: int("play") ?? 0,
                            playMs: int("play_ms") ?? 0, like: int("like") ?? 0, share: int("share") ?? 0,
                            comment: int("comment") ?? 0, report: int("report") ?? 0, uv: int("uv") ?? 0,
+                           rev: rev, isFinal: isFinal, emittedAt: int("emitted_at") ?? 0)
+    }
+
+    /// A `dwm.content_user` value as a table row; nil when a required field is missing or mistyped.
+    static func decodeDWM(_ bytes: UnsafeRawBufferPointer) -> DWMTableRow? {
+        guard let o = Value.decodeRow(bytes) else { return nil }
+        func int(_ k: String) -> Int64? { o[k]?.exactInt }
+        guard let minute = int("minute"), let contentId = o["content_id"]?.string, let userId = o["user_id"]?.string,
+              let rev = int("rev") else { return nil }
+        let isFinal: Bool
+        switch o["final"] {
+        case .bool(let b)?: isFinal = b
+        case nil, .null?: isFinal = false
+        default: return nil
+        }
+        return DWMTableRow(minute: minute, contentId: contentId, userId: userId,
+                           expose: int("expose") ?? 0, click: int("click") ?? 0, play: int("play") ?? 0,
+                           playMs: int("play_ms") ?? 0, like: int("like") ?? 0, share: int("share") ?? 0,
+                           comment: int("comment") ?? 0, report: int("report") ?? 0, strategy: o["strategy"]?.string,
                            rev: rev, isFinal: isFinal, emittedAt: int("emitted_at") ?? 0)
     }
 }

@@ -12,7 +12,9 @@ struct OLAPCommand: ParsableCommand {
         discussion: """
         The same language as `strata query` (docs/queries.md), over the rows the sink job stored:
         FROM dws.content reads dws_minute, one row per (minute, content) at its highest revision,
-        with `content` {title, category, author_id, region} from the dimension store. Windowed
+        with `content` {title, category, author_id, region} from the dimension store; FROM
+        dwm.content_user reads dwm_minute (the sink with --dwm), per (minute, content, user), with
+        `content` and `user` {gender, age_band, province, city_tier}. Windowed
         queries print the final table of every window in the range, in time order; others print
         one table.
 
@@ -41,10 +43,11 @@ struct OLAPCommand: ParsableCommand {
             stderrLine(error.rendered)
             throw ExitCode(2)
         }
-        guard query.source == "dws.content" else {
-            stderrLine("error: strata olap reads dws_minute (FROM dws.content); \(query.source) is not stored in a table, query its topic with strata query")
+        guard query.source == "dws.content" || query.source == "dwm.content_user" else {
+            stderrLine("error: strata olap reads dws_minute (FROM dws.content) and dwm_minute (FROM dwm.content_user); \(query.source) is not stored in a table, query its topic with strata query")
             throw ExitCode(2)
         }
+        let isDWM = query.source == "dwm.content_user"
         let now = QueryCommand.nowMs()
         let toMs = try to.map(QueryCommand.parseTimestamp) ?? now
         let fromMs = try from.map(QueryCommand.parseTimestamp) ?? (toMs - QueryCommand.milliseconds(last))
@@ -62,18 +65,20 @@ struct OLAPCommand: ParsableCommand {
         let config = try global.resolve()
         let address = store ?? config.store
         let dims = try DimensionStoreFactory.open(address)
-        var source = OLAPSource(table: try DWSTableFactory.open(address), dims: dims)
+        var source = OLAPSource(table: try DWSTableFactory.open(address),
+                                dwm: isDWM ? try DWMTableFactory.open(address) : nil, dims: dims)
         engine.expectPartitions([0], nowMs: now)
 
         let started = ContinuousClock.now
         var output = ResultPrinter(format: format, query: query, live: false)
         var rowsRead = 0
         do {
-            try source.rows(from: fromMs, to: toMs) { rows in
+            let feed: ([[String: Value]]) throws -> Void = { rows in
                 rowsRead += rows.count
                 // Only final tables: a window's intermediate tables say nothing over stored history.
                 output.show(try engine.ingest(rows, partition: 0).filter(\.final), engine: engine)
             }
+            if isDWM { try source.dwmRows(from: fromMs, to: toMs, feed) } else { try source.rows(from: fromMs, to: toMs, feed) }
             output.show(engine.finish(), engine: engine)
         } catch let error as QueryError {
             stderrLine(error.rendered)
@@ -81,6 +86,6 @@ struct OLAPCommand: ParsableCommand {
         }
         output.finish()
         let elapsed = ContinuousClock.now - started
-        stderrLine("olap: \(rowsRead) rows of dws_minute in [\(ResultPrinter.time(fromMs)), \(ResultPrinter.time(toMs))), \(elapsed.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))")
+        stderrLine("olap: \(rowsRead) rows of \(isDWM ? "dwm_minute" : "dws_minute") in [\(ResultPrinter.time(fromMs)), \(ResultPrinter.time(toMs))), \(elapsed.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))")
     }
 }

@@ -14,6 +14,7 @@ struct OfflineOptions: ParsableArguments {
     @Option(help: "Store of the dws_minute table: sqlite:PATH or postgres://… (default: the dimension store, env STRATA_STORE).")
     var warehouse: String?
     @Option(help: "Most time a DWS row waits before the sink stores it (e.g. 1s).") var sinkFlush: DurationArgument = DurationArgument(.seconds(1))
+    @Flag(help: "The sink also stores dwm.content_user in dwm_minute (strata olap's questions about users).") var dwm = false
     @Option(name: .customLong("offline-batch-size"), help: "Most records the archive and sink jobs take per poll.") var batchSize = 20_000
 
     func archiveOptions(brokers: String, kafka: [String: String], job: JobCommand.JobOptions, group: String) -> ArchiveJob.Options {
@@ -70,7 +71,7 @@ extension JobCommand {
 
     struct Sink: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "dws.content → the dws_minute table (SQLite or PostgreSQL), highest revision per (minute, content).",
+            abstract: "dws.content → the dws_minute table (SQLite or PostgreSQL), highest revision per (minute, content); with --dwm also dwm.content_user → dwm_minute.",
             discussion: """
             Upserts in batches, one store transaction each (a row replaces the stored one only with a higher rev),
             then commits the consumer offsets: replays and out-of-order revisions never replace a newer row.
@@ -83,9 +84,10 @@ extension JobCommand {
 
         func run() throws {
             let config = try global.resolve()
-            let table = try DWSTableFactory.open(offline.warehouse ?? config.store)
+            let address = offline.warehouse ?? config.store
             let o = offline.sinkOptions(brokers: config.brokers, kafka: config.kafka, job: job, group: job.groupId("sink"))
-            try runJobs([try SinkJob(options: o, table: table)], metricsFile: job.metricsFile)
+            try runJobs([try SinkJob(options: o, table: try DWSTableFactory.open(address),
+                                     dwm: offline.dwm ? try DWMTableFactory.open(address) : nil)], metricsFile: job.metricsFile)
         }
     }
 }

@@ -64,8 +64,9 @@ struct RunCommand: ParsableCommand {
             // The sink reads what dwm publishes: idle only after dwm has finished.
             var sinkOptions = offline.sinkOptions(brokers: config.brokers, kafka: config.kafka, job: job, group: group("sink"))
             sinkOptions.untilIdle = job.untilIdle.map { $0.duration + .seconds(6) }
-            let table = try DWSTableFactory.open(offline.warehouse ?? dwm.store ?? config.store)
-            jobs.append(try SinkJob(options: sinkOptions, table: table))
+            let address = offline.warehouse ?? dwm.store ?? config.store
+            jobs.append(try SinkJob(options: sinkOptions, table: try DWSTableFactory.open(address),
+                                    dwm: offline.dwm ? try DWMTableFactory.open(address) : nil))
         }
         let follower = startChangelogFollower(config: config, topicPrefix: job.topicPrefix, cache: cache)
         try runJobs(jobs, metricsFile: job.metricsFile) { follower.stop() }

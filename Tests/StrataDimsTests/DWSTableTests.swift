@@ -113,7 +113,7 @@ final class SQLiteDWSTableTests: XCTestCase {
         let table = try SQLiteDWSTable(path: dir.appendingPathComponent("r.db").path)
         try table.migrate()
         let batches = DWSRevisionStream.batches(seed: 11, count: 40)
-        for b in batches { try table.upsert(b) }
+        for b in batches { _ = try table.upsert(b) }
         XCTAssertEqual(try table.allRows(), DWSRevisionStream.model(batches))
     }
 

@@ -28,13 +28,14 @@ final class WarehouseEndToEndTests: XCTestCase {
         try ArchiveJob(options: ao).run(shouldStop: { false }, report: { _ in })
 
         let table = try DWSTableFactory.open("sqlite:" + sandbox.storePath)
+        let dwmTable = try DWMTableFactory.open("sqlite:" + sandbox.storePath)
         func sink(group: String) throws -> SinkJob.Stats {
             var o = SinkJob.Options(brokers: sandbox.brokers)
             o.topicPrefix = sandbox.prefix
             o.groupId = sandbox.prefix + group
             o.untilIdle = .seconds(3)
             o.maxRows = 500   // many store transactions
-            let job = try SinkJob(options: o, table: table)
+            let job = try SinkJob(options: o, table: table, dwm: dwmTable)
             try job.run(shouldStop: { false }, report: { _ in })
             XCTAssertTrue(job.summary.balanced, "\(job.summary)")
             return job.stats
@@ -58,11 +59,27 @@ final class WarehouseEndToEndTests: XCTestCase {
         }
         XCTAssertEqual(wrong.prefix(10), [], "\(wrong.count) wrong cells")
 
+        // dwm_minute likewise, per (minute, content, user), the strategy included.
+        let storedDWM = try dwmTable.allRows()
+        XCTAssertEqual(storedDWM.count, truth.dwm.count, "one row per (minute, content, user)")
+        var wrongDWM: [String] = []
+        for row in storedDWM {
+            let cell = "\(row.minute)|\(row.contentId)|\(row.userId)"
+            guard let want = truth.dwm[cell] else { wrongDWM.append("unexpected \(cell)"); continue }
+            let got: [String: Int64] = ["expose": row.expose, "click": row.click, "play": row.play, "play_ms": row.playMs,
+                                        "like": row.like, "share": row.share, "comment": row.comment, "report": row.report]
+            for (k, v) in got where v != want[k, default: 0] { wrongDWM.append("\(cell) \(k)=\(v) want \(want[k, default: 0])") }
+            if row.strategy != truth.strategy[cell] ?? nil { wrongDWM.append("\(cell) strategy \(row.strategy ?? "null")") }
+            if !row.isFinal || row.rev != 2 * want["n"]! + 1 { wrongDWM.append("\(cell) rev \(row.rev) final \(row.isFinal)") }
+        }
+        XCTAssertEqual(wrongDWM.prefix(10), [], "\(wrongDWM.count) wrong DWM cells")
+
         // A second group replays every revision, early ones included: nothing in the table changes.
         let replay = try sink(group: "sink-replay")
         XCTAssertEqual(replay.stored, first.stored, "the replay handed the table every row again")
         XCTAssertEqual(replay.changed, 0, "an older or equal revision replaced nothing")
         XCTAssertEqual(try table.allRows(), stored)
+        XCTAssertEqual(try dwmTable.allRows(), storedDWM)
 
         // strata olap, as a user runs it: clicks per category over the whole range, against the
         // truth joined with the categories in the dimension store.
@@ -87,6 +104,27 @@ final class WarehouseEndToEndTests: XCTestCase {
             want[category, default: 0] += Int(m["click", default: 0])
         }
         XCTAssertEqual(got, want)
+
+        // And over dwm_minute: plays per user province (a question only the DWM rows answer).
+        let dwmOut = Pipe()
+        let olapDWM = try launchStrata(strataBinary, ["olap", "--store", "sqlite:" + sandbox.storePath, "--from", "\(from)", "--to", "\(to)",
+                                                      "--format", "ndjson",
+                                                      "SELECT user.province AS province, sum(play) AS plays FROM dwm.content_user GROUP BY user.province"],
+                                       standardOutput: dwmOut)
+        let dwmText = String(decoding: dwmOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        olapDWM.waitUntilExit()
+        XCTAssertEqual(olapDWM.terminationStatus, 0, dwmText)
+        let dwmTables = dwmText.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        var gotPlays: [String: Int] = [:]
+        for r in try XCTUnwrap(dwmTables.last?["rows"] as? [[String: Any]], dwmText) {
+            gotPlays[r["province"] as? String ?? "?"] = (r["plays"] as? Int) ?? -1
+        }
+        let users = try sandbox.store.users(Array(Set(truth.dwm.keys.map { String($0.split(separator: "|")[2]) })))
+        var wantPlays: [String: Int] = [:]
+        for (cell, m) in truth.dwm {
+            wantPlays[users[String(cell.split(separator: "|")[2])]?.province ?? "?", default: 0] += Int(m["play", default: 0])
+        }
+        XCTAssertEqual(gotPlays, wantPlays)
 
         // strata reconcile for each archived day: passes, and what the stream lacks per metric is
         // exactly the truth's late events (all of them read back from ods.late).

@@ -120,6 +120,12 @@ final class SQLiteStatement {
         }
     }
 
+    func bindNull(_ index: Int32) throws {
+        guard sqlite3_bind_null(raw, index) == SQLITE_OK else {
+            throw DimensionStoreError.database("bind: \(connection.lastError)")
+        }
+    }
+
     /// True when a row is available, false when done.
     func step() throws -> Bool {
         switch sqlite3_step(raw) {

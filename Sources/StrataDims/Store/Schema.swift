@@ -73,4 +73,7 @@ public enum WarehouseSchema {
     public static let postgresWarehouse = String(decoding: PackageResources.postgres_002_warehouse_sql, as: UTF8.self)
     public static let sqlitePricing = String(decoding: PackageResources.sqlite_003_pricing_sql, as: UTF8.self)
     public static let postgresPricing = String(decoding: PackageResources.postgres_003_pricing_sql, as: UTF8.self)
+    /// `004_dwm_minute.sql` (the DWM rows, for `strata olap` over users).
+    public static let sqliteDWM = String(decoding: PackageResources.sqlite_004_dwm_minute_sql, as: UTF8.self)
+    public static let postgresDWM = String(decoding: PackageResources.postgres_004_dwm_minute_sql, as: UTF8.self)
 }

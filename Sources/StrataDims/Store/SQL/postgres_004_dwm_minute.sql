@@ -1,0 +1,1 @@
+../../../../sql/postgres/004_dwm_minute.sql

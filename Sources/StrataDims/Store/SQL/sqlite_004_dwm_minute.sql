@@ -1,0 +1,1 @@
+../../../../sql/sqlite/004_dwm_minute.sql
