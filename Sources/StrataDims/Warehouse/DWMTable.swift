@@ -1,4 +1,3 @@
-internal import CSQLite
 import Foundation
 import Logging
 import PostgresNIO
@@ -59,22 +58,10 @@ public enum DWMTableFactory {
     }
 }
 
-/// Highest rev per identity, the first of equal revs (as ``highestRevPerIdentity(_:)`` for DWS).
+/// Highest rev per (minute, content, user), the first of equal revs.
 func highestRevPerIdentity(_ rows: [DWMTableRow]) -> [DWMTableRow] {
     struct Key: Hashable { let minute: Int64; let contentId: String; let userId: String }
-    var index: [Key: Int] = [:]
-    var out: [DWMTableRow] = []
-    out.reserveCapacity(rows.count)
-    for r in rows {
-        let k = Key(minute: r.minute, contentId: r.contentId, userId: r.userId)
-        if let i = index[k] {
-            if r.rev > out[i].rev { out[i] = r }
-        } else {
-            index[k] = out.count
-            out.append(r)
-        }
-    }
-    return out
+    return highestRev(rows, key: { Key(minute: $0.minute, contentId: $0.contentId, userId: $0.userId) }, rev: \.rev)
 }
 
 let dwmColumns = #"minute, content_id, user_id, expose, click, play, play_ms, "like", share, comment, report, strategy, rev, final, emitted_at"#
@@ -89,40 +76,17 @@ let dwmUpdate = #"""
 
 public final class SQLiteDWMTable: DWMTable {
     public let path: String
-    private final class Locked: Sendable {
-        let connection: Mutex<SQLiteConnection>
-        init(_ c: sending SQLiteConnection) { connection = Mutex(c) }
-    }
-    private let reader: Locked
-    private let writer: Locked
+    private let connections: SQLiteWarehouseConnections
+    private var reader: SQLiteWarehouseConnections.Locked { connections.reader }
+    private var writer: SQLiteWarehouseConnections.Locked { connections.writer }
     static let pageSize = 10_000
 
     public init(path: String, busyTimeoutMs: Int32 = 10_000) throws {
         self.path = path
-        let w = try SQLiteConnection(path: path)
-        try w.exec("PRAGMA busy_timeout = \(busyTimeoutMs)")
-        if path != ":memory:" {
-            try w.exec("PRAGMA journal_mode = WAL")
-            try w.exec("PRAGMA synchronous = NORMAL")
-        }
-        writer = Locked(w)
-        if path == ":memory:" {
-            reader = writer
-        } else {
-            let r = try SQLiteConnection(path: path)
-            try r.exec("PRAGMA busy_timeout = \(busyTimeoutMs)")
-            reader = Locked(r)
-        }
+        connections = try SQLiteWarehouseConnections(path: path, busyTimeoutMs: busyTimeoutMs)
     }
 
-    public func migrate() throws {
-        try writer.connection.withLock { c in
-            try c.transaction {
-                try c.exec(DimensionSchema.sqlite)
-                try c.exec(WarehouseSchema.sqliteDWM)
-            }
-        }
-    }
+    public func migrate() throws { try connections.migrate([WarehouseSchema.sqliteDWM]) }
 
     public func upsert(_ rows: [DWMTableRow]) throws -> Int {
         let rows = highestRevPerIdentity(rows)
@@ -182,59 +146,23 @@ public final class SQLiteDWMTable: DWMTable {
 // MARK: - PostgreSQL
 
 public final class PostgresDWMTable: DWMTable {
-    public let callTimeout: Duration
-    private let client: PostgresClient
-    private let runTask: Task<Void, Never>
-    private let logger = Logger(label: "strata.dwm.postgres")
+    private let pg: PostgresWarehouseClient
+    private var client: PostgresClient { pg.client }
+    private var logger: Logger { pg.logger }
     static let pageSize = 10_000
     static let upsertBatch = 2_000
 
     public init(url: String, maxConnections: Int = 4, connectTimeout: Duration = .seconds(10),
                 callTimeout: Duration = .seconds(300)) throws {
-        var config = try PostgresDimensionStore.configuration(url)
-        config.options.connectTimeout = connectTimeout
-        config.options.maximumConnections = max(1, maxConnections)
-        self.callTimeout = callTimeout
-        let logger = self.logger
-        let client = PostgresClient(configuration: config, backgroundLogger: logger)
-        self.client = client
-        self.runTask = Task.detached { await client.run() }
-        do {
-            try BlockingBridge.run(timeout: connectTimeout, what: "connecting to \(PostgresDimensionStore.redacted(url))") {
-                _ = try await client.query("SELECT 1", logger: logger).collect()
-                return ()
-            }
-        } catch {
-            runTask.cancel()
-            throw DimensionStoreError.database("cannot connect to \(PostgresDimensionStore.redacted(url)): \(PostgresDimensionStore.describe(error))")
-        }
+        pg = try PostgresWarehouseClient(url: url, label: "strata.dwm.postgres", maxConnections: maxConnections,
+                                         connectTimeout: connectTimeout, callTimeout: callTimeout)
     }
-
-    deinit { runTask.cancel() }
 
     private func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable () async throws -> T) throws -> T {
-        do {
-            return try BlockingBridge.run(timeout: callTimeout, what: what, work)
-        } catch let e as DimensionStoreError {
-            throw e
-        } catch {
-            throw DimensionStoreError.database("\(what): \(PostgresDimensionStore.describe(error))")
-        }
+        try pg.call(what, work)
     }
 
-    public func migrate() throws {
-        let logger = self.logger
-        try call("migrate dwm_minute") { [client] in
-            try await client.withTransaction(logger: logger) { conn in
-                _ = try await conn.query("SELECT pg_advisory_xact_lock(\(PostgresDimensionStore.migrationLockKey))", logger: logger).collect()
-                for script in [DimensionSchema.postgres, WarehouseSchema.postgresDWM] {
-                    for statement in DimensionSchema.statements(script) {
-                        _ = try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
-                    }
-                }
-            }
-        }
-    }
+    public func migrate() throws { try pg.migrate("dwm_minute", [WarehouseSchema.postgresDWM]) }
 
     public func upsert(_ rows: [DWMTableRow]) throws -> Int {
         let rows = highestRevPerIdentity(rows)

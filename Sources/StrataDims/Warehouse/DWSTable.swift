@@ -1,4 +1,3 @@
-internal import CSQLite
 import Foundation
 import Logging
 import PostgresNIO
@@ -97,13 +96,18 @@ public enum DWSTableFactory {
 /// (PostgreSQL refuses to touch one row twice in a statement).
 func highestRevPerIdentity(_ rows: [DWSTableRow]) -> [DWSTableRow] {
     struct Key: Hashable { let minute: Int64; let contentId: String }
+    return highestRev(rows, key: { Key(minute: $0.minute, contentId: $0.contentId) }, rev: \.rev)
+}
+
+/// Highest rev per key, the first of equal revs, in first-seen order (dws_minute, dwm_minute).
+func highestRev<Row, Key: Hashable>(_ rows: [Row], key: (Row) -> Key, rev: (Row) -> Int64) -> [Row] {
     var index: [Key: Int] = [:]
-    var out: [DWSTableRow] = []
+    var out: [Row] = []
     out.reserveCapacity(rows.count)
     for r in rows {
-        let k = Key(minute: r.minute, contentId: r.contentId)
+        let k = key(r)
         if let i = index[k] {
-            if r.rev > out[i].rev { out[i] = r }
+            if rev(r) > rev(out[i]) { out[i] = r }
         } else {
             index[k] = out.count
             out.append(r)
@@ -126,42 +130,17 @@ let dwsUpdate = #"""
 /// `strata olap` and `strata reconcile` read) and a reader connection.
 public final class SQLiteDWSTable: DWSTable {
     public let path: String
-    private final class Locked: Sendable {
-        let connection: Mutex<SQLiteConnection>
-        init(_ c: sending SQLiteConnection) { connection = Mutex(c) }
-    }
-    private let reader: Locked
-    private let writer: Locked
+    private let connections: SQLiteWarehouseConnections
+    private var reader: SQLiteWarehouseConnections.Locked { connections.reader }
+    private var writer: SQLiteWarehouseConnections.Locked { connections.writer }
     static let pageSize = 10_000
 
     public init(path: String, busyTimeoutMs: Int32 = 10_000) throws {
         self.path = path
-        let w = try SQLiteConnection(path: path)
-        try w.exec("PRAGMA busy_timeout = \(busyTimeoutMs)")
-        if path != ":memory:" {
-            // WAL: the sink's writes never block readers; NORMAL is durable against process
-            // crashes, and the sink can rebuild from dws.content after a power loss.
-            try w.exec("PRAGMA journal_mode = WAL")
-            try w.exec("PRAGMA synchronous = NORMAL")
-        }
-        writer = Locked(w)
-        if path == ":memory:" {
-            reader = writer
-        } else {
-            let r = try SQLiteConnection(path: path)
-            try r.exec("PRAGMA busy_timeout = \(busyTimeoutMs)")
-            reader = Locked(r)
-        }
+        connections = try SQLiteWarehouseConnections(path: path, busyTimeoutMs: busyTimeoutMs)
     }
 
-    public func migrate() throws {
-        try writer.connection.withLock { c in
-            try c.transaction {
-                try c.exec(DimensionSchema.sqlite)
-                try c.exec(WarehouseSchema.sqliteWarehouse)
-            }
-        }
-    }
+    public func migrate() throws { try connections.migrate([WarehouseSchema.sqliteWarehouse]) }
 
     public func upsert(_ rows: [DWSTableRow]) throws -> Int {
         // Reduced first, as PostgreSQL's must be: both count each identity at most once.
@@ -223,63 +202,26 @@ public final class SQLiteDWSTable: DWSTable {
 /// dws_minute in the PostgreSQL store, through a postgres-nio pool. Upserts send each batch of
 /// rows as column arrays (`unnest`), one statement per batch, all in one transaction.
 public final class PostgresDWSTable: DWSTable {
-    public let callTimeout: Duration
-    private let client: PostgresClient
-    private let runTask: Task<Void, Never>
-    private let logger = Logger(label: "strata.dws.postgres")
+    private let pg: PostgresWarehouseClient
+    private var client: PostgresClient { pg.client }
+    private var logger: Logger { pg.logger }
+    public var callTimeout: Duration { pg.callTimeout }
     static let pageSize = 10_000
     static let upsertBatch = 2_000
-    /// Serialises concurrent migrations with the dimension store's (same key: one schema).
-    static let migrationLockKey = PostgresDimensionStore.migrationLockKey
 
     public init(url: String, maxConnections: Int = 4, connectTimeout: Duration = .seconds(10),
                 callTimeout: Duration = .seconds(300)) throws {
-        var config = try PostgresDimensionStore.configuration(url)
-        config.options.connectTimeout = connectTimeout
-        config.options.maximumConnections = max(1, maxConnections)
-        self.callTimeout = callTimeout
-        let logger = self.logger
-        let client = PostgresClient(configuration: config, backgroundLogger: logger)
-        self.client = client
-        self.runTask = Task.detached { await client.run() }
-        do {
-            try BlockingBridge.run(timeout: connectTimeout, what: "connecting to \(PostgresDimensionStore.redacted(url))") {
-                _ = try await client.query("SELECT 1", logger: logger).collect()
-                return ()
-            }
-        } catch {
-            runTask.cancel()
-            throw DimensionStoreError.database("cannot connect to \(PostgresDimensionStore.redacted(url)): \(PostgresDimensionStore.describe(error))")
-        }
+        pg = try PostgresWarehouseClient(url: url, label: "strata.dws.postgres", maxConnections: maxConnections,
+                                         connectTimeout: connectTimeout, callTimeout: callTimeout)
     }
 
-    deinit { runTask.cancel() }
-
-    public func close() { runTask.cancel() }
+    public func close() { pg.close() }
 
     private func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable () async throws -> T) throws -> T {
-        do {
-            return try BlockingBridge.run(timeout: callTimeout, what: what, work)
-        } catch let e as DimensionStoreError {
-            throw e
-        } catch {
-            throw DimensionStoreError.database("\(what): \(PostgresDimensionStore.describe(error))")
-        }
+        try pg.call(what, work)
     }
 
-    public func migrate() throws {
-        let logger = self.logger
-        try call("migrate dws_minute") { [client] in
-            try await client.withTransaction(logger: logger) { conn in
-                _ = try await conn.query("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))", logger: logger).collect()
-                for script in [DimensionSchema.postgres, WarehouseSchema.postgresWarehouse] {
-                    for statement in DimensionSchema.statements(script) {
-                        _ = try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
-                    }
-                }
-            }
-        }
-    }
+    public func migrate() throws { try pg.migrate("dws_minute", [WarehouseSchema.postgresWarehouse]) }
 
     public func upsert(_ rows: [DWSTableRow]) throws -> Int {
         let rows = highestRevPerIdentity(rows)

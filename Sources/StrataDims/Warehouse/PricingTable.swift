@@ -174,55 +174,20 @@ public final class SQLitePricingTable: PricingTable {
 // MARK: - PostgreSQL
 
 public final class PostgresPricingTable: PricingTable {
-    private let client: PostgresClient
-    private let runTask: Task<Void, Never>
-    private let logger = Logger(label: "strata.pricing.postgres")
-    private let timeout: Duration = .seconds(60)
+    private let pg: PostgresWarehouseClient
+    private var client: PostgresClient { pg.client }
+    private var logger: Logger { pg.logger }
 
     public init(url: String, connectTimeout: Duration = .seconds(10)) throws {
-        var config = try PostgresDimensionStore.configuration(url)
-        config.options.connectTimeout = connectTimeout
-        config.options.maximumConnections = 2
-        let logger = self.logger
-        let client = PostgresClient(configuration: config, backgroundLogger: logger)
-        self.client = client
-        self.runTask = Task.detached { await client.run() }
-        do {
-            try BlockingBridge.run(timeout: connectTimeout, what: "connecting to \(PostgresDimensionStore.redacted(url))") {
-                _ = try await client.query("SELECT 1", logger: logger).collect()
-                return ()
-            }
-        } catch {
-            runTask.cancel()
-            throw DimensionStoreError.database("cannot connect to \(PostgresDimensionStore.redacted(url)): \(PostgresDimensionStore.describe(error))")
-        }
+        pg = try PostgresWarehouseClient(url: url, label: "strata.pricing.postgres", maxConnections: 2,
+                                         connectTimeout: connectTimeout, callTimeout: .seconds(60))
     }
-
-    deinit { runTask.cancel() }
 
     private func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable () async throws -> T) throws -> T {
-        do {
-            return try BlockingBridge.run(timeout: timeout, what: what, work)
-        } catch let e as DimensionStoreError {
-            throw e
-        } catch {
-            throw DimensionStoreError.database("\(what): \(PostgresDimensionStore.describe(error))")
-        }
+        try pg.call(what, work)
     }
 
-    public func migrate() throws {
-        let logger = self.logger
-        try call("migrate pricing") { [client] in
-            try await client.withTransaction(logger: logger) { conn in
-                _ = try await conn.query("SELECT pg_advisory_xact_lock(\(PostgresDimensionStore.migrationLockKey))", logger: logger).collect()
-                for script in [DimensionSchema.postgres, WarehouseSchema.postgresPricing] {
-                    for statement in DimensionSchema.statements(script) {
-                        _ = try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
-                    }
-                }
-            }
-        }
-    }
+    public func migrate() throws { try pg.migrate("pricing", [WarehouseSchema.postgresPricing]) }
 
     public func replaceAll(_ prices: [CategoryPrice]) throws {
         let logger = self.logger

@@ -1,0 +1,106 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+// The plumbing the warehouse tables (dws_minute, dwm_minute, pricing) share: each table is a
+// thin layer of SQL over one of these two.
+
+/// A SQLite writer connection in WAL mode and a reader connection: the sink writes while
+/// `strata olap` and `strata reconcile` read. NORMAL synchronous is durable against process
+/// crashes; the tables can be rebuilt from their topics after a power loss.
+final class SQLiteWarehouseConnections: Sendable {
+    final class Locked: Sendable {
+        let connection: Mutex<SQLiteConnection>
+        init(_ c: sending SQLiteConnection) { connection = Mutex(c) }
+    }
+    let reader: Locked
+    let writer: Locked
+
+    init(path: String, busyTimeoutMs: Int32) throws {
+        let w = try SQLiteConnection(path: path)
+        try w.exec("PRAGMA busy_timeout = \(busyTimeoutMs)")
+        if path != ":memory:" {
+            try w.exec("PRAGMA journal_mode = WAL")
+            try w.exec("PRAGMA synchronous = NORMAL")
+        }
+        writer = Locked(w)
+        if path == ":memory:" {
+            reader = writer
+        } else {
+            let r = try SQLiteConnection(path: path)
+            try r.exec("PRAGMA busy_timeout = \(busyTimeoutMs)")
+            reader = Locked(r)
+        }
+    }
+
+    /// Runs the dimension schema (001) and `scripts` in one transaction: idempotent.
+    func migrate(_ scripts: [String]) throws {
+        try writer.connection.withLock { c in
+            try c.transaction {
+                try c.exec(DimensionSchema.sqlite)
+                for script in scripts { try c.exec(script) }
+            }
+        }
+    }
+}
+
+/// A postgres-nio pool run on its own task, called synchronously from a job's or a command's
+/// thread with a timeout; errors become `DimensionStoreError`.
+final class PostgresWarehouseClient: Sendable {
+    let client: PostgresClient
+    let logger: Logger
+    let callTimeout: Duration
+    private let runTask: Task<Void, Never>
+
+    init(url: String, label: String, maxConnections: Int, connectTimeout: Duration, callTimeout: Duration) throws {
+        var config = try PostgresDimensionStore.configuration(url)
+        config.options.connectTimeout = connectTimeout
+        config.options.maximumConnections = max(1, maxConnections)
+        self.callTimeout = callTimeout
+        let logger = Logger(label: label)
+        self.logger = logger
+        let client = PostgresClient(configuration: config, backgroundLogger: logger)
+        self.client = client
+        self.runTask = Task.detached { await client.run() }
+        do {
+            try BlockingBridge.run(timeout: connectTimeout, what: "connecting to \(PostgresDimensionStore.redacted(url))") {
+                _ = try await client.query("SELECT 1", logger: logger).collect()
+                return ()
+            }
+        } catch {
+            runTask.cancel()
+            throw DimensionStoreError.database("cannot connect to \(PostgresDimensionStore.redacted(url)): \(PostgresDimensionStore.describe(error))")
+        }
+    }
+
+    deinit { runTask.cancel() }
+
+    func close() { runTask.cancel() }
+
+    func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable () async throws -> T) throws -> T {
+        do {
+            return try BlockingBridge.run(timeout: callTimeout, what: what, work)
+        } catch let e as DimensionStoreError {
+            throw e
+        } catch {
+            throw DimensionStoreError.database("\(what): \(PostgresDimensionStore.describe(error))")
+        }
+    }
+
+    /// The dimension schema (001) and `scripts`, statement by statement in one transaction, under
+    /// the advisory lock every Strata migration takes (concurrent starts do not race).
+    func migrate(_ what: String, _ scripts: [String]) throws {
+        let logger = self.logger
+        try call("migrate \(what)") { [client] in
+            try await client.withTransaction(logger: logger) { conn in
+                _ = try await conn.query("SELECT pg_advisory_xact_lock(\(PostgresDimensionStore.migrationLockKey))", logger: logger).collect()
+                for script in [DimensionSchema.postgres] + scripts {
+                    for statement in DimensionSchema.statements(script) {
+                        _ = try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
+                    }
+                }
+            }
+        }
+    }
+}
