@@ -11,7 +11,10 @@ import StrataKafka
 /// It owns group membership (static on request) and assignment tracking, polling, the transaction
 /// cadence the stage asks for, `send_offsets_to_transaction`, abort-and-rewind on abortable
 /// errors, fencing (fatal errors end the run), re-deliveries after offset resets, `--until-idle`,
-/// graceful stop, and the counters every job reports. The job's logic is a `TransactionalStage`.
+/// graceful stop, and the counters every job reports. The job's logic is a `TransactionalStage`,
+/// or, for output outside Kafka (files, a table), a `DurableStage` that `run(durable:)` drives:
+/// the stage's durable write, then a plain offset commit, the write idempotent for what a crash
+/// between the two delivers again.
 public final class TransactionalLoop {
     public struct Options: Sendable {
         /// The job's name: client ids, transactional id, logs and metrics labels.
