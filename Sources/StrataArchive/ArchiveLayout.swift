@@ -172,9 +172,9 @@ public enum ArchiveLayoutError: Error, Sendable, Equatable, CustomStringConverti
 /// ```
 ///
 /// Each line is one `ods.raw` record value verbatim followed by `\n`. A value that contains a raw
-/// newline byte is never valid JSON from the firehose (JSON strings cannot hold one unescaped), so
-/// the writer sends it to the invalid folder with each newline replaced by a space, which keeps one
-/// record per line. A file is written under its in-progress name and renamed to the completed name
+/// newline byte goes to the invalid folder with each newline replaced by a carriage return: one
+/// record per line, and exactly as valid or invalid JSON as before (a CR is whitespace where a
+/// newline was whitespace, and a raw control character inside a string, as the newline was). A file is written under its in-progress name and renamed to the completed name
 /// once finished and fsynced; readers list only completed names, so they never see a partial file.
 public enum ArchiveLayout {
     public static let fileSuffix = ".ndjson.zst"
@@ -316,7 +316,7 @@ public enum ArchiveLayout {
     /// invalid folder of its arrival day when `ts` cannot be read or the value holds a newline.
     public enum Placement: Sendable, Equatable {
         case hour(ArchiveDay, Int)
-        /// The line must be written with every `\n` replaced by a space (`needsNewlineEscape`).
+        /// The line must be written with every `\n` replaced by `\r` (`needsNewlineEscape`).
         case invalid(ArchiveDay, needsNewlineEscape: Bool)
     }
 
@@ -412,11 +412,12 @@ public enum ArchiveTimestamp {
 
 extension ZstdFileWriter {
     /// Writes `value` as one archive line: with `replacingNewlines` (the invalid folder's rule for a
-    /// value holding a raw newline) each `\n` becomes a space, so the value stays one line.
+    /// value holding a raw newline) each `\n` becomes `\r`: the value stays one line and keeps its
+    /// JSON validity (whitespace stays whitespace; inside a string both are forbidden control bytes).
     public func writeArchiveLine(_ value: UnsafeRawBufferPointer, replacingNewlines: Bool = false) throws {
         guard replacingNewlines, let base = value.baseAddress else { return try writeLine(value) }
         var start = 0
-        var space: UInt8 = 0x20
+        var space: UInt8 = 0x0D
         while start < value.count, let nl = memchr(base + start, 0x0A, value.count - start) {
             let end = UnsafeRawPointer(nl) - base
             try write(UnsafeRawBufferPointer(start: base + start, count: end - start))

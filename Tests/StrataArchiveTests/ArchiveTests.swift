@@ -223,6 +223,6 @@ final class ArchiveLayoutTests: XCTestCase {
         try w.close()
         var lines: [String] = []
         try ZstdLineReader(path: dir).forEachLine { lines.append(String(decoding: $0, as: UTF8.self)) }
-        XCTAssertEqual(lines, ["a b  c", "{}"])
+        XCTAssertEqual(lines, ["a\rb\r\rc", "{}"])
     }
 }

@@ -66,7 +66,7 @@ final class ArchiveEndToEndTests: XCTestCase {
         let archived = try archivedLines(archive)
         var expected: [String: Int] = [:]
         for l in lines {
-            expected[String(decoding: l.map { $0 == 0x0A ? 0x20 : $0 }, as: UTF8.self), default: 0] += 1
+            expected[String(decoding: l.map { $0 == 0x0A ? 0x0D : $0 }, as: UTF8.self), default: 0] += 1
         }
         var got: [String: Int] = [:]
         for a in archived { got[a.line, default: 0] += 1 }
@@ -84,8 +84,8 @@ final class ArchiveEndToEndTests: XCTestCase {
         for a in archived {
             let folderHour: Int64? = { if case .hour(let h) = a.file.folder { a.file.day.startMs / 3_600_000 + Int64(h) } else { nil } }()
             switch Self.foundationTs(a.line) {
-            case .object where a.line.contains("\"note\":\"a b\""):
-                // Held a raw newline: invalid/ by arrival day, the newline turned into a space.
+            case _ where a.line.contains("\"note\":\"a\rb\""):
+                // Held a raw newline: invalid/ by arrival day, the newline turned into a CR.
                 if folderHour != nil { misplaced.append(a.line) }
             case .object(let ts?): if folderHour != ts / 3_600_000 { misplaced.append(a.line) }
             case .object(nil), .notAnObject: if folderHour != nil { misplaced.append(a.line) }

@@ -96,10 +96,14 @@ final class GeneratedDay {
             default: break
             }
         }
-        // A pretty-printed event (valid JSON with newlines): the invalid folder, newlines as spaces.
+        // A pretty-printed event (valid JSON with newlines): the invalid folder, newlines as CRs.
         let pretty = Event(id: "pretty", ts: day.startMs + 3_600_000 * 5 + 1, action: "like", content: "c00000007", user: "u000000001")
         events.append(pretty)
         lines.append((pretty.json.replacingOccurrences(of: ",\"action\"", with: ",\n\"action\""), pretty.ts))
+        // A raw newline inside a string: malformed (the split dead-letters it); in the invalid
+        // folder with the newline as a CR it must stay malformed, never become an event.
+        lines.append((#"{"event_id":"nl-in-string","ts":\#(day.startMs + 60_000),"action":"click","content_id":"c00000001","user_id":"u1","note":"a"# + "\n" + #"b"}"#, day.startMs + 60_000))
+        deadLettered += 1
         // Misfiled: an event of the next day in this day's folder is not this day's.
         outsideDay = 1
 
