@@ -100,7 +100,6 @@ final class ArchiveStage: DurableStage {
         let writer: ZstdFileWriter
         let staging: String
         let final: String
-        var lines = 0
     }
 
     private let options: ArchiveJob.Options
@@ -147,9 +146,13 @@ final class ArchiveStage: DurableStage {
             case .hour(let day, let hour): key = FileKey(partition: m.partition, day: day, hour: hour)
             case .invalid(let day, let needsEscape): key = FileKey(partition: m.partition, day: day, hour: nil); escape = needsEscape
             }
-            if open[key] == nil { open[key] = try openFile(key, firstOffset: m.offset) }
-            try open[key]!.writer.writeArchiveLine(value, replacingNewlines: escape)
-            open[key]!.lines += 1
+            let writer: ZstdFileWriter
+            if let file = open[key] { writer = file.writer } else {
+                let file = try openFile(key, firstOffset: m.offset)
+                open[key] = file
+                writer = file.writer
+            }
+            try writer.writeArchiveLine(value, replacingNewlines: escape)
             if key.hour == nil { pending.archivedInvalid += 1 } else { pending.archived += 1 }
             pending.bytesIn += value.count
             batchBytes += value.count

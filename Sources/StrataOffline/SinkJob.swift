@@ -123,19 +123,13 @@ final class SinkStage: DurableStage {
             pending.consumed += 1
             if m.isWatermarkMarker { pending.markers += 1; continue }
             if dwm != nil, topicNames.of(m) == dwmTopic {
-                guard let row = Self.decodeDWM(m.value) else { reject(m); continue }
+                guard let row = Self.decodeDWM(m.value) else { reject(m, as: "DWM"); continue }
                 dwmRows.append(row)
                 pending.stored += 1
                 pending.storedDWM += 1
                 continue
             }
-            guard let row = Self.decode(m.value) else {
-                pending.rejected += 1
-                logger.warning("not a DWS row; skipped", metadata: [
-                    "partition": "\(m.partition)", "offset": "\(m.offset)",
-                    "value": "\(String(decoding: m.value.prefix(200), as: UTF8.self))"])
-                continue
-            }
+            guard let row = Self.decode(m.value) else { reject(m, as: "DWS"); continue }
             rows.append(row)
             pending.stored += 1
         }
@@ -155,9 +149,10 @@ final class SinkStage: DurableStage {
         dwmRows.removeAll(keepingCapacity: true)
     }
 
-    private func reject(_ m: KafkaMessage) {
+    /// A record that is not a row of its topic: skipped, counted, logged with its start.
+    private func reject(_ m: KafkaMessage, as kind: String) {
         pending.rejected += 1
-        logger.warning("not a DWM row; skipped", metadata: [
+        logger.warning("not a \(kind) row; skipped", metadata: [
             "partition": "\(m.partition)", "offset": "\(m.offset)",
             "value": "\(String(decoding: m.value.prefix(200), as: UTF8.self))"])
     }

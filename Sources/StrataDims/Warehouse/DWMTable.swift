@@ -115,12 +115,11 @@ public final class SQLiteDWMTable: DWMTable {
     }
 
     public func rows(from: Int64, to: Int64, _ body: (DWMTableRow) throws -> Void) throws {
-        var after: (Int64, String, String)? = nil
-        while true {
+        try forEachPage(pageSize: Self.pageSize, cursor: { ($0.minute, $0.contentId, $0.userId) }, body) { (after: (Int64, String, String)?) -> [DWMTableRow] in
             let sql = after == nil
                 ? "SELECT \(dwmColumns) FROM dwm_minute WHERE minute >= ?1 AND minute < ?2 ORDER BY minute, content_id, user_id LIMIT \(Self.pageSize)"
                 : "SELECT \(dwmColumns) FROM dwm_minute WHERE (minute, content_id, user_id) > (?3, ?4, ?5) AND minute < ?2 ORDER BY minute, content_id, user_id LIMIT \(Self.pageSize)"
-            let page: [DWMTableRow] = try reader.connection.withLock { c in
+            return try reader.connection.withLock { c in
                 try c.withStatement(sql) { s in
                     try s.bind(1, from)
                     try s.bind(2, to)
@@ -136,9 +135,6 @@ public final class SQLiteDWMTable: DWMTable {
                     return out
                 }
             }
-            for r in page { try body(r) }
-            guard page.count == Self.pageSize, let last = page.last else { return }
-            after = (last.minute, last.contentId, last.userId)
         }
     }
 }
@@ -198,12 +194,10 @@ public final class PostgresDWMTable: DWMTable {
 
     public func rows(from: Int64, to: Int64, _ body: (DWMTableRow) throws -> Void) throws {
         let logger = self.logger
-        var after: (Int64, String, String)? = nil
-        while true {
-            let cursor = after
-            let page: [DWMTableRow] = try call("scan of dwm_minute") { [client] in
+        try forEachPage(pageSize: Self.pageSize, cursor: { ($0.minute, $0.contentId, $0.userId) }, body) { (after: (Int64, String, String)?) -> [DWMTableRow] in
+            return try call("scan of dwm_minute") { [client] in
                 let rows: PostgresRowSequence
-                if let (m, cid, uid) = cursor {
+                if let (m, cid, uid) = after {
                     rows = try await client.query("""
                         SELECT minute, content_id, user_id, expose, click, play, play_ms, "like", share, comment, report, strategy, rev, final, emitted_at
                         FROM dwm_minute WHERE (minute, content_id, user_id) > (\(m), \(cid), \(uid)) AND minute < \(to)
@@ -225,9 +219,6 @@ public final class PostgresDWMTable: DWMTable {
                 }
                 return out
             }
-            for r in page { try body(r) }
-            guard page.count == Self.pageSize, let last = page.last else { return }
-            after = (last.minute, last.contentId, last.userId)
         }
     }
 }

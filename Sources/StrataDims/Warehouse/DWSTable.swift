@@ -170,12 +170,11 @@ public final class SQLiteDWSTable: DWSTable {
 
     public func rows(from: Int64, to: Int64, _ body: (DWSTableRow) throws -> Void) throws {
         // Keyset pagination on the primary key: each page under the lock, `body` without it.
-        var after: (Int64, String)? = nil
-        while true {
+        try forEachPage(pageSize: Self.pageSize, cursor: { ($0.minute, $0.contentId) }, body) { (after: (Int64, String)?) -> [DWSTableRow] in
             let sql = after == nil
                 ? "SELECT \(dwsColumns) FROM dws_minute WHERE minute >= ?1 AND minute < ?2 ORDER BY minute, content_id LIMIT \(Self.pageSize)"
                 : "SELECT \(dwsColumns) FROM dws_minute WHERE (minute, content_id) > (?3, ?4) AND minute < ?2 ORDER BY minute, content_id LIMIT \(Self.pageSize)"
-            let page: [DWSTableRow] = try reader.connection.withLock { c in
+            return try reader.connection.withLock { c in
                 try c.withStatement(sql) { s in
                     try s.bind(1, from)
                     try s.bind(2, to)
@@ -190,9 +189,6 @@ public final class SQLiteDWSTable: DWSTable {
                     return out
                 }
             }
-            for r in page { try body(r) }
-            guard page.count == Self.pageSize, let last = page.last else { return }
-            after = (last.minute, last.contentId)
         }
     }
 }
@@ -256,12 +252,10 @@ public final class PostgresDWSTable: DWSTable {
 
     public func rows(from: Int64, to: Int64, _ body: (DWSTableRow) throws -> Void) throws {
         let logger = self.logger
-        var after: (Int64, String)? = nil
-        while true {
-            let cursor = after
-            let page: [DWSTableRow] = try call("scan of dws_minute") { [client] in
+        try forEachPage(pageSize: Self.pageSize, cursor: { ($0.minute, $0.contentId) }, body) { (after: (Int64, String)?) -> [DWSTableRow] in
+            return try call("scan of dws_minute") { [client] in
                 let rows: PostgresRowSequence
-                if let (m, id) = cursor {
+                if let (m, id) = after {
                     rows = try await client.query("""
                         SELECT minute, content_id, expose, click, play, play_ms, "like", share, comment, report, uv, rev, final, emitted_at
                         FROM dws_minute WHERE (minute, content_id) > (\(m), \(id)) AND minute < \(to)
@@ -283,9 +277,6 @@ public final class PostgresDWSTable: DWSTable {
                 }
                 return out
             }
-            for r in page { try body(r) }
-            guard page.count == Self.pageSize, let last = page.last else { return }
-            after = (last.minute, last.contentId)
         }
     }
 }

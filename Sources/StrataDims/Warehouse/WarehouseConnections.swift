@@ -104,3 +104,17 @@ final class PostgresWarehouseClient: Sendable {
         }
     }
 }
+
+/// Keyset pagination: `fetch(after)` returns the page after `after` (nil: the first page), under
+/// whatever lock or connection it needs; `body` runs on each row outside it. A page shorter than
+/// `pageSize` is the last.
+func forEachPage<Row, Cursor>(pageSize: Int, cursor: (Row) -> Cursor, _ body: (Row) throws -> Void,
+                              fetch: (Cursor?) throws -> [Row]) throws {
+    var after: Cursor? = nil
+    while true {
+        let page = try fetch(after)
+        for r in page { try body(r) }
+        guard page.count == pageSize, let last = page.last else { return }
+        after = cursor(last)
+    }
+}
