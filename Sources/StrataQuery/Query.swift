@@ -109,7 +109,15 @@ public struct QueryResult: Sendable, Equatable {
         s += ",\"window_end\":"
         s += windowEnd.map { String($0) } ?? "null"
         s += ",\"final\":" + (final ? "true" : "false")
-        s += ",\"rows\":["
+        s += ",\"rows\":"
+        appendRowsJSON(to: &s)
+        s += "}"
+        return s
+    }
+
+    /// The rows as a JSON array of objects, keys in select order (a missing cell is null).
+    public func appendRowsJSON(to s: inout String) {
+        s += "["
         for (n, r) in rows.enumerated() {
             if n > 0 { s += "," }
             s += "{"
@@ -121,8 +129,7 @@ public struct QueryResult: Sendable, Equatable {
             }
             s += "}"
         }
-        s += "]}"
-        return s
+        s += "]"
     }
 }
 

@@ -63,7 +63,7 @@ public enum ResultJSON {
         s += ",\"columns\":"
         appendColumns(result.columns, to: &s)
         s += ",\"rows\":"
-        appendRows(columns: result.columns, rows: result.rows, to: &s)
+        result.appendRowsJSON(to: &s)
         s += "}"
         return s
     }
@@ -73,22 +73,6 @@ public enum ResultJSON {
         for (i, c) in columns.enumerated() {
             if i > 0 { s += "," }
             JSONString.append(c, to: &s)
-        }
-        s += "]"
-    }
-
-    static func appendRows(columns: [String], rows: [[Value]], to s: inout String) {
-        s += "["
-        for (n, r) in rows.enumerated() {
-            if n > 0 { s += "," }
-            s += "{"
-            for (i, c) in columns.enumerated() {
-                if i > 0 { s += "," }
-                JSONString.append(c, to: &s)
-                s += ":"
-                (i < r.count ? r[i] : .null).appendJSON(to: &s)
-            }
-            s += "}"
         }
         s += "]"
     }
