@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
     ],
@@ -82,8 +84,12 @@ let package = Package(
         // `strata serve`: the big-screen dashboard and the live query feeds over HTTP (shared subscriptions).
         .target(name: "StrataServe", dependencies: ["StrataQuery", "StrataKafka", "StrataCore", "StrataRuntime",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
-            .product(name: "Logging", package: "swift-log")]),
+            .product(name: "Logging", package: "swift-log")],
+            resources: [.embedInCode("Resources/openapi.yaml")]),
 
         // What the strata commands share: global options, progress, signals, thread helpers.
         .target(name: "StrataCLI", dependencies: ["StrataCore", "StrataKafka", "StrataRuntime",
@@ -116,7 +122,9 @@ let package = Package(
         .testTarget(name: "StrataReconcileTests", dependencies: ["StrataReconcile", "StrataArchive", "StrataDims", "StrataCore", "StrataKafka", "strata", "StrataTestSupport"]),
         .testTarget(name: "StrataRuntimeTests", dependencies: ["StrataRuntime"]),
         .testTarget(name: "StrataServeTests", dependencies: ["StrataServe", "StrataQuery", "StrataKafka", "StrataCore", "StrataTestSupport",
-            .product(name: "Hummingbird", package: "hummingbird")]),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "StrataQueryTests", dependencies: ["StrataQuery", "StrataCore", "StrataTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

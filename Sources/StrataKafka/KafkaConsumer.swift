@@ -122,6 +122,21 @@ public final class KafkaConsumer {
         return t.partitions
     }
 
+    /// For each partition, the earliest offset whose message timestamp is at or after `timestampMs`
+    /// (the broker's ListOffsets by time); `TopicPartitionOffset.end` where no such message exists yet.
+    /// The answer is a start position for `assign`, so a reader seeks to a time instead of
+    /// filtering everything before it.
+    public func offsetsForTimes(topic: String, partitions: Int, timestampMs: Int64,
+                                timeoutMs: Int32 = 10_000) throws(KafkaError) -> [TopicPartitionOffset] {
+        let list = (0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: timestampMs) }.makeNativeList()
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try check(rd_kafka_offsets_for_times(client.handle, list, timeoutMs), "offsets_for_times \(topic)")
+        if let e = firstPartitionError(list, "offsets_for_times") { throw e }
+        return [TopicPartitionOffset](native: list).map { p in
+            p.offset < 0 ? TopicPartitionOffset(topic: p.topic, partition: p.partition, offset: TopicPartitionOffset.end) : p
+        }
+    }
+
     /// Leaves the group (revoking partitions through the rebalance callback). Idempotent.
     /// The partition's low and high watermark offsets as the broker reports them to this client
     /// (with `read_committed`, the high one is the last stable offset).

@@ -50,6 +50,23 @@ public struct FeedDefinition: Sendable {
     }
 }
 
+extension FeedDefinition {
+    /// Names, sizes and modification times of the directory's `*.sql` files: changes when a
+    /// feed file is added, removed or edited.
+    public static func fingerprint(directory: String) -> String? {
+        guard let files = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
+        var parts: [String] = []
+        for file in files.sorted() where file.hasSuffix(".sql") {
+            let path = (directory as NSString).appendingPathComponent(file)
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+            let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
+            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            parts.append("\(file):\(size):\(modified)")
+        }
+        return parts.joined(separator: "|")
+    }
+}
+
 /// JSON renderings of result tables.
 public enum ResultJSON {
     /// `{"feed":…,"window_start":…,"window_end":…,"final":…,"columns":[…],"rows":[{…},…]}`,

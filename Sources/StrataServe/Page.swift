@@ -27,6 +27,9 @@ enum DashboardPage {
   h1 span { color:var(--dim); font-weight:normal; font-size:20px; margin-left:12px; }
   .fresh { font-size:22px; }
   .fresh b { font-size:28px; }
+  .lag { color:var(--dim); font-size:18px; margin-left:18px; }
+  .lag b { color:var(--text); }
+  .hour .num { font-size:34px; color:#b9c6dc; }
   .dot { display:inline-block; width:14px; height:14px; border-radius:7px; background:var(--dim); margin-right:8px; }
   .ok { background:var(--accent3); } .warn { background:var(--accent2); } .bad { background:var(--bad); }
   .nums { display:grid; grid-template-columns:repeat(6, 1fr); gap:14px; margin-bottom:14px; }
@@ -53,7 +56,8 @@ enum DashboardPage {
 <body>
 <header>
   <h1>STRATA <span>live · dws.content · <span id="window">waiting for data</span></span></h1>
-  <div class="fresh"><span id="fresh-dot" class="dot"></span>newest row <b id="freshness">—</b></div>
+  <div class="fresh"><span id="fresh-dot" class="dot"></span>newest row <b id="freshness">—</b>
+    <span class="lag" id="lag"></span></div>
 </header>
 <section class="nums">
   <div class="card"><div class="label">Exposes</div><div class="num" id="v-exposes">—</div><div class="sub">this minute</div></div>
@@ -62,6 +66,14 @@ enum DashboardPage {
   <div class="card"><div class="label">Plays</div><div class="num" id="v-plays">—</div><div class="sub">this minute</div></div>
   <div class="card"><div class="label">Play time</div><div class="num" id="v-play_ms">—</div><div class="sub">this minute</div></div>
   <div class="card"><div class="label">UV</div><div class="num" id="v-uv">—</div><div class="sub">sum of per-content UV</div></div>
+</section>
+<section class="nums hour">
+  <div class="card"><div class="label">Exposes</div><div class="num" id="h-exposes">—</div><div class="sub">last hour</div></div>
+  <div class="card"><div class="label">Clicks</div><div class="num" id="h-clicks">—</div><div class="sub">last hour</div></div>
+  <div class="card"><div class="label">CTR</div><div class="num" id="h-ctr">—</div><div class="sub">last hour</div></div>
+  <div class="card"><div class="label">Plays</div><div class="num" id="h-plays">—</div><div class="sub">last hour</div></div>
+  <div class="card"><div class="label">Play time</div><div class="num" id="h-play_ms">—</div><div class="sub">last hour</div></div>
+  <div class="card"><div class="label">UV</div><div class="num" id="h-uv">—</div><div class="sub">distinct users, last hour</div></div>
 </section>
 <section class="grid">
   <div class="panel wide"><h2>Per-minute trend · last 60 minutes</h2>
@@ -123,6 +135,18 @@ enum DashboardPage {
       if (r.newest_emitted_at != null) newest = r.newest_emitted_at;
       if (t.window_start != null) $("window").textContent = "minute " + clock(t.window_start) + (t.final ? " (final)" : "");
       tickFresh();
+    },
+    hour: function (t) {
+      var r = t.rows[0] || {};
+      setNum("h-exposes", r.exposes, int(r.exposes));
+      setNum("h-clicks", r.clicks, int(r.clicks));
+      setNum("h-ctr", r.ctr, r.ctr == null ? "—" : (r.ctr * 100).toFixed(2) + "%");
+      setNum("h-plays", r.plays, int(r.plays));
+      setNum("h-play_ms", r.play_ms, hm(r.play_ms));
+    },
+    hour_uv: function (t) {
+      var r = t.rows[0] || {};
+      setNum("h-uv", r.uv, int(r.uv));
     },
     trend: function (t) {
       var svg = $("trend"), rows = t.rows, W = 1000, H = 240, pad = 22;
@@ -188,6 +212,18 @@ enum DashboardPage {
     dot.className = "dot " + (a < 15000 ? "ok" : a < 120000 ? "warn" : "bad");
   }
   setInterval(tickFresh, 1000);
+  // The jobs' lag: records their consumer groups have not committed yet.
+  function pollStatus() {
+    fetch("/api/status" + q).then(function (r) { return r.json(); }).then(function (st) {
+      var h = "";
+      (st.jobs || []).forEach(function (j) {
+        h += " " + esc(j.job) + ' lag <b data-lag="' + (j.lag == null ? "" : j.lag) + '">' + (j.lag == null ? "?" : int(j.lag)) + "</b>";
+      });
+      $("lag").innerHTML = h;
+    }).catch(function () { $("lag").textContent = "status unavailable"; });
+  }
+  pollStatus();
+  setInterval(pollStatus, 5000);
   var initial = /*STRATA_INITIAL*/null;
   function show(name, t) {
     state[name] = t;

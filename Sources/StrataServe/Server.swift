@@ -1,5 +1,8 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
+import ServiceLifecycle
+import UnixSignals
 public import Logging
 import StrataCore
 public import StrataKafka
@@ -23,6 +26,14 @@ public struct ServeOptions: Sendable {
     public var queryOptions = QueryOptions()
     /// Messages a viewer may have waiting before the oldest are dropped.
     public var viewerBuffer = 64
+    /// Messages a viewer may lose that way before it is disconnected.
+    public var viewerDropLimit = 1_000
+    /// An ad-hoc live query (WebSocket) nobody has watched for this long is stopped.
+    public var adHocIdleMs = 30_000
+    /// The directory the named feeds were loaded from; checked for changed files this often
+    /// (0: never) and reloaded.
+    public var feedDirectory: String?
+    public var reloadIntervalMs = 2_000
     /// Comment line sent to every viewer this often, so closed connections are noticed.
     public var heartbeatMs = 15_000
     /// Default and maximum time bound of a one-shot query.
@@ -51,108 +62,164 @@ public struct ServeOptions: Sendable {
     }
 }
 
-/// The HTTP server: the dashboard page, the feeds (SSE), one-shot queries, probes and metrics.
+/// The HTTP server: the dashboard page, the feeds (SSE and WebSocket), one-shot queries, the
+/// jobs' lag, probes and metrics.
 public final class StrataServer: Sendable {
     public let options: ServeOptions
-    public let feeds: [FeedDefinition]
-    let hubs: [String: FeedHub]
-    let sources: [TopicSource]
+    let registry: QueryRegistry
+    let lag: JobLagMonitor
     let consumerConfig: KafkaConfig
     let logger: Logger
     private let oneShotsRunning = Atomic<Int>(0)
     private let started = Atomic<Bool>(false)
+    private let serviceGroup = Mutex<ServiceGroup?>(nil)
+    /// The last failed reload of the feed directory (the old feeds keep running).
+    private let reloadError = Mutex<String?>(nil)
 
     public init(options: ServeOptions, feeds: [FeedDefinition], consumerConfig: KafkaConfig,
-                logger: Logger = Logger(label: "strata.serve")) {
+                lagWatches: [LagWatch] = [], logger: Logger = Logger(label: "strata.serve")) {
         self.options = options
-        self.feeds = feeds
         self.consumerConfig = consumerConfig
         self.logger = logger
-        var hubs: [String: FeedHub] = [:]
-        for feed in feeds { hubs[feed.name] = FeedHub(name: feed.name, bufferCapacity: options.viewerBuffer) }
-        self.hubs = hubs
-        var byTopic: [String: [(definition: FeedDefinition, hub: FeedHub)]] = [:]
-        for feed in feeds { byTopic[feed.topic, default: []].append((feed, hubs[feed.name]!)) }
-        sources = byTopic.keys.sorted().map { topic in
-            TopicSource(topic: topic, feeds: byTopic[topic]!, consumerConfig: consumerConfig, options: options, logger: logger)
-        }
+        registry = QueryRegistry(feeds: feeds, options: options, consumerConfig: consumerConfig, logger: logger)
+        lag = JobLagMonitor(watches: lagWatches, consumerConfig: consumerConfig, logger: logger)
     }
 
-    public func hub(_ name: String) -> FeedHub? { hubs[name] }
+    /// The named feeds, by name.
+    public var feeds: [FeedDefinition] { registry.named.map(\.definition) }
+    public func hub(_ name: String) -> FeedHub? { registry.hub(named: name) }
 
     /// Ready once every topic consumer has read each partition to its end once.
-    public var isReady: Bool { sources.allSatisfy(\.caughtUp) }
+    public var isReady: Bool { registry.sources.allSatisfy(\.caughtUp) }
 
-    /// Starts the shared consumers (once).
+    /// Starts the shared consumers and the lag monitor (once).
     public func startFeeds() {
         guard !started.exchange(true, ordering: .relaxed) else { return }
-        for source in sources { source.start() }
+        registry.start()
+        lag.start()
     }
 
     /// Stops the consumers and ends every viewer's stream.
     public func stopFeeds() {
-        for source in sources { source.stop() }
-        for hub in hubs.values { hub.closeAll() }
+        registry.stop()
+        lag.stop()
     }
 
-    /// Serves until cancelled or (with `handleSignals`) SIGTERM/SIGINT; `onRunning` gets the bound port.
+    /// Reads the feed directory again and replaces the feeds that changed. A directory that no
+    /// longer loads leaves the running feeds as they are (the error is logged and shown on
+    /// /api/status).
+    public func reloadFeeds() {
+        guard let directory = options.feedDirectory else { return }
+        do {
+            registry.replaceNamed(try FeedDefinition.load(directory: directory, topicPrefix: options.topicPrefix))
+            reloadError.withLock { $0 = nil }
+        } catch {
+            let message = String(describing: error)
+            let changed = reloadError.withLock { old in
+                defer { old = message }
+                return old != message
+            }
+            if changed { logger.error("feed directory not reloaded; the running feeds stay", metadata: ["error": "\(message)"]) }
+        }
+    }
+
+    /// Serves until `shutdown()`, cancellation or (with `handleSignals`) SIGTERM/SIGINT;
+    /// `onRunning` gets the bound port.
+    ///
+    /// Two services in one ServiceGroup: the HTTP server and the feeds. On shutdown the feeds go
+    /// first: every viewer's stream ends, so the open SSE responses finish and the HTTP server's
+    /// graceful shutdown does not wait on them forever.
     public func run(handleSignals: Bool = true,
                     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         try options.validate()
-        startFeeds()
-        let heartbeat = Task { [hubs, options] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(options.heartbeatMs))
-                for hub in hubs.values { hub.broadcast(": ping\n\n") }
-            }
-        }
-        defer {
-            heartbeat.cancel()
-            stopFeeds()
-        }
+        let router = buildRouter()
+        var webSocket = WebSocketServerConfiguration()
+        webSocket.maxFrameSize = 1 << 20
+        webSocket.autoPing = .enabled(timePeriod: .milliseconds(Int64(options.heartbeatMs)))
         let app = Application(
-            router: buildRouter(),
+            router: router,
+            server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: webSocket)),
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "strata"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
-        if handleSignals {
-            try await app.runService()
-        } else {
-            try await app.runService(gracefulShutdownSignals: [])
+        // Services shut down in reverse order: the feeds before the server.
+        let group = ServiceGroup(configuration: .init(
+            services: [app, FeedsService(server: self)],
+            gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+            logger: logger))
+        serviceGroup.withLock { $0 = group }
+        defer { serviceGroup.withLock { $0 = nil } }
+        try await group.run()
+    }
+
+    /// Shuts the server down gracefully, as SIGTERM does.
+    public func shutdown() async {
+        await serviceGroup.withLock { $0 }?.triggerGracefulShutdown()
+    }
+
+    /// The feeds as a service: started with the server, stopped first on shutdown; between, the
+    /// housekeeping (heartbeats, idle ad-hoc queries, feed files changed).
+    struct FeedsService: Service {
+        let server: StrataServer
+
+        func run() async throws {
+            server.startFeeds()
+            defer { server.stopFeeds() }
+            await cancelWhenGracefulShutdown {
+                await server.housekeeping()
+            }
         }
     }
 
-    func buildRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    func housekeeping() async {
+        var fingerprint = options.feedDirectory.flatMap(FeedDefinition.fingerprint)
+        var sincePing = 0, sinceSweep = 0, sinceReload = 0
+        let step = 500
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(step))
+            sincePing += step; sinceSweep += step; sinceReload += step
+            if sincePing >= options.heartbeatMs {
+                sincePing = 0
+                for hub in registry.hubs { hub.broadcast(.ping) }
+            }
+            if sinceSweep >= 5_000 {
+                sinceSweep = 0
+                registry.sweep(idle: .milliseconds(options.adHocIdleMs))
+            }
+            if options.reloadIntervalMs > 0, let directory = options.feedDirectory, sinceReload >= options.reloadIntervalMs {
+                sinceReload = 0
+                let now = FeedDefinition.fingerprint(directory: directory)
+                if now != fingerprint {
+                    fingerprint = now
+                    reloadFeeds()
+                }
+            }
+        }
+    }
+
+    func buildRouter() -> Router<BasicWebSocketRequestContext> {
+        let router = Router(context: BasicWebSocketRequestContext.self)
         router.add(middleware: TokenMiddleware(token: options.token))
         router.get("/healthz") { _, _ in StrataServer.json("{\"status\":\"ok\"}") }
         router.get("/readyz") { [self] _, _ in
-            var s = "{\"ready\":\(isReady),\"topics\":["
-            for (i, source) in sources.enumerated() {
-                let status = source.snapshot
-                if i > 0 { s += "," }
-                s += "{\"topic\":"
-                JSONString.append(source.topic, to: &s)
-                s += ",\"caught_up\":\(status.caughtUp),\"partitions\":\(status.partitions),\"rows\":\(status.rowsIn)"
-                s += ",\"newest_minute\":" + (status.newestMinute.map { String($0) } ?? "null")
-                s += ",\"error\":"
-                if let e = status.lastError { JSONString.append(e, to: &s) } else { s += "null" }
-                s += "}"
-            }
-            s += "]}"
-            return StrataServer.json(s, status: isReady ? .ok : .serviceUnavailable)
+            StrataServer.json(statusJSON(), status: isReady ? .ok : .serviceUnavailable)
         }
+        router.get("/api/status") { [self] _, _ in StrataServer.json(statusJSON()) }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: MetricsRegistry.shared.render())))
         }
+        router.get("/openapi.yaml") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+        }
         router.get("/") { [self] _, _ in
             // The feeds' current results go into the page, so it shows data before the streams connect.
             var initial = "{"
-            for (i, feed) in feeds.enumerated() {
+            for (i, entry) in registry.named.enumerated() {
                 if i > 0 { initial += "," }
-                JSONString.append(feed.name, to: &initial)
-                initial += ":" + (hubs[feed.name]?.currentJSON ?? "null")
+                JSONString.append(entry.definition.name, to: &initial)
+                initial += ":" + (entry.hub.currentJSON ?? "null")
             }
             initial += "}"
             return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
@@ -160,8 +227,8 @@ public final class StrataServer: Sendable {
         }
         router.get("/api/feeds") { [self] _, _ in
             var s = "["
-            for (i, feed) in feeds.enumerated() {
-                let hub = hubs[feed.name]!
+            for (i, entry) in registry.named.enumerated() {
+                let (feed, hub) = (entry.definition, entry.hub)
                 if i > 0 { s += "," }
                 s += "{\"name\":"
                 JSONString.append(feed.name, to: &s)
@@ -176,7 +243,7 @@ public final class StrataServer: Sendable {
                 s += ",\"url\":"
                 JSONString.append("/api/feeds/\(feed.name)", to: &s)
                 s += ",\"viewers\":\(hub.viewerCount),\"emissions\":\(hub.publishedCount),\"dropped\":\(hub.droppedCount)"
-                s += ",\"failure\":"
+                s += ",\"disconnected\":\(hub.disconnectedCount),\"failure\":"
                 if let f = hub.failure { JSONString.append(f, to: &s) } else { s += "null" }
                 s += "}"
             }
@@ -184,7 +251,7 @@ public final class StrataServer: Sendable {
         }
         router.get("/api/feeds/:name") { [self] _, context in
             let name = try context.parameters.require("name")
-            guard let hub = hubs[name] else {
+            guard let hub = registry.hub(named: name) else {
                 return StrataServer.json(ResultJSON.error("no feed named \(name); GET /api/feeds lists them"), status: .notFound)
             }
             let stream = hub.subscribe()
@@ -193,10 +260,13 @@ public final class StrataServer: Sendable {
                             body: ResponseBody { writer in
                                 try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
                                 for await message in stream {
-                                    try await writer.write(ByteBuffer(string: message))
+                                    try await writer.write(ByteBuffer(string: message.sse))
                                 }
                                 try await writer.finish(nil)
                             })
+        }
+        router.ws("/ws") { [self] inbound, outbound, _ in
+            try await WebSocketFeeds.handle(inbound: inbound, outbound: outbound, registry: registry, options: options, logger: logger)
         }
         router.post("/api/query") { [self] request, _ in
             let body: ByteBuffer
@@ -221,6 +291,38 @@ public final class StrataServer: Sendable {
             return StrataServer.json(answer.body, status: HTTPResponse.Status(code: answer.status))
         }
         return router
+    }
+
+    /// `{"ready", "now", "topics":[…], "jobs":[…], "ad_hoc_queries", "reload_error"}`: the feed
+    /// consumers and the watched jobs' lag.
+    func statusJSON() -> String {
+        var s = "{\"ready\":\(isReady),\"now\":\(TopicSource.nowMs()),\"topics\":["
+        for (i, source) in registry.sources.enumerated() {
+            let status = source.snapshot
+            if i > 0 { s += "," }
+            s += "{\"topic\":"
+            JSONString.append(source.topic, to: &s)
+            s += ",\"caught_up\":\(status.caughtUp),\"partitions\":\(status.partitions),\"rows\":\(status.rowsIn),\"queries\":\(status.queries)"
+            s += ",\"newest_minute\":" + (status.newestMinute.map { String($0) } ?? "null")
+            s += ",\"error\":"
+            if let e = status.lastError { JSONString.append(e, to: &s) } else { s += "null" }
+            s += "}"
+        }
+        s += "],\"jobs\":["
+        for (i, reading) in lag.current.enumerated() {
+            if i > 0 { s += "," }
+            s += "{\"job\":"
+            JSONString.append(reading.job, to: &s)
+            s += ",\"group\":"
+            JSONString.append(reading.groupId, to: &s)
+            s += ",\"lag\":" + (reading.lag.map { String($0) } ?? "null")
+            s += ",\"measured_at\":\(reading.measuredAtMs),\"error\":"
+            if let e = reading.error { JSONString.append(e, to: &s) } else { s += "null" }
+            s += "}"
+        }
+        s += "],\"ad_hoc_queries\":\(registry.adHocCount),\"reload_error\":"
+        if let e = reloadError.withLock({ $0 }) { JSONString.append(e, to: &s) } else { s += "null" }
+        return s + "}"
     }
 
     /// Runs blocking work (librdkafka) on its own thread instead of the server's.

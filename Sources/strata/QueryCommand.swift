@@ -30,7 +30,7 @@ struct QueryCommand: ParsableCommand {
     @Argument(help: "The query text (or use -f).") var sql: String?
     @Option(name: [.customShort("f"), .long], help: "Read the query from this file.") var file: String?
     @Flag(help: "Read the topic from its earliest offset.") var fromBeginning = false
-    @Option(help: "Start at this time: epoch milliseconds or ISO-8601 (e.g. 2026-05-01T12:00:00Z); rows with an earlier minute are skipped.")
+    @Option(help: "Start at this time: epoch milliseconds or ISO-8601 (e.g. 2026-05-01T12:00:00Z). The topic is searched by time (no read of what came before); rows with an earlier minute are skipped.")
     var from: String?
     @Option(help: "Output format: table or ndjson.") var format: Format = .table
     @Option(help: "Exit after this long without new rows (e.g. 5, 500ms, 2m), after emitting every window's final table.")
@@ -76,8 +76,20 @@ struct QueryCommand: ParsableCommand {
         let consumer = try KafkaConsumer(config: config.consumerConfig(groupId: nil, clientId: "strata-query"))
         defer { consumer.close() }
         let partitions = try consumer.partitionCount(topic: query.source)
-        let start = fromBeginning || fromMs != nil ? TopicPartitionOffset.beginning : TopicPartitionOffset.end
-        try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: query.source, partition: Int32($0), offset: start) })
+        var positions = (0..<partitions).map {
+            TopicPartitionOffset(topic: query.source, partition: Int32($0), offset: fromBeginning ? TopicPartitionOffset.beginning : TopicPartitionOffset.end)
+        }
+        if let fromMs {
+            // Seek by time: a row of minute m is produced at or after m, so the first message
+            // stamped a minute before --from (slack for clocks) is where its rows can start.
+            do {
+                positions = try consumer.offsetsForTimes(topic: query.source, partitions: partitions, timestampMs: fromMs - 60_000)
+            } catch {
+                stderrLine("warning: the broker cannot find offsets by time (\(error)); reading from the beginning")
+                positions = positions.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: TopicPartitionOffset.beginning) }
+            }
+        }
+        try consumer.assign(positions)
         engine.expectPartitions(Array(0..<partitions), nowMs: Self.nowMs())
 
         var output = ResultPrinter(format: format, query: query)

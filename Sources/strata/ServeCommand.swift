@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import StrataCLI
 import StrataQuery
+import StrataCore
 import StrataServe
 
 struct ServeCommand: ParsableCommand {
@@ -17,18 +18,27 @@ struct ServeCommand: ParsableCommand {
           GET /                    the big-screen page
           GET /api/feeds           the feeds as JSON
           GET /api/feeds/NAME      Server-Sent Events: the current result, then each new one
+          GET /ws                  WebSocket: subscribe to named feeds or ad-hoc live queries
           POST /api/query          {"sql": "..."}: a one-shot query, answered as a JSON table
+          GET /api/status          the feed consumers and the jobs' lag
           GET /healthz, /readyz    liveness; ready once the feed consumers have caught up
           GET /metrics             Prometheus text
+          GET /openapi.yaml        the API described for tools
+
+        Editing, adding or removing a file of the feed directory changes the running feeds within
+        a few seconds (a file that does not parse is reported and the running feeds stay).
+        On start the feeds seek their topics by time to the history's start (--history).
 
         Listens on 127.0.0.1:8080 by default. Any other than a loopback address requires an API
-        token (--token or STRATA_SERVE_TOKEN), sent as `Authorization: Bearer TOKEN` or `?token=TOKEN`.
+        token (--token-file, STRATA_SERVE_TOKEN or --token), sent as `Authorization: Bearer TOKEN`
+        or `?token=TOKEN`. The token is never logged.
         """)
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).") var listen = "127.0.0.1:8080"
-    @Option(help: "API token required on every endpoint but the probes (env STRATA_SERVE_TOKEN). Required off loopback.")
+    @Option(help: "API token required on every endpoint but the probes (env STRATA_SERVE_TOKEN). Required off loopback. Prefer --token-file: a flag shows in the process list.")
     var token: String?
+    @Option(help: "Read the API token from this file (its first line).") var tokenFile: String?
     @Option(help: "Directory of the feed queries (*.sql).") var feeds = "sql/dashboard"
     @Option(help: "Prefix for every topic name.") var topicPrefix = ""
     @Option(help: "History the feeds read on start: rows whose minute is older are skipped (e.g. 70m).")
@@ -36,6 +46,10 @@ struct ServeCommand: ParsableCommand {
     @Flag(help: "Feeds start at the end of their topics instead of the beginning.") var fromEnd = false
     @Option(help: "Messages a viewer may have waiting before the oldest are dropped.") var viewerBuffer = 64
     @Option(help: "Default time bound of a one-shot query.") var queryTimeout: DurationArgument = DurationArgument(argument: "5s")!
+    @Option(help: "How often the feed directory is checked for changes (0 turns reloading off).")
+    var reloadEvery: DurationArgument = DurationArgument(argument: "2s")!
+    @Option(help: "Consumer groups whose lag the dashboard shows, JOB=GROUP (default: split and dwm).")
+    var watchGroup: [String] = []
 
     func run() throws {
         var options = ServeOptions()
@@ -44,13 +58,14 @@ struct ServeCommand: ParsableCommand {
         }
         options.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         options.port = port
-        let envToken = ProcessInfo.processInfo.environment["STRATA_SERVE_TOKEN"]
-        options.token = token ?? (envToken?.isEmpty == false ? envToken : nil)
+        options.token = try Self.resolveToken(flag: token, file: tokenFile)
         options.topicPrefix = topicPrefix
         options.fromBeginning = !fromEnd
         options.historyMs = Int64(history.seconds * 1000)
         options.viewerBuffer = viewerBuffer
         options.oneShotTimeoutMs = max(1, Int(queryTimeout.seconds * 1000))
+        options.feedDirectory = feeds
+        options.reloadIntervalMs = Int(reloadEvery.seconds * 1000)
         do { try options.validate() } catch { throw ValidationError(String(describing: error)) }
 
         let config = try global.resolve()
@@ -59,8 +74,10 @@ struct ServeCommand: ParsableCommand {
             stderrLine(String(describing: error))
             throw ExitCode(2)
         }
+        let topology = try global.loadTopology(config)
         let server = StrataServer(options: options, feeds: definitions,
                                   consumerConfig: config.consumerConfig(groupId: nil, clientId: "strata-serve"),
+                                  lagWatches: try lagWatches(topology: topology),
                                   logger: Logger(label: "strata.serve"))
         let host = options.host.contains(":") ? "[\(options.host)]" : options.host
         let tokenState = options.token == nil ? "off" : "required"
@@ -80,6 +97,39 @@ struct ServeCommand: ParsableCommand {
         if let error = failure.error.withLock({ $0 }) {
             stderrLine("strata serve: \(error)")
             throw ExitCode(1)
+        }
+    }
+}
+
+extension ServeCommand {
+    /// --token-file, then STRATA_SERVE_TOKEN, then --token.
+    static func resolveToken(flag: String?, file: String?) throws -> String? {
+        if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ValidationError("cannot read the token file \(file)")
+            }
+            let token = text.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            guard !token.isEmpty else { throw ValidationError("the token file \(file) is empty") }
+            return token
+        }
+        if let env = ProcessInfo.processInfo.environment["STRATA_SERVE_TOKEN"], !env.isEmpty { return env }
+        return flag
+    }
+
+    /// The split job reads ods.raw; the dwm job the micro-queues (with the topic prefix).
+    func lagWatches(topology: Topology) throws -> [LagWatch] {
+        let raw = topicPrefix + Topology.raw
+        let queues = topology.actions.map { topicPrefix + Topology.microQueue(for: $0) }
+        guard !watchGroup.isEmpty else {
+            return [LagWatch(job: "split", groupId: "strata-split", topics: [raw]),
+                    LagWatch(job: "dwm", groupId: "strata-dwm", topics: queues)]
+        }
+        return try watchGroup.map { spec in
+            let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, ["split", "dwm"].contains(parts[0]) else {
+                throw ValidationError("--watch-group expects split=GROUP or dwm=GROUP; got \(spec)")
+            }
+            return LagWatch(job: parts[0], groupId: parts[1], topics: parts[0] == "split" ? [raw] : queues)
         }
     }
 }

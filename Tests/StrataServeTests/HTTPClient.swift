@@ -19,9 +19,14 @@ final class TestSocket {
     let fd: Int32
     var buffer = Data()
 
-    init(port: Int, timeout: Duration = .seconds(30)) throws {
+    /// `receiveBuffer`: SO_RCVBUF set before connecting (a small one makes a reader that does
+    /// not read push back on the server sooner).
+    init(port: Int, timeout: Duration = .seconds(30), receiveBuffer: Int? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HTTPClientError(description: "socket() failed") }
+        if var size = receiveBuffer.map(Int32.init) {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -49,6 +54,20 @@ final class TestSocket {
             sent += n
         }
         bytes.removeAll()
+    }
+
+    /// Reads until `marker` has arrived (true) or the deadline passes (false), keeping only a
+    /// tail of what it read: for viewers that only need to see that a result reached them.
+    func drain(until marker: [UInt8], deadline: ContinuousClock.Instant) -> Bool {
+        while ContinuousClock.now < deadline {
+            if buffer.count >= marker.count, buffer.range(of: Data(marker)) != nil {
+                buffer.removeAll()
+                return true
+            }
+            if buffer.count > 2 * marker.count { buffer = Data(buffer.suffix(marker.count)) }
+            guard readSome() else { return buffer.range(of: Data(marker)) != nil }
+        }
+        return false
     }
 
     /// Reads what is available (up to ~200 ms); false at end of stream.

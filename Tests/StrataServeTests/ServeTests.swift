@@ -7,109 +7,8 @@ import StrataTestSupport
 import Synchronization
 import XCTest
 
-/// A real `strata serve` server (in process, ephemeral port) over a fresh DWS topic of the test
-/// broker; rows are produced into `<prefix>dws.content` and read back through every endpoint.
-final class ServeTests: XCTestCase {
-    var brokers = ""
-    var prefix = ""
-    var server: StrataServer?
-    var serverTask: Task<Void, any Error>?
-    var port = 0
-    var minute: Int64 = 0
-    var emittedAt: Int64 = 0
-
-    static let feedDirectory = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("sql/dashboard").path
-
-    override func setUp() async throws {
-        brokers = try TestEnvironment.brokers
-        prefix = "serve-\(UUID().uuidString.prefix(8).lowercased())."
-        let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": brokers]))
-        let results = try admin.createTopics([NewTopic(name: prefix + "dws.content", partitions: 2)])
-        for (topic, error) in results { if let error { XCTFail("create \(topic): \(error)") } }
-        minute = Int64(Date().timeIntervalSince1970 * 1000) / 60_000 * 60_000
-        emittedAt = Int64(Date().timeIntervalSince1970 * 1000)
-    }
-
-    override func tearDown() async throws {
-        server?.stopFeeds()
-        serverTask?.cancel()
-        _ = await serverTask?.result
-        server = nil
-        serverTask = nil
-    }
-
-    // MARK: helpers
-
-    func row(_ content: String, rev: Int, expose: Int, click: Int, play: Int, playMs: Int, report: Int, uv: Int,
-             category: String, emittedAt: Int64? = nil) -> String {
-        """
-        {"minute":\(minute),"content_id":"\(content)","expose":\(expose),"click":\(click),"play":\(play),"play_ms":\(playMs),\
-        "like":0,"share":0,"comment":0,"report":\(report),"uv":\(uv),\
-        "content":{"title":"Title \(content)","category":"\(category)","author_id":"a\(content.suffix(2))","region":"north"},\
-        "final":false,"rev":\(rev),"emitted_at":\(emittedAt ?? self.emittedAt)}
-        """
-    }
-
-    func produce(_ rows: [String]) throws {
-        let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
-        for row in rows {
-            let key = Array((Value.decodeRow(row)?["content_id"]?.string ?? "").utf8)
-            try producer.produce(topic: prefix + "dws.content", key: key, value: Array(row.utf8))
-        }
-        try producer.flush()
-    }
-
-    /// Four rows of one minute (c1 twice: the later rev replaces the earlier).
-    /// Totals: exposes 55, clicks 13, plays 5, play_ms 6500, uv 10.
-    func produceBase() throws {
-        try produce([
-            row("c00000001", rev: 2, expose: 10, click: 2, play: 1, playMs: 1000, report: 0, uv: 3, category: "game"),
-            row("c00000002", rev: 4, expose: 30, click: 7, play: 2, playMs: 2500, report: 2, uv: 5, category: "news"),
-            row("c00000003", rev: 3, expose: 5, click: 1, play: 0, playMs: 0, report: 1, uv: 1, category: "game"),
-            row("c00000001", rev: 6, expose: 20, click: 5, play: 3, playMs: 4000, report: 0, uv: 4, category: "game"),
-        ])
-    }
-
-    final class PortBox: Sendable { let port = Mutex<Int?>(nil) }
-
-    func startServer(token: String? = nil, viewerBuffer: Int = 64) async throws {
-        var options = ServeOptions()
-        options.port = 0
-        options.token = token
-        options.topicPrefix = prefix
-        options.heartbeatMs = 500
-        options.viewerBuffer = viewerBuffer
-        let feeds = try FeedDefinition.load(directory: Self.feedDirectory, topicPrefix: prefix)
-        let server = StrataServer(options: options, feeds: feeds,
-                                  consumerConfig: .consumer(bootstrapServers: brokers, groupId: nil, clientId: "strata-serve-test"))
-        let box = PortBox()
-        self.server = server
-        serverTask = Task { try await server.run(handleSignals: false) { port in box.port.withLock { $0 = port } } }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while box.port.withLock({ $0 }) == nil {
-            guard ContinuousClock.now < deadline else { throw HTTPClientError(description: "the server did not start within 30 s") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        port = box.port.withLock { $0 }!
-        XCTAssertGreaterThan(port, 0)
-    }
-
-    func get(_ path: String, headers: [String: String] = [:]) throws -> TestResponse {
-        try HTTP.request(port: port, path: path, headers: headers)
-    }
-
-    func waitReady(timeout: Duration = .seconds(60)) throws {
-        let deadline = ContinuousClock.now + timeout
-        while try get("/readyz").status != 200 {
-            guard ContinuousClock.now < deadline else { return XCTFail("not ready within \(timeout): \(try get("/readyz").text)") }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-    }
-
-    static func int(_ v: Any?) -> Int? { (v as? NSNumber)?.intValue }
-
+/// Every endpoint of a real server over a real broker (the fixture in ServeFixture.swift).
+final class ServeTests: ServeFixture {
     // MARK: endpoints
 
     func testHealthReadyMetricsAndFeedList() async throws {
@@ -122,15 +21,17 @@ final class ServeTests: XCTestCase {
         let ready = try XCTUnwrap(try get("/readyz").json() as? [String: Any])
         XCTAssertEqual(ready["ready"] as? Bool, true)
         let topics = try XCTUnwrap(ready["topics"] as? [[String: Any]])
-        XCTAssertEqual(topics.map { $0["topic"] as? String }, [prefix + "dws.content"], "one shared consumer for the one topic")
+        XCTAssertEqual(topics.map { $0["topic"] as? String }, [prefix + "dwm.content_user", prefix + "dws.content"],
+                       "one shared consumer per topic")
+        XCTAssertEqual(topics.map { Self.int($0["queries"]) }, [1, 6], "every feed over a topic evaluated by its one consumer")
 
         let list = try get("/api/feeds")
         XCTAssertEqual(list.status, 200)
         XCTAssertEqual(list.headers["content-type"], "application/json; charset=utf-8")
         let feeds = try XCTUnwrap(list.json() as? [[String: Any]])
-        XCTAssertEqual(feeds.compactMap { $0["name"] as? String }, ["categories", "top_clicks", "top_reports", "totals", "trend"])
+        XCTAssertEqual(feeds.compactMap { $0["name"] as? String }, ["categories", "hour", "hour_uv", "top_clicks", "top_reports", "totals", "trend"])
         for feed in feeds {
-            XCTAssertEqual(feed["topic"] as? String, prefix + "dws.content")
+            XCTAssertEqual(feed["topic"] as? String, prefix + (feed["name"] as? String == "hour_uv" ? "dwm.content_user" : "dws.content"))
             XCTAssertNil(feed["failure"] as? String)
             XCTAssertFalse((feed["columns"] as? [String] ?? []).isEmpty)
         }
@@ -143,6 +44,15 @@ final class ServeTests: XCTestCase {
 
         XCTAssertEqual(try get("/api/feeds/nope").status, 404)
         XCTAssertEqual(try get("/nothing-here").status, 404)
+
+        let openapi = try get("/openapi.yaml")
+        XCTAssertEqual(openapi.status, 200)
+        for path in ["/api/feeds/{name}:", "/ws:", "/api/query:", "/api/status:", "/readyz:", "/metrics:"] {
+            XCTAssertTrue(openapi.text.contains(path), "the OpenAPI document lacks \(path)")
+        }
+        let status = try XCTUnwrap(try get("/api/status").json() as? [String: Any])
+        XCTAssertEqual((status["topics"] as? [Any])?.count, 2)
+        XCTAssertEqual(Self.int(status["ad_hoc_queries"]), 0)
     }
 
     func testPageIsSelfContained() async throws {
@@ -295,39 +205,47 @@ final class ServeTests: XCTestCase {
     }
 
     /// A viewer that never reads: publishing does not wait for it, its buffer keeps the newest
-    /// messages and the dropped ones are counted; another viewer receives everything.
+    /// messages and the dropped ones are counted; another viewer receives everything; past the
+    /// drop limit the slow viewer is disconnected.
     func testSlowViewerDropsOldestAndNeverBlocks() async throws {
-        let hub = FeedHub(name: "slow-test-\(UUID().uuidString.prefix(6))", bufferCapacity: 8)
+        let hub = FeedHub(name: "slow-test-\(UUID().uuidString.prefix(6))", bufferCapacity: 8, dropLimit: 150)
         let slow = hub.subscribe()
         let fast = hub.subscribe()
+        // The fast viewer reads until the newest message: with drop-oldest buffering the newest is
+        // always delivered, whatever it missed while it was not scheduled.
         let reader = Task {
-            var seen: [String] = []
+            var seen: [FeedMessage] = []
             for await message in fast {
                 seen.append(message)
-                if seen.count == 100 { break }
+                if message == .result("m99") { break }
             }
             return seen
         }
         let started = ContinuousClock.now
         for i in 0..<100 {
-            hub.publish("m\(i)")
+            hub.publishResult(json: "m\(i)")
             if i % 10 == 9 { await Task.yield() }
         }
         XCTAssertLessThan(ContinuousClock.now - started, .seconds(5), "publishing never waits for a viewer")
-        hub.closeAll()
-        var slowSeen: [String] = []
-        for await message in slow { slowSeen.append(message) }
-        XCTAssertEqual(slowSeen, (92..<100).map { "m\($0)" }, "the slow viewer keeps the newest 8")
-        XCTAssertGreaterThanOrEqual(hub.droppedCount, 92)
         let fastSeen = await reader.value
-        XCTAssertEqual(fastSeen.last, "m99")
-        XCTAssertEqual(hub.current, "m99")
+        XCTAssertEqual(fastSeen.last, .result("m99"))
+        XCTAssertEqual(hub.current, .result("m99"))
+        XCTAssertGreaterThanOrEqual(hub.droppedCount, 92)
+        XCTAssertEqual(hub.disconnectedCount, 0, "under the drop limit the slow viewer stays")
+        // 60 more: m158 is the slow viewer's 151st drop, over the limit: it is disconnected, and
+        // its stream ends after the 8 newest messages it held (m151…m158).
+        for i in 100..<160 { hub.publishResult(json: "m\(i)") }
+        XCTAssertEqual(hub.disconnectedCount, 1)
+        var slowSeen: [FeedMessage] = []
+        for await message in slow { slowSeen.append(message) }
+        XCTAssertEqual(slowSeen, (151...158).map { .result("m\($0)") })
+        XCTAssertEqual(hub.viewerCount, 1, "a disconnected viewer frees its place; the fast one stays")
         // A new viewer starts with the current result.
         let late = FeedHub(name: "late-\(UUID().uuidString.prefix(6))")
-        late.publish("now")
+        late.publishResult(json: "now")
         var it = late.subscribe().makeAsyncIterator()
         let firstMessage = await it.next()
-        XCTAssertEqual(firstMessage, "now")
+        XCTAssertEqual(firstMessage, .result("now"))
     }
 
     // MARK: a real browser
@@ -341,11 +259,13 @@ final class ServeTests: XCTestCase {
             throw XCTSkip("no browser at \(chromium): apt-get install -y chromium (or set STRATA_TEST_CHROMIUM)")
         }
         try produceBase()
+        try produceUsers()
         try await startServer()
         try waitReady()
         let deadline = ContinuousClock.now + .seconds(30)
         while !(server?.hub("totals")?.currentJSON?.contains("\"clicks\":13,") ?? false)
-            || !(server?.hub("top_clicks")?.currentJSON?.contains("c00000003") ?? false) {
+            || !(server?.hub("top_clicks")?.currentJSON?.contains("c00000003") ?? false)
+            || !(server?.hub("hour_uv")?.currentJSON?.contains("\"uv\":3,") ?? false) {
             guard ContinuousClock.now < deadline else { return XCTFail("the feeds never showed the produced rows") }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -356,6 +276,10 @@ final class ServeTests: XCTestCase {
             XCTAssertTrue(dom.contains("id=\"v-\(id)\" data-value=\"\(value)\""), "the DOM lacks \(id) = \(value)")
         }
         XCTAssertTrue(dom.contains(">55<") && dom.contains(">13<"), "the numbers are shown")
+        // The last hour holds only this minute here: the same sums; UV counted from DWM users.
+        for (id, value) in [("exposes", "55"), ("clicks", "13"), ("plays", "5"), ("play_ms", "6500"), ("uv", "3")] {
+            XCTAssertTrue(dom.contains("id=\"h-\(id)\" data-value=\"\(value)\""), "the DOM lacks last-hour \(id) = \(value)")
+        }
         XCTAssertTrue(dom.contains("data-emitted-at=\"\(emittedAt)\""), "the freshness indicator uses the newest emitted_at")
         for title in ["Title c00000001", "Title c00000002", "Title c00000003"] {
             XCTAssertTrue(dom.contains(title), "the top list lacks \(title)")
@@ -393,8 +317,8 @@ final class ServeTests: XCTestCase {
 
     func testFeedFilesLoad() throws {
         let feeds = try FeedDefinition.load(directory: Self.feedDirectory)
-        XCTAssertEqual(feeds.map(\.name), ["categories", "top_clicks", "top_reports", "totals", "trend"])
-        XCTAssertTrue(feeds.allSatisfy { $0.topic == "dws.content" })
+        XCTAssertEqual(feeds.map(\.name), ["categories", "hour", "hour_uv", "top_clicks", "top_reports", "totals", "trend"])
+        XCTAssertEqual(Set(feeds.map(\.topic)), ["dws.content", "dwm.content_user"])
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("serve-bad-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }

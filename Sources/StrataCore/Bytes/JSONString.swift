@@ -51,6 +51,13 @@ public enum JSONString {
 
     /// The value of one hexadecimal digit, or nil.
     @inlinable @inline(__always)
+    /// `s` as a quoted JSON string literal.
+    public static func quoted(_ s: String) -> String {
+        var out = ""
+        append(s, to: &out)
+        return out
+    }
+
     public static func hexValue(_ b: UInt8) -> UInt32? {
         switch b {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(b &- UInt8(ascii: "0"))
