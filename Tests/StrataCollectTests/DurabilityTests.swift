@@ -98,7 +98,7 @@ final class DurabilityTests: XCTestCase {
         let accepted = Set(answers.flatMap(\.ids))
         let stored = Set(try topic.eventIds(timeout: .seconds(90)))
         let missing = accepted.subtracting(stored)
-        XCTAssertEqual(missing.count, 0, "accepted but not in ods.raw: \(missing.prefix(5))")
+        XCTAssertEqual(missing.count, 0, "accepted but not in ods.raw, e.g. \(Array(missing.sorted().prefix(5))) of \(accepted.count)")
         XCTAssertGreaterThan(gateway.metric("strata_collect_events_drained_total"), 0)
         XCTAssertEqual(gateway.metric("strata_collect_spool_bytes"), 0)
     }
@@ -154,7 +154,7 @@ final class DurabilityTests: XCTestCase {
             log.seekToEndOfFile()
             let p = try launchStrata(binary, ["collect", "--listen", "127.0.0.1:\(port)", "--brokers", brokers,
                                              "--topology", topologyPath, "--topic-prefix", topic.prefix, "--spool-dir", dir,
-                                             "--ack-timeout", "200ms", "--message-timeout", "2s", "--log-format", "json"],
+                                             "--ack-timeout", "200ms", "--message-timeout", "3s", "--log-format", "json"],
                                      standardError: log)
             let deadline = ContinuousClock.now + .seconds(30)
             while ContinuousClock.now < deadline {
@@ -193,7 +193,7 @@ final class DurabilityTests: XCTestCase {
         XCTAssertTrue(drained, "the restarted gateway drained its spool; log:\n\(log.suffix(3000))")
         let stored = Set(try topic.eventIds(timeout: .seconds(90)))
         let missing = Set(accepted.flatMap(\.ids)).subtracting(stored)
-        XCTAssertEqual(missing.count, 0, "answered 202 but not in ods.raw: \(missing.prefix(5))")
+        XCTAssertEqual(missing.count, 0, "answered 202 but not in ods.raw, e.g. \(Array(missing.sorted().prefix(5)))")
         second.terminate()
         second.waitUntilExit()
         XCTAssertEqual(second.terminationStatus, 0, "SIGTERM stops the gateway cleanly")

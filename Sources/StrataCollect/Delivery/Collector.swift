@@ -143,7 +143,8 @@ public final class Collector: Sendable {
                 Frame.forEach(in: p, verify: false) { _, _ in n += 1 }
                 return n
             }
-            switch broker.sendBlocking(batch) {
+            let (outcome, error) = broker.sendBlocking(batch) { stopping }
+            switch outcome {
             case .delivered:
                 spool.remove(segment)
                 metrics.drained.increment(by: batch.count)
@@ -151,7 +152,7 @@ public final class Collector: Sendable {
                 backoff = .milliseconds(250)
             case .failed, .timedOut:
                 logger.warning("replaying a spool segment failed; the broker seems away, retrying",
-                               metadata: ["segment": "\(segment.path)", "retry_in": "\(backoff)"])
+                               metadata: ["segment": "\(segment.path)", "retry_in": "\(backoff)", "error": "\(error ?? "?")"])
                 pause(backoff)
                 backoff = min(backoff * 2, maxBackoff)
             }

@@ -25,6 +25,8 @@ final class DeliveryBatch: Sendable {
     private let remaining: Atomic<Int>
     private let failures = Atomic<Int>(0)
     private let waiter = Mutex<Waiter>(.none)
+    /// The first failure, for the logs (written on failures only).
+    let firstError = Mutex<String?>(nil)
     let deadline: ContinuousClock.Instant
 
     init(count: Int, deadline: ContinuousClock.Instant) {
@@ -36,15 +38,18 @@ final class DeliveryBatch: Sendable {
     func retainForDelivery() -> UInt { UInt(bitPattern: Unmanaged.passRetained(self).toOpaque()) }
 
     /// A delivery report for one of its messages (on the polling thread).
-    static func report(token: UInt, failed: Bool) {
+    static func report(token: UInt, error: (any Error)?) {
         guard let p = UnsafeRawPointer(bitPattern: token) else { return }
         let ref = Unmanaged<DeliveryBatch>.fromOpaque(p)
+        let batch = ref.takeUnretainedValue()
+        if let error { batch.firstError.withLock { if $0 == nil { $0 = "\(error)" } } }
         // The +1 from `retainForDelivery` keeps the batch alive through `settle`; drop it after.
-        if ref.takeUnretainedValue().settle(count: 1, failed: failed) { ref.release() }
+        if batch.settle(count: 1, failed: error != nil) { ref.release() }
     }
 
     /// `count` messages will never be reported (they could not be queued).
-    func abandon(count: Int) {
+    func abandon(count: Int, error: any Error) {
+        firstError.withLock { if $0 == nil { $0 = "\(error)" } }
         if settle(count: count, failed: true) { Unmanaged.passUnretained(self).release() }
     }
 
@@ -86,8 +91,8 @@ final class DeliveryBatch: Sendable {
         }
     }
 
-    /// Waits for the outcome on a thread of one's own (the drainer).
-    func waitBlocking() -> DeliveryOutcome {
+    /// Waits for the outcome on a thread of one's own (the drainer); `.timedOut` once `giveUp` says so.
+    func waitBlocking(giveUp: () -> Bool) -> DeliveryOutcome {
         let s = DispatchSemaphore(value: 0)
         let done = waiter.withLock { w -> DeliveryOutcome? in
             if case .done(let o) = w { return o }
@@ -95,7 +100,12 @@ final class DeliveryBatch: Sendable {
             return nil
         }
         if let done { return done }
-        s.wait()
+        while s.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
+            if giveUp() {
+                finish(.timedOut)
+                break
+            }
+        }
         return waiter.withLock { if case .done(let o) = $0 { o } else { .failed } }
     }
 }
