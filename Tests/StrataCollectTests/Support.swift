@@ -95,11 +95,15 @@ final class Gateway: @unchecked Sendable {
 
     /// Stops serving; closes the spool and the producer.
     func stop() {
-        task.cancel()
         let done = DispatchSemaphore(value: 0)
         let t = task
-        Task { _ = try? await t.value; done.signal() }
-        _ = done.wait(timeout: .now() + 60)
+        let s = server
+        Task {
+            await s.shutdown()
+            _ = try? await t.value
+            done.signal()
+        }
+        if done.wait(timeout: .now() + 60) == .timedOut { task.cancel() }
     }
 
     func metric(_ name: String) -> Double { registry.snapshot()[name] ?? 0 }

@@ -4,6 +4,8 @@ import Foundation
 import HTTPTypes
 public import Hummingbird
 import NIOCore
+import ServiceLifecycle
+import UnixSignals
 public import Logging
 public import StrataCore
 public import StrataKafka
@@ -32,6 +34,7 @@ public final class CollectServer: Sendable {
     let siteKeyHeader = HTTPField.Name("X-Strata-Key")!
     let forwardedFor = HTTPField.Name("X-Forwarded-For")!
     let allowHeaders: String
+    private let services = Mutex<ServiceGroup?>(nil)
 
     /// Opens the spool (replaying nothing yet) and the producer; `run` serves.
     public init(options: CollectOptions, topology: Topology, producerConfig: KafkaConfig,
@@ -68,11 +71,15 @@ public final class CollectServer: Sendable {
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "strata-collect"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
-        if handleSignals {
-            try await app.runService()
-        } else {
-            try await app.runService(gracefulShutdownSignals: [])
-        }
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+                                                      logger: logger))
+        services.withLock { $0 = group }
+        try await group.run()
+    }
+
+    /// Stops serving gracefully (open requests finish); `run` then returns.
+    public func shutdown() async {
+        await services.withLock { $0 }?.triggerGracefulShutdown()
     }
 
     public func buildRouter() -> Router<CollectContext> {
