@@ -137,7 +137,8 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "StrataCollectTests", dependencies: ["StrataCollect", "StrataGen", "StrataKafka", "StrataCore", "strata", "StrataTestSupport",
             .product(name: "CompressNIO", package: "compress-nio"),
-            .product(name: "NIOCore", package: "swift-nio")]),
+            .product(name: "NIOCore", package: "swift-nio")],
+            exclude: ["sdk.test.js"]),
         .testTarget(name: "StrataQueryTests", dependencies: ["StrataQuery", "StrataCore", "StrataTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

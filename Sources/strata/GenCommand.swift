@@ -47,8 +47,8 @@ struct GenCommand: ParsableCommand {
             duplicates, out-of-order and very late events. Deterministic for a --seed.
             Bounded: --count N (event times spaced by --events-per-second, ending now).
             Live: --rate R --duration D (paced in real time, event time = wall clock).
-            --http URL posts the events to a collection gateway (`strata collect`) in JSON-array
-            batches of --http-batch, the way browsers and apps do, instead of writing a topic.
+            --http URL posts the events to a collection gateway (`strata collect`) in NDJSON batches
+            of --http-batch, the way apps do, instead of writing a topic.
             The generator's own accounting is printed to stderr as one JSON line (and to --stats-file).
             """)
 

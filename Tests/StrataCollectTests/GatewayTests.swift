@@ -222,3 +222,36 @@ final class GatewayTests: XCTestCase {
         XCTAssertTrue(try topic.eventIds().isEmpty)
     }
 }
+
+/// `strata gen events --http`: the synthetic workload through the gateway, counted on both sides.
+final class GenThroughGatewayTests: XCTestCase {
+    func testGenEventsPostsTheWorkloadAndItsAccountingMatchesTheTopic() throws {
+        let brokers = try TestEnvironment.brokers
+        let topic = try RawTopic(brokers: brokers)
+        var options = CollectOptions()
+        options.rawTopic = topic.name
+        options.spoolDirectory = temporaryDirectory("spool")
+        options.accessLogSample = 0
+        defer { try? FileManager.default.removeItem(atPath: options.spoolDirectory) }
+        let gateway = try Gateway(options: options, brokers: brokers)
+        defer { gateway.stop() }
+
+        let stats = temporaryDirectory("gen") + ".json"
+        defer { try? FileManager.default.removeItem(atPath: stats) }
+        let gen = try launchStrata(strataBinary(packageRoot: packageRoot),
+                                   ["gen", "events", "--count", "2000", "--malformed-share", "0.05", "--http", gateway.url,
+                                    "--http-batch", "25", "--stats-file", stats, "--brokers", brokers,
+                                    "--topology", packageRoot.appendingPathComponent("topology/topology.yaml").path])
+        gen.waitUntilExit()
+        XCTAssertEqual(gen.terminationStatus, 0)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stats))) as? [String: Any])
+        let http = try XCTUnwrap(json["http"] as? [String: Any], "\(json)")
+        let accepted = try XCTUnwrap(http["accepted"] as? Int)
+        let rejected = try XCTUnwrap(http["rejected"] as? Int)
+        XCTAssertEqual(accepted + rejected, 2000, "every generated event was answered for")
+        XCTAssertEqual(http["requests"] as? Int, 80, "2000 events in batches of 25")
+        XCTAssertGreaterThan(rejected, 0)
+        XCTAssertEqual(rejected, json["malformed"] as? Int, "exactly the malformed lines are refused at the door")
+        XCTAssertEqual(try topic.eventIds().count, accepted)
+    }
+}

@@ -197,3 +197,22 @@ final class LockedClock: @unchecked Sendable {
     var value: UInt64 { lock.lock(); defer { lock.unlock() }; return nanos }
     func advance(seconds: Double) { lock.lock(); nanos += UInt64(seconds * 1e9); lock.unlock() }
 }
+
+/// The browser SDK, run by node (on every machine of this project) against a stub browser.
+final class SDKTests: XCTestCase {
+    func testBrowserSDKBatchesRetriesAfterRetryAfterBeaconsOnPageHideAndSamplesUsers() throws {
+        let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        let sdk = here.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Sources/StrataCollect/Server/sdk.js")
+        let node = Process()
+        node.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        node.arguments = ["node", here.appendingPathComponent("sdk.test.js").path, sdk.path]
+        let out = Pipe()
+        node.standardOutput = out
+        node.standardError = out
+        try node.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        node.waitUntilExit()
+        XCTAssertEqual(node.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("sdk ok"), text)
+    }
+}

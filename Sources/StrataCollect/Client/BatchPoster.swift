@@ -1,7 +1,7 @@
 import Foundation
 
-/// Posts NDJSON-shaped lines to a gateway in JSON-array batches, the way an SDK does: a full batch
-/// is sent at once; 429, 503 and connection failures are retried after Retry-After or with
+/// Posts lines to a gateway in NDJSON batches (one event a line, so a malformed line is refused
+/// alone and never breaks its neighbours, as it could inside a JSON array): a full batch is sent at once; 429, 503 and connection failures are retried after Retry-After or with
 /// exponential backoff (up to `maxAttempts`); a 400 or 413 is counted, not retried.
 public final class BatchPoster {
     public struct Stats: Sendable {
@@ -30,15 +30,14 @@ public final class BatchPoster {
     }
 
     public func add(_ event: [UInt8]) throws {
-        body.append(pending == 0 ? UInt8(ascii: "[") : UInt8(ascii: ","))
         body.append(contentsOf: event)
+        body.append(UInt8(ascii: "\n"))
         pending += 1
         if pending >= batchSize { try flush() }
     }
 
     public func flush() throws {
         guard pending > 0 else { return }
-        body.append(UInt8(ascii: "]"))
         defer {
             body.removeAll(keepingCapacity: true)
             pending = 0
