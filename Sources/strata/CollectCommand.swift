@@ -13,37 +13,29 @@ struct CollectCommand: ParsableCommand {
         abstract: "Run the HTTP collection gateway: browsers and apps post events, the gateway writes ods.raw.",
         discussion: """
         Endpoints (docs/collect.md):
-          POST    /v1/events   a JSON array or NDJSON of raw events, optionally Content-Encoding: gzip
+          POST    /v1/events   JSON array or NDJSON of raw events (gzip accepted)
           OPTIONS /v1/events   CORS preflight
-          GET     /sdk.js      the browser SDK (batching, sendBeacon on page hide, retry with backoff)
+          GET     /sdk.js      the browser SDK
           GET     /healthz     liveness, degraded state, spool bytes
           GET     /metrics     Prometheus text
 
-        Each event is checked with the split job's own rule; good events of a batch are accepted
-        even when others are not: 202 {"accepted":n,"rejected":[{"index":i,"reason":"…"}]},
-        400 when none is good. Accepted events get "server_ts" (ms) and "client_ip" and go to
-        ods.raw keyed by content_id (idempotent producer, acks=all).
+        Each event is checked with the split job's own rule. Good events of a batch are accepted even when others are not: 202 {"accepted":n,"rejected":[{"index":i,"reason":"…"}]}; 400 when none is good. Accepted events get "server_ts" (ms) and "client_ip" and go to ods.raw keyed by content_id (idempotent producer, acks=all).
 
-        A 202 means durable: every accepted event was acknowledged by the broker, or appended and
-        fsynced to the spool (--spool-dir) when the broker did not answer within --ack-timeout.
-        A drainer replays the spool in order once the broker is back; a replay may duplicate an
-        event, which the dwm job's event_id dedupe absorbs. When the spool reaches --spool-quota
-        the gateway answers 503 with Retry-After.
+        A 202 means durable: every accepted event was acknowledged by the broker, or, when the broker did not answer within --ack-timeout, appended and fsynced to the spool (--spool-dir). A drainer replays the spool in order once the broker is back; a replay may duplicate an event, which the dwm job's event_id dedupe absorbs. When the spool reaches --spool-quota the answer is 503 with Retry-After.
 
-        Other answers: 401 (--site-key set, none or a wrong one sent), 408 (body slower than
-        --body-timeout), 413 (body over --max-body, more than --max-items events), 415 (an
-        encoding other than gzip), 429 with Retry-After (--rate per tracking key).
+        Other answers: 401 (--site-key set, none or a wrong one sent), 408 (body slower than --body-timeout), 413 (body over --max-body, or more than --max-items events), 415 (an encoding other than gzip), 429 with Retry-After (over --rate for the tracking key).
+
+        Environment: STRATA_COLLECT_SITE_KEYS and STRATA_COLLECT_TRUSTED_PROXIES (comma-separated), STRATA_COLLECT_SPOOL_DIR.
 
         Examples:
           strata collect
-          strata collect --listen 0.0.0.0:8090 --site-key K1 --site-key K2 --rate 50 --rate-key-header X-Strata-Site
-          strata collect --trusted-proxy 10.0.0.0/8 --spool-dir /var/lib/strata/spool --spool-quota 20GB
-          curl -d '[{"event_id":"e1","ts":1795219200000,"action":"click","content_id":"c00000001","user_id":"u1"}]' \\
+          strata collect --listen 0.0.0.0:8090 --site-key K1 --rate 50 \\
+                         --rate-key-header X-Strata-Site --trusted-proxy 10.0.0.0/8
+          curl -d '[{"event_id":"e1","ts":1795219200000,"action":"click",
+                     "content_id":"c00000001","user_id":"u1"}]' \\
                http://127.0.0.1:8090/v1/events
-          strata gen events --rate 5000 --duration 60s --http http://127.0.0.1:8090/v1/events
-
-        Settings also come from the environment: STRATA_COLLECT_SITE_KEYS (comma-separated),
-        STRATA_COLLECT_SPOOL_DIR, STRATA_COLLECT_TRUSTED_PROXIES (comma-separated).
+          strata gen events --rate 5000 --duration 60s \\
+                 --http http://127.0.0.1:8090/v1/events
         """)
 
     @OptionGroup var global: GlobalOptions
