@@ -1,6 +1,7 @@
 import Foundation
 import StrataCollect
 import StrataCore
+import StrataKafka
 import StrataTestSupport
 import Synchronization
 import XCTest
@@ -101,6 +102,46 @@ final class DurabilityTests: XCTestCase {
         XCTAssertEqual(missing.count, 0, "accepted but not in ods.raw, e.g. \(Array(missing.sorted().prefix(5))) of \(accepted.count)")
         XCTAssertGreaterThan(gateway.metric("strata_collect_events_drained_total"), 0)
         XCTAssertEqual(gateway.metric("strata_collect_spool_bytes"), 0)
+    }
+
+    func testBrokerProcessStoppedAndRestartedDuringALoadRunGetsEverySpooledEvent() throws {
+        // A real stop: the private broker's process ends (connections refused), then a new one
+        // starts on the same port. Tansu keeps topics in memory, so the new broker starts empty:
+        // what the old one acknowledged is gone with it (the broker's loss, not the gateway's), and
+        // the check is that every event answered from the spool reaches the new broker.
+        let port = try unusedPort()
+        let log = temporaryDirectory("tansu") + ".log"
+        var broker = try PrivateBroker(port: port, advertisedPort: port, log: log)
+        cleanup.append { broker.stop(); try? FileManager.default.removeItem(atPath: log) }
+        let brokers = "127.0.0.1:\(port)"
+        let topic = try RawTopic(brokers: brokers)
+
+        var options = CollectOptions()
+        options.rawTopic = topic.name
+        options.spoolDirectory = spoolDir()
+        options.ackTimeout = .milliseconds(300)
+        options.accessLogSample = 0
+        let gateway = try Gateway(options: options, brokers: brokers, kafka: ["message.timeout.ms": "3000"])
+        cleanup.append { gateway.stop() }
+
+        let load = Load(url: gateway.url)
+        Thread.sleep(forTimeInterval: 1.5)
+        broker.stop()
+        Thread.sleep(forTimeInterval: 3)
+        broker = try PrivateBroker(port: port, advertisedPort: port, log: log)
+        let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": brokers]))
+        _ = try admin.createTopics([NewTopic(name: topic.name, partitions: 2)])
+        Thread.sleep(forTimeInterval: 2)
+        let answers = load.finish()
+        XCTAssertEqual(load.failures, [], "every request got an answer")
+        XCTAssertTrue(answers.allSatisfy { $0.status == 202 }, "statuses: \(Set(answers.map(\.status)))")
+        let spooled = answers.filter { $0.durable == "spool" }
+        XCTAssertGreaterThan(spooled.count, 0, "202s kept coming from the spool while the broker was stopped")
+
+        XCTAssertTrue(gateway.waitForEmptySpool(timeout: .seconds(90)), "the drainer emptied the spool into the new broker")
+        let stored = Set(try topic.eventIds(timeout: .seconds(90)))
+        let missing = Set(spooled.flatMap(\.ids)).subtracting(stored)
+        XCTAssertEqual(missing.count, 0, "spooled but not in ods.raw, e.g. \(Array(missing.sorted().prefix(5)))")
     }
 
     func testBrokerDownFromTheStartSpoolsAndAFullSpoolAnswers503() throws {

@@ -108,6 +108,12 @@ public final class BrokerWriter: Sendable {
         return db
     }
 
+    /// Asks for a new producer (on the reporting thread): for a producer that still fails while the
+    /// broker answers, e.g. one whose idempotence state a restarted broker no longer knows.
+    public func renewProducer(reason: String) {
+        broken.set(current.withLock { $0.number }, reason)
+    }
+
     /// True when a broker answers a metadata request for the topic within `timeoutMs`.
     public func probe(timeoutMs: Int32 = 2_000) -> Bool {
         let gen = current.withLock { $0 }

@@ -109,6 +109,7 @@ public final class Collector: Sendable {
 
     private func drainLoop(idle: Duration, maxBackoff: Duration) {
         var backoff = Duration.milliseconds(250)
+        var failures = 0
         while !stopping {
             metrics.outstanding.record(broker.outstanding)
             guard let segment = spool.sealedSegments.first else {
@@ -150,7 +151,15 @@ public final class Collector: Sendable {
                 metrics.drained.increment(by: batch.count)
                 logger.info("spool segment replayed", metadata: ["segment": "\(segment.path)", "events": "\(batch.count)"])
                 backoff = .milliseconds(250)
+                failures = 0
             case .failed, .timedOut:
+                failures += 1
+                // Failing again while the broker answers metadata: the producer is the problem
+                // (a restarted broker that forgot its idempotence state answers it with silence).
+                if failures >= 2, !stopping, broker.probe() {
+                    broker.renewProducer(reason: "replays keep failing while the broker answers: \(error ?? "?")")
+                    failures = 0
+                }
                 logger.warning("replaying a spool segment failed; the broker seems away, retrying",
                                metadata: ["segment": "\(segment.path)", "retry_in": "\(backoff)", "error": "\(error ?? "?")"])
                 pause(backoff)
