@@ -48,7 +48,9 @@ struct GenCommand: ParsableCommand {
             Bounded: --count N (event times spaced by --events-per-second, ending now).
             Live: --rate R --duration D (paced in real time, event time = wall clock).
             --http URL posts the events to a collection gateway (`strata collect`) in NDJSON batches
-            of --http-batch, the way apps do, instead of writing a topic.
+            of --http-batch, the way apps do, instead of writing a topic. One connection waits for each
+            answer (the broker's acknowledgement, ~5-10 ms), so it carries about 100 requests/s: for
+            --rate R use --http-batch of at least R/100 (e.g. 100 for 5 000 events/s).
             The generator's own accounting is printed to stderr as one JSON line (and to --stats-file).
             """)
 
