@@ -107,6 +107,12 @@ public final class Collector: Sendable {
         }
     }
 
+    private func leaveDegraded(_ why: String) {
+        guard degradedFlag.exchange(false, ordering: .relaxed) else { return }
+        metrics.degraded.record(0)
+        logger.notice("requests go to the broker again", metadata: ["why": "\(why)"])
+    }
+
     private func drainLoop(idle: Duration, maxBackoff: Duration) {
         var backoff = Duration.milliseconds(250)
         var failures = 0
@@ -121,9 +127,7 @@ public final class Collector: Sendable {
                     continue
                 }
                 if isDegraded, spool.isEmpty, broker.probe() {
-                    degradedFlag.store(false, ordering: .relaxed)
-                    metrics.degraded.record(0)
-                    logger.notice("the spool is drained and the broker answers: requests go to the broker again")
+                    leaveDegraded("the spool is drained and the broker answers")
                     continue
                 }
                 pause(idle)
@@ -152,6 +156,9 @@ public final class Collector: Sendable {
                 logger.info("spool segment replayed", metadata: ["segment": "\(segment.path)", "events": "\(batch.count)"])
                 backoff = .milliseconds(250)
                 failures = 0
+                // The broker took a whole segment: new requests may go to it again while the rest of
+                // the spool drains (under a steady load the spool might never be empty).
+                leaveDegraded("a spool segment was replayed and acknowledged")
             case .failed, .timedOut:
                 failures += 1
                 // Failing again while the broker answers metadata: the producer is the problem
