@@ -140,6 +140,16 @@ final class SpoolTests: XCTestCase {
         XCTAssertEqual(reopened.bytes, seg.bytes)
     }
 
+    func testOneSpoolDirectoryServesOneProcessAtATime() throws {
+        let spool = try Spool(directory: dir, quotaBytes: 1 << 20)
+        XCTAssertThrowsError(try Spool(directory: dir, quotaBytes: 1 << 20)) { error in
+            XCTAssertTrue("\(error)".contains("in use"), "\(error)")
+        }
+        spool.close()
+        let again = try Spool(directory: dir, quotaBytes: 1 << 20)
+        again.close()
+    }
+
     func testQuotaRefusesAtOnceAndFreesOnRemove() async throws {
         let spool = try Spool(directory: dir, quotaBytes: 8192, segmentBytes: 4096)
         defer { spool.close() }

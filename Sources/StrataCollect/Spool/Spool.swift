@@ -65,6 +65,9 @@ public final class Spool: Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     private let nextSequence: Atomic<UInt64>
     private let onBytesChanged: @Sendable (Int64) -> Void
+    /// Held (flock) while this spool is open: two gateways on one directory would replay and
+    /// delete each other's segments. The kernel drops it when the process dies, even by SIGKILL.
+    private let lockFD: Int32
 
     /// Opens (creating it if needed) and recovers the spool in `directory`, then starts the writer.
     public init(directory: String, quotaBytes: Int64, segmentBytes: Int64 = 16 << 20,
@@ -76,6 +79,11 @@ public final class Spool: Sendable {
         self.logger = logger
         self.onBytesChanged = onBytesChanged
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        lockFD = open(directory + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            if lockFD >= 0 { Glibc.close(lockFD) }
+            throw SpoolError.io("the spool \(directory) is in use by another process (one gateway per spool directory)")
+        }
         let recovered = try Self.recover(directory: directory, logger: logger)
         nextSequence = Atomic((recovered.last?.sequence ?? 0) + 1)
         state.withLock {
@@ -258,6 +266,7 @@ public final class Spool: Sendable {
                 let more = state.withLock { !$0.pending.isEmpty }
                 if more { wake.signal(); continue }
                 if fd >= 0 { Glibc.close(fd) }
+                Glibc.close(lockFD)
                 stopped.signal()
                 return
             }
