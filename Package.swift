@@ -20,6 +20,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         // C libraries, found through pkg-config (deploy/local/setup installs them).
@@ -91,19 +94,33 @@ let package = Package(
             .product(name: "Logging", package: "swift-log")],
             resources: [.embedInCode("Resources/openapi.yaml")]),
 
+        // `strata collect`: the HTTP collection gateway (validate, enrich, rate-limit; 202 only once an
+        // event is acknowledged by the broker or fsynced to the local spool), and the browser SDK.
+        .target(name: "StrataCollect", dependencies: ["StrataCore", "StrataKafka", "StrataSplit",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "CompressNIO", package: "compress-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Logging", package: "swift-log")],
+            resources: [.embedInCode("Server/sdk.js")]),
+
         // What the strata commands share: global options, progress, signals, thread helpers.
         .target(name: "StrataCLI", dependencies: ["StrataCore", "StrataKafka", "StrataRuntime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log")]),
         // `strata bench …`: the benchmarks, each beside its baseline.
         .target(name: "StrataBench", dependencies: [
-            "StrataCLI", "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs",
+            "StrataCLI", "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs", "StrataCollect",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Hummingbird", package: "hummingbird"),
         ]),
 
         .executableTarget(name: "strata", dependencies: [
             "StrataCLI", "StrataBench", "StrataArchive", "StrataReconcile",
-            "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs", "StrataRuntime", "StrataServe", "StrataOffline",
+            "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs", "StrataRuntime", "StrataServe", "StrataOffline", "StrataCollect",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -125,6 +142,10 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "StrataCollectTests", dependencies: ["StrataCollect", "StrataGen", "StrataKafka", "StrataCore", "strata", "StrataTestSupport",
+            .product(name: "CompressNIO", package: "compress-nio"),
+            .product(name: "NIOCore", package: "swift-nio")],
+            exclude: ["sdk.test.js"]),
         .testTarget(name: "StrataQueryTests", dependencies: ["StrataQuery", "StrataCore", "StrataTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

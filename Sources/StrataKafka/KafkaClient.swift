@@ -16,8 +16,13 @@ final class ClientState: Sendable {
     let rebalance = Mutex<(@Sendable (RebalanceEvent) -> Void)?>(nil)
     /// The group uses incremental (cooperative) rebalancing; fixed by the configuration.
     let cooperative = Atomic<Bool>(false)
+    /// Per-message delivery reports (producer), with the token given to `produce`; fixed at creation.
+    let onDelivery: (@Sendable (UInt, KafkaError?) -> Void)?
 
-    init(logger: Logger) { self.logger = logger }
+    init(logger: Logger, onDelivery: (@Sendable (UInt, KafkaError?) -> Void)? = nil) {
+        self.logger = logger
+        self.onDelivery = onDelivery
+    }
 
     static func from(_ opaque: UnsafeMutableRawPointer?) -> ClientState? {
         guard let opaque else { return nil }
@@ -32,10 +37,11 @@ final class KafkaClient: @unchecked Sendable {
     private let stateRef: Unmanaged<ClientState>
 
     init(type: rd_kafka_type_t, config: KafkaConfig, logger: Logger,
-         configure: (OpaquePointer) -> Void = { _ in }) throws(KafkaError) {
+         configure: (OpaquePointer) -> Void = { _ in },
+         onDelivery: (@Sendable (UInt, KafkaError?) -> Void)? = nil) throws(KafkaError) {
         try Librdkafka.requireSupportedVersion()
         let conf = try config.makeNative()
-        let state = ClientState(logger: logger)
+        let state = ClientState(logger: logger, onDelivery: onDelivery)
         let ref = Unmanaged.passRetained(state)
         rd_kafka_conf_set_opaque(conf, ref.toOpaque())
         rd_kafka_conf_set_log_cb(conf, kafkaLogCallback)

@@ -9,17 +9,23 @@ public struct KafkaTopic: @unchecked Sendable {
 }
 
 /// A librdkafka producer: idempotent by default, batching, delivery reports surfaced as Swift
-/// errors from `flush()`, optional transactions. Thread-safe, as librdkafka's producer is.
+/// errors from `flush()` (and, when `onDelivery` is given, per message), optional transactions.
+/// Thread-safe, as librdkafka's producer is.
 public final class KafkaProducer: @unchecked Sendable {
     let client: KafkaClient
     private let topics = Mutex<[String: KafkaTopic]>([:])
     public let isTransactional: Bool
 
-    public init(config: KafkaConfig, logger: Logger = Logger(label: "strata.kafka.producer")) throws(KafkaError) {
+    /// `onDelivery` is called once per message, from the thread that calls `poll()` or `flush()`,
+    /// with the `deliveryToken` given to `produce` and nil or the delivery error: what a caller
+    /// needs to know that its own messages are acknowledged (`acks` as configured) without
+    /// flushing everyone's. It must be quick and must not call back into the producer.
+    public init(config: KafkaConfig, logger: Logger = Logger(label: "strata.kafka.producer"),
+                onDelivery: (@Sendable (_ token: UInt, _ error: KafkaError?) -> Void)? = nil) throws(KafkaError) {
         isTransactional = config.transactionalId != nil
-        client = try KafkaClient(type: RD_KAFKA_PRODUCER, config: config, logger: logger) { conf in
-            rd_kafka_conf_set_dr_msg_cb(conf, deliveryReportCallback)
-        }
+        client = try KafkaClient(type: RD_KAFKA_PRODUCER, config: config, logger: logger,
+                                 configure: { conf in rd_kafka_conf_set_dr_msg_cb(conf, deliveryReportCallback) },
+                                 onDelivery: onDelivery)
     }
 
     deinit {
@@ -40,16 +46,19 @@ public final class KafkaProducer: @unchecked Sendable {
     /// Enqueues one message. With `copy: false` librdkafka keeps pointers to `key` and `value`,
     /// which must then stay valid until the message is delivered (after `flush()` or a committed
     /// transaction) — the zero-copy path for forwarding consumed messages.
-    /// Waits (serving delivery reports) while librdkafka's queue is full.
+    /// Waits (serving delivery reports) while librdkafka's queue is full, unless `waitWhenFull` is
+    /// false: then a full queue throws `queueFull` at once (for callers with somewhere else to go).
+    /// `deliveryToken` comes back in `onDelivery` for this message.
     public func produce(to topic: KafkaTopic, partition: Int32 = TopicPartitionOffset.unassignedPartition,
                         key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
                         headers: [(String, [UInt8])] = [], header: (name: String, value: UnsafeRawBufferPointer)? = nil,
-                        copy: Bool = true) throws(KafkaError) {
+                        copy: Bool = true, deliveryToken: UInt = 0, waitWhenFull: Bool = true) throws(KafkaError) {
         while true {
-            let err = enqueue(topic: topic, partition: partition, key: key, value: value, headers: headers, header: header, copy: copy)
+            let err = enqueue(topic: topic, partition: partition, key: key, value: value, headers: headers, header: header,
+                              copy: copy, token: deliveryToken)
             guard let err else { return }
             let e = KafkaError(consuming: err, operation: "produce")
-            guard e.code == .queueFull else { throw e }
+            guard e.code == .queueFull, waitWhenFull else { throw e }
             try client.throwIfFatal()
             client.poll(timeoutMs: 50)
         }
@@ -68,7 +77,7 @@ public final class KafkaProducer: @unchecked Sendable {
 
     private func enqueue(topic: KafkaTopic, partition: Int32, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
                          headers: [(String, [UInt8])], header: (name: String, value: UnsafeRawBufferPointer)?,
-                         copy: Bool) -> OpaquePointer? {
+                         copy: Bool, token: UInt) -> OpaquePointer? {
         var hdrs: OpaquePointer?
         if !headers.isEmpty || header != nil {
             hdrs = rd_kafka_headers_new(headers.count + 1)
@@ -78,7 +87,7 @@ public final class KafkaProducer: @unchecked Sendable {
             // The single-header form takes a borrowed buffer: no array per message (librdkafka copies it).
             if let (name, b) = header { _ = rd_kafka_header_add(hdrs, name, -1, b.baseAddress, b.count) }
         }
-        let count = hdrs == nil ? 5 : 6
+        let count = hdrs == nil ? 6 : 7
         let err = withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: count) { vus -> OpaquePointer? in
             vus.initialize(repeating: rd_kafka_vu_t())
             vus[0].vtype = RD_KAFKA_VTYPE_RKT; vus[0].u.rkt = topic.handle
@@ -88,7 +97,9 @@ public final class KafkaProducer: @unchecked Sendable {
             vus[3].vtype = RD_KAFKA_VTYPE_VALUE
             vus[3].u.mem.ptr = UnsafeMutableRawPointer(mutating: value?.baseAddress); vus[3].u.mem.size = value?.count ?? 0
             vus[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS; vus[4].u.i = copy ? RD_KAFKA_MSG_F_COPY : 0
-            if let hdrs { vus[5].vtype = RD_KAFKA_VTYPE_HEADERS; vus[5].u.headers = hdrs }
+            // The token travels as the message's opaque (an integer, never dereferenced).
+            vus[5].vtype = RD_KAFKA_VTYPE_OPAQUE; vus[5].u.ptr = UnsafeMutableRawPointer(bitPattern: token)
+            if let hdrs { vus[6].vtype = RD_KAFKA_VTYPE_HEADERS; vus[6].u.headers = hdrs }
             return rd_kafka_produceva(client.handle, vus.baseAddress, count)
         }
         // On failure the headers were not handed over.
@@ -163,13 +174,16 @@ public final class KafkaProducer: @unchecked Sendable {
 private let deliveryReportCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
     _, msg, opaque in
     guard let msg, let state = ClientState.from(opaque) else { return }
+    let token = UInt(bitPattern: msg.pointee._private)
     if msg.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
         state.delivered.add(1, ordering: .relaxed)
+        state.onDelivery?(token, nil)
     } else {
         state.failed.add(1, ordering: .relaxed)
         let topic = msg.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
         let e = KafkaError(msg.pointee.err, operation: "deliver to \(topic)")
         state.firstDeliveryError.withLock { if $0 == nil { $0 = e } }
+        state.onDelivery?(token, e)
     }
 }
 

@@ -20,7 +20,7 @@ struct Strata: ParsableCommand {
           strata query -f sql/queries/seed4_active_users.sql --from-beginning --until-idle 5
         """,
         subcommands: [TopologyCommand.self, ProduceCommand.self, ConsumeCommand.self, GenCommand.self,
-                      JobCommand.self, DimsCommand.self, RunCommand.self, BenchCommand.self, ConfigCommand.self, VersionCommand.self, QueryCommand.self, ServeCommand.self,
+                      JobCommand.self, DimsCommand.self, RunCommand.self, BenchCommand.self, ConfigCommand.self, VersionCommand.self, QueryCommand.self, ServeCommand.self, CollectCommand.self,
                       OLAPCommand.self, ReconcileCommand.self, SettleCommand.self]
     )
 }

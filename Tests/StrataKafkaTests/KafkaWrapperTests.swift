@@ -1,6 +1,7 @@
 import CRdKafka
 import Foundation
 import StrataTestSupport
+import Synchronization
 import XCTest
 @testable import StrataKafka
 
@@ -385,6 +386,35 @@ final class KafkaFaultTests: XCTestCase {
         }
         XCTAssertEqual(producer.deliveryCounts.delivered, 1)
         XCTAssertEqual(producer.deliveryCounts.failed, 1)
+    }
+
+    func testDeliveryReportsCarryEachMessagesToken() throws {
+        var cfg = KafkaConfig.producer(bootstrapServers: "")
+        cfg.properties.removeValue(forKey: "bootstrap.servers")
+        cfg["test.mock.num.brokers"] = "1"
+        cfg["enable.idempotence"] = "false"
+        cfg["message.timeout.ms"] = "2000"
+        cfg["retries"] = "0"
+        let reports = Mutex<[(UInt, KafkaError.Code?)]>([])
+        let producer = try KafkaProducer(config: cfg) { token, error in
+            reports.withLock { $0.append((token, error?.code)) }
+        }
+        let mock = try XCTUnwrap(rd_kafka_handle_mock_cluster(producer.client.handle))
+        XCTAssertEqual(rd_kafka_mock_topic_create(mock, "tokens", 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR)
+        let topic = producer.topic("tokens")
+        for token in [UInt(7), 8, UInt.max] {
+            try Array("m\(token)".utf8).withUnsafeBytes { v in
+                try producer.produce(to: topic, key: nil, value: v, deliveryToken: token)
+            }
+        }
+        try producer.flush(timeoutMs: 10_000)
+        var errors = [rd_kafka_resp_err_t](repeating: RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, count: 5)
+        rd_kafka_mock_push_request_errors_array(mock, 0 /* Produce */, errors.count, &errors)
+        try Array("refused".utf8).withUnsafeBytes { v in try producer.produce(to: topic, key: nil, value: v, deliveryToken: 42) }
+        XCTAssertThrowsError(try producer.flush(timeoutMs: 10_000))
+        let got = reports.withLock { $0 }
+        XCTAssertEqual(got.map(\.0), [7, 8, UInt.max, 42])
+        XCTAssertEqual(got.map(\.1), [nil, nil, nil, .messageTooLarge])
     }
 
     func testBrokerDownTimesOutThenRecovers() throws {
