@@ -36,6 +36,10 @@ final class QueryRegistry: Sendable {
     func hub(named name: String) -> FeedHub? { state.withLock { $0.named[name]?.hub } }
     var sources: [TopicSource] { state.withLock { s in s.sources.keys.sorted().map { s.sources[$0]! } } }
     var adHocCount: Int { state.withLock { $0.adHoc.count } }
+    /// The consumers the named feeds read (readiness is about these, not about ad-hoc queries).
+    var namedSources: [TopicSource] {
+        state.withLock { s in Set(s.named.values.map(\.definition.topic)).sorted().compactMap { s.sources[$0] } }
+    }
 
     /// Starts the shared consumers (once); sources created later start at once.
     func start() {

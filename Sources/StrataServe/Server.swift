@@ -89,8 +89,9 @@ public final class StrataServer: Sendable {
     public var feeds: [FeedDefinition] { registry.named.map(\.definition) }
     public func hub(_ name: String) -> FeedHub? { registry.hub(named: name) }
 
-    /// Ready once every topic consumer has read each partition to its end once.
-    public var isReady: Bool { registry.sources.allSatisfy(\.caughtUp) }
+    /// Ready once every consumer of a named feed has read each partition to its end once (an
+    /// ad-hoc query over a topic that does not exist does not make the server unready).
+    public var isReady: Bool { registry.namedSources.allSatisfy(\.caughtUp) }
 
     /// Starts the shared consumers and the lag monitor (once).
     public func startFeeds() {
