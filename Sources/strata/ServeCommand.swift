@@ -12,26 +12,26 @@ struct ServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "Serve the big-screen dashboard and the live query feeds over HTTP.",
         discussion: """
-        Every file of the feed directory (default sql/dashboard) is a named query in Strata's query
-        language; each is evaluated once, on one shared consumer per topic, whatever the number of
-        viewers. Endpoints (docs/dashboard.md):
-          GET /                    the big-screen page
-          GET /api/feeds           the feeds as JSON
-          GET /api/feeds/NAME      Server-Sent Events: the current result, then each new one
-          GET /ws                  WebSocket: subscribe to named feeds or ad-hoc live queries
-          POST /api/query          {"sql": "..."}: a one-shot query, answered as a JSON table
-          GET /api/status          the feed consumers and the jobs' lag
-          GET /healthz, /readyz    liveness; ready once the feed consumers have caught up
-          GET /metrics             Prometheus text
-          GET /openapi.yaml        the API described for tools
+        Every file of the feed directory (default sql/dashboard) is a named query in
+        Strata's query language; each is evaluated once, on one shared consumer per
+        topic, whatever the number of viewers. Endpoints (docs/dashboard.md):
+          GET /                  the big-screen page
+          GET /api/feeds         the feeds as JSON
+          GET /api/feeds/NAME    SSE: the current result at once, then each new one
+          GET /ws                WebSocket: named feeds and ad-hoc live queries
+          POST /api/query        {"sql": "..."}: a one-shot query, as a JSON table
+          GET /api/status        the feed consumers and the jobs' lag
+          GET /healthz, /readyz  liveness; ready once the feed consumers caught up
+          GET /metrics           Prometheus text
+          GET /openapi.yaml      the API described for tools
 
-        Editing, adding or removing a file of the feed directory changes the running feeds within
-        a few seconds (a file that does not parse is reported and the running feeds stay).
-        On start the feeds seek their topics by time to the history's start (--history).
+        Editing, adding or removing a feed file changes the running feeds within a
+        few seconds (a file that does not parse is reported; the running feeds stay).
+        On start the feeds seek their topics by time to the history's start.
 
-        Listens on 127.0.0.1:8080 by default. Any other than a loopback address requires an API
-        token (--token-file, STRATA_SERVE_TOKEN or --token), sent as `Authorization: Bearer TOKEN`
-        or `?token=TOKEN`. The token is never logged.
+        Listens on 127.0.0.1:8080 by default. Any other than a loopback address
+        requires an API token (--token-file, STRATA_SERVE_TOKEN or --token), sent as
+        `Authorization: Bearer TOKEN` or `?token=TOKEN`. It is never logged.
         """)
 
     @OptionGroup var global: GlobalOptions
