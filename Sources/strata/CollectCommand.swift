@@ -5,7 +5,6 @@ import StrataCLI
 import StrataCollect
 import StrataCore
 import StrataKafka
-import Synchronization
 
 struct CollectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -65,11 +64,7 @@ struct CollectCommand: ParsableCommand {
     func run() throws {
         let env = ProcessInfo.processInfo.environment
         var options = CollectOptions()
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("--listen expects HOST:PORT, e.g. 127.0.0.1:8090")
-        }
-        options.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        options.port = port
+        (options.host, options.port) = try HTTPCommandSupport.parseListen(listen, example: "127.0.0.1:8090")
         options.rawTopic = topicPrefix + Topology.raw
         options.maxBodyBytes = Int(maxBody.bytes)
         options.maxItems = maxItems
@@ -98,35 +93,16 @@ struct CollectCommand: ParsableCommand {
         }
         let logger = Logger(label: "strata.collect")
         let server = try CollectServer(options: options, topology: topology, producerConfig: producer, logger: logger)
-        let host = options.host.contains(":") ? "[\(options.host)]" : options.host
+        let host = HTTPCommandSupport.urlHost(options.host)
         let banner = "→ \(options.rawTopic) · spool \(options.spoolDirectory) · site keys \(options.siteKeys.isEmpty ? "off" : "required")"
-        let failure = CollectFailure()
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            do {
-                try await server.run { port in
-                    stderrLine("strata collect: http://\(host):\(port)/v1/events \(banner)")
-                }
-            } catch {
-                failure.error.withLock { $0 = error }
-            }
-            done.signal()
-        }
-        done.wait()
-        if let error = failure.error.withLock({ $0 }) {
-            stderrLine("strata collect: \(error)")
-            throw ExitCode(1)
+        try HTTPCommandSupport.run(command: "strata collect", { onRunning in try await server.run(onRunning: onRunning) }) { port in
+            stderrLine("strata collect: http://\(host):\(port)/v1/events \(banner)")
         }
     }
 
     static func list(_ value: String?) -> [String] {
         (value ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
-}
-
-/// The server's error, handed from its task to the command's thread.
-private final class CollectFailure: Sendable {
-    let error = Mutex<(any Error)?>(nil)
 }
 
 /// "1048576", "512KB", "1MB", "20GB" (powers of 1024).

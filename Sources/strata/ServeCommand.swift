@@ -1,5 +1,4 @@
 import ArgumentParser
-import Synchronization
 import Foundation
 import Logging
 import StrataCLI
@@ -53,11 +52,7 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         var options = ServeOptions()
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("--listen expects HOST:PORT, e.g. 127.0.0.1:8080")
-        }
-        options.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        options.port = port
+        (options.host, options.port) = try HTTPCommandSupport.parseListen(listen, example: "127.0.0.1:8080")
         options.token = try Self.resolveToken(flag: token, file: tokenFile)
         options.topicPrefix = topicPrefix
         options.fromBeginning = !fromEnd
@@ -79,24 +74,11 @@ struct ServeCommand: ParsableCommand {
                                   consumerConfig: config.consumerConfig(groupId: nil, clientId: "strata-serve"),
                                   lagWatches: try lagWatches(topology: topology),
                                   logger: Logger(label: "strata.serve"))
-        let host = options.host.contains(":") ? "[\(options.host)]" : options.host
+        let host = HTTPCommandSupport.urlHost(options.host)
         let tokenState = options.token == nil ? "off" : "required"
-        let failure = ServeFailure()
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            do {
-                try await server.run { port in
-                    stderrLine("strata serve: http://\(host):\(port)/ · \(definitions.count) feeds · token \(tokenState)")
-                }
-            } catch {
-                failure.error.withLock { $0 = error }
-            }
-            done.signal()
-        }
-        done.wait()
-        if let error = failure.error.withLock({ $0 }) {
-            stderrLine("strata serve: \(error)")
-            throw ExitCode(1)
+        let feedCount = definitions.count
+        try HTTPCommandSupport.run(command: "strata serve", { onRunning in try await server.run(onRunning: onRunning) }) { port in
+            stderrLine("strata serve: http://\(host):\(port)/ · \(feedCount) feeds · token \(tokenState)")
         }
     }
 }
@@ -132,9 +114,4 @@ extension ServeCommand {
             return LagWatch(job: parts[0], groupId: parts[1], topics: parts[0] == "split" ? [raw] : queues)
         }
     }
-}
-
-/// The server's error, handed from its task to the command's thread.
-private final class ServeFailure: Sendable {
-    let error = Mutex<(any Error)?>(nil)
 }
