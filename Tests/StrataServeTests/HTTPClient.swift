@@ -1,4 +1,5 @@
 import Foundation
+import StrataTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,20 +23,7 @@ final class TestSocket {
     /// `receiveBuffer`: SO_RCVBUF set before connecting (a small one makes a reader that does
     /// not read push back on the server sooner).
     init(port: Int, timeout: Duration = .seconds(30), receiveBuffer: Int? = nil) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HTTPClientError(description: "socket() failed") }
-        if var size = receiveBuffer.map(Int32.init) {
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { close(fd); throw HTTPClientError(description: "connect to 127.0.0.1:\(port) failed") }
-        setReceiveTimeout(milliseconds: 200)
+        fd = try LoopbackSocket.connect(port: port, receiveBuffer: receiveBuffer)
     }
 
     deinit { close(fd) }
