@@ -228,6 +228,8 @@ final class DWMStage: TransactionalStage {
             if outcome == .late { s.late.append((m.key.map { Array($0) }, Array(m.value))) }
         }
         s.dirty = true
+        // A content id let through without the store's answer: fail before anything is committed.
+        if let e = cache.takeGateFailure() { throw e }
         if s.engine.isRestoring, s.restoreTargets.allSatisfy({ (s.readUpTo[$0.key] ?? 0) >= $0.value }) {
             s.engine.endRestore()
             logger.info("state restored", metadata: ["replayed": "\(s.engine.restoreAccounting)"])

@@ -96,7 +96,8 @@ struct MetricsFileWriter {
 /// a job starts (degraded, from the store) while Redis is down and uses it once it answers.
 /// Its Redis keys live under `dim:<topic-prefix>`: a prefixed run has its own store and changelog,
 /// so its cache entries must not mix with another run's.
-func openDimensionCache(config: StrataConfig, storeAddress: String?, topicPrefix: String) throws -> DimensionCache {
+func openDimensionCache(config: StrataConfig, storeAddress: String?, topicPrefix: String,
+                        storeWait: Duration = DimensionCacheConfig().storeWait) throws -> DimensionCache {
     let store = try DimensionStoreFactory.open(storeAddress ?? config.store)
     try store.migrate()
     var rc = try RedisConfig(url: config.redisURL)
@@ -105,6 +106,7 @@ func openDimensionCache(config: StrataConfig, storeAddress: String?, topicPrefix
     rc.commandTimeout = .milliseconds(500)
     var cc = DimensionCacheConfig()
     cc.keyPrefix += topicPrefix
+    cc.storeWait = storeWait
     return try DimensionCache(store: store, redisConfig: rc, config: cc)
 }
 
@@ -114,6 +116,7 @@ struct DWMOptions: ParsableArguments {
     @Option(help: "Allowed lateness after a window's end for corrections (ms); later events go to ods.late.") var allowedLatenessMs: Int64 = 120_000
     @Option(help: "Early-revision (and transaction) interval (ms).") var earlyIntervalMs: Int64 = 5_000
     @Option(name: .customLong("dwm-batch-size"), help: "Most records the dwm job takes per poll.") var dwmBatchSize = DWMJob.Options(brokers: "").batchSize
+    @Option(help: "How long dimension lookups wait for a store that cannot answer (PostgreSQL down or restarting), retrying, before the job exits to be restarted (s; keep below max.poll.interval.ms).") var storeWaitS = 120
     @Option(help: "A micro-queue partition not written by the split, idle this long, stops holding the watermark back (ms); the split declares its ods.raw partitions idle itself.") var idleSourceMs: Int64 = 30_000
 
     func apply(to o: inout DWMJob.Options) {
@@ -144,7 +147,8 @@ extension JobCommand {
         func run() throws {
             let config = try global.resolve()
             let topology = try global.loadTopology(config)
-            let cache = try openDimensionCache(config: config, storeAddress: dwm.store, topicPrefix: job.topicPrefix)
+            let cache = try openDimensionCache(config: config, storeAddress: dwm.store, topicPrefix: job.topicPrefix,
+                                           storeWait: .seconds(dwm.storeWaitS))
             var o = DWMJob.Options(brokers: config.brokers)
             o.kafka = config.kafka
             o.instanceId = job.instanceId

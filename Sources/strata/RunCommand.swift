@@ -33,7 +33,8 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let config = try global.resolve()
         let topology = try global.loadTopology(config)
-        let cache = try openDimensionCache(config: config, storeAddress: dwm.store, topicPrefix: job.topicPrefix)
+        let cache = try openDimensionCache(config: config, storeAddress: dwm.store, topicPrefix: job.topicPrefix,
+                                           storeWait: .seconds(dwm.storeWaitS))
 
         var splitOptions = SplitJob.Options(brokers: config.brokers)
         splitOptions.kafka = config.kafka

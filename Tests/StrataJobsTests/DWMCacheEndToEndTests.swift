@@ -23,42 +23,8 @@ extension DWMEndToEndTests {
         var env = try makeEnv(seed: 21, redisURL: "redis://127.0.0.1:\(redis.port)") { $0.localCapacity = 0 }
         env.lines = generate(events: 9_000, seed: 21)
 
-        let splitProgress = Mutex((consumed: 0, routed: 0))
-        let dwmCommitted = Mutex(0)
-        let stop = StopSignal()
-        var splitOptions = SplitJob.Options(brokers: brokers)
-        splitOptions.topicPrefix = env.prefix; splitOptions.groupId = env.prefix + "split"; splitOptions.instanceId = env.prefix + "split"
-        let split = UncheckedSendable(try SplitJob(options: splitOptions, topology: topology))
-        var jobOptions = dwmOptions(env)
-        jobOptions.untilIdle = .seconds(10)          // longer than any pause between phases; flushes every window at the end
-        let job = UncheckedSendable(DWMJob(options: jobOptions, topology: topology, cache: env.cache))
-        let errors = UncheckedSendable(NSMutableArray())
-        let done = DispatchGroup()
-        done.enter()
-        Thread {
-            do { try split.value.run(shouldStop: { stop.isSet }) { progress in splitProgress.withLock { $0 = (progress.consumed, progress.routedTotal) } } }
-            catch { errors.value.add("split: \(error)") }
-            done.leave()
-        }.start()
-        done.enter()
-        Thread {
-            do { try job.value.run(onCommit: { progress in dwmCommitted.withLock { $0 = progress.accounting.consumed } }) }
-            catch { errors.value.add("dwm: \(error)") }
-            stop.set()
-            done.leave()
-        }.start()
-
-        /// Produces one phase and waits until split routed it and dwm committed everything routed.
-        func phase(_ range: Range<Int>) throws {
-            try produceRaw(env.lines[range], env: env)
-            let deadline = Date().addingTimeInterval(60)
-            while Date() < deadline {
-                let progress = splitProgress.withLock { $0 }
-                if progress.consumed >= range.upperBound, dwmCommitted.withLock({ $0 }) >= progress.routed { return }
-                Thread.sleep(forTimeInterval: 0.05)
-            }
-            XCTFail("phase \(range) not committed within 60 s: split \(splitProgress.withLock { $0 }), dwm \(dwmCommitted.withLock { $0 })")
-        }
+        let run = try PhasedRun(self, env: env)
+        func phase(_ range: Range<Int>) throws { try run.phase(range) }
 
         try phase(0..<3_000)
         let up = env.cache.stats
@@ -102,13 +68,12 @@ extension DWMEndToEndTests {
         XCTAssertGreaterThan(back.redisHits, refilled.redisHits, "and answers lookups again")
         XCTAssertEqual(back.degradedLookups, refilled.degradedLookups, "no degraded lookup once Redis is back")
         XCTAssertFalse(env.cache.isDegraded)
-        done.wait()
-        XCTAssertEqual(errors.value.count, 0, "\(errors.value)")
+        XCTAssertEqual(run.finish(), [])
 
-        let accounting = job.value.stats.accounting
+        let accounting = run.dwm.stats.accounting
         XCTAssertTrue(accounting.isBalanced, "\(accounting)")
-        XCTAssertEqual(accounting.consumed, split.value.stats.routedTotal)
-        XCTAssertEqual(job.value.stats.rowsWithoutContent, 0, "no row lost its dimensions during the outage")
+        XCTAssertEqual(accounting.consumed, run.split.stats.routedTotal)
+        XCTAssertEqual(run.dwm.stats.rowsWithoutContent, 0, "no row lost its dimensions during the outage")
         try assertMatches(env)
     }
 

@@ -42,16 +42,18 @@ final class DWMEndToEndTests: XCTestCase {
         return env
     }
 
-    /// Topics under a fresh prefix and dimensions in a fresh SQLite store (and `dim.changelog`);
+    /// Topics under a fresh prefix and dimensions in a fresh SQLite store, or the one at
+    /// `storeAddress` (and `dim.changelog`);
     /// a cache over them on `redisURL` (default: the test stack's Redis, keys under the prefix).
-    func makeEnv(seed: UInt64, redisURL: String? = nil, tune: (inout DimensionCacheConfig) -> Void = { _ in }) throws -> Env {
+    func makeEnv(seed: UInt64, redisURL: String? = nil, storeAddress: String? = nil,
+                 tune: (inout DimensionCacheConfig) -> Void = { _ in }) throws -> Env {
         let prefix = "e\(UUID().uuidString.prefix(8).lowercased())."
         let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": brokers]))
         for (_, error) in try admin.createTopics(topology.topics.map { NewTopic(name: prefix + $0.name, partitions: $0.partitions) }) {
             if let error { throw error }
         }
         let storePath = NSTemporaryDirectory() + "strata-\(prefix)db"
-        let store = try DimensionStoreFactory.open("sqlite:" + storePath)
+        let store = try DimensionStoreFactory.open(storeAddress ?? "sqlite:" + storePath)
         try store.migrate()
         let dims = DimensionGenerator(contents: contents, users: users, seed: seed)
         try DimensionWriter(store: store, brokers: brokers, kafka: [:], topicPrefix: prefix)

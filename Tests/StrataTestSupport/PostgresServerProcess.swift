@@ -33,10 +33,7 @@ public final class PostgresServerProcess {
         do {
             try asServerUser("\(bin)/initdb", ["-D", dataDir, "-U", "postgres", "-A", "trust", "-E", "UTF8",
                                                "--locale=C", "--no-sync", "--no-instructions"])
-            try asServerUser("\(bin)/pg_ctl", ["-D", dataDir, "-l", "\(dir.path)/server.log", "-w", "-t", "60",
-                                               "-o", "-p \(port) -k \(dir.path) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-                                               "start"])
-            running = true
+            try start()
         } catch {
             let log = (try? String(contentsOfFile: "\(dir.path)/server.log", encoding: .utf8)) ?? ""
             try? FileManager.default.removeItem(at: dir)
@@ -51,6 +48,17 @@ public final class PostgresServerProcess {
 
     private var dataDir: String { "\(dir.path)/data" }
 
+    /// Starts the server (again, after `stop()`: same data, same port).
+    public func start() throws {
+        guard !running else { return }
+        try asServerUser("\(bin)/pg_ctl", ["-D", dataDir, "-l", "\(dir.path)/server.log", "-w", "-t", "60",
+                                           "-o", "-p \(port) -k \(dir.path) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                                           "start"])
+        running = true
+    }
+
+    /// Stops the server at once (`-m immediate`: connections are cut, as in a crash); the data stays
+    /// until deinit, so `start()` brings the same cluster back.
     public func stop() {
         guard running else { return }
         running = false

@@ -1,6 +1,7 @@
 public import Logging
 public import StrataCore
 public import StrataRedis
+import Synchronization
 
 /// The dimension cache of DESIGN.md, in front of a ``DimensionStore``:
 ///
@@ -25,6 +26,9 @@ public final class DimensionCache: Sendable {
     private let users: KindCache<UserDim>
     private let redisErrors: CacheCounter
     private let degraded: CacheCounter
+    private let storeRetries: CacheCounter
+    /// The store error behind a gate answer given without the store (see ``confirmContent(_:)``).
+    private let gateFailure = Mutex<(any Error)?>(nil)
 
     /// `redis: nil` runs without the Redis tier. Give the cache its own ``RedisClient`` with few
     /// attempts and short timeouts (e.g. `maxAttempts: 2`, `commandTimeout: .milliseconds(500)`):
@@ -56,10 +60,14 @@ public final class DimensionCache: Sendable {
             RedisTier(client: redis, clientConfig: $0, config: config, errors: errors, logger: logger)
         }
         self.redis = tier
+        let retries = CacheCounter(metrics.counter("strata_dim_cache_store_retries_total",
+                                                   help: "Dimension store queries retried while the store could not answer"))
+        storeRetries = retries
+        let wait = StoreWait(limit: config.storeWait, retries: retries, logger: logger)
         contents = KindCache(keyTag: "c", counters: KindCounters(kind: "content", registry: metrics), redis: tier,
-                             degraded: degraded, store: store, config: config) { [store] in try store.contents($0) }
+                             degraded: degraded, store: store, config: config, storeWait: wait) { [store] in try store.contents($0) }
         users = KindCache(keyTag: "u", counters: KindCounters(kind: "user", registry: metrics), redis: tier,
-                          degraded: degraded, store: store, config: config) { [store] in try store.users($0) }
+                          degraded: degraded, store: store, config: config, storeWait: wait) { [store] in try store.users($0) }
         if config.useValidIdFilter && config.buildFiltersOnStart { try rebuildFilters() }
     }
 
@@ -79,15 +87,23 @@ public final class DimensionCache: Sendable {
     /// The exact valid-ID gate for content ids (the dwm engine calls it once per distinct id and
     /// remembers a yes): the Bloom filter answers "certainly not" without any tier; a "maybe" is
     /// confirmed through the tiers (in process, Redis, store), so a Bloom false positive costs one
-    /// lookup, is then remembered as a negative entry, and never counts as known content. If the
-    /// store cannot answer, the id is let through (its rows then carry no dimensions) rather than
-    /// dropping events of real contents; that is logged by the lookup's caller.
+    /// lookup, is then remembered as a negative entry, and never counts as known content. A store
+    /// that cannot answer is waited for (`config.storeWait`). If it still cannot, the id is let
+    /// through and the error is kept for ``takeGateFailure()``: the caller must then fail without
+    /// committing, because that answer was a guess.
     public func confirmContent(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard contents.mightExist(bytes) else { return false }
         let id = String(decoding: bytes, as: UTF8.self)
-        guard let found = try? contents.lookup([id]) else { return true }
-        return found[id] != nil
+        do {
+            return try contents.lookup([id])[id] != nil
+        } catch {
+            gateFailure.withLock { if $0 == nil { $0 = error } }
+            return true
+        }
     }
+
+    /// The store error behind a ``confirmContent(_:)`` answer given without the store, once.
+    public func takeGateFailure() -> (any Error)? { gateFailure.withLock { e in defer { e = nil }; return e } }
 
     public func isKnownUser(_ bytes: UnsafeRawBufferPointer) -> Bool { users.mightExist(bytes) }
 
@@ -169,6 +185,7 @@ public final class DimensionCache: Sendable {
         }
         s.redisErrors = redisErrors.value
         s.degradedLookups = degraded.value
+        s.storeRetries = storeRetries.value
         return s
     }
 }

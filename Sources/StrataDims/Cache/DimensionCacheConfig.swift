@@ -15,6 +15,10 @@ public struct DimensionCacheConfig: Sendable {
     public var redisPipelineKeys: Int = 50_000
     /// How long Redis is skipped after a failure before one call probes it again.
     public var breakerOpenFor: Duration = .seconds(1)
+    /// How long a lookup waits for a dimension store that cannot answer, retrying with backoff,
+    /// before it fails (a job then exits; its restart resumes from its last commit). Keep it
+    /// below the consumer's `max.poll.interval.ms` (300 s by default).
+    public var storeWait: Duration = .seconds(120)
     /// Gate lookups with the valid-ID Bloom filters (ids not in the store are blocked).
     public var useValidIdFilter: Bool = true
     /// Build the filters from the store when the cache is created (otherwise nothing is blocked
@@ -55,6 +59,8 @@ public struct DimensionCacheStats: Sendable, Equatable {
     public var degradedLookups = 0
     /// Entries written to Redis (write-backs, negative entries, changelog updates).
     public var redisWrites = 0
+    /// Store queries retried while the store could not answer (``DimensionCacheConfig/storeWait``).
+    public var storeRetries = 0
 
     public init() {}
 }

@@ -33,12 +33,14 @@ final class KindCache<D: CachedDimension>: Sendable {
     private let degraded: CacheCounter
     private let store: any DimensionStore
     private let fetch: @Sendable ([String]) throws -> [String: D]
+    private let storeWait: StoreWait
     private let keyPrefix: [UInt8]
     private let config: DimensionCacheConfig
 
     init(keyTag: String, counters: KindCounters, redis: RedisTier?, degraded: CacheCounter,
-         store: any DimensionStore, config: DimensionCacheConfig,
+         store: any DimensionStore, config: DimensionCacheConfig, storeWait: StoreWait,
          fetch: @escaping @Sendable ([String]) throws -> [String: D]) {
+        self.storeWait = storeWait
         self.counters = counters
         self.local = Mutex(LocalTier(capacity: config.localCapacity))
         self.redis = redis
@@ -154,7 +156,7 @@ final class KindCache<D: CachedDimension>: Sendable {
         //    unknown ones get a short negative entry.
         if !toStore.isEmpty {
             let before = store.queryCount
-            let found = try fetch(toStore)
+            let found = try storeWait.run("\(toStore.count) ids") { try fetch(toStore) }
             counters.storeQueries.add(max(0, store.queryCount - before))
             counters.storeIds.add(toStore.count)
             var writes: [(key: [UInt8], value: [UInt8], ttl: Int)] = []
