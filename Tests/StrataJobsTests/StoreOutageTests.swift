@@ -26,7 +26,7 @@ extension DWMEndToEndTests {
         pg.stop()
         let back = Mutex<Date?>(nil)
         let server = UncheckedSendable(pg)
-        Thread { Thread.sleep(forTimeInterval: 6); try? server.value.start(); back.withLock { $0 = Date() } }.start()
+        Thread { Thread.sleep(forTimeInterval: 14); try? server.value.start(); back.withLock { $0 = Date() } }.start()
         try run.phase(2_000..<4_000, timeout: 90)
         // The lookups waited: in the pool for a connection, or retried (StoreWait) after an error.
         let restarted = try XCTUnwrap(back.withLock { $0 }, "the phase completed while PostgreSQL was still down")
@@ -34,7 +34,7 @@ extension DWMEndToEndTests {
         XCTAssertEqual(env.cache.stats.storeQueries - before.storeQueries > 0, true, "the phase's lookups reached the store")
         try run.phase(4_000..<6_000)
         XCTAssertEqual(run.finish(), [])
-        try assertOutageRun(run, env: env, fault: "PostgreSQL stopped 6 s", injected: 1)
+        try assertOutageRun(run, env: env, fault: "PostgreSQL stopped 14 s", injected: 1)
     }
 
     private func assertOutageRun(_ run: PhasedRun, env: Env, fault: String, injected: Int,
