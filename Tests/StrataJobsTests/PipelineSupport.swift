@@ -57,6 +57,34 @@ struct PipelineSandbox {
         return try DimensionCache(store: store, redisConfig: rc, config: cc)
     }
 
+    /// Where the launched jobs' logs go: `STRATA_TEST_LOG_DIR`, else the temporary directory.
+    var logDir: String { ProcessInfo.processInfo.environment["STRATA_TEST_LOG_DIR"] ?? NSTemporaryDirectory() }
+
+    /// Starts the real `strata job <job>` (split or dwm) on this sandbox, instance `instance` of
+    /// its group. Its log is appended to `<logDir>/<prefix><job>.log` (every launch's, so a test
+    /// can read restores from it); its standard output (the summary) is the returned pipe.
+    /// `staticMembership`: noida never expires a dead dynamic member, a restarted job must take
+    /// its place.
+    func launchJob(_ job: String, instance: Int = 0, untilIdle: Int?, batch: Int, staticMembership: Bool = false) throws -> (Process, Pipe) {
+        var args = ["job", job, "--topic-prefix", prefix, "--group", prefix + job,
+                    "--instance-id", "\(prefix)\(job)-\(instance)", "--brokers", brokers,
+                    "--topology", Self.topologyPath, "--log-format", "json"]
+        if staticMembership { args.append("--static-membership") }
+        if job == "dwm" {
+            args += ["--redis", redisURL, "--store", "sqlite:" + storePath, "--early-interval-ms", "300",
+                     "--dwm-batch-size", "\(batch)"]
+        } else {
+            args += ["--batch-size", "\(batch)"]
+        }
+        if let untilIdle { args += ["--until-idle", "\(untilIdle)"] }
+        let out = Pipe()
+        // O_APPEND: instances running at once write whole lines, none over another's.
+        let fd = open("\(logDir)/\(prefix)\(job).log", O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        let log = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        return (try launchStrata(StrataTestSupport.strataBinary(packageRoot: Self.root), args, standardOutput: out, standardError: log), out)
+    }
+
     /// Unkeyed raw events, line i to partition `partitionOf[i]` (as many producers write: no key).
     func produceRaw(_ lines: ArraySlice<[UInt8]>, partitionOf: [Int32]) throws {
         let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
@@ -282,6 +310,9 @@ struct PipelineTruth {
     /// queue at least once (`exactly`: as often as in the input, for a broker that hides aborted
     /// transactions). Returns the (missing, extra) counts, so a failing pipeline run says whether
     /// the split or the dwm job lost events.
+    /// Events the split routes to the micro-queues (known contents), duplicates included.
+    var routedEvents: Int { routed.values.reduce(0) { $0 + $1.values.reduce(0, +) } }
+
     @discardableResult
     func assertMicroQueues(_ sandbox: PipelineSandbox, exactly: Bool, file: StaticString = #filePath, line: UInt = #line) throws -> (missing: Int, extra: Int) {
         var missing = 0, extra = 0
