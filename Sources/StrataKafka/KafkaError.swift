@@ -98,6 +98,9 @@ extension KafkaError {
         public static let coordinatorNotAvailable = Code(RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE)
         public static let notCoordinator = Code(RD_KAFKA_RESP_ERR_NOT_COORDINATOR)
         public static let unstableOffsetCommit = Code(RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT)
+        public static let requestTimedOut = Code(RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT)
+        public static let notLeaderForPartition = Code(RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION)
+        public static let notEnoughReplicas = Code(RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS)
         /// A state topic was not read to its end in time (`TopicSnapshot`).
         public static let snapshotIncomplete = Code(rawValue: -185)
 

@@ -58,6 +58,13 @@ public final class KafkaProducer: @unchecked Sendable {
                               copy: copy, token: deliveryToken)
             guard let err else { return }
             let e = KafkaError(consuming: err, operation: "produce")
+            // librdkafka refuses to produce once the transaction hit an abortable error (a
+            // request timed out, a leader moved mid-batch) and says only "_STATE": the caller
+            // must abort and redo the work, unless the client's error is fatal.
+            if e.code == .invalidTransactionState, isTransactional {
+                try client.throwIfFatal()
+                throw KafkaError(code: e.code, message: e.message, operation: "produce", isRetriable: false, requiresAbort: true)
+            }
             guard e.code == .queueFull, waitWhenFull else { throw e }
             try client.throwIfFatal()
             client.poll(timeoutMs: 50)

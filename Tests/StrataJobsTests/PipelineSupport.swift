@@ -26,17 +26,23 @@ struct PipelineSandbox {
     let users: Int
     let store: RecordingStore
 
-    init(contents: Int = 500, users: Int = 5_000, seed: UInt64, on brokerAddress: String? = nil) throws {
+    /// `createTopic`: how to create a topic where the admin API cannot (librdkafka's mock cluster).
+    init(contents: Int = 500, users: Int = 5_000, seed: UInt64, on brokerAddress: String? = nil,
+         createTopic: ((_ name: String, _ partitions: Int) throws -> Void)? = nil) throws {
         let brokers = try brokerAddress ?? TestEnvironment.brokers
         self.brokers = brokers
         redisURL = try TestEnvironment.redisURL
         topology = try Topology.load(path: Self.topologyPath)
         self.contents = contents
         self.users = users
-        let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": brokers]))
         let prefix = self.prefix
-        for (_, e) in try admin.createTopics(topology.topics.map { NewTopic(name: prefix + $0.name, partitions: $0.partitions) }) {
-            if let e { throw e }
+        if let createTopic {
+            for t in topology.topics { try createTopic(prefix + t.name, t.partitions) }
+        } else {
+            let admin = try KafkaAdmin(config: KafkaConfig(["bootstrap.servers": brokers]))
+            for (_, e) in try admin.createTopics(topology.topics.map { NewTopic(name: prefix + $0.name, partitions: $0.partitions) }) {
+                if let e { throw e }
+            }
         }
         storePath = NSTemporaryDirectory() + "strata-\(prefix)db"
         let sqlite = try DimensionStoreFactory.open("sqlite:" + storePath)

@@ -1,0 +1,79 @@
+import Foundation
+import StrataCore
+import StrataDWM
+import StrataJobs
+import StrataKafka
+import StrataSplit
+import StrataTestSupport
+import XCTest
+
+/// Broker faults under the real split and dwm jobs, on librdkafka's mock cluster (3 brokers, real
+/// sockets): while they catch up on a backlog (`deploy/local/chaos`; not in the suite), brokers go down and come back, partition leaders
+/// move, produce requests time out or hit a former leader, and the group and transaction
+/// coordinators move. Nothing is lost and the final rows equal the truth. The mock cluster shows
+/// aborted transactions to read_committed readers, like Tansu: kept rows are compared.
+final class BrokerFaultTests: XCTestCase {
+    func testBrokerFaultsUnderSplitAndDWMKeepRowsExact() throws {
+        try XCTSkipUnless(ProcessInfo.processInfo.environment["STRATA_CHAOS"] == "1", "chaos round: deploy/local/chaos")
+        let mock = try KafkaMockCluster(brokers: 3)
+        let sandbox = try PipelineSandbox(seed: 67, on: mock.bootstrapServers) { try mock.createTopic($0, partitions: $1) }
+        let (lines, partitionOf) = generateWorkload(events: 12_000, seed: 67, contents: sandbox.contents, users: sandbox.users)
+        let truth = PipelineTruth(lines: lines, partitionOf: partitionOf, contents: sandbox.contents, actions: sandbox.topology.actions)
+        let seed = UInt64.random(in: 1...UInt64.max)
+        print("fault seed: \(seed)")
+        var rng = SeededRandom(seed: seed)
+        let topics = sandbox.topology.topics.map { (name: sandbox.prefix + $0.name, partitions: $0.partitions) }
+        var injected: [String: Int] = [:]
+
+        // The backlog is in place before the faults: they hit the jobs, not the test's own producer.
+        try sandbox.produceRaw(lines[...], partitionOf: partitionOf)
+        let cache = try sandbox.makeCache()
+        // Idle limits longer than any fault: a job must not take an outage for the end of its input.
+        var split = sandbox.splitOptions(untilIdle: .seconds(20))
+        split.kafka = ["message.timeout.ms": "60000", "transaction.timeout.ms": "60000"]
+        var dwm = sandbox.dwmOptions(untilIdle: .seconds(25))
+        dwm.kafka = split.kafka
+        let jobs = try sandbox.runConcurrently(splits: [split], dwms: [dwm], cache: cache) {
+            for _ in 0..<3 {
+                for _ in 0..<4 {
+                    Thread.sleep(forTimeInterval: 0.5 + Double(rng.below(1_000)) / 1_000)
+                    switch rng.below(5) {
+                    case 0:
+                        let broker = mock.brokerIds[rng.below(mock.brokerIds.count)]
+                        try mock.setDown(broker: broker)
+                        Thread.sleep(forTimeInterval: 1 + Double(rng.below(1_500)) / 1_000)
+                        try mock.setUp(broker: broker)
+                        injected["broker down", default: 0] += 1
+                    case 1:
+                        let t = topics[rng.below(topics.count)]
+                        try mock.setLeader(topic: t.name, partition: Int32(rng.below(t.partitions)),
+                                           broker: mock.brokerIds[rng.below(mock.brokerIds.count)])
+                        injected["leader change", default: 0] += 1
+                    case 2:
+                        mock.failNext(apiKey: 0 /* Produce */, count: 3, with: .requestTimedOut)
+                        injected["produce timed out", default: 0] += 1
+                    case 3:
+                        mock.failNext(apiKey: 0 /* Produce */, count: 3, with: .notLeaderForPartition)
+                        injected["produce to a former leader", default: 0] += 1
+                    default:
+                        let broker = mock.brokerIds[rng.below(mock.brokerIds.count)]
+                        try mock.setCoordinator(.group, key: split.groupId, broker: broker)
+                        try mock.setCoordinator(.group, key: dwm.groupId, broker: broker)
+                        try mock.setCoordinator(.transaction, key: "\(sandbox.prefix)strata-split-\(split.instanceId)", broker: broker)
+                        try mock.setCoordinator(.transaction, key: "\(sandbox.prefix)strata-dwm-\(dwm.instanceId)", broker: broker)
+                        injected["coordinators moved", default: 0] += 1
+                    }
+                }
+            }
+        }
+        print("faults injected: \(injected.sorted { $0.key < $1.key })")
+        let failuresBefore = testRun?.totalFailureCount ?? 0
+        let queues = try truth.assertMicroQueues(sandbox, exactly: false)
+        try truth.assertMatches(sandbox, lateAsSet: true, tolerateAborted: true)
+        XCTAssertTrue(jobs.allSatisfy { $0.stats.accounting.isBalanced })
+        FaultReport.record(fault: "mock cluster: \(injected.keys.sorted().joined(separator: ", "))", injected: injected.values.reduce(0, +),
+                           recordsIn: truth.routedEvents, recordsOut: truth.routedEvents - queues.missing + queues.extra,
+                           lost: queues.missing, duplicated: queues.extra, exact: (testRun?.totalFailureCount ?? 0) == failuresBefore,
+                           broker: "mock")
+    }
+}
