@@ -100,6 +100,50 @@ final class ArchiveEndToEndTests: XCTestCase {
         XCTAssertEqual(staging, [], "a clean run leaves no staging files")
     }
 
+    /// Disk full under the archive (a 400 KB tmpfs): the job stops with a clear error and
+    /// commits nothing it could not write; once there is room again (the file system grown, as an
+    /// operator would free space) a restart archives every line exactly once. Needs root for the
+    /// mount (the test command runs as root in CI); skipped, and said so, otherwise.
+    func testArchiveOnAFullDiskStopsThenResumesWithEveryLineExactlyOnce() throws {
+        let archive = NSTemporaryDirectory() + "strata-full-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: archive, withIntermediateDirectories: true)
+        defer { _ = try? PostgresServerProcess.run("/bin/umount", [archive]); try? FileManager.default.removeItem(atPath: archive) }
+        do { _ = try PostgresServerProcess.run("/bin/mount", ["-t", "tmpfs", "-o", "size=400k", "tmpfs", archive]) } catch {
+            throw XCTSkip("cannot mount a small tmpfs here (\(error)); the disk-full round needs root")
+        }
+        let sandbox = try PipelineSandbox(seed: 71)
+        let (lines, partitionOf) = generateWorkload(events: 30_000, seed: 71, contents: sandbox.contents, users: sandbox.users, eventsPerSecond: 6)
+        try sandbox.produceRaw(lines[...], partitionOf: partitionOf)
+        func run() throws -> (status: Int32, summary: String, log: String) {
+            let out = Pipe(), err = Pipe()
+            let p = try launchStrata(strataBinary, ["job", "archive", "--topic-prefix", sandbox.prefix, "--group", sandbox.prefix + "archive",
+                                                   "--brokers", sandbox.brokers, "--archive", archive, "--archive-roll", "150ms",
+                                                   "--offline-batch-size", "2000", "--until-idle", "3"],
+                                     standardOutput: out, standardError: err)
+            let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self), log)
+        }
+        let full = try run()
+        XCTAssertNotEqual(full.status, 0, "the job stops when it cannot write")
+        XCTAssertTrue(full.log.contains("No space left on device") || full.log.contains("ENOSPC"),
+                      "the error says why: \(full.log.suffix(600))")
+
+        _ = try PostgresServerProcess.run("/bin/mount", ["-o", "remount,size=64m", archive])
+        let resumed = try run()
+        XCTAssertEqual(resumed.status, 0, resumed.log.suffix(600).description)
+        var expected: [String: Int] = [:]
+        for l in lines { expected[String(decoding: l.map { $0 == 0x0A ? 0x0D : $0 }, as: UTF8.self), default: 0] += 1 }
+        var got: [String: Int] = [:]
+        for a in try archivedLines(archive) { got[a.line, default: 0] += 1 }
+        let missing = expected.reduce(0) { $0 + max(0, $1.value - got[$1.key, default: 0]) }
+        let doubled = got.reduce(0) { $0 + max(0, $1.value - expected[$1.key, default: 0]) }
+        XCTAssertEqual(missing, 0, "lines lost")
+        XCTAssertEqual(doubled, 0, "lines archived more than once")
+        FaultReport.record(fault: "archive disk full", injected: 1, recordsIn: lines.count, recordsOut: got.values.reduce(0, +),
+                           lost: missing, duplicated: doubled, exact: missing == 0 && doubled == 0)
+    }
+
     private func publishedFiles(_ root: String) throws -> Int {
         try ArchiveLayout.days(root: root).reduce(0) { $0 + (try ArchiveLayout.listDay(root: root, day: $1).count) }
     }
