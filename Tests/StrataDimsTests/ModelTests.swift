@@ -27,6 +27,21 @@ final class ModelTests: XCTestCase {
                        #"{"user_id":"u000463861","gender":"m","age_band":"18-24","province":"Guangdong","city_tier":2}"#)
     }
 
+    /// Every escape, byte for byte. Found by fuzzing (Fuzz/corpus/FuzzDimJSON/content_escaped.json):
+    /// a release build wrote `"` as `\t`, `\` as `\r`, CR as `\\` and a tab as `\"` here, because the
+    /// linker mixed up the constant arrays JSONString.append had been inlined with in StrataCore and
+    /// in this module. Debug builds were right, so this test only catches it under
+    /// `swift test -c release`; the fuzz smoke run (built with -O) catches it from that seed.
+    func testEscapesAreWrittenByteForByte() {
+        let c = ContentDim(contentId: "c1", title: "q\"b\\s/n\nr\rt\tu\u{1}\u{1f}é🎬", category: "\"", authorId: "\\",
+                           region: "\t", status: "\r", publishTs: 0)
+        XCTAssertEqual(String(decoding: DimJSON.encode(c), as: UTF8.self),
+                       #"{"content_id":"c1","title":"q\"b\\s/n\nr\rt\tu\u0001\u001fé🎬","category":"\"","author_id":"\\","region":"\t","status":"\r","publish_ts":0}"#)
+        XCTAssertEqual(String(decoding: DimJSON.dwmContentObject(c), as: UTF8.self),
+                       #"{"title":"q\"b\\s/n\nr\rt\tu\u0001\u001fé🎬","category":"\"","author_id":"\\","region":"\t"}"#)
+        XCTAssertEqual(DimJSON.decodeContent(DimJSON.encode(c)), c)
+    }
+
     func testDecoderToleratesOrderWhitespaceUnknownKeysAndEscapes() {
         let text = #" { "city_tier" : 5, "extra": {"a":[1,2,{"b":null}]}, "province":"Guang\u0064ong", "age_band":"50+","gender":"f","user_id":"u1","n":-1.5e3,"t":true } "#
         XCTAssertEqual(DimJSON.decodeUser(Array(text.utf8)),

@@ -13,18 +13,32 @@ public enum JSONString {
             return true
         } ?? false
         if plain { out.append(UInt8(ascii: "\"")); return }
+        // Byte by byte, without array literals. The constant arrays of an @inlinable function are
+        // emitted into every module that inlines it, under names numbered per module; a release
+        // build (multi-threaded whole-module optimization) numbered them differently in
+        // StrataCore and in StrataDims/StrataJobs, and the linker gave those modules StrataCore's
+        // arrays: `"` was written as `\t`, `\` as `\r` (found by Fuzz/FuzzDimJSON, docs/fuzzing.md).
         for c in s.utf8 {
+            let escaped: UInt8
             switch c {
-            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): escaped = c
+            case 0x0A: escaped = UInt8(ascii: "n")
+            case 0x0D: escaped = UInt8(ascii: "r")
+            case 0x09: escaped = UInt8(ascii: "t")
             case 0..<0x20:
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                        hexDigits[Int(c >> 4)], hexDigits[Int(c & 15)]])
-            default: out.append(c)
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "u"))
+                out.append(UInt8(ascii: "0"))
+                out.append(UInt8(ascii: "0"))
+                out.append(hexDigits[Int(c >> 4)])
+                out.append(hexDigits[Int(c & 15)])
+                continue
+            default:
+                out.append(c)
+                continue
             }
+            out.append(UInt8(ascii: "\\"))
+            out.append(escaped)
         }
         out.append(UInt8(ascii: "\""))
     }
