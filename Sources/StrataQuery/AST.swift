@@ -4,10 +4,29 @@ import Foundation
 /// names lower case, minimal parentheses). `parse(canonical(q))` yields the same canonical text.
 
 struct Expr: Sendable {
-    var kind: ExprKind
+    let kind: ExprKind
     var location: SourceLocation
     /// Span in the source line, for caret underlines.
-    var length: Int = 1
+    var length: Int
+    /// Levels of the tree, this node included (a leaf is 1). The parser keeps it within
+    /// `Parser.maxExpressionDepth`: everything after it walks expressions recursively.
+    let height: Int
+
+    init(kind: ExprKind, location: SourceLocation, length: Int = 1) {
+        self.kind = kind
+        self.location = location
+        self.length = length
+        var below = 0
+        switch kind {
+        case .literal, .column, .star: break
+        case .negate(let x), .not(let x), .isNull(let x, _): below = x.height
+        case .binary(_, let l, let r), .like(let l, let r, _): below = max(l.height, r.height)
+        case .inList(let x, let list, _): below = list.reduce(x.height) { max($0, $1.height) }
+        case .between(let x, let lo, let hi, _): below = max(x.height, lo.height, hi.height)
+        case .call(_, let args): below = args.reduce(0) { max($0, $1.height) }
+        }
+        height = below + 1
+    }
 }
 
 indirect enum ExprKind: Sendable {

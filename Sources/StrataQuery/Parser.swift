@@ -11,9 +11,20 @@ import FoundationEssentials
 /// Precedence, loosest first: OR, AND, NOT, comparisons (= <> < <= > >= IS IN BETWEEN LIKE,
 /// which do not chain), + -, * /, unary minus.
 struct Parser {
+    /// The deepest expression tree accepted (`Expr.height`: parentheses do not count, operators,
+    /// NOT, signs and function calls do; `a + b + c` is (a + b) + c). The planner, the canonical
+    /// text and the evaluator walk expressions recursively, so without a limit a long enough query
+    /// (a few thousand `(` or `x = 1 OR …`) would overflow the stack of the server parsing it.
+    static let maxExpressionDepth = 100
+    /// The parser's own recursion, parentheses included. Twice the depth and then some, so the
+    /// canonical text of an accepted query (which may add a pair of parentheses per level, as in
+    /// `-(-x)`) is accepted too.
+    private static let maxNesting = 2 * maxExpressionDepth + 2
+
     private let lexer: Lexer
     private let tokens: [Token]
     private var p = 0
+    private var nesting = 0
 
     init(_ text: String) throws(QueryError) {
         var lx = Lexer(text)
@@ -271,7 +282,26 @@ struct Parser {
 
     /// `context` names what came before, for "expected an expression after …".
     private mutating func expression(after context: String) throws(QueryError) -> Expr {
-        try orExpr(context)
+        try enter()
+        defer { nesting -= 1 }
+        return try bounded(orExpr(context), tok)
+    }
+
+    /// One level deeper in the parser's recursion (a parenthesis, an argument, NOT, a sign).
+    private mutating func enter() throws(QueryError) {
+        guard nesting < Self.maxNesting else { throw tooDeep(tok) }
+        nesting += 1
+    }
+
+    /// `e`, checked against the depth limit (where a loop of operators makes the tree deeper).
+    private func bounded(_ e: Expr, _ t: Token) throws(QueryError) -> Expr {
+        guard e.height <= Self.maxExpressionDepth else { throw tooDeep(t) }
+        return e
+    }
+
+    private func tooDeep(_ t: Token) -> QueryError {
+        error(t, "expression nested too deeply (more than \(Self.maxExpressionDepth) levels)",
+              hint: "split it up; a long chain of OR over one column is IN (…)")
     }
 
     private mutating func orExpr(_ ctx: String) throws(QueryError) -> Expr {
@@ -279,7 +309,7 @@ struct Parser {
         while tok.isWord("OR") {
             let t = tok; advance()
             let r = try andExpr("OR")
-            l = Expr(kind: .binary(.or, l, r), location: l.location, length: t.length)
+            l = try bounded(Expr(kind: .binary(.or, l, r), location: l.location, length: t.length), t)
         }
         return l
     }
@@ -289,7 +319,7 @@ struct Parser {
         while tok.isWord("AND") {
             let t = tok; advance()
             let r = try notExpr("AND")
-            l = Expr(kind: .binary(.and, l, r), location: l.location, length: t.length)
+            l = try bounded(Expr(kind: .binary(.and, l, r), location: l.location, length: t.length), t)
         }
         return l
     }
@@ -297,8 +327,10 @@ struct Parser {
     private mutating func notExpr(_ ctx: String) throws(QueryError) -> Expr {
         if tok.isWord("NOT") {
             let t = tok; advance()
+            try enter()
+            defer { nesting -= 1 }
             let e = try notExpr("NOT")
-            return Expr(kind: .not(e), location: t.location, length: 3)
+            return try bounded(Expr(kind: .not(e), location: t.location, length: 3), t)
         }
         return try comparison(ctx)
     }
@@ -362,7 +394,7 @@ struct Parser {
         while case .symbol(let s) = tok.kind, s == "+" || s == "-" {
             let t = tok; advance()
             let r = try multiplicative("'\(s)'")
-            l = Expr(kind: .binary(s == "+" ? .add : .sub, l, r), location: l.location, length: t.length)
+            l = try bounded(Expr(kind: .binary(s == "+" ? .add : .sub, l, r), location: l.location, length: t.length), t)
         }
         return l
     }
@@ -372,7 +404,7 @@ struct Parser {
         while case .symbol(let s) = tok.kind, s == "*" || s == "/" {
             let t = tok; advance()
             let r = try unary("'\(s)'")
-            l = Expr(kind: .binary(s == "*" ? .mul : .div, l, r), location: l.location, length: t.length)
+            l = try bounded(Expr(kind: .binary(s == "*" ? .mul : .div, l, r), location: l.location, length: t.length), t)
         }
         return l
     }
@@ -380,15 +412,22 @@ struct Parser {
     private mutating func unary(_ ctx: String) throws(QueryError) -> Expr {
         if tok.isSymbol("-") {
             let t = tok; advance()
+            try enter()
+            defer { nesting -= 1 }
             let e = try unary("'-'")
             // Fold negative number literals so `-5` is a literal (and prints back as -5).
             switch e.kind {
             case .literal(.int(let i)) where i != Int64.min: return Expr(kind: .literal(.int(-i)), location: t.location, length: e.length + 1)
             case .literal(.double(let d)): return Expr(kind: .literal(.double(-d)), location: t.location, length: e.length + 1)
-            default: return Expr(kind: .negate(e), location: t.location, length: 1)
+            default: return try bounded(Expr(kind: .negate(e), location: t.location, length: 1), t)
             }
         }
-        if tok.isSymbol("+") { advance(); return try unary("'+'") }
+        if tok.isSymbol("+") {
+            advance()
+            try enter()
+            defer { nesting -= 1 }
+            return try unary("'+'")
+        }
         return try primary(ctx)
     }
 

@@ -77,6 +77,46 @@ final class RobustnessTests: XCTestCase {
         XCTAssertGreaterThan(rejected, 0, "some mutants are rejected")
     }
 
+    /// Found with the query fuzz target's help (Fuzz/corpus/FuzzQuery/deep_*.sql): a few thousand
+    /// nested parentheses, NOTs or signs, or a long chain of AND/OR/+ (a left-deep tree), overflowed
+    /// the stack in the parser, the planner or the canonical text, so one ad-hoc query from a
+    /// client (POST /api/query, a WebSocket subscribe) could crash `strata serve`. Expressions
+    /// deeper than Parser.maxExpressionDepth are now a syntax error.
+    func testDeeplyNestedExpressionsAreRefusedNotACrash() {
+        let n = 20_000
+        let hostile = [
+            "SELECT " + String(repeating: "(", count: n) + "1" + String(repeating: ")", count: n) + " FROM t",
+            "SELECT count(*) FROM t WHERE " + String(repeating: "NOT ", count: n) + "TRUE",
+            "SELECT " + String(repeating: "- ", count: n) + "x FROM t",
+            "SELECT " + String(repeating: "+", count: n) + "x FROM t",
+            "SELECT count(*) FROM t WHERE " + Array(repeating: "x = 1", count: n).joined(separator: " AND "),
+            "SELECT count(*) FROM t WHERE " + Array(repeating: "x = 1", count: n).joined(separator: " OR "),
+            "SELECT " + Array(repeating: "1", count: n).joined(separator: " + ") + " FROM t",
+            "SELECT " + Array(repeating: "x", count: n).joined(separator: " * ") + " FROM t",
+            "SELECT " + String(repeating: "round(", count: n) + "1" + String(repeating: ")", count: n) + " FROM t",
+            "SELECT count(*) FROM t WHERE x IN (" + String(repeating: "(", count: n) + "1" + String(repeating: ")", count: n) + ")",
+        ]
+        for text in hostile {
+            XCTAssertThrowsError(try Query.parse(text), String(text.prefix(60))) { e in
+                guard case .syntax(let d)? = e as? QueryError else { return XCTFail("\(e)") }
+                XCTAssertTrue(d.message.contains("nested too deeply"), d.message)
+            }
+        }
+        // At the limit: accepted, and so is its canonical text (which adds parentheses: -(-(…))).
+        let depth = Parser.maxExpressionDepth
+        for text in ["SELECT count(*) FROM t WHERE " + (0..<(depth - 1)).map { "x = \($0)" }.joined(separator: " OR "),
+                     "SELECT " + String(repeating: "- ", count: depth - 1) + "x FROM t",
+                     "SELECT count(*) FROM t WHERE " + String(repeating: "NOT ", count: depth - 1) + "TRUE",
+                     "SELECT " + String(repeating: "(", count: depth) + "1" + String(repeating: ")", count: depth) + " FROM t"] {
+            XCTAssertNoThrow(try {
+                let q = try Query.parse(text)
+                XCTAssertEqual(try Query.parse(q.canonical).canonical, q.canonical)
+                _ = QueryEngine(q)
+            }(), String(text.prefix(60)))
+        }
+        XCTAssertThrowsError(try Query.parse("SELECT count(*) FROM t WHERE " + (0..<depth).map { "x = \($0)" }.joined(separator: " OR ")))
+    }
+
     func testExtremeRowsAndDurations() throws {
         for text in ["SELECT count(*) AS n, sum(click) AS s, min(click) AS lo, max(content) AS hi, avg(click) AS a FROM t WINDOW SLIDING 10 MINUTES EVERY 1 MINUTE GROUP BY content_id",
                      "SELECT content_id, click * 9223372036854775807 AS x, -click AS y, round(click, 18) AS r FROM t",
