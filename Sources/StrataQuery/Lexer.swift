@@ -49,7 +49,9 @@ struct Lexer {
 
     init(_ text: String) {
         scalars = Array(text.unicodeScalars)
-        lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { String($0).trimmingCR() }
+        // Lines end at "\n" scalars, as `advance` counts them (split by Character, "\r\n" is one
+        // Character and the lines of CRLF text would not be found).
+        lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { String($0).trimmingCR() }
     }
 
     func sourceLine(_ n: Int) -> String { n >= 1 && n <= lines.count ? lines[n - 1] : "" }

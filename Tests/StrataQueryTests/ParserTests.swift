@@ -164,6 +164,23 @@ final class ParserTests: XCTestCase {
         }
     }
 
+    /// Found by fuzzing (Fuzz/corpus/FuzzQuery/crlf_error_line.sql): in CRLF text an error quoted
+    /// the whole query, or nothing, instead of its line.
+    func testErrorsInCRLFTextQuoteTheirLine() {
+        for (text, line, quoted) in [("SELECT count(*)\r\nFROM dws.content\r\nWHERE cnt(x) > 1", 3, "WHERE cnt(x) > 1"),
+                                     ("SELECT count(* FROM dw\r\ncontent WHERE x == 1 || y", 2, "content WHERE x == 1 || y"),
+                                     ("\u{0}e\r\n", 1, "\u{0}e")] {
+            do throws(QueryError) {
+                _ = try Query.parse(text)
+                XCTFail("should not parse: \(text)")
+            } catch {
+                XCTAssertEqual(error.line, line, text)
+                XCTAssertEqual(error.diagnostic?.sourceLine, quoted, text)
+                XCTAssertTrue(error.rendered.contains("\(line) | \(quoted)\n"), error.rendered)
+            }
+        }
+    }
+
     func testSourceColumnsAndAliases() throws {
         let q = try Query.parse("""
             SELECT content.category, sum(click) AS clicks, count(*), round(avg(play_ms) / 1000, 1)
