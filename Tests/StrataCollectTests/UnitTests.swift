@@ -67,6 +67,44 @@ final class EventValidatorTests: XCTestCase {
             XCTAssertEqual(json["client_ip"] as? String, "10.1.2.3")
         }
     }
+
+    /// Found by fuzzing (Fuzz/corpus/FuzzCollectBody/enriched_too_large.json): an event just under
+    /// the size limit was accepted (202), and the split dead-lettered it as too_large once
+    /// server_ts and client_ip had been added.
+    func testAnEventTheEnrichmentPushesOverTheSizeLimitIsRefused() throws {
+        let limit = 512
+        let validator = try EventValidator(topology: Topology(actions: ["click"], topics: []), maxEventBytes: limit)
+        let scanner = EventScanner(maxBytes: limit) // the split's first check
+        let head = #"{"event_id":"e1","ts":5,"action":"click","content_id":"c00000001","user_id":"u1","pad":""#
+        let clientIP = "2001:db8:85a3::8a2e:370:7334"
+        // Items of every size up to the limit: each is refused, or its enriched form fits.
+        var accepted = 0, refused = 0
+        for size in (limit - 120)...limit {
+            let item = head + String(repeating: "x", count: size - head.utf8.count - 2) + #""}"#
+            XCTAssertEqual(item.utf8.count, size)
+            let body = Array(item.utf8)
+            var rejected: [Rejection] = []
+            let batch = body.withUnsafeBytes { b in
+                validator.validate(body: b, items: [ByteRange(start: 0, count: b.count)], serverTs: 1_700_000_000_123,
+                                   clientIP: clientIP, rejected: &rejected)
+            }
+            if batch.count == 0 {
+                XCTAssertEqual(rejected, [Rejection(index: 0, reason: "too_large")], "\(size) bytes")
+                refused += 1
+                continue
+            }
+            accepted += 1
+            batch.forEach { _, value in
+                do throws(ScanError) {
+                    _ = try scanner.scan(value)
+                } catch {
+                    XCTFail("a \(size)-byte item is accepted, and the split dead-letters its \(value.count)-byte enriched form: \(error)")
+                }
+            }
+        }
+        XCTAssertGreaterThan(accepted, 0)
+        XCTAssertGreaterThan(refused, 0)
+    }
 }
 
 final class SpoolTests: XCTestCase {

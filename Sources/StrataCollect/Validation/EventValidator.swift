@@ -22,12 +22,16 @@ public struct Rejection: Sendable, Equatable {
 /// (`invalid_content_id`), which the warehouse counts rather than drops at the door.
 ///
 /// An accepted event is the client's object with `"server_ts":<ms>,"client_ip":"…"` added as its
-/// last members, keyed by its `content_id` (decoded when escaped).
+/// last members, keyed by its `content_id` (decoded when escaped). The split judges that enriched
+/// event, so the size limit applies to it: an item the additions would push over `maxEventBytes`
+/// is refused as `too_large`.
 public struct EventValidator: Sendable {
     let router: SplitRouter
+    let maxEventBytes: Int
 
     public init(topology: Topology, maxEventBytes: Int = 64 * 1024) throws {
         router = try SplitRouter(topology: topology, maxEventBytes: maxEventBytes)
+        self.maxEventBytes = maxEventBytes
     }
 
     /// `clientIP` must be a plain address (digits, hex letters, '.', ':'): it is written into
@@ -47,6 +51,12 @@ public struct EventValidator: Sendable {
         var scanned: ScannedEvent?
         for (index, item) in items.enumerated() {
             let bytes = item.bytes(in: body)
+            // Enriched, the item loses its closing brace and gains the suffix (which ends with one).
+            let enrichedCount = bytes.count - 1 + suffix.count
+            if enrichedCount > maxEventBytes {
+                rejected.append(Rejection(index: index, reason: ScanError.tooLarge(size: enrichedCount, limit: maxEventBytes).reason))
+                continue
+            }
             let key: UnsafeRawBufferPointer
             var decodedKey: [UInt8] = []
             switch router.route(bytes, scanned: &scanned) {
