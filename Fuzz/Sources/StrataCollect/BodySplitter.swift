@@ -1,0 +1,1 @@
+../../../Sources/StrataCollect/Validation/BodySplitter.swift

@@ -1,0 +1,1 @@
+../../../Sources/StrataCollect/Validation/EventValidator.swift

@@ -1,0 +1,1 @@
+../../../Sources/StrataCollect/Spool/Frame.swift

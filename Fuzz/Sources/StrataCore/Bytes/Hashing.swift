@@ -1,0 +1,1 @@
+../../../../Sources/StrataCore/Bytes/Hashing.swift

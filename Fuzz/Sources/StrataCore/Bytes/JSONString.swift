@@ -1,0 +1,1 @@
+../../../../Sources/StrataCore/Bytes/JSONString.swift

@@ -1,0 +1,1 @@
+../../../Sources/StrataCore/EventScanner.swift

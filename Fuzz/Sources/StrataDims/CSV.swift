@@ -1,0 +1,1 @@
+../../../Sources/StrataDims/Load/CSV.swift

@@ -1,0 +1,1 @@
+../../../Sources/StrataSplit/SplitRouter.swift

@@ -1,0 +1,4 @@
+/* block
+comment */ SELECT count(*) -- trailing
+FROM t
+WHERE 'it''s' = "quoted col" AND 1.5e3 > .5

@@ -1,0 +1,2 @@
+SELECT count(* FROM dw
+content WHERE x == 1 || y

@@ -1,0 +1,1 @@
+SELECT content_id, count(*) FROM dws.content WINDOW SLIDING 1 MINUTE EVERY 5 MINUTES

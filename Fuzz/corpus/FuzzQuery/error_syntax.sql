@@ -1,0 +1,1 @@
+SELECT count(* FROM dws.content WHERE x == 1 || y

@@ -1,0 +1,1 @@
+SELEKT cnt(*) FORM t GROUP BY 1 ORDER BY 9

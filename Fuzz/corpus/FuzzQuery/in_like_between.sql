@@ -1,0 +1,1 @@
+SELECT content_id, sum(click) AS c FROM dws.content WHERE strategy IN ('s1', 's2', NULL) AND content.title NOT LIKE '%x_%' AND minute BETWEEN 0 AND 99 AND report IS NOT NULL GROUP BY content_id HAVING sum(click) > 0 ORDER BY c DESC, 1 LIMIT 5 EMIT FINAL;

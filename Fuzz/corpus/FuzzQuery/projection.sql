@@ -1,0 +1,1 @@
+SELECT minute, content_id, click * 2 + -expose / 3 AS x, NOT (click > 1 OR play <> 0) FROM dws.content WHERE final = TRUE

@@ -1,0 +1,1 @@
+SELECT "标题", 'é€😀' AS s FROM dws.content WHERE content.title LIKE '%中%'
