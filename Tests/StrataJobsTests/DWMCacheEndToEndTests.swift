@@ -74,7 +74,12 @@ extension DWMEndToEndTests {
         XCTAssertTrue(accounting.isBalanced, "\(accounting)")
         XCTAssertEqual(accounting.consumed, run.split.stats.routedTotal)
         XCTAssertEqual(run.dwm.stats.rowsWithoutContent, 0, "no row lost its dimensions during the outage")
+        let failuresBefore = testRun?.totalFailureCount ?? 0
         try assertMatches(env)
+        FaultReport.record(fault: "Redis killed, restarted empty", injected: 1, recordsIn: run.split.stats.routedTotal,
+                           recordsOut: accounting.consumed, lost: max(0, run.split.stats.routedTotal - accounting.consumed),
+                           duplicated: max(0, accounting.consumed - run.split.stats.routedTotal),
+                           exact: (testRun?.totalFailureCount ?? 0) == failuresBefore)
     }
 
     /// The real `strata job dwm` process (with its changelog follower): a content's category changed
