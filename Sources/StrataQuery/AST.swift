@@ -148,7 +148,18 @@ enum Canonical {
             && (scalars[0].properties.isAlphabetic || scalars[0] == "_")
             && scalars.allSatisfy { $0.properties.isAlphabetic || $0 == "_" || ("0"..."9").contains($0) }
         if simple && !reservedWords.contains(s.uppercased()) { return s }
-        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        return "\"" + doubling("\"", in: s) + "\""
+    }
+
+    /// `s` with every `quote` doubled, scalar by scalar: the lexer reads scalars, and a quote
+    /// followed by a combining mark is one Character, which replacing Characters would miss.
+    static func doubling(_ quote: Unicode.Scalar, in s: String) -> String {
+        var out = String.UnicodeScalarView()
+        for u in s.unicodeScalars {
+            out.append(u)
+            if u == quote { out.append(u) }
+        }
+        return String(out)
     }
 
     static func path(_ p: [String], quoted: Bool = true) -> String {
@@ -161,7 +172,7 @@ enum Canonical {
         case .bool(let b): b ? "TRUE" : "FALSE"
         case .int(let i): String(i)
         case .double(let d): d.rounded() == d && abs(d) < 1e15 ? String(format: "%.1f", d) : "\(d)"
-        case .string(let s): "'" + s.replacingOccurrences(of: "'", with: "''") + "'"
+        case .string(let s): "'" + doubling("'", in: s) + "'"
         case .object: v.jsonText
         }
     }

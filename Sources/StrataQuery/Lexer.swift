@@ -30,7 +30,7 @@ struct Token {
         switch kind {
         case .word(let w): "'\(w)'"
         case .quotedIdent(let w): "\"\(w)\""
-        case .string(let s): "'\(s.replacingOccurrences(of: "'", with: "''"))'"
+        case .string(let s): "'\(Canonical.doubling("'", in: s))'"
         case .integer(let i): String(i)
         case .decimal(let d): String(d)
         case .symbol(let s): "'\(s)'"

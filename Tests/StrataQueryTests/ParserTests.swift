@@ -61,6 +61,21 @@ final class ParserTests: XCTestCase {
         }
     }
 
+    /// Found by fuzzing (Fuzz/corpus/FuzzQuery/canonical_combining_mark.sql): a quote followed by a
+    /// combining mark (one Character) was not doubled in the canonical text, which then did not
+    /// parse (or read differently).
+    func testQuotesBeforeCombiningMarksAreDoubledInTheCanonicalText() throws {
+        for (text, expected) in [
+            ("SELECT \"a\"\"\u{59C}b\" FROM t", "SELECT \"a\"\"\u{59C}b\" FROM t EMIT CHANGES"),
+            ("SELECT count(*) FROM t WHERE x = 'it''\u{301}s'", "SELECT count(*) FROM t WHERE x = 'it''\u{301}s' EMIT CHANGES"),
+        ] {
+            let q = try Query.parse(text)
+            XCTAssertEqual(q.canonical.unicodeScalars.map(\.value), expected.unicodeScalars.map(\.value), text)
+            XCTAssertEqual(try Query.parse(q.canonical).canonical, q.canonical, text)
+        }
+        XCTAssertEqual(try Query.parse("SELECT \"a\"\"\u{59C}b\" FROM t").columns, ["a\"\u{59C}b"])
+    }
+
     /// (query, line, column, message — hint)
     static let invalid: [(String, Int, Int, String)] = [
         ("", 1, 1, "empty query — a query starts with SELECT"),

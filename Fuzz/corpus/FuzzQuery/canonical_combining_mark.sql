@@ -1,0 +1,1 @@
+SELECT"""""""""""""""""""""""""""Öœ""""minu", 'dwm.contentGROUP BY‚¬ðŸ˜€' AS s FROM dws.content -- WIDOW TUMBLIN(G: back----W1-min~te windows a ==
