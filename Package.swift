@@ -147,6 +147,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio")],
             exclude: ["sdk.test.js"]),
         .testTarget(name: "StrataQueryTests", dependencies: ["StrataQuery", "StrataCore", "StrataTestSupport"]),
+        .testTarget(name: "StrataBenchTests", dependencies: ["StrataBench"]),
     ],
     swiftLanguageModes: [.v6]
 )

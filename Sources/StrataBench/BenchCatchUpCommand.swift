@@ -44,7 +44,7 @@ extension BenchCommand {
             let raw = try partitions(of: Topology.raw, in: topology)
             let storePath = NSTemporaryDirectory() + "strata-bench-catchup-\(prefix)db"
             defer { try? FileManager.default.removeItem(atPath: storePath) }
-            try loadDimensions(storePath: storePath)
+            try BenchDimensions.load(storePath: storePath, contents: contents, users: users)
 
             var w = EventWorkload()
             w.seed = seed; w.contents = contents; w.users = users
@@ -99,16 +99,6 @@ extension BenchCommand {
         private func partitions(of name: String, in topology: Topology) throws -> Int {
             guard let t = topology.topic(named: name) else { throw ValidationError("topology has no \(name)") }
             return t.partitions
-        }
-
-        private func loadDimensions(storePath: String) throws {
-            let store = try DimensionStoreFactory.open("sqlite:" + storePath)
-            try store.migrate()
-            let gen = DimensionGenerator(contents: contents, users: users, seed: 11)
-            try store.upsert(contents: gen.allContents())
-            for start in stride(from: 0, to: users, by: 20_000) {
-                try store.upsert(users: (start..<min(start + 20_000, users)).map(gen.user))
-            }
         }
 
         private func startRun(config: StrataConfig, prefix: String, storePath: String) throws -> Process {

@@ -12,7 +12,7 @@ public struct BenchCommand: ParsableCommand {
     public init() {}
 
     public static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks, each beside its baseline in the same run.", subcommands: [Split.self, DWM.self, Enrich.self, Pipeline.self, CatchUp.self, QueryBench.self, BenchServe.self, Collect.self, CollectBaseline.self])
+        commandName: "bench", abstract: "Benchmarks, each beside its baseline in the same run.", subcommands: [Split.self, DWM.self, Enrich.self, Pipeline.self, CatchUp.self, QueryBench.self, BenchServe.self, Collect.self, CollectBaseline.self, Soak.self])
 
     struct DWM: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -44,7 +44,7 @@ extension BenchCommand {
             }
             let storePath = NSTemporaryDirectory() + "strata-bench-pipeline-\(prefix)db"
             defer { try? FileManager.default.removeItem(atPath: storePath) }
-            try loadDimensions(storePath: storePath)
+            try BenchDimensions.load(storePath: storePath, contents: contents, users: users)
 
             let clock = EventClock(capacity: rate * (seconds + 5), actions: topology.actions.count)
             let rawWatch = try LatencyWatcher(config: config, topic: prefix + Topology.raw) { value, arrival in
@@ -76,19 +76,6 @@ extension BenchCommand {
                   + "\"run_cpu_s\":\(String(format: "%.1f", sampler.cpuSeconds)),\"target_rss_mb_at_1m_cells\":1024}")
             for line in childOut.split(separator: "\n") where line.hasPrefix("{") { print("{\"bench\":\"pipeline.accounting\",\"run\":\(line)}") }
             if child.terminationStatus != 0 { throw ValidationError("strata run exited with \(child.terminationStatus)") }
-        }
-
-        private func loadDimensions(storePath: String) throws {
-            let store = try DimensionStoreFactory.open("sqlite:" + storePath)
-            try store.migrate()
-            let gen = DimensionGenerator(contents: contents, users: users, seed: 11)
-            try store.upsert(contents: gen.allContents())
-            var progress = Progress()
-            for start in stride(from: 0, to: users, by: 20_000) {
-                try store.upsert(users: (start..<min(start + 20_000, users)).map(gen.user))
-                progress.update("loading users: \(min(start + 20_000, users))/\(users)")
-            }
-            progress.finish()
         }
 
         private func startRun(config: StrataConfig, prefix: String, storePath: String) throws -> Process {
@@ -287,16 +274,8 @@ final class ProcessSampler: Sendable {
     init(pid: Int32) {
         let thread = Thread { [self] in
             while !stopFlag.isSet {
-                if let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-                   let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-                   let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") {
-                    stats.withLock { $0.peakKiB = max($0.peakKiB, kib) }
-                }
-                // Fields 14 and 15 of /proc/PID/stat (after the parenthesised name): utime, stime.
-                if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                   let close = stat.lastIndex(of: ")") {
-                    let fields = stat[stat.index(after: close)...].split(separator: " ")
-                    if fields.count > 13, let u = Int(fields[11]), let s = Int(fields[12]) { stats.withLock { $0.cpuTicks = u + s } }
+                if let now = ProcessStats.read(pid: pid) {
+                    stats.withLock { $0 = (max($0.peakKiB, now.peakRSSKiB), now.cpuTicks) }
                 }
                 Thread.sleep(forTimeInterval: 0.25)
             }
@@ -311,5 +290,5 @@ final class ProcessSampler: Sendable {
     }
 
     var peakRSSKiB: Int { stats.withLock { $0.peakKiB } }
-    var cpuSeconds: Double { Double(stats.withLock { $0.cpuTicks }) / Double(sysconf(Int32(_SC_CLK_TCK))) }
+    var cpuSeconds: Double { Double(stats.withLock { $0.cpuTicks }) / Double(ProcessStats.ticksPerSecond) }
 }

@@ -124,19 +124,9 @@ struct BenchServe: ParsableCommand {
             Thread { while !handle.availableData.isEmpty {} }.start()
         }
 
-        var cpuSeconds: Double {
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return 0 }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)  // utime + stime
-            return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
-        }
+        var cpuSeconds: Double { ProcessStats.read(pid: pid)?.cpuSeconds ?? 0 }
 
-        var rssMB: Int {
-            guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
-            return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
-        }
+        var rssMB: Int { (ProcessStats.read(pid: pid)?.rssKiB ?? 0) / 1024 }
 
         func stop() {
             process.terminate()

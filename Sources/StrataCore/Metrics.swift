@@ -98,9 +98,13 @@ public final class MetricsRegistry: Sendable {
 
     /// Every sample as `name{k="v",...}` (or bare `name`) -> value, read back from the exposition
     /// (for summaries and tests; labels in the order the series was made with, which is sorted).
-    public func snapshot() -> [String: Double] {
+    public func snapshot() -> [String: Double] { Self.parse(render()) }
+
+    /// Every sample of a Prometheus text exposition (a `--metrics-file`, a `/metrics` answer) as
+    /// `name{k="v",...}` (or bare `name`) -> value; comments and unparsable lines are skipped.
+    public static func parse(_ exposition: String) -> [String: Double] {
         var out: [String: Double] = [:]
-        for line in render().split(separator: "\n") where !line.hasPrefix("#") {
+        for line in exposition.split(separator: "\n") where !line.hasPrefix("#") {
             guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
             out[String(line[..<space])] = value
         }

@@ -304,6 +304,10 @@ final class DWMStage: TransactionalStage {
         metrics.watermark.record(Double(s.engine.watermark))
         reportProgress(s.engine)
         metrics.residentBytes.record(Double(processResidentBytes()))
+        let held = s.engine.memoryEstimate()
+        metrics.openWindows.record(Double(held.windows))
+        metrics.openCells.record(Double(held.cells))
+        metrics.stateBytes.record(Double(held.bytes))
         metrics.lookupSeconds.record(duration: timings.lookup)
         metrics.produceSeconds.record(duration: timings.produce)
         logger.debug("transaction committed", metadata: [
@@ -369,6 +373,9 @@ final class DWMStage: TransactionalStage {
 struct DWMMetrics {
     let dwmRows, dwsRows: CoreMetrics.Counter
     let watermark, residentBytes: CoreMetrics.Recorder
+    /// The window state the engine holds (the memory budget's unit): retained windows, their cells
+    /// and the engine's own estimate of its buffers' bytes.
+    let openWindows, openCells, stateBytes: CoreMetrics.Recorder
     /// Where a transaction's time goes besides the loop's commit: dimension lookups, encoding + producing.
     let lookupSeconds, produceSeconds: CoreMetrics.Timer
 
@@ -377,6 +384,11 @@ struct DWMMetrics {
         dwsRows = registry.counter("strata_dwm_rows_total", help: "DWM rows published", labels: ["table": "dws"])
         watermark = registry.gauge("strata_dwm_watermark_ms", help: "The dwm job's event-time watermark")
         residentBytes = registry.gauge("strata_process_resident_bytes", help: "Resident set size of the process")
+        openWindows = registry.gauge("strata_dwm_open_windows",
+                                     help: "Minute windows the dwm engine retains (open, or final and kept for the allowed lateness)")
+        openCells = registry.gauge("strata_dwm_open_cells", help: "(minute, content, user) cells held by the retained windows")
+        stateBytes = registry.gauge("strata_dwm_state_bytes",
+                                    help: "The dwm engine's estimate of its window state: capacities of the windows' tables and arenas, and its interning tables")
         let help = "Time a transaction spends per phase of the dwm stage"
         lookupSeconds = registry.timer("strata_dwm_transaction_phase_seconds", help: help, labels: ["phase": "lookup"])
         produceSeconds = registry.timer("strata_dwm_transaction_phase_seconds", help: help, labels: ["phase": "produce"])

@@ -4,6 +4,7 @@ import Logging
 import StrataCLI
 import StrataQuery
 import StrataCore
+import StrataKafka
 import StrataServe
 
 struct ServeCommand: ParsableCommand {
