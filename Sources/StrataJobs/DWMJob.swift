@@ -27,6 +27,8 @@ public final class DWMJob: StreamJob {
         public var earlyIntervalMs: Int64 = 5_000
         public var idleSourceTimeoutMs: Int64 = 30_000
         public var untilIdle: Duration?
+        /// In `strata run`: stop idle only after the job upstream has finished.
+        public var idleOrder = IdleOrder()
         public var batchSize = 10_000
         /// Static group membership (see `TransactionalLoop.Options.staticMembership`).
         public var staticMembership = false
@@ -54,6 +56,7 @@ public final class DWMJob: StreamJob {
         loopOptions.topicPrefix = options.topicPrefix
         loopOptions.batchSize = options.batchSize
         loopOptions.untilIdle = options.untilIdle
+        loopOptions.idleOrder = options.idleOrder
         loopOptions.staticMembership = options.staticMembership
         // A final emission can be a million rows: bound what librdkafka buffers (produce then waits
         // for the broker) instead of holding the whole minute in memory. -X overrides it.
@@ -61,6 +64,11 @@ public final class DWMJob: StreamJob {
         // JSON rows compress 3-5×: with lz4 the broker takes a minute's final rows in less than
         // half the time (docs/benchmarks.md). Consumers decompress transparently.
         loopOptions.producerDefaults["compression.type"] = "lz4"
+        // The transaction that finalizes a minute (≈300 k rows at 5 000 events/s: 2–4 s on a quiet
+        // machine) overran the 10 s default on busy cores: the member left its group, rebuilt its
+        // windows from the checkpoints and fell further behind, again and again (the 30-min soak,
+        // docs/benchmarks.md). A minute's work must fit between two polls. -X overrides it.
+        loopOptions.consumerDefaults["max.poll.interval.ms"] = "60000"
         // Range assignment hands one member the same partition numbers of every micro-queue:
         // all events of a content (co-partitioned by content_id) reach the same engine.
         loopOptions.consumerDefaults["partition.assignment.strategy"] = "range"

@@ -22,6 +22,8 @@ public final class SinkJob: StreamJob {
         public var instanceId = "0"
         public var topicPrefix = ""
         public var untilIdle: Duration?
+        /// In `strata run`: stop idle only after the job upstream has finished.
+        public var idleOrder = IdleOrder()
         public var staticMembership = false
         /// Rows per store transaction at most…
         public var maxRows = 20_000
@@ -64,6 +66,7 @@ public final class SinkJob: StreamJob {
         loopOptions.instanceId = options.instanceId
         loopOptions.topicPrefix = options.topicPrefix
         loopOptions.untilIdle = options.untilIdle
+        loopOptions.idleOrder = options.idleOrder
         loopOptions.staticMembership = options.staticMembership
         loopOptions.batchSize = options.batchSize
         loop = TransactionalLoop(options: loopOptions, logger: logger)

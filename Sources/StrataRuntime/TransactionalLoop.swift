@@ -33,6 +33,8 @@ public final class TransactionalLoop {
         public var pollTimeoutMs: Int32 = 100
         /// Exit after this long without input (counted from when the first assignment is restored).
         public var untilIdle: Duration?
+        /// In one process: which job's end the idle stop waits for, and this job's end.
+        public var idleOrder = IdleOrder()
         /// Static group membership (`group.instance.id` from the instance id, KIP-345): a restarted
         /// instance takes its partitions back without a rebalance, and a broker that never expires
         /// dead dynamic members (noida) lets it back in; a crashed one holds its partitions for the
@@ -133,6 +135,7 @@ public final class TransactionalLoop {
 
     private func loop(_ stage: some LoopStage, consumer: KafkaConsumer, assignment: AssignmentTracker,
                       shouldStop: () -> Bool, commit: (Tick) throws -> Void) throws {
+        defer { options.idleOrder.signals?.markFinished() }
         try consumer.subscribe(options.inputs)
         defer { consumer.close() }
         logger.info("\(options.job) started", metadata: ["group": "\(options.groupId)", "instance": "\(options.instanceId)"])
@@ -181,7 +184,9 @@ public final class TransactionalLoop {
             }
             stage.afterPoll(consumer: consumer)
             if stage.holdsInput { lastInput = now }
-            let finishing = options.untilIdle.map { assignment.hasJoined && now - lastInput >= $0 } ?? false
+            let finishing = options.untilIdle.map {
+                assignment.hasJoined && options.idleOrder.isIdle(now: now, lastInput: lastInput, idle: $0)
+            } ?? false
             let tick = Tick(now: now, inputPaused: records.isEmpty, finishing: finishing)
             if stage.wantsTransaction(tick) { try commit(tick) }
             // Zero-copy records handed to the producer point into `batch`: alive until here.

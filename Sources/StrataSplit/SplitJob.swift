@@ -23,6 +23,8 @@ public final class SplitJob: StreamJob {
         public var pollTimeoutMs: Int32 = 100
         /// Exit after this long without new input (bounded runs, tests, demos).
         public var untilIdle: Duration?
+        /// In `strata run`: stop idle only after the job upstream has finished.
+        public var idleOrder = IdleOrder()
         public var maxEventBytes = 64 * 1024
         /// Prepended to every topic name (isolated runs on a shared broker: tests, benchmarks).
         public var topicPrefix = ""
@@ -60,6 +62,7 @@ public final class SplitJob: StreamJob {
         loopOptions.batchSize = options.batchSize
         loopOptions.pollTimeoutMs = options.pollTimeoutMs
         loopOptions.untilIdle = options.untilIdle
+        loopOptions.idleOrder = options.idleOrder
         loopOptions.staticMembership = options.staticMembership
         // End-of-partition events tell alignment which partitions have nothing more to deliver.
         loopOptions.consumerDefaults["enable.partition.eof"] = "true"

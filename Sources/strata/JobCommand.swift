@@ -116,7 +116,7 @@ struct DWMOptions: ParsableArguments {
     @Option(help: "Allowed lateness after a window's end for corrections (ms); later events go to ods.late.") var allowedLatenessMs: Int64 = 120_000
     @Option(help: "Early-revision (and transaction) interval (ms).") var earlyIntervalMs: Int64 = 5_000
     @Option(name: .customLong("dwm-batch-size"), help: "Most records the dwm job takes per poll.") var dwmBatchSize = DWMJob.Options(brokers: "").batchSize
-    @Option(help: "How long dimension lookups wait for a store that cannot answer (PostgreSQL down or restarting), retrying, before the job exits to be restarted (s). A wait past max.poll.interval.ms (10 s) takes the member out of its group; it rejoins and redoes its uncommitted work.") var storeWaitS = 120
+    @Option(help: "How long dimension lookups wait for a store that cannot answer (PostgreSQL down or restarting), retrying, before the job exits to be restarted (s). A wait past the consumer's max.poll.interval.ms (60 s for dwm) takes the member out of its group; it rejoins and redoes its uncommitted work.") var storeWaitS = 120
     @Option(help: "A micro-queue partition not written by the split, idle this long, stops holding the watermark back (ms); the split declares its ods.raw partitions idle itself.") var idleSourceMs: Int64 = 30_000
 
     func apply(to o: inout DWMJob.Options) {

@@ -17,7 +17,7 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run every job of the pipeline in one process: split, dwm (with dimsync following dim.changelog), archive and sink.",
         discussion: """
-        Stops on SIGINT/SIGTERM (each job commits and leaves its group) or, with --until-idle, when every job is idle.
+        Stops on SIGINT/SIGTERM (each job commits and leaves its group) or, with --until-idle, when every job is idle: in data-flow order, dwm only after split has finished and the sink only after dwm, each then idle for the given time.
         Prints one JSON summary line per job (as `strata job` does); exits 3 if a job's accounting does not balance.
         Consumer groups: <topic-prefix>strata-<job>, or G-<job> with --group G.
         The offline layer (archive: ods.raw → --archive; sink: dws.content → dws_minute) runs beside them unless --no-offline.
@@ -41,6 +41,9 @@ struct RunCommand: ParsableCommand {
         splitOptions.instanceId = job.instanceId
         splitOptions.topicPrefix = job.topicPrefix
         splitOptions.untilIdle = job.untilIdle?.duration
+        // Idle stops in data-flow order: dwm after split has finished, the sink after dwm.
+        let splitEnd = JobCompletion(), dwmEnd = JobCompletion()
+        splitOptions.idleOrder = IdleOrder(signals: splitEnd)
         splitOptions.groupId = job.group.map { $0 + "-split" } ?? job.groupId("split")
         splitOptions.idleSourceTimeout = .milliseconds(dwm.idleSourceMs)
         splitOptions.alignMs = alignMs > 0 ? alignMs : nil
@@ -51,8 +54,8 @@ struct RunCommand: ParsableCommand {
         dwmOptions.instanceId = job.instanceId
         dwmOptions.topicPrefix = job.topicPrefix
         dwmOptions.groupId = job.group.map { $0 + "-dwm" } ?? job.groupId("dwm")
-        // dwm waits for split: it may only go idle after split has finished its input.
-        dwmOptions.untilIdle = job.untilIdle.map { $0.duration + .seconds(3) }
+        dwmOptions.untilIdle = job.untilIdle?.duration
+        dwmOptions.idleOrder = IdleOrder(after: splitEnd, signals: dwmEnd)
         dwmOptions.staticMembership = job.staticMembership
         dwm.apply(to: &dwmOptions)
 
@@ -62,9 +65,8 @@ struct RunCommand: ParsableCommand {
             func group(_ name: String) -> String { job.group.map { $0 + "-" + name } ?? job.groupId(name) }
             jobs.append(try ArchiveJob(options: offline.archiveOptions(brokers: config.brokers, kafka: config.kafka, job: job,
                                                                        group: group("archive"))))
-            // The sink reads what dwm publishes: idle only after dwm has finished.
             var sinkOptions = offline.sinkOptions(brokers: config.brokers, kafka: config.kafka, job: job, group: group("sink"))
-            sinkOptions.untilIdle = job.untilIdle.map { $0.duration + .seconds(6) }
+            sinkOptions.idleOrder = IdleOrder(after: dwmEnd)
             let address = offline.warehouse ?? dwm.store ?? config.store
             jobs.append(try SinkJob(options: sinkOptions, table: try DWSTableFactory.open(address),
                                     dwm: offline.dwm ? try DWMTableFactory.open(address) : nil))

@@ -20,7 +20,8 @@ final class PhasedRun {
     private let test: DWMEndToEndTests
     private let env: DWMEndToEndTests.Env
 
-    init(_ test: DWMEndToEndTests, env: DWMEndToEndTests.Env, dwmUntilIdle: Duration = .seconds(10)) throws {
+    init(_ test: DWMEndToEndTests, env: DWMEndToEndTests.Env, dwmUntilIdle: Duration = .seconds(10),
+         dwmKafka: [String: String] = [:]) throws {
         self.test = test
         self.env = env
         var splitOptions = SplitJob.Options(brokers: test.brokers)
@@ -28,6 +29,7 @@ final class PhasedRun {
         split = try SplitJob(options: splitOptions, topology: test.topology)
         var jobOptions = test.dwmOptions(env)
         jobOptions.untilIdle = dwmUntilIdle      // longer than any pause between phases; flushes every window at the end
+        jobOptions.kafka = dwmKafka
         dwm = DWMJob(options: jobOptions, topology: test.topology, cache: env.cache)
         let stop = StopSignal()
         let box = UncheckedSendable(self)

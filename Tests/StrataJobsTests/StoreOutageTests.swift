@@ -19,7 +19,9 @@ extension DWMEndToEndTests {
         let pg = try PostgresServerProcess()
         var env = try makeEnv(seed: 43, redisURL: "redis://127.0.0.1:1", storeAddress: pg.url) { $0.localCapacity = 0 }
         env.lines = generate(events: 6_000, seed: 43)
-        let run = try PhasedRun(self, env: env)
+        // A 10 s poll interval (the dwm default is 60 s): the 14 s wait takes the member out of its
+        // group, which it must survive.
+        let run = try PhasedRun(self, env: env, dwmKafka: ["max.poll.interval.ms": "10000"])
         try run.phase(0..<2_000)
         let before = env.cache.stats
 

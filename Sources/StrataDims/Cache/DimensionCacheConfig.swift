@@ -18,7 +18,7 @@ public struct DimensionCacheConfig: Sendable {
     /// How long a lookup waits for a dimension store that cannot answer, retrying with backoff,
     /// before it fails (a job then exits; its restart resumes from its last commit). A wait past
     /// the consumer's `max.poll.interval.ms` takes the job out of its group; it rejoins after and
-    /// redoes its uncommitted work (`StoreOutageTests`: 14 s against Strata's 10 s).
+    /// redoes its uncommitted work (`StoreOutageTests`: 14 s against a 10 s interval).
     public var storeWait: Duration = .seconds(120)
     /// Gate lookups with the valid-ID Bloom filters (ids not in the store are blocked).
     public var useValidIdFilter: Bool = true
