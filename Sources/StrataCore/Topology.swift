@@ -17,9 +17,14 @@ public struct TopicSpec: Sendable, Equatable {
     public var cleanupPolicy: String
     /// Extra broker topic configs, passed through verbatim.
     public var config: [String: String]
+    /// The name queries use in FROM besides the topic's own (e.g. `dws` for dws.content).
+    public var source: String?
+    /// The row schema queries check columns and types against; nil: the topic is not queryable.
+    public var schema: TopicSchema?
 
     public init(name: String, partitions: Int, replicationFactor: Int = 1, key: String,
-                retentionMs: Int64? = nil, cleanupPolicy: String = "delete", config: [String: String] = [:]) {
+                retentionMs: Int64? = nil, cleanupPolicy: String = "delete", config: [String: String] = [:],
+                source: String? = nil, schema: TopicSchema? = nil) {
         self.name = name
         self.partitions = partitions
         self.replicationFactor = replicationFactor
@@ -27,6 +32,8 @@ public struct TopicSpec: Sendable, Equatable {
         self.retentionMs = retentionMs
         self.cleanupPolicy = cleanupPolicy
         self.config = config
+        self.source = source
+        self.schema = schema
     }
 
     /// What to send to the broker when creating the topic: `config` plus retention.ms and
@@ -37,6 +44,17 @@ public struct TopicSpec: Sendable, Equatable {
         if let r = retentionMs { c["retention.ms"] = String(r) }
         return c
     }
+}
+
+/// A topic's row schema in the topology: one of Strata's record contracts by name (`dws`, `dwm`:
+/// docs/schemas; `event`: the raw event contract), or a map of top-level field → type for a topic
+/// of the user's own (integer, number, string, boolean, object).
+public enum TopicSchema: Sendable, Equatable {
+    case contract(String)
+    case fields([String: String])
+
+    public static let contracts = ["dws", "dwm", "event"]
+    public static let fieldTypes = ["integer", "number", "string", "boolean", "object"]
 }
 
 public struct TopologyError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -144,6 +162,22 @@ public struct Topology: Sendable, Equatable {
             for k in ["retention.ms", "cleanup.policy"] where t.config[k] != nil {
                 throw fail("topic '\(t.name)': set \(k) with the \(k.replacingOccurrences(of: ".", with: "_")) field, not in config")
             }
+            switch t.schema {
+            case .contract(let c)? where !TopicSchema.contracts.contains(c):
+                throw fail("topic '\(t.name)': schema '\(c)' is not a record contract (\(TopicSchema.contracts.joined(separator: ", "))) or a map of field: type")
+            case .fields(let f)?:
+                if f.isEmpty { throw fail("topic '\(t.name)': schema lists no fields") }
+                for (field, type) in f.sorted(by: { $0.key < $1.key }) where !TopicSchema.fieldTypes.contains(type) {
+                    throw fail("topic '\(t.name)': field '\(field)' has type '\(type)'; types are \(TopicSchema.fieldTypes.joined(separator: ", "))")
+                }
+            default: break
+            }
+            if t.source != nil && t.schema == nil { throw fail("topic '\(t.name)': a source name needs a schema") }
+        }
+        var sourceNames = Set(topics.map(\.name))
+        for t in topics {
+            guard let s = t.source else { continue }
+            guard sourceNames.insert(s).inserted else { throw fail("topic '\(t.name)': source name '\(s)' is already a topic or another source") }
         }
         // An upsert row's identity is (minute, content_id[, user_id]) but the Kafka key is only
         // content_id: compaction would keep one row per content and silently drop the rest.
@@ -285,7 +319,7 @@ struct _TopicFile: Decodable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, partitions, replicationFactor = "replication_factor", key
-        case retentionMs = "retention_ms", cleanupPolicy = "cleanup_policy", config
+        case retentionMs = "retention_ms", cleanupPolicy = "cleanup_policy", config, source, schema
     }
 
     init(from decoder: any Decoder) throws {
@@ -299,6 +333,15 @@ struct _TopicFile: Decodable {
             key: try c.decode(String.self, forKey: .key),
             retentionMs: try c.decodeIfPresent(Int64.self, forKey: .retentionMs),
             cleanupPolicy: try c.decodeIfPresent(String.self, forKey: .cleanupPolicy) ?? "delete",
-            config: try c.decodeIfPresent([String: String].self, forKey: .config) ?? [:])
+            config: try c.decodeIfPresent([String: String].self, forKey: .config) ?? [:],
+            source: try c.decodeIfPresent(String.self, forKey: .source),
+            schema: try Self.schema(c))
+    }
+
+    /// `schema: dws` or `schema: {field: type, …}`.
+    private static func schema(_ c: KeyedDecodingContainer<CodingKeys>) throws -> TopicSchema? {
+        guard c.contains(.schema) else { return nil }
+        if let name = try? c.decode(String.self, forKey: .schema) { return .contract(name) }
+        return .fields(try c.decode([String: String].self, forKey: .schema))
     }
 }

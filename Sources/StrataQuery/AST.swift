@@ -120,6 +120,8 @@ struct SelectStatement: Sendable {
     var items: [SelectItem]
     var source: [String]
     var sourceLocation: SourceLocation
+    /// `FROM a, b, c`: the sources after the first (a union of event streams).
+    var moreSources: [(name: [String], location: SourceLocation)] = []
     var filter: Expr?
     var window: WindowClause?
     var windowLocation: SourceLocation?
@@ -233,7 +235,7 @@ extension SelectStatement {
         var s = "SELECT " + items.map { item in
             item.expr.text() + (item.alias.map { " AS " + Canonical.ident($0) } ?? "")
         }.joined(separator: ", ")
-        s += " FROM " + Canonical.path(source)
+        s += " FROM " + ([source] + moreSources.map(\.name)).map { Canonical.path($0) }.joined(separator: ", ")
         if let filter { s += " WHERE " + filter.text() }
         switch window {
         case .tumbling(let d)?: s += " WINDOW TUMBLING " + d.text

@@ -114,9 +114,10 @@ public final class QueryEngine {
         for (index, row) in rows.enumerated() {
             // Minutes beyond ±2^53 ms (±285 000 years) are treated as missing: window arithmetic
             // near Int64's edges would wrap.
-            let minute = row["minute"]?.exactInt.flatMap { $0 >= -Self.maxMinute && $0 <= Self.maxMinute ? $0 : nil }
+            // The row's time: its minute (upsert rows), or its event time `ts` (events).
+            let minute = row[plan.events ? "ts" : "minute"]?.exactInt.flatMap { $0 >= -Self.maxMinute && $0 <= Self.maxMinute ? $0 : nil }
             let advancesTime: Bool
-            switch row["final"] {
+            switch plan.events ? nil : row["final"] {
             case nil: advancesTime = true
             case .bool(let f)?: advancesTime = f
             default: advancesTime = false
@@ -131,7 +132,20 @@ public final class QueryEngine {
             }
             if plan.window != nil && minute == nil { stats.rowsWithoutMinute += 1; continue }
 
-            let content = row["content_id"] ?? .null
+            if plan.events, let t = minute, let id = row["event_id"], !id.isNull {
+                // An event's identity is (event_id, ts), kept per minute of ts: a duplicate
+                // (redelivered or resent) counts once in every window.
+                if let w0, lastEnd(t) &+ grace <= w0 { stats.lateRows += 1; continue }
+                let key = IdentityKey(content: id, user: .int(t))
+                let bucket = floorDiv(t, 60_000) &* 60_000
+                if identities[bucket]?[key] != nil { stats.duplicateEvents += 1; continue }
+                let c = contribution(row, identity: { [id, .int(t)] })
+                if let c { try add(c, minute: t, w0) }
+                identities[bucket, default: Dictionary(minimumCapacity: bucketHint)][key] = IdentityEntry(rev: nil, contribution: nil)
+                stats.rowsApplied += 1
+                continue
+            }
+            let content = plan.events ? .null : row["content_id"] ?? .null
             if let m = minute, !content.isNull {
                 if let w0, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
                 let key = IdentityKey(content: content, user: row["user_id"] ?? .null)
@@ -312,7 +326,9 @@ public final class QueryEngine {
     /// Returns their final tables (EMIT EVERY parks them until the next tick).
     private func closeWindows() -> [QueryResult] {
         guard let w = wm else { return [] }
-        for (m, bucket) in identities where lastEnd(m) &+ options.graceMs <= w {
+        // An event bucket spans a minute of ts: it goes when the last window of its last ms has.
+        let span: Int64 = plan.events ? 59_999 : 0
+        for (m, bucket) in identities where lastEnd(m &+ span) &+ options.graceMs <= w {
             // Size the next minute's map like the ones before it, so it does not grow by rehashing.
             bucketHint = max(bucketHint, bucket.count)
             identities[m] = nil

@@ -9,7 +9,11 @@ enum Explain {
             lines.append(label.padding(toLength: 12, withPad: " ", startingAt: 0) + value)
         }
         lines.append("query       " + q.canonical)
-        add("source", "\(p.source) — upsert stream: identity (minute, content_id[, user_id]); a higher rev replaces the row's earlier contribution, stale revs are ignored")
+        if p.events {
+            add("source", "\((p.sources.isEmpty ? [p.source] : p.sources).joined(separator: ", ")) — event stream: time is ts (event time), each (event_id, ts) counts once")
+        } else {
+            add("source", "\(p.source) — upsert stream: identity (minute, content_id[, user_id]); a higher rev replaces the row's earlier contribution, stale revs are ignored")
+        }
         add("filter", p.filterText ?? "none (every row)")
         if let w = p.window {
             switch w.kind {
@@ -36,7 +40,7 @@ enum Explain {
         var orderText = p.order.isEmpty ? "by group key (ascending)" : p.order.map(\.text).joined(separator: ", ")
         if let l = p.limit { orderText += "; LIMIT \(l)" }
         add("order", orderText + " — applied per window")
-        let grace = "watermark (highest minute seen) ≥ window_end + grace \(formatMs(options.graceMs))"
+        let grace = "watermark (highest \(p.events ? "ts" : "minute") seen) ≥ window_end + grace \(formatMs(options.graceMs))"
         switch p.emit {
         case .changes:
             add("emit", "CHANGES — after each input batch that changes a window's table (final:false); once more with final:true when \(grace), or at end of input")

@@ -74,6 +74,16 @@ struct Parser {
 
     // MARK: statement
 
+    /// `DESCRIBE source`: the source's name and where it starts; nil for any other statement.
+    mutating func parseDescribe() throws(QueryError) -> ([String], SourceLocation)? {
+        guard tok.isWord("DESCRIBE") else { return nil }
+        advance()
+        let start = tok.location
+        let name = try qualifiedName(after: "DESCRIBE")
+        if case .end = tok.kind { return (name, start) }
+        throw error(tok, "unexpected \(tok.display) after DESCRIBE \(name.joined(separator: "."))")
+    }
+
     mutating func parseStatement() throws(QueryError) -> SelectStatement {
         if case .end = tok.kind { throw error(tok, "empty query", hint: "a query starts with SELECT") }
         guard accept("SELECT") else {
@@ -106,6 +116,10 @@ struct Parser {
 
         var stmt = SelectStatement(items: items, source: source, sourceLocation: sourceTok.location, filter: nil,
                                    window: nil, groupBy: [], having: nil, orderBy: [], limit: nil, emit: .changes)
+        while acceptSymbol(",") {
+            let t = tok
+            stmt.moreSources.append((try qualifiedName(after: "','"), t.location))
+        }
         var lastClause = -1
         while let idx = clauseIndex(tok) {
             let kw = Self.clauseOrder[idx]
@@ -164,14 +178,17 @@ struct Parser {
             if w.uppercased() == "FROM" { return error(tok, "unexpected FROM", hint: "a query has one FROM; joins are not supported") }
         }
         if tok.isSymbol(",") {
-            return error(tok, "unexpected ','", hint: "only one source is allowed after FROM; joins are not supported")
+            return error(tok, "unexpected ','", hint: "commas separate select items, the sources after FROM, and GROUP BY and ORDER BY items")
         }
         return error(tok, "unexpected \(tok.display) after the end of the query", hint: Self.clauseHint)
     }
 
     private mutating func selectItem(after context: String) throws(QueryError) -> SelectItem {
         if tok.isSymbol("*") {
-            throw error(tok, "SELECT * is not supported", hint: "list the columns, e.g. SELECT content_id, click")
+            // Every column of the source's schema (the planner expands it).
+            let star = Expr(kind: .star, location: tok.location, length: 1)
+            advance()
+            return SelectItem(expr: star, alias: nil, aliasLocation: nil)
         }
         let e = try expression(after: context)
         if accept("AS") {

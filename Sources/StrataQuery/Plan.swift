@@ -66,6 +66,8 @@ struct OrderSpec: Sendable {
 
 struct Plan: Sendable {
     var source: String
+    /// All topics read (set after planning; several for `FROM ods.a, ods.b`).
+    var sources: [String] = []
     var filter: CExpr?
     var filterText: String?
     var window: WindowSpec?
@@ -84,6 +86,9 @@ struct Plan: Sendable {
     var emitText: String
     /// No aggregates and no GROUP BY: one output row per live source row (latest rev).
     var projection: Bool
+    /// An append stream of raw events (`ods.*`): time is `ts`, each (event_id, ts) counts once;
+    /// else an upsert stream with `minute` and `rev`.
+    var events = false
     /// Aggregates without GROUP BY: exactly one output row per window, even when empty.
     var singleGroup: Bool { !projection && keys.isEmpty }
 }

@@ -10,8 +10,11 @@
 ///    or inside aggregates; in GROUP BY they are accepted and ignored, results are per window);
 ///  - SLIDING's EVERY must not exceed its length; conditions must be boolean where that is known.
 struct Planner {
-    let stmt: SelectStatement
+    private(set) var stmt: SelectStatement
     let lexer: Lexer
+    /// The source's row schema when the query was planned against a catalog: columns and types
+    /// are checked against it, and `SELECT *` expands to its fields.
+    let schema: SourceSchema?
 
     private var aggregates: [AggregateSpec] = []
     private var aggregateIndex: [String: Int] = [:]
@@ -19,9 +22,10 @@ struct Planner {
     private var keyTexts: [String] = []
     private var projection = false
 
-    init(_ stmt: SelectStatement, text: String) {
+    init(_ stmt: SelectStatement, text: String, schema: SourceSchema? = nil) {
         self.stmt = stmt
         self.lexer = Lexer(text)
+        self.schema = schema
     }
 
     private func error(_ e: Expr, _ message: String, hint: String? = nil) -> QueryError {
@@ -34,6 +38,8 @@ struct Planner {
     }
 
     mutating func plan() throws(QueryError) -> Plan {
+        try expandStar()
+        try checkColumns()
         let window = try planWindow()
         let emit = try planEmit()
 
@@ -123,11 +129,11 @@ struct Planner {
         var limit: Int? = nil
         if let l = stmt.limit { limit = Int(clamping: l) }
 
-        return Plan(source: stmt.source.joined(separator: "."), filter: filter, filterText: stmt.filter?.text(),
+        return Plan(source: schema?.topic ?? stmt.source.joined(separator: "."), filter: filter, filterText: stmt.filter?.text(),
                     window: window, keys: keyExprs, keyTexts: keyTexts, aggregates: aggregates,
                     columns: names, outputs: outputs, outputTexts: stmt.items.map { $0.expr.text() },
                     having: having, havingText: stmt.having?.text(), order: order, limit: limit,
-                    emit: emit.0, emitText: emit.1, projection: projection)
+                    emit: emit.0, emitText: emit.1, projection: projection, events: schema?.isEventStream ?? false)
     }
 
     // MARK: clauses
@@ -153,6 +159,85 @@ struct Planner {
         case .every(let d): return (.every(d.ms), "EVERY \(d.text)")
         }
     }
+
+    // MARK: schema
+
+    /// `SELECT *`: every top-level field of the source, in schema order.
+    private mutating func expandStar() throws(QueryError) {
+        guard let star = stmt.items.first(where: { if case .star = $0.expr.kind { true } else { false } }) else { return }
+        guard let schema else {
+            throw error(star.expr, "SELECT * needs a source with a known schema", hint: "list the columns, e.g. SELECT content_id, click")
+        }
+        stmt.items = stmt.items.flatMap { item -> [SelectItem] in
+            guard case .star = item.expr.kind else { return [item] }
+            return schema.fields.map {
+                SelectItem(expr: Expr(kind: .column([$0.name]), location: item.expr.location, length: 1), alias: nil, aliasLocation: nil)
+            }
+        }
+    }
+
+    /// Every column a clause names is a field of the source (aliases may stand in for columns in
+    /// GROUP BY, HAVING and ORDER BY).
+    private func checkColumns() throws(QueryError) {
+        guard let schema else { return }
+        let aliases = Set(stmt.items.compactMap(\.alias))
+        let selected = stmt.items.map(\.expr) + [stmt.filter].compactMap { $0 }
+        let aliasable = stmt.groupBy + [stmt.having].compactMap { $0 } + stmt.orderBy.map(\.expr)
+        for (roots, aliasOK) in [(selected, false), (aliasable, true)] {
+            for root in roots {
+                var failure: QueryError?
+                root.visit { x in
+                    guard failure == nil, case .column(let p) = x.kind else { return }
+                    if aliasOK && p.count == 1 && aliases.contains(p[0]) { return }
+                    if Self.resolves(p, in: schema) { return }
+                    failure = unknownColumn(x, p, schema)
+                }
+                if let failure { throw failure }
+            }
+        }
+    }
+
+    /// A path the schema has, or one below an object whose fields the schema does not list.
+    private static func resolves(_ p: [String], in schema: SourceSchema) -> Bool {
+        if schema.field(at: p) != nil { return true }
+        for n in stride(from: p.count - 1, through: 1, by: -1) {
+            if let f = schema.field(at: Array(p[..<n])) { return f.type == .object && f.fields.isEmpty }
+        }
+        return false
+    }
+
+    private func unknownColumn(_ x: Expr, _ p: [String], _ schema: SourceSchema) -> QueryError {
+        let name = p.joined(separator: ".")
+        let known = schema.paths
+        var hint: String
+        if let n = (1..<max(1, p.count)).first(where: { schema.field(at: Array(p[..<$0])).map { $0.type != .object } ?? false }),
+           let parent = schema.field(at: Array(p[..<n])) {
+            hint = "\(p[..<n].joined(separator: ".")) is a\(parent.type == .integer ? "n" : "") \(parent.type.rawValue), not an object"
+        } else if let guess = closest(name, among: known, maxDistance: name.count <= 3 ? 1 : max(2, name.count / 4)) {
+            hint = "did you mean \(guess)?"
+        } else {
+            hint = "\(schema.name) has " + schema.fields.map(\.name).joined(separator: ", ")
+        }
+        if p.count == 1, let parent = schema.fields.first(where: { $0.fields.contains { $0.name == p[0] } }) {
+            hint = "did you mean \(parent.name).\(p[0])?"
+        }
+        return error(x, "unknown column '\(name)' in \(schema.name)", hint: hint + " (DESCRIBE \(schema.name) lists every column)")
+    }
+
+    /// The static type of an expression, with the schema's column types when there is one.
+    private func type(of e: Expr) -> StaticType? {
+        StaticType.of(e) { p in
+            switch schema?.field(at: p)?.type {
+            case .integer?, .number?: .number
+            case .string?: .string
+            case .boolean?: .bool
+            case .object?: .object
+            case nil: nil
+            }
+        }
+    }
+
+    static func path(_ e: Expr) -> [String]? { if case .column(let p) = e.kind { p } else { nil } }
 
     // MARK: checks
 
@@ -180,7 +265,7 @@ struct Planner {
     }
 
     private func requireBoolean(_ e: Expr, _ clause: String) throws(QueryError) {
-        if let t = StaticType.of(e), t != .bool {
+        if let t = type(of: e), t != .bool {
             throw error(e, "\(clause) needs a condition, found a \(t.rawValue)", hint: "e.g. \(clause) click > 0")
         }
     }
@@ -201,13 +286,22 @@ struct Planner {
     }
 
     private func typeError(_ x: Expr) -> QueryError? {
-        func known(_ e: Expr) -> StaticType? { StaticType.of(e) }
+        func known(_ e: Expr) -> StaticType? { type(of: e) }
         switch x.kind {
         case .binary(let op, let l, let r) where [.add, .sub, .mul, .div].contains(op):
             for side in [l, r] {
-                if let t = known(side), t == .string || t == .bool {
-                    return error(side, "cannot apply \(op.rawValue) to a \(t.rawValue)", hint: "arithmetic needs numbers")
+                if let t = known(side), t != .number {
+                    return error(side, "cannot apply \(op.rawValue) to a\(t == .object ? "n" : "") \(t.rawValue)", hint: "arithmetic needs numbers")
                 }
+            }
+        case .binary(let op, let l, let r) where [.eq, .ne, .lt, .le, .gt, .ge].contains(op):
+            if let a = known(l), let b = known(r), a != b {
+                let span = l.location.line == r.location.line ? max(1, r.location.column + r.length - l.location.column) : l.length
+                return error(at: l.location, length: span, "cannot compare a\(a == .object ? "n" : "") \(a.rawValue) with a\(b == .object ? "n" : "") \(b.rawValue)",
+                             hint: a == .string || b == .string ? "quote text as 'text'; numbers go without quotes" : nil)
+            }
+            for side in [l, r] where known(side) == .object {
+                return error(side, "cannot compare an object", hint: "compare one of its fields, e.g. \(side.text(quoted: false)).\(schema?.field(at: Self.path(side) ?? [])?.fields.first?.name ?? "field")")
             }
         case .binary(let op, let l, let r) where op == .and || op == .or:
             for side in [l, r] {
@@ -223,9 +317,10 @@ struct Planner {
             if let t = known(p), t != .string { return error(p, "a LIKE pattern must be a string, found a \(t.rawValue)") }
         case .call(let f, let args):
             switch f {
-            case "sum", "avg":
+            case "sum", "avg", "min", "max":
+                if ["min", "max"].contains(f), let a = args.first, known(a) != .object { break }
                 if let a = args.first, let t = known(a), t != .number {
-                    return error(a, "\(f) needs a number, found a \(t.rawValue)")
+                    return error(a, "\(f) needs a number, found a\(t == .object ? "n" : "") \(t.rawValue)")
                 }
             case "lower", "upper":
                 if let a = args.first, let t = known(a), t != .string {
@@ -366,11 +461,13 @@ struct Planner {
     }
 }
 
-/// What can be known about an expression's type without data (columns are unknown).
+/// What can be known about an expression's type without data (columns only through `column`,
+/// from the source's schema).
 enum StaticType: String {
-    case bool = "condition", number, string
+    case bool = "condition", number, string, object
 
-    static func of(_ e: Expr) -> StaticType? {
+    static func of(_ e: Expr, column: ([String]) -> StaticType? = { _ in nil }) -> StaticType? {
+        func of(_ e: Expr) -> StaticType? { StaticType.of(e, column: column) }
         switch e.kind {
         case .literal(let v):
             switch v {
@@ -379,7 +476,8 @@ enum StaticType: String {
             case .string: return .string
             default: return nil
             }
-        case .column, .star: return nil
+        case .column(let p): return column(p)
+        case .star: return nil
         case .negate: return .number
         case .not, .inList, .between, .like, .isNull: return .bool
         case .binary(let op, _, _):

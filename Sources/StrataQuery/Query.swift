@@ -9,22 +9,79 @@ public struct Query: Sendable {
     public let text: String
     /// Topic name from FROM (dotted parts joined, e.g. "dws.content").
     public var source: String { plan.source }
+    /// Every topic FROM names (a union of event streams has several; `source` is the first).
+    public var sources: [String] { plan.sources.isEmpty ? [plan.source] : plan.sources }
     /// One-line normalized text: upper-case keywords, explicit defaults, minimal parentheses.
     public var canonical: String { statement.canonical }
     /// Output column names: the select-list aliases, else the expressions' text.
     public var columns: [String] { plan.columns }
+    /// True when the source is a stream of raw events (time is `ts`), false for upsert rows (`minute`).
+    public var readsEvents: Bool { plan.events }
     /// True when the query has a WINDOW clause (its results carry window bounds).
     public var isWindowed: Bool { plan.window != nil }
 
     let statement: SelectStatement
     let plan: Plan
 
-    public static func parse(_ text: String) throws(QueryError) -> Query {
+    /// With a catalog, FROM names one of its sources (by short name or topic) and every column
+    /// and type is checked against that source's schema; `source` is then the topic to read.
+    /// Without one, FROM is taken as a topic name and columns are not checked.
+    public static func parse(_ text: String, catalog: Catalog? = nil) throws(QueryError) -> Query {
         var parser = try Parser(text)
         let stmt = try parser.parseStatement()
-        var planner = Planner(stmt, text: text)
-        let plan = try planner.plan()
+        var schema: SourceSchema?
+        var topics = [stmt.source.joined(separator: ".")] + stmt.moreSources.map { $0.name.joined(separator: ".") }
+        if let catalog {
+            let first = try resolve(stmt.source, at: stmt.sourceLocation, in: catalog, text: text)
+            schema = first
+            topics = [first.topic]
+            for (name, location) in stmt.moreSources {
+                let other = try resolve(name, at: location, in: catalog, text: text)
+                guard first.isEventStream && other.fields == first.fields else {
+                    throw QueryError.semantic(Diagnostic(location: location, length: max(1, name.joined(separator: ".").unicodeScalars.count),
+                                                         message: "only event streams with the same schema can be combined in FROM",
+                                                         hint: "e.g. FROM ods.expose, ods.click; \(first.name) and \(other.name) differ",
+                                                         sourceLine: Lexer(text).sourceLine(location.line)))
+                }
+                if !topics.contains(other.topic) { topics.append(other.topic) }
+            }
+        } else if let (_, location) = stmt.moreSources.first {
+            throw QueryError.semantic(Diagnostic(location: location, length: 1, message: "several sources need a catalog of schemas",
+                                                 sourceLine: Lexer(text).sourceLine(location.line)))
+        }
+        var planner = Planner(stmt, text: text, schema: schema)
+        var plan = try planner.plan()
+        plan.sources = topics
         return Query(text: text, statement: stmt, plan: plan)
+    }
+
+    /// For readers of one topic (the dashboard's feeds): a union of sources is an error there.
+    public func requireSingleSource() throws(QueryError) {
+        guard let (name, location) = statement.moreSources.first else { return }
+        throw QueryError.semantic(Diagnostic(location: location, length: max(1, name.joined(separator: ".").unicodeScalars.count),
+                                             message: "this reader takes one source per query",
+                                             hint: "query a union of event streams with strata query",
+                                             sourceLine: Lexer(text).sourceLine(location.line)))
+    }
+
+    /// `DESCRIBE <source>`: the source's schema; nil when the text is not a DESCRIBE statement.
+    public static func describe(_ text: String, catalog: Catalog) throws(QueryError) -> SourceSchema? {
+        var parser = try Parser(text)
+        guard let (name, location) = try parser.parseDescribe() else { return nil }
+        return try resolve(name, at: location, in: catalog, text: text)
+    }
+
+    private static func resolve(_ source: [String], at location: SourceLocation, in catalog: Catalog,
+                                text: String) throws(QueryError) -> SourceSchema {
+        let name = source.joined(separator: ".")
+        if let schema = catalog.source(named: name) { return schema }
+        let names = catalog.names
+        let all = names + catalog.sources.map(\.declaredTopic).filter { !names.contains($0) }
+        var hint = "sources: " + names.joined(separator: ", ")
+        if let guess = closest(name, among: all, maxDistance: max(2, name.count / 4)) { hint = "did you mean \(guess)? " + hint }
+        throw QueryError.semantic(Diagnostic(location: location, length: max(1, name.unicodeScalars.count),
+                                             message: "unknown source '\(name)'", hint: hint,
+                                             sourceLine: Lexer(text).sourceLine(location.line)))
     }
 
     /// A human-readable plan: source, filter, window, grouping, aggregates, output, emit mode, limits.
@@ -142,6 +199,8 @@ public struct QueryStats: Sendable, Equatable {
     public var staleRevisions: Int = 0
     /// Rows whose windows had all closed (watermark ≥ end + grace) when they arrived.
     public var lateRows: Int = 0
+    /// Events (sources of the event contract) whose (event_id, ts) was already counted.
+    public var duplicateEvents: Int = 0
     /// Rows without an integer `minute` in a windowed query.
     public var rowsWithoutMinute: Int = 0
     public var emissions: Int = 0

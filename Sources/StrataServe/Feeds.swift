@@ -22,7 +22,7 @@ public struct FeedDefinition: Sendable {
     }
 
     /// Every `*.sql` of `directory`, sorted by name. A feed name is `[A-Za-z0-9_-]+`.
-    public static func load(directory: String, topicPrefix: String = "") throws -> [FeedDefinition] {
+    public static func load(directory: String, topicPrefix: String = "", catalog: Catalog? = nil) throws -> [FeedDefinition] {
         let files: [String]
         do {
             files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".sql") }.sorted()
@@ -40,7 +40,8 @@ public struct FeedDefinition: Sendable {
                 throw LoadError(description: "cannot read feed file \(path)")
             }
             do throws(QueryError) {
-                let query = try Query.parse(String(decoding: data, as: UTF8.self))
+                let query = try Query.parse(String(decoding: data, as: UTF8.self), catalog: catalog)
+                try query.requireSingleSource()
                 feeds.append(FeedDefinition(name: name, query: query, topicPrefix: topicPrefix))
             } catch {
                 throw LoadError(description: "feed file \(path):\n\(error.rendered)")

@@ -15,7 +15,8 @@ enum OneShot {
     static func run(sql: String, timeoutMs: Int, options: ServeOptions, consumerConfig: KafkaConfig) -> Answer {
         let query: Query
         do throws(QueryError) {
-            query = try Query.parse(sql)
+            query = try Query.parse(sql, catalog: options.catalog)
+            try query.requireSingleSource()
         } catch {
             var extra: [(String, String)] = []
             if let line = error.line, let column = error.column { extra = [("line", String(line)), ("column", String(column))] }

@@ -18,6 +18,9 @@ public struct ServeOptions: Sendable {
     public var token: String?
     /// Prepended to each query's FROM topic.
     public var topicPrefix: String = ""
+    /// The sources queries may name, with their schemas (built from the topology without the
+    /// prefix); nil: FROM is a topic name and columns are not checked.
+    public var catalog: Catalog?
     /// Feeds read their topics from the beginning (else from the end).
     public var fromBeginning = true
     /// Feeds skip rows whose `minute` is older than this (default: the trend's 60 minutes + 10).
@@ -112,7 +115,7 @@ public final class StrataServer: Sendable {
     public func reloadFeeds() {
         guard let directory = options.feedDirectory else { return }
         do {
-            registry.replaceNamed(try FeedDefinition.load(directory: directory, topicPrefix: options.topicPrefix))
+            registry.replaceNamed(try FeedDefinition.load(directory: directory, topicPrefix: options.topicPrefix, catalog: options.catalog))
             reloadError.withLock { $0 = nil }
         } catch {
             let message = String(describing: error)

@@ -39,7 +39,9 @@ struct OLAPCommand: ParsableCommand {
     func run() throws {
         let text = try QueryCommand.queryText(sql: sql, file: file)
         let query: Query
-        do throws(QueryError) { query = try Query.parse(text) } catch {
+        let config = try global.resolve()
+        let topology = try global.loadTopology(config)
+        do throws(QueryError) { query = try Query.parse(text, catalog: Catalog(topology: topology)) } catch {
             stderrLine(error.rendered)
             throw ExitCode(2)
         }
@@ -62,7 +64,6 @@ struct OLAPCommand: ParsableCommand {
             stderrLine(error.rendered)
             throw ExitCode(1)
         }
-        let config = try global.resolve()
         let address = store ?? config.store
         let dims = try DimensionStoreFactory.open(address)
         var source = OLAPSource(table: try DWSTableFactory.open(address),

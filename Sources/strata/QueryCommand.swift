@@ -9,7 +9,9 @@ struct QueryCommand: ParsableCommand {
         commandName: "query",
         abstract: "Run a declarative stream query over a DWM/DWS topic and print its result tables.",
         discussion: """
-        The topic is the query's FROM source (e.g. dws.content). Rows are upsert records: a higher
+        FROM names a source of the topology: dws, dwm (or their topics dws.content, dwm.content_user);
+        columns and types are checked against its schema (`strata query 'DESCRIBE dws'` lists them;
+        SELECT * selects every top-level column). Rows are upsert records: a higher
         `rev` of (minute, content_id[, user_id]) replaces the earlier one, so every table is exact.
         The language is described in docs/queries.md; examples are in sql/queries/.
 
@@ -36,6 +38,7 @@ struct QueryCommand: ParsableCommand {
     @Option(help: "Exit after this long without new rows (e.g. 5, 500ms, 2m), after emitting every window's final table.")
     var untilIdle: DurationArgument?
     @Flag(help: "Print the query plan and exit.") var explain = false
+    @Option(help: "Prepended to the source's topic (isolated runs, as the jobs' --topic-prefix).") var topicPrefix = ""
     @Option(help: "How long after a window's end it becomes final (default 2m: the DWM job's allowed lateness).")
     var grace: DurationArgument?
     @Option(help: "Limit: groups alive at once (default 100000).") var maxGroups: Int?
@@ -45,9 +48,15 @@ struct QueryCommand: ParsableCommand {
 
     func run() throws {
         let text = try Self.queryText(sql: sql, file: file)
+        let config = try global.resolve()
+        let catalog = Catalog(topology: try global.loadTopology(config), topicPrefix: topicPrefix)
         let query: Query
         do throws(QueryError) {
-            query = try Query.parse(text)
+            if let schema = try Query.describe(text, catalog: catalog) {
+                print(schema.description)
+                return
+            }
+            query = try Query.parse(text, catalog: catalog)
         } catch {
             stderrLine(error.rendered)
             throw ExitCode(2)
@@ -71,26 +80,33 @@ struct QueryCommand: ParsableCommand {
             throw ExitCode(1)
         }
 
-        let config = try global.resolve()
         Shutdown.install()
         let consumer = try KafkaConsumer(config: config.consumerConfig(groupId: nil, clientId: "strata-query"))
         defer { consumer.close() }
-        let partitions = try consumer.partitionCount(topic: query.source)
-        var positions = (0..<partitions).map {
-            TopicPartitionOffset(topic: query.source, partition: Int32($0), offset: fromBeginning ? TopicPartitionOffset.beginning : TopicPartitionOffset.end)
-        }
-        if let fromMs {
-            // Seek by time: a row of minute m is produced at or after m, so the first message
-            // stamped a minute before --from (slack for clocks) is where its rows can start.
-            do {
-                positions = try consumer.offsetsForTimes(topic: query.source, partitions: partitions, timestampMs: fromMs - 60_000)
-            } catch {
-                stderrLine("warning: the broker cannot find offsets by time (\(error)); reading from the beginning")
-                positions = positions.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: TopicPartitionOffset.beginning) }
+        // Every partition of every source, numbered across the sources for the engine's watermark.
+        var positions: [TopicPartitionOffset] = []
+        var firstIndex: [String: Int] = [:]
+        for topic in query.sources {
+            let partitions = try consumer.partitionCount(topic: topic)
+            firstIndex[topic] = positions.count
+            var these = (0..<partitions).map {
+                TopicPartitionOffset(topic: topic, partition: Int32($0), offset: fromBeginning ? TopicPartitionOffset.beginning : TopicPartitionOffset.end)
             }
+            if let fromMs {
+                // Seek by time: a row of minute m is produced at or after m, so the first message
+                // stamped a minute before --from (slack for clocks) is where its rows can start.
+                do {
+                    these = try consumer.offsetsForTimes(topic: topic, partitions: partitions, timestampMs: fromMs - 60_000)
+                } catch {
+                    stderrLine("warning: the broker cannot find offsets by time (\(error)); reading from the beginning")
+                    these = these.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: TopicPartitionOffset.beginning) }
+                }
+            }
+            positions += these
         }
         try consumer.assign(positions)
-        engine.expectPartitions(Array(0..<partitions), nowMs: Self.nowMs())
+        engine.expectPartitions(Array(0..<positions.count), nowMs: Self.nowMs())
+        let timeColumn = query.readsEvents ? "ts" : "minute"
 
         var output = ResultPrinter(format: format, query: query)
         var lastRow = ContinuousClock.now
@@ -108,9 +124,9 @@ struct QueryCommand: ParsableCommand {
                 lastRow = .now
                 if message.isWatermarkMarker { continue }
                 guard let row = Value.decodeRow(message.value) else { undecodable += 1; continue }
-                if let fromMs, let minute = row["minute"]?.exactInt, minute < fromMs { continue }
+                if let fromMs, let time = row[timeColumn]?.exactInt, time < fromMs { continue }
                 rows.append(row)
-                rowPartitions.append(Int(message.partition))
+                rowPartitions.append((firstIndex.count == 1 ? 0 : firstIndex[message.topic] ?? 0) + Int(message.partition))
             }
             var results: [QueryResult] = []
             do throws(QueryError) {
@@ -130,7 +146,7 @@ struct QueryCommand: ParsableCommand {
         if undecodable > 0 { stderrLine("warning: \(undecodable) message(s) were not JSON objects and were skipped") }
         let stats = engine.stats
         if isatty(STDERR_FILENO) != 0 {
-            stderrLine("rows \(stats.rowsIn), applied \(stats.rowsApplied), stale revs \(stats.staleRevisions), late \(stats.lateRows), emissions \(stats.emissions)")
+            stderrLine("rows \(stats.rowsIn), applied \(stats.rowsApplied), stale revs \(stats.staleRevisions), duplicate events \(stats.duplicateEvents), late \(stats.lateRows), emissions \(stats.emissions)")
         }
     }
 

@@ -65,12 +65,13 @@ struct ServeCommand: ParsableCommand {
         do { try options.validate() } catch { throw ValidationError(String(describing: error)) }
 
         let config = try global.resolve()
+        let topology = try global.loadTopology(config)
+        options.catalog = Catalog(topology: topology)
         let definitions: [FeedDefinition]
-        do { definitions = try FeedDefinition.load(directory: feeds, topicPrefix: topicPrefix) } catch {
+        do { definitions = try FeedDefinition.load(directory: feeds, topicPrefix: topicPrefix, catalog: options.catalog) } catch {
             stderrLine(String(describing: error))
             throw ExitCode(2)
         }
-        let topology = try global.loadTopology(config)
         let server = StrataServer(options: options, feeds: definitions,
                                   consumerConfig: config.consumerConfig(groupId: nil, clientId: "strata-serve"),
                                   lagWatches: try lagWatches(topology: topology),

@@ -1,8 +1,10 @@
 import Foundation
+import StrataCore
 import XCTest
 @testable import StrataQuery
 
-/// Every query shipped in sql/queries/ parses, plans, and round-trips through its canonical form.
+/// Every query shipped in sql/queries/ and sql/dashboard/ parses, plans against the topology's
+/// schemas, and round-trips through its canonical form.
 final class SqlFilesTests: XCTestCase {
     static var queriesDirectory: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -17,9 +19,17 @@ final class SqlFilesTests: XCTestCase {
                          "order_by_limit.sql", "emit_final.sql", "emit_every.sql", "count_distinct.sql", "functions.sql"] {
             XCTAssertTrue(files.contains(required), "sql/queries/\(required) is missing")
         }
-        for f in files {
-            let text = try String(contentsOf: Self.queriesDirectory.appendingPathComponent(f), encoding: .utf8)
+        // The dashboard's feeds too; every column checked against the repository's topology.
+        let dashboard = Self.queriesDirectory.deletingLastPathComponent().appendingPathComponent("dashboard")
+        let feeds = try FileManager.default.contentsOfDirectory(atPath: dashboard.path).filter { $0.hasSuffix(".sql") }.sorted()
+        XCTAssertFalse(feeds.isEmpty)
+        let catalog = Catalog(topology: try Topology.load(path: Self.queriesDirectory.deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("topology/topology.yaml").path))
+        for url in files.map({ Self.queriesDirectory.appendingPathComponent($0) }) + feeds.map({ dashboard.appendingPathComponent($0) }) {
+            let f = url.lastPathComponent
+            let text = try String(contentsOf: url, encoding: .utf8)
             do throws(QueryError) {
+                _ = try Query.parse(text, catalog: catalog)
                 let q = try Query.parse(text)
                 XCTAssertEqual(try Query.parse(q.canonical).canonical, q.canonical, f)
                 XCTAssertNoThrow(try QueryEngine(q).validate(), f)

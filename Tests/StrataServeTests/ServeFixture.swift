@@ -21,6 +21,9 @@ class ServeFixture: XCTestCase {
     static let feedDirectory = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("sql/dashboard").path
+    /// The repository's topology as sources, as `strata serve` plans every query.
+    static let catalog = Catalog(topology: try! Topology.load(path: URL(fileURLWithPath: feedDirectory)
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("topology/topology.yaml").path))
 
     override func setUp() async throws {
         brokers = try TestEnvironment.brokers
@@ -99,11 +102,12 @@ class ServeFixture: XCTestCase {
         options.port = 0
         options.token = token
         options.topicPrefix = prefix
+        options.catalog = Self.catalog
         options.heartbeatMs = 500
         options.viewerBuffer = viewerBuffer
         options.feedDirectory = feedDirectory
         configure(&options)
-        let feeds = try FeedDefinition.load(directory: feedDirectory, topicPrefix: prefix)
+        let feeds = try FeedDefinition.load(directory: feedDirectory, topicPrefix: prefix, catalog: Self.catalog)
         let server = StrataServer(options: options, feeds: feeds,
                                   consumerConfig: .consumer(bootstrapServers: brokers, groupId: nil, clientId: "strata-serve-test"))
         let box = PortBox()

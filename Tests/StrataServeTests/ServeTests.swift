@@ -115,6 +115,13 @@ final class ServeTests: ServeFixture {
         XCTAssertEqual(Self.int(error["line"]), 1)
         XCTAssertEqual(Self.int(error["column"]), 8)
 
+        // Planned against the topology's schemas: a typo in a column is refused, not summed as nulls.
+        let typo = try HTTP.request(port: port, method: "POST", path: "/api/query", body: #"{"sql": "SELECT sum(clicks) FROM dws"}"#)
+        XCTAssertEqual(typo.status, 400)
+        let typoError = try XCTUnwrap(typo.json() as? [String: Any])
+        XCTAssertEqual(typoError["error"] as? String, "unknown column 'clicks' in dws — did you mean click? (DESCRIBE dws lists every column)")
+        XCTAssertEqual(Self.int(typoError["column"]), 12)
+
         let notJSON = try HTTP.request(port: port, method: "POST", path: "/api/query", body: "SELECT 1")
         XCTAssertEqual(notJSON.status, 400)
         XCTAssertTrue(notJSON.text.contains("sql"), notJSON.text)
