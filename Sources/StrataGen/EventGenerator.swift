@@ -308,7 +308,8 @@ public struct EventGenerator: Sendable {
     static let deviceFrag: [[UInt8]] = osNames.flatMap { os in
         appVersions.map { Array(",\"device\":{\"os\":\"\(os)\",\"app_ver\":\"\($0)\"}".utf8) }
     }
-    static let pages = ["feed", "detail", "search", "follow", "channel", "profile"]
+    // "home" first: apps open there, and the path analytics start from it.
+    static let pages = ["home", "feed", "detail", "search", "follow", "channel", "profile"]
     static let pageFrag: [[UInt8]] = pages.map { Array(",\"page\":\"\($0)\"".utf8) }
     static let nets = ["wifi", "5g", "4g"]
     static let netFrag: [[UInt8]] = nets.map { Array(",\"net\":\"\($0)\"".utf8) }

@@ -175,7 +175,7 @@ enum Canonical {
         case .int(let i): String(i)
         case .double(let d): d.rounded() == d && abs(d) < 1e15 ? String(format: "%.1f", d) : "\(d)"
         case .string(let s): "'" + doubling("'", in: s) + "'"
-        case .object: v.jsonText
+        case .object, .array: v.jsonText
         }
     }
 }

@@ -15,14 +15,18 @@ protocol Accumulator: AnyObject {
 }
 
 enum Accumulators {
-    static func make(_ kind: AggregateKind, star: Bool, distinctThreshold: Int) -> any Accumulator {
-        switch kind {
-        case .count: star ? CountStar() : CountNonNull()
-        case .sum: Sum(average: false)
-        case .avg: Sum(average: true)
-        case .min: Extreme(max: false)
-        case .max: Extreme(max: true)
-        case .countDistinct: Distinct(threshold: distinctThreshold)
+    static func make(_ spec: AggregateSpec, distinctThreshold: Int, budget: SequenceBudget) -> any Accumulator {
+        if let s = spec.sequence { return SequenceAccumulator(s.kind, budget: budget) }
+        let star = spec.argument == nil
+        switch spec.kind {
+        case .count: return star ? CountStar() : CountNonNull()
+        case .sum: return Sum(average: false)
+        case .avg: return Sum(average: true)
+        case .min: return Extreme(max: false)
+        case .max: return Extreme(max: true)
+        case .countDistinct: return Distinct(threshold: distinctThreshold)
+        // The planner always gives these a sequence spec.
+        case .sessions, .sessionSeconds, .sessionEvents, .bounceRate, .funnel, .topPaths: return CountStar()
         }
     }
 }

@@ -49,6 +49,7 @@ public final class QueryEngine {
     private var nextDue: Int64?
     private var sequence: Int64 = 0
     private var bucketHint = 0
+    private let sequenceBudget = SequenceBudget()
 
     /// Key of the single window of a query without WINDOW.
     private static let globalKey = Int64.min
@@ -182,6 +183,10 @@ public final class QueryEngine {
             throw .limitExceeded(.openWindows, limit: Int64(limits.maxOpenWindows),
                                  detail: "\(windows.count) windows hold state (rows span more time than the window and grace allow)")
         }
+        if sequenceBudget.events > limits.maxSequenceEvents {
+            throw .limitExceeded(.sequenceEvents, limit: Int64(limits.maxSequenceEvents),
+                                 detail: "\(sequenceBudget.events) events are held for sessions, funnels or paths (every actor's events of every open window); use a shorter window, a larger EVERY, or a WHERE")
+        }
         stats.emissions += out.count
         return out
     }
@@ -199,6 +204,25 @@ public final class QueryEngine {
         return true
     }
 
+    /// What an event gives a sequence aggregate: its actor, time and id, and the funnel steps it
+    /// matches or its page (null when it matters to none).
+    private func sequenceContribution(_ seq: SequenceSpec, _ ctx: EvalContext) -> Value {
+        guard let ts = ctx.row["ts"]?.exactInt else { return .null }
+        let info: Value
+        switch seq.kind {
+        case .sessions: info = .null
+        case .funnel:
+            var mask: Int64 = 0
+            for (i, c) in seq.conditions.enumerated() where c.eval(ctx) == .bool(true) { mask |= 1 << i }
+            if mask == 0 { return .null }
+            info = .int(mask)
+        case .paths:
+            guard case .string = seq.page?.eval(ctx) ?? .null else { return .null }
+            info = seq.page!.eval(ctx)
+        }
+        return SequenceAccumulator.contribution(actor: seq.actor.eval(ctx), ts: ts, eventId: ctx.row["event_id"] ?? .null, info: info)
+    }
+
     /// The row's group key and aggregate arguments, or nil when WHERE rejects it.
     private func contribution(_ row: [String: Value], identity: () -> [Value]) -> Contribution? {
         let ctx = EvalContext(row: row)
@@ -213,6 +237,7 @@ public final class QueryEngine {
         var args: [Value] = []
         args.reserveCapacity(plan.aggregates.count)
         for spec in plan.aggregates {
+            if let seq = spec.sequence { args.append(sequenceContribution(seq, ctx)); continue }
             guard let a = spec.argument else { args.append(.null); continue }
             let v = a.eval(ctx)
             if spec.kind == .countDistinct {
@@ -267,7 +292,7 @@ public final class QueryEngine {
                                  detail: "more than \(limits.maxGroups) groups over \(windows.count) open window(s); narrow GROUP BY or WHERE")
         }
         let g = GroupState(key: key, accumulators: plan.aggregates.map {
-            Accumulators.make($0.kind, star: $0.argument == nil, distinctThreshold: options.distinctExactThreshold)
+            Accumulators.make($0, distinctThreshold: options.distinctExactThreshold, budget: sequenceBudget)
         })
         ws.groups[key] = g
         totalGroups += 1
@@ -326,9 +351,9 @@ public final class QueryEngine {
     /// Returns their final tables (EMIT EVERY parks them until the next tick).
     private func closeWindows() -> [QueryResult] {
         guard let w = wm else { return [] }
-        // An event bucket spans a minute of ts: it goes when the last window of its last ms has.
-        let span: Int64 = plan.events ? 59_999 : 0
-        for (m, bucket) in identities where lastEnd(m &+ span) &+ options.graceMs <= w {
+        // Events are remembered (for duplicates) for their minute plus the grace, however long the
+        // window: duplicates carry the original's ts, and this bounds the memory to grace × rate.
+        for (m, bucket) in identities where (plan.events ? m &+ 60_000 : lastEnd(m)) &+ options.graceMs <= w {
             // Size the next minute's map like the ones before it, so it does not grow by rehashing.
             bucketHint = max(bucketHint, bucket.count)
             identities[m] = nil
@@ -399,7 +424,7 @@ public final class QueryEngine {
         if plan.singleGroup {
             // SQL: an aggregate without GROUP BY yields one row even over no input.
             ws.groups[[]] = GroupState(key: [], accumulators: plan.aggregates.map {
-                Accumulators.make($0.kind, star: $0.argument == nil, distinctThreshold: options.distinctExactThreshold)
+                Accumulators.make($0, distinctThreshold: options.distinctExactThreshold, budget: sequenceBudget)
             })
             totalGroups = 1
         }

@@ -18,9 +18,9 @@ enum Explain {
         if let w = p.window {
             switch w.kind {
             case .tumbling:
-                add("window", "TUMBLING \(w.lengthText) over `minute`, aligned to the Unix epoch (UTC); 1 window per row")
+                add("window", "TUMBLING \(w.lengthText) over `\(p.events ? "ts" : "minute")`, aligned to the Unix epoch (UTC); 1 window per row")
             case .sliding:
-                add("window", "SLIDING \(w.lengthText) EVERY \(w.everyText) over `minute`: windows of length \(w.lengthText) ending at each multiple of \(w.everyText); \(w.windowsPerRow) windows per row")
+                add("window", "SLIDING \(w.lengthText) EVERY \(w.everyText) over `\(p.events ? "ts" : "minute")`: windows of length \(w.lengthText) ending at each multiple of \(w.everyText); \(w.windowsPerRow) windows per row")
             }
         } else {
             add("window", "none — one global result over everything seen")

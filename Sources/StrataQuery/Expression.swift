@@ -31,6 +31,7 @@ indirect enum CExpr: Sendable {
     case lower(CExpr)
     case upper(CExpr)
     case round(CExpr, CExpr?)
+    case conversion(CExpr)
 }
 
 /// What an expression can see: the input row (WHERE, GROUP BY, aggregate arguments), or a group's
@@ -139,6 +140,15 @@ extension CExpr {
                 digits = max(-18, min(18, d))
             }
             return Self.round(v, digits: Int(digits))
+        case .conversion(let e):
+            // [n1, n2, …] → [1, n2/n1, n3/n2, …]; a step after an empty one is null.
+            guard case .array(let steps) = e.eval(c), !steps.isEmpty else { return .null }
+            var out: [Value] = [.double(1)]
+            for i in 1..<steps.count {
+                guard let prev = steps[i - 1].number, prev > 0, let n = steps[i].number else { out.append(.null); continue }
+                out.append(.double((n / prev * 10_000).rounded() / 10_000))
+            }
+            return .array(out)
         }
     }
 

@@ -4,11 +4,13 @@ enum ScalarFunction: String, CaseIterable, Sendable {
     case coalesce, lower, upper, round
     case windowStart = "window_start"
     case windowEnd = "window_end"
+    /// Step-to-step ratios of a funnel's array: [1, n2/n1, n3/n2, …].
+    case conversion
 
     var arity: ClosedRange<Int> {
         switch self {
         case .coalesce: 1...64
-        case .lower, .upper: 1...1
+        case .lower, .upper, .conversion: 1...1
         case .round: 1...2
         case .windowStart, .windowEnd: 0...0
         }
@@ -18,6 +20,24 @@ enum ScalarFunction: String, CaseIterable, Sendable {
 enum AggregateKind: String, CaseIterable, Sendable {
     case count, sum, avg, min, max
     case countDistinct = "count_distinct"
+    // Sequence aggregates over event streams (Sequences.swift).
+    case sessions
+    case sessionSeconds = "session_seconds"
+    case sessionEvents = "session_events"
+    case bounceRate = "bounce_rate"
+    case funnel
+    case topPaths = "top_paths"
+
+    var arity: ClosedRange<Int> {
+        switch self {
+        case .count, .sum, .avg, .min, .max, .countDistinct: 1...1
+        case .sessions, .sessionSeconds, .sessionEvents, .bounceRate: 2...2
+        case .funnel: 4...34
+        case .topPaths: 5...5
+        }
+    }
+
+    var isSequence: Bool { arity != 1...1 }
 }
 
 enum FunctionCatalog {

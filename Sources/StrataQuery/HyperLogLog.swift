@@ -29,6 +29,7 @@ enum ValueHash {
             if let i = v.exactInt { byte(2); word(UInt64(bitPattern: i)) } else { byte(3); word(d.bitPattern) }
         case .string(let s): byte(4); for b in s.utf8 { byte(b) }
         case .object: byte(5); for b in v.jsonText.utf8 { byte(b) }
+        case .array: byte(6); for b in v.jsonText.utf8 { byte(b) }
         }
         return mix(h)
     }

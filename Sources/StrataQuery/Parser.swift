@@ -534,18 +534,29 @@ struct Parser {
             args.append(Expr(kind: .star, location: tok.location, length: 1))
             advance()
         } else if !tok.isSymbol(")") {
-            repeat { args.append(try expression(after: args.isEmpty ? "'\(name)('" : "','")) } while acceptSymbol(",")
+            repeat {
+                // A duration argument (sessions' gap, a funnel's window) is its milliseconds.
+                if case .integer = tok.kind, let unit = peekToken(1).word,
+                   ["SECOND", "SECONDS", "MINUTE", "MINUTES", "HOUR", "HOURS"].contains(unit.uppercased()) {
+                    let start = tok
+                    let d = try duration(after: "','")
+                    args.append(Expr(kind: .literal(.int(d.ms)), location: start.location, length: start.length))
+                } else {
+                    args.append(try expression(after: args.isEmpty ? "'\(name)('" : "','"))
+                }
+            } while acceptSymbol(",")
         }
         guard acceptSymbol(")") else {
             throw error(tok, "expected ')' to close \(lower)(, found \(tok.display)")
         }
-        let arity: ClosedRange<Int> = ScalarFunction(rawValue: fname)?.arity ?? 1...1
+        let arity: ClosedRange<Int> = ScalarFunction(rawValue: fname)?.arity ?? AggregateKind(rawValue: fname)?.arity ?? 1...1
         if arity == 0...0, !args.isEmpty {
             throw error(nameTok, "\(fname)() takes no arguments")
         }
         if !arity.contains(args.count) {
             let expected = arity.lowerBound == arity.upperBound ? "\(arity.lowerBound)" :
-                (arity.upperBound >= 64 ? "at least \(arity.lowerBound)" : "\(arity.lowerBound) or \(arity.upperBound)")
+                (arity.upperBound >= 34 ? "at least \(arity.lowerBound)"
+                    : arity.count == 2 ? "\(arity.lowerBound) or \(arity.upperBound)" : "\(arity.lowerBound) to \(arity.upperBound)")
             let noun = arity.upperBound == 1 && arity.lowerBound == 1 ? "argument" : "arguments"
             let hint: String? = fname == "count" && args.isEmpty ? "use count(*) to count rows" : nil
             throw error(nameTok, "\(fname) expects \(expected) \(noun), got \(args.count)", hint: hint)

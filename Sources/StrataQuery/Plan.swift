@@ -53,9 +53,11 @@ enum EmitMode: Sendable, Equatable {
 
 struct AggregateSpec: Sendable {
     var kind: AggregateKind
-    /// nil for count(*).
+    /// nil for count(*) and the sequence aggregates.
     var argument: CExpr?
     var text: String
+    /// The sequence aggregates' actor, conditions or page, and parameters.
+    var sequence: SequenceSpec? = nil
 }
 
 struct OrderSpec: Sendable {

@@ -340,6 +340,55 @@ struct Planner {
         return nil
     }
 
+    // MARK: sequence aggregates
+
+    /// sessions(actor, gap), session_seconds/session_events/bounce_rate(actor, gap),
+    /// funnel(actor, window, step1, step2, …), top_paths(actor, page, 'start', length, k).
+    private func sequenceSpec(_ kind: AggregateKind, _ call: Expr, _ args: [Expr]) throws(QueryError) -> SequenceSpec {
+        guard schema?.isEventStream == true else {
+            throw error(call, "\(kind.rawValue)() reads each actor's events in time order: it needs an event stream",
+                        hint: "e.g. FROM ods.raw or FROM ods.expose, ods.click")
+        }
+        for a in args {
+            if Self.containsAggregate(a) { throw error(a, "aggregate functions cannot be nested") }
+            try forbidWindowFunctions(a, "is not allowed inside an aggregate", hint: nil)
+        }
+        func positive(_ e: Expr, _ what: String, max: Int64 = Int64.max) throws(QueryError) -> Int64 {
+            guard case .literal(let v) = e.kind, let n = v.exactInt, n > 0, n <= max else {
+                throw error(e, "\(kind.rawValue)'s \(what) must be a positive constant\(max < Int64.max ? " up to \(max)" : "")",
+                            hint: what.hasSuffix("gap") || what.hasSuffix("window") ? "e.g. 30 MINUTES" : nil)
+            }
+            return n
+        }
+        let actor = try compileRow(args[0])
+        switch kind {
+        case .sessions, .sessionSeconds, .sessionEvents, .bounceRate:
+            let measure: SequenceSpec.SessionMeasure = switch kind {
+            case .sessions: .count
+            case .sessionSeconds: .averageSeconds
+            case .sessionEvents: .averageEvents
+            default: .bounceRate
+            }
+            return SequenceSpec(kind: .sessions(measure, gapMs: try positive(args[1], "session gap")), actor: actor)
+        case .funnel:
+            let window = try positive(args[1], "window")
+            var conditions: [CExpr] = []
+            for c in args.dropFirst(2) {
+                try requireBoolean(c, "a funnel step")
+                conditions.append(try compileRow(c))
+            }
+            return SequenceSpec(kind: .funnel(steps: conditions.count, windowMs: window), actor: actor, conditions: conditions)
+        default:
+            guard case .literal(.string(let start)) = args[2].kind else {
+                throw error(args[2], "top_paths' start page must be a string constant", hint: "e.g. 'home'")
+            }
+            let length = try positive(args[3], "path length", max: 10)
+            guard length >= 2 else { throw error(args[3], "a path has at least 2 pages") }
+            let top = try positive(args[4], "number of paths", max: 1_000)
+            return SequenceSpec(kind: .paths(start: start, length: Int(length), top: Int(top)), actor: actor, page: try compileRow(args[1]))
+        }
+    }
+
     // MARK: compilation
 
     /// Row context: columns read the input row.
@@ -368,6 +417,12 @@ struct Planner {
                 guard let kind = AggregateKind(rawValue: f) else { return nil }
                 let text = x.text()
                 if let i = me.aggregateIndex[text] { return .aggregate(i) }
+                if kind.isSequence {
+                    let sequence = try me.sequenceSpec(kind, x, args)
+                    me.aggregates.append(AggregateSpec(kind: kind, argument: nil, text: text, sequence: sequence))
+                    me.aggregateIndex[text] = me.aggregates.count - 1
+                    return .aggregate(me.aggregates.count - 1)
+                }
                 var argument: CExpr? = nil
                 if let a = args.first, case .star = a.kind {
                     argument = nil
@@ -451,6 +506,7 @@ struct Planner {
             case .lower?: return .lower(cargs.first ?? .literal(.null))
             case .upper?: return .upper(cargs.first ?? .literal(.null))
             case .round?: return .round(cargs.first ?? .literal(.null), cargs.count > 1 ? cargs[1] : nil)
+            case .conversion?: return .conversion(cargs.first ?? .literal(.null))
             case .windowStart?: return .windowStart
             case .windowEnd?: return .windowEnd
             case nil:
@@ -487,7 +543,8 @@ enum StaticType: String {
             }
         case .call(let f, let args):
             switch f {
-            case "count", "sum", "avg", "count_distinct", "round", "window_start", "window_end": return .number
+            case "count", "sum", "avg", "count_distinct", "round", "window_start", "window_end",
+                 "sessions", "session_seconds", "session_events", "bounce_rate": return .number
             case "lower", "upper": return .string
             case "min", "max": return args.first.flatMap(of)
             default: return nil

@@ -103,13 +103,17 @@ public struct QueryLimits: Sendable, Equatable {
     public var maxRowsOut: Int
     /// Windows holding state at once (SLIDING 1 HOUR EVERY 1 MINUTE alone keeps 60 open).
     public var maxOpenWindows: Int
+    /// Events the sequence aggregates (sessions, funnel, top_paths) hold at once, over all windows
+    /// and groups (each keeps every actor's events of its window; ≈ 100 bytes each).
+    public var maxSequenceEvents: Int
 
     public init(maxGroups: Int = 100_000, maxWindowLengthMs: Int64 = 24 * 3_600_000,
-                maxRowsOut: Int = 10_000, maxOpenWindows: Int = 1_000) {
+                maxRowsOut: Int = 10_000, maxOpenWindows: Int = 1_000, maxSequenceEvents: Int = 5_000_000) {
         self.maxGroups = maxGroups
         self.maxWindowLengthMs = maxWindowLengthMs
         self.maxRowsOut = maxRowsOut
         self.maxOpenWindows = maxOpenWindows
+        self.maxSequenceEvents = maxSequenceEvents
     }
 }
 

@@ -31,6 +31,7 @@ public enum QueryLimit: String, Sendable, Equatable {
     case windowLength = "max window length"
     case rowsOut = "max rows out"
     case openWindows = "max open windows"
+    case sequenceEvents = "max sequence events"
 }
 
 /// Every error the query library reports. None of them is fatal to the process: a failing query

@@ -13,6 +13,8 @@ public enum Value: Sendable {
     case double(Double)
     case string(String)
     case object([String: Value])
+    /// Results of the sequence aggregates (funnel steps, top paths); rows never carry arrays.
+    case array([Value])
 }
 
 extension Value {
@@ -60,6 +62,7 @@ extension Value: Equatable, Hashable {
             return Double(x) == y && Value.double(y).exactInt == x
         case (.string(let x), .string(let y)): return x == y
         case (.object(let x), .object(let y)): return x == y
+        case (.array(let x), .array(let y)): return x == y
         default: return false
         }
     }
@@ -74,6 +77,7 @@ extension Value: Equatable, Hashable {
             if let i = exactInt { h.combine(2 as UInt8); h.combine(i) } else { h.combine(3 as UInt8); h.combine(d) }
         case .string(let s): h.combine(4 as UInt8); h.combine(s)
         case .object(let o): h.combine(5 as UInt8); h.combine(o)
+        case .array(let a): h.combine(6 as UInt8); h.combine(a)
         }
     }
 
@@ -85,6 +89,7 @@ extension Value: Equatable, Hashable {
         case .int, .double: 2
         case .string: 3
         case .object: 4
+        case .array: 5
         }
     }
 
@@ -107,9 +112,9 @@ extension Value: Equatable, Hashable {
         }
         let ra = a.typeRank, rb = b.typeRank
         if ra != rb { return ra < rb ? -1 : 1 }
-        if case .object(let x) = a, case .object(let y) = b {
-            // Rare (grouping by a whole object): compare the canonical JSON text.
-            let sx = Value.object(x).jsonText, sy = Value.object(y).jsonText
+        if ra >= 4 {
+            // Rare (grouping by a whole object, ordering by an array): compare the canonical JSON text.
+            let sx = a.jsonText, sy = b.jsonText
             return sx == sy ? 0 : (sx < sy ? -1 : 1)
         }
         return 0
@@ -197,6 +202,13 @@ extension Value {
                 (o[k] ?? .null).appendJSON(to: &out)
             }
             out += "}"
+        case .array(let a):
+            out += "["
+            for (i, v) in a.enumerated() {
+                if i > 0 { out += "," }
+                v.appendJSON(to: &out)
+            }
+            out += "]"
         }
     }
 

@@ -45,6 +45,7 @@ struct QueryCommand: ParsableCommand {
     @Option(help: "Limit: rows in one emitted table (default 10000).") var maxRowsOut: Int?
     @Option(help: "Limit: windows holding state at once (default 1000).") var maxOpenWindows: Int?
     @Option(help: "Limit: longest window (default 24h).") var maxWindow: DurationArgument?
+    @Option(help: "Limit: events held by sessions/funnel/top_paths over all open windows (default 5000000).") var maxSequenceEvents: Int?
 
     func run() throws {
         let text = try Self.queryText(sql: sql, file: file)
@@ -66,6 +67,7 @@ struct QueryCommand: ParsableCommand {
         if let maxRowsOut { limits.maxRowsOut = maxRowsOut }
         if let maxOpenWindows { limits.maxOpenWindows = maxOpenWindows }
         if let maxWindow { limits.maxWindowLengthMs = Self.milliseconds(maxWindow) }
+        if let maxSequenceEvents { limits.maxSequenceEvents = maxSequenceEvents }
         var options = QueryOptions()
         if let grace { options.graceMs = Self.milliseconds(grace) }
 

@@ -15,7 +15,8 @@ final class SqlFilesTests: XCTestCase {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.queriesDirectory.path)
             .filter { $0.hasSuffix(".sql") }.sorted()
         for required in ["seed1_strategy_by_crowd.sql", "seed2_guangdong_hot_content.sql", "seed3_reported_game_content.sql",
-                         "seed4_active_users.sql", "where.sql", "tumbling.sql", "sliding.sql", "group_by_having.sql",
+                         "seed4_active_users.sql", "seed5_funnel_by_strategy.sql", "seed6_sessions_by_app_version.sql",
+                         "seed7_paths_from_home.sql", "seed8_settlement_per_content.sql", "where.sql", "tumbling.sql", "sliding.sql", "group_by_having.sql",
                          "order_by_limit.sql", "emit_final.sql", "emit_every.sql", "count_distinct.sql", "functions.sql"] {
             XCTAssertTrue(files.contains(required), "sql/queries/\(required) is missing")
         }
@@ -29,9 +30,8 @@ final class SqlFilesTests: XCTestCase {
             let f = url.lastPathComponent
             let text = try String(contentsOf: url, encoding: .utf8)
             do throws(QueryError) {
-                _ = try Query.parse(text, catalog: catalog)
-                let q = try Query.parse(text)
-                XCTAssertEqual(try Query.parse(q.canonical).canonical, q.canonical, f)
+                let q = try Query.parse(text, catalog: catalog)
+                XCTAssertEqual(try Query.parse(q.canonical, catalog: catalog).canonical, q.canonical, f)
                 XCTAssertNoThrow(try QueryEngine(q).validate(), f)
             } catch {
                 XCTFail("\(f):\n\(error.rendered)")
