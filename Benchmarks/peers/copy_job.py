@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""The transport floor: the reference job's broker hops with no work in between.
+
+Hop 1 reads ods.raw and writes every record, unchanged, to the same partition of a middle topic
+(as the split writes the micro-queues), in Kafka transactions of up to --txn-records records with
+the consumed offsets inside (as the split does). Hop 2 reads the middle topic read_committed (as
+the dwm job reads the micro-queues) and drops the records. The two hops run at the same time, as
+two processes. librdkafka (confluent-kafka), so the client costs are Strata's own library's; the
+Python loop adds about a microsecond per record, so this floor is, if anything, too high.
+
+Prints one JSON line: records copied and read, and the moment hop 2 read its last record.
+Run with the peers venv's python (Benchmarks/peers/install).
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+
+def consumer(a, group, topic, isolation):
+    from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+    c = Consumer({"bootstrap.servers": a.brokers, "group.id": group, "enable.auto.commit": False,
+                  "isolation.level": isolation, "auto.offset.reset": "earliest", "fetch.max.bytes": 52_428_800})
+    md = c.list_topics(topic, timeout=30).topics.get(topic)
+    if md is None or md.error is not None:
+        sys.exit(f"no topic {topic}")
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.partitions])
+    return c
+
+
+def hop1(a):
+    from confluent_kafka import Producer, TopicPartition
+    c = consumer(a, "strata-peers-copy-1", a.source, "read_committed")
+    p = Producer({"bootstrap.servers": a.brokers, "transactional.id": f"strata-peers-copy-{a.mid}",
+                  "linger.ms": 5, "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000})
+    p.init_transactions(30)
+    n, last, open_txn, in_txn = 0, time.monotonic(), False, 0
+    offsets = {}
+    produce, mid = p.produce, a.mid
+    while n < a.expect and time.monotonic() - last < a.idle:
+        msgs = c.consume(num_messages=10_000, timeout=0.2)
+        if not msgs:
+            continue
+        last = time.monotonic()
+        if not open_txn:
+            p.begin_transaction()
+            open_txn = True
+        for m in msgs:
+            if m.error() is not None:
+                continue
+            while True:
+                try:
+                    produce(mid, m.value(), partition=m.partition())
+                    break
+                except BufferError:
+                    p.poll(0.05)
+            offsets[m.partition()] = m.offset() + 1
+        n += len(msgs)
+        in_txn += len(msgs)
+        if in_txn >= a.txn_records or n >= a.expect:
+            tps = [TopicPartition(a.source, part, off) for part, off in offsets.items()]
+            p.send_offsets_to_transaction(tps, c.consumer_group_metadata(), 30)
+            p.commit_transaction(60)
+            open_txn, in_txn = False, 0
+    if open_txn:
+        p.commit_transaction(60)
+    c.close()
+    print(json.dumps({"hop": 1, "copied": n}))
+
+
+def hop2(a):
+    c = consumer(a, "strata-peers-copy-2", a.mid, "read_committed")
+    n, last, last_ms = 0, time.monotonic(), 0
+    while n < a.expect and time.monotonic() - last < a.idle:
+        msgs = c.consume(num_messages=10_000, timeout=0.2)
+        if not msgs:
+            continue
+        last = time.monotonic()
+        last_ms = int(time.time() * 1000)
+        n += sum(1 for m in msgs if m.error() is None)
+    c.close()
+    print(json.dumps({"hop": 2, "read": n, "last_record_ms": last_ms}))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--brokers", required=True)
+    ap.add_argument("--source", required=True, help="the loaded ods.raw topic")
+    ap.add_argument("--mid", required=True, help="the middle topic (created beforehand, as many partitions)")
+    ap.add_argument("--expect", type=int, required=True, help="records in the source (events + end markers)")
+    ap.add_argument("--txn-records", type=int, default=20_000)
+    ap.add_argument("--idle", type=float, default=30.0, help="give up after this long without a record")
+    ap.add_argument("--hop", type=int, choices=[1, 2], help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.hop == 1:
+        return hop1(a)
+    if a.hop == 2:
+        return hop2(a)
+    procs = [subprocess.Popen([sys.executable, __file__, *sys.argv[1:], "--hop", str(h)]) for h in (1, 2)]
+    codes = [p.wait() for p in procs]
+    return max(codes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
