@@ -309,6 +309,23 @@ struct PipelineTruth {
         }
     }
 
+    /// A `dws_minute` table holds exactly the final DWS rows: every (minute, content) once, final,
+    /// with its numbers, uv and the rev of its last revision.
+    func assertDWSTable(_ stored: [DWSTableRow], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(stored.count, dws.count, "one row per (minute, content)", file: file, line: line)
+        var wrong: [String] = []
+        for row in stored {
+            guard let want = dws["\(row.minute)|\(row.contentId)"] else { wrong.append("unexpected \(row)"); continue }
+            let got: [String: Int64] = ["expose": row.expose, "click": row.click, "play": row.play, "play_ms": row.playMs,
+                                        "like": row.like, "share": row.share, "comment": row.comment, "report": row.report]
+            for (k, v) in got where v != want[k, default: 0] { wrong.append("\(row.minute)|\(row.contentId) \(k)=\(v) want \(want[k, default: 0])") }
+            if row.uv != want["uv", default: 0] { wrong.append("\(row.minute)|\(row.contentId) uv=\(row.uv) want \(want["uv", default: 0])") }
+            if !row.isFinal { wrong.append("\(row.minute)|\(row.contentId) not final") }
+            if row.rev != 2 * want["n"]! + 1 { wrong.append("\(row.minute)|\(row.contentId) rev \(row.rev)") }
+        }
+        XCTAssertEqual(wrong.prefix(10), [], "\(wrong.count) wrong cells", file: file, line: line)
+    }
+
     /// The published rows and `ods.late` equal the truth: every identity, every column, final
     /// flags and revs, the DWM strategy, and the late events with their multiplicity (or as a set
     /// where aborted transactions are visible).

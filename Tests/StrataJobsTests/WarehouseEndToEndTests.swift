@@ -46,19 +46,7 @@ final class WarehouseEndToEndTests: XCTestCase {
 
         // The table is the truth: every (minute, content) once, final, with its numbers and uv.
         let stored = try table.allRows()
-        XCTAssertEqual(stored.count, truth.dws.count, "one row per (minute, content)")
-        var wrong: [String] = []
-        for row in stored {
-            guard let want = truth.dws["\(row.minute)|\(row.contentId)"] else { wrong.append("unexpected \(row)"); continue }
-            let got: [String: Int64] = ["expose": row.expose, "click": row.click, "play": row.play, "play_ms": row.playMs,
-                                        "like": row.like, "share": row.share, "comment": row.comment, "report": row.report]
-            for (k, v) in got where v != want[k, default: 0] { wrong.append("\(row.minute)|\(row.contentId) \(k)=\(v) want \(want[k, default: 0])") }
-            if row.uv != want["uv", default: 0] { wrong.append("\(row.minute)|\(row.contentId) uv=\(row.uv) want \(want["uv", default: 0])") }
-            if !row.isFinal { wrong.append("\(row.minute)|\(row.contentId) not final") }
-            if row.rev != 2 * want["n"]! + 1 { wrong.append("\(row.minute)|\(row.contentId) rev \(row.rev)") }
-        }
-        XCTAssertEqual(wrong.prefix(10), [], "\(wrong.count) wrong cells")
-
+        truth.assertDWSTable(stored)
         // dwm_minute likewise, per (minute, content, user), the strategy included.
         let storedDWM = try dwmTable.allRows()
         XCTAssertEqual(storedDWM.count, truth.dwm.count, "one row per (minute, content, user)")
