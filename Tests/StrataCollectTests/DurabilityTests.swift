@@ -180,31 +180,45 @@ final class DurabilityTests: XCTestCase {
         XCTAssertGreaterThan(gateway.metric("strata_collect_events_spooled_total"), 0)
     }
 
+    /// Starts the real `strata collect` on a free port over `dir`, its log appended to `logPath`;
+    /// returns once /healthz answers.
+    func launchGateway(brokers: String, dir: String, topic: RawTopic, logPath: String, extra: [String] = []) throws -> (Process, Int) {
+        let port = try unusedPort()
+        let log = try XCTUnwrap(FileHandle(forWritingAtPath: logPath))
+        log.seekToEndOfFile()
+        let p = try launchStrata(strataBinary(packageRoot: packageRoot),
+                                 ["collect", "--listen", "127.0.0.1:\(port)", "--brokers", brokers,
+                                  "--topology", packageRoot.appendingPathComponent("topology/topology.yaml").path,
+                                  "--topic-prefix", topic.prefix, "--spool-dir", dir,
+                                  "--ack-timeout", "200ms", "--message-timeout", "3s", "--log-format", "json"] + extra,
+                                 standardError: log)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if let r = try? EventPoster(url: "http://127.0.0.1:\(port)/").get("/healthz"), r.status == 200 { return (p, port) }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        p.terminate()
+        throw TestFailure(description: "strata collect did not answer within 30 s")
+    }
+
+    /// Waits until the gateway's spool is empty.
+    func waitForDrain(port: Int, timeout: Duration = .seconds(90)) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let h = try? EventPoster(url: "http://127.0.0.1:\(port)/").get("/healthz"), h.text.contains(#""spool_bytes":0"#) { return true }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return false
+    }
+
     func testSIGKILLedGatewayWithANonEmptySpoolDrainsEverythingAnsweredOnRestart() throws {
         let brokers = try TestEnvironment.brokers
         let topic = try RawTopic(brokers: brokers)
         let dir = spoolDir()
-        let binary = strataBinary(packageRoot: packageRoot)
-        let topologyPath = packageRoot.appendingPathComponent("topology/topology.yaml").path
         let logPath = temporaryDirectory("collect") + ".log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         cleanup.append { try? FileManager.default.removeItem(atPath: logPath) }
-        func start(brokers: String) throws -> (Process, Int) {
-            let port = try unusedPort()
-            let log = try XCTUnwrap(FileHandle(forWritingAtPath: logPath))
-            log.seekToEndOfFile()
-            let p = try launchStrata(binary, ["collect", "--listen", "127.0.0.1:\(port)", "--brokers", brokers,
-                                             "--topology", topologyPath, "--topic-prefix", topic.prefix, "--spool-dir", dir,
-                                             "--ack-timeout", "200ms", "--message-timeout", "3s", "--log-format", "json"],
-                                     standardError: log)
-            let deadline = ContinuousClock.now + .seconds(30)
-            while ContinuousClock.now < deadline {
-                if let r = try? EventPoster(url: "http://127.0.0.1:\(port)/").get("/healthz"), r.status == 200 { return (p, port) }
-                Thread.sleep(forTimeInterval: 0.1)
-            }
-            p.terminate()
-            throw TestFailure(description: "strata collect did not answer within 30 s")
-        }
+        func start(brokers: String) throws -> (Process, Int) { try launchGateway(brokers: brokers, dir: dir, topic: topic, logPath: logPath) }
 
         // First life: no broker, so every 202 comes from the spool; killed in the middle of the load.
         let (first, port1) = try start(brokers: "127.0.0.1:\(try unusedPort())")
@@ -223,13 +237,7 @@ final class DurabilityTests: XCTestCase {
         // Second life with the broker: the spool drains, nothing answered 202 is missing.
         let (second, port2) = try start(brokers: brokers)
         cleanup.append { if second.isRunning { second.terminate(); second.waitUntilExit() } }
-        let deadline = ContinuousClock.now + .seconds(90)
-        var drained = false
-        while ContinuousClock.now < deadline {
-            if let h = try? EventPoster(url: "http://127.0.0.1:\(port2)/").get("/healthz"),
-               h.text.contains(#""spool_bytes":0"#) { drained = true; break }
-            Thread.sleep(forTimeInterval: 0.2)
-        }
+        let drained = waitForDrain(port: port2)
         let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         XCTAssertTrue(drained, "the restarted gateway drained its spool; log:\n\(log.suffix(3000))")
         let stored = Set(try topic.eventIds(timeout: .seconds(90)))
@@ -238,5 +246,59 @@ final class DurabilityTests: XCTestCase {
         second.terminate()
         second.waitUntilExit()
         XCTAssertEqual(second.terminationStatus, 0, "SIGTERM stops the gateway cleanly")
+    }
+
+    /// The spool's disk fills (a 256 KB tmpfs) while the broker is away: the gateway answers 503
+    /// spool_failed for what it cannot make durable and keeps everything it answered 202 for; once
+    /// there is room and the broker is back, every one of those events reaches ods.raw. Needs root
+    /// for the mount (the test command runs as root in CI); skipped, and said so, otherwise.
+    func testSpoolOnAFullDiskAnswers503AndLosesNothingItAccepted() throws {
+        let brokers = try TestEnvironment.brokers
+        let topic = try RawTopic(brokers: brokers)
+        let dir = temporaryDirectory("spool-full")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { _ = try? PostgresServerProcess.run("/bin/umount", [dir]); try? FileManager.default.removeItem(atPath: dir) }
+        do { _ = try PostgresServerProcess.run("/bin/mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", dir]) } catch {
+            throw XCTSkip("cannot mount a small tmpfs here (\(error)); the disk-full round needs root")
+        }
+        let logPath = temporaryDirectory("collect") + ".log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        cleanup.append { try? FileManager.default.removeItem(atPath: logPath) }
+
+        // No broker, a quota far above the disk: the file system says no first.
+        let (first, port1) = try launchGateway(brokers: "127.0.0.1:\(try unusedPort())", dir: dir, topic: topic, logPath: logPath,
+                                               extra: ["--spool-segment", "32KB", "--spool-quota", "1GB"])
+        cleanup.append { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+        let load = Load(url: "http://127.0.0.1:\(port1)/v1/events")
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline, !load.snapshot.contains(where: { $0.status == 503 }) { Thread.sleep(forTimeInterval: 0.05) }
+        Thread.sleep(forTimeInterval: 0.5)
+        let answers = load.finish()
+        let accepted = answers.filter { $0.status == 202 }
+        XCTAssertGreaterThan(accepted.count, 0, "the spool took events before the disk filled")
+        XCTAssertTrue(accepted.allSatisfy { $0.durable == "spool" })
+        XCTAssertTrue(answers.contains { $0.status == 503 }, "a full disk answers 503")
+        XCTAssertTrue(answers.allSatisfy { $0.status == 202 || $0.status == 503 }, "\(Set(answers.map(\.status)))")
+        first.terminate()
+        first.waitUntilExit()
+        let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        XCTAssertTrue(log.contains("the spool cannot write") && (log.contains("No space left on device") || log.contains("ENOSPC")),
+                      "the log says why: \(log.suffix(1500))")
+
+        // Room again (as an operator frees space) and the broker back: everything answered 202 arrives.
+        _ = try PostgresServerProcess.run("/bin/mount", ["-o", "remount,size=64m", dir])
+        let (second, port2) = try launchGateway(brokers: brokers, dir: dir, topic: topic, logPath: logPath)
+        cleanup.append { if second.isRunning { second.terminate(); second.waitUntilExit() } }
+        XCTAssertTrue(waitForDrain(port: port2), "the restarted gateway drained its spool")
+        let storedList = try topic.eventIds(timeout: .seconds(90))
+        let stored = Set(storedList)
+        let acceptedIds = Set(accepted.flatMap(\.ids))
+        let missing = acceptedIds.subtracting(stored)
+        XCTAssertEqual(missing.count, 0, "answered 202 but not in ods.raw, e.g. \(Array(missing.sorted().prefix(5)))")
+        second.terminate()
+        second.waitUntilExit()
+        let delivered = storedList.filter { acceptedIds.contains($0) }
+        FaultReport.record(fault: "collector spool disk full", injected: 1, recordsIn: acceptedIds.count, recordsOut: delivered.count,
+                           lost: missing.count, duplicated: delivered.count - Set(delivered).count, exact: missing.isEmpty)
     }
 }

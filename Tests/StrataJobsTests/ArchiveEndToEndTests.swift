@@ -82,6 +82,8 @@ final class ArchiveEndToEndTests: XCTestCase {
         XCTAssertEqual(missing, 0, "lines lost")
         XCTAssertEqual(doubled, 0, "lines archived more than once")
         XCTAssertEqual(archived.count, lines.count)
+        FaultReport.record(fault: "archive SIGKILLed", injected: killedRunning, recordsIn: lines.count, recordsOut: archived.count,
+                           lost: missing, duplicated: doubled, exact: missing == 0 && doubled == 0)
 
         // Placement, checked two independent ways: a line Foundation parses as an object with an
         // integer ts is in that ts's hour folder, a line Foundation parses without one is under

@@ -82,5 +82,7 @@ final class SinkKillTests: XCTestCase {
             }
         }
         XCTAssertEqual(wrong.prefix(10), [], "\(wrong.count) rows not at their highest revision")
+        FaultReport.record(fault: "sink SIGKILLed", injected: killedRunning, recordsIn: best.count, recordsOut: stored.count,
+                           lost: max(0, best.count - stored.count), duplicated: 0, exact: wrong.isEmpty && stored.count == best.count)
     }
 }
