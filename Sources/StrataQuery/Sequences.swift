@@ -95,9 +95,11 @@ enum SequenceMath {
     }
 
     /// Each run of `length` consecutive pages beginning at a `start` page, as "a > b > c".
+    /// Consecutive events on the same page are one view of it (a path is where the user went).
     static func paths(_ events: [SequenceEvent], start: String, length: Int) -> [String: Int64] {
         var out: [String: Int64] = [:]
-        let pages = events.compactMap(\.page)
+        var pages: [String] = []
+        for case let p? in events.map(\.page) where p != pages.last { pages.append(p) }
         guard pages.count >= length else { return out }
         for i in 0...(pages.count - length) where pages[i] == start {
             out[pages[i..<(i + length)].joined(separator: " > "), default: 0] += 1

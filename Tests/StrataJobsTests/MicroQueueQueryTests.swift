@@ -171,7 +171,8 @@ final class MicroQueueQueryTests: XCTestCase {
         for w in pathWindows {
             var counts: [String: Int] = [:]
             for (_, evs) in Dictionary(grouping: within(w, ["expose", "click", "play"]), by: \.user) {
-                let pages = evs.compactMap(\.page)
+                var pages: [String] = []
+                for p in evs.compactMap(\.page) where p != pages.last { pages.append(p) }   // repeats are one view
                 for i in pages.indices where pages[i] == "home" && i + 2 < pages.count {
                     counts[pages[i...(i + 2)].joined(separator: " > "), default: 0] += 1
                 }

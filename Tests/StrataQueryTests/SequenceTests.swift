@@ -28,7 +28,7 @@ final class SequenceTests: XCTestCase {
         var rng = SeededRandom(seed: seed)
         var out: [Event] = []
         let actions = ["expose", "expose", "expose", "click", "click", "play", "like"]
-        let pages = ["home", "feed", "detail", "search", "home"]
+        let pages = ["home", "feed", "detail", "search", "profile", "home"]
         for u in 0..<users {
             var t = Self.start + Int64(rng.below(20 * 60_000))
             let version = ["1.0", "1.1", "2.0"][u % 3]
@@ -203,7 +203,8 @@ final class SequenceTests: XCTestCase {
             var counts: [String: Int64] = [:]
             let inWindow = events.filter { $0.ts >= r.windowStart! && $0.ts < r.windowEnd! }
             for (_, evs) in Dictionary(grouping: inWindow, by: \.user) {
-                let pages = sorted(evs).compactMap(\.page)
+                var pages: [String] = []
+                for p in sorted(evs).compactMap(\.page) where p != pages.last { pages.append(p) }   // repeats are one view
                 for i in pages.indices where pages[i] == "home" && i + 2 < pages.count {
                     counts[pages[i...(i + 2)].joined(separator: " > "), default: 0] += 1
                 }
