@@ -39,9 +39,11 @@ final class RobustnessTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(files.count, 10, "the shipped queries in \(dir.path)")
         var rng = SeededRandom(seed: 6)
         var parsed = 0, rejected = 0
+        // Planned as users' queries are, against the topology's schemas.
+        let catalog = Catalog(topology: CatalogTests.topology)
         for f in files {
             let original = try String(contentsOf: dir.appendingPathComponent(f), encoding: .utf8)
-            XCTAssertNoThrow(try Query.parse(original), "\(f) parses unmutated")
+            XCTAssertNoThrow(try Query.parse(original, catalog: catalog), "\(f) parses unmutated")
             let text = Array(original.unicodeScalars)
             for _ in 0..<300 {
                 var t = text
@@ -54,7 +56,7 @@ final class RobustnessTests: XCTestCase {
                 var s = ""
                 s.unicodeScalars.append(contentsOf: t)
                 do throws(QueryError) {
-                    let q = try Query.parse(s)
+                    let q = try Query.parse(s, catalog: catalog)
                     XCTAssertFalse(q.explain().isEmpty, "\(f) mutant explains itself:\n\(s)")
                     parsed += 1
                 } catch {
