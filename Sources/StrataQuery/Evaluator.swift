@@ -134,8 +134,8 @@ public final class QueryEngine {
             if plan.window != nil && minute == nil { stats.rowsWithoutMinute += 1; continue }
 
             if plan.events, let t = minute, let id = row["event_id"], !id.isNull {
-                // An event's identity is (event_id, ts), kept per minute of ts: a duplicate
-                // (redelivered or resent) counts once in every window.
+                // An event's identity is (event_id, ts), kept per minute of ts for the grace: a
+                // duplicate (redelivered or resent) arriving within it counts once.
                 if let w0, lastEnd(t) &+ grace <= w0 { stats.lateRows += 1; continue }
                 let key = IdentityKey(content: id, user: .int(t))
                 let bucket = floorDiv(t, 60_000) &* 60_000
