@@ -21,7 +21,7 @@ public struct GlobalOptions: ParsableArguments, Sendable {
     public var topology: String?
 
     @Option(name: [.customShort("X"), .customLong("kafka")], parsing: .unconditionalSingleValue,
-            help: ArgumentHelp("A librdkafka property passed through untouched, e.g. -X security.protocol=SASL_SSL (repeatable).",
+            help: ArgumentHelp("A librdkafka property passed through untouched, e.g. -X security.protocol=SASL_SSL (repeatable); prefixed with producer. or consumer. it applies to that client only, e.g. -X consumer.max.poll.interval.ms=120000.",
                                valueName: "key=value"))
     public var kafka: [String] = []
 

@@ -67,7 +67,8 @@ public final class DWMJob: StreamJob {
         // The transaction that finalizes a minute (≈300 k rows at 5 000 events/s: 2–4 s on a quiet
         // machine) overran the 10 s default on busy cores: the member left its group, rebuilt its
         // windows from the checkpoints and fell further behind, again and again (the 30-min soak,
-        // docs/benchmarks.md). A minute's work must fit between two polls. -X overrides it.
+        // docs/benchmarks.md). A minute's work must fit between two polls.
+        // -X consumer.max.poll.interval.ms=… overrides it.
         loopOptions.consumerDefaults["max.poll.interval.ms"] = "60000"
         // Range assignment hands one member the same partition numbers of every micro-queue:
         // all events of a content (co-partitioned by content_id) reach the same engine.

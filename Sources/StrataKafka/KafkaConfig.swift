@@ -3,9 +3,19 @@ internal import CRdKafka
 /// librdkafka configuration: typed accessors for what Strata sets, and every other librdkafka
 /// property passed through untouched (`security.protocol`, `sasl.*`, `ssl.*`, …).
 public struct KafkaConfig: Sendable, Equatable {
-    public var properties: [String: String]
+    /// Which client the configuration is for: `merging` applies a `producer.`- or
+    /// `consumer.`-prefixed property (`-X consumer.max.poll.interval.ms=60000`) to that client only,
+    /// as Kafka Connect's overrides do; a job's producer and consumer share the operator's `-X`
+    /// list, and librdkafka warns about a property of the other kind.
+    public enum Role: Sendable, Equatable { case any, producer, consumer }
 
-    public init(_ properties: [String: String] = [:]) { self.properties = properties }
+    public var properties: [String: String]
+    public var role: Role
+
+    public init(_ properties: [String: String] = [:], role: Role = .any) {
+        self.properties = properties
+        self.role = role
+    }
 
     public subscript(key: String) -> String? {
         get { properties[key] }
@@ -13,8 +23,19 @@ public struct KafkaConfig: Sendable, Equatable {
     }
 
     /// Later values win: `base.merging(userProperties)` lets operators override Strata's defaults.
+    /// `producer.X` / `consumer.X` set X for that role only (and nothing for an admin client).
     public func merging(_ other: [String: String]) -> KafkaConfig {
-        KafkaConfig(properties.merging(other) { _, new in new })
+        var merged = properties
+        for (key, value) in other {
+            if key.hasPrefix("producer.") {
+                if role == .producer { merged[String(key.dropFirst("producer.".count))] = value }
+            } else if key.hasPrefix("consumer.") {
+                if role == .consumer { merged[String(key.dropFirst("consumer.".count))] = value }
+            } else {
+                merged[key] = value
+            }
+        }
+        return KafkaConfig(merged, role: role)
     }
 
     public var bootstrapServers: String? {
@@ -50,7 +71,7 @@ public struct KafkaConfig: Sendable, Equatable {
             "queue.buffering.max.messages": "500000",
             "queue.buffering.max.kbytes": "1048576",
             "message.max.bytes": "8388608",
-        ])
+        ], role: .producer)
     }
 
     /// Strata's consumer defaults: manual commits, `read_committed`, start at the beginning when no
@@ -70,7 +91,7 @@ public struct KafkaConfig: Sendable, Equatable {
             "max.partition.fetch.bytes": "8388608",
             "receive.message.max.bytes": "33554432",
             "message.max.bytes": "8388608",
-        ])
+        ], role: .consumer)
         c.groupId = groupId
         return c
     }

@@ -21,7 +21,7 @@ extension DWMEndToEndTests {
         env.lines = generate(events: 6_000, seed: 43)
         // A 10 s poll interval (the dwm default is 60 s): the 14 s wait takes the member out of its
         // group, which it must survive.
-        let run = try PhasedRun(self, env: env, dwmKafka: ["max.poll.interval.ms": "10000"])
+        let run = try PhasedRun(self, env: env, dwmKafka: ["consumer.max.poll.interval.ms": "10000"])
         try run.phase(0..<2_000)
         let before = env.cache.stats
 
