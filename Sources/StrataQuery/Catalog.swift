@@ -76,7 +76,7 @@ public struct SourceSchema: Sendable, Equatable {
                 let path = prefix + f.name
                 lines.append("  " + path + String(repeating: " ", count: max(2, 24 - path.count))
                              + f.type.rawValue + (f.nullable ? ", nullable" : ""))
-                walk(f.fields, prefix + f.name + ".")
+                walk(f.fields, path + ".")
             }
         }
         walk(fields, "")

@@ -217,8 +217,8 @@ public final class QueryEngine {
             if mask == 0 { return .null }
             info = .int(mask)
         case .paths:
-            guard case .string = seq.page?.eval(ctx) ?? .null else { return .null }
-            info = seq.page!.eval(ctx)
+            guard let page = seq.page?.eval(ctx), case .string = page else { return .null }
+            info = page
         }
         return SequenceAccumulator.contribution(actor: seq.actor.eval(ctx), ts: ts, eventId: ctx.row["event_id"] ?? .null, info: info)
     }

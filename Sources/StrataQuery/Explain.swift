@@ -10,7 +10,7 @@ enum Explain {
         }
         lines.append("query       " + q.canonical)
         if p.events {
-            add("source", "\((p.sources.isEmpty ? [p.source] : p.sources).joined(separator: ", ")) — event stream: time is ts (event time), each (event_id, ts) counts once")
+            add("source", "\(p.sources.joined(separator: ", ")) — event stream: time is ts (event time), each (event_id, ts) counts once")
         } else {
             add("source", "\(p.source) — upsert stream: identity (minute, content_id[, user_id]); a higher rev replaces the row's earlier contribution, stale revs are ignored")
         }

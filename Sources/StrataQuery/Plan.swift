@@ -67,9 +67,9 @@ struct OrderSpec: Sendable {
 }
 
 struct Plan: Sendable {
-    var source: String
-    /// All topics read (set after planning; several for `FROM ods.a, ods.b`).
-    var sources: [String] = []
+    /// Every topic read: one, or several for `FROM ods.a, ods.b`.
+    var sources: [String]
+    var source: String { sources[0] }
     var filter: CExpr?
     var filterText: String?
     var window: WindowSpec?

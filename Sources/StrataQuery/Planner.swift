@@ -15,6 +15,8 @@ struct Planner {
     /// The source's row schema when the query was planned against a catalog: columns and types
     /// are checked against it, and `SELECT *` expands to its fields.
     let schema: SourceSchema?
+    /// The topics FROM resolved to (the first is the schema's).
+    let topics: [String]
 
     private var aggregates: [AggregateSpec] = []
     private var aggregateIndex: [String: Int] = [:]
@@ -22,10 +24,11 @@ struct Planner {
     private var keyTexts: [String] = []
     private var projection = false
 
-    init(_ stmt: SelectStatement, text: String, schema: SourceSchema? = nil) {
+    init(_ stmt: SelectStatement, text: String, schema: SourceSchema?, topics: [String]) {
         self.stmt = stmt
         self.lexer = Lexer(text)
         self.schema = schema
+        self.topics = topics
     }
 
     private func error(_ e: Expr, _ message: String, hint: String? = nil) -> QueryError {
@@ -129,7 +132,7 @@ struct Planner {
         var limit: Int? = nil
         if let l = stmt.limit { limit = Int(clamping: l) }
 
-        return Plan(source: schema?.topic ?? stmt.source.joined(separator: "."), filter: filter, filterText: stmt.filter?.text(),
+        return Plan(sources: topics, filter: filter, filterText: stmt.filter?.text(),
                     window: window, keys: keyExprs, keyTexts: keyTexts, aggregates: aggregates,
                     columns: names, outputs: outputs, outputTexts: stmt.items.map { $0.expr.text() },
                     having: having, havingText: stmt.having?.text(), order: order, limit: limit,
@@ -266,7 +269,7 @@ struct Planner {
 
     private func requireBoolean(_ e: Expr, _ clause: String) throws(QueryError) {
         if let t = type(of: e), t != .bool {
-            throw error(e, "\(clause) needs a condition, found a \(t.rawValue)", hint: "e.g. \(clause) click > 0")
+            throw error(e, "\(clause) needs a condition, found \(t.phrase)", hint: "e.g. \(clause) click > 0")
         }
     }
 
@@ -291,13 +294,13 @@ struct Planner {
         case .binary(let op, let l, let r) where [.add, .sub, .mul, .div].contains(op):
             for side in [l, r] {
                 if let t = known(side), t != .number {
-                    return error(side, "cannot apply \(op.rawValue) to a\(t == .object ? "n" : "") \(t.rawValue)", hint: "arithmetic needs numbers")
+                    return error(side, "cannot apply \(op.rawValue) to \(t.phrase)", hint: "arithmetic needs numbers")
                 }
             }
         case .binary(let op, let l, let r) where [.eq, .ne, .lt, .le, .gt, .ge].contains(op):
             if let a = known(l), let b = known(r), a != b {
                 let span = l.location.line == r.location.line ? max(1, r.location.column + r.length - l.location.column) : l.length
-                return error(at: l.location, length: span, "cannot compare a\(a == .object ? "n" : "") \(a.rawValue) with a\(b == .object ? "n" : "") \(b.rawValue)",
+                return error(at: l.location, length: span, "cannot compare \(a.phrase) with \(b.phrase)",
                              hint: a == .string || b == .string ? "quote text as 'text'; numbers go without quotes" : nil)
             }
             for side in [l, r] where known(side) == .object {
@@ -306,29 +309,31 @@ struct Planner {
         case .binary(let op, let l, let r) where op == .and || op == .or:
             for side in [l, r] {
                 if let t = known(side), t != .bool {
-                    return error(side, "\(op.rawValue) needs conditions on both sides, found a \(t.rawValue)")
+                    return error(side, "\(op.rawValue) needs conditions on both sides, found \(t.phrase)")
                 }
             }
         case .not(let e):
-            if let t = known(e), t != .bool { return error(e, "NOT needs a condition, found a \(t.rawValue)") }
+            if let t = known(e), t != .bool { return error(e, "NOT needs a condition, found \(t.phrase)") }
         case .negate(let e):
-            if let t = known(e), t != .number { return error(e, "cannot negate a \(t.rawValue)") }
+            if let t = known(e), t != .number { return error(e, "cannot negate \(t.phrase)") }
         case .like(_, let p, _):
-            if let t = known(p), t != .string { return error(p, "a LIKE pattern must be a string, found a \(t.rawValue)") }
+            if let t = known(p), t != .string { return error(p, "a LIKE pattern must be a string, found \(t.phrase)") }
         case .call(let f, let args):
             switch f {
-            case "sum", "avg", "min", "max":
-                if ["min", "max"].contains(f), let a = args.first, known(a) != .object { break }
+            case "sum", "avg":
                 if let a = args.first, let t = known(a), t != .number {
-                    return error(a, "\(f) needs a number, found a\(t == .object ? "n" : "") \(t.rawValue)")
+                    return error(a, "\(f) needs a number, found \(t.phrase)")
                 }
+            case "min", "max":
+                // Numbers and strings have an order; an object has none.
+                if let a = args.first, known(a) == .object { return error(a, "\(f) needs a number, found an object") }
             case "lower", "upper":
                 if let a = args.first, let t = known(a), t != .string {
-                    return error(a, "\(f) needs a string, found a \(t.rawValue)")
+                    return error(a, "\(f) needs a string, found \(t.phrase)")
                 }
             case "round":
                 if let a = args.first, let t = known(a), t != .number {
-                    return error(a, "round needs a number, found a \(t.rawValue)")
+                    return error(a, "round needs a number, found \(t.phrase)")
                 }
                 if args.count > 1, case .literal(let v) = args[1].kind, v.exactInt == nil {
                     return error(args[1], "round's second argument must be a whole number of digits")
@@ -521,6 +526,9 @@ struct Planner {
 /// from the source's schema).
 enum StaticType: String {
     case bool = "condition", number, string, object
+
+    /// With its article, for messages: "a number", "an object".
+    var phrase: String { (self == .object ? "an " : "a ") + rawValue }
 
     static func of(_ e: Expr, column: ([String]) -> StaticType? = { _ in nil }) -> StaticType? {
         func of(_ e: Expr) -> StaticType? { StaticType.of(e, column: column) }

@@ -10,7 +10,7 @@ public struct Query: Sendable {
     /// Topic name from FROM (dotted parts joined, e.g. "dws.content").
     public var source: String { plan.source }
     /// Every topic FROM names (a union of event streams has several; `source` is the first).
-    public var sources: [String] { plan.sources.isEmpty ? [plan.source] : plan.sources }
+    public var sources: [String] { plan.sources }
     /// One-line normalized text: upper-case keywords, explicit defaults, minimal parentheses.
     public var canonical: String { statement.canonical }
     /// Output column names: the select-list aliases, else the expressions' text.
@@ -38,30 +38,24 @@ public struct Query: Sendable {
             for (name, location) in stmt.moreSources {
                 let other = try resolve(name, at: location, in: catalog, text: text)
                 guard first.isEventStream && other.fields == first.fields else {
-                    throw QueryError.semantic(Diagnostic(location: location, length: max(1, name.joined(separator: ".").unicodeScalars.count),
-                                                         message: "only event streams with the same schema can be combined in FROM",
-                                                         hint: "e.g. FROM ods.expose, ods.click; \(first.name) and \(other.name) differ",
-                                                         sourceLine: Lexer(text).sourceLine(location.line)))
+                    throw semantic(text, at: location, name, "only event streams with the same schema can be combined in FROM",
+                                   hint: "e.g. FROM ods.expose, ods.click; \(first.name) and \(other.name) differ")
                 }
                 if !topics.contains(other.topic) { topics.append(other.topic) }
             }
-        } else if let (_, location) = stmt.moreSources.first {
-            throw QueryError.semantic(Diagnostic(location: location, length: 1, message: "several sources need a catalog of schemas",
-                                                 sourceLine: Lexer(text).sourceLine(location.line)))
+        } else if let (name, location) = stmt.moreSources.first {
+            throw semantic(text, at: location, name, "several sources need a catalog of schemas")
         }
-        var planner = Planner(stmt, text: text, schema: schema)
-        var plan = try planner.plan()
-        plan.sources = topics
+        var planner = Planner(stmt, text: text, schema: schema, topics: topics)
+        let plan = try planner.plan()
         return Query(text: text, statement: stmt, plan: plan)
     }
 
     /// For readers of one topic (the dashboard's feeds): a union of sources is an error there.
     public func requireSingleSource() throws(QueryError) {
         guard let (name, location) = statement.moreSources.first else { return }
-        throw QueryError.semantic(Diagnostic(location: location, length: max(1, name.joined(separator: ".").unicodeScalars.count),
-                                             message: "this reader takes one source per query",
-                                             hint: "query a union of event streams with strata query",
-                                             sourceLine: Lexer(text).sourceLine(location.line)))
+        throw Self.semantic(text, at: location, name, "this reader takes one source per query",
+                            hint: "query a union of event streams with strata query")
     }
 
     /// `DESCRIBE <source>`: the source's schema; nil when the text is not a DESCRIBE statement.
@@ -79,9 +73,14 @@ public struct Query: Sendable {
         let all = names + catalog.sources.map(\.declaredTopic).filter { !names.contains($0) }
         var hint = "sources: " + names.joined(separator: ", ")
         if let guess = closest(name, among: all, maxDistance: max(2, name.count / 4)) { hint = "did you mean \(guess)? " + hint }
-        throw QueryError.semantic(Diagnostic(location: location, length: max(1, name.unicodeScalars.count),
-                                             message: "unknown source '\(name)'", hint: hint,
-                                             sourceLine: Lexer(text).sourceLine(location.line)))
+        throw semantic(text, at: location, source, "unknown source '\(name)'", hint: hint)
+    }
+
+    /// A planning error about the source named `source` at `location`, underlined.
+    private static func semantic(_ text: String, at location: SourceLocation, _ source: [String], _ message: String,
+                                 hint: String? = nil) -> QueryError {
+        .semantic(Diagnostic(location: location, length: max(1, source.joined(separator: ".").unicodeScalars.count),
+                             message: message, hint: hint, sourceLine: Lexer(text).sourceLine(location.line)))
     }
 
     /// A human-readable plan: source, filter, window, grouping, aggregates, output, emit mode, limits.

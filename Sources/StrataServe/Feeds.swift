@@ -40,8 +40,7 @@ public struct FeedDefinition: Sendable {
                 throw LoadError(description: "cannot read feed file \(path)")
             }
             do throws(QueryError) {
-                let query = try Query.parse(String(decoding: data, as: UTF8.self), catalog: catalog)
-                try query.requireSingleSource()
+                let query = try Query.servable(String(decoding: data, as: UTF8.self), catalog: catalog)
                 feeds.append(FeedDefinition(name: name, query: query, topicPrefix: topicPrefix))
             } catch {
                 throw LoadError(description: "feed file \(path):\n\(error.rendered)")
@@ -105,5 +104,15 @@ public enum ResultJSON {
             s += ":" + v
         }
         return s + "}"
+    }
+}
+
+extension Query {
+    /// A query as the dashboard runs it (feed files, one-shot and WebSocket queries): planned
+    /// against the topology's catalog, and over one source (each reader follows one topic).
+    static func servable(_ sql: String, catalog: Catalog?) throws(QueryError) -> Query {
+        let query = try Query.parse(sql, catalog: catalog)
+        try query.requireSingleSource()
+        return query
     }
 }

@@ -15,8 +15,7 @@ enum OneShot {
     static func run(sql: String, timeoutMs: Int, options: ServeOptions, consumerConfig: KafkaConfig) -> Answer {
         let query: Query
         do throws(QueryError) {
-            query = try Query.parse(sql, catalog: options.catalog)
-            try query.requireSingleSource()
+            query = try Query.servable(sql, catalog: options.catalog)
         } catch {
             var extra: [(String, String)] = []
             if let line = error.line, let column = error.column { extra = [("line", String(line)), ("column", String(column))] }

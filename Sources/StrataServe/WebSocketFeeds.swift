@@ -67,8 +67,7 @@ enum WebSocketFeeds {
             let columns: [String]
             if let sql = object["sql"] as? String {
                 do throws(QueryError) {
-                    let query = try Query.parse(sql, catalog: options.catalog)
-                    try query.requireSingleSource()
+                    let query = try Query.servable(sql, catalog: options.catalog)
                     try QueryEngine(query, limits: options.limits, options: options.queryOptions).validate()
                     hub = registry.adHoc(query)
                     columns = query.columns
