@@ -18,19 +18,12 @@ final class MicroQueueQueryTests: XCTestCase {
         // The truth: each event the split routes (the event contract's required fields, a listed
         // action, a well-formed content id; known to the dimensions or not), once by (event_id, ts),
         // per minute of ts and action.
-        let actions = ["expose", "click", "play"]
+        let routed = Self.routedEvents(lines, actions: ["expose", "click", "play"])
         var want: [String: (events: Set<String>, users: Set<String>)] = [:]
-        var deliveries = 0
-        for line in lines {
-            guard let o = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any],
-                  let id = o["event_id"] as? String, (1...64).contains(id.utf8.count), let ts = o["ts"] as? Int64,
-                  let action = o["action"] as? String, actions.contains(action), let user = o["user_id"] as? String,
-                  let c = o["content_id"] as? String, c.utf8.count == 9, c.hasPrefix("c"), c.dropFirst().allSatisfy({ ("0"..."9").contains($0) })
-            else { continue }
-            deliveries += 1
-            let key = "\(ts / 60_000 * 60_000)|\(action)"
-            want[key, default: ([], [])].events.insert("\(id)|\(ts)")
-            want[key]!.users.insert(user)
+        for e in routed {
+            let key = "\(e.ts / 60_000 * 60_000)|\(e.action)"
+            want[key, default: ([], [])].events.insert("\(e.id)|\(e.ts)")
+            want[key]!.users.insert(e.user)
         }
         XCTAssertGreaterThan(want.count, 10)
 
@@ -62,7 +55,7 @@ final class MicroQueueQueryTests: XCTestCase {
             else { XCTAssertEqual(Double(users), Double(w.users.count), accuracy: 0.03 * Double(w.users.count), key) }
         }
         // The split forwards duplicates (the dwm job removes them); the query counted each once.
-        XCTAssertGreaterThan(deliveries, want.values.reduce(0) { $0 + $1.events.count }, "the workload has duplicate events")
+        XCTAssertGreaterThan(routed.count, want.values.reduce(0) { $0 + $1.events.count }, "the workload has duplicate events")
     }
 
     /// The four behaviour-analytics queries shipped in sql/queries/, run by `strata query` over the
@@ -75,21 +68,8 @@ final class MicroQueueQueryTests: XCTestCase {
         try SplitJob(options: sandbox.splitOptions(), topology: sandbox.topology).run(shouldStop: { false }, report: { _ in })
 
         // Every event the split routes, once by (event_id, ts).
-        struct Event { var id: String, ts: Int64, action: String, user: String, content: String
-                       var strategy: String?, page: String?, version: String?, duration: Int64 }
         var seen = Set<String>()
-        var events: [Event] = []
-        for line in lines {
-            guard let o = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any],
-                  let id = o["event_id"] as? String, (1...64).contains(id.utf8.count), let ts = o["ts"] as? Int64,
-                  let action = o["action"] as? String, sandbox.topology.actions.contains(action), let user = o["user_id"] as? String,
-                  let c = o["content_id"] as? String, c.utf8.count == 9, c.hasPrefix("c"), c.dropFirst().allSatisfy({ ("0"..."9").contains($0) }),
-                  seen.insert("\(id)|\(ts)").inserted
-            else { continue }
-            events.append(Event(id: id, ts: ts, action: action, user: user, content: c, strategy: o["strategy"] as? String,
-                                page: o["page"] as? String, version: (o["device"] as? [String: Any])?["app_ver"] as? String,
-                                duration: o["duration_ms"] as? Int64 ?? 0))
-        }
+        var events = Self.routedEvents(lines, actions: sandbox.topology.actions).filter { seen.insert("\($0.id)|\($0.ts)").inserted }
         events.sort { $0.ts != $1.ts ? $0.ts < $1.ts : $0.id < $1.id }
         func finals(_ file: String) throws -> [(start: Int, end: Int, rows: [[String: Any]])] {
             let out = Pipe(), err = Pipe()
@@ -196,6 +176,25 @@ final class MicroQueueQueryTests: XCTestCase {
                 XCTAssertEqual(got[c]?.0, v.clicks, c)
                 XCTAssertEqual(got[c]?.1, v.users.count, c)
             }
+        }
+    }
+
+    struct Event { var id: String, ts: Int64, action: String, user: String, content: String
+                   var strategy: String?, page: String?, version: String?, duration: Int64 }
+
+    /// The input lines the split routes to a micro-queue of `actions`, duplicates included: the
+    /// event contract's required fields, a listed action, a well-formed content id (known to the
+    /// dimensions or not), parsed here without Strata's code.
+    static func routedEvents(_ lines: [[UInt8]], actions: [String]) -> [Event] {
+        lines.compactMap { line in
+            guard let o = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any],
+                  let id = o["event_id"] as? String, (1...64).contains(id.utf8.count), let ts = o["ts"] as? Int64,
+                  let action = o["action"] as? String, actions.contains(action), let user = o["user_id"] as? String,
+                  let c = o["content_id"] as? String, c.utf8.count == 9, c.hasPrefix("c"), c.dropFirst().allSatisfy({ ("0"..."9").contains($0) })
+            else { return nil }
+            return Event(id: id, ts: ts, action: action, user: user, content: c, strategy: o["strategy"] as? String,
+                         page: o["page"] as? String, version: (o["device"] as? [String: Any])?["app_ver"] as? String,
+                         duration: o["duration_ms"] as? Int64 ?? 0)
         }
     }
 }
