@@ -34,7 +34,11 @@ public final class QueryEngine {
     /// Groups currently alive, over all open windows.
     public var groupCount: Int { totalGroups }
 
-    private let plan: Plan
+    /// The query's plan bound to `layout` (fields read as slots).
+    private var plan: Plan
+    /// The layout of the rows this engine reads; a batch in another layout rebinds it.
+    public private(set) var layout: RowLayout
+    private var slots: EngineSlots
     private var windows: [Int64: WindowState] = [:]
     private var identities: [Int64: [IdentityKey: IdentityEntry]] = [:]
     private var wm: Int64?
@@ -49,18 +53,35 @@ public final class QueryEngine {
     private var nextDue: Int64?
     private var sequence: Int64 = 0
     private var bucketHint = 0
+    /// A row's group key and aggregate arguments, evaluated in place (see `evaluate`).
+    private var scratchKey: [Value] = []
+    private var scratchArgs: [Value] = []
     private let sequenceBudget = SequenceBudget()
 
     /// Key of the single window of a query without WINDOW.
     private static let globalKey = Int64.min
     private static let maxMinute: Int64 = 1 << 53
 
-    public init(_ query: Query, limits: QueryLimits = .init(), options: QueryOptions = .init()) {
+    /// `layout`: the layout of the batches it will read (several queries over one source share
+    /// one, see `RowLayout`); by default one of exactly the fields this query reads.
+    public init(_ query: Query, limits: QueryLimits = .init(), options: QueryOptions = .init(), layout: RowLayout? = nil) {
+        let layout = layout ?? RowLayout(plans: [query.plan])
+        precondition(layout.covers(query.plan), "the row layout lacks fields this query reads")
         self.query = query
-        self.plan = query.plan
+        self.layout = layout
+        self.plan = layout.bind(query.plan)
+        self.slots = EngineSlots(layout, events: query.plan.events)
         self.limits = limits
         self.options = options
         resetGlobalWindow()
+    }
+
+    /// Reads batches of `layout` from now on. The state is kept: it holds values, not slots.
+    private func bind(_ layout: RowLayout) {
+        precondition(layout.covers(query.plan), "the row layout lacks fields this query reads")
+        self.layout = layout
+        plan = layout.bind(query.plan)
+        slots = EngineSlots(layout, events: query.plan.events)
     }
 
     /// Checks the limits that depend only on the query (window length, windows per row).
@@ -83,83 +104,96 @@ public final class QueryEngine {
     /// windows that just closed; EMIT FINAL: windows that just closed; EMIT EVERY: nothing, see
     /// `tick`). A thrown error (a limit) fails this query for good.
     public func ingest(_ rows: [[String: Value]]) throws(QueryError) -> [QueryResult] {
-        try ingest(rows, partitions: nil)
+        try ingest(RowBatch(layout: layout, rows: rows))
     }
 
     /// All rows from one input partition.
     public func ingest(_ rows: [[String: Value]], partition: Int) throws(QueryError) -> [QueryResult] {
-        try ingest(rows, partitions: [Int](repeating: partition, count: rows.count))
+        try ingest(RowBatch(layout: layout, rows: rows, partitions: [Int](repeating: partition, count: rows.count)))
     }
 
     /// `partitions[i]` is the input partition of `rows[i]`; the watermark is then the minimum over
     /// partitions of their highest minute (idle partitions excepted, see `QueryOptions`).
     public func ingest(_ rows: [[String: Value]], partitions: [Int]?) throws(QueryError) -> [QueryResult] {
+        try ingest(RowBatch(layout: layout, rows: rows, partitions: partitions))
+    }
+
+    /// Applies a batch of decoded rows (the fast path: see `RowLayout`); its partitions, if it
+    /// has them, as above.
+    public func ingest(_ batch: RowBatch) throws(QueryError) -> [QueryResult] {
         if let failure { throw failure }
         do throws(QueryError) {
             if !validated { try validate(); validated = true }
-            return try apply(rows, partitions: partitions)
+            if batch.layout !== layout { bind(batch.layout) }
+            return try apply(batch)
         } catch {
             failure = error
             throw error
         }
     }
 
-    private func apply(_ rows: [[String: Value]], partitions: [Int]?) throws(QueryError) -> [QueryResult] {
+    private func apply(_ batch: RowBatch) throws(QueryError) -> [QueryResult] {
         let w0 = wm
         let grace = options.graceMs
         var batchMax: [Int: Int64] = [:]
         var singleMax: Int64?  // partition 0 when no partitions are given (the common case)
+        let partitions = batch.partitions
         // Any row (final or not) shows its partition is alive, for the idle-partition rule.
         if let partitions { for p in Set(partitions) { partitionSeen[p] = clock ?? 0 } }
-        stats.rowsIn += rows.count
-        for (index, row) in rows.enumerated() {
-            // Minutes beyond ±2^53 ms (±285 000 years) are treated as missing: window arithmetic
-            // near Int64's edges would wrap.
-            // The row's time: its minute (upsert rows), or its event time `ts` (events).
-            let minute = row[plan.events ? "ts" : "minute"]?.exactInt.flatMap { $0 >= -Self.maxMinute && $0 <= Self.maxMinute ? $0 : nil }
-            let advancesTime: Bool
-            switch plan.events ? nil : row["final"] {
-            case nil: advancesTime = true
-            case .bool(let f)?: advancesTime = f
-            default: advancesTime = false
-            }
-            if let m = minute, advancesTime {
-                if let partitions {
-                    let p = index < partitions.count ? partitions[index] : 0
-                    if let cur = batchMax[p] { if m > cur { batchMax[p] = m } } else { batchMax[p] = m }
-                } else if m > singleMax ?? Int64.min {
-                    singleMax = m
+        stats.rowsIn += batch.count
+        let width = layout.width
+        let slots = self.slots
+        try batch.values.withUnsafeBufferPointer { (base) throws(QueryError) in
+            for index in 0..<batch.count {
+                let row = UnsafeBufferPointer(rebasing: base[(index * width)..<(index * width + width)])
+                // Minutes beyond ±2^53 ms (±285 000 years) are treated as missing: window arithmetic
+                // near Int64's edges would wrap.
+                // The row's time: its minute (upsert rows), or its event time `ts` (events).
+                let minute = row[slots.time].exactInt.flatMap { $0 >= -Self.maxMinute && $0 <= Self.maxMinute ? $0 : nil }
+                // In an upsert layer only final rows move time (a row without the flag does).
+                let advancesTime: Bool
+                switch slots.final.map({ row[$0] }) ?? .null {
+                case .null: advancesTime = true
+                case .bool(let f): advancesTime = f
+                default: advancesTime = false
                 }
-            }
-            if plan.window != nil && minute == nil { stats.rowsWithoutMinute += 1; continue }
+                if let m = minute, advancesTime {
+                    if let partitions {
+                        let p = index < partitions.count ? partitions[index] : 0
+                        if let cur = batchMax[p] { if m > cur { batchMax[p] = m } } else { batchMax[p] = m }
+                    } else if m > singleMax ?? Int64.min {
+                        singleMax = m
+                    }
+                }
+                if plan.window != nil && minute == nil { stats.rowsWithoutMinute += 1; continue }
 
-            if plan.events, let t = minute, let id = row["event_id"], !id.isNull {
-                // An event's identity is (event_id, ts), kept per minute of ts for the grace: a
-                // duplicate (redelivered or resent) arriving within it counts once.
-                if let w0, lastEnd(t) &+ grace <= w0 { stats.lateRows += 1; continue }
-                let key = IdentityKey(content: id, user: .int(t))
-                let bucket = floorDiv(t, 60_000) &* 60_000
-                if identities[bucket]?[key] != nil { stats.duplicateEvents += 1; continue }
-                let c = contribution(row, identity: { [id, .int(t)] })
-                if let c { try add(c, minute: t, w0) }
-                identities[bucket, default: Dictionary(minimumCapacity: bucketHint)][key] = IdentityEntry(rev: nil, contribution: nil)
+                if let idSlot = slots.eventId, let t = minute, case let id = row[idSlot], !id.isNull {
+                    // An event's identity is (event_id, ts), kept per minute of ts for the grace: a
+                    // duplicate (redelivered or resent) arriving within it counts once.
+                    if let w0, lastEnd(t) &+ grace <= w0 { stats.lateRows += 1; continue }
+                    let key = IdentityKey(content: id, user: .int(t))
+                    let bucket = floorDiv(t, 60_000) &* 60_000
+                    if identities[bucket]?[key] != nil { stats.duplicateEvents += 1; continue }
+                    if evaluate(row, identity: { [id, .int(t)] }) { _ = try add(minute: t, w0, recording: false) }
+                    identities[bucket, default: Dictionary(minimumCapacity: bucketHint)][key] = IdentityEntry(rev: nil, contribution: nil)
+                    stats.rowsApplied += 1
+                    continue
+                }
+                let content = slots.content.map { row[$0] } ?? .null
+                if let m = minute, !content.isNull {
+                    if let w0, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
+                    let key = IdentityKey(content: content, user: slots.user.map { row[$0] } ?? .null)
+                    // One hash lookup per level: the entry is updated in place.
+                    let applied = try upsert(&identities[m, default: Dictionary(minimumCapacity: bucketHint)][key], row: row, minute: m, key: key,
+                                             rev: slots.rev.flatMap { row[$0].exactInt }, w0)
+                    if !applied { stats.staleRevisions += 1; continue }
+                } else {
+                    if let m = minute, let w0, plan.window != nil, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
+                    sequence += 1
+                    if evaluate(row, identity: { [.int(self.sequence)] }) { _ = try add(minute: minute, w0, recording: false) }
+                }
                 stats.rowsApplied += 1
-                continue
             }
-            let content = plan.events ? .null : row["content_id"] ?? .null
-            if let m = minute, !content.isNull {
-                if let w0, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
-                let key = IdentityKey(content: content, user: row["user_id"] ?? .null)
-                // One hash lookup per level: the entry is updated in place.
-                let applied = try upsert(&identities[m, default: Dictionary(minimumCapacity: bucketHint)][key], row: row, minute: m, key: key,
-                                         rev: row["rev"]?.exactInt, w0)
-                if !applied { stats.staleRevisions += 1; continue }
-            } else {
-                if let m = minute, let w0, plan.window != nil, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
-                sequence += 1
-                if let c = contribution(row, identity: { [.int(self.sequence)] }) { try add(c, minute: minute, w0) }
-            }
-            stats.rowsApplied += 1
         }
 
         if let singleMax { batchMax[0] = singleMax }
@@ -192,14 +226,33 @@ public final class QueryEngine {
     }
 
     /// Applies a row to its identity's entry: false when the row is a stale revision.
-    private func upsert(_ entry: inout IdentityEntry?, row: [String: Value], minute m: Int64, key: IdentityKey,
+    private func upsert(_ entry: inout IdentityEntry?, row: UnsafeBufferPointer<Value>, minute m: Int64, key: IdentityKey,
                         rev: Int64?, _ w0: Int64?) throws(QueryError) -> Bool {
-        if let old = entry {
-            if let r = rev, let o = old.rev, r <= o { return false }
-            if let c = old.contribution { try retract(c, minute: m, w0) }
+        if let r = rev, let o = entry?.rev, r <= o { return false }
+        let passes = evaluate(row, identity: { [.int(m), key.content, key.user] })
+        if let old = entry?.contribution {
+            if passes && old.key == scratchKey {
+                // A new revision in the same groups (the common case): swap its values in place,
+                // with no lookup and no allocation.
+                for g in old.groups where isLive(g, w0) {
+                    for (i, acc) in g.accumulators.enumerated() {
+                        acc.remove(old.args[i])
+                        acc.add(scratchArgs[i])
+                    }
+                    g.touch()
+                }
+                for i in scratchArgs.indices { old.args[i] = scratchArgs[i] }
+                entry!.rev = rev
+                return true
+            }
+            retract(old, w0)
         }
-        let new = contribution(row, identity: { [.int(m), key.content, key.user] })
-        if let new { try add(new, minute: m, w0) }
+        var new: Contribution?
+        if passes {
+            let c = Contribution(key: scratchKey, args: scratchArgs)
+            c.groups = try add(minute: m, w0, recording: true)
+            new = c
+        }
         entry = IdentityEntry(rev: rev, contribution: new)
         return true
     }
@@ -207,7 +260,7 @@ public final class QueryEngine {
     /// What an event gives a sequence aggregate: its actor, time and id, and the funnel steps it
     /// matches or its page (null when it matters to none).
     private func sequenceContribution(_ seq: SequenceSpec, _ ctx: EvalContext) -> Value {
-        guard let ts = ctx.row["ts"]?.exactInt else { return .null }
+        guard let ts = ctx.row[slots.time].exactInt else { return .null }
         let info: Value
         switch seq.kind {
         case .sessions: info = .null
@@ -220,33 +273,32 @@ public final class QueryEngine {
             guard let page = seq.page?.eval(ctx), case .string = page else { return .null }
             info = page
         }
-        return SequenceAccumulator.contribution(actor: seq.actor.eval(ctx), ts: ts, eventId: ctx.row["event_id"] ?? .null, info: info)
+        return SequenceAccumulator.contribution(actor: seq.actor.eval(ctx), ts: ts, eventId: slots.eventId.map { ctx.row[$0] } ?? .null, info: info)
     }
 
-    /// The row's group key and aggregate arguments, or nil when WHERE rejects it.
-    private func contribution(_ row: [String: Value], identity: () -> [Value]) -> Contribution? {
+    /// Evaluates a row's group key and aggregate arguments into `scratchKey` and `scratchArgs`
+    /// (reused, so a row allocates nothing here); false when WHERE rejects the row.
+    private func evaluate(_ row: UnsafeBufferPointer<Value>, identity: () -> [Value]) -> Bool {
         let ctx = EvalContext(row: row)
         if let f = plan.filter {
-            guard case .bool(true) = f.eval(ctx) else { return nil }
+            guard case .bool(true) = f.eval(ctx) else { return false }
         }
-        var key: [Value] = []
-        key.reserveCapacity(plan.keys.count + (plan.projection ? 3 : 0))
-        for k in plan.keys { key.append(k.eval(ctx)) }
+        scratchKey.removeAll(keepingCapacity: true)
+        for k in plan.keys { scratchKey.append(k.eval(ctx)) }
         // A projection shows each live row: the identity keeps equal-looking rows apart.
-        if plan.projection { key.append(contentsOf: identity()) }
-        var args: [Value] = []
-        args.reserveCapacity(plan.aggregates.count)
+        if plan.projection { scratchKey.append(contentsOf: identity()) }
+        scratchArgs.removeAll(keepingCapacity: true)
         for spec in plan.aggregates {
-            if let seq = spec.sequence { args.append(sequenceContribution(seq, ctx)); continue }
-            guard let a = spec.argument else { args.append(.null); continue }
+            if let seq = spec.sequence { scratchArgs.append(sequenceContribution(seq, ctx)); continue }
+            guard let a = spec.argument else { scratchArgs.append(.null); continue }
             let v = a.eval(ctx)
             if spec.kind == .countDistinct {
-                args.append(v.isNull ? .null : .int(Int64(bitPattern: ValueHash.hash(v))))
+                scratchArgs.append(v.isNull ? .null : .int(Int64(bitPattern: ValueHash.hash(v))))
             } else {
-                args.append(v)
+                scratchArgs.append(v)
             }
         }
-        return Contribution(key: key, args: args)
+        return true
     }
 
     private func lastEnd(_ minute: Int64) -> Int64 {
@@ -258,31 +310,48 @@ public final class QueryEngine {
         return end &+ options.graceMs <= w0
     }
 
-    private func add(_ c: Contribution, minute: Int64?, _ w0: Int64?) throws(QueryError) {
+    /// Adds `scratchKey`/`scratchArgs` to every open window of `minute`; with `recording`, returns
+    /// the groups it went to (so a later revision can be swapped or retracted without lookups).
+    private func add(minute: Int64?, _ w0: Int64?, recording: Bool) throws(QueryError) -> [GroupState] {
+        var groups: [GroupState] = []
         guard let spec = plan.window else {
-            if let ws = windows[Self.globalKey] { try add(c, to: ws) }
-            return
-        }
-        guard let m = minute else { return }
-        for (start, end) in spec.windows(containing: m) where !isClosed(end, w0) {
-            let ws: WindowState
-            if let existing = windows[start] {
-                ws = existing
-            } else {
-                ws = WindowState(start: start, end: end)
-                windows[start] = ws
-                if plan.singleGroup { _ = try group(ws, []) }
+            if let ws = windows[Self.globalKey] {
+                let g = try add(to: ws)
+                if recording { groups.append(g) }
             }
-            try add(c, to: ws)
+            return groups
         }
+        guard let m = minute else { return groups }
+        if spec.kind == .tumbling {
+            // One window per row: no list of windows to build.
+            let start = floorDiv(m, spec.lengthMs) &* spec.lengthMs, end = start &+ spec.lengthMs
+            if !isClosed(end, w0) {
+                let g = try add(to: try window(start, end))
+                if recording { groups.append(g) }
+            }
+            return groups
+        }
+        for (start, end) in spec.windows(containing: m) where !isClosed(end, w0) {
+            let g = try add(to: try window(start, end))
+            if recording { groups.append(g) }
+        }
+        return groups
     }
 
-    private func add(_ c: Contribution, to ws: WindowState) throws(QueryError) {
-        let g = try group(ws, c.key)
-        for (i, acc) in g.accumulators.enumerated() { acc.add(c.args[i]) }
+    private func window(_ start: Int64, _ end: Int64) throws(QueryError) -> WindowState {
+        if let existing = windows[start] { return existing }
+        let ws = WindowState(start: start, end: end)
+        windows[start] = ws
+        if plan.singleGroup { _ = try group(ws, []) }
+        return ws
+    }
+
+    private func add(to ws: WindowState) throws(QueryError) -> GroupState {
+        let g = try group(ws, scratchKey)
+        for (i, acc) in g.accumulators.enumerated() { acc.add(scratchArgs[i]) }
         g.rows += 1
-        g.dirty = true
-        ws.changed = true
+        g.touch()
+        return g
     }
 
     private func group(_ ws: WindowState, _ key: [Value]) throws(QueryError) -> GroupState {
@@ -291,7 +360,7 @@ public final class QueryEngine {
             throw .limitExceeded(.groups, limit: Int64(limits.maxGroups),
                                  detail: "more than \(limits.maxGroups) groups over \(windows.count) open window(s); narrow GROUP BY or WHERE")
         }
-        let g = GroupState(key: key, accumulators: plan.aggregates.map {
+        let g = GroupState(key: key, window: ws, accumulators: plan.aggregates.map {
             Accumulators.make($0, distinctThreshold: options.distinctExactThreshold, budget: sequenceBudget)
         })
         ws.groups[key] = g
@@ -299,25 +368,22 @@ public final class QueryEngine {
         return g
     }
 
-    private func retract(_ c: Contribution, minute: Int64, _ w0: Int64?) throws(QueryError) {
-        guard let spec = plan.window else {
-            if let ws = windows[Self.globalKey] { retract(c, from: ws) }
-            return
-        }
-        for (start, end) in spec.windows(containing: minute) where !isClosed(end, w0) {
-            if let ws = windows[start] { retract(c, from: ws) }
-        }
+    /// A group still counts: its window is open (by the watermark the batch started with) and it
+    /// was not dropped.
+    private func isLive(_ g: GroupState, _ w0: Int64?) -> Bool {
+        !g.detached && !(g.window.end.map { isClosed($0, w0) } ?? false)
     }
 
-    private func retract(_ c: Contribution, from ws: WindowState) {
-        guard let g = ws.groups[c.key] else { return }
-        for (i, acc) in g.accumulators.enumerated() { acc.remove(c.args[i]) }
-        g.rows -= 1
-        g.dirty = true
-        ws.changed = true
-        if g.rows <= 0 && !plan.singleGroup {
-            ws.groups[c.key] = nil
-            totalGroups -= 1
+    private func retract(_ c: Contribution, _ w0: Int64?) {
+        for g in c.groups where isLive(g, w0) {
+            for (i, acc) in g.accumulators.enumerated() { acc.remove(c.args[i]) }
+            g.rows -= 1
+            g.touch()
+            if g.rows <= 0 && !plan.singleGroup {
+                g.window.groups[g.key] = nil
+                g.detached = true
+                totalGroups -= 1
+            }
         }
     }
 
@@ -364,6 +430,7 @@ public final class QueryEngine {
             .sorted { $0.sortKey < $1.sortKey }
         for ws in closing {
             out.append(result(ws, final: true))
+            ws.detachGroups()
             windows[ws.sortKey] = nil
             totalGroups -= ws.groups.count
         }
@@ -408,6 +475,7 @@ public final class QueryEngine {
         pendingFinal = []
         for ws in windows.values.sorted(by: { $0.sortKey < $1.sortKey }) {
             out.append(result(ws, final: true))
+            ws.detachGroups()
         }
         windows = [:]
         identities = [:]
@@ -423,7 +491,7 @@ public final class QueryEngine {
         windows[Self.globalKey] = ws
         if plan.singleGroup {
             // SQL: an aggregate without GROUP BY yields one row even over no input.
-            ws.groups[[]] = GroupState(key: [], accumulators: plan.aggregates.map {
+            ws.groups[[]] = GroupState(key: [], window: ws, accumulators: plan.aggregates.map {
                 Accumulators.make($0, distinctThreshold: options.distinctExactThreshold, budget: sequenceBudget)
             })
             totalGroups = 1
@@ -547,14 +615,38 @@ func topK<T>(_ items: [T], _ k: Int, _ less: (T, T) -> Bool) -> [T] {
 
 // MARK: - State
 
+/// Where the engine's own fields sit in the layout.
+struct EngineSlots {
+    /// `minute` (upsert rows) or `ts` (events).
+    let time: Int
+    let final, content, user, rev, eventId: Int?
+
+    init(_ layout: RowLayout, events: Bool) {
+        time = layout.slot(events ? "ts" : "minute")!
+        final = events ? nil : layout.slot("final")
+        content = events ? nil : layout.slot("content_id")
+        user = events ? nil : layout.slot("user_id")
+        rev = events ? nil : layout.slot("rev")
+        eventId = events ? layout.slot("event_id") : nil
+    }
+}
+
 struct IdentityKey: Hashable {
     let content: Value
     let user: Value
 }
 
-struct Contribution {
-    var key: [Value]
+/// What one live row gave: its group key, its aggregate arguments, and the groups (one per open
+/// window) it was added to.
+final class Contribution {
+    let key: [Value]
     var args: [Value]
+    var groups: [GroupState] = []
+
+    init(key: [Value], args: [Value]) {
+        self.key = key
+        self.args = args
+    }
 }
 
 struct IdentityEntry {
@@ -564,6 +656,10 @@ struct IdentityEntry {
 
 final class GroupState {
     let key: [Value]
+    /// Its window; valid while `detached` is false (a window detaches its groups when dropped).
+    unowned(unsafe) let window: WindowState
+    /// Dropped: its window closed, or its last row left.
+    var detached = false
     var rows = 0
     let accumulators: [any Accumulator]
     /// Something was added or retracted since `outputs`, `passes` and `orderKeys` were computed.
@@ -572,9 +668,16 @@ final class GroupState {
     var passes = true
     var orderKeys: [Value] = []
 
-    init(key: [Value], accumulators: [any Accumulator]) {
+    init(key: [Value], window: WindowState, accumulators: [any Accumulator]) {
         self.key = key
+        self.window = window
         self.accumulators = accumulators
+    }
+
+    /// Marks the group and its window changed.
+    @inline(__always) func touch() {
+        dirty = true
+        window.changed = true
     }
 }
 
@@ -587,6 +690,8 @@ final class WindowState {
     var lastEmitted: [[Value]]?
 
     init(start: Int64?, end: Int64?) { self.start = start; self.end = end }
+
+    func detachGroups() { for g in groups.values { g.detached = true } }
 
     var sortKey: Int64 { start ?? Int64.min }
 }

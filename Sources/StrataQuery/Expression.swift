@@ -5,9 +5,10 @@
 /// `/` always divides as floating point, so `sum(click) / sum(expose)` is a ratio, not 0.
 indirect enum CExpr: Sendable {
     case literal(Value)
-    case column(String)
-    case member(String, String)
-    case path([String])
+    /// A field of the input row by path (`content.category` is ["content", "category"]), as
+    /// planned; `RowLayout.bind` turns each into the `slot` the decoder fills.
+    case field([String])
+    case slot(Int)
     /// Output context: the i-th GROUP BY value, aggregate result, or select-list value.
     case key(Int)
     case aggregate(Int)
@@ -37,7 +38,8 @@ indirect enum CExpr: Sendable {
 /// What an expression can see: the input row (WHERE, GROUP BY, aggregate arguments), or a group's
 /// keys, aggregate results and select-list values (SELECT, HAVING, ORDER BY).
 struct EvalContext {
-    var row: [String: Value] = [:]
+    /// The input row's slots (see `RowLayout`).
+    var row: UnsafeBufferPointer<Value> = UnsafeBufferPointer(start: nil, count: 0)
     var keys: [Value] = []
     var aggregates: [Value] = []
     var outputs: [Value] = []
@@ -49,17 +51,8 @@ extension CExpr {
     func eval(_ c: borrowing EvalContext) -> Value {
         switch self {
         case .literal(let v): return v
-        case .column(let name): return c.row[name] ?? .null
-        case .member(let a, let b):
-            if case .object(let o)? = c.row[a] { return o[b] ?? .null }
-            return .null
-        case .path(let parts):
-            var v: Value = .object(c.row)
-            for p in parts {
-                guard case .object(let o) = v else { return .null }
-                v = o[p] ?? .null
-            }
-            return v
+        case .slot(let i): return i < c.row.count ? c.row[i] : .null
+        case .field: return .null  // unbound: plans are bound to a layout before they run
         case .key(let i): return i < c.keys.count ? c.keys[i] : .null
         case .aggregate(let i): return i < c.aggregates.count ? c.aggregates[i] : .null
         case .output(let i): return i < c.outputs.count ? c.outputs[i] : .null

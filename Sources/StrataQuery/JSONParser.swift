@@ -87,7 +87,7 @@ struct JSONParser {
         skipSpace()
         if peek() == UInt8(ascii: "]") { i += 1; return }
         while true {
-            _ = try value(depth: depth)
+            try skipValue(depth: depth)
             skipSpace()
             guard let c = peek() else { throw Failure() }
             i += 1
@@ -114,6 +114,14 @@ struct JSONParser {
     /// -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)? — integers that fit stay `.int`.
     private mutating func number() throws(Failure) -> Value {
         let start = i
+        if let integer = try scanNumber() { return .int(integer) }
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+        guard let d = Double(text) else { throw Failure() }
+        return .double(d)
+    }
+
+    /// Moves past a number; its value when it is an integer that fits in Int64.
+    private mutating func scanNumber() throws(Failure) -> Int64? {
         var negative = false
         if peek() == UInt8(ascii: "-") { negative = true; i += 1 }
         guard let first = peek(), first >= UInt8(ascii: "0"), first <= UInt8(ascii: "9") else { throw Failure() }
@@ -145,11 +153,119 @@ struct JSONParser {
             while let d = peek(), d >= UInt8(ascii: "0"), d <= UInt8(ascii: "9") { i += 1 }
         }
         if isInteger && !overflow {
-            if !negative, magnitude <= UInt64(Int64.max) { return .int(Int64(magnitude)) }
-            if negative, magnitude <= UInt64(Int64.max) + 1 { return .int(magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)) }
+            if !negative, magnitude <= UInt64(Int64.max) { return Int64(magnitude) }
+            if negative, magnitude <= UInt64(Int64.max) + 1 { return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude) }
         }
-        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
-        guard let d = Double(text) else { throw Failure() }
-        return .double(d)
+        return nil
+    }
+}
+
+// MARK: - Decoding into slots
+
+extension JSONParser {
+    /// Decodes the object in `bytes` into the slots of `tree` (see `RowLayout`): only the fields the
+    /// tree names are built; the rest are checked and skipped. Slots start out null and stay null
+    /// for fields the row lacks. False when `bytes` is not exactly one valid JSON object (the same
+    /// grammar as `parseObject`, so both accept and reject the same rows).
+    static func parseObject(_ bytes: UnsafeRawBufferPointer, tree: FieldTree, into out: UnsafeMutableBufferPointer<Value>) -> Bool {
+        var p = JSONParser(bytes)
+        do {
+            p.skipSpace()
+            guard p.peek() == UInt8(ascii: "{") else { return false }
+            try p.object(depth: 0, node: 0, tree, out)
+            p.skipSpace()
+            return p.i == bytes.count
+        } catch {
+            return false
+        }
+    }
+
+    private mutating func object(depth: Int, node: Int, _ tree: FieldTree, _ out: UnsafeMutableBufferPointer<Value>) throws(Failure) {
+        guard depth < Self.maxDepth else { throw Failure() }
+        try expect(UInt8(ascii: "{"))
+        skipSpace()
+        if peek() == UInt8(ascii: "}") { i += 1; return }
+        while true {
+            skipSpace()
+            try expect(UInt8(ascii: "\""))
+            // Keys without escapes are matched in place; others are decoded first.
+            var j = i
+            while j < bytes.count, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\"), bytes[j] >= 0x20 { j += 1 }
+            let child: Int
+            if j < bytes.count, bytes[j] == UInt8(ascii: "\"") {
+                child = tree.child(of: node, key: bytes, i, j)
+                i = j + 1
+            } else {
+                guard let (key, end) = JSONString.read(bytes, from: i) else { throw Failure() }
+                child = tree.child(of: node, named: key)
+                i = end
+            }
+            skipSpace()
+            try expect(UInt8(ascii: ":"))
+            if child < 0 {
+                try skipValue(depth: depth)
+            } else {
+                let n = tree.nodes[child]
+                if n.edgeCount == 0 {
+                    out[n.slot] = try value(depth: depth)
+                } else if n.slot < 0 {
+                    // Only parts are read: a repeated key or a non-object replaces earlier parts.
+                    tree.assign(.null, to: child, out)
+                    skipSpace()
+                    if peek() == UInt8(ascii: "{") { try object(depth: depth + 1, node: child, tree, out) } else { try skipValue(depth: depth) }
+                } else {
+                    tree.assign(try value(depth: depth), to: child, out)
+                }
+            }
+            skipSpace()
+            guard let c = peek() else { throw Failure() }
+            i += 1
+            if c == UInt8(ascii: "}") { return }
+            guard c == UInt8(ascii: ",") else { throw Failure() }
+        }
+    }
+
+    /// Checks and moves past one value without building it.
+    private mutating func skipValue(depth: Int) throws(Failure) {
+        skipSpace()
+        guard let c = peek() else { throw Failure() }
+        switch c {
+        case UInt8(ascii: "{"): try skipObject(depth: depth + 1)
+        case UInt8(ascii: "["): try skipArray(depth: depth + 1)
+        case UInt8(ascii: "\""):
+            i += 1
+            var j = i
+            while j < bytes.count, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\"), bytes[j] >= 0x20 { j += 1 }
+            if j < bytes.count, bytes[j] == UInt8(ascii: "\"") {
+                i = j + 1
+            } else {
+                guard let (_, end) = JSONString.read(bytes, from: i) else { throw Failure() }
+                i = end
+            }
+        case UInt8(ascii: "t"): try literal("true")
+        case UInt8(ascii: "f"): try literal("false")
+        case UInt8(ascii: "n"): try literal("null")
+        default: _ = try scanNumber()
+        }
+    }
+
+    private mutating func skipObject(depth: Int) throws(Failure) {
+        guard depth < Self.maxDepth else { throw Failure() }
+        try expect(UInt8(ascii: "{"))
+        skipSpace()
+        if peek() == UInt8(ascii: "}") { i += 1; return }
+        while true {
+            skipSpace()
+            guard peek() == UInt8(ascii: "\"") else { throw Failure() }
+            try skipValue(depth: depth)
+            skipSpace()
+            try expect(UInt8(ascii: ":"))
+            try skipValue(depth: depth)
+            skipSpace()
+            guard let c = peek() else { throw Failure() }
+            i += 1
+            if c == UInt8(ascii: "}") { return }
+            guard c == UInt8(ascii: ",") else { throw Failure() }
+        }
     }
 }

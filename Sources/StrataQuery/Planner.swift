@@ -470,12 +470,7 @@ struct Planner {
         switch e.kind {
         case .literal(let v): return .literal(v)
         case .star: return .literal(.null)
-        case .column(let p):
-            switch p.count {
-            case 1: return .column(p[0])
-            case 2: return .member(p[0], p[1])
-            default: return .path(p)
-            }
+        case .column(let p): return .field(p)
         case .negate(let x): return .negate(try sub(x))
         case .not(let x): return .not(try sub(x))
         case .binary(let op, let l, let r):

@@ -40,24 +40,22 @@ enum OneShot {
             let partitions = try consumer.partitionCount(topic: topic)
             try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
             var atEnd = Set<Int32>()
+            var rows = RowBatch(layout: engine.layout, capacity: 5000)
             while ContinuousClock.now < deadline {
                 let batch = try consumer.poll(maxMessages: 5000, timeoutMs: 100)
-                var rows: [[String: Value]] = []
-                var rowPartitions: [Int] = []
+                rows.removeAll()
                 for message in batch {
                     if let error = message.error {
                         if error.code == .partitionEOF { atEnd.insert(message.partition) }
                         continue
                     }
                     if message.isWatermarkMarker { continue }
-                    guard let row = Value.decodeRow(message.value) else { continue }
-                    rows.append(row)
-                    rowPartitions.append(Int(message.partition))
+                    rows.append(json: message.value, partition: Int(message.partition))
                 }
                 rowsRead += rows.count
                 if !rows.isEmpty {
                     do throws(QueryError) {
-                        results += try engine.ingest(rows, partitions: rowPartitions)
+                        results += try engine.ingest(rows)
                     } catch {
                         return Answer(status: 400, body: ResultJSON.error(error.message))
                     }

@@ -115,7 +115,7 @@ final class TopicSource: Sendable {
         /// Set when the query is detached: its history reader stops, nothing more is published.
         let cancelled = Atomic<Bool>(false)
         var live = false
-        var pending: [(rows: [[String: Value]], partitions: [Int], newestMinute: Int64?)] = []
+        var pending: [(rows: RowBatch, newestMinute: Int64?)] = []
 
         init(definition: FeedDefinition, hub: FeedHub, limits: QueryLimits, options: QueryOptions) {
             self.definition = definition
@@ -143,12 +143,17 @@ final class TopicSource: Sendable {
         var newestMinute: Int64?
         var first = true
 
+        // Every message is decoded once, into the fields the attached queries read (see RowLayout).
+        var layout = RowLayout([])
         while !stopping {
+            let before = evaluations.count
             applyChanges(&evaluations, next: next, partitions: partitions, historyStart: historyStart, immediate: first)
+            if first || evaluations.count != before || evaluations.contains(where: { !layout.covers($0.engine.query) }) {
+                layout = RowLayout(evaluations.map(\.engine.query))
+            }
             first = false
             let batch = try consumer.poll(maxMessages: 5000, timeoutMs: 100)
-            var rows: [[String: Value]] = []
-            var rowPartitions: [Int] = []
+            var rows = RowBatch(layout: layout, capacity: batch.count)
             var batchNewest: Int64?
             for message in batch {
                 if let error = message.error {
@@ -161,28 +166,26 @@ final class TopicSource: Sendable {
                 next[message.partition] = message.offset + 1
                 // The split's watermark markers carry progress, not rows.
                 if message.isWatermarkMarker { continue }
-                guard let row = Self.decode(message.value, historyStart: historyStart) else { continue }
-                if let minute = row["minute"]?.exactInt { batchNewest = max(batchNewest ?? minute, minute) }
-                rows.append(row)
-                rowPartitions.append(Int(message.partition))
+                guard let minute = Self.decode(message.value, partition: Int(message.partition), into: &rows, historyStart: historyStart) else { continue }
+                if let minute { batchNewest = max(batchNewest ?? minute, minute) }
             }
             if let batchNewest { newestMinute = max(newestMinute ?? batchNewest, batchNewest) }
             if !rows.isEmpty { rowsCounter.increment(by: rows.count) }
             let now = Self.nowMs()
             for evaluation in evaluations where !evaluation.failed {
                 if !evaluation.live {
-                    if !rows.isEmpty { evaluation.pending.append((rows, rowPartitions, batchNewest)) }
+                    if !rows.isEmpty { evaluation.pending.append((rows, batchNewest)) }
                     guard evaluation.primed.load(ordering: .acquiring) else { continue }
                     evaluation.live = true
                     let pending = evaluation.pending
                     evaluation.pending = []
                     for chunk in pending {
-                        evaluate(evaluation, rows: chunk.rows, partitions: chunk.partitions, newestMinute: chunk.newestMinute, nowMs: now)
+                        evaluate(evaluation, rows: chunk.rows, newestMinute: chunk.newestMinute, nowMs: now)
                     }
-                    evaluate(evaluation, rows: [], partitions: [], newestMinute: nil, nowMs: now)
+                    evaluate(evaluation, rows: RowBatch(layout: layout), newestMinute: nil, nowMs: now)
                     continue
                 }
-                evaluate(evaluation, rows: rows, partitions: rowPartitions, newestMinute: batchNewest, nowMs: now)
+                evaluate(evaluation, rows: rows, newestMinute: batchNewest, nowMs: now)
             }
             let caughtUp = atEnd.count >= partitions
             status.withLock { s in
@@ -275,10 +278,10 @@ final class TopicSource: Sendable {
                 limit[from.partition] = to.offset
             }
             try consumer.assign(start.filter { remaining.contains($0.partition) })
+            let layout = RowLayout([evaluation.engine.query])
             while !remaining.isEmpty && !stopping && !evaluation.cancelled.load(ordering: .relaxed) {
                 let batch = try consumer.poll(maxMessages: 5000, timeoutMs: 100)
-                var rows: [[String: Value]] = []
-                var rowPartitions: [Int] = []
+                var rows = RowBatch(layout: layout, capacity: batch.count)
                 var batchNewest: Int64?
                 for message in batch {
                     let partition = message.partition
@@ -290,13 +293,11 @@ final class TopicSource: Sendable {
                     if message.offset >= end { remaining.remove(partition); continue }
                     if message.offset == end - 1 { remaining.remove(partition) }
                     if message.isWatermarkMarker { continue }
-                    guard let row = Self.decode(message.value, historyStart: historyStart) else { continue }
-                    if let minute = row["minute"]?.exactInt { batchNewest = max(batchNewest ?? minute, minute) }
-                    rows.append(row)
-                    rowPartitions.append(Int(partition))
+                    guard let minute = Self.decode(message.value, partition: Int(partition), into: &rows, historyStart: historyStart) else { continue }
+                    if let minute { batchNewest = max(batchNewest ?? minute, minute) }
                 }
                 rowsRead += rows.count
-                if !rows.isEmpty { evaluate(evaluation, rows: rows, partitions: rowPartitions, newestMinute: batchNewest, nowMs: nil) }
+                if !rows.isEmpty { evaluate(evaluation, rows: rows, newestMinute: batchNewest, nowMs: nil) }
                 if evaluation.failed { return }
             }
             logger.info("query primed from history", metadata: ["feed": "\(evaluation.definition.name)", "rows": "\(rowsRead)",
@@ -309,11 +310,11 @@ final class TopicSource: Sendable {
 
     /// Feeds rows to one query and publishes its current result if it changed. `nowMs` nil: no
     /// wall-clock tick (history). `newestMinute`: the newest `minute` among `rows`.
-    private func evaluate(_ evaluation: Evaluation, rows: [[String: Value]], partitions: [Int], newestMinute: Int64?, nowMs: Int64?) {
+    private func evaluate(_ evaluation: Evaluation, rows: RowBatch, newestMinute: Int64?, nowMs: Int64?) {
         guard !evaluation.failed, !evaluation.cancelled.load(ordering: .relaxed) else { return }
         var results: [QueryResult] = []
         do throws(QueryError) {
-            if !rows.isEmpty { results = try evaluation.engine.ingest(rows, partitions: partitions) }
+            if !rows.isEmpty { results = try evaluation.engine.ingest(rows) }
         } catch {
             evaluation.failed = true
             evaluation.hub.fail(error.message)
@@ -334,11 +335,16 @@ final class TopicSource: Sendable {
         }
     }
 
-    /// A row, unless it does not decode or its `minute` is older than the history.
-    static func decode(_ bytes: UnsafeRawBufferPointer, historyStart: Int64?) -> [String: Value]? {
-        guard let row = Value.decodeRow(bytes) else { return nil }
-        if let historyStart, let minute = row["minute"]?.exactInt, minute < historyStart { return nil }
-        return row
+    /// Decodes a message into the next row of `rows`, unless it does not decode or its `minute` is
+    /// older than the history. nil: no row added; else the row's minute, if it has one.
+    static func decode(_ bytes: UnsafeRawBufferPointer, partition: Int, into rows: inout RowBatch, historyStart: Int64?) -> Int64?? {
+        guard rows.append(json: bytes, partition: partition) else { return nil }
+        let minute = rows.value(rows.count - 1, "minute").exactInt
+        if let historyStart, let minute, minute < historyStart {
+            rows.removeLast()
+            return nil
+        }
+        return .some(minute)
     }
 
     /// "Now": the window holding the newest minute seen with the earliest end (for SLIDING, the

@@ -113,11 +113,11 @@ struct QueryCommand: ParsableCommand {
         var output = ResultPrinter(format: format, query: query)
         var lastRow = ContinuousClock.now
         var undecodable = 0
+        // Messages are decoded straight into the fields the query reads (see RowLayout).
+        var rows = RowBatch(layout: engine.layout, capacity: 5000)
         while !Shutdown.isRequested {
             let batch = try consumer.poll(maxMessages: 5000, timeoutMs: 100)
-            var rows: [[String: Value]] = []
-            var rowPartitions: [Int] = []
-            rows.reserveCapacity(batch.count)
+            rows.removeAll()
             for message in batch {
                 if let error = message.error {
                     if error.code != .partitionEOF { stderrLine("warning: \(error)") }
@@ -125,14 +125,13 @@ struct QueryCommand: ParsableCommand {
                 }
                 lastRow = .now
                 if message.isWatermarkMarker { continue }
-                guard let row = Value.decodeRow(message.value) else { undecodable += 1; continue }
-                if let fromMs, let time = row[timeColumn]?.exactInt, time < fromMs { continue }
-                rows.append(row)
-                rowPartitions.append((firstIndex.count == 1 ? 0 : firstIndex[message.topic] ?? 0) + Int(message.partition))
+                let partition = (firstIndex.count == 1 ? 0 : firstIndex[message.topic] ?? 0) + Int(message.partition)
+                guard rows.append(json: message.value, partition: partition) else { undecodable += 1; continue }
+                if let fromMs, let time = rows.value(rows.count - 1, timeColumn).exactInt, time < fromMs { rows.removeLast() }
             }
             var results: [QueryResult] = []
             do throws(QueryError) {
-                if !rows.isEmpty { results = try engine.ingest(rows, partitions: rowPartitions) }
+                if !rows.isEmpty { results = try engine.ingest(rows) }
             } catch {
                 stderrLine(error.rendered)
                 throw ExitCode(1)

@@ -60,4 +60,86 @@ final class JSONParserTests: XCTestCase {
             XCTAssertEqual(Value.decodeRow(text), o, text)
         }
     }
+
+    // MARK: - Slot decoding (RowLayout / RowBatch)
+
+    /// Each slot must hold what the dictionary decoder finds at its path.
+    private func assertSlotsAgree(_ text: String, _ layout: RowLayout, file: StaticString = #filePath, line: UInt = #line) {
+        var batch = RowBatch(layout: layout)
+        let ok = text.utf8CString.withUnsafeBytes { batch.append(json: UnsafeRawBufferPointer(rebasing: $0.dropLast())) }
+        let reference = Value.decodeRow(text)
+        XCTAssertEqual(ok, reference != nil, "accepts \(text)", file: file, line: line)
+        guard ok, let reference else { XCTAssertEqual(batch.count, 0, file: file, line: line); return }
+        for (slot, path) in layout.paths.enumerated() {
+            var v: Value = .object(reference)
+            for k in path { v = v[k] }
+            XCTAssertEqual(batch[0, slot], v, "\(path) in \(text)", file: file, line: line)
+        }
+    }
+
+    func testSlotDecodingAgreesWithTheDictionaryDecoder() {
+        let layout = RowLayout(paths: [["minute"], ["content", "category"], ["content", "region"], ["a"], ["a", "b"],
+                                       ["a", "b", "c"], ["s"], ["missing"], ["k"], ["x", "y"]])
+        let docs = [
+            #"{"minute":1,"content":{"category":"game","title":"t \"q\""},"a":{"b":{"c":[1,2]}},"s":"x"}"#,
+            #"{"content":"not an object","a":5,"x":{"y":null}}"#,
+            // A repeated key: the last one wins, parts included.
+            #"{"content":{"category":"game","region":"GD"},"content":{"region":"BJ"}}"#,
+            #"{"a":{"b":1},"a":{"b":{"c":2}}}"#,
+            // Escaped keys match their decoded text; arrays are skipped but checked.
+            #"{"\u006binute":7,"\u006b":true,"s":"\u00e9\ud83d\ude00","arr":[{"z":[[]]},"]",-1.5e3]}"#,
+            #"  {"x":{"y":{"deep":{"er":1}}},"s":"日本語"}  "#,
+            "{}",
+        ]
+        for d in docs { assertSlotsAgree(d, layout) }
+        // Invalid JSON is refused by both, whether or not the bad part is a field the layout reads.
+        for bad in ["", "{", "{\"a\":}", "{\"a\":1,}", "{\"a\" 1}", "[1]", "{\"a\":01}", "{\"zz\":1.}", "{\"zz\":tru}",
+                    "{\"zz\":\"x}", "{\"zz\":\"\\q\"}", "{\"zz\":\"\\ud800\"}", "{\"a\":1} x", "{'a':1}",
+                    "{\"zz\":\"\u{1}\"}", "{\"zz\":[1,]}", "{\"zz\":{\"q\":}}", "{\"zz\":{1:2}}",
+                    "{\"zz\":" + String(repeating: "[", count: 300) + String(repeating: "]", count: 300) + "}"] {
+            assertSlotsAgree(bad, layout)
+        }
+    }
+
+    func testSlotDecodingOfRandomRows() {
+        var rng = SeededRandom(seed: 7)
+        let names = ["a", "b", "c", "d"]
+        func random(_ depth: Int) -> Value {
+            switch Int.random(in: 0..<(depth > 2 ? 5 : 6), using: &rng) {
+            case 0: return .null
+            case 1: return .bool(Bool.random(using: &rng))
+            case 2: return .int(Int64.random(in: -1_000...1_000, using: &rng))
+            case 3: return .double(Double.random(in: -1e6...1e6, using: &rng))
+            case 4: return .string(String((0..<Int.random(in: 0..<6, using: &rng)).map { _ in "aé\"\\\n😀".randomElement(using: &rng)! }))
+            default:
+                var o: [String: Value] = [:]
+                for _ in 0..<Int.random(in: 0..<4, using: &rng) { o[names.randomElement(using: &rng)!] = random(depth + 1) }
+                return .object(o)
+            }
+        }
+        let layout = RowLayout(paths: [["a"], ["b", "a"], ["b", "c", "d"], ["c"], ["c", "a"], ["d", "d"]])
+        for _ in 0..<2_000 {
+            var o: [String: Value] = [:]
+            for _ in 0..<Int.random(in: 0..<6, using: &rng) { o[names.randomElement(using: &rng)!] = random(0) }
+            assertSlotsAgree(Value.object(o).jsonText, layout)
+        }
+    }
+
+    func testBatchesKeepRowsAndPartitionsApart() throws {
+        let layout = RowLayout(paths: [["minute"], ["content_id"]])
+        var batch = RowBatch(layout: layout)
+        for (i, text) in [#"{"minute":1,"content_id":"a"}"#, "not json", #"{"content_id":"b","minute":2}"#].enumerated() {
+            _ = text.utf8CString.withUnsafeBytes { batch.append(json: UnsafeRawBufferPointer(rebasing: $0.dropLast()), partition: i) }
+        }
+        XCTAssertEqual(batch.count, 2)
+        XCTAssertEqual(batch.partitions, [0, 2])
+        XCTAssertEqual(batch.value(1, "content_id"), "b")
+        XCTAssertEqual(batch[1, 0], 2)
+        batch.removeLast()
+        batch.append(["minute": 3, "content_id": "c", "other": true])
+        XCTAssertEqual(batch.partitions, [0, 0])
+        XCTAssertEqual(batch.value(1, "minute"), 3)
+        batch.removeAll()
+        XCTAssertTrue(batch.isEmpty)
+    }
 }
