@@ -22,7 +22,7 @@ indirect enum CExpr: Sendable {
     case and(CExpr, CExpr)
     case or(CExpr, CExpr)
     /// IN with a list of literals: a set lookup.
-    case inSet(CExpr, Set<Value>, listHasNull: Bool, negated: Bool)
+    case inSet(CExpr, ValueSet, listHasNull: Bool, negated: Bool)
     case inList(CExpr, [CExpr], negated: Bool)
     case between(CExpr, CExpr, CExpr, negated: Bool)
     case like(CExpr, LikePattern, negated: Bool)
@@ -33,6 +33,24 @@ indirect enum CExpr: Sendable {
     case upper(CExpr)
     case round(CExpr, CExpr?)
     case conversion(CExpr)
+}
+
+/// The literals of an IN list. A short list is scanned: a few comparisons of short strings cost
+/// less than hashing one.
+struct ValueSet: Sendable {
+    private let set: Set<Value>
+    private let list: [Value]?
+
+    init(_ values: [Value]) {
+        set = Set(values)
+        list = set.count <= 8 ? Array(set) : nil
+    }
+
+    func contains(_ v: Value) -> Bool {
+        guard let list else { return set.contains(v) }
+        for x in list where x == v { return true }
+        return false
+    }
 }
 
 /// What an expression can see: the input row (WHERE, GROUP BY, aggregate arguments), or a group's

@@ -205,10 +205,9 @@ extension JSONParser {
             if child < 0 {
                 try skipValue(depth: depth)
             } else {
-                let n = tree.nodes[child]
-                if n.edgeCount == 0 {
-                    out[n.slot] = try value(depth: depth)
-                } else if n.slot < 0 {
+                if !tree.hasChildren(child) {
+                    out[tree.slot(child)] = try value(depth: depth)
+                } else if tree.slot(child) < 0 {
                     // Only parts are read: a repeated key or a non-object replaces earlier parts.
                     tree.assign(.null, to: child, out)
                     skipSpace()

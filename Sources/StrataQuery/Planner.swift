@@ -487,7 +487,7 @@ struct Planner {
             for item in list { if case .literal(let v) = item.kind { literals.append(v) } }
             if literals.count == list.count {
                 let nonNull = literals.filter { !$0.isNull }
-                return .inSet(cx, Set(nonNull), listHasNull: nonNull.count != literals.count, negated: negated)
+                return .inSet(cx, ValueSet(nonNull), listHasNull: nonNull.count != literals.count, negated: negated)
             }
             var cl: [CExpr] = []
             for item in list { cl.append(try sub(item)) }

@@ -170,20 +170,16 @@ public struct RowBatch: Sendable {
 }
 
 /// The layout's paths as a trie the decoder walks: node 0 is the row; each node's children are
-/// the keys read below it, stored contiguously so the decoder matches a key by a short scan.
-struct FieldTree: Sendable {
-    struct Node: Sendable {
-        /// The slot of this node's whole value, or -1 (only its children are read).
-        var slot: Int
-        var firstEdge: Int
-        var edgeCount: Int
-    }
-    private(set) var nodes: [Node] = []
-    /// Edge e: key bytes `keyBytes[keyStart[e]..<keyStart[e + 1]]`, the key, and its child node.
-    private(set) var keyBytes: [UInt8] = []
-    private(set) var keyStart: [Int] = [0]
-    private(set) var keyNames: [String] = []
-    private(set) var target: [Int] = []
+/// the keys read below it, stored contiguously so the decoder matches a key by a short scan. The
+/// tables are plain memory (immutable after init): the decoder reads them per key of every row.
+final class FieldTree: @unchecked Sendable {
+    /// Per node: the slot of its whole value or -1 (only its children are read), its first edge
+    /// and its edge count.
+    private let slot, firstEdge, edgeCount: UnsafeMutableBufferPointer<Int>
+    /// Per edge: where its key's bytes start in `keyBytes`, their count, and the child node.
+    private let keyStart, keyLength, target: UnsafeMutableBufferPointer<Int>
+    private let keyBytes: UnsafeMutableBufferPointer<UInt8>
+    private let keyNames: [String]
 
     init(_ paths: [[String]]) {
         // Build a nested map first, then lay it out breadth-first so edges stay contiguous.
@@ -204,58 +200,75 @@ struct FieldTree: Sendable {
             d.slot = slot
         }
         var queue = [root]
+        var nodes: [(slot: Int, first: Int, count: Int)] = [(-1, 0, 0)]
+        var edges: [(start: Int, length: Int, target: Int)] = []
+        var bytes: [UInt8] = []
+        var names: [String] = []
         var head = 0
-        nodes.append(Node(slot: -1, firstEdge: 0, edgeCount: 0))
         while head < queue.count {
             let d = queue[head]
-            nodes[head].firstEdge = target.count
-            nodes[head].edgeCount = d.children.count
+            nodes[head].first = edges.count
+            nodes[head].count = d.children.count
             for (k, c) in d.children {
-                keyBytes += Array(k.utf8)
-                keyStart.append(keyBytes.count)
-                keyNames.append(k)
-                target.append(nodes.count)
-                nodes.append(Node(slot: c.slot, firstEdge: 0, edgeCount: 0))
+                let utf8 = Array(k.utf8)
+                edges.append((bytes.count, utf8.count, nodes.count))
+                bytes += utf8
+                names.append(k)
+                nodes.append((c.slot, 0, 0))
                 queue.append(c)
             }
             head += 1
         }
+        func table<T>(_ values: [T]) -> UnsafeMutableBufferPointer<T> {
+            let t = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, values.count))
+            _ = t.initialize(from: values)
+            return t
+        }
+        slot = table(nodes.map(\.slot))
+        firstEdge = table(nodes.map(\.first))
+        edgeCount = table(nodes.map(\.count))
+        keyStart = table(edges.map(\.start))
+        keyLength = table(edges.map(\.length))
+        target = table(edges.map(\.target))
+        keyBytes = table(bytes)
+        keyNames = names
     }
 
-    /// The child of `node` reached by the key in `bytes[range]`, or -1.
+    deinit {
+        for t in [slot, firstEdge, edgeCount, keyStart, keyLength, target] { t.deallocate() }
+        keyBytes.deallocate()
+    }
+
+    /// The slot of `node`'s whole value, or -1.
+    @inline(__always) func slot(_ node: Int) -> Int { slot[node] }
+    @inline(__always) func hasChildren(_ node: Int) -> Bool { edgeCount[node] > 0 }
+
+    /// The child of `node` reached by the key in `bytes[start..<end]`, or -1.
     @inline(__always)
     func child(of node: Int, key bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Int {
-        let n = nodes[node]
         let length = end - start
-        var e = n.firstEdge
-        while e < n.firstEdge + n.edgeCount {
+        let first = firstEdge[node]
+        for e in first..<(first + edgeCount[node]) where keyLength[e] == length {
             let ks = keyStart[e]
-            if keyStart[e + 1] - ks == length {
-                var same = true
-                var j = 0
-                while j < length {
-                    if keyBytes[ks + j] != bytes[start + j] { same = false; break }
-                    j += 1
-                }
-                if same { return target[e] }
-            }
-            e += 1
+            var j = 0
+            while j < length && keyBytes[ks + j] == bytes[start + j] { j += 1 }
+            if j == length { return target[e] }
         }
         return -1
     }
 
     /// The child of `node` reached by `key` (a key that held escapes), or -1.
     func child(of node: Int, named key: String) -> Int {
-        let n = nodes[node]
-        for e in n.firstEdge..<(n.firstEdge + n.edgeCount) where keyNames[e] == key { return target[e] }
+        let first = firstEdge[node]
+        for e in first..<(first + edgeCount[node]) where keyNames[e] == key { return target[e] }
         return -1
     }
 
     /// Fills `node`'s slot and every slot below it from `value` (its parts, or null).
     func assign(_ value: Value, to node: Int, _ out: UnsafeMutableBufferPointer<Value>) {
-        let n = nodes[node]
-        if n.slot >= 0 { out[n.slot] = value }
-        for e in n.firstEdge..<(n.firstEdge + n.edgeCount) { assign(value[keyNames[e]], to: target[e], out) }
+        if slot[node] >= 0 { out[slot[node]] = value }
+        let first = firstEdge[node]
+        for e in first..<(first + edgeCount[node]) { assign(value[keyNames[e]], to: target[e], out) }
     }
 }
 
