@@ -45,6 +45,11 @@ public final class QueryEngine {
     // an engine is used by one thread at a time and no access to these overlaps another.
     @exclusivity(unchecked) private var windows: [Int64: WindowState] = [:]
     @exclusivity(unchecked) private var identities: [Int64: [IdentityKey: IdentityEntry]] = [:]
+    /// The identities of the minute the last row had, taken out of `identities` while rows keep
+    /// that minute (they mostly come in minute order): one hash lookup per row instead of two.
+    /// Put back at the end of each batch (`closeBucket`).
+    @exclusivity(unchecked) private var bucket: [IdentityKey: IdentityEntry] = [:]
+    private var bucketMinute: Int64?
     private var wm: Int64?
     private var partitionMax: [Int: Int64] = [:]
     private var partitionSeen: [Int: Int64] = [:]
@@ -179,9 +184,10 @@ public final class QueryEngine {
                     if let w0, lastEnd(t) &+ grace <= w0 { stats.lateRows += 1; continue }
                     let key = IdentityKey(content: id, user: .int(t))
                     let bucket = floorDiv(t, 60_000) &* 60_000
-                    if identities[bucket]?[key] != nil { stats.duplicateEvents += 1; continue }
+                    openBucket(bucket)
+                    if self.bucket[key] != nil { stats.duplicateEvents += 1; continue }
                     if evaluate(row, identity: { [id, .int(t)] }) { _ = try add(minute: t, w0, recording: false) }
-                    identities[bucket, default: Dictionary(minimumCapacity: bucketHint)][key] = IdentityEntry(rev: nil, contribution: nil)
+                    self.bucket[key] = IdentityEntry(rev: nil, contribution: nil)
                     stats.rowsApplied += 1
                     continue
                 }
@@ -190,7 +196,8 @@ public final class QueryEngine {
                     if let w0, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
                     let key = IdentityKey(content: content, user: slots.user.map { row[$0] } ?? .null)
                     // One hash lookup per level: the entry is updated in place.
-                    let applied = try upsert(&identities[m, default: Dictionary(minimumCapacity: bucketHint)][key], row: row, minute: m, key: key,
+                    openBucket(m)
+                    let applied = try upsert(&bucket[key], row: row, minute: m, key: key,
                                              rev: slots.rev.flatMap { row[$0].exactInt }, w0)
                     if !applied { stats.staleRevisions += 1; continue }
                 } else {
@@ -202,6 +209,7 @@ public final class QueryEngine {
             }
         }
 
+        closeBucket()
         if let singleMax { batchMax[0] = singleMax }
         for (p, m) in batchMax {
             partitionMax[p] = max(partitionMax[p] ?? m, m)
@@ -231,6 +239,20 @@ public final class QueryEngine {
         return out
     }
 
+    private func openBucket(_ minute: Int64) {
+        guard bucketMinute != minute else { return }
+        closeBucket()
+        bucket = identities.removeValue(forKey: minute) ?? Dictionary(minimumCapacity: bucketHint)
+        bucketMinute = minute
+    }
+
+    private func closeBucket() {
+        guard let m = bucketMinute else { return }
+        identities[m] = bucket
+        bucket = [:]
+        bucketMinute = nil
+    }
+
     /// Applies a row to its identity's entry: false when the row is a stale revision.
     private func upsert(_ entry: inout IdentityEntry?, row: UnsafeBufferPointer<Value>, minute m: Int64, key: IdentityKey,
                         rev: Int64?, _ w0: Int64?) throws(QueryError) -> Bool {
@@ -241,9 +263,10 @@ public final class QueryEngine {
                 // A new revision in the same groups (the common case): swap its values in place,
                 // with no lookup and no allocation.
                 for g in old.groups where isLive(g, w0) {
-                    for (i, acc) in g.accumulators.enumerated() {
-                        acc.remove(old.args[i])
-                        acc.add(scratchArgs[i])
+                    let accumulators = g.accumulators
+                    for i in accumulators.indices {
+                        accumulators[i].remove(old.args[i])
+                        accumulators[i].add(scratchArgs[i])
                     }
                     g.touch()
                 }
@@ -355,7 +378,8 @@ public final class QueryEngine {
 
     private func add(to ws: WindowState) throws(QueryError) -> GroupState {
         let g = try group(ws, scratchKey)
-        for (i, acc) in g.accumulators.enumerated() { acc.add(scratchArgs[i]) }
+        let accumulators = g.accumulators
+        for i in accumulators.indices { accumulators[i].add(scratchArgs[i]) }
         g.rows += 1
         g.touch()
         return g
@@ -383,7 +407,8 @@ public final class QueryEngine {
 
     private func retract(_ c: Contribution, _ w0: Int64?) {
         for g in c.groups where isLive(g, w0) {
-            for (i, acc) in g.accumulators.enumerated() { acc.remove(c.args[i]) }
+            let accumulators = g.accumulators
+            for i in accumulators.indices { accumulators[i].remove(c.args[i]) }
             g.rows -= 1
             g.touch()
             if g.rows <= 0 && !plan.singleGroup {
