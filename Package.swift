@@ -137,7 +137,7 @@ let package = Package(
         .testTarget(name: "StrataJobsTests", dependencies: ["StrataJobs", "StrataOffline", "StrataArchive", "StrataDWM", "StrataDims", "StrataKafka", "StrataGen", "StrataCore", "StrataQuery", "StrataRuntime", "strata", "StrataTestSupport"]),
         .testTarget(name: "StrataArchiveTests", dependencies: ["StrataArchive"]),
         .testTarget(name: "StrataReconcileTests", dependencies: ["StrataReconcile", "StrataArchive", "StrataDims", "StrataCore", "StrataKafka", "strata", "StrataTestSupport"]),
-        .testTarget(name: "StrataRuntimeTests", dependencies: ["StrataRuntime"]),
+        .testTarget(name: "StrataRuntimeTests", dependencies: ["StrataRuntime", "StrataCore"]),
         .testTarget(name: "StrataServeTests", dependencies: ["StrataServe", "StrataQuery", "StrataKafka", "StrataCore", "StrataTestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

@@ -16,11 +16,12 @@ extension BenchCommand {
             discussion: """
             Generates N reference events (out-of-order, very late and duplicate ones, unknown and invalid ids) spanning --event-minutes of event time, writes them unkeyed to a 4-partition ods.raw under a fresh prefix (line i to a seeded random partition, as many producers do), then starts `strata run --until-idle 10` on the backlog and samples its CPU and peak RSS. Afterwards it reads dws.content and ods.late to their ends and compares them with a computation from the input alone: each ods.raw partition in offset order, an event late when its partition's highest ts so far − out-of-orderness is past its minute's end + allowed lateness.
 
-            Prints JSON lines: throughput (events / (wall time − the 13 s of idle waiting at the end)), Strata CPU-seconds per event, peak RSS, and exactness (DWS rows missing, extra, differing; late events expected and published). --run-binary runs another strata build on the same input (e.g. an earlier release), for a before/after in one run. Build with -c release.
+            Prints JSON lines: throughput (events / (wall time − the 13 s of idle waiting at the end)), Strata CPU-seconds per event, peak RSS, and exactness (DWS rows missing, extra, differing; late events expected and published). `catch-up.stages` (one line per job) gives where each job's thread spent its time, per stage of its loop (the jobs' stage clocks: wall and CPU seconds, CPU µs per input event); `catch-up.cpu` the process's CPU by thread group (job threads, librdkafka's threads, the rest), the broker's CPU with --broker-pid, and how many cores each kept busy. --run-binary runs another strata build on the same input (e.g. an earlier release), for a before/after in one run. Build with -c release.
 
             Examples:
               strata bench catch-up --events 2000000
               strata bench catch-up --events 300000 --event-minutes 10 --run-binary /tmp/strata-old
+              strata bench catch-up --events 1000000 --run-args=--no-offline --broker-pid $(cat ~/.cache/strata/stack/broker.pid)
             """)
 
         @OptionGroup var global: GlobalOptions
@@ -31,6 +32,7 @@ extension BenchCommand {
         @Option(help: "Seed of the workload and of the partition choice.") var seed: UInt64 = 42
         @Option(help: "The strata binary to run (default: this one).") var runBinary: String?
         @Option(help: "Extra arguments for `strata run`, e.g. --run-args='--align-ms 0'.") var runArgs: String = ""
+        @Option(help: "The broker's pid, to report its CPU over the run beside Strata's.") var brokerPid: Int32?
 
         func run() throws {
             let config = try global.resolve()
@@ -68,12 +70,16 @@ extension BenchCommand {
             progress.finish()
 
             let child = try startRun(config: config, prefix: prefix, storePath: storePath)
+            let brokerBefore = brokerPid.flatMap { ProcessStats.read(pid: $0) }
             let sampler = ProcessSampler(pid: child.processIdentifier)
             let started = ContinuousClock.now
             stderrLine("strata run (pid \(child.processIdentifier)) catching up on \(events) events")
+            // The summaries (stage clocks included) come on stdout at exit: read it while it runs.
+            let childOut = (child.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile()
             child.waitUntilExit()
             let elapsed = (ContinuousClock.now - started).seconds
             sampler.stop()
+            let brokerCPU = brokerPid.flatMap { ProcessStats.read(pid: $0) }.map { b in brokerBefore.map { b.cpuSeconds - $0.cpuSeconds } ?? b.cpuSeconds }
             if child.terminationStatus != 0 { throw ValidationError("strata run exited with \(child.terminationStatus)") }
 
             // Both outputs are keyed (by content id), so the state-topic reader reads them whole.
@@ -92,6 +98,40 @@ extension BenchCommand {
             print("{\"bench\":\"catch-up.exactness\",\"dws_rows_expected\":\(truth.dwsRows),\"dws_rows_missing\":\(check.missing),"
                   + "\"dws_rows_extra\":\(check.extra),\"dws_rows_differing\":\(check.differing),\"late_expected\":\(truth.lateCount),"
                   + "\"late_published\":\(late.count),\"late_not_expected\":\(check.lateNotExpected),\"exact\":\(check.exact)}")
+            printStages(String(decoding: childOut, as: UTF8.self), elapsed: elapsed, processCPU: sampler.cpuSeconds,
+                        threads: sampler.threadCPUSeconds, brokerCPU: brokerCPU)
+        }
+
+        /// Per job: each stage's wall and CPU seconds and CPU µs per input event (the job's summary
+        /// line); then the process's CPU by thread group and the broker's, and the cores they kept busy.
+        private func printStages(_ childOut: String, elapsed: Double, processCPU: Double, threads: [String: Double], brokerCPU: Double?) {
+            let n = Double(events)
+            func round(_ x: Double, _ digits: Double = 100) -> Double { (x * digits).rounded() / digits }
+            func line(_ o: [String: Any]) -> String {
+                (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+            }
+            for l in childOut.split(separator: "\n") where l.hasPrefix("{") {
+                guard let o = try? JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any], let job = o["job"] as? String,
+                      let stages = o["stages"] as? [String: [String: Any]] else { continue }
+                var out: [String: Any] = [:]
+                for (name, t) in stages {
+                    let cpu = t["cpu_s"] as? Double ?? 0, wall = t["wall_s"] as? Double ?? 0
+                    out[name] = ["cpu_s": cpu, "wall_s": wall, "cpu_us_per_event": round(cpu * 1e6 / n), "laps": t["laps"] as? Int ?? 0]
+                }
+                let thread = o["thread"] as? [String: Any]
+                print(line(["bench": "catch-up.stages", "job": job, "consumed": o["consumed"] as? Int ?? 0, "stages": out,
+                            "thread_cpu_s": thread?["cpu_s"] as? Double ?? 0, "loop_wall_s": thread?["wall_s"] as? Double ?? 0]))
+            }
+            var cpu: [String: Any] = ["bench": "catch-up.cpu", "wall_s": round(elapsed), "strata_cpu_s": round(processCPU),
+                                      "strata_cores_busy": round(processCPU / max(elapsed, 0.001)),
+                                      "threads_cpu_s": threads.mapValues { round($0) },
+                                      "threads_cpu_us_per_event": threads.mapValues { round($0 * 1e6 / n) }]
+            if let b = brokerCPU {
+                cpu["broker_cpu_s"] = round(b)
+                cpu["broker_cores_busy"] = round(b / max(elapsed, 0.001))
+                cpu["broker_cpu_us_per_event"] = round(b * 1e6 / n)
+            }
+            print(line(cpu))
         }
 
         private func fmt(_ x: Double) -> String { String(format: "%.2f", x) }
@@ -110,7 +150,7 @@ extension BenchCommand {
             for (k, v) in config.kafka { args += ["-X", "\(k)=\(v)"] }
             args += runArgs.split(separator: " ").map(String.init)
             p.arguments = args
-            p.standardOutput = FileHandle.nullDevice
+            p.standardOutput = Pipe()
             let log = NSTemporaryDirectory() + "strata-bench-catchup-\(prefix)log"
             _ = FileManager.default.createFile(atPath: log, contents: nil)
             p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))

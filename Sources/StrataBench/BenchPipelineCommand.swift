@@ -265,9 +265,11 @@ final class LatencyWatcher: Sendable {
     }
 }
 
-/// Peak RSS and CPU time of a child process, from /proc every 250 ms.
+/// Peak RSS and CPU time of a child process, from /proc every 250 ms; also each thread's CPU
+/// time (/proc/PID/task), kept per thread at its last sample, so threads that ended still count.
 final class ProcessSampler: Sendable {
     private let stats = Mutex((peakKiB: 0, cpuTicks: 0))
+    private let threads = Mutex([Int32: (name: String, ticks: Int)]())
     private let stopFlag = StopFlag()
     private let done = DispatchSemaphore(value: 0)
 
@@ -276,12 +278,24 @@ final class ProcessSampler: Sendable {
             while !stopFlag.isSet {
                 if let now = ProcessStats.read(pid: pid) {
                     stats.withLock { $0 = (max($0.peakKiB, now.peakRSSKiB), now.cpuTicks) }
+                    sampleThreads(pid: pid)
                 }
                 Thread.sleep(forTimeInterval: 0.25)
             }
             done.signal()
         }
         thread.start()
+    }
+
+    private func sampleThreads(pid: Int32) {
+        guard let tids = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return }
+        for t in tids {
+            guard let tid = Int32(t), let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(t)/stat", encoding: .utf8),
+                  let ticks = ProcessStats.parseStat(stat),
+                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
+            let name = String(stat[stat.index(after: open)..<close])
+            threads.withLock { $0[tid] = (name, max($0[tid]?.ticks ?? 0, ticks)) }
+        }
     }
 
     func stop() {
@@ -291,4 +305,17 @@ final class ProcessSampler: Sendable {
 
     var peakRSSKiB: Int { stats.withLock { $0.peakKiB } }
     var cpuSeconds: Double { Double(stats.withLock { $0.cpuTicks }) / Double(ProcessStats.ticksPerSecond) }
+
+    /// CPU-seconds per thread group: the jobs' threads by name (`strata-split`, `strata-dwm`…, as
+    /// `JobRunner` names them), librdkafka's (`rdk:*`) together, the rest (the main thread, the
+    /// changelog follower…) as `other`. Up to the last sample (≤ 250 ms short).
+    var threadCPUSeconds: [String: Double] {
+        let jobThreads: Set = ["strata-split", "strata-dwm", "strata-archive", "strata-sink"]
+        var out: [String: Double] = [:]
+        for (_, t) in threads.withLock({ $0 }) {
+            let group = jobThreads.contains(t.name) ? t.name : t.name.hasPrefix("rdk:") ? "librdkafka" : "other"
+            out[group, default: 0] += Double(t.ticks) / Double(ProcessStats.ticksPerSecond)
+        }
+        return out
+    }
 }

@@ -45,6 +45,14 @@ public final class MetricsRegistry: Sendable {
                                    handler: prometheus.makeCounter(descriptor: Self.descriptor(name, help), labels: dims), factory: factory)
     }
 
+    /// A counter of fractional amounts (cumulative seconds: `strata_job_stage_seconds_total`).
+    public func secondsCounter(_ name: String, help: String, labels: [String: String] = [:]) -> CoreMetrics.FloatingPointCounter {
+        let dims = Self.dimensions(labels)
+        return CoreMetrics.FloatingPointCounter(label: name, dimensions: dims,
+                                                handler: prometheus.makeCounter(descriptor: Self.descriptor(name, help), labels: dims),
+                                                factory: factory)
+    }
+
     /// A value that is set (a level: watermark, lag, resident bytes).
     /// (A non-aggregating `Recorder`, which is what swift-metrics' `Gauge` is.)
     public func gauge(_ name: String, help: String, labels: [String: String] = [:]) -> CoreMetrics.Recorder {

@@ -106,6 +106,7 @@ public final class DWMJob: StreamJob {
                      "rows_without_content": s.rowsWithoutContent]
         j.transactions = loop.stats.transactions
         j.abortedTransactions = loop.stats.abortedTransactions
+        j.addStages(loop.clock)
         return j
     }
 }
@@ -134,6 +135,9 @@ final class DWMStage: TransactionalStage {
     private let topicIndex: [String: Int]
     private var names = TopicNames()
     private let metrics = DWMMetrics()
+    /// The loop's stage clock and this stage's own laps inside the loop's calls.
+    private var clock: StageClock?
+    private var laps = (windowApply: 0, collect: 0, lookup: 0, rows: 0)
 
     private var checkpointTopic: String { options.topicPrefix + Topology.dwmCheckpoint }
 
@@ -160,6 +164,14 @@ final class DWMStage: TransactionalStage {
         var late: [(key: [UInt8]?, value: [UInt8])] = []
         var lastCommit = ContinuousClock.now
         var dirty = false
+    }
+
+    /// `window_apply` (consume: records into the engine), `collect` (the engine's rows for a
+    /// transaction), `enrich_lookup` (dimension lookups), `encode_produce_rows` (JSON encoding of
+    /// the DWM and DWS rows and handing them to librdkafka, which may wait for queue space).
+    func attach(clock: StageClock) {
+        self.clock = clock
+        laps = (clock.stage("window_apply"), clock.stage("collect"), clock.stage("enrich_lookup"), clock.stage("encode_produce_rows"))
     }
 
     func prepare(producer: KafkaProducer, consumer: KafkaConsumer) throws {
@@ -236,6 +248,7 @@ final class DWMStage: TransactionalStage {
             let outcome = s.engine.apply(m.value, source: source, offset: m.offset, stamp: stamp)
             if outcome == .late { s.late.append((m.key.map { Array($0) }, Array(m.value))) }
         }
+        clock?.lap(laps.windowApply)
         s.dirty = true
         // A content id let through without the store's answer: fail before anything is committed.
         if let e = cache.takeGateFailure() { throw e }
@@ -269,9 +282,11 @@ final class DWMStage: TransactionalStage {
         guard let s = state else { return }
         emittedAt = Self.wallMs()
         let rows = tick.finishing ? s.engine.flushAll(nowMs: emittedAt) : s.engine.collect(nowMs: emittedAt)
+        clock?.lap(laps.collect)
         let t0 = ContinuousClock.now
         try enricher.lookUp(rows)
         timings.lookup = .now - t0
+        clock?.lap(laps.lookup)
         emission = rows
     }
 
@@ -284,6 +299,7 @@ final class DWMStage: TransactionalStage {
                                 try produce(producer, out.dws, key: r.contentId, value: value)
                                 if !hasContent { stats.rowsWithoutContent += 1 }
                             })
+        clock?.lap(laps.rows)
         for l in s.late { try producer.produce(topic: out.late.name, key: l.key, value: l.value) }
         for (source, cp) in s.engine.replayPoints() {
             guard let pos = s.positions[source] else { continue }

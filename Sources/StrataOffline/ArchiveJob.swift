@@ -85,6 +85,7 @@ public final class ArchiveJob: StreamJob {
         j.written = ["files": s.filesPublished, "bytes_in": s.bytesIn, "bytes_out": Int(s.bytesOut)]
         j.transactions = loop.stats.transactions
         j.abortedTransactions = loop.stats.abortedTransactions
+        j.addStages(loop.clock)
         return j
     }
 }

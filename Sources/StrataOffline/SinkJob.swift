@@ -87,6 +87,7 @@ public final class SinkJob: StreamJob {
         j.written = ["rows_changed": s.changed]
         j.transactions = loop.stats.transactions
         j.abortedTransactions = loop.stats.abortedTransactions
+        j.addStages(loop.clock)
         return j
     }
 }

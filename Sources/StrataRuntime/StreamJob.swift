@@ -26,14 +26,25 @@ public struct JobSummary: Encodable, Sendable {
     public var written: [String: Int] = [:]
     public var transactions = 0
     public var abortedTransactions = 0
+    /// Wall and CPU time of the job's thread per stage of its loop (`StageClock`), and the thread's
+    /// whole (`thread`); empty for jobs without a loop.
+    public var stages: [String: StageClock.Totals] = [:]
+    public var thread: StageClock.Totals?
 
     public init(job: String) { self.job = job }
+
+    /// The loop's stage totals (call on the job's thread, e.g. from its `summary`).
+    public mutating func addStages(_ clock: StageClock) {
+        stages = clock.snapshot
+        thread = clock.thread
+    }
 
     public var balanced: Bool { consumed == outcomes.values.reduce(0, +) }
 
     enum CodingKeys: String, CodingKey {
-        case job, consumed, outcomes, details, written, transactions, balanced
+        case job, consumed, outcomes, details, written, transactions, balanced, stages, thread
         case abortedTransactions = "aborted_transactions"
+        case cpuUsPerRecord = "stage_cpu_us_per_record"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -46,6 +57,14 @@ public struct JobSummary: Encodable, Sendable {
         try c.encode(transactions, forKey: .transactions)
         try c.encode(abortedTransactions, forKey: .abortedTransactions)
         try c.encode(balanced, forKey: .balanced)
+        if !stages.isEmpty {
+            try c.encode(stages, forKey: .stages)
+            try c.encodeIfPresent(thread, forKey: .thread)
+            // µs of the job thread's CPU per consumed record, per stage (the budget's unit).
+            let n = Double(max(consumed, 1))
+            try c.encode(stages.filter { $0.value.cpuNs > 0 }.mapValues { (Double($0.cpuNs) / 1e3 / n * 100).rounded() / 100 },
+                         forKey: .cpuUsPerRecord)
+        }
     }
 
     /// One JSON line, keys sorted: what `strata job` and `strata run` print on exit.
@@ -89,6 +108,7 @@ public enum JobRunner {
             let finished = DispatchSemaphore(value: 0)
             let box = JobBox(job)
             let thread = Thread {
+                nameThisThread("strata-\(box.job.name)")
                 do { try box.job.run(shouldStop: stop) { s in latest.withLock { $0[i] = s } } } catch {
                     logger.error("job failed; stopping the others", metadata: ["job": "\(box.job.name)", "error": "\(error)"])
                     failures.withLock { $0[box.job.name] = "\(error)" }
@@ -108,6 +128,17 @@ public enum JobRunner {
         tick(summaries)
         return Outcome(summaries: summaries, failures: failures.withLock { $0 })
     }
+}
+
+/// Names the calling OS thread (Linux: its `comm`, at most 15 bytes), which Foundation's
+/// `Thread.name` does not do on Linux: what top -H, perf and `bench catch-up`'s per-thread CPU show.
+/// (`pthread_setname_np` is not visible to Swift through Glibc; the thread's comm file is the same.)
+func nameThisThread(_ name: String) {
+    let fd = open("/proc/thread-self/comm", O_WRONLY)
+    guard fd >= 0 else { return }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    close(fd)
 }
 
 /// Hands a job to its thread; each job is used by that one thread while it runs.

@@ -81,11 +81,16 @@ public final class TransactionalLoop {
     private var fetchPositions: [PartitionKey: Int64] = [:]
     private var redelivering: Set<PartitionKey> = []
     private let metrics: LoopMetrics
+    /// Wall and CPU time of the job's thread per stage of the loop (per batch, never per record).
+    public let clock: StageClock
+    private let laps: LoopLaps
 
     public init(options: Options, logger: Logger) {
         self.options = options
         self.logger = logger
         self.metrics = LoopMetrics(job: options.job)
+        clock = StageClock(job: options.job)
+        laps = LoopLaps(clock)
     }
 
     /// Runs `stage` until `shouldStop()` or `--until-idle`; `onCommit` after each transaction.
@@ -100,6 +105,7 @@ public final class TransactionalLoop {
         let assignment = AssignmentTracker()
         let consumer = try makeConsumer(assignment)
         try producer.initTransactions()
+        stage.attach(clock: clock)
         try stage.prepare(producer: producer, consumer: consumer)
         try loop(stage, consumer: consumer, assignment: assignment, shouldStop: shouldStop) { tick in
             try transaction(stage, tick: tick, producer: producer, consumer: consumer)
@@ -112,6 +118,7 @@ public final class TransactionalLoop {
     public func run(durable stage: some DurableStage, shouldStop: () -> Bool = { false }, onCommit: () -> Void = {}) throws {
         let assignment = AssignmentTracker()
         let consumer = try makeConsumer(assignment)
+        stage.attach(clock: clock)
         try stage.prepare(consumer: consumer)
         try loop(stage, consumer: consumer, assignment: assignment, shouldStop: shouldStop) { tick in
             try durableCommit(stage, tick: tick, consumer: consumer)
@@ -141,10 +148,13 @@ public final class TransactionalLoop {
         logger.info("\(options.job) started", metadata: ["group": "\(options.groupId)", "instance": "\(options.instanceId)"])
         var lastInput = ContinuousClock.now
         var topicNames = TopicNames()
+        clock.start()
         while !shouldStop() {
             let batch = try consumer.poll(maxMessages: options.batchSize, timeoutMs: options.pollTimeoutMs)
+            clock.lap(laps.poll)
             if assignment.takeChange() != nil {
                 let repositioned = try restore(stage, consumer: consumer)
+                clock.lap(laps.restore)
                 // Idle time counts from when the stage is ready (a restore reads checkpoints).
                 lastInput = .now
                 // Records polled before the seeks come again after them.
@@ -175,12 +185,14 @@ public final class TransactionalLoop {
                 positions[key] = max(positions[key] ?? 0, m.offset + 1)
             }
             let now = ContinuousClock.now
+            clock.lap(laps.track)
             if !records.isEmpty {
                 positionsChanged = true
                 lastInput = now
                 if stats.firstRecordAt == nil { stats.firstRecordAt = now }
                 stats.lastRecordAt = now
                 try stage.consume(records)
+                clock.lap(laps.consume)
             }
             stage.afterPoll(consumer: consumer)
             if stage.holdsInput { lastInput = now }
@@ -188,9 +200,11 @@ public final class TransactionalLoop {
                 assignment.hasJoined && options.idleOrder.isIdle(now: now, lastInput: lastInput, idle: $0)
             } ?? false
             let tick = Tick(now: now, inputPaused: records.isEmpty, finishing: finishing)
+            clock.lap(laps.afterPoll)
             if stage.wantsTransaction(tick) { try commit(tick) }
             // Zero-copy records handed to the producer point into `batch`: alive until here.
             withExtendedLifetime(batch) {}
+            clock.lap(laps.other)
             if finishing { break }
         }
         logger.info("\(options.job) finished", metadata: ["transactions": "\(stats.transactions)",
@@ -229,16 +243,21 @@ public final class TransactionalLoop {
     private func transaction(_ stage: some TransactionalStage, tick: Tick, producer: KafkaProducer, consumer: KafkaConsumer) throws {
         do {
             try stage.beforeTransaction(tick)
+            clock.lap(laps.prepare)
             let started = ContinuousClock.now
             defer { metrics.transactionSeconds.record(duration: ContinuousClock.now - started) }
             try producer.beginTransaction()
             try stage.produce(into: producer, tick: tick)
+            clock.lap(laps.produce)
             if positionsChanged {
                 try producer.sendOffsets(positions.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) },
                                          consumer: consumer)
+                clock.lap(laps.sendOffsets)
             }
             try producer.commitTransaction()
+            clock.lap(laps.commit)
         } catch let e as KafkaError where e.requiresAbort && !e.isFatal {
+            defer { clock.lap(laps.abort) }
             stats.abortedTransactions += 1
             metrics.aborted.increment()
             try producer.abortTransaction()
@@ -277,6 +296,8 @@ public final class TransactionalLoop {
         let started = ContinuousClock.now
         defer { metrics.transactionSeconds.record(duration: ContinuousClock.now - started) }
         try stage.write(tick)
+        clock.lap(laps.produce)
+        defer { clock.lap(laps.commit) }
         if positionsChanged {
             do {
                 try consumer.commit(positions.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) })
@@ -304,6 +325,30 @@ struct LoopMetrics {
         transactionSeconds = registry.timer("strata_job_transaction_seconds",
                                             help: "Time from beginning a transaction to its commit or abort (produce, offsets, commit)",
                                             labels: labels)
+    }
+}
+
+/// The loop's own stages of `StageClock`, registered once. In loop order: `poll` (librdkafka's
+/// poll, waiting for input included), `track` (per-record offset bookkeeping), `consume` (the
+/// stage's `consume`), `after_poll`, `restore`, `prepare` (`beforeTransaction`), `produce`
+/// (begin + the stage's `produce`; a durable stage's `write`), `send_offsets`, `commit`
+/// (`commitTransaction`: waiting for every produced record's ack, then the commit; a durable
+/// stage's offset commit), `abort`, `other` (the rest of a turn).
+struct LoopLaps {
+    let poll, track, consume, afterPoll, restore, prepare, produce, sendOffsets, commit, abort, other: Int
+
+    init(_ clock: StageClock) {
+        poll = clock.stage("poll")
+        track = clock.stage("track")
+        consume = clock.stage("consume")
+        afterPoll = clock.stage("after_poll")
+        restore = clock.stage("restore")
+        prepare = clock.stage("prepare")
+        produce = clock.stage("produce")
+        sendOffsets = clock.stage("send_offsets")
+        commit = clock.stage("commit")
+        abort = clock.stage("abort")
+        other = clock.stage("other")
     }
 }
 

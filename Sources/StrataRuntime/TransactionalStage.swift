@@ -25,6 +25,9 @@ public protocol LoopStage: AnyObject {
     func aborted() -> Rewind
     /// Input is held back on purpose (e.g. partitions paused): the job is not idle.
     var holdsInput: Bool { get }
+    /// Once, before `prepare`: the loop's stage clock, for the stage to lap finer stages of its
+    /// own inside the loop's calls (`StageClock`); the loop's lap after the call gets the rest.
+    func attach(clock: StageClock)
 }
 
 /// A stage whose output is Kafka records: each transaction's records and the consumer offsets
@@ -53,6 +56,7 @@ extension LoopStage {
     public func afterPoll(consumer: KafkaConsumer) {}
     public func beforeTransaction(_ tick: Tick) throws {}
     public var holdsInput: Bool { false }
+    public func attach(clock: StageClock) {}
 }
 
 extension TransactionalStage {

@@ -99,6 +99,7 @@ public final class SplitJob: StreamJob {
         j.written = ["markers": markersWritten]
         j.transactions = loop.stats.transactions
         j.abortedTransactions = loop.stats.abortedTransactions
+        j.addStages(loop.clock)
         return j
     }
 }
@@ -126,6 +127,8 @@ final class SplitStage: TransactionalStage {
     private var pendingStats: SplitStats?
     private var forceMarkers = false
     private var sentMarkers = false
+    private var clock: StageClock?
+    private var routeLap = 0
 
     init(options: SplitJob.Options, topology: Topology, logger: Logger) throws {
         self.options = options
@@ -142,6 +145,13 @@ final class SplitStage: TransactionalStage {
     }
 
     private var raw: String { options.topicPrefix + Topology.raw }
+
+    /// `scan_route_produce`: each record scanned, validated, routed and handed to librdkafka
+    /// (which may wait for queue space); checkpoints and markers stay in the loop's `produce`.
+    func attach(clock: StageClock) {
+        self.clock = clock
+        routeLap = clock.stage("scan_route_produce")
+    }
 
     func prepare(producer: KafkaProducer, consumer: KafkaConsumer) throws {
         let queues = router.actions.map { producer.topic(options.topicPrefix + Topology.microQueue(for: $0)) }
@@ -208,6 +218,7 @@ final class SplitStage: TransactionalStage {
                 return
             }
             pendingStats = try route(pending, producer: producer, out: out)
+            clock?.lap(routeLap)
             for tp in nextOffsets(pending) {
                 let c = SplitCheckpoint(partition: tp.partition, nextOffset: tp.offset, maxTs: progress.maxTs(of: tp.partition) ?? .min)
                 try producer.produce(topic: out.checkpoint.name, key: c.key(group: options.groupId), value: c.value)
