@@ -97,7 +97,11 @@ public final class TransactionalLoop {
     /// Throws on fatal errors (a fenced producer, a broken configuration): the process should
     /// exit and be restarted; its successor fences whatever this one left open.
     public func run(_ stage: some TransactionalStage, shouldStop: () -> Bool = { false }, onCommit: () -> Void = {}) throws {
+        // No per-record delivery report on success: a transaction's commit already waits for every
+        // ack and fails on any failed delivery, and a job reads nothing from the successes (they
+        // cost ≈ 0.5 µs per record on the job's thread). `-X` may turn them back on.
         var pcfg = KafkaConfig.producer(bootstrapServers: options.brokers, clientId: clientId)
+            .merging(["delivery.report.only.error": "true"])
             .merging(options.producerDefaults).merging(options.kafka)
         // The prefix keeps isolated runs on one broker from fencing each other.
         pcfg.transactionalId = "\(options.topicPrefix)strata-\(options.job)-\(options.instanceId)"
