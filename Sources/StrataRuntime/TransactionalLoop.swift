@@ -166,6 +166,9 @@ public final class TransactionalLoop {
             }
             var records: [KafkaMessage] = []
             records.reserveCapacity(batch.count)
+            // A batch comes in runs of one partition's records: a run's positions are kept here
+            // and written back once (updating the maps per record cost ≈ 0.5 µs per record).
+            var run: PartitionRun?
             for m in batch {
                 if let e = m.error {
                     if e.code == .partitionEOF { stage.partitionEnded(topic: m.topic, partition: m.partition) } else {
@@ -173,21 +176,24 @@ public final class TransactionalLoop {
                     }
                     continue
                 }
-                let key = PartitionKey(topic: topicNames.of(m), partition: m.partition)
+                let topic = topicNames.of(m)
+                if run?.key.partition != m.partition || run?.key.topic != topic {
+                    if let run { track(run) }
+                    let key = PartitionKey(topic: topic, partition: m.partition)
+                    run = PartitionRun(key: key, next: fetchPositions[key])
+                }
                 // Never backwards on its own: after an offset reset (a broker answering out of
                 // range at a partition's end makes librdkafka restart it from the beginning) the
                 // records this consumer already had come again; they are skipped and counted.
-                if let next = fetchPositions[key], m.offset < next {
-                    skipRedelivered(key, offset: m.offset, next: next)
+                if let next = run!.next, m.offset < next {
+                    skipRedelivered(run!.key, offset: m.offset, next: next)
                     continue
                 }
                 records.append(m)
-                fetchPositions[key] = m.offset + 1
-                if uncommittedFrom[key] == nil { uncommittedFrom[key] = m.offset }
-                // Never backwards: a replay below the committed position (a checkpoint's replay
-                // offset) re-reads records whose offsets were committed already.
-                positions[key] = max(positions[key] ?? 0, m.offset + 1)
+                if run!.first == nil { run!.first = m.offset }
+                run!.next = m.offset + 1
             }
+            if let run { track(run) }
             let now = ContinuousClock.now
             clock.lap(laps.track)
             if !records.isEmpty {
@@ -234,6 +240,17 @@ public final class TransactionalLoop {
 
     /// Counts a re-delivered record (below what this consumer had already read); logs the first
     /// of each run of them per partition.
+    /// Records a run's records as read: the next fetch position, where the uncommitted records
+    /// start, and the position to commit.
+    private func track(_ run: PartitionRun) {
+        guard let first = run.first, let next = run.next else { return }
+        fetchPositions[run.key] = next
+        if uncommittedFrom[run.key] == nil { uncommittedFrom[run.key] = first }
+        // Never backwards: a replay below the committed position (a checkpoint's replay offset)
+        // re-reads records whose offsets were committed already.
+        positions[run.key] = max(positions[run.key] ?? 0, next)
+    }
+
     private func skipRedelivered(_ key: PartitionKey, offset: Int64, next: Int64) {
         stats.redeliveredSkipped += 1
         if redelivering.insert(key).inserted {
@@ -360,4 +377,13 @@ struct LoopLaps {
 struct PartitionKey: Hashable {
     let topic: String
     let partition: Int32
+}
+
+/// Consecutive records of one partition within a poll.
+struct PartitionRun {
+    let key: PartitionKey
+    /// The next offset to read (records below it were read already), as of the run's last record.
+    var next: Int64?
+    /// The run's first record taken.
+    var first: Int64?
 }
