@@ -189,10 +189,8 @@ extension JSONParser {
             skipSpace()
             try expect(UInt8(ascii: "\""))
             // Keys without escapes are matched in place; others are decoded first.
-            var j = i
-            while j < bytes.count, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\"), bytes[j] >= 0x20 { j += 1 }
             let child: Int
-            if j < bytes.count, bytes[j] == UInt8(ascii: "\"") {
+            if let j = plainStringEnd(from: i) {
                 child = tree.child(of: node, key: bytes, i, j)
                 i = j + 1
             } else {
@@ -224,6 +222,19 @@ extension JSONParser {
         }
     }
 
+    /// The closing quote of the string whose text starts at `start`, when it holds no escape and no
+    /// control character (the common case, checked in place); nil: read it with `JSONString.read`.
+    @inline(__always) private func plainStringEnd(from start: Int) -> Int? {
+        var j = start
+        while j < bytes.count {
+            let c = bytes[j]
+            if c == UInt8(ascii: "\"") { return j }
+            if c == UInt8(ascii: "\\") || c < 0x20 { return nil }
+            j += 1
+        }
+        return nil
+    }
+
     /// Checks and moves past one value without building it.
     private mutating func skipValue(depth: Int) throws(Failure) {
         skipSpace()
@@ -233,9 +244,7 @@ extension JSONParser {
         case UInt8(ascii: "["): try skipArray(depth: depth + 1)
         case UInt8(ascii: "\""):
             i += 1
-            var j = i
-            while j < bytes.count, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\"), bytes[j] >= 0x20 { j += 1 }
-            if j < bytes.count, bytes[j] == UInt8(ascii: "\"") {
+            if let j = plainStringEnd(from: i) {
                 i = j + 1
             } else {
                 guard let (_, end) = JSONString.read(bytes, from: i) else { throw Failure() }

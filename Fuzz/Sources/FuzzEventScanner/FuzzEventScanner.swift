@@ -9,7 +9,9 @@
 //    what the row parser accepts is not malformed JSON to the scanner;
 //  - the router dead-letters exactly what the scanner rejects, with the scanner's reason, and
 //    routes or filters the rest by the decoded action and content id;
-//  - a decoded row re-encodes (Value.jsonText) to JSON that decodes to the same text again.
+//  - a decoded row re-encodes (Value.jsonText) to JSON that decodes to the same text again;
+//  - the query engine's slot decoding (RowBatch) accepts exactly what the row parser accepts, with
+//    the same value at every path of its layout (nested parts and whole objects included).
 import FuzzSupport
 import StrataCore
 import StrataQuery
@@ -19,12 +21,15 @@ private let actions = ["expose", "click", "play", "like", "share", "comment", "r
 private let contentIdPattern = try! IdPattern(IdPattern.defaultContentId)
 private let scanner = EventScanner()
 private let router = SplitRouter(actions: actions, contentIdPattern: contentIdPattern)
+private let layout = RowLayout(paths: [["event_id"], ["ts"], ["action"], ["content_id"], ["device"], ["device", "app_ver"],
+                                       ["device", "os"], ["a", "b", "c"], ["a", "b"]])
 
 /// The test run on each input.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzEventScanner(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = fuzzInput(data, size)
     let row = Value.decodeRow(bytes)
+    checkSlots(bytes, row)
     let scanned: ScannedEvent
     do {
         scanned = try scanner.scan(bytes)
@@ -34,6 +39,18 @@ public func fuzzEventScanner(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
     }
     checkAccepted(scanned, bytes, row)
     return 0
+}
+
+private func checkSlots(_ bytes: UnsafeRawBufferPointer, _ row: [String: Value]?) {
+    var batch = RowBatch(layout: layout)
+    let accepted = batch.append(json: bytes)
+    require(accepted == (row != nil), "slot decoding \(accepted ? "accepts" : "rejects") what the row parser does not: \(show(bytes))")
+    guard let row else { return }
+    for (slot, path) in layout.paths.enumerated() {
+        var v: Value = .object(row)
+        for key in path { v = v[key] }
+        require(batch[0, slot] == v, "slot \(path) holds \(batch[0, slot]), the row parser \(v): \(show(bytes))")
+    }
 }
 
 private func checkAccepted(_ ev: ScannedEvent, _ bytes: UnsafeRawBufferPointer, _ row: [String: Value]?) {
