@@ -9,15 +9,15 @@ extension BenchCommand {
     struct QueryBench: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "query",
-            abstract: "Query engine rows/s on recorded-style DWS rows (several revisions per identity), beside a decode-only baseline.",
+            abstract: "Query engine rows/s on recorded-style DWS rows (several revisions per identity), beside decoding every field into dictionaries.",
             discussion: """
-            Rows are generated in memory as the dws.content JSON contract (3 revisions per (minute, content)) and
-            decoded into slots (only the fields the query reads), in batches of 1 000. Reported: decoding every field
-            into dictionaries (the baseline), slot decoding alone, one filtered grouped aggregate with ORDER BY/LIMIT
-            on decoded batches, the same from bytes to results, and --concurrent different queries sharing one
-            decoded stream (decode included), as a fraction of one query's rate (decode included). Then --events raw
-            events (the reference generator's, as the micro-queues carry them): their slot decoding, and on decoded
-            batches a session query (sessions per app version per hour) and a funnel query (expose → click → long
+            Rows are generated in memory as the dws.content JSON contract (3 revisions per (minute, content)) and \
+            decoded into slots (only the fields the query reads), in batches of 1 000. Reported: decoding every field \
+            into dictionaries (the baseline), slot decoding alone, one filtered grouped aggregate with ORDER BY/LIMIT \
+            on decoded batches, the same from bytes to results, and --concurrent different queries sharing one \
+            decoded stream (decode included), as a fraction of one query's rate (decode included). Then --events raw \
+            events (the reference generator's, as the micro-queues carry them): their slot decoding, and on decoded \
+            batches a session query (sessions per app version per hour) and a funnel query (expose → click → long \
             play → like per strategy, 1 hour). Build with -c release.
             """)
         @Option(help: "Rows (revisions).") var rows = 600_000
