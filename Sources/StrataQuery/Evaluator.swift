@@ -352,16 +352,8 @@ public final class QueryEngine {
             return groups
         }
         guard let m = minute else { return groups }
-        if spec.kind == .tumbling {
-            // One window per row: no list of windows to build.
-            let start = floorDiv(m, spec.lengthMs) &* spec.lengthMs, end = start &+ spec.lengthMs
-            if !isClosed(end, w0) {
-                let g = try add(to: try window(start, end))
-                if recording { groups.append(g) }
-            }
-            return groups
-        }
-        for (start, end) in spec.windows(containing: m) where !isClosed(end, w0) {
+        try spec.forEachWindow(containing: m) { (start, end) throws(QueryError) in
+            guard !isClosed(end, w0) else { return }
             let g = try add(to: try window(start, end))
             if recording { groups.append(g) }
         }

@@ -13,18 +13,24 @@ struct WindowSpec: Sendable, Equatable {
     /// TUMBLING: the one epoch-aligned window containing it. SLIDING: each window of length
     /// `lengthMs` ending at a multiple of `everyMs`, with start <= minute < end.
     func windows(containing minute: Int64) -> [(start: Int64, end: Int64)] {
+        var out: [(start: Int64, end: Int64)] = []
+        forEachWindow(containing: minute) { out.append(($0, $1)) }
+        return out
+    }
+
+    /// The same windows, handed to `body` one by one (the per-row path: no list is built).
+    @inline(__always)
+    func forEachWindow<E: Error>(containing minute: Int64, _ body: (_ start: Int64, _ end: Int64) throws(E) -> Void) throws(E) {
         switch kind {
         case .tumbling:
             let start = floorDiv(minute, lengthMs) &* lengthMs
-            return [(start, start &+ lengthMs)]
+            try body(start, start &+ lengthMs)
         case .sliding:
-            var out: [(Int64, Int64)] = []
             var end = floorDiv(minute, everyMs) &* everyMs &+ everyMs
             while end &- lengthMs <= minute {
-                out.append((end &- lengthMs, end))
+                try body(end &- lengthMs, end)
                 end = end &+ everyMs
             }
-            return out
         }
     }
 

@@ -20,12 +20,7 @@ public final class RowLayout: Sendable {
     }
 
     convenience init(plans: [Plan]) {
-        var paths: [[String]] = []
-        var seen: Set<[String]> = []
-        for plan in plans {
-            for p in plan.enginePaths + plan.fieldPaths where seen.insert(p).inserted { paths.append(p) }
-        }
-        self.init(paths: paths)
+        self.init(paths: plans.flatMap { $0.enginePaths + $0.fieldPaths })
     }
 
     /// A layout of exactly these paths (for rows read field by field, as the tests do).
@@ -54,30 +49,12 @@ public final class RowLayout: Sendable {
 
     /// The plan with every field reference turned into its slot. The layout must cover the plan.
     func bind(_ plan: Plan) -> Plan {
-        func b(_ e: CExpr) -> CExpr {
+        plan.rewritingExpressions { e in
             e.rewritingFields { path in
                 guard let s = slots[path] else { preconditionFailure("layout lacks \(path) for \(plan.sources)") }
                 return .slot(s)
             }
         }
-        var bound = plan
-        bound.filter = plan.filter.map(b)
-        bound.keys = plan.keys.map(b)
-        bound.aggregates = plan.aggregates.map { spec in
-            var s = spec
-            s.argument = spec.argument.map(b)
-            if var seq = spec.sequence {
-                seq.actor = b(seq.actor)
-                seq.conditions = seq.conditions.map(b)
-                seq.page = seq.page.map(b)
-                s.sequence = seq
-            }
-            return s
-        }
-        bound.outputs = plan.outputs.map(b)
-        bound.having = plan.having.map(b)
-        bound.order = plan.order.map { var o = $0; o.expr = b(o.expr); return o }
-        return bound
     }
 }
 
@@ -278,24 +255,37 @@ extension Plan {
         events ? [["ts"], ["event_id"]] : [["minute"], ["final"], ["content_id"], ["user_id"], ["rev"]]
     }
 
-    /// Every field path the plan's expressions reference.
+    /// Every field path the plan's expressions reference (repeats included).
     var fieldPaths: [[String]] {
         var out: [[String]] = []
-        func visit(_ e: CExpr) { e.forEachField { if !out.contains($0) { out.append($0) } } }
-        filter.map(visit)
-        keys.forEach(visit)
-        for spec in aggregates {
-            spec.argument.map(visit)
-            if let seq = spec.sequence {
-                visit(seq.actor)
-                seq.conditions.forEach(visit)
-                seq.page.map(visit)
-            }
+        _ = rewritingExpressions { e in
+            e.forEachField { out.append($0) }
+            return e
         }
-        outputs.forEach(visit)
-        having.map(visit)
-        order.forEach { visit($0.expr) }
         return out
+    }
+
+    /// The plan with `f` applied to each of its expressions: WHERE, the group keys, the aggregates'
+    /// arguments and sequence expressions, the outputs, HAVING and ORDER BY.
+    func rewritingExpressions(_ f: (CExpr) -> CExpr) -> Plan {
+        var p = self
+        p.filter = filter.map(f)
+        p.keys = keys.map(f)
+        p.aggregates = aggregates.map { spec in
+            var s = spec
+            s.argument = spec.argument.map(f)
+            if var seq = spec.sequence {
+                seq.actor = f(seq.actor)
+                seq.conditions = seq.conditions.map(f)
+                seq.page = seq.page.map(f)
+                s.sequence = seq
+            }
+            return s
+        }
+        p.outputs = outputs.map(f)
+        p.having = having.map(f)
+        p.order = order.map { var o = $0; o.expr = f(o.expr); return o }
+        return p
     }
 }
 

@@ -148,7 +148,8 @@ final class TopicSource: Sendable {
         while !stopping {
             let before = evaluations.count
             applyChanges(&evaluations, next: next, partitions: partitions, historyStart: historyStart, immediate: first)
-            if first || evaluations.count != before || evaluations.contains(where: { !layout.covers($0.engine.query) }) {
+            // Rebuilt when queries come or go (a new one's fields are missing; a gone one's are not needed).
+            if evaluations.count != before || evaluations.contains(where: { !layout.covers($0.engine.query) }) {
                 layout = RowLayout(evaluations.map(\.engine.query))
             }
             first = false
