@@ -4,8 +4,9 @@ import StrataCore
 /// what to emit.
 ///
 /// Upsert semantics. A row's identity is (minute, content_id, user_id) — user_id is null for DWS
-/// rows — and `rev` orders its versions. Per identity the engine keeps the rev and the row's
-/// *contribution* (its group key and aggregate arguments, or nothing if WHERE rejected it). A newer
+/// rows — and `rev` orders its versions. Per identity the `SourceTable` keeps the rev (one table
+/// serves every query of a `QuerySet`) and the engine the row's *contribution* (its group key and
+/// aggregate arguments, or nothing if WHERE rejected it). A newer
 /// rev retracts the old contribution from every open window of that minute and adds the new one;
 /// a rev at or below the stored one is stale and ignored. A row without rev replaces whatever is
 /// stored. Rows without minute or content_id have no identity and are only ever added.
@@ -28,7 +29,7 @@ public final class QueryEngine {
     /// Set once the query failed (a limit); every later `ingest` throws it again.
     public private(set) var failure: QueryError?
     /// Highest minute seen (epoch ms), or the partition minimum; nil before any row.
-    public var watermark: Int64? { wm }
+    public var watermark: Int64? { source.wm }
     /// Windows currently holding state.
     public var openWindowCount: Int { windows.count }
     /// Groups currently alive, over all open windows.
@@ -41,27 +42,20 @@ public final class QueryEngine {
     /// The layout of the rows this engine reads; a batch in another layout rebinds it.
     public private(set) var layout: RowLayout
     private var slots: EngineSlots
+    /// Time and identities (the source table): the engine's own, or its `QuerySet`'s (then `inSet`, and the set
+    /// drives it: ingest, tick and finish go through the set).
+    let source: SourceTable
+    private let inSet: Bool
     // The per-row state skips the run-time exclusivity checks (about a tenth of the per-row time):
     // an engine is used by one thread at a time and no access to these overlaps another.
     @exclusivity(unchecked) private var windows: [Int64: WindowState] = [:]
-    @exclusivity(unchecked) private var identities: [Int64: [IdentityKey: IdentityEntry]] = [:]
-    /// The identities of the minute the last row had, taken out of `identities` while rows keep
-    /// that minute (they mostly come in minute order): one hash lookup per row instead of two.
-    /// Put back at the end of each batch (`closeBucket`).
-    @exclusivity(unchecked) private var bucket: [IdentityKey: IdentityEntry] = [:]
-    private var bucketMinute: Int64?
-    private var wm: Int64?
-    private var partitionMax: [Int: Int64] = [:]
-    private var partitionSeen: [Int: Int64] = [:]
-    /// Partitions the caller will read but that have delivered nothing yet, and since when.
-    private var partitionExpected: [Int: Int64] = [:]
-    private var clock: Int64?
+    /// What each live identity (by its index in the table) gave this query.
+    @exclusivity(unchecked) private var contributions: [Contribution?] = []
     @exclusivity(unchecked) private var totalGroups = 0
     private var validated = false
     private var pendingFinal: [QueryResult] = []
     private var nextDue: Int64?
     private var sequence: Int64 = 0
-    private var bucketHint = 0
     /// A row's group key and aggregate arguments, evaluated in place (see `evaluate`).
     @exclusivity(unchecked) private var scratchKey: [Value] = []
     @exclusivity(unchecked) private var scratchArgs: [Value] = []
@@ -69,12 +63,17 @@ public final class QueryEngine {
 
     /// Key of the single window of a query without WINDOW.
     private static let globalKey = Int64.min
-    private static let maxMinute: Int64 = 1 << 53
 
     /// `layout`: the layout of the batches it will read (several queries over one source share
     /// one, see `RowLayout`); by default one of exactly the fields this query reads.
-    public init(_ query: Query, limits: QueryLimits = .init(), options: QueryOptions = .init(), layout: RowLayout? = nil) {
+    public convenience init(_ query: Query, limits: QueryLimits = .init(), options: QueryOptions = .init(), layout: RowLayout? = nil) {
         let layout = layout ?? RowLayout(plans: [query.plan])
+        self.init(query, limits: limits, layout: layout,
+                  table: SourceTable(layout: layout, events: query.plan.events, options: options), inSet: false)
+    }
+
+    /// A query of a `QuerySet`, reading through the set's source.
+    init(_ query: Query, limits: QueryLimits, layout: RowLayout, table: SourceTable, inSet: Bool) {
         precondition(layout.covers(query.plan), "the row layout lacks fields this query reads")
         self.query = query
         self.layout = layout
@@ -82,12 +81,14 @@ public final class QueryEngine {
         self.program = RowProgram(plan)
         self.slots = EngineSlots(layout, events: query.plan.events)
         self.limits = limits
-        self.options = options
+        self.options = table.options
+        self.source = table
+        self.inSet = inSet
         resetGlobalWindow()
     }
 
     /// Reads batches of `layout` from now on. The state is kept: it holds values, not slots.
-    private func bind(_ layout: RowLayout) {
+    func bind(_ layout: RowLayout) {
         precondition(layout.covers(query.plan), "the row layout lacks fields this query reads")
         self.layout = layout
         plan = layout.bind(query.plan)
@@ -132,91 +133,77 @@ public final class QueryEngine {
     /// Applies a batch of decoded rows (the fast path: see `RowLayout`); its partitions, if it
     /// has them, as above.
     public func ingest(_ batch: RowBatch) throws(QueryError) -> [QueryResult] {
+        precondition(!inSet, "a query of a QuerySet reads through its set")
         if let failure { throw failure }
+        if batch.layout !== layout {
+            bind(batch.layout)
+            source.bind(batch.layout)
+        }
+        let w0 = source.wm
+        source.resolve(batch)
+        try run { () throws(QueryError) in try apply(batch, w0) }
+        source.advance()
+        let out = try run { () throws(QueryError) in try concludeBatch() }
+        forgetIdentities()
+        return out
+    }
+
+    /// Runs one step of this query; a thrown error (a limit) fails it for good.
+    func run<T>(_ step: () throws(QueryError) -> T) throws(QueryError) -> T {
         do throws(QueryError) {
             if !validated { try validate(); validated = true }
-            if batch.layout !== layout { bind(batch.layout) }
-            return try apply(batch)
+            return try step()
         } catch {
             failure = error
             throw error
         }
     }
 
-    private func apply(_ batch: RowBatch) throws(QueryError) -> [QueryResult] {
-        let w0 = wm
+    /// Applies the rows of `batch` as the table judged them (`source.verdicts`), against the
+    /// watermark `w0` the batch started with.
+    func apply(_ batch: RowBatch, _ w0: Int64?) throws(QueryError) {
         let grace = options.graceMs
-        var batchMax: [Int: Int64] = [:]
-        var singleMax: Int64?  // partition 0 when no partitions are given (the common case)
-        let partitions = batch.partitions
-        // Any row (final or not) shows its partition is alive, for the idle-partition rule.
-        if let partitions { for p in Set(partitions) { partitionSeen[p] = clock ?? 0 } }
         stats.rowsIn += batch.count
+        if contributions.count < source.capacity {
+            contributions.append(contentsOf: repeatElement(nil, count: source.capacity - contributions.count))
+        }
         let width = layout.width
         let slots = self.slots
+        let windowed = plan.window != nil
         try batch.values.withUnsafeBufferPointer { (base) throws(QueryError) in
-            for index in 0..<batch.count {
-                let row = UnsafeBufferPointer(rebasing: base[(index * width)..<(index * width + width)])
-                // Minutes beyond ±2^53 ms (±285 000 years) are treated as missing: window arithmetic
-                // near Int64's edges would wrap.
-                // The row's time: its minute (upsert rows), or its event time `ts` (events).
-                let minute = row[slots.time].exactInt.flatMap { $0 >= -Self.maxMinute && $0 <= Self.maxMinute ? $0 : nil }
-                // In an upsert layer only final rows move time (a row without the flag does).
-                let advancesTime: Bool
-                switch slots.final.map({ row[$0] }) ?? .null {
-                case .null: advancesTime = true
-                case .bool(let f): advancesTime = f
-                default: advancesTime = false
-                }
-                if let m = minute, advancesTime {
-                    if let partitions {
-                        let p = index < partitions.count ? partitions[index] : 0
-                        if let cur = batchMax[p] { if m > cur { batchMax[p] = m } } else { batchMax[p] = m }
-                    } else if m > singleMax ?? Int64.min {
-                        singleMax = m
+            try source.verdicts.withUnsafeBufferPointer { (verdicts) throws(QueryError) in
+                for index in 0..<batch.count {
+                    let row = UnsafeBufferPointer(rebasing: base[(index * width)..<(index * width + width)])
+                    let verdict = verdicts[index]
+                    switch verdict.kind {
+                    case .plain:
+                        if windowed {
+                            guard let m = verdict.time else { stats.rowsWithoutMinute += 1; continue }
+                            if let w0, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
+                        }
+                        sequence += 1
+                        if evaluate(row, identity: { [.int(self.sequence)] }) { _ = try add(minute: verdict.time, w0, recording: false) }
+                    case .event, .duplicate:
+                        let t = verdict.time!
+                        if let w0, lastEnd(t) &+ grace <= w0 { stats.lateRows += 1; continue }
+                        if verdict.kind == .duplicate { stats.duplicateEvents += 1; continue }
+                        if evaluate(row, identity: { [slots.eventId.map { row[$0] } ?? .null, .int(t)] }) {
+                            _ = try add(minute: t, w0, recording: false)
+                        }
+                    case .revision, .stale:
+                        let m = verdict.time!
+                        if let w0, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
+                        if verdict.kind == .stale { stats.staleRevisions += 1; continue }
+                        try upsert(Int(verdict.identity), row: row, minute: m, w0)
                     }
-                }
-                if plan.window != nil && minute == nil { stats.rowsWithoutMinute += 1; continue }
-
-                if let idSlot = slots.eventId, let t = minute, case let id = row[idSlot], !id.isNull {
-                    // An event's identity is (event_id, ts), kept per minute of ts for the grace: a
-                    // duplicate (redelivered or resent) arriving within it counts once.
-                    if let w0, lastEnd(t) &+ grace <= w0 { stats.lateRows += 1; continue }
-                    let key = IdentityKey(content: id, user: .int(t))
-                    let bucket = floorDiv(t, 60_000) &* 60_000
-                    openBucket(bucket)
-                    if self.bucket[key] != nil { stats.duplicateEvents += 1; continue }
-                    if evaluate(row, identity: { [id, .int(t)] }) { _ = try add(minute: t, w0, recording: false) }
-                    self.bucket[key] = IdentityEntry(rev: nil, contribution: nil)
                     stats.rowsApplied += 1
-                    continue
                 }
-                let content = slots.content.map { row[$0] } ?? .null
-                if let m = minute, !content.isNull {
-                    if let w0, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
-                    let key = IdentityKey(content: content, user: slots.user.map { row[$0] } ?? .null)
-                    // One hash lookup per level: the entry is updated in place.
-                    openBucket(m)
-                    let applied = try upsert(&bucket[key], row: row, minute: m, key: key,
-                                             rev: slots.rev.flatMap { row[$0].exactInt }, w0)
-                    if !applied { stats.staleRevisions += 1; continue }
-                } else {
-                    if let m = minute, let w0, plan.window != nil, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
-                    sequence += 1
-                    if evaluate(row, identity: { [.int(self.sequence)] }) { _ = try add(minute: minute, w0, recording: false) }
-                }
-                stats.rowsApplied += 1
             }
         }
+    }
 
-        closeBucket()
-        if let singleMax { batchMax[0] = singleMax }
-        for (p, m) in batchMax {
-            partitionMax[p] = max(partitionMax[p] ?? m, m)
-            partitionSeen[p] = clock ?? 0
-        }
-        updateWatermark()
-
+    /// After the table advanced the watermark: closes windows and says what to emit.
+    func concludeBatch() throws(QueryError) -> [QueryResult] {
         // No emitted table may exceed maxRowsOut; checking here keeps tick/finish non-throwing.
         for ws in windows.values where ws.changed { try checkRowsOut(ws) }
 
@@ -239,40 +226,42 @@ public final class QueryEngine {
         return out
     }
 
-    private func openBucket(_ minute: Int64) {
-        guard bucketMinute != minute else { return }
-        closeBucket()
-        bucket = identities.removeValue(forKey: minute) ?? Dictionary(minimumCapacity: bucketHint)
-        bucketMinute = minute
+    /// True while a row of `minute` can still reach one of this query's windows at watermark `w`,
+    /// so its identity must be remembered (events: for their minute plus the grace, however long
+    /// the window — duplicates carry the original's ts, and this bounds memory to grace × rate).
+    func holds(_ minute: Int64, _ w: Int64) -> Bool {
+        (plan.events ? minute &+ 60_000 : lastEnd(minute)) &+ options.graceMs > w
     }
 
-    private func closeBucket() {
-        guard let m = bucketMinute else { return }
-        identities[m] = bucket
-        bucket = [:]
-        bucketMinute = nil
+    /// Drops what this query kept for identities the table forgot.
+    func release(_ indexes: [Int32]) {
+        for i in indexes where Int(i) < contributions.count { contributions[Int(i)] = nil }
     }
 
-    /// Applies a row to its identity's entry: false when the row is a stale revision.
-    private func upsert(_ entry: inout IdentityEntry?, row: UnsafeBufferPointer<Value>, minute m: Int64, key: IdentityKey,
-                        rev: Int64?, _ w0: Int64?) throws(QueryError) -> Bool {
-        if let r = rev, let o = entry?.rev, r <= o { return false }
-        let passes = evaluate(row, identity: { [.int(m), key.content, key.user] })
-        if let old = entry?.contribution {
+    private func forgetIdentities() {
+        source.forget(held: holds, release: release)
+    }
+
+    /// Applies a new revision of identity `i`: retracts what its previous revision gave, adds this.
+    private func upsert(_ i: Int, row: UnsafeBufferPointer<Value>, minute m: Int64, _ w0: Int64?) throws(QueryError) {
+        let slots = self.slots
+        let passes = evaluate(row, identity: {
+            [.int(m), slots.content.map { row[$0] } ?? .null, slots.user.map { row[$0] } ?? .null]
+        })
+        if let old = contributions[i] {
             if passes && old.key == scratchKey {
                 // A new revision in the same groups (the common case): swap its values in place,
                 // with no lookup and no allocation.
                 for g in old.groups where isLive(g, w0) {
                     let accumulators = g.accumulators
-                    for i in accumulators.indices {
-                        accumulators[i].remove(old.args[i])
-                        accumulators[i].add(scratchArgs[i])
+                    for a in accumulators.indices {
+                        accumulators[a].remove(old.args[a])
+                        accumulators[a].add(scratchArgs[a])
                     }
                     g.touch()
                 }
-                for i in scratchArgs.indices { old.args[i] = scratchArgs[i] }
-                entry!.rev = rev
-                return true
+                for a in scratchArgs.indices { old.args[a] = scratchArgs[a] }
+                return
             }
             retract(old, w0)
         }
@@ -282,8 +271,7 @@ public final class QueryEngine {
             c.groups = try add(minute: m, w0, recording: true)
             new = c
         }
-        entry = IdentityEntry(rev: rev, contribution: new)
-        return true
+        contributions[i] = new
     }
 
     /// What an event gives a sequence aggregate: its actor, time and id, and the funnel steps it
@@ -417,38 +405,14 @@ public final class QueryEngine {
     /// silent for the idle-partition timeout), the watermark does not move. Without this, reading
     /// a backlog partition by partition lets the first one close windows the others still feed.
     public func expectPartitions(_ partitions: [Int], nowMs: Int64) {
-        for p in partitions where partitionMax[p] == nil { partitionExpected[p] = nowMs }
+        precondition(!inSet, "a query of a QuerySet reads through its set")
+        source.expectPartitions(partitions, nowMs: nowMs)
     }
 
-    private func updateWatermark() {
-        guard !partitionMax.isEmpty else { return }
-        for p in partitionExpected.keys where partitionMax[p] != nil { partitionExpected[p] = nil }
-        if let since = partitionExpected.values.max() {
-            // A declared partition has not delivered yet: hold until it does or goes idle.
-            guard let now = clock, now - since >= options.idlePartitionTimeoutMs else { return }
-            partitionExpected.removeAll()
-        }
-        var candidates = Array(partitionMax)
-        if candidates.count > 1, let now = clock {
-            let active = candidates.filter { now - (partitionSeen[$0.key] ?? now) < options.idlePartitionTimeoutMs }
-            candidates = active.isEmpty ? [candidates.max { $0.value < $1.value }].compactMap { $0 } : active
-        }
-        guard let w = candidates.map(\.value).min() else { return }
-        wm = max(wm ?? w, w)
-    }
-
-    /// Closes windows the watermark has passed (plus grace) and forgets their identities.
-    /// Returns their final tables (EMIT EVERY parks them until the next tick).
+    /// Closes windows the watermark has passed (plus grace). Returns their final tables (EMIT
+    /// EVERY parks them until the next tick).
     private func closeWindows() -> [QueryResult] {
-        guard let w = wm else { return [] }
-        // Events are remembered (for duplicates) for their minute plus the grace, however long the
-        // window: duplicates carry the original's ts, and this bounds the memory to grace × rate.
-        for (m, bucket) in identities where (plan.events ? m &+ 60_000 : lastEnd(m)) &+ options.graceMs <= w {
-            // Size the next minute's map like the ones before it, so it does not grow by rehashing.
-            bucketHint = max(bucketHint, bucket.count)
-            identities[m] = nil
-        }
-        guard plan.window != nil else { return [] }
+        guard let w = source.wm, plan.window != nil else { return [] }
         var out: [QueryResult] = []
         let closing = windows.values.filter { ws in ws.end.map { isClosed($0, w) } ?? false }
             .sorted { $0.sortKey < $1.sortKey }
@@ -469,14 +433,18 @@ public final class QueryEngine {
     /// tables of windows closed since the last tick, at most once per period) and idle-partition
     /// detection. Call it regularly with a wall clock in epoch ms.
     public func tick(nowMs: Int64) -> [QueryResult] {
+        precondition(!inSet, "a query of a QuerySet reads through its set")
         guard failure == nil else { return [] }
-        clock = nowMs
+        let moved = source.tick(nowMs: nowMs)
+        let out = ticked(watermarkMoved: moved, nowMs: nowMs)
+        if moved { forgetIdentities() }
+        return out
+    }
+
+    /// `tick` after the table took the clock.
+    func ticked(watermarkMoved: Bool, nowMs: Int64) -> [QueryResult] {
         var out: [QueryResult] = []
-        if partitionMax.count > 1 || !partitionExpected.isEmpty {
-            let before = wm
-            updateWatermark()
-            if wm != before { out += closeWindows() }
-        }
+        if watermarkMoved { out += closeWindows() }
         if case .every(let period) = plan.emit, period > 0 {
             if nextDue.map({ nowMs >= $0 }) ?? true {
                 out += pendingFinal
@@ -494,6 +462,14 @@ public final class QueryEngine {
     /// End of input: the final table of every open window (and any parked final tables). State is
     /// cleared; rows ingested afterwards start new windows.
     public func finish() -> [QueryResult] {
+        precondition(!inSet, "a query of a QuerySet reads through its set")
+        source.reset()
+        return finished()
+    }
+
+    /// `finish` without the table (a set resets its table once).
+    func finished() -> [QueryResult] {
+        contributions = []
         guard failure == nil else { return [] }
         var out = pendingFinal
         pendingFinal = []
@@ -502,7 +478,6 @@ public final class QueryEngine {
             ws.detachGroups()
         }
         windows = [:]
-        identities = [:]
         totalGroups = 0
         resetGlobalWindow()
         stats.emissions += out.count
@@ -698,11 +673,6 @@ final class Contribution {
         self.key = key
         self.args = args
     }
-}
-
-struct IdentityEntry {
-    var rev: Int64?
-    var contribution: Contribution?
 }
 
 final class GroupState {

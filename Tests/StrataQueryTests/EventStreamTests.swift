@@ -14,7 +14,7 @@ final class EventStreamTests: XCTestCase {
 
     /// Events over `minutes` minutes, delivered per (topic, partition) roughly in ts order with
     /// jitter below the grace, plus `duplicates` redeliveries of earlier events.
-    func workload(seed: UInt64, events: Int, minutes: Int64, duplicates: Int) -> (unique: [Event], deliveries: [(Event, Int)]) {
+    static func workload(seed: UInt64, events: Int, minutes: Int64, duplicates: Int) -> (unique: [Event], deliveries: [(Event, Int)]) {
         var rng = SeededRandom(seed: seed)
         let start: Int64 = 1_800_000_000_000 / 60_000 * 60_000
         var unique: [Event] = []
@@ -33,13 +33,13 @@ final class EventStreamTests: XCTestCase {
         return (unique, deliveries)
     }
 
-    func row(_ e: Event) -> [String: Value] {
+    static func row(_ e: Event) -> [String: Value] {
         ["event_id": .string(e.id), "ts": .int(e.ts), "action": .string(e.action), "content_id": .string(e.content),
          "user_id": .string(e.user), "page": .string(e.page), "device": .object(["os": .string("ios"), "app_ver": .string("1.2")])]
     }
 
     func testUnionOfMicroQueuesCountsEachEventOnceInEventTimeWindows() throws {
-        let (unique, deliveries) = workload(seed: 7, events: 6_000, minutes: 12, duplicates: 900)
+        let (unique, deliveries) = Self.workload(seed: 7, events: 6_000, minutes: 12, duplicates: 900)
         let q = try Query.parse("""
             SELECT action, count(*) AS events, count_distinct(user_id) AS users, count_distinct(content_id) AS contents
             FROM ods.expose, ods.click, ods.play
@@ -53,7 +53,7 @@ final class EventStreamTests: XCTestCase {
         var results: [QueryResult] = []
         for batch in stride(from: 0, to: deliveries.count, by: 500) {
             let slice = deliveries[batch..<min(batch + 500, deliveries.count)]
-            results += try engine.ingest(slice.map { row($0.0) }, partitions: slice.map(\.1))
+            results += try engine.ingest(slice.map { Self.row($0.0) }, partitions: slice.map(\.1))
         }
         results += engine.finish()
 

@@ -1,0 +1,139 @@
+import Foundation
+import StrataTestSupport
+import XCTest
+@testable import StrataQuery
+
+/// A `QuerySet` shares one table of identities and one watermark among its queries; each query
+/// must still emit exactly what it emits alone (the engine alone is checked against brute force in
+/// EvaluatorTests, EventStreamTests and SequenceTests). Workloads close windows mid-stream, so
+/// late rows, stale revisions, duplicates, forgotten identities and idle partitions all happen.
+final class QuerySetTests: XCTestCase {
+    let catalog = Catalog(topology: CatalogTests.topology)
+
+    static let upsertQueries = [
+        EvaluatorTests.q1,
+        """
+        SELECT content.region AS region, sum(click) AS clicks, sum(report) AS reports FROM dwm.content_user
+        WINDOW SLIDING 3 MINUTES EVERY 1 MINUTE GROUP BY content.region HAVING clicks > 10 ORDER BY clicks DESC LIMIT 1
+        """,
+        "SELECT count(*) AS n, sum(play) AS plays FROM dwm.content_user WHERE content.category IN ('game', 'music')",
+        "SELECT content_id, sum(expose) AS e FROM dwm.content_user WINDOW TUMBLING 2 MINUTES GROUP BY content_id ORDER BY e DESC LIMIT 5 EMIT FINAL",
+        "SELECT content_id, user_id, click FROM dwm.content_user WHERE click > 6 WINDOW TUMBLING 1 MINUTE",
+        "SELECT user_id, count(*) AS n FROM dwm.content_user WHERE expose > 12 WINDOW TUMBLING 10 MINUTES GROUP BY user_id EMIT EVERY 1 SECOND",
+    ]
+
+    /// Deliveries roughly in minute order (jitter of up to 3 minutes, so some rows come after
+    /// their window closed), each with a partition.
+    func upsertDeliveries(seed: UInt64) -> [(row: [String: Value], partition: Int)] {
+        var rng = SeededRandom(seed: seed &* 977)
+        let rows = Workload(seed: seed, identities: 1_500, minutes: 30, withUsers: true).deliveries
+        let keyed = rows.map { ($0, int($0, "minute") + Int64(rng.below(3 * 60_000))) }
+        return keyed.sorted { $0.1 < $1.1 }.map { r in
+            (r.0, Int(String(describing: r.0["content_id"]!).utf8.reduce(0) { $0 &+ Int($1) }) % 3)
+        }
+    }
+
+    /// Runs `queries` alone and as one set over the same batches, with the same clock; compares
+    /// every emission and the final stats. Returns the engines run alone.
+    @discardableResult
+    func compare(_ queries: [Query], limits: [QueryLimits], options: QueryOptions,
+                 batches: [(rows: [[String: Value]], partitions: [Int])], expect: [Int]) throws -> [QueryEngine] {
+        let alone = zip(queries, limits).map { QueryEngine($0, limits: $1, options: options) }
+        let set = QuerySet(layout: RowLayout(queries), events: queries[0].plan.events, options: options)
+        let members = zip(queries, limits).map { set.add($0, limits: $1) }
+        for e in alone { e.expectPartitions(expect, nowMs: 0) }
+        set.expectPartitions(expect, nowMs: 0)
+        var now: Int64 = 0
+        for (b, batch) in batches.enumerated() {
+            let shared = set.ingest(RowBatch(layout: set.layout, rows: batch.rows, partitions: batch.partitions))
+            for (i, e) in alone.enumerated() {
+                let own: [QueryResult]
+                do { own = try e.ingest(batch.rows, partitions: batch.partitions) } catch { own = [] }
+                XCTAssertEqual(shared[i], own, "batch \(b), query \(i)")
+                XCTAssertEqual(members[i].failure, e.failure, "batch \(b), query \(i)")
+            }
+            now += 700
+            let ticks = set.tick(nowMs: now)
+            for (i, e) in alone.enumerated() { XCTAssertEqual(ticks[i], e.tick(nowMs: now), "tick after batch \(b), query \(i)") }
+        }
+        let finals = set.finish()
+        for (i, e) in alone.enumerated() {
+            XCTAssertEqual(finals[i], e.finish(), "finish, query \(i)")
+            XCTAssertEqual(members[i].stats, e.stats, "stats, query \(i)")
+        }
+        return alone
+    }
+
+    func testASetEmitsWhatEachQueryEmitsAloneOverAnUpsertStream() throws {
+        let queries = try Self.upsertQueries.map { try Query.parse($0) }
+        for seed: UInt64 in 1...3 {
+            var batches: [(rows: [[String: Value]], partitions: [Int])] = []
+            for chunk in splitIntoBatches(upsertDeliveries(seed: seed), seed: seed, maxBatch: 120) {
+                batches.append((chunk.map(\.row), chunk.map(\.partition)))
+            }
+            let alone = try compare(queries, limits: queries.map { _ in QueryLimits() }, options: QueryOptions(graceMs: 60_000),
+                                    batches: batches, expect: [0, 1, 2])
+            XCTAssertGreaterThan(alone[0].stats.lateRows, 0, "seed \(seed): the workload must make rows late")
+            XCTAssertGreaterThan(alone[0].stats.staleRevisions, 0, "seed \(seed): and revisions stale")
+        }
+    }
+
+    func testASetEmitsWhatEachQueryEmitsAloneOverEvents() throws {
+        let (_, deliveries) = EventStreamTests.workload(seed: 11, events: 5_000, minutes: 20, duplicates: 700)
+        let queries = try [
+            "SELECT action, count(*) AS n, count_distinct(user_id) AS users FROM ods.expose, ods.click, ods.play WINDOW TUMBLING 2 MINUTES GROUP BY action EMIT FINAL",
+            "SELECT page, sessions(user_id, 3 MINUTES) AS s, bounce_rate(user_id, 3 MINUTES) AS b FROM ods.expose, ods.click, ods.play WINDOW TUMBLING 10 MINUTES GROUP BY page",
+            "SELECT funnel(user_id, 5 MINUTES, action = 'expose', action = 'click', action = 'play') AS f FROM ods.expose, ods.click, ods.play WINDOW TUMBLING 10 MINUTES",
+            "SELECT event_id, content_id FROM ods.click WHERE user_id = 'u7' WINDOW TUMBLING 1 MINUTE",
+        ].map { try Query.parse($0, catalog: catalog) }
+        var batches: [(rows: [[String: Value]], partitions: [Int])] = []
+        for chunk in splitIntoBatches(deliveries, seed: 5, maxBatch: 300) {
+            batches.append((chunk.map { EventStreamTests.row($0.0) }, chunk.map(\.1)))
+        }
+        let alone = try compare(queries, limits: queries.map { _ in QueryLimits() }, options: QueryOptions(graceMs: 30_000),
+                                batches: batches, expect: Array(0..<12))
+        XCTAssertEqual(alone[0].stats.duplicateEvents + alone[0].stats.lateRows + alone[0].stats.rowsApplied, deliveries.count)
+        XCTAssertGreaterThan(alone[0].stats.duplicateEvents, 0)
+    }
+
+    func testAQueryThatFailsALimitStopsAloneAndTheOthersGoOn() throws {
+        let queries = try Self.upsertQueries.prefix(4).map { try Query.parse($0) }
+        var limits = queries.map { _ in QueryLimits() }
+        limits[3] = QueryLimits(maxGroups: 10)  // GROUP BY content_id: 40 contents
+        var batches: [(rows: [[String: Value]], partitions: [Int])] = []
+        for chunk in splitIntoBatches(upsertDeliveries(seed: 9), seed: 9, maxBatch: 80) {
+            batches.append((chunk.map(\.row), chunk.map(\.partition)))
+        }
+        let alone = try compare(Array(queries), limits: limits, options: QueryOptions(graceMs: 60_000), batches: batches, expect: [0, 1, 2])
+        guard case .limitExceeded(.groups, _, _)? = alone[3].failure else { return XCTFail("query 3 must fail on max groups") }
+        XCTAssertNil(alone[0].failure)
+    }
+
+    func testIdentitiesAreForgottenOnceNoQueryCanUseThem() throws {
+        // A 1-minute and a 10-minute window: identities live as long as the longer one needs them.
+        let queries = try [
+            "SELECT sum(click) AS c FROM dwm.content_user WINDOW TUMBLING 1 MINUTE",
+            "SELECT sum(click) AS c FROM dwm.content_user WINDOW TUMBLING 10 MINUTES",
+        ].map { try Query.parse($0) }
+        let set = QuerySet(queries, options: QueryOptions(graceMs: 0))
+        var rows: [[String: Value]] = []
+        for minute in 0..<60 {
+            for c in 0..<50 {
+                let m = (28_000_000 + Int64(minute)) * minuteMs
+                rows.append(record(minute: m, content: "c\(c)", user: "u1", rev: 1, click: 1))
+            }
+        }
+        var finals = 0
+        for chunk in stride(from: 0, to: rows.count, by: 50) {
+            for r in set.ingest(RowBatch(layout: set.layout, rows: Array(rows[chunk..<(chunk + 50)]))) { finals += r.filter(\.final).count }
+        }
+        XCTAssertGreaterThan(finals, 50, "windows closed while rows came")
+        // 3 000 identities went by; the table holds at most the 10-minute window's (plus the minute
+        // being read), reusing the indexes of forgotten ones.
+        XCTAssertLessThanOrEqual(set.table.capacity, 12 * 50)
+        XCTAssertGreaterThan(set.table.capacity, 9 * 50)
+        // A late revision of a forgotten identity is late for both queries, not a new row.
+        _ = set.ingest(RowBatch(layout: set.layout, rows: [record(minute: 28_000_000 * minuteMs, content: "c1", user: "u1", rev: 2, click: 5)]))
+        XCTAssertEqual(set.engines.map(\.stats.lateRows), [1, 1])
+    }
+}
