@@ -11,7 +11,16 @@ import StrataCore
 protocol Accumulator: AnyObject {
     func add(_ v: Value)
     func remove(_ v: Value)
+    /// A new revision's value in place of the old one's (one call on the per-row path).
+    func replace(_ old: Value, with new: Value)
     var result: Value { get }
+}
+
+extension Accumulator {
+    func replace(_ old: Value, with new: Value) {
+        remove(old)
+        add(new)
+    }
 }
 
 enum Accumulators {
@@ -35,6 +44,7 @@ final class CountStar: Accumulator {
     var n: Int64 = 0
     func add(_ v: Value) { n += 1 }
     func remove(_ v: Value) { n -= 1 }
+    func replace(_ old: Value, with new: Value) {}
     var result: Value { .int(n) }
 }
 
@@ -61,6 +71,16 @@ final class Sum: Accumulator {
         case .double(let d): n += 1; doubles += 1; doubleSum += d
         default: break
         }
+    }
+
+    func replace(_ old: Value, with new: Value) {
+        // Integers into integers (counts, sums of counts): no change to n.
+        if case .int(let o) = old, case .int(let i) = new {
+            intSum = intSum &- o &+ i
+            return
+        }
+        remove(old)
+        add(new)
     }
 
     func remove(_ v: Value) {

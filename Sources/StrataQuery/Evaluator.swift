@@ -49,8 +49,12 @@ public final class QueryEngine {
     // The per-row state skips the run-time exclusivity checks (about a tenth of the per-row time):
     // an engine is used by one thread at a time and no access to these overlaps another.
     @exclusivity(unchecked) private var windows: [Int64: WindowState] = [:]
-    /// What each live identity (by its index in the table) gave this query.
-    @exclusivity(unchecked) private var contributions: [Contribution?] = []
+    /// What each live identity (by its index in the table) gave this query: the groups its row
+    /// went to (the group key is theirs) and, at `index * argumentCount`, its aggregate arguments.
+    /// Kept flat, so a new identity allocates nothing here and a forgotten one frees nothing.
+    @exclusivity(unchecked) private var contributions: [GroupLink] = []
+    @exclusivity(unchecked) private var contributedArgs: [Value] = []
+    private let argumentCount: Int
     @exclusivity(unchecked) private var totalGroups = 0
     private var validated = false
     private var pendingFinal: [QueryResult] = []
@@ -84,6 +88,7 @@ public final class QueryEngine {
         self.options = table.options
         self.source = table
         self.inSet = inSet
+        argumentCount = query.plan.aggregates.count
         resetGlobalWindow()
     }
 
@@ -165,7 +170,9 @@ public final class QueryEngine {
         let grace = options.graceMs
         stats.rowsIn += batch.count
         if contributions.count < source.capacity {
-            contributions.append(contentsOf: repeatElement(nil, count: source.capacity - contributions.count))
+            let more = source.capacity - contributions.count
+            contributions.append(contentsOf: repeatElement(.none, count: more))
+            contributedArgs.append(contentsOf: repeatElement(.null, count: more * argumentCount))
         }
         let width = layout.width
         let slots = self.slots
@@ -182,13 +189,13 @@ public final class QueryEngine {
                             if let w0, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
                         }
                         sequence += 1
-                        if evaluate(row, identity: { [.int(self.sequence)] }) { _ = try add(minute: verdict.time, w0, recording: false) }
+                        if evaluate(row, identity: { [.int(self.sequence)] }) { try add(minute: verdict.time, w0, recording: false) }
                     case .event, .duplicate:
                         let t = verdict.time!
                         if let w0, lastEnd(t) &+ grace <= w0 { stats.lateRows += 1; continue }
                         if verdict.kind == .duplicate { stats.duplicateEvents += 1; continue }
                         if evaluate(row, identity: { [slots.eventId.map { row[$0] } ?? .null, .int(t)] }) {
-                            _ = try add(minute: t, w0, recording: false)
+                            try add(minute: t, w0, recording: false)
                         }
                     case .revision, .stale:
                         let m = verdict.time!
@@ -235,7 +242,8 @@ public final class QueryEngine {
 
     /// Drops what this query kept for identities the table forgot.
     func release(_ indexes: [Int32]) {
-        for i in indexes where Int(i) < contributions.count { contributions[Int(i)] = nil }
+        // The arguments stay: nothing reads them while the link is none.
+        for i in indexes where Int(i) < contributions.count { contributions[Int(i)] = .none }
     }
 
     private func forgetIdentities() {
@@ -248,30 +256,29 @@ public final class QueryEngine {
         let passes = evaluate(row, identity: {
             [.int(m), slots.content.map { row[$0] } ?? .null, slots.user.map { row[$0] } ?? .null]
         })
-        if let old = contributions[i] {
-            if passes && old.key == scratchKey {
+        let base = i * argumentCount
+        let old = contributions[i]
+        if let first = old.first {
+            if passes && first.key == scratchKey {
                 // A new revision in the same groups (the common case): swap its values in place,
                 // with no lookup and no allocation.
-                for g in old.groups where isLive(g, w0) {
+                old.forEach { g in
+                    guard isLive(g, w0) else { return }
                     let accumulators = g.accumulators
-                    for a in accumulators.indices {
-                        accumulators[a].remove(old.args[a])
-                        accumulators[a].add(scratchArgs[a])
-                    }
+                    for a in accumulators.indices { accumulators[a].replace(contributedArgs[base + a], with: scratchArgs[a]) }
                     g.touch()
                 }
-                for a in scratchArgs.indices { old.args[a] = scratchArgs[a] }
+                for a in 0..<argumentCount { contributedArgs[base + a] = scratchArgs[a] }
                 return
             }
-            retract(old, w0)
+            retract(old, argumentsAt: base, w0)
         }
-        var new: Contribution?
         if passes {
-            let c = Contribution(key: scratchKey, args: scratchArgs)
-            c.groups = try add(minute: m, w0, recording: true)
-            new = c
+            contributions[i] = try add(minute: m, w0, recording: true)
+            for a in 0..<argumentCount { contributedArgs[base + a] = scratchArgs[a] }
+        } else {
+            contributions[i] = .none
         }
-        contributions[i] = new
     }
 
     /// What an event gives a sequence aggregate: its actor, time and id, and the funnel steps it
@@ -301,19 +308,29 @@ public final class QueryEngine {
         if let f = program.filter {
             guard case .bool(true) = f.eval(ctx) else { return false }
         }
-        scratchKey.removeAll(keepingCapacity: true)
-        for i in program.keys.indices { scratchKey.append(program.keys[i].eval(ctx)) }
-        // A projection shows each live row: the identity keeps equal-looking rows apart.
-        if program.projection { scratchKey.append(contentsOf: identity()) }
-        scratchArgs.removeAll(keepingCapacity: true)
-        for i in program.arguments.indices {
-            switch program.arguments[i] {
-            case .none: scratchArgs.append(.null)
-            case .value(let e): scratchArgs.append(e.eval(ctx))
-            case .distinct(let e):
-                let v = e.eval(ctx)
-                scratchArgs.append(v.isNull ? .null : .int(Int64(bitPattern: ValueHash.hash(v))))
-            case .sequence(let seq): scratchArgs.append(sequenceContribution(seq, ctx))
+        if program.projection {
+            // A projection shows each live row: the identity keeps equal-looking rows apart.
+            scratchKey.removeAll(keepingCapacity: true)
+            for i in program.keys.indices { scratchKey.append(program.keys[i].eval(ctx)) }
+            scratchKey.append(contentsOf: identity())
+        } else {
+            // Written in place: one uniqueness check per row, not one per value.
+            if scratchKey.count != program.keys.count { scratchKey = Array(repeating: .null, count: program.keys.count) }
+            scratchKey.withUnsafeMutableBufferPointer { key in
+                for i in program.keys.indices { key[i] = program.keys[i].eval(ctx) }
+            }
+        }
+        if scratchArgs.count != program.arguments.count { scratchArgs = Array(repeating: .null, count: program.arguments.count) }
+        scratchArgs.withUnsafeMutableBufferPointer { args in
+            for i in program.arguments.indices {
+                switch program.arguments[i] {
+                case .none: args[i] = .null
+                case .value(let e): args[i] = e.eval(ctx)
+                case .distinct(let e):
+                    let v = e.eval(ctx)
+                    args[i] = v.isNull ? .null : .int(Int64(bitPattern: ValueHash.hash(v)))
+                case .sequence(let seq): args[i] = sequenceContribution(seq, ctx)
+                }
             }
         }
         return true
@@ -330,22 +347,21 @@ public final class QueryEngine {
 
     /// Adds `scratchKey`/`scratchArgs` to every open window of `minute`; with `recording`, returns
     /// the groups it went to (so a later revision can be swapped or retracted without lookups).
-    private func add(minute: Int64?, _ w0: Int64?, recording: Bool) throws(QueryError) -> [GroupState] {
-        var groups: [GroupState] = []
+    @discardableResult
+    private func add(minute: Int64?, _ w0: Int64?, recording: Bool) throws(QueryError) -> GroupLink {
         guard let spec = plan.window else {
-            if let ws = windows[Self.globalKey] {
-                let g = try add(to: ws)
-                if recording { groups.append(g) }
-            }
-            return groups
+            guard let ws = windows[Self.globalKey] else { return .none }
+            let g = try add(to: ws)
+            return recording ? .one(g) : .none
         }
-        guard let m = minute else { return groups }
+        guard let m = minute else { return .none }
+        var link = GroupLink.none
         try spec.forEachWindow(containing: m) { (start, end) throws(QueryError) in
             guard !isClosed(end, w0) else { return }
             let g = try add(to: try window(start, end))
-            if recording { groups.append(g) }
+            if recording { link.append(g) }
         }
-        return groups
+        return link
     }
 
     private func window(_ start: Int64, _ end: Int64) throws(QueryError) -> WindowState {
@@ -385,10 +401,11 @@ public final class QueryEngine {
         !g.detached && !(g.window.end.map { isClosed($0, w0) } ?? false)
     }
 
-    private func retract(_ c: Contribution, _ w0: Int64?) {
-        for g in c.groups where isLive(g, w0) {
+    private func retract(_ link: GroupLink, argumentsAt base: Int, _ w0: Int64?) {
+        link.forEach { g in
+            guard isLive(g, w0) else { return }
             let accumulators = g.accumulators
-            for i in accumulators.indices { accumulators[i].remove(c.args[i]) }
+            for i in accumulators.indices { accumulators[i].remove(contributedArgs[base + i]) }
             g.rows -= 1
             g.touch()
             if g.rows <= 0 && !plan.singleGroup {
@@ -470,6 +487,7 @@ public final class QueryEngine {
     /// `finish` without the table (a set resets its table once).
     func finished() -> [QueryResult] {
         contributions = []
+        contributedArgs = []
         guard failure == nil else { return [] }
         var out = pendingFinal
         pendingFinal = []
@@ -662,16 +680,38 @@ struct IdentityKey: Hashable {
     let user: Value
 }
 
-/// What one live row gave: its group key, its aggregate arguments, and the groups (one per open
-/// window) it was added to.
-final class Contribution {
-    let key: [Value]
-    var args: [Value]
-    var groups: [GroupState] = []
+/// The groups one live row went to: one per open window of its minute (one for TUMBLING and
+/// without WINDOW, the common case, held without an array).
+enum GroupLink {
+    case none
+    case one(GroupState)
+    case many([GroupState])
 
-    init(key: [Value], args: [Value]) {
-        self.key = key
-        self.args = args
+    var first: GroupState? {
+        switch self {
+        case .none: nil
+        case .one(let g): g
+        case .many(let gs): gs.first
+        }
+    }
+
+    @inline(__always) func forEach(_ body: (GroupState) -> Void) {
+        switch self {
+        case .none: break
+        case .one(let g): body(g)
+        case .many(let gs): for g in gs { body(g) }
+        }
+    }
+
+    mutating func append(_ g: GroupState) {
+        switch self {
+        case .none: self = .one(g)
+        case .one(let first): self = .many([first, g])
+        case .many(var gs):
+            self = .none
+            gs.append(g)
+            self = .many(gs)
+        }
     }
 }
 

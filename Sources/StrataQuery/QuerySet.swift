@@ -24,7 +24,7 @@ public final class QuerySet {
     /// A set of `queries` (at least one), over a layout of all their fields.
     public convenience init(_ queries: [Query], limits: QueryLimits = .init(), options: QueryOptions = .init()) {
         precondition(!queries.isEmpty, "a query set needs a query to know its source's kind")
-        self.init(layout: RowLayout(queries), events: queries[0].plan.events, options: options)
+        self.init(layout: RowLayout(queries), events: queries[0].readsEvents, options: options)
         for q in queries { add(q, limits: limits) }
     }
 
