@@ -8,7 +8,9 @@ import StrataQuery
 import Synchronization
 
 /// One consumer for one topic, shared by every query that reads it: each message is decoded once,
-/// and each query is evaluated once per batch, whatever the number of its viewers.
+/// and each query is evaluated once per batch, whatever the number of its viewers. The queries
+/// there from the start run as one `QuerySet` (each row's identity and revision looked up once
+/// for all of them).
 ///
 /// Queries come and go while it runs (a feed file edited, a WebSocket viewer's ad-hoc query): one
 /// attached later is first primed from the topic's history on a short-lived reader of its own, up
@@ -105,7 +107,9 @@ final class TopicSource: Sendable {
     final class Evaluation: @unchecked Sendable {
         let definition: FeedDefinition
         let hub: FeedHub
-        let engine: QueryEngine
+        /// Its own engine, or (`member`) one of the consumer's `QuerySet`, which then drives it.
+        var engine: QueryEngine
+        var member = false
         var latest: [Int64: QueryResult] = [:]
         var lastPublished: String?
         var failed = false
@@ -145,9 +149,11 @@ final class TopicSource: Sendable {
 
         // Every message is decoded once, into the fields the attached queries read (see RowLayout).
         var layout = RowLayout([])
+        // The queries attached before the first poll: their identities are tracked once for all.
+        var set: QuerySet?
         while !stopping {
             let before = evaluations.count
-            applyChanges(&evaluations, next: next, partitions: partitions, historyStart: historyStart, immediate: first)
+            applyChanges(&evaluations, next: next, partitions: partitions, historyStart: historyStart, immediate: first, set: &set)
             // Rebuilt when queries come or go (a new one's fields are missing; a gone one's are not needed).
             if evaluations.count != before || evaluations.contains(where: { !layout.covers($0.engine.query) }) {
                 layout = RowLayout(evaluations.map(\.engine.query))
@@ -173,7 +179,15 @@ final class TopicSource: Sendable {
             if let batchNewest { newestMinute = max(newestMinute ?? batchNewest, batchNewest) }
             if !rows.isEmpty { rowsCounter.increment(by: rows.count) }
             let now = Self.nowMs()
-            for evaluation in evaluations where !evaluation.failed {
+            if let set, !set.engines.isEmpty {
+                let out = rows.isEmpty ? [] : set.ingest(rows)
+                let ticks = set.tick(nowMs: now)
+                for (i, engine) in set.engines.enumerated() {
+                    guard let evaluation = evaluations.first(where: { $0.engine === engine }) else { continue }
+                    publish(evaluation, results: (out.isEmpty ? [] : out[i]) + ticks[i], newestMinute: batchNewest)
+                }
+            }
+            for evaluation in evaluations where !evaluation.failed && !evaluation.member {
                 if !evaluation.live {
                     if !rows.isEmpty { evaluation.pending.append((rows, batchNewest)) }
                     guard evaluation.primed.load(ordering: .acquiring) else { continue }
@@ -230,7 +244,7 @@ final class TopicSource: Sendable {
     /// Takes in attached and detached queries. At start (`immediate`) new queries go live at
     /// once; later ones are primed from history on a reader thread of their own.
     private func applyChanges(_ evaluations: inout [Evaluation], next: [Int32: Int64], partitions: Int,
-                              historyStart: Int64?, immediate: Bool) {
+                              historyStart: Int64?, immediate: Bool, set: inout QuerySet?) {
         let (added, removed) = changes.withLock { c in
             defer { c = ([], []) }
             return (c.attach, c.detach)
@@ -239,6 +253,7 @@ final class TopicSource: Sendable {
             evaluations.removeAll { evaluation in
                 guard removed.contains(ObjectIdentifier(evaluation.hub)) else { return false }
                 evaluation.cancelled.store(true, ordering: .relaxed)
+                if evaluation.member { set?.remove(evaluation.engine) }
                 return true
             }
         }
@@ -252,6 +267,11 @@ final class TopicSource: Sendable {
             if evaluation.failed { continue }
             if immediate {
                 evaluation.live = true
+                let query = evaluation.engine.query
+                let shared = set ?? QuerySet(layout: RowLayout([query]), events: query.readsEvents, options: options.queryOptions)
+                set = shared
+                evaluation.engine = shared.add(query, limits: options.limits)
+                evaluation.member = true
                 continue
             }
             let until = (0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: next[Int32($0)] ?? 0) }
@@ -309,22 +329,33 @@ final class TopicSource: Sendable {
         }
     }
 
-    /// Feeds rows to one query and publishes its current result if it changed. `nowMs` nil: no
-    /// wall-clock tick (history). `newestMinute`: the newest `minute` among `rows`.
+    /// Feeds rows to one query (its own engine) and publishes its current result if it changed.
+    /// `nowMs` nil: no wall-clock tick (history). `newestMinute`: the newest `minute` among `rows`.
     private func evaluate(_ evaluation: Evaluation, rows: RowBatch, newestMinute: Int64?, nowMs: Int64?) {
         guard !evaluation.failed, !evaluation.cancelled.load(ordering: .relaxed) else { return }
         var results: [QueryResult] = []
         do throws(QueryError) {
             if !rows.isEmpty { results = try evaluation.engine.ingest(rows) }
         } catch {
-            evaluation.failed = true
-            evaluation.hub.fail(error.message)
-            evaluation.hub.broadcast(.error(ResultJSON.error(error.message)))
-            logger.error("feed query failed", metadata: ["feed": "\(evaluation.definition.name)", "error": "\(error.message)"])
+            fail(evaluation, error)
             return
         }
-        if let newestMinute { evaluation.newestMinute = max(evaluation.newestMinute ?? newestMinute, newestMinute) }
         if let nowMs { results += evaluation.engine.tick(nowMs: nowMs) }
+        publish(evaluation, results: results, newestMinute: newestMinute)
+    }
+
+    private func fail(_ evaluation: Evaluation, _ error: QueryError) {
+        evaluation.failed = true
+        evaluation.hub.fail(error.message)
+        evaluation.hub.broadcast(.error(ResultJSON.error(error.message)))
+        logger.error("feed query failed", metadata: ["feed": "\(evaluation.definition.name)", "error": "\(error.message)"])
+    }
+
+    /// Takes in what a query emitted for a batch and publishes its current result if it changed.
+    private func publish(_ evaluation: Evaluation, results: [QueryResult], newestMinute: Int64?) {
+        guard !evaluation.failed, !evaluation.cancelled.load(ordering: .relaxed) else { return }
+        if let error = evaluation.engine.failure { return fail(evaluation, error) }
+        if let newestMinute { evaluation.newestMinute = max(evaluation.newestMinute ?? newestMinute, newestMinute) }
         guard !results.isEmpty else { return }
         for result in results { evaluation.latest[result.windowStart ?? Int64.min] = result }
         guard let current = Self.current(evaluation.latest, newestMinute: evaluation.newestMinute) else { return }
