@@ -84,6 +84,16 @@ final class RedisClientTests: XCTestCase {
         try c.mget(keys.map(bytes), chunkSize: 500) { i, v in seen[i] = v.map { Array($0) } }
         XCTAssertEqual(seen, values)
         XCTAssertEqual(c.stats.roundTrips - beforeVisit.roundTrips, 1)
+
+        // The prefix form (keys written from the ids): same values, by the slice's indices.
+        let ids = keys.map { String($0.dropFirst("dim:".count)) }
+        var byPrefix = [[UInt8]?](repeating: [0xEE], count: keys.count)
+        let beforePrefix = c.stats
+        try c.mget(prefix: bytes("dim:"), ids: ids[100..<2_300], chunkSize: 300) { i, v in byPrefix[i] = v.map { Array($0) } }
+        XCTAssertEqual(Array(byPrefix[100..<2_300]), Array(values[100..<2_300]))
+        XCTAssertEqual(byPrefix[99], [0xEE], "indices outside the slice are not visited")
+        XCTAssertEqual(c.stats.roundTrips - beforePrefix.roundTrips, 1)
+        XCTAssertEqual(try c.get("dim:content:1"), bytes("v1"), "the connection is usable after the custom reader")
         XCTAssertEqual(try c.del(keys), present.count) // > 500 keys: chunked DEL, summed
     }
 
