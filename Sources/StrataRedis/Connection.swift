@@ -152,7 +152,13 @@ final class Connection {
             let saved = (reader.pointee.fn, reader.pointee.privdata)
             reader.pointee.fn = mgetReplyFunctions
             reader.pointee.privdata = Unmanaged.passUnretained(sink).toOpaque()
-            defer { (reader.pointee.fn, reader.pointee.privdata) = saved }
+            defer {
+                // A read cut short (a timeout, a reset) leaves the unfinished reply in the reader,
+                // where freeing the connection would hand it to hiredis's own free: it is the
+                // sink's address, not a hiredis object, so it is taken out first.
+                if reader.pointee.reply != nil { reader.pointee.reply = nil }
+                (reader.pointee.fn, reader.pointee.privdata) = saved
+            }
             var raw: UnsafeMutableRawPointer? = nil
             if redisGetReply(ctx, &raw) != REDIS_OK {
                 throw .transient(contextError(errno: errno, during: "read reply"))
