@@ -25,6 +25,7 @@ extension BenchCommand {
         @Option(help: "Distinct contents among them.") var contents = 10_000
         @Option(help: "Distinct users among them (default: one per cell, the worst case).") var users: Int?
         @Option(help: "Rounds of the warm measurements.") var rounds = 3
+        @Option(help: "Redis connections a lookup is spread over (the cache's redisConnections).") var redisConnections = DimensionCacheConfig().redisConnections
         @Option(help: "Dimension store to load the generated dimensions into and read them from, e.g. postgres://… (default: a temporary SQLite file).") var store: String?
 
         func run() throws {
@@ -44,6 +45,7 @@ extension BenchCommand {
             var cc = DimensionCacheConfig()
             cc.keyPrefix = "bench:\(UUID().uuidString.prefix(8)):"
             cc.localCapacity = 2 * (userCount + contents)
+            cc.redisConnections = redisConnections
             cc.redisTTL = StaggeredTTL(baseSeconds: 3_600, jitter: 0.2)   // a safety net; the keys are deleted below
             var rc = try RedisConfig(url: config.redisURL)
             rc.commandTimeout = .seconds(10)
@@ -53,7 +55,7 @@ extension BenchCommand {
 
             let emission = Self.minute(cells: cells, contents: contents, users: userCount, actions: topology.actions.count)
             var enricher = RowEnricher(cache: cache, actions: topology.actions)
-            print("{\"bench\":\"enrich\",\"cells\":\(cells),\"contents\":\(contents),\"users\":\(userCount),\"dws_rows\":\(emission.dws.count),\"store\":\"\(storeAddress.hasPrefix("sqlite:") ? "sqlite" : "postgres")\"}")
+            print("{\"bench\":\"enrich\",\"cells\":\(cells),\"contents\":\(contents),\"users\":\(userCount),\"redis_connections\":\(redisConnections),\"dws_rows\":\(emission.dws.count),\"store\":\"\(storeAddress.hasPrefix("sqlite:") ? "sqlite" : "postgres")\"}")
 
             func measure(_ phase: String) throws -> Double {
                 let r0 = cache.redisStats?.roundTrips ?? 0, s0 = cache.stats

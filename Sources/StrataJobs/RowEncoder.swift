@@ -8,7 +8,9 @@ struct RowEncoder {
     let actions: [String]
     let playIndex: Int?
     private var contentJSON: [String: [UInt8]] = [:]
-    private var users: [String: UserDim] = [:]
+    /// A user's profile is `users[userSlots[id]]` (positional, as the cache answers).
+    private var userSlots: [String: Int32] = [:]
+    private var users: [UserDim?] = []
     private let actionKeys: [[UInt8]]
 
     init(actions: [String]) {
@@ -19,7 +21,7 @@ struct RowEncoder {
 
     /// Contents are pre-encoded (many rows share one); user profiles are written straight into
     /// each row (a cell's user is usually in that one row, so pre-encoding would only allocate).
-    mutating func setDimensions(contents: [String: ContentDim], users: [String: UserDim]) {
+    mutating func setDimensions(contents: [String: ContentDim], userSlots: [String: Int32], users: [UserDim?]) {
         contentJSON.removeAll(keepingCapacity: true)
         for (id, c) in contents {
             var b: [UInt8] = []
@@ -30,11 +32,12 @@ struct RowEncoder {
             b.append(UInt8(ascii: "}"))
             contentJSON[id] = b
         }
+        self.userSlots = userSlots
         self.users = users
     }
 
     private func appendUser(_ b: inout [UInt8], _ id: String) {
-        guard let u = users[id] else { b.append(contentsOf: "null".utf8); return }
+        guard let slot = userSlots[id], let u = users[Int(slot)] else { b.append(contentsOf: "null".utf8); return }
         b.append(contentsOf: #"{"gender":"#.utf8); JSONString.append(u.gender, to: &b)
         b.append(contentsOf: #","age_band":"#.utf8); JSONString.append(u.ageBand, to: &b)
         b.append(contentsOf: #","province":"#.utf8); JSONString.append(u.province, to: &b)

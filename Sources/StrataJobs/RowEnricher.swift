@@ -20,13 +20,32 @@ public struct RowEnricher {
     /// (content, user) ids were asked for.
     @discardableResult
     public mutating func lookUp(_ emission: Emission) throws -> (contents: Int, users: Int) {
-        var contentIds = Set<String>(minimumCapacity: emission.dws.count), userIds = Set<String>(minimumCapacity: emission.dwm.count)
+        var contentIds = Set<String>(minimumCapacity: emission.dws.count)
         for r in emission.dws { contentIds.insert(r.contentId) }
-        for r in emission.dwm { contentIds.insert(r.contentId); userIds.insert(r.userId) }
+        // Users by position: each distinct id gets a slot (one hash per row), the cache answers
+        // by slot, and rows find their profile through the slot (no map of profiles is built).
+        var slots = [String: Int32](minimumCapacity: emission.dwm.count)
+        var userIds: [String] = []
+        userIds.reserveCapacity(emission.dwm.count)
+        for r in emission.dwm {
+            contentIds.insert(r.contentId)
+            if Self.claim(&slots[r.userId], Int32(truncatingIfNeeded: userIds.count)) { userIds.append(r.userId) }
+        }
         let contents = try cache.lookupContents(Array(contentIds))
-        let users = try cache.lookupUsers(Array(userIds))
-        encoder.setDimensions(contents: contents, users: users)
+        var users = [UserDim?](repeating: nil, count: userIds.count)
+        try users.withUnsafeMutableBufferPointer { out in
+            try cache.lookupUsers(userIds) { i, u in out[i] = u }
+        }
+        encoder.setDimensions(contents: contents, userSlots: slots, users: users)
         return (contentIds.count, userIds.count)
+    }
+
+    /// Gives an id without a slot the slot `next`; true when it did.
+    @inline(__always)
+    private static func claim(_ slot: inout Int32?, _ next: Int32) -> Bool {
+        if slot != nil { return false }
+        slot = next
+        return true
     }
 
     /// Encodes the rows with the dimensions of the last ``lookUp(_:)``. `dws` is also told whether

@@ -93,22 +93,80 @@ final class Connection {
             start = 0
             while start < keys.count {
                 let end = min(start + chunkSize, keys.count)
-                try withNextReply { (pointer: UnsafePointer<redisReply>) throws(Failure) in
-                    let reply = pointer.pointee
-                    // Any other answer leaves the remaining replies unread: the connection is dropped.
-                    guard Int32(reply.type) == REDIS_REPLY_ARRAY, reply.elements == end - start, let items = reply.element else {
-                        throw .transient(.protocolError("MGET of \(end - start) keys answered type \(reply.type) with \(reply.elements) elements"))
+                try readMGET(count: end - start, first: start, visit: visit)
+                start = end
+            }
+        }
+    }
+
+    /// MGET of the keys `prefix + id` for `ids`, `chunkSize` keys per command, one round trip.
+    /// The commands are written as RESP straight from the ids into one buffer (no key array or
+    /// argv per key: a lookup asks for up to a million keys at once). `visit` gets the slice's
+    /// own indices and views into hiredis's replies, as in the form above.
+    func mget(prefix: [UInt8], ids: ArraySlice<String>, chunkSize: Int,
+              visit: (Int, UnsafeRawBufferPointer?) -> Void) throws(Failure) {
+        try withSIGPIPESuppressed { () throws(Failure) -> Void in
+            var buffer: [UInt8] = []
+            buffer.reserveCapacity(ids.count * (prefix.count + 24) + 24 * (ids.count / chunkSize + 1))
+            var start = ids.startIndex
+            while start < ids.endIndex {
+                let end = min(start + chunkSize, ids.endIndex)
+                buffer.append(UInt8(ascii: "*"))
+                appendDecimal(&buffer, end - start + 1)
+                buffer.append(contentsOf: "\r\n$4\r\nMGET\r\n".utf8)
+                for i in start..<end {
+                    let id = ids[i]
+                    let n = prefix.count + id.utf8.count
+                    buffer.append(UInt8(ascii: "$"))
+                    appendDecimal(&buffer, n)
+                    buffer.append(13); buffer.append(10)
+                    buffer.append(contentsOf: prefix)
+                    if id.utf8.withContiguousStorageIfAvailable({ buffer.append(contentsOf: $0) }) == nil {
+                        buffer.append(contentsOf: id.utf8)
                     }
-                    for i in 0..<(end - start) {
-                        guard let item = items[i]?.pointee else { throw .transient(.protocolError("MGET element \(i) missing")) }
-                        switch Int32(item.type) {
-                        case REDIS_REPLY_STRING: visit(start + i, UnsafeRawBufferPointer(start: item.str, count: item.len))
-                        case REDIS_REPLY_NIL: visit(start + i, nil)
-                        default: throw .transient(.protocolError("unexpected MGET element type \(item.type)"))
-                        }
-                    }
+                    buffer.append(13); buffer.append(10)
                 }
                 start = end
+            }
+            let rc = buffer.withUnsafeBufferPointer { bytes in
+                bytes.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(ctx, $0.baseAddress, $0.count) }
+            }
+            if rc != REDIS_OK { throw .transient(contextError(errno: errno, during: "append command")) }
+            start = ids.startIndex
+            while start < ids.endIndex {
+                let end = min(start + chunkSize, ids.endIndex)
+                try readMGET(count: end - start, first: start, visit: visit)
+                start = end
+            }
+        }
+    }
+
+    /// Reads one MGET reply of `count` values and lends each to `visit(first + i, value)` while
+    /// hiredis parses it: the reader's object functions are swapped for ones that hand each value
+    /// over as a view into the read buffer, so a reply of N values costs no allocation per value
+    /// (hiredis's own objects take two allocations and a copy per value, and a free after).
+    private func readMGET(count: Int, first: Int, visit: (Int, UnsafeRawBufferPointer?) -> Void) throws(Failure) {
+        guard let reader = ctx.pointee.reader else { throw .transient(.protocolError("hiredis context has no reader")) }
+        try withoutActuallyEscaping(visit) { (visit) throws(Failure) -> Void in
+            let sink = MGETSink(first: first, visit: visit)
+            let saved = (reader.pointee.fn, reader.pointee.privdata)
+            reader.pointee.fn = mgetReplyFunctions
+            reader.pointee.privdata = Unmanaged.passUnretained(sink).toOpaque()
+            defer {
+                // A read cut short (a timeout, a reset) leaves the unfinished reply in the reader,
+                // where freeing the connection would hand it to hiredis's own free: it is the
+                // sink's address, not a hiredis object, so it is taken out first.
+                if reader.pointee.reply != nil { reader.pointee.reply = nil }
+                (reader.pointee.fn, reader.pointee.privdata) = saved
+            }
+            var raw: UnsafeMutableRawPointer? = nil
+            if redisGetReply(ctx, &raw) != REDIS_OK {
+                throw .transient(contextError(errno: errno, during: "read reply"))
+            }
+            withExtendedLifetime(sink) {}
+            // Any other answer leaves the connection out of step: it is dropped.
+            guard raw != nil, sink.problem == nil, sink.elements == count else {
+                throw .transient(.protocolError("MGET of \(count) keys answered \(sink.problem ?? "\(sink.elements) elements")"))
             }
         }
     }
@@ -216,6 +274,65 @@ final class Connection {
         #endif
         return try body()
     }
+}
+
+/// Where the MGET reply functions deliver values (the reader's `privdata` during one read).
+private final class MGETSink {
+    let first: Int
+    let visit: (Int, UnsafeRawBufferPointer?) -> Void
+    /// Elements of the top-level array, -1 before it was seen.
+    var elements = -1
+    /// What was wrong with the reply, if anything (an error reply, a nested array, a number …).
+    var problem: String?
+
+    init(first: Int, visit: @escaping (Int, UnsafeRawBufferPointer?) -> Void) {
+        self.first = first
+        self.visit = visit
+    }
+}
+
+/// hiredis object functions for an MGET reply: values go to the sink by index, nothing is
+/// allocated; the "objects" returned are the sink's address (hiredis needs them non-null).
+nonisolated(unsafe) private let mgetReplyFunctions: UnsafeMutablePointer<redisReplyObjectFunctions> = {
+    let fn = UnsafeMutablePointer<redisReplyObjectFunctions>.allocate(capacity: 1)
+    fn.initialize(to: redisReplyObjectFunctions(
+        createString: { task, str, len in
+            guard let task, let p = task.pointee.privdata else { return nil } // hiredis: out of memory
+            let sink = Unmanaged<MGETSink>.fromOpaque(p).takeUnretainedValue()
+            if task.pointee.parent != nil, task.pointee.type == REDIS_REPLY_STRING {
+                sink.visit(sink.first + Int(task.pointee.idx), UnsafeRawBufferPointer(start: str, count: len))
+            } else if sink.problem == nil {
+                let text = str.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: len), as: UTF8.self) } ?? ""
+                sink.problem = "reply type \(task.pointee.type): \(text)"
+            }
+            return task.pointee.privdata
+        },
+        createArray: { task, elements in
+            guard let task, let p = task.pointee.privdata else { return nil } // hiredis: out of memory
+            let sink = Unmanaged<MGETSink>.fromOpaque(p).takeUnretainedValue()
+            if task.pointee.parent == nil { sink.elements = Int(elements) } else if sink.problem == nil { sink.problem = "a nested array" }
+            return task.pointee.privdata
+        },
+        createInteger: { task, _ in
+            guard let task, let p = task.pointee.privdata else { return nil } // hiredis: out of memory
+            let sink = Unmanaged<MGETSink>.fromOpaque(p).takeUnretainedValue()
+            if sink.problem == nil { sink.problem = "an integer" }
+            return task.pointee.privdata
+        },
+        createNil: { task in
+            guard let task, let p = task.pointee.privdata else { return nil } // hiredis: out of memory
+            let sink = Unmanaged<MGETSink>.fromOpaque(p).takeUnretainedValue()
+            if task.pointee.parent != nil { sink.visit(sink.first + Int(task.pointee.idx), nil) } else if sink.problem == nil { sink.problem = "nil" }
+            return task.pointee.privdata
+        },
+        freeObject: { _ in }))
+    return fn
+}()
+
+/// Appends the decimal digits of `n ≥ 0` (RESP lengths and counts).
+private func appendDecimal(_ b: inout [UInt8], _ n: Int) {
+    if n >= 10 { appendDecimal(&b, n / 10) }
+    b.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: n % 10))
 }
 
 func makeTimeval(_ d: Duration) -> timeval {

@@ -19,6 +19,13 @@ public struct RedisStats: Sendable, Equatable {
     /// Failed attempts: each connection-level failure (retried or not) and each error thrown
     /// for an error reply or rejected AUTH.
     public var errors: Int
+
+    public init(roundTrips: Int = 0, commands: Int = 0, reconnects: Int = 0, errors: Int = 0) {
+        self.roundTrips = roundTrips
+        self.commands = commands
+        self.reconnects = reconnects
+        self.errors = errors
+    }
 }
 
 /// A blocking client over one hiredis connection.
@@ -125,6 +132,19 @@ public final class RedisClient: Sendable {
         _ = try run { (conn: Connection) throws(Failure) -> Bool in
             self.countRoundTrip((keys.count + chunkSize - 1) / chunkSize)
             try conn.mget(keys, chunkSize: chunkSize, visit: visit)
+            return true
+        }
+    }
+
+    /// The same for the keys `prefix + id` of `ids`, written to the connection straight from the
+    /// ids (no key array per id); `visit` gets the slice's indices.
+    public func mget(prefix: [UInt8], ids: ArraySlice<String>, chunkSize: Int = 500,
+                     visit: (Int, UnsafeRawBufferPointer?) -> Void) throws(RedisError) {
+        precondition(chunkSize > 0, "chunkSize must be positive")
+        if ids.isEmpty { return }
+        _ = try run { (conn: Connection) throws(Failure) -> Bool in
+            self.countRoundTrip((ids.count + chunkSize - 1) / chunkSize)
+            try conn.mget(prefix: prefix, ids: ids, chunkSize: chunkSize, visit: visit)
             return true
         }
     }

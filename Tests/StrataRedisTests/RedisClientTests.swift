@@ -84,6 +84,16 @@ final class RedisClientTests: XCTestCase {
         try c.mget(keys.map(bytes), chunkSize: 500) { i, v in seen[i] = v.map { Array($0) } }
         XCTAssertEqual(seen, values)
         XCTAssertEqual(c.stats.roundTrips - beforeVisit.roundTrips, 1)
+
+        // The prefix form (keys written from the ids): same values, by the slice's indices.
+        let ids = keys.map { String($0.dropFirst("dim:".count)) }
+        var byPrefix = [[UInt8]?](repeating: [0xEE], count: keys.count)
+        let beforePrefix = c.stats
+        try c.mget(prefix: bytes("dim:"), ids: ids[100..<2_300], chunkSize: 300) { i, v in byPrefix[i] = v.map { Array($0) } }
+        XCTAssertEqual(Array(byPrefix[100..<2_300]), Array(values[100..<2_300]))
+        XCTAssertEqual(byPrefix[99], [0xEE], "indices outside the slice are not visited")
+        XCTAssertEqual(c.stats.roundTrips - beforePrefix.roundTrips, 1)
+        XCTAssertEqual(try c.get("dim:content:1"), bytes("v1"), "the connection is usable after the custom reader")
         XCTAssertEqual(try c.del(keys), present.count) // > 500 keys: chunked DEL, summed
     }
 
@@ -205,6 +215,48 @@ final class RedisClientTests: XCTestCase {
         }
         XCTAssertEqual(value, bytes("v"), "the client did not read k back within 15 s of the pause")
         XCTAssertGreaterThan(c.stats.reconnects, before.reconnects + 1)
+    }
+
+    /// A server that answers an MGET with the start of its reply and hangs up: the read is cut
+    /// short inside the reader's reply functions, the call fails, and dropping the connection
+    /// must not hand the unfinished reply to hiredis's own free (it is not a hiredis object).
+    func testMGetReplyCutShortFailsAndFreesNothingForeign() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, len) == 0 && getsockname(listener, $0, &len) == 0 }
+        }
+        XCTAssertTrue(bound && listen(listener, 8) == 0)
+        defer { close(listener) }
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        final class Served: Sendable { let count = Atomic<Int>(0) }
+        let served = Served()
+        let server = Thread {
+            while served.count.load(ordering: .relaxed) < 2 {
+                let fd = accept(listener, nil, nil)
+                guard fd >= 0 else { return }
+                var buffer = [UInt8](repeating: 0, count: 65_536)
+                _ = read(fd, &buffer, buffer.count)
+                let partial = Array("*3\r\n$1\r\na\r\n$1\r\n".utf8)
+                _ = partial.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                usleep(50_000)
+                close(fd)
+                served.count.add(1, ordering: .relaxed)
+            }
+        }
+        server.start()
+        let config = RedisConfig(port: port, reconnectBackoffInitial: .milliseconds(10), reconnectBackoffMax: .milliseconds(10), maxAttempts: 2)
+        let c = try RedisClient(config: config)
+        var first: [UInt8]?
+        _ = thrownError { () throws(RedisError) in
+            try c.mget(prefix: bytes("k:"), ids: ["x", "y", "z"][...]) { i, v in if i == 0 { first = v.map { Array($0) } } }
+        }
+        XCTAssertEqual(first, bytes("a"), "the values read before the cut were handed over")
+        c.close()
+        XCTAssertEqual(served.count.load(ordering: .relaxed), 2, "both attempts reached the server")
     }
 
     func testDroppedConnectionIsRetriedTransparently() throws {

@@ -80,6 +80,11 @@ public final class DimensionCache: Sendable {
     /// Profiles of the given user ids (pass each id once); unknown ids are absent.
     public func lookupUsers(_ ids: [String]) throws -> [String: UserDim] { try users.lookup(ids) }
 
+    /// Profiles of `ids` (each id once) by position: `found(i, profile)` on the calling thread
+    /// for each `ids[i]` known; the others are unknown. For large lookups (a minute's users):
+    /// no map is built.
+    public func lookupUsers(_ ids: [String], found: (Int, UserDim) -> Void) throws { try users.lookup(ids, found: found) }
+
     /// The valid-ID gate for the per-event path: false when the content id is certainly not in
     /// the store. No allocation, no lock held while hashing. True while no filter is built.
     public func isKnownContent(_ bytes: UnsafeRawBufferPointer) -> Bool { contents.mightExist(bytes) }

@@ -13,6 +13,11 @@ public struct DimensionCacheConfig: Sendable {
     public var redisChunkSize: Int = 500
     /// Keys per pipeline (one network round trip); bounds the memory of one batch.
     public var redisPipelineKeys: Int = 50_000
+    /// Connections a large lookup's MGETs are spread over, read in parallel on as many threads
+    /// (hiredis is synchronous). Two keep both of the reference machine's cores busy.
+    public var redisConnections: Int = 2
+    /// Keys per connection below which a lookup stays on one connection.
+    public var redisParallelFrom: Int = 5_000
     /// How long Redis is skipped after a failure before one call probes it again.
     public var breakerOpenFor: Duration = .seconds(1)
     /// How long a lookup waits for a dimension store that cannot answer, retrying with backoff,

@@ -69,79 +69,99 @@ final class KindCache<D: CachedDimension>: Sendable {
     func lookup(_ ids: [String]) throws -> [String: D] {
         var result: [String: D] = [:]
         result.reserveCapacity(ids.count)
+        try lookup(ids) { i, d in result[ids[i]] = d }
+        return result
+    }
+
+    /// Calls `found(i, d)` once for each `ids[i]` with dimensions, on the calling thread; the
+    /// other ids are unknown. Positional, so a large lookup builds no map of its own.
+    func lookup(_ ids: [String], found: (Int, D) -> Void) throws {
         let now = monotonicNanos()
 
         // 1. Valid-ID filter: ids certainly unknown to the store go no further.
-        var candidates = ids
+        //    Below, ids are handled by their index in `ids`.
+        var candidates: [Int]
         if config.useValidIdFilter, let f = filter.current {
-            candidates = ids.filter { f.mightContain($0) }
+            candidates = []
+            candidates.reserveCapacity(ids.count)
+            for i in ids.indices where f.mightContain(ids[i]) { candidates.append(i) }
             counters.blocked.add(ids.count - candidates.count)
+        } else {
+            candidates = Array(ids.indices)
         }
-        if candidates.isEmpty { return result }
+        if candidates.isEmpty { return }
 
         // 2. In-process tier.
-        var toRedis: [String] = []
-        var negatives = 0
+        var toRedis: [Int] = []
         let localEnabled = config.localCapacity > 0
         if localEnabled {
+            var hits = 0, negatives = 0
             toRedis.reserveCapacity(candidates.count)
             local.withLock { t in
-                for id in candidates {
-                    switch t.get(id, now: now) {
-                    case .hit(let d): result[id] = d
+                for i in candidates {
+                    switch t.get(ids[i], now: now) {
+                    case .hit(let d): found(i, d); hits += 1
                     case .negative: negatives += 1
-                    case .miss: toRedis.append(id)
+                    case .miss: toRedis.append(i)
                     }
                 }
             }
-            counters.localHits.add(result.count)
+            counters.localHits.add(hits)
             counters.negativeLocal.add(negatives)
             counters.localMisses.add(toRedis.count)
         } else {
             toRedis = candidates
         }
-        if toRedis.isEmpty { return result }
+        if toRedis.isEmpty { return }
 
-        // 3. Redis: MGET in chunks, pipelined; whatever it cannot answer goes to the store.
-        var fills: [(String, LocalTier<D>.Entry)] = []
-        var toStore: [String] = []
-        var unreadable = Set<String>()
+        // 3. Redis: MGET in chunks, pipelined (over several connections when large); whatever it
+        //    cannot answer goes to the store.
+        var toStore: [Int] = []
+        var unreadable = Set<Int>()
         let localExpiry = now &+ config.localTTL.nanoseconds
         let negativeExpiry = now &+ config.negativeTTL.nanoseconds
         if let redis {
-            // Values are decoded straight from hiredis's reply buffers, by index.
-            var answers = [RedisAnswer<D>](repeating: .missing, count: toRedis.count)
-            let answered = toRedis.withUnsafeBufferPointer { ids in
-                redis.mget(ids.map(key)) { i, value in
-                    guard let value else { answers[i] = .missing; return }
-                    if value.count == 4 && value.elementsEqual(negativeRedisValue) {
-                        answers[i] = .negative
-                    } else if let d = D.fromCacheJSON(value), d.cacheId == ids[i] {
-                        answers[i] = .found(d)
-                    } else {
-                        answers[i] = .unreadable
+            let redisIds = toRedis.map { ids[$0] }
+            // Values are decoded straight from hiredis's reply buffers, by index, on the threads
+            // that read them (each index is written by one thread only).
+            var answers = [RedisAnswer<D>](repeating: .missing, count: redisIds.count)
+            let answered = answers.withUnsafeMutableBufferPointer { out in
+                redisIds.withUnsafeBufferPointer { asked in
+                    redis.mget(prefix: keyPrefix, ids: redisIds) { i, value in
+                        guard let value else { out[i] = .missing; return }
+                        if value.count == 4 && value.elementsEqual(negativeRedisValue) {
+                            out[i] = .negative
+                        } else if let d = D.fromCacheJSON(value), d.cacheId == asked[i] {
+                            out[i] = .found(d)
+                        } else {
+                            out[i] = .unreadable
+                        }
                     }
                 }
             }
             if answered < toRedis.count { degraded.add(1) }
             var hits = 0, misses = 0, negativeHits = 0
-            if localEnabled { fills.reserveCapacity(answered) }
-            for i in 0..<answered {
-                let id = toRedis[i]
-                switch answers[i] {
-                case .missing:
-                    toStore.append(id); misses += 1
-                case .negative:
-                    negativeHits += 1
-                    if localEnabled { fills.append((id, .absent(expiresAt: negativeExpiry))) }
-                case .found(let d):
-                    result[id] = d
-                    hits += 1
-                    if localEnabled { fills.append((id, .present(d, expiresAt: localExpiry))) }
-                case .unreadable:
-                    toStore.append(id) // the store's answer replaces it
-                    unreadable.insert(id)
-                    misses += 1
+            // Found and negative answers fill the in-process tier under one lock, without a
+            // list of fills in between (a warm-Redis lookup fills up to a million entries).
+            local.withLock { t in
+                if localEnabled { t.reserve(answered) }
+                for k in 0..<answered {
+                    let i = toRedis[k]
+                    switch answers[k] {
+                    case .missing:
+                        toStore.append(i); misses += 1
+                    case .negative:
+                        negativeHits += 1
+                        if localEnabled { t.put(ids[i], .absent(expiresAt: negativeExpiry), overwrite: false, now: now) }
+                    case .found(let d):
+                        found(i, d)
+                        hits += 1
+                        if localEnabled { t.put(ids[i], .present(d, expiresAt: localExpiry), overwrite: false, now: now) }
+                    case .unreadable:
+                        toStore.append(i) // the store's answer replaces it
+                        unreadable.insert(i)
+                        misses += 1
+                    }
                 }
             }
             toStore += toRedis[answered...]
@@ -155,19 +175,22 @@ final class KindCache<D: CachedDimension>: Sendable {
         // 4. The store: one query per chunk; found ids are written back with a staggered TTL,
         //    unknown ones get a short negative entry.
         if !toStore.isEmpty {
+            let storeIds = toStore.map { ids[$0] }
             let before = store.queryCount
-            let found = try storeWait.run("\(toStore.count) ids") { try fetch(toStore) }
+            let fetched = try storeWait.run("\(storeIds.count) ids") { try fetch(storeIds) }
             counters.storeQueries.add(max(0, store.queryCount - before))
-            counters.storeIds.add(toStore.count)
+            counters.storeIds.add(storeIds.count)
             var writes: [(key: [UInt8], value: [UInt8], ttl: Int)] = []
             var replacements: [(key: [UInt8], value: [UInt8], ttl: Int)] = []
-            if redis != nil { writes.reserveCapacity(toStore.count) }
+            var fills: [(String, LocalTier<D>.Entry)] = []
+            if redis != nil { writes.reserveCapacity(storeIds.count) }
+            if localEnabled { fills.reserveCapacity(storeIds.count) }
             var rng = SplitMix64.systemSeeded()
             let negativeTTL = config.negativeTTL.wholeSeconds
-            for id in toStore {
+            for (i, id) in zip(toStore, storeIds) {
                 let entry: (key: [UInt8], value: [UInt8], ttl: Int)?
-                if let d = found[id] {
-                    result[id] = d
+                if let d = fetched[id] {
+                    found(i, d)
                     if localEnabled { fills.append((id, .present(d, expiresAt: localExpiry))) }
                     entry = redis == nil ? nil : (key(id), d.cacheJSON(), config.redisTTL.next(using: &rng))
                 } else {
@@ -175,21 +198,19 @@ final class KindCache<D: CachedDimension>: Sendable {
                     entry = redis == nil ? nil : (key(id), negativeRedisValue, negativeTTL)
                 }
                 if let entry {
-                    if unreadable.contains(id) { replacements.append(entry) } else { writes.append(entry) }
+                    if unreadable.contains(i) { replacements.append(entry) } else { writes.append(entry) }
                 }
             }
             if let redis, redis.writeBack(writes, replacing: replacements) {
                 counters.redisWrites.add(writes.count + replacements.count)
             }
-        }
-
-        if !fills.isEmpty {
-            local.withLock { t in
-                t.reserve(fills.count)
-                for (id, e) in fills { t.put(id, e, overwrite: false, now: now) }
+            if !fills.isEmpty {
+                local.withLock { t in
+                    t.reserve(fills.count)
+                    for (id, e) in fills { t.put(id, e, overwrite: false, now: now) }
+                }
             }
         }
-        return result
     }
 
     // MARK: Changelog

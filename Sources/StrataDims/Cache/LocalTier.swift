@@ -57,18 +57,28 @@ struct LocalTier<Value> {
     }
 
     /// `overwrite: false` keeps a live entry (a lookup's fill must not replace what a changelog
-    /// update wrote in the meantime).
+    /// update wrote in the meantime). An id is in at most one generation, so `old` can be
+    /// asked first; a fill into `young` with room left then hashes the id once, not twice.
     mutating func put(_ id: String, _ entry: Entry, overwrite: Bool, now: UInt64) {
         guard isEnabled else { return }
+        if !old.isEmpty, let e = old.removeValue(forKey: id) {
+            insertYoung(id, !overwrite && e.expiresAt > now ? e : entry) // a live entry is kept (and promoted)
+            return
+        }
+        if young.count < max(1, capacity / 2) {
+            Self.store(&young[id], entry, overwrite: overwrite, now: now)
+            return
+        }
         if let index = young.index(forKey: id) {
             if overwrite || young.values[index].expiresAt <= now { young.values[index] = entry }
             return
         }
-        if !old.isEmpty, let e = old.removeValue(forKey: id), !overwrite, e.expiresAt > now {
-            insertYoung(id, e) // keep the live entry (and promote it)
-            return
-        }
         insertYoung(id, entry)
+    }
+
+    private static func store(_ slot: inout Entry?, _ entry: Entry, overwrite: Bool, now: UInt64) {
+        if let e = slot, !overwrite, e.expiresAt > now { return }
+        slot = entry
     }
 
     /// Makes room for `n` more entries up front, so a batch of fills does not rehash the young

@@ -1,34 +1,43 @@
+import Dispatch
 import Logging
 import StrataRedis
 import Synchronization
 
-/// The Redis tier's access path: pipelined MGET/SET through one ``RedisClient``, behind a
-/// circuit breaker. Failures never escape a lookup: they open the breaker, are logged once per
-/// outage and counted, and the caller falls back to the store.
+/// The Redis tier's access path: pipelined MGET/SET through ``RedisClient``s, behind a circuit
+/// breaker. Failures never escape a lookup: they open the breaker, are logged once per outage
+/// and counted, and the caller falls back to the store.
+///
+/// Large lookups are split over `config.redisConnections` connections read in parallel:
+/// hiredis is synchronous, and with one connection the client's parsing and Redis's work
+/// mostly take turns instead of overlapping.
 final class RedisTier: Sendable {
-    /// Either given, or created on first use from `clientConfig` (and again after a failed
-    /// creation), so a cache can start while Redis is down.
-    private let client: Mutex<RedisClient?>
+    /// One slot per connection, each either given (the first) or created on first use from
+    /// `clientConfig` (and again after a failed creation), so a cache can start while Redis is
+    /// down. Writes go through the first.
+    private let clients: [ClientSlot]
     private let clientConfig: RedisConfig
     let breaker: CircuitBreaker
     private let errors: CacheCounter
     private let logger: Logger
     private let chunkSize: Int
     private let pipelineKeys: Int
+    /// Below this many keys a lookup uses one connection (threads cost more than they save).
+    private let parallelFrom: Int
 
     init(client: RedisClient?, clientConfig: RedisConfig, config: DimensionCacheConfig, errors: CacheCounter, logger: Logger) {
-        self.client = Mutex(client)
+        clients = (0..<max(1, config.redisConnections)).map { ClientSlot($0 == 0 ? client : nil) }
         self.clientConfig = clientConfig
         self.breaker = CircuitBreaker(openFor: config.breakerOpenFor)
         self.errors = errors
         self.logger = logger
         self.chunkSize = max(1, config.redisChunkSize)
         self.pipelineKeys = max(1, config.redisPipelineKeys)
+        parallelFrom = max(1, config.redisParallelFrom)
     }
 
-    /// The client, connecting it first if needed (the connect counts as the call's failure).
-    private func connected() throws(RedisError) -> RedisClient {
-        try client.withLock { (c: inout RedisClient?) throws(RedisError) -> RedisClient in
+    /// The client of slot `i`, connecting it first if needed (the connect counts as the call's failure).
+    private func connected(_ i: Int = 0) throws(RedisError) -> RedisClient {
+        try clients[i].client.withLock { (c: inout RedisClient?) throws(RedisError) -> RedisClient in
             if let c { return c }
             let made = try RedisClient(config: clientConfig)
             c = made
@@ -36,28 +45,74 @@ final class RedisTier: Sendable {
         }
     }
 
-    /// Counters of the current client (nil before it first connected).
-    var stats: RedisStats? { client.withLock { $0?.stats } }
+    /// Counters summed over the connected clients (nil before the first connected).
+    var stats: RedisStats? {
+        var sum: RedisStats?
+        for slot in clients {
+            guard let s = slot.client.withLock({ $0?.stats }) else { continue }
+            var t = sum ?? RedisStats(roundTrips: 0, commands: 0, reconnects: 0, errors: 0)
+            t.roundTrips += s.roundTrips
+            t.commands += s.commands
+            t.reconnects += s.reconnects
+            t.errors += s.errors
+            sum = t
+        }
+        return sum
+    }
 
-    /// Hands each value to `visit` without copying it (see ``RedisClient/mget(_:chunkSize:visit:)``);
-    /// returns how many leading keys were answered: all of them when Redis is healthy, fewer when
-    /// the breaker is open or a pipeline failed, and the caller asks the store for the rest.
-    func mget(_ keys: [[UInt8]], visit: (Int, UnsafeRawBufferPointer?) -> Void) -> Int {
-        guard !keys.isEmpty, breaker.allow() else { return 0 }
-        var start = 0
-        while start < keys.count {
-            let end = min(start + pipelineKeys, keys.count)
-            let offset = start
-            do {
-                try connected().mget(Array(keys[start..<end]), chunkSize: chunkSize) { i, v in visit(offset + i, v) }
-            } catch {
+    /// Hands the value of each key `prefix + ids[i]` to `visit(i, value)` without copying it
+    /// (see ``RedisClient/mget(prefix:ids:chunkSize:visit:)``); returns how many leading ids were
+    /// answered: all of them when Redis is healthy, fewer when the breaker is open or a pipeline
+    /// failed, and the caller asks the store for the rest. With several connections `visit` is
+    /// called from several threads at once, for disjoint indices.
+    func mget(prefix: [UInt8], ids: [String], visit: (Int, UnsafeRawBufferPointer?) -> Void) -> Int {
+        guard !ids.isEmpty, breaker.allow() else { return 0 }
+        let parts = min(clients.count, max(1, ids.count / parallelFrom))
+        if parts == 1 {
+            let (done, error) = read(slot: 0, prefix: prefix, ids[...], visit: visit)
+            if let error { failed(error, during: "read"); return done }
+            succeeded()
+            return ids.count
+        }
+        // Contiguous parts, one per connection and thread; each reports how far it got.
+        let bounds = (0...parts).map { ids.count * $0 / parts }
+        var results = [(done: Int, error: RedisError?)](repeating: (0, nil), count: parts)
+        withoutActuallyEscaping(visit) { visit in
+            results.withUnsafeMutableBufferPointer { out in
+                // Each thread writes its own part's results and indices only.
+                let shared = Unchecked((visit: visit, out: out))
+                DispatchQueue.concurrentPerform(iterations: parts) { p in
+                    let r = read(slot: p, prefix: prefix, ids[bounds[p]..<bounds[p + 1]], visit: shared.value.visit)
+                    shared.value.out[p] = (r.0 - bounds[p], r.1)
+                }
+            }
+        }
+        var answered = 0
+        for (p, r) in results.enumerated() {
+            if let error = r.error {
                 failed(error, during: "read")
-                return start
+                return answered + r.done
+            }
+            answered = bounds[p + 1]
+        }
+        succeeded()
+        return answered
+    }
+
+    /// Reads `ids` through slot `slot` in pipelines of `pipelineKeys`; returns the index after the
+    /// last answered pipeline and the error that stopped it, if any.
+    private func read(slot: Int, prefix: [UInt8], _ ids: ArraySlice<String>, visit: (Int, UnsafeRawBufferPointer?) -> Void) -> (Int, RedisError?) {
+        var start = ids.startIndex
+        while start < ids.endIndex {
+            let end = min(start + pipelineKeys, ids.endIndex)
+            do {
+                try connected(slot).mget(prefix: prefix, ids: ids[start..<end], chunkSize: chunkSize, visit: visit)
+            } catch {
+                return (start, error)
             }
             start = end
         }
-        succeeded()
-        return keys.count
+        return (ids.endIndex, nil)
     }
 
     /// Write-back of lookup results: `SET … EX ttl NX`, so an entry a changelog update wrote in
@@ -123,4 +178,16 @@ final class RedisTier: Sendable {
                            metadata: ["error": "\(error)", "during": "\(what)"])
         }
     }
+}
+
+/// One connection's client (a class: a `Mutex` cannot sit in an array).
+private final class ClientSlot: Sendable {
+    let client: Mutex<RedisClient?>
+    init(_ client: RedisClient?) { self.client = Mutex(client) }
+}
+
+/// Lends the reading threads what the caller guarantees they use apart (disjoint indices).
+private struct Unchecked<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
