@@ -8,7 +8,7 @@
 /// and the kind of source (an upsert layer or events); each has its own limits, and a query that
 /// fails (a limit) stops alone. A query added while the set runs reads the rows from then on.
 public final class QuerySet {
-    public let options: QueryOptions
+    public var options: QueryOptions { table.options }
     public private(set) var layout: RowLayout
     /// The member queries, in the order added (results come in this order).
     public private(set) var engines: [QueryEngine] = []
@@ -16,7 +16,6 @@ public final class QuerySet {
 
     /// `events`: the source is an append stream of raw events (`ods.*`), else an upsert layer.
     public init(layout: RowLayout, events: Bool, options: QueryOptions = .init()) {
-        self.options = options
         self.layout = layout
         table = SourceTable(layout: layout, events: events, options: options)
     }

@@ -20,7 +20,7 @@ final class SourceTable {
     private var partitionSeen: [Int: Int64] = [:]
     /// Partitions the caller will read but that have delivered nothing yet, and since when.
     private var partitionExpected: [Int: Int64] = [:]
-    private(set) var clock: Int64?
+    private var clock: Int64?
 
     /// Identity → index, per minute (events: per minute of `ts`).
     @exclusivity(unchecked) private var identities: [Int64: [IdentityKey: Int32]] = [:]
