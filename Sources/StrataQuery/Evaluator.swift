@@ -37,32 +37,31 @@ public final class QueryEngine {
 
     /// The query's plan bound to `layout` (fields read as slots).
     private var plan: Plan
-    /// The plan's row-level parts, for the per-row loop.
-    private var program: RowProgram
     /// The layout of the rows this engine reads; a batch in another layout rebinds it.
     public private(set) var layout: RowLayout
     private var slots: EngineSlots
     /// Time and identities (the source table): the engine's own, or its `QuerySet`'s (then `inSet`, and the set
     /// drives it: ingest, tick and finish go through the set).
     let source: SourceTable
+    /// Its WHERE conjuncts, keys and arguments, computed per row (its own, or shared in a set).
+    let terms: RowTerms
+    private(set) var binding: RowTerms.Binding
     private let inSet: Bool
     // The per-row state skips the run-time exclusivity checks (about a tenth of the per-row time):
     // an engine is used by one thread at a time and no access to these overlaps another.
     @exclusivity(unchecked) private var windows: [Int64: WindowState] = [:]
     /// What each live identity (by its index in the table) gave this query: the groups its row
-    /// went to (the group key is theirs) and, at `index * argumentCount`, its aggregate arguments.
-    /// Kept flat, so a new identity allocates nothing here and a forgotten one frees nothing.
+    /// went to (the group key is theirs; the arguments it gave are its revision's, which `terms`
+    /// keeps once for every query). Kept flat, so a new identity allocates nothing here and a
+    /// forgotten one frees nothing.
     @exclusivity(unchecked) private var contributions: [GroupLink] = []
-    @exclusivity(unchecked) private var contributedArgs: [Value] = []
-    private let argumentCount: Int
     @exclusivity(unchecked) private var totalGroups = 0
     private var validated = false
     private var pendingFinal: [QueryResult] = []
     private var nextDue: Int64?
     private var sequence: Int64 = 0
-    /// A row's group key and aggregate arguments, evaluated in place (see `evaluate`).
+    /// A row's group key, copied in place from the terms (see `fillKey`).
     @exclusivity(unchecked) private var scratchKey: [Value] = []
-    @exclusivity(unchecked) private var scratchArgs: [Value] = []
     private let sequenceBudget = SequenceBudget()
 
     /// Key of the single window of a query without WINDOW.
@@ -73,22 +72,23 @@ public final class QueryEngine {
     public convenience init(_ query: Query, limits: QueryLimits = .init(), options: QueryOptions = .init(), layout: RowLayout? = nil) {
         let layout = layout ?? RowLayout(plans: [query.plan])
         self.init(query, limits: limits, layout: layout,
-                  table: SourceTable(layout: layout, events: query.plan.events, options: options), inSet: false)
+                  table: SourceTable(layout: layout, events: query.plan.events, options: options),
+                  terms: RowTerms(layout: layout, events: query.plan.events), inSet: false)
     }
 
-    /// A query of a `QuerySet`, reading through the set's source.
-    init(_ query: Query, limits: QueryLimits, layout: RowLayout, table: SourceTable, inSet: Bool) {
+    /// A query of a `QuerySet`, reading through the set's source and terms.
+    init(_ query: Query, limits: QueryLimits, layout: RowLayout, table: SourceTable, terms: RowTerms, inSet: Bool) {
         precondition(layout.covers(query.plan), "the row layout lacks fields this query reads")
         self.query = query
         self.layout = layout
         self.plan = layout.bind(query.plan)
-        self.program = RowProgram(plan)
         self.slots = EngineSlots(layout, events: query.plan.events)
         self.limits = limits
         self.options = table.options
         self.source = table
+        self.terms = terms
+        binding = terms.register(query.plan)
         self.inSet = inSet
-        argumentCount = query.plan.aggregates.count
         resetGlobalWindow()
     }
 
@@ -97,7 +97,6 @@ public final class QueryEngine {
         precondition(layout.covers(query.plan), "the row layout lacks fields this query reads")
         self.layout = layout
         plan = layout.bind(query.plan)
-        program = RowProgram(plan)
         slots = EngineSlots(layout, events: query.plan.events)
     }
 
@@ -143,9 +142,11 @@ public final class QueryEngine {
         if batch.layout !== layout {
             bind(batch.layout)
             source.bind(batch.layout)
+            terms.bind(batch.layout)
         }
         let w0 = source.wm
         source.resolve(batch)
+        terms.compute(batch, source.verdicts, capacity: source.capacity)
         try run { () throws(QueryError) in try apply(batch, w0) }
         source.advance()
         let out = try run { () throws(QueryError) in try concludeBatch() }
@@ -170,9 +171,7 @@ public final class QueryEngine {
         let grace = options.graceMs
         stats.rowsIn += batch.count
         if contributions.count < source.capacity {
-            let more = source.capacity - contributions.count
-            contributions.append(contentsOf: repeatElement(.none, count: more))
-            contributedArgs.append(contentsOf: repeatElement(.null, count: more * argumentCount))
+            contributions.append(contentsOf: repeatElement(.none, count: source.capacity - contributions.count))
         }
         let width = layout.width
         let slots = self.slots
@@ -189,19 +188,23 @@ public final class QueryEngine {
                             if let w0, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
                         }
                         sequence += 1
-                        if evaluate(row, identity: { [.int(self.sequence)] }) { try add(minute: verdict.time, w0, recording: false) }
+                        if terms.passes(binding, row: index, row) {
+                            fillKey(index, identity: { [.int(self.sequence)] })
+                            try add(minute: verdict.time, w0, row: index, recording: false)
+                        }
                     case .event, .duplicate:
                         let t = verdict.time!
                         if let w0, lastEnd(t) &+ grace <= w0 { stats.lateRows += 1; continue }
                         if verdict.kind == .duplicate { stats.duplicateEvents += 1; continue }
-                        if evaluate(row, identity: { [slots.eventId.map { row[$0] } ?? .null, .int(t)] }) {
-                            try add(minute: t, w0, recording: false)
+                        if terms.passes(binding, row: index, row) {
+                            fillKey(index, identity: { [slots.eventId.map { row[$0] } ?? .null, .int(t)] })
+                            try add(minute: t, w0, row: index, recording: false)
                         }
                     case .revision, .stale:
                         let m = verdict.time!
                         if let w0, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
                         if verdict.kind == .stale { stats.staleRevisions += 1; continue }
-                        try upsert(Int(verdict.identity), row: row, minute: m, w0)
+                        try upsert(Int(verdict.identity), row: index, row, minute: m, w0)
                     }
                     stats.rowsApplied += 1
                 }
@@ -250,90 +253,65 @@ public final class QueryEngine {
         source.forget(held: holds, release: release)
     }
 
-    /// Applies a new revision of identity `i`: retracts what its previous revision gave, adds this.
-    private func upsert(_ i: Int, row: UnsafeBufferPointer<Value>, minute m: Int64, _ w0: Int64?) throws(QueryError) {
-        let slots = self.slots
-        let passes = evaluate(row, identity: {
-            [.int(m), slots.content.map { row[$0] } ?? .null, slots.user.map { row[$0] } ?? .null]
-        })
-        let base = i * argumentCount
+    /// Applies a new revision of identity `i` (row `r` of the batch): retracts what its previous
+    /// revision gave, adds this.
+    private func upsert(_ i: Int, row r: Int, _ row: UnsafeBufferPointer<Value>, minute m: Int64, _ w0: Int64?) throws(QueryError) {
+        let passes = terms.passes(binding, row: r, row)
         let old = contributions[i]
-        if let first = old.first {
-            if passes && first.key == scratchKey {
+        if case .none = old {} else {
+            if passes && terms.keyUnchanged[binding.keys][r] {
                 // A new revision in the same groups (the common case): swap its values in place,
                 // with no lookup and no allocation.
-                old.forEach { g in
-                    guard isLive(g, w0) else { return }
-                    let accumulators = g.accumulators
-                    for a in accumulators.indices { accumulators[a].replace(contributedArgs[base + a], with: scratchArgs[a]) }
-                    g.touch()
+                let arguments = binding.arguments, stride = terms.argumentStride, at = r * stride
+                terms.previousArguments.withUnsafeBufferPointer { previous in
+                    terms.argumentValues.withUnsafeBufferPointer { current in
+                        old.forEach { g in
+                            guard isLive(g, w0) else { return }
+                            let accumulators = g.accumulators
+                            for a in accumulators.indices {
+                                let t = arguments[a]
+                                if t >= 0 { accumulators[a].replace(previous[at + t], with: current[at + t]) }
+                            }
+                            g.touch()
+                        }
+                    }
                 }
-                for a in 0..<argumentCount { contributedArgs[base + a] = scratchArgs[a] }
                 return
             }
-            retract(old, argumentsAt: base, w0)
+            retract(old, row: r, w0)
         }
         if passes {
-            contributions[i] = try add(minute: m, w0, recording: true)
-            for a in 0..<argumentCount { contributedArgs[base + a] = scratchArgs[a] }
+            let slots = self.slots
+            fillKey(r, identity: { [.int(m), slots.content.map { row[$0] } ?? .null, slots.user.map { row[$0] } ?? .null] })
+            contributions[i] = try add(minute: m, w0, row: r, recording: true)
         } else {
             contributions[i] = .none
         }
     }
 
-    /// What an event gives a sequence aggregate: its actor, time and id, and the funnel steps it
-    /// matches or its page (null when it matters to none).
-    private func sequenceContribution(_ seq: SequenceSpec, _ ctx: EvalContext) -> Value {
-        guard let ts = ctx.row[slots.time].exactInt else { return .null }
-        let info: Value
-        switch seq.kind {
-        case .sessions: info = .null
-        case .funnel:
-            var mask: Int64 = 0
-            for (i, c) in seq.conditions.enumerated() where c.eval(ctx) == .bool(true) { mask |= 1 << i }
-            if mask == 0 { return .null }
-            info = .int(mask)
-        case .paths:
-            guard let page = seq.page?.eval(ctx), case .string = page else { return .null }
-            info = page
+    /// Copies row `r`'s group key from the terms into `scratchKey` (in place: nothing allocated
+    /// per row); a projection adds the row's identity, which keeps equal-looking rows apart.
+    private func fillKey(_ r: Int, identity: () -> [Value]) {
+        let n = binding.keyCount
+        if plan.projection {
+            scratchKey.removeAll(keepingCapacity: true)
+            for j in 0..<n { scratchKey.append(terms.keyValues[binding.keys][r * n + j]) }
+            scratchKey.append(contentsOf: identity())
+            return
         }
-        return SequenceAccumulator.contribution(actor: seq.actor.eval(ctx), ts: ts, eventId: slots.eventId.map { ctx.row[$0] } ?? .null, info: info)
+        if scratchKey.count != n { scratchKey = Array(repeating: .null, count: n) }
+        terms.keyValues[binding.keys].withUnsafeBufferPointer { values in
+            scratchKey.withUnsafeMutableBufferPointer { key in
+                for j in 0..<n { key[j] = values[r * n + j] }
+            }
+        }
     }
 
-    /// Evaluates a row's group key and aggregate arguments into `scratchKey` and `scratchArgs`
-    /// (reused, so a row allocates nothing here); false when WHERE rejects the row.
-    private func evaluate(_ row: UnsafeBufferPointer<Value>, identity: () -> [Value]) -> Bool {
-        let ctx = EvalContext(row: row)
-        let program = self.program
-        if let f = program.filter {
-            guard case .bool(true) = f.eval(ctx) else { return false }
-        }
-        if program.projection {
-            // A projection shows each live row: the identity keeps equal-looking rows apart.
-            scratchKey.removeAll(keepingCapacity: true)
-            for i in program.keys.indices { scratchKey.append(program.keys[i].eval(ctx)) }
-            scratchKey.append(contentsOf: identity())
-        } else {
-            // Written in place: one uniqueness check per row, not one per value.
-            if scratchKey.count != program.keys.count { scratchKey = Array(repeating: .null, count: program.keys.count) }
-            scratchKey.withUnsafeMutableBufferPointer { key in
-                for i in program.keys.indices { key[i] = program.keys[i].eval(ctx) }
-            }
-        }
-        if scratchArgs.count != program.arguments.count { scratchArgs = Array(repeating: .null, count: program.arguments.count) }
-        scratchArgs.withUnsafeMutableBufferPointer { args in
-            for i in program.arguments.indices {
-                switch program.arguments[i] {
-                case .none: args[i] = .null
-                case .value(let e): args[i] = e.eval(ctx)
-                case .distinct(let e):
-                    let v = e.eval(ctx)
-                    args[i] = v.isNull ? .null : .int(Int64(bitPattern: ValueHash.hash(v)))
-                case .sequence(let seq): args[i] = sequenceContribution(seq, ctx)
-                }
-            }
-        }
-        return true
+    /// Aggregate `a`'s argument in row `r` (`previous`: the previous revision's).
+    @inline(__always) private func argument(_ a: Int, row r: Int, previous: Bool = false) -> Value {
+        let t = binding.arguments[a]
+        guard t >= 0 else { return .null }
+        return previous ? terms.previousArguments[r * terms.argumentStride + t] : terms.argumentValues[r * terms.argumentStride + t]
     }
 
     private func lastEnd(_ minute: Int64) -> Int64 {
@@ -345,20 +323,21 @@ public final class QueryEngine {
         return end &+ options.graceMs <= w0
     }
 
-    /// Adds `scratchKey`/`scratchArgs` to every open window of `minute`; with `recording`, returns
-    /// the groups it went to (so a later revision can be swapped or retracted without lookups).
+    /// Adds `scratchKey` and row `r`'s arguments to every open window of `minute`; with
+    /// `recording`, returns the groups it went to (so a later revision can be swapped or
+    /// retracted without lookups).
     @discardableResult
-    private func add(minute: Int64?, _ w0: Int64?, recording: Bool) throws(QueryError) -> GroupLink {
+    private func add(minute: Int64?, _ w0: Int64?, row r: Int, recording: Bool) throws(QueryError) -> GroupLink {
         guard let spec = plan.window else {
             guard let ws = windows[Self.globalKey] else { return .none }
-            let g = try add(to: ws)
+            let g = try add(to: ws, row: r)
             return recording ? .one(g) : .none
         }
         guard let m = minute else { return .none }
         var link = GroupLink.none
         try spec.forEachWindow(containing: m) { (start, end) throws(QueryError) in
             guard !isClosed(end, w0) else { return }
-            let g = try add(to: try window(start, end))
+            let g = try add(to: try window(start, end), row: r)
             if recording { link.append(g) }
         }
         return link
@@ -372,10 +351,10 @@ public final class QueryEngine {
         return ws
     }
 
-    private func add(to ws: WindowState) throws(QueryError) -> GroupState {
+    private func add(to ws: WindowState, row r: Int) throws(QueryError) -> GroupState {
         let g = try group(ws, scratchKey)
         let accumulators = g.accumulators
-        for i in accumulators.indices { accumulators[i].add(scratchArgs[i]) }
+        for i in accumulators.indices { accumulators[i].add(argument(i, row: r)) }
         g.rows += 1
         g.touch()
         return g
@@ -401,11 +380,12 @@ public final class QueryEngine {
         !g.detached && !(g.window.end.map { isClosed($0, w0) } ?? false)
     }
 
-    private func retract(_ link: GroupLink, argumentsAt base: Int, _ w0: Int64?) {
+    /// Takes back what the previous revision of row `r`'s identity gave.
+    private func retract(_ link: GroupLink, row r: Int, _ w0: Int64?) {
         link.forEach { g in
             guard isLive(g, w0) else { return }
             let accumulators = g.accumulators
-            for i in accumulators.indices { accumulators[i].remove(contributedArgs[base + i]) }
+            for i in accumulators.indices { accumulators[i].remove(argument(i, row: r, previous: true)) }
             g.rows -= 1
             g.touch()
             if g.rows <= 0 && !plan.singleGroup {
@@ -487,7 +467,6 @@ public final class QueryEngine {
     /// `finish` without the table (a set resets its table once).
     func finished() -> [QueryResult] {
         contributions = []
-        contributedArgs = []
         guard failure == nil else { return [] }
         var out = pendingFinal
         pendingFinal = []
@@ -631,33 +610,6 @@ func topK<T>(_ items: [T], _ k: Int, _ less: (T, T) -> Bool) -> [T] {
 }
 
 // MARK: - State
-
-/// The row-level parts of a bound plan, read once per row (immutable, so reading them needs no
-/// exclusivity checks and copies nothing).
-final class RowProgram {
-    enum Argument {
-        case none
-        case value(CExpr)
-        /// count_distinct: the value's 64-bit hash.
-        case distinct(CExpr)
-        case sequence(SequenceSpec)
-    }
-    let filter: CExpr?
-    let keys: [CExpr]
-    let arguments: [Argument]
-    let projection: Bool
-
-    init(_ plan: Plan) {
-        filter = plan.filter
-        keys = plan.keys
-        projection = plan.projection
-        arguments = plan.aggregates.map { spec in
-            if let seq = spec.sequence { return .sequence(seq) }
-            guard let a = spec.argument else { return .none }
-            return spec.kind == .countDistinct ? .distinct(a) : .value(a)
-        }
-    }
-}
 
 /// Where the engine's own fields sit in the layout.
 struct EngineSlots {

@@ -46,6 +46,8 @@ struct ValueSet: Sendable {
         list = set.count <= 8 ? Array(set) : nil
     }
 
+    var members: [Value] { Array(set) }
+
     func contains(_ v: Value) -> Bool {
         guard let list else { return set.contains(v) }
         for x in list where x == v { return true }
@@ -258,8 +260,10 @@ struct LikePattern: Sendable {
         case general([Unicode.Scalar])
     }
     private let shape: Shape
+    let pattern: String
 
     init(_ pattern: String) {
+        self.pattern = pattern
         if pattern.unicodeScalars.contains("_") {
             shape = .general(Array(pattern.unicodeScalars))
         } else {

@@ -1,8 +1,10 @@
 /// Several continuous queries over one source, run as one: each batch is decoded once (into one
 /// `RowLayout` covering every query's fields), and the upsert bookkeeping — each row's time, the
 /// watermark, the stored revision per identity or the events already seen — is done once per row
-/// for all of them (`SourceTable`). Each query keeps only its own windows, groups and what each
-/// identity gave it. A dashboard's panels over one topic are such a set.
+/// for all of them (`SourceTable`). So are the row terms the queries compute alike — each
+/// distinct WHERE conjunct, GROUP BY list and aggregate argument (`RowTerms`). Each query keeps
+/// only its own windows, groups and the groups each identity went to. A dashboard's panels over
+/// one topic are such a set.
 ///
 /// The queries share the evaluation options (grace, idle-partition timeout, distinct threshold)
 /// and the kind of source (an upsert layer or events); each has its own limits, and a query that
@@ -13,11 +15,13 @@ public final class QuerySet {
     /// The member queries, in the order added (results come in this order).
     public private(set) var engines: [QueryEngine] = []
     let table: SourceTable
+    let terms: RowTerms
 
     /// `events`: the source is an append stream of raw events (`ods.*`), else an upsert layer.
     public init(layout: RowLayout, events: Bool, options: QueryOptions = .init()) {
         self.layout = layout
         table = SourceTable(layout: layout, events: events, options: options)
+        terms = RowTerms(layout: layout, events: events)
     }
 
     /// A set of `queries` (at least one), over a layout of all their fields.
@@ -33,20 +37,23 @@ public final class QuerySet {
     public func add(_ query: Query, limits: QueryLimits = .init()) -> QueryEngine {
         precondition(query.plan.events == table.events, "\(query.plan.source): a set's queries read one kind of source")
         if !layout.covers(query) { rebind(RowLayout(engines.map(\.query) + [query])) }
-        let engine = QueryEngine(query, limits: limits, layout: layout, table: table, inSet: true)
+        let engine = QueryEngine(query, limits: limits, layout: layout, table: table, terms: terms, inSet: true)
         engines.append(engine)
         return engine
     }
 
     /// Stops evaluating `engine`.
     public func remove(_ engine: QueryEngine) {
+        guard engines.contains(where: { $0 === engine }) else { return }
         engines.removeAll { $0 === engine }
+        terms.unregister(engine.binding)
     }
 
     /// Reads batches of `layout` from now on (it must cover every query).
     public func rebind(_ layout: RowLayout) {
         self.layout = layout
         table.bind(layout)
+        terms.bind(layout)
         for e in engines { e.bind(layout) }
     }
 
@@ -64,6 +71,7 @@ public final class QuerySet {
         if batch.layout !== layout { rebind(batch.layout) }
         let w0 = table.wm
         table.resolve(batch)
+        terms.compute(batch, table.verdicts, capacity: table.capacity)
         for e in engines where e.failure == nil {
             try? e.run { () throws(QueryError) in try e.apply(batch, w0) }
         }

@@ -136,4 +136,106 @@ final class QuerySetTests: XCTestCase {
         _ = set.ingest(RowBatch(layout: set.layout, rows: [record(minute: 28_000_000 * minuteMs, content: "c1", user: "u1", rev: 2, click: 5)]))
         XCTAssertEqual(set.engines.map(\.stats.lateRows), [1, 1])
     }
+
+    // MARK: - Shared row terms
+
+    /// 70 filtered queries: 75 distinct WHERE conjuncts (so some queries' conditions go past the
+    /// 64 shared bits into their residual), GROUP BY lists shared by some and not others, argument
+    /// expressions alike but for their literals' types (`click + 1` sums integers, `click + 1.0`
+    /// floats: sharing them would change the results), and every query filtered, so revisions no
+    /// query takes are skipped by the terms. Each must emit what it emits alone.
+    static var manyQueries: [String] {
+        (0..<70).map { i in
+            let key = ["content.category", "content_id", "content.region"][i % 3]
+            let argument = i % 2 == 0 ? "click + 1" : "click + 1.0"
+            return """
+                SELECT \(key) AS k, sum(\(argument)) AS s, count(*) AS n, max(play) AS p FROM dwm.content_user
+                WHERE expose > \(i % 40) AND click >= \(i / 2 % 35)\(i % 5 == 0 ? " AND content.category <> 'news'" : "")
+                WINDOW TUMBLING \(i % 4 == 0 ? "5 MINUTES" : "2 MINUTES") GROUP BY \(key)
+                """
+        }
+    }
+
+    func testManyQueriesSharingTermsEmitWhatEachEmitsAlone() throws {
+        let queries = try Self.manyQueries.map { try Query.parse($0) }
+        let set = QuerySet(queries)
+        XCTAssertGreaterThan(set.terms.conjunctCount, 64, "the workload must use the residual path")
+        var batches: [(rows: [[String: Value]], partitions: [Int])] = []
+        for chunk in splitIntoBatches(upsertDeliveries(seed: 21), seed: 21, maxBatch: 150) {
+            batches.append((chunk.map(\.row), chunk.map(\.partition)))
+        }
+        let alone = try compare(queries, limits: queries.map { _ in QueryLimits() }, options: QueryOptions(graceMs: 60_000),
+                                batches: batches, expect: [0, 1, 2])
+        XCTAssertGreaterThan(alone.map(\.stats.emissions).reduce(0, +), 500)
+        XCTAssertGreaterThan(alone[0].stats.rowsApplied, 1_000)
+    }
+
+    /// A query removed from a set gives its terms back; one added mid-stream reads from then on,
+    /// exactly as an engine started at that batch, whatever the terms held for identities before
+    /// (identities go on getting revisions, in other groups, across the join). Rows come in minute
+    /// order without re-deliveries, so the set's earlier watermark and revisions make no row late
+    /// or stale that the engine started later would take.
+    func testQueriesRemovedAndAddedMidStream() throws {
+        let queries = try Self.manyQueries.prefix(6).map { try Query.parse($0) }
+        var seen = Set<String>()
+        let rows = Workload(seed: 4, identities: 1_500, minutes: 30, withUsers: true).deliveries
+            .filter { seen.insert("\(int($0, "minute"))|\($0["content_id"]!)|\($0["user_id"]!)|\(int($0, "rev"))").inserted }
+            .sorted { (int($0, "minute"), int($0, "rev")) < (int($1, "minute"), int($1, "rev")) }
+        let chunks = stride(from: 0, to: rows.count, by: 100).map { Array(rows[$0..<min($0 + 100, rows.count)]) }
+        let options = QueryOptions(graceMs: 0)
+        let set = QuerySet(layout: RowLayout(queries), events: false, options: options)
+        var members = queries.map { set.add($0) }
+        // Query 0 stays throughout: compared with an engine alone from the start.
+        var late: [QueryEngine?] = [QueryEngine(queries[0], options: options)] + Array(repeating: nil, count: queries.count - 1)
+        for (b, rows) in chunks.enumerated() {
+            if b == chunks.count / 3 {
+                // Take out queries 1 and 2 (query 2's terms go unused), then put query 2 back.
+                set.remove(members[1])
+                set.remove(members[2])
+                members[2] = set.add(queries[2])
+                late[2] = QueryEngine(queries[2], options: options)
+            }
+            if b == chunks.count / 2 {
+                // Query 1's terms come back after going unused for a while.
+                members[1] = set.add(queries[1])
+                late[1] = QueryEngine(queries[1], options: options)
+            }
+            let out = set.ingest(RowBatch(layout: set.layout, rows: rows))
+            for (i, e) in late.enumerated() {
+                guard let e else { continue }
+                let position = set.engines.firstIndex { $0 === members[i] }!
+                XCTAssertEqual(out[position], try e.ingest(rows), "batch \(b), query \(i)")
+            }
+        }
+        XCTAssertEqual(set.engines.count, 6)
+        XCTAssertEqual(late[0]!.stats.lateRows + late[0]!.stats.staleRevisions, 0)
+        XCTAssertGreaterThan(late[1]!.stats.rowsApplied, 1_000)
+    }
+
+    /// `Value` equates 6 and 6.0, so the comparisons above cannot see a type mixed up by sharing.
+    func testArgumentsAlikeButForTheirTypesAreNotShared() throws {
+        let set = QuerySet(try [
+            "SELECT sum(click + 1) AS s FROM dwm.content_user",
+            "SELECT sum(click + 1.0) AS s FROM dwm.content_user",
+        ].map { try Query.parse($0) })
+        let out = set.ingest(RowBatch(layout: set.layout, rows: [record(minute: 28_000_000 * minuteMs, content: "c1", rev: 1, click: 5)]))
+        guard case .int(6)? = out[0].first?.rows.first?.first else { return XCTFail("\(out[0])") }
+        guard case .double(6)? = out[1].first?.rows.first?.first else { return XCTFail("\(out[1])") }
+    }
+
+    func testSharingKeysTellApartWhatComputesDifferently() throws {
+        func key(_ where: String) throws -> String? {
+            try Query.parse("SELECT count(*) AS n FROM dws.content WHERE \(`where`)").plan.filter?.sharingKey
+        }
+        XCTAssertEqual(try key("click + 1 > 2"), try key("click + 1 > 2"))
+        XCTAssertEqual(try key("content.category IN ('a', 'b')"), try key("content.category IN ('b', 'a')"))
+        XCTAssertNotEqual(try key("click + 1 > 2"), try key("click + 1.0 > 2"))
+        XCTAssertNotEqual(try key("click > 2"), try key("click >= 2"))
+        XCTAssertNotEqual(try key("click > 2"), try key("expose > 2"))
+        XCTAssertNotEqual(try key("content.category = '1'"), try key("content.category = 1"))
+        XCTAssertNotEqual(try key("content.category LIKE 'a%'"), try key("content.category LIKE '%a'"))
+        XCTAssertNotEqual(try key("content.category IN ('a', 'b')"), try key("content.category NOT IN ('a', 'b')"))
+        // Field paths cannot run together: ["ab", "c"] is not ["a", "bc"].
+        XCTAssertNotEqual(CExpr.field(["ab", "c"]).sharingKey, CExpr.field(["a", "bc"]).sharingKey)
+    }
 }

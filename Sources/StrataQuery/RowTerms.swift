@@ -1,0 +1,380 @@
+/// What the queries reading one source compute from each row — their WHERE conjuncts, GROUP BY
+/// keys and aggregate arguments — registered once per distinct expression and computed once per
+/// row of a batch, before any query applies it. Fifty dashboard panels that differ in a threshold
+/// or a category list evaluate each distinct condition once per row, read their keys and
+/// arguments from one place, and keep nothing per identity beyond the groups it went to.
+///
+/// Per batch (`compute`, after the `SourceTable` resolved it):
+/// - `truths[row]`: a bit per shared WHERE conjunct (the first 64 distinct ones), set when the
+///   conjunct is TRUE. A query's WHERE holds when all its bits are set and its residual (its
+///   conjuncts beyond those 64) is TRUE: `passes`.
+/// - per key list (queries with the same GROUP BY share one): the row's key, and for a new
+///   revision whether it equals the key of the identity's previous revision (`keyUnchanged`).
+/// - per argument term: the row's value, and for a new revision the previous revision's
+///   (`previousArgument`), which is what a query that took the previous revision retracts.
+///
+/// Why "previous revision" is every query's previous contribution: every query applies every
+/// revision the table accepts, unless the revision is late for its windows — and then every later
+/// revision of that minute is late for it too (the watermark only rises), so what it holds for the
+/// identity is in closed windows nobody retracts from. A query added later has no contribution for
+/// identities seen before it; a forgotten identity's index comes back with no contribution.
+///
+/// A query alone owns its terms (as it owns its source table); a `QuerySet`'s queries share one.
+final class RowTerms {
+    /// A query's view of the terms.
+    struct Binding {
+        /// Bits of `truths` its WHERE needs set.
+        var mask: UInt64 = 0
+        /// Its conjunct terms (those beyond the 64th make up `residual`).
+        var conjuncts: [Int] = []
+        /// The AND of its conjuncts that got no bit (nil: none).
+        var residual: CExpr?
+        /// Its key list.
+        var keys: Int
+        var keyCount: Int
+        /// Per aggregate, its argument term (-1: count(*), no argument).
+        var arguments: [Int]
+    }
+
+    enum ArgumentKind {
+        case value(CExpr)
+        /// count_distinct: the value's 64-bit hash.
+        case distinct(CExpr)
+        case sequence(SequenceSpec)
+    }
+
+    private struct Term<T> {
+        let key: String?
+        let unbound: T
+        var bound: T
+        var users = 0
+    }
+
+    private(set) var layout: RowLayout
+    private var slots: EngineSlots
+    private let events: Bool
+
+    private var conjuncts: [Term<CExpr>] = []
+    private var keyLists: [Term<[CExpr]>] = []
+    private var argumentTerms: [Term<ArgumentKind>] = []
+    private var conjunctIndex: [String: Int] = [:]
+    private var keyListIndex: [String: Int] = [:]
+    private var argumentIndex: [String: Int] = [:]
+    /// The registered queries' masks (how many have each).
+    private var masks: [UInt64: Int] = [:]
+
+    // Per batch.
+    @exclusivity(unchecked) private(set) var truths: [UInt64] = []
+    /// Per key list: `count * keyCount` values, row-major.
+    @exclusivity(unchecked) private(set) var keyValues: [[Value]] = []
+    /// Per key list, per row.
+    @exclusivity(unchecked) private(set) var keyUnchanged: [[Bool]] = []
+    /// `count * argumentTerms.count` values, row-major; `previousArguments` alike, for new revisions.
+    @exclusivity(unchecked) private(set) var argumentValues: [Value] = []
+    @exclusivity(unchecked) private(set) var previousArguments: [Value] = []
+    var argumentStride: Int { argumentTerms.count }
+    /// Distinct WHERE conjuncts registered (the first 64 get a bit).
+    var conjunctCount: Int { conjuncts.count }
+
+    // Per identity (by its table index): its latest revision's keys and arguments.
+    @exclusivity(unchecked) private var storedKeys: [[Value]] = []
+    @exclusivity(unchecked) private var storedArguments: [Value] = []
+    private var storedStride = 0
+
+    init(layout: RowLayout, events: Bool) {
+        self.layout = layout
+        self.events = events
+        slots = EngineSlots(layout, events: events)
+    }
+
+    /// Registers a query's row-level expressions (its unbound `plan`) and says where to read them.
+    func register(_ plan: Plan) -> Binding {
+        var binding = Binding(keys: 0, keyCount: plan.keys.count, arguments: [])
+        var residual: [CExpr] = []
+        for c in plan.filter.map(Self.conjuncts) ?? [] {
+            let i = intern(c, key: c.sharingKey, in: &conjuncts, index: &conjunctIndex) { layout.bind($0) }
+            binding.conjuncts.append(i)
+            if i < 64 { binding.mask |= 1 << UInt64(i) } else { residual.append(layout.bind(c)) }
+        }
+        masks[binding.mask, default: 0] += 1
+        binding.residual = residual.dropFirst().reduce(residual.first) { acc, c in acc.map { .and($0, c) } }
+        let keyKey = plan.keys.allSatisfy { $0.sharingKey != nil } ? plan.keys.map { $0.sharingKey! }.joined(separator: "\u{1}") : nil
+        binding.keys = intern(plan.keys, key: keyKey, in: &keyLists, index: &keyListIndex) { $0.map(layout.bind) }
+        binding.arguments = plan.aggregates.map { spec in
+            let kind: ArgumentKind
+            let key: String?
+            if let seq = spec.sequence {
+                kind = .sequence(seq); key = nil
+            } else if let a = spec.argument {
+                let distinct = spec.kind == .countDistinct
+                kind = distinct ? .distinct(a) : .value(a)
+                key = a.sharingKey.map { (distinct ? "d" : "v") + $0 }
+            } else {
+                return -1
+            }
+            return intern(kind, key: key, in: &argumentTerms, index: &argumentIndex) { self.bind($0) }
+        }
+        restride()
+        return binding
+    }
+
+    /// Gives back what `register` took (the terms no query uses are no longer computed).
+    func unregister(_ binding: Binding) {
+        for c in binding.conjuncts { conjuncts[c].users -= 1 }
+        masks[binding.mask]! -= 1
+        if masks[binding.mask] == 0 { masks[binding.mask] = nil }
+        keyLists[binding.keys].users -= 1
+        for a in binding.arguments where a >= 0 { argumentTerms[a].users -= 1 }
+    }
+
+    /// Reads batches of `layout` from now on: every term is bound to its slots again.
+    func bind(_ layout: RowLayout) {
+        self.layout = layout
+        slots = EngineSlots(layout, events: events)
+        for i in conjuncts.indices { conjuncts[i].bound = layout.bind(conjuncts[i].unbound) }
+        for i in keyLists.indices { keyLists[i].bound = keyLists[i].unbound.map(layout.bind) }
+        for i in argumentTerms.indices { argumentTerms[i].bound = bind(argumentTerms[i].unbound) }
+    }
+
+    /// Computes every used term for the rows of `batch` the table judged (`verdicts`). Keys and
+    /// arguments only for rows some query may take: a revision no query takes leaves no query a
+    /// contribution whose keys or arguments a later revision would need (its previous
+    /// arguments are still handed over: whoever took the previous revision retracts them).
+    func compute(_ batch: RowBatch, _ verdicts: [RowVerdict], capacity: Int) {
+        let count = batch.count, width = batch.layout.width
+        let stride = argumentTerms.count
+        prepare(count: count, capacity: capacity)
+        // The terms some query uses, bound, out of the registry (read once per row each).
+        let active = conjuncts.prefix(64).indices.filter { conjuncts[$0].users > 0 }.map { (UInt64(1) << UInt64($0), conjuncts[$0].bound) }
+        let arguments = argumentTerms.indices.filter { argumentTerms[$0].users > 0 }.map { ($0, argumentTerms[$0].bound) }
+        let keys = keyLists.indices.filter { keyLists[$0].users > 0 }.map { ($0, keyLists[$0].bound) }
+        let masks = Array(self.masks.keys)
+        let everyRow = masks.contains(0)
+        batch.values.withUnsafeBufferPointer { base in
+            truths.withUnsafeMutableBufferPointer { truths in
+                for r in 0..<count {
+                    let verdict = verdicts[r]
+                    // Duplicates and stale revisions reach no query.
+                    if verdict.kind == .duplicate || verdict.kind == .stale { continue }
+                    let ctx = EvalContext(row: UnsafeBufferPointer(rebasing: base[(r * width)..<(r * width + width)]))
+                    var t: UInt64 = 0
+                    for (bit, c) in active {
+                        if case .bool(true) = c.eval(ctx) { t |= bit }
+                    }
+                    truths[r] = t
+                    let identity = verdict.kind == .revision ? Int(verdict.identity) : -1
+                    guard everyRow || masks.contains(where: { t & $0 == $0 }) else {
+                        // Nobody takes it, but a query that took the previous revision retracts that.
+                        if identity >= 0 {
+                            for (a, _) in arguments { previousArguments[r * stride + a] = storedArguments[identity * stride + a] }
+                        }
+                        continue
+                    }
+                    for (a, term) in arguments {
+                        let v = evaluate(term, ctx)
+                        argumentValues[r * stride + a] = v
+                        if identity >= 0 {
+                            previousArguments[r * stride + a] = storedArguments[identity * stride + a]
+                            storedArguments[identity * stride + a] = v
+                        }
+                    }
+                    for (k, exprs) in keys { computeKey(k, exprs, row: r, identity: identity, ctx) }
+                }
+            }
+        }
+    }
+
+    /// Sizes the per-batch and per-identity storage.
+    private func prepare(count: Int, capacity: Int) {
+        let stride = argumentTerms.count
+        while storedKeys.count < keyLists.count { storedKeys.append([]); keyValues.append([]); keyUnchanged.append([]) }
+        for k in keyLists.indices where keyLists[k].users > 0 {
+            let n = keyLists[k].bound.count
+            if storedKeys[k].count < capacity * n { storedKeys[k].append(contentsOf: repeatElement(.null, count: capacity * n - storedKeys[k].count)) }
+            keyValues[k].removeAll(keepingCapacity: true)
+            keyValues[k].append(contentsOf: repeatElement(.null, count: count * n))
+            keyUnchanged[k].removeAll(keepingCapacity: true)
+            keyUnchanged[k].append(contentsOf: repeatElement(false, count: count))
+        }
+        if storedArguments.count < capacity * stride {
+            storedArguments.append(contentsOf: repeatElement(.null, count: capacity * stride - storedArguments.count))
+        }
+        truths.removeAll(keepingCapacity: true)
+        truths.append(contentsOf: repeatElement(0, count: count))
+        argumentValues.removeAll(keepingCapacity: true)
+        argumentValues.append(contentsOf: repeatElement(.null, count: count * stride))
+        previousArguments.removeAll(keepingCapacity: true)
+        previousArguments.append(contentsOf: repeatElement(.null, count: count * stride))
+    }
+
+    /// Row `r`'s key of list `k`, and for a revision whether it equals the identity's previous one.
+    @inline(__always) private func computeKey(_ k: Int, _ exprs: [CExpr], row r: Int, identity: Int, _ ctx: EvalContext) {
+        let n = exprs.count
+        var same = true
+        for j in 0..<n {
+            let v = exprs[j].eval(ctx)
+            keyValues[k][r * n + j] = v
+            if identity >= 0 {
+                // Compared as group maps compare keys (1 and 1.0 are one key).
+                if same && storedKeys[k][identity * n + j] != v { same = false }
+                storedKeys[k][identity * n + j] = v
+            }
+        }
+        keyUnchanged[k][r] = identity >= 0 && same
+    }
+
+    /// Whether a row's WHERE holds for `binding`.
+    @inline(__always) func passes(_ binding: Binding, row r: Int, _ row: UnsafeBufferPointer<Value>) -> Bool {
+        guard truths[r] & binding.mask == binding.mask else { return false }
+        guard let residual = binding.residual else { return true }
+        if case .bool(true) = residual.eval(EvalContext(row: row)) { return true }
+        return false
+    }
+
+    // MARK: - Registration
+
+    private func intern<T>(_ unbound: T, key: String?, in terms: inout [Term<T>], index: inout [String: Int],
+                           bind: (T) -> T) -> Int {
+        if let key, let i = index[key] {
+            terms[i].users += 1
+            return i
+        }
+        terms.append(Term(key: key, unbound: unbound, bound: bind(unbound), users: 1))
+        if let key { index[key] = terms.count - 1 }
+        return terms.count - 1
+    }
+
+    private func bind(_ kind: ArgumentKind) -> ArgumentKind {
+        switch kind {
+        case .value(let e): return .value(layout.bind(e))
+        case .distinct(let e): return .distinct(layout.bind(e))
+        case .sequence(var seq):
+            seq.actor = layout.bind(seq.actor)
+            seq.conditions = seq.conditions.map(layout.bind)
+            seq.page = seq.page.map(layout.bind)
+            return .sequence(seq)
+        }
+    }
+
+    /// New argument terms widen each identity's stored arguments: keep what is stored.
+    private func restride() {
+        let stride = argumentTerms.count
+        guard stride != storedStride else { return }
+        if storedStride > 0 && !storedArguments.isEmpty {
+            let identities = storedArguments.count / storedStride
+            var widened = [Value](repeating: .null, count: identities * stride)
+            for i in 0..<identities {
+                for a in 0..<storedStride { widened[i * stride + a] = storedArguments[i * storedStride + a] }
+            }
+            storedArguments = widened
+        } else {
+            storedArguments = []
+        }
+        storedStride = stride
+    }
+
+    private static func conjuncts(_ e: CExpr) -> [CExpr] {
+        if case .and(let l, let r) = e { return conjuncts(l) + conjuncts(r) }
+        return [e]
+    }
+
+    // MARK: - Arguments
+
+    private func evaluate(_ kind: ArgumentKind, _ ctx: EvalContext) -> Value {
+        switch kind {
+        case .value(let e): return e.eval(ctx)
+        case .distinct(let e):
+            let v = e.eval(ctx)
+            return v.isNull ? .null : .int(Int64(bitPattern: ValueHash.hash(v)))
+        case .sequence(let seq): return sequenceContribution(seq, ctx)
+        }
+    }
+
+    /// What an event gives a sequence aggregate: its actor, time and id, and the funnel steps it
+    /// matches or its page (null when it matters to none).
+    private func sequenceContribution(_ seq: SequenceSpec, _ ctx: EvalContext) -> Value {
+        guard let ts = ctx.row[slots.time].exactInt else { return .null }
+        let info: Value
+        switch seq.kind {
+        case .sessions: info = .null
+        case .funnel:
+            var mask: Int64 = 0
+            for (i, c) in seq.conditions.enumerated() where c.eval(ctx) == .bool(true) { mask |= 1 << i }
+            if mask == 0 { return .null }
+            info = .int(mask)
+        case .paths:
+            guard let page = seq.page?.eval(ctx), case .string = page else { return .null }
+            info = page
+        }
+        return SequenceAccumulator.contribution(actor: seq.actor.eval(ctx), ts: ts, eventId: slots.eventId.map { ctx.row[$0] } ?? .null, info: info)
+    }
+}
+
+extension RowLayout {
+    /// `e` with each field reference turned into its slot.
+    func bind(_ e: CExpr) -> CExpr {
+        e.rewritingFields { path in
+            guard let s = slots[path] else { preconditionFailure("layout lacks \(path)") }
+            return .slot(s)
+        }
+    }
+}
+
+extension CExpr {
+    /// A text that two expressions share only when they compute the same thing from a row (so
+    /// one evaluation serves both); nil for an expression not worth or not safe to share.
+    /// Literals carry their type: `x + 1` and `x + 1.0` differ.
+    var sharingKey: String? {
+        func k(_ e: CExpr) -> String? { e.sharingKey }
+        func all(_ es: [CExpr]) -> String? {
+            var parts: [String] = []
+            for e in es { guard let p = e.sharingKey else { return nil }; parts.append(p) }
+            return parts.joined(separator: ",")
+        }
+        func join(_ tag: String, _ parts: String?...) -> String? {
+            var out = tag + "("
+            for (i, p) in parts.enumerated() { guard let p else { return nil }; out += (i > 0 ? "," : "") + p }
+            return out + ")"
+        }
+        switch self {
+        case .literal(let v): return v.sharingKey
+        case .field(let p): return "f(" + p.map { "\($0.utf8.count):\($0)" }.joined() + ")"
+        case .slot(let i): return "s\(i)"
+        case .key, .aggregate, .output, .windowStart, .windowEnd: return nil
+        case .negate(let e): return join("neg", k(e))
+        case .not(let e): return join("not", k(e))
+        case .arith(let op, let a, let b): return join("a\(op)", k(a), k(b))
+        case .compare(let op, let a, let b): return join("c\(op)", k(a), k(b))
+        case .and(let a, let b): return join("and", k(a), k(b))
+        case .or(let a, let b): return join("or", k(a), k(b))
+        case .inSet(let e, let set, let hasNull, let negated):
+            let members = set.members.compactMap(\.sharingKey).sorted()
+            guard members.count == set.members.count else { return nil }
+            return join("in\(hasNull)\(negated)", k(e), "[" + members.joined(separator: ",") + "]")
+        case .inList(let e, let list, let negated): return join("inl\(negated)", k(e), all(list))
+        case .between(let e, let lo, let hi, let negated): return join("btw\(negated)", k(e), k(lo), k(hi))
+        case .like(let e, let p, let negated): return join("like\(negated)", k(e), Value.string(p.pattern).sharingKey)
+        case .likeDynamic(let e, let p, let negated): return join("liked\(negated)", k(e), k(p))
+        case .isNull(let e, let negated): return join("null\(negated)", k(e))
+        case .coalesce(let list): return join("coalesce", all(list))
+        case .lower(let e): return join("lower", k(e))
+        case .upper(let e): return join("upper", k(e))
+        case .round(let e, let d): return join("round", k(e), d.map(k) ?? "none")
+        case .conversion(let e): return join("conv", k(e))
+        }
+    }
+}
+
+extension Value {
+    /// A literal's text with its type (see `CExpr.sharingKey`); nil for objects and arrays.
+    var sharingKey: String? {
+        switch self {
+        case .null: return "n"
+        case .bool(let b): return b ? "t" : "f"
+        case .int(let i): return "i\(i)"
+        case .double(let d): return "d\(d.bitPattern)"
+        case .string(let s): return "s\(s.utf8.count):\(s)"
+        case .object, .array: return nil
+        }
+    }
+}
