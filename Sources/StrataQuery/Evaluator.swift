@@ -146,8 +146,12 @@ public final class QueryEngine {
         }
         let w0 = source.wm
         source.resolve(batch)
-        terms.compute(batch, source.verdicts, capacity: source.capacity)
-        try run { () throws(QueryError) in try apply(batch, w0) }
+        terms.prepare(batch, capacity: source.capacity)
+        for start in stride(from: 0, to: batch.count, by: RowTerms.chunk) {
+            let rows = start..<min(start + RowTerms.chunk, batch.count)
+            terms.compute(batch, source.verdicts, rows: rows)
+            try run { () throws(QueryError) in try apply(batch, rows: rows, w0) }
+        }
         source.advance()
         let out = try run { () throws(QueryError) in try concludeBatch() }
         forgetIdentities()
@@ -165,11 +169,11 @@ public final class QueryEngine {
         }
     }
 
-    /// Applies the rows of `batch` as the table judged them (`source.verdicts`), against the
-    /// watermark `w0` the batch started with.
-    func apply(_ batch: RowBatch, _ w0: Int64?) throws(QueryError) {
+    /// Applies `rows` of `batch` as the table judged them (`source.verdicts`) and the terms computed
+    /// them, against the watermark `w0` the batch started with.
+    func apply(_ batch: RowBatch, rows: Range<Int>, _ w0: Int64?) throws(QueryError) {
         let grace = options.graceMs
-        stats.rowsIn += batch.count
+        stats.rowsIn += rows.count
         if contributions.count < source.capacity {
             contributions.append(contentsOf: repeatElement(.none, count: source.capacity - contributions.count))
         }
@@ -178,7 +182,7 @@ public final class QueryEngine {
         let windowed = plan.window != nil
         try batch.values.withUnsafeBufferPointer { (base) throws(QueryError) in
             try source.verdicts.withUnsafeBufferPointer { (verdicts) throws(QueryError) in
-                for index in 0..<batch.count {
+                for index in rows {
                     let row = UnsafeBufferPointer(rebasing: base[(index * width)..<(index * width + width)])
                     let verdict = verdicts[index]
                     switch verdict.kind {
@@ -204,7 +208,7 @@ public final class QueryEngine {
                         let m = verdict.time!
                         if let w0, lastEnd(m) &+ grace <= w0 { stats.lateRows += 1; continue }
                         if verdict.kind == .stale { stats.staleRevisions += 1; continue }
-                        try upsert(Int(verdict.identity), row: index, row, minute: m, w0)
+                        try upsert(Int(verdict.identity), fresh: verdict.fresh, row: index, row, minute: m, w0)
                     }
                     stats.rowsApplied += 1
                 }
@@ -250,16 +254,20 @@ public final class QueryEngine {
     }
 
     private func forgetIdentities() {
-        source.forget(held: holds, release: release)
+        source.forget(held: holds, release: { indexes in
+            self.release(indexes)
+            self.terms.release(indexes)
+        })
     }
 
     /// Applies a new revision of identity `i` (row `r` of the batch): retracts what its previous
     /// revision gave, adds this.
-    private func upsert(_ i: Int, row r: Int, _ row: UnsafeBufferPointer<Value>, minute m: Int64, _ w0: Int64?) throws(QueryError) {
+    private func upsert(_ i: Int, fresh: Bool, row r: Int, _ row: UnsafeBufferPointer<Value>, minute m: Int64, _ w0: Int64?) throws(QueryError) {
         let passes = terms.passes(binding, row: r, row)
-        let old = contributions[i]
+        // A new identity's index holds nothing (forgotten ones were released): not read.
+        let old = fresh ? .none : contributions[i]
         if case .none = old {} else {
-            if passes && terms.keyUnchanged[binding.keys][r] {
+            if passes, let first = old.first, terms.sameKey(binding, row: r, as: first) {
                 // A new revision in the same groups (the common case): swap its values in place,
                 // with no lookup and no allocation.
                 let arguments = binding.arguments, stride = terms.argumentStride, at = r * stride
@@ -461,6 +469,7 @@ public final class QueryEngine {
     public func finish() -> [QueryResult] {
         precondition(!inSet, "a query of a QuerySet reads through its set")
         source.reset()
+        terms.reset()
         return finished()
     }
 

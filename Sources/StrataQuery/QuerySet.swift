@@ -71,9 +71,13 @@ public final class QuerySet {
         if batch.layout !== layout { rebind(batch.layout) }
         let w0 = table.wm
         table.resolve(batch)
-        terms.compute(batch, table.verdicts, capacity: table.capacity)
-        for e in engines where e.failure == nil {
-            try? e.run { () throws(QueryError) in try e.apply(batch, w0) }
+        terms.prepare(batch, capacity: table.capacity)
+        for start in stride(from: 0, to: batch.count, by: RowTerms.chunk) {
+            let rows = start..<min(start + RowTerms.chunk, batch.count)
+            terms.compute(batch, table.verdicts, rows: rows)
+            for e in engines where e.failure == nil {
+                try? e.run { () throws(QueryError) in try e.apply(batch, rows: rows, w0) }
+            }
         }
         table.advance()
         let out = engines.map { e in
@@ -94,6 +98,7 @@ public final class QuerySet {
     /// End of input for every query (see `QueryEngine.finish`).
     public func finish() -> [[QueryResult]] {
         table.reset()
+        terms.reset()
         return engines.map { $0.finished() }
     }
 
@@ -101,6 +106,9 @@ public final class QuerySet {
     private func forget() {
         let live = engines.filter { $0.failure == nil }
         table.forget(held: { m, w in live.contains { $0.holds(m, w) } },
-                     release: { indexes in for e in self.engines { e.release(indexes) } })
+                     release: { indexes in
+                         for e in self.engines { e.release(indexes) }
+                         self.terms.release(indexes)
+                     })
     }
 }

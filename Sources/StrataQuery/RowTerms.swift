@@ -9,7 +9,8 @@
 ///   conjunct is TRUE. A query's WHERE holds when all its bits are set and its residual (its
 ///   conjuncts beyond those 64) is TRUE: `passes`.
 /// - per key list (queries with the same GROUP BY share one): the row's key, and for a new
-///   revision whether it equals the key of the identity's previous revision (`keyUnchanged`).
+///   revision whether it equals the key of the identity's previous revision (`sameKey`,
+///   compared by the first query that needs it).
 /// - per argument term: the row's value, and for a new revision the previous revision's
 ///   (`previousArgument`), which is what a query that took the previous revision retracts.
 ///
@@ -62,14 +63,25 @@ final class RowTerms {
     private var argumentIndex: [String: Int] = [:]
     /// The registered queries' masks (how many have each).
     private var masks: [UInt64: Int] = [:]
+    /// What `prepare` took out of the registry for a batch.
+    private var active: [(UInt64, CExpr)] = []
+    private var activeArguments: [(Int, ArgumentKind)] = []
+    private var activeKeys: [(Int, [CExpr])] = []
+    private var activeMasks: [UInt64] = []
 
     // Per batch.
     @exclusivity(unchecked) private(set) var truths: [UInt64] = []
     /// Per key list: `count * keyCount` values, row-major.
     @exclusivity(unchecked) private(set) var keyValues: [[Value]] = []
     /// Per key list, per row.
-    @exclusivity(unchecked) private(set) var keyUnchanged: [[Bool]] = []
+    /// Per row, a bit per key list (the first 64): whether a query already compared the key with
+    /// its previous revision's (`known`), and found it the same (`unchanged`). See `sameKey`.
+    @exclusivity(unchecked) private var known: [UInt64] = []
+    @exclusivity(unchecked) private var unchanged: [UInt64] = []
     /// `count * argumentTerms.count` values, row-major; `previousArguments` alike, for new revisions.
+    /// The per-batch arrays are only grown, never cleared: a slot is written for every row a query
+    /// reads it for (rows no query takes are not read; a first revision's previous arguments
+    /// neither).
     @exclusivity(unchecked) private(set) var argumentValues: [Value] = []
     @exclusivity(unchecked) private(set) var previousArguments: [Value] = []
     var argumentStride: Int { argumentTerms.count }
@@ -77,7 +89,6 @@ final class RowTerms {
     var conjunctCount: Int { conjuncts.count }
 
     // Per identity (by its table index): its latest revision's keys and arguments.
-    @exclusivity(unchecked) private var storedKeys: [[Value]] = []
     @exclusivity(unchecked) private var storedArguments: [Value] = []
     private var storedStride = 0
 
@@ -136,23 +147,50 @@ final class RowTerms {
         for i in argumentTerms.indices { argumentTerms[i].bound = bind(argumentTerms[i].unbound) }
     }
 
-    /// Computes every used term for the rows of `batch` the table judged (`verdicts`). Keys and
-    /// arguments only for rows some query may take: a revision no query takes leaves no query a
-    /// contribution whose keys or arguments a later revision would need (its previous
-    /// arguments are still handed over: whoever took the previous revision retracts them).
-    func compute(_ batch: RowBatch, _ verdicts: [RowVerdict], capacity: Int) {
-        let count = batch.count, width = batch.layout.width
+    /// Rows handed to the queries at a time: a chunk's terms are still in the first-level cache
+    /// when the queries read them.
+    static let chunk = 256
+
+    /// Readies the terms for `batch` (`capacity`: the table's identity indexes): sizes the
+    /// storage and takes the terms some query uses out of the registry.
+    func prepare(_ batch: RowBatch, capacity: Int) {
+        let count = batch.count
         let stride = argumentTerms.count
-        prepare(count: count, capacity: capacity)
-        // The terms some query uses, bound, out of the registry (read once per row each).
-        let active = conjuncts.prefix(64).indices.filter { conjuncts[$0].users > 0 }.map { (UInt64(1) << UInt64($0), conjuncts[$0].bound) }
-        let arguments = argumentTerms.indices.filter { argumentTerms[$0].users > 0 }.map { ($0, argumentTerms[$0].bound) }
-        let keys = keyLists.indices.filter { keyLists[$0].users > 0 }.map { ($0, keyLists[$0].bound) }
-        let masks = Array(self.masks.keys)
+        while keyValues.count < keyLists.count { keyValues.append([]) }
+        for k in keyLists.indices where keyLists[k].users > 0 {
+            let n = keyLists[k].bound.count
+            if keyValues[k].count < count * n { keyValues[k].append(contentsOf: repeatElement(.null, count: count * n - keyValues[k].count)) }
+        }
+        if storedArguments.count < capacity * stride {
+            storedArguments.append(contentsOf: repeatElement(.null, count: capacity * stride - storedArguments.count))
+        }
+        if truths.count < count {
+            truths.append(contentsOf: repeatElement(0, count: count - truths.count))
+            unchanged.append(contentsOf: repeatElement(0, count: count - unchanged.count))
+            known.append(contentsOf: repeatElement(0, count: count - known.count))
+        }
+        if argumentValues.count < count * stride {
+            argumentValues.append(contentsOf: repeatElement(.null, count: count * stride - argumentValues.count))
+            previousArguments.append(contentsOf: repeatElement(.null, count: count * stride - previousArguments.count))
+        }
+        active = conjuncts.prefix(64).indices.filter { conjuncts[$0].users > 0 }.map { (UInt64(1) << UInt64($0), conjuncts[$0].bound) }
+        activeArguments = argumentTerms.indices.filter { argumentTerms[$0].users > 0 }.map { ($0, argumentTerms[$0].bound) }
+        activeKeys = keyLists.indices.filter { keyLists[$0].users > 0 }.map { ($0, keyLists[$0].bound) }
+        activeMasks = Array(masks.keys)
+    }
+
+    /// Computes every used term for `rows` of `batch` the table judged (`verdicts`), after
+    /// `prepare`. Keys and arguments only for rows some query may take: a revision no query takes
+    /// leaves no query a contribution whose keys or arguments a later revision would need (its
+    /// previous arguments are still handed over: whoever took the previous revision retracts them).
+    func compute(_ batch: RowBatch, _ verdicts: [RowVerdict], rows: Range<Int>) {
+        let width = batch.layout.width
+        let stride = argumentTerms.count
+        let active = self.active, arguments = activeArguments, keys = activeKeys, masks = activeMasks
         let everyRow = masks.contains(0)
         batch.values.withUnsafeBufferPointer { base in
             truths.withUnsafeMutableBufferPointer { truths in
-                for r in 0..<count {
+                for r in rows {
                     let verdict = verdicts[r]
                     // Duplicates and stale revisions reach no query.
                     if verdict.kind == .duplicate || verdict.kind == .stale { continue }
@@ -162,65 +200,75 @@ final class RowTerms {
                         if case .bool(true) = c.eval(ctx) { t |= bit }
                     }
                     truths[r] = t
+                    known[r] = 0
+                    unchanged[r] = 0
                     let identity = verdict.kind == .revision ? Int(verdict.identity) : -1
+                    // A first revision has no previous one to retract or compare with.
+                    let hasPrevious = identity >= 0 && !verdict.fresh
                     guard everyRow || masks.contains(where: { t & $0 == $0 }) else {
                         // Nobody takes it, but a query that took the previous revision retracts that.
-                        if identity >= 0 {
+                        if hasPrevious {
                             for (a, _) in arguments { previousArguments[r * stride + a] = storedArguments[identity * stride + a] }
+                            // (What is stored stays: no query takes this revision, so none will retract it.)
                         }
                         continue
                     }
                     for (a, term) in arguments {
                         let v = evaluate(term, ctx)
                         argumentValues[r * stride + a] = v
-                        if identity >= 0 {
+                        if hasPrevious {
                             previousArguments[r * stride + a] = storedArguments[identity * stride + a]
                             storedArguments[identity * stride + a] = v
+                        } else if identity >= 0 {
+                            // A new identity's slots hold null (see `release`): written without reading them.
+                            storedArguments.withUnsafeMutableBufferPointer { ($0.baseAddress! + identity * stride + a).initialize(to: v) }
                         }
                     }
-                    for (k, exprs) in keys { computeKey(k, exprs, row: r, identity: identity, ctx) }
+                    for (k, exprs) in keys {
+                        let n = exprs.count
+                        for j in 0..<n { keyValues[k][r * n + j] = exprs[j].eval(ctx) }
+                    }
                 }
             }
         }
     }
 
-    /// Sizes the per-batch and per-identity storage.
-    private func prepare(count: Int, capacity: Int) {
+    /// Clears what is stored for forgotten identities, so their indexes, when handed out again,
+    /// are written without reading what was there (a new identity's first row).
+    func release(_ indexes: [Int32]) {
         let stride = argumentTerms.count
-        while storedKeys.count < keyLists.count { storedKeys.append([]); keyValues.append([]); keyUnchanged.append([]) }
-        for k in keyLists.indices where keyLists[k].users > 0 {
-            let n = keyLists[k].bound.count
-            if storedKeys[k].count < capacity * n { storedKeys[k].append(contentsOf: repeatElement(.null, count: capacity * n - storedKeys[k].count)) }
-            keyValues[k].removeAll(keepingCapacity: true)
-            keyValues[k].append(contentsOf: repeatElement(.null, count: count * n))
-            keyUnchanged[k].removeAll(keepingCapacity: true)
-            keyUnchanged[k].append(contentsOf: repeatElement(false, count: count))
-        }
-        if storedArguments.count < capacity * stride {
-            storedArguments.append(contentsOf: repeatElement(.null, count: capacity * stride - storedArguments.count))
-        }
-        truths.removeAll(keepingCapacity: true)
-        truths.append(contentsOf: repeatElement(0, count: count))
-        argumentValues.removeAll(keepingCapacity: true)
-        argumentValues.append(contentsOf: repeatElement(.null, count: count * stride))
-        previousArguments.removeAll(keepingCapacity: true)
-        previousArguments.append(contentsOf: repeatElement(.null, count: count * stride))
-    }
-
-    /// Row `r`'s key of list `k`, and for a revision whether it equals the identity's previous one.
-    @inline(__always) private func computeKey(_ k: Int, _ exprs: [CExpr], row r: Int, identity: Int, _ ctx: EvalContext) {
-        let n = exprs.count
-        var same = true
-        for j in 0..<n {
-            let v = exprs[j].eval(ctx)
-            keyValues[k][r * n + j] = v
-            if identity >= 0 {
-                // Compared as group maps compare keys (1 and 1.0 are one key).
-                if same && storedKeys[k][identity * n + j] != v { same = false }
-                storedKeys[k][identity * n + j] = v
+        let count = storedArguments.count
+        storedArguments.withUnsafeMutableBufferPointer { stored in
+            for i in indexes where (Int(i) + 1) * stride <= count {
+                for a in 0..<stride { stored[Int(i) * stride + a] = .null }
             }
         }
-        keyUnchanged[k][r] = identity >= 0 && same
+    }
+
+    /// Forgets every identity (the table was reset: indexes start again).
+    func reset() {
+        storedArguments = []
+    }
+
+    /// Whether row `r`'s key for `binding` is its identity's previous revision's, which is `group`'s
+    /// (the group the query's contribution of the previous revision went to). Every query with
+    /// such a contribution took that same revision (see the type's notes), so the first query of
+    /// a key list to compare answers for the others.
+    @inline(__always) func sameKey(_ binding: Binding, row r: Int, as group: GroupState) -> Bool {
+        let k = binding.keys, n = binding.keyCount
+        let bit: UInt64 = k < 64 ? 1 << UInt64(k) : 0
+        if known[r] & bit != 0 { return unchanged[r] & bit != 0 }
+        var same = true
+        // Compared as group maps compare keys (1 and 1.0 are one key); a projection's group key
+        // carries the identity after the listed values.
+        keyValues[k].withUnsafeBufferPointer { values in
+            group.key.withUnsafeBufferPointer { key in
+                for j in 0..<n where key[j] != values[r * n + j] { same = false; break }
+            }
+        }
+        known[r] |= bit
+        if same { unchanged[r] |= bit }
+        return same
     }
 
     /// Whether a row's WHERE holds for `binding`.

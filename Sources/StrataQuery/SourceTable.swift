@@ -133,7 +133,7 @@ final class SourceTable {
         }
         let i = allocate(rev)
         entry = i
-        return RowVerdict(time: m, kind: .revision, identity: i)
+        return RowVerdict(time: m, kind: .revision, identity: i, fresh: true)
     }
 
     private func allocate(_ rev: Int64?) -> Int32 {
@@ -238,4 +238,6 @@ struct RowVerdict {
     var kind: Kind
     /// The identity's index (`.revision`).
     var identity: Int32 = -1
+    /// The identity's first revision (nothing is kept for its index yet: no query need look).
+    var fresh = false
 }
