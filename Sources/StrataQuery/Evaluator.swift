@@ -60,8 +60,9 @@ public final class QueryEngine {
     private var pendingFinal: [QueryResult] = []
     private var nextDue: Int64?
     private var sequence: Int64 = 0
-    /// A row's group key, copied in place from the terms (see `fillKey`).
+    /// A row's group key and its hash, from the terms (see `fillKey`).
     @exclusivity(unchecked) private var scratchKey: [Value] = []
+    private var scratchHash = 0
     private let sequenceBudget = SequenceBudget()
 
     /// Key of the single window of a query without WINDOW.
@@ -249,7 +250,7 @@ public final class QueryEngine {
 
     /// Drops what this query kept for identities the table forgot.
     func release(_ indexes: [Int32]) {
-        // The arguments stay: nothing reads them while the link is none.
+        // Back to none: a new identity given the index writes its slot without reading it (`upsert`).
         for i in indexes where Int(i) < contributions.count { contributions[Int(i)] = .none }
     }
 
@@ -264,8 +265,9 @@ public final class QueryEngine {
     /// revision gave, adds this.
     private func upsert(_ i: Int, fresh: Bool, row r: Int, _ row: UnsafeBufferPointer<Value>, minute m: Int64, _ w0: Int64?) throws(QueryError) {
         let passes = terms.passes(binding, row: r, row)
-        // A new identity's index holds nothing (forgotten ones were released): not read.
-        let old = fresh ? .none : contributions[i]
+        // A new identity's index holds nothing (forgotten ones were released), nor does one the
+        // query holds no contribution for: not read.
+        let old = fresh || !terms.mayHold(binding, identity: i) ? .none : contributions[i]
         if case .none = old {} else {
             if passes, let first = old.first, terms.sameKey(binding, row: r, as: first) {
                 // A new revision in the same groups (the common case): swap its values in place,
@@ -291,9 +293,18 @@ public final class QueryEngine {
         if passes {
             let slots = self.slots
             fillKey(r, identity: { [.int(m), slots.content.map { row[$0] } ?? .null, slots.user.map { row[$0] } ?? .null] })
-            contributions[i] = try add(minute: m, w0, row: r, recording: true)
+            let link = try add(minute: m, w0, row: r, recording: true)
+            if case .none = link {} else { terms.setHolds(binding, identity: i, true) }
+            if fresh {
+                // The slot holds none (see `release`): written without reading it.
+                contributions.withUnsafeMutableBufferPointer { ($0.baseAddress! + i).initialize(to: link) }
+            } else {
+                contributions[i] = link
+            }
+        } else if case .none = old {
         } else {
             contributions[i] = .none
+            terms.setHolds(binding, identity: i, false)
         }
     }
 
@@ -305,8 +316,10 @@ public final class QueryEngine {
             scratchKey.removeAll(keepingCapacity: true)
             for j in 0..<n { scratchKey.append(terms.keyValues[binding.keys][r * n + j]) }
             scratchKey.append(contentsOf: identity())
+            scratchHash = GroupKey.hash(scratchKey)
             return
         }
+        scratchHash = terms.keyHash(binding, row: r)
         if scratchKey.count != n { scratchKey = Array(repeating: .null, count: n) }
         terms.keyValues[binding.keys].withUnsafeBufferPointer { values in
             scratchKey.withUnsafeMutableBufferPointer { key in
@@ -355,12 +368,12 @@ public final class QueryEngine {
         if let existing = windows[start] { return existing }
         let ws = WindowState(start: start, end: end)
         windows[start] = ws
-        if plan.singleGroup { _ = try group(ws, []) }
+        if plan.singleGroup { _ = try group(ws, [], hash: GroupKey.hash([])) }
         return ws
     }
 
     private func add(to ws: WindowState, row r: Int) throws(QueryError) -> GroupState {
-        let g = try group(ws, scratchKey)
+        let g = try group(ws, scratchKey, hash: scratchHash)
         let accumulators = g.accumulators
         for i in accumulators.indices { accumulators[i].add(argument(i, row: r)) }
         g.rows += 1
@@ -368,16 +381,16 @@ public final class QueryEngine {
         return g
     }
 
-    private func group(_ ws: WindowState, _ key: [Value]) throws(QueryError) -> GroupState {
-        if let g = ws.groups[key] { return g }
+    private func group(_ ws: WindowState, _ key: [Value], hash: Int) throws(QueryError) -> GroupState {
+        if let g = ws.groups[GroupKey(key, hash: hash)] { return g }
         if totalGroups >= limits.maxGroups {
             throw .limitExceeded(.groups, limit: Int64(limits.maxGroups),
                                  detail: "more than \(limits.maxGroups) groups over \(windows.count) open window(s); narrow GROUP BY or WHERE")
         }
-        let g = GroupState(key: key, window: ws, accumulators: plan.aggregates.map {
+        let g = GroupState(key: key, hash: hash, window: ws, accumulators: plan.aggregates.map {
             Accumulators.make($0, distinctThreshold: options.distinctExactThreshold, budget: sequenceBudget)
         })
-        ws.groups[key] = g
+        ws.groups[GroupKey(key, hash: hash)] = g
         totalGroups += 1
         return g
     }
@@ -397,7 +410,7 @@ public final class QueryEngine {
             g.rows -= 1
             g.touch()
             if g.rows <= 0 && !plan.singleGroup {
-                g.window.groups[g.key] = nil
+                g.window.groups[GroupKey(g.key, hash: g.hash)] = nil
                 g.detached = true
                 totalGroups -= 1
             }
@@ -496,7 +509,7 @@ public final class QueryEngine {
         windows[Self.globalKey] = ws
         if plan.singleGroup {
             // SQL: an aggregate without GROUP BY yields one row even over no input.
-            ws.groups[[]] = GroupState(key: [], window: ws, accumulators: plan.aggregates.map {
+            ws.groups[GroupKey([], hash: GroupKey.hash([]))] = GroupState(key: [], hash: GroupKey.hash([]), window: ws, accumulators: plan.aggregates.map {
                 Accumulators.make($0, distinctThreshold: options.distinctExactThreshold, budget: sequenceBudget)
             })
             totalGroups = 1
@@ -678,6 +691,8 @@ enum GroupLink {
 
 final class GroupState {
     let key: [Value]
+    /// `GroupKey.hash(key)`, kept to find the group again.
+    let hash: Int
     /// Its window; valid while `detached` is false (a window detaches its groups when dropped).
     unowned(unsafe) let window: WindowState
     /// Dropped: its window closed, or its last row left.
@@ -690,8 +705,9 @@ final class GroupState {
     var passes = true
     var orderKeys: [Value] = []
 
-    init(key: [Value], window: WindowState, accumulators: [any Accumulator]) {
+    init(key: [Value], hash: Int, window: WindowState, accumulators: [any Accumulator]) {
         self.key = key
+        self.hash = hash
         self.window = window
         self.accumulators = accumulators
     }
@@ -703,10 +719,32 @@ final class GroupState {
     }
 }
 
+/// A group's key in its window's map, with its hash computed once per row for every query of a
+/// set (`RowTerms`) rather than by each query's map.
+struct GroupKey: Hashable {
+    let values: [Value]
+    let hash: Int
+
+    init(_ values: [Value], hash: Int) {
+        self.values = values
+        self.hash = hash
+    }
+
+    /// Consistent with `Value`'s equality (1 and 1.0 hash alike).
+    static func hash(_ values: some Collection<Value>) -> Int {
+        var h = Hasher()
+        for v in values { v.hash(into: &h) }
+        return h.finalize()
+    }
+
+    static func == (a: GroupKey, b: GroupKey) -> Bool { a.hash == b.hash && a.values == b.values }
+    func hash(into h: inout Hasher) { h.combine(hash) }
+}
+
 final class WindowState {
     let start: Int64?
     let end: Int64?
-    var groups: [[Value]: GroupState] = [:]
+    var groups: [GroupKey: GroupState] = [:]
     /// Something was added or retracted since the last emission.
     var changed = false
     var lastEmitted: [[Value]]?

@@ -35,6 +35,8 @@ final class RowTerms {
         var keyCount: Int
         /// Per aggregate, its argument term (-1: count(*), no argument).
         var arguments: [Int]
+        /// Its bit in `holders` (0 past the 64th query: it always looks).
+        var holder: UInt64 = 0
     }
 
     enum ArgumentKind {
@@ -73,6 +75,9 @@ final class RowTerms {
     @exclusivity(unchecked) private(set) var truths: [UInt64] = []
     /// Per key list: `count * keyCount` values, row-major.
     @exclusivity(unchecked) private(set) var keyValues: [[Value]] = []
+    /// Per key list, per row: `GroupKey.hash` of the row's key, computed by the first query that
+    /// looks a group up (0: not yet; most rows are new revisions in the same group, found without).
+    @exclusivity(unchecked) private var keyHashes: [[Int]] = []
     /// Per key list, per row.
     /// Per row, a bit per key list (the first 64): whether a query already compared the key with
     /// its previous revision's (`known`), and found it the same (`unchanged`). See `sameKey`.
@@ -88,7 +93,14 @@ final class RowTerms {
     /// Distinct WHERE conjuncts registered (the first 64 get a bit).
     var conjunctCount: Int { conjuncts.count }
 
-    // Per identity (by its table index): its latest revision's keys and arguments.
+    /// Per identity (by its table index), a bit per query holding a contribution for it: a query
+    /// whose bit is clear has none and need not read its own storage (a cache miss per query
+    /// and row, for the queries a row's previous revision did not pass). Cleared for forgotten
+    /// identities; a set bit only means "look".
+    @exclusivity(unchecked) private(set) var holders: [UInt64] = []
+    private var holderBitsInUse: UInt64 = 0
+
+    // Per identity (by its table index): its latest revision's arguments.
     @exclusivity(unchecked) private var storedArguments: [Value] = []
     private var storedStride = 0
 
@@ -108,6 +120,10 @@ final class RowTerms {
             if i < 64 { binding.mask |= 1 << UInt64(i) } else { residual.append(layout.bind(c)) }
         }
         masks[binding.mask, default: 0] += 1
+        if holderBitsInUse != .max {
+            binding.holder = 1 << UInt64((~holderBitsInUse).trailingZeroBitCount)
+            holderBitsInUse |= binding.holder
+        }
         binding.residual = residual.dropFirst().reduce(residual.first) { acc, c in acc.map { .and($0, c) } }
         let keyKey = plan.keys.allSatisfy { $0.sharingKey != nil } ? plan.keys.map { $0.sharingKey! }.joined(separator: "\u{1}") : nil
         binding.keys = intern(plan.keys, key: keyKey, in: &keyLists, index: &keyListIndex) { $0.map(layout.bind) }
@@ -132,6 +148,7 @@ final class RowTerms {
     /// Gives back what `register` took (the terms no query uses are no longer computed).
     func unregister(_ binding: Binding) {
         for c in binding.conjuncts { conjuncts[c].users -= 1 }
+        holderBitsInUse &= ~binding.holder
         masks[binding.mask]! -= 1
         if masks[binding.mask] == 0 { masks[binding.mask] = nil }
         keyLists[binding.keys].users -= 1
@@ -156,11 +173,13 @@ final class RowTerms {
     func prepare(_ batch: RowBatch, capacity: Int) {
         let count = batch.count
         let stride = argumentTerms.count
-        while keyValues.count < keyLists.count { keyValues.append([]) }
+        while keyValues.count < keyLists.count { keyValues.append([]); keyHashes.append([]) }
         for k in keyLists.indices where keyLists[k].users > 0 {
             let n = keyLists[k].bound.count
             if keyValues[k].count < count * n { keyValues[k].append(contentsOf: repeatElement(.null, count: count * n - keyValues[k].count)) }
+            if keyHashes[k].count < count { keyHashes[k].append(contentsOf: repeatElement(0, count: count - keyHashes[k].count)) }
         }
+        if holders.count < capacity { holders.append(contentsOf: repeatElement(0, count: capacity - holders.count)) }
         if storedArguments.count < capacity * stride {
             storedArguments.append(contentsOf: repeatElement(.null, count: capacity * stride - storedArguments.count))
         }
@@ -227,6 +246,7 @@ final class RowTerms {
                     for (k, exprs) in keys {
                         let n = exprs.count
                         for j in 0..<n { keyValues[k][r * n + j] = exprs[j].eval(ctx) }
+                        keyHashes[k][r] = 0
                     }
                 }
             }
@@ -236,6 +256,7 @@ final class RowTerms {
     /// Clears what is stored for forgotten identities, so their indexes, when handed out again,
     /// are written without reading what was there (a new identity's first row).
     func release(_ indexes: [Int32]) {
+        for i in indexes where Int(i) < holders.count { holders[Int(i)] = 0 }
         let stride = argumentTerms.count
         let count = storedArguments.count
         storedArguments.withUnsafeMutableBufferPointer { stored in
@@ -248,6 +269,7 @@ final class RowTerms {
     /// Forgets every identity (the table was reset: indexes start again).
     func reset() {
         storedArguments = []
+        holders = []
     }
 
     /// Whether row `r`'s key for `binding` is its identity's previous revision's, which is `group`'s
@@ -269,6 +291,26 @@ final class RowTerms {
         known[r] |= bit
         if same { unchanged[r] |= bit }
         return same
+    }
+
+    /// Whether the query of `binding` may hold a contribution for identity `i`.
+    @inline(__always) func mayHold(_ binding: Binding, identity i: Int) -> Bool {
+        binding.holder == 0 || holders[i] & binding.holder != 0
+    }
+
+    /// Notes whether the query of `binding` holds a contribution for identity `i`.
+    @inline(__always) func setHolds(_ binding: Binding, identity i: Int, _ holds: Bool) {
+        if holds { holders[i] |= binding.holder } else { holders[i] &= ~binding.holder }
+    }
+
+    /// Row `r`'s `GroupKey.hash` for `binding`'s key list.
+    @inline(__always) func keyHash(_ binding: Binding, row r: Int) -> Int {
+        let k = binding.keys
+        if keyHashes[k][r] != 0 { return keyHashes[k][r] }
+        let n = binding.keyCount
+        let h = keyValues[k].withUnsafeBufferPointer { GroupKey.hash($0[(r * n)..<(r * n + n)]) }
+        keyHashes[k][r] = h
+        return h
     }
 
     /// Whether a row's WHERE holds for `binding`.
