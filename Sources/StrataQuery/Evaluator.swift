@@ -63,6 +63,9 @@ public final class QueryEngine {
     /// A row's group key and its hash, from the terms (see `fillKey`).
     @exclusivity(unchecked) private var scratchKey: [Value] = []
     private var scratchHash = 0
+    /// The values of the row `scratchKey` came from, while it is applied (valid only then: it
+    /// points into the batch being applied).
+    private var scratchRow = UnsafeBufferPointer<Value>(start: nil, count: 0)
     private let sequenceBudget = SequenceBudget()
 
     /// Key of the single window of a query without WINDOW.
@@ -194,7 +197,7 @@ public final class QueryEngine {
                         }
                         sequence += 1
                         if terms.passes(binding, row: index, row) {
-                            fillKey(index, identity: { [.int(self.sequence)] })
+                            fillKey(index, row, identity: { [.int(self.sequence)] })
                             try add(minute: verdict.time, w0, row: index, recording: false)
                         }
                     case .event, .duplicate:
@@ -202,7 +205,7 @@ public final class QueryEngine {
                         if let w0, lastEnd(t) &+ grace <= w0 { stats.lateRows += 1; continue }
                         if verdict.kind == .duplicate { stats.duplicateEvents += 1; continue }
                         if terms.passes(binding, row: index, row) {
-                            fillKey(index, identity: { [slots.eventId.map { row[$0] } ?? .null, .int(t)] })
+                            fillKey(index, row, identity: { [slots.eventId.map { row[$0] } ?? .null, .int(t)] })
                             try add(minute: t, w0, row: index, recording: false)
                         }
                     case .revision, .stale:
@@ -269,22 +272,18 @@ public final class QueryEngine {
         // query holds no contribution for: not read.
         let old = fresh || !terms.mayHold(binding, identity: i) ? .none : contributions[i]
         if case .none = old {} else {
-            if passes, let first = old.first, terms.sameKey(binding, row: r, as: first) {
+            if passes, let first = old.first, terms.sameKey(binding, row: r, row, as: first) {
                 // A new revision in the same groups (the common case): swap its values in place,
                 // with no lookup and no allocation.
-                let arguments = binding.arguments, stride = terms.argumentStride, at = r * stride
-                terms.previousArguments.withUnsafeBufferPointer { previous in
-                    terms.argumentValues.withUnsafeBufferPointer { current in
-                        old.forEach { g in
-                            guard isLive(g, w0) else { return }
-                            let accumulators = g.accumulators
-                            for a in accumulators.indices {
-                                let t = arguments[a]
-                                if t >= 0 { accumulators[a].replace(previous[at + t], with: current[at + t]) }
-                            }
-                            g.touch()
-                        }
+                let arguments = binding.arguments
+                old.forEach { g in
+                    guard isLive(g, w0) else { return }
+                    let accumulators = g.accumulators
+                    for a in accumulators.indices {
+                        let t = arguments[a]
+                        if t >= 0 { accumulators[a].replace(terms.previousArgument(t, row: r), with: terms.argument(t, row: r, row)) }
                     }
+                    g.touch()
                 }
                 return
             }
@@ -292,7 +291,7 @@ public final class QueryEngine {
         }
         if passes {
             let slots = self.slots
-            fillKey(r, identity: { [.int(m), slots.content.map { row[$0] } ?? .null, slots.user.map { row[$0] } ?? .null] })
+            fillKey(r, row, identity: { [.int(m), slots.content.map { row[$0] } ?? .null, slots.user.map { row[$0] } ?? .null] })
             let link = try add(minute: m, w0, row: r, recording: true)
             if case .none = link {} else { terms.setHolds(binding, identity: i, true) }
             if fresh {
@@ -309,22 +308,22 @@ public final class QueryEngine {
     }
 
     /// Copies row `r`'s group key from the terms into `scratchKey` (in place: nothing allocated
-    /// per row); a projection adds the row's identity, which keeps equal-looking rows apart.
-    private func fillKey(_ r: Int, identity: () -> [Value]) {
+    /// per row), and notes the row for its arguments; a projection adds the row's identity, which
+    /// keeps equal-looking rows apart.
+    private func fillKey(_ r: Int, _ row: UnsafeBufferPointer<Value>, identity: () -> [Value]) {
         let n = binding.keyCount
+        scratchRow = row
         if plan.projection {
             scratchKey.removeAll(keepingCapacity: true)
-            for j in 0..<n { scratchKey.append(terms.keyValues[binding.keys][r * n + j]) }
+            for j in 0..<n { scratchKey.append(terms.key(binding, j, row: r, row)) }
             scratchKey.append(contentsOf: identity())
             scratchHash = GroupKey.hash(scratchKey)
             return
         }
-        scratchHash = terms.keyHash(binding, row: r)
+        scratchHash = terms.keyHash(binding, row: r, row)
         if scratchKey.count != n { scratchKey = Array(repeating: .null, count: n) }
-        terms.keyValues[binding.keys].withUnsafeBufferPointer { values in
-            scratchKey.withUnsafeMutableBufferPointer { key in
-                for j in 0..<n { key[j] = values[r * n + j] }
-            }
+        scratchKey.withUnsafeMutableBufferPointer { key in
+            for j in 0..<n { key[j] = terms.key(binding, j, row: r, row) }
         }
     }
 
@@ -332,7 +331,7 @@ public final class QueryEngine {
     @inline(__always) private func argument(_ a: Int, row r: Int, previous: Bool = false) -> Value {
         let t = binding.arguments[a]
         guard t >= 0 else { return .null }
-        return previous ? terms.previousArguments[r * terms.argumentStride + t] : terms.argumentValues[r * terms.argumentStride + t]
+        return previous ? terms.previousArgument(t, row: r) : terms.argument(t, row: r, scratchRow)
     }
 
     private func lastEnd(_ minute: Int64) -> Int64 {

@@ -67,7 +67,8 @@ final class RowTerms {
     private var masks: [UInt64: Int] = [:]
     /// What `prepare` took out of the registry for a batch.
     private var active: [(UInt64, CExpr)] = []
-    private var activeArguments: [(Int, ArgumentKind)] = []
+    private var activeArguments: [(Int, ArgumentKind, Int)] = []
+    private var hashedKeys: [Int] = []
     private var activeKeys: [(Int, [CExpr])] = []
     private var activeMasks: [UInt64] = []
 
@@ -75,6 +76,10 @@ final class RowTerms {
     @exclusivity(unchecked) private(set) var truths: [UInt64] = []
     /// Per key list: `count * keyCount` values, row-major.
     @exclusivity(unchecked) private(set) var keyValues: [[Value]] = []
+    /// Per key list whose keys are all plain fields, their slots, and per argument term that is a
+    /// plain field, its slot (else -1): such values are read from the row, not copied per row.
+    private var keySlots: [[Int]?] = []
+    private var argumentSlots: [Int] = []
     /// Per key list, per row: `GroupKey.hash` of the row's key, computed by the first query that
     /// looks a group up (0: not yet; most rows are new revisions in the same group, found without).
     @exclusivity(unchecked) private var keyHashes: [[Int]] = []
@@ -142,6 +147,7 @@ final class RowTerms {
             return intern(kind, key: key, in: &argumentTerms, index: &argumentIndex) { self.bind($0) }
         }
         restride()
+        refreshSlots()
         return binding
     }
 
@@ -162,6 +168,18 @@ final class RowTerms {
         for i in conjuncts.indices { conjuncts[i].bound = layout.bind(conjuncts[i].unbound) }
         for i in keyLists.indices { keyLists[i].bound = keyLists[i].unbound.map(layout.bind) }
         for i in argumentTerms.indices { argumentTerms[i].bound = bind(argumentTerms[i].unbound) }
+        refreshSlots()
+    }
+
+    private func refreshSlots() {
+        func slot(_ e: CExpr) -> Int? { if case .slot(let s) = e { s } else { nil } }
+        keySlots = keyLists.map { list in
+            let slots = list.bound.compactMap(slot)
+            return slots.count == list.bound.count ? slots : nil
+        }
+        argumentSlots = argumentTerms.map { term in
+            if case .value(let e) = term.bound, let s = slot(e) { s } else { -1 }
+        }
     }
 
     /// Rows handed to the queries at a time: a chunk's terms are still in the first-level cache
@@ -193,8 +211,9 @@ final class RowTerms {
             previousArguments.append(contentsOf: repeatElement(.null, count: count * stride - previousArguments.count))
         }
         active = conjuncts.prefix(64).indices.filter { conjuncts[$0].users > 0 }.map { (UInt64(1) << UInt64($0), conjuncts[$0].bound) }
-        activeArguments = argumentTerms.indices.filter { argumentTerms[$0].users > 0 }.map { ($0, argumentTerms[$0].bound) }
-        activeKeys = keyLists.indices.filter { keyLists[$0].users > 0 }.map { ($0, keyLists[$0].bound) }
+        activeArguments = argumentTerms.indices.filter { argumentTerms[$0].users > 0 }.map { ($0, argumentTerms[$0].bound, argumentSlots[$0]) }
+        activeKeys = keyLists.indices.filter { keyLists[$0].users > 0 && keySlots[$0] == nil }.map { ($0, keyLists[$0].bound) }
+        hashedKeys = keyLists.indices.filter { keyLists[$0].users > 0 }
         activeMasks = Array(masks.keys)
     }
 
@@ -227,14 +246,19 @@ final class RowTerms {
                     guard everyRow || masks.contains(where: { t & $0 == $0 }) else {
                         // Nobody takes it, but a query that took the previous revision retracts that.
                         if hasPrevious {
-                            for (a, _) in arguments { previousArguments[r * stride + a] = storedArguments[identity * stride + a] }
+                            for (a, _, _) in arguments { previousArguments[r * stride + a] = storedArguments[identity * stride + a] }
                             // (What is stored stays: no query takes this revision, so none will retract it.)
                         }
                         continue
                     }
-                    for (a, term) in arguments {
-                        let v = evaluate(term, ctx)
-                        argumentValues[r * stride + a] = v
+                    for (a, term, slot) in arguments {
+                        let v: Value
+                        if slot >= 0 {
+                            v = ctx.row[slot]
+                        } else {
+                            v = evaluate(term, ctx)
+                            argumentValues[r * stride + a] = v
+                        }
                         if hasPrevious {
                             previousArguments[r * stride + a] = storedArguments[identity * stride + a]
                             storedArguments[identity * stride + a] = v
@@ -246,8 +270,8 @@ final class RowTerms {
                     for (k, exprs) in keys {
                         let n = exprs.count
                         for j in 0..<n { keyValues[k][r * n + j] = exprs[j].eval(ctx) }
-                        keyHashes[k][r] = 0
                     }
+                    for k in hashedKeys { keyHashes[k][r] = 0 }
                 }
             }
         }
@@ -272,21 +296,36 @@ final class RowTerms {
         holders = []
     }
 
+    /// Key `j` of `binding`'s list for row `r` (whose values are `row`).
+    @inline(__always) func key(_ binding: Binding, _ j: Int, row r: Int, _ row: UnsafeBufferPointer<Value>) -> Value {
+        if let slots = keySlots[binding.keys] { return row[slots[j]] }
+        return keyValues[binding.keys][r * binding.keyCount + j]
+    }
+
+    /// Argument term `t` of row `r` (whose values are `row`).
+    @inline(__always) func argument(_ t: Int, row r: Int, _ row: UnsafeBufferPointer<Value>) -> Value {
+        let slot = argumentSlots[t]
+        return slot >= 0 ? row[slot] : argumentValues[r * argumentTerms.count + t]
+    }
+
+    /// Argument term `t` of the previous revision of row `r`'s identity.
+    @inline(__always) func previousArgument(_ t: Int, row r: Int) -> Value {
+        previousArguments[r * argumentTerms.count + t]
+    }
+
     /// Whether row `r`'s key for `binding` is its identity's previous revision's, which is `group`'s
     /// (the group the query's contribution of the previous revision went to). Every query with
     /// such a contribution took that same revision (see the type's notes), so the first query of
     /// a key list to compare answers for the others.
-    @inline(__always) func sameKey(_ binding: Binding, row r: Int, as group: GroupState) -> Bool {
+    @inline(__always) func sameKey(_ binding: Binding, row r: Int, _ row: UnsafeBufferPointer<Value>, as group: GroupState) -> Bool {
         let k = binding.keys, n = binding.keyCount
         let bit: UInt64 = k < 64 ? 1 << UInt64(k) : 0
         if known[r] & bit != 0 { return unchanged[r] & bit != 0 }
         var same = true
         // Compared as group maps compare keys (1 and 1.0 are one key); a projection's group key
         // carries the identity after the listed values.
-        keyValues[k].withUnsafeBufferPointer { values in
-            group.key.withUnsafeBufferPointer { key in
-                for j in 0..<n where key[j] != values[r * n + j] { same = false; break }
-            }
+        group.key.withUnsafeBufferPointer { groupKey in
+            for j in 0..<n where groupKey[j] != key(binding, j, row: r, row) { same = false; break }
         }
         known[r] |= bit
         if same { unchanged[r] |= bit }
@@ -304,11 +343,12 @@ final class RowTerms {
     }
 
     /// Row `r`'s `GroupKey.hash` for `binding`'s key list.
-    @inline(__always) func keyHash(_ binding: Binding, row r: Int) -> Int {
+    @inline(__always) func keyHash(_ binding: Binding, row r: Int, _ row: UnsafeBufferPointer<Value>) -> Int {
         let k = binding.keys
         if keyHashes[k][r] != 0 { return keyHashes[k][r] }
-        let n = binding.keyCount
-        let h = keyValues[k].withUnsafeBufferPointer { GroupKey.hash($0[(r * n)..<(r * n + n)]) }
+        var hasher = Hasher()
+        for j in 0..<binding.keyCount { key(binding, j, row: r, row).hash(into: &hasher) }
+        let h = hasher.finalize()
         keyHashes[k][r] = h
         return h
     }
