@@ -136,7 +136,7 @@ final class RowTerms {
             let kind: ArgumentKind
             let key: String?
             if let seq = spec.sequence {
-                kind = .sequence(seq); key = nil
+                kind = .sequence(seq); key = seq.sharingKey
             } else if let a = spec.argument {
                 let distinct = spec.kind == .countDistinct
                 kind = distinct ? .distinct(a) : .value(a)
@@ -491,6 +491,25 @@ extension CExpr {
         case .upper(let e): return join("upper", k(e))
         case .round(let e, let d): return join("round", k(e), d.map(k) ?? "none")
         case .conversion(let e): return join("conv", k(e))
+        }
+    }
+}
+
+extension SequenceSpec {
+    /// What an event contributes depends on the actor and on the funnel's conditions or the page,
+    /// not on the measure or the gap: `sessions(user_id, 30 MINUTES)` and
+    /// `session_seconds(user_id, 30 MINUTES)` share one contribution per event.
+    var sharingKey: String? {
+        guard let actor = actor.sharingKey else { return nil }
+        switch kind {
+        case .sessions: return "qs(" + actor + ")"
+        case .funnel:
+            var parts: [String] = []
+            for c in conditions { guard let k = c.sharingKey else { return nil }; parts.append(k) }
+            return "qf(" + actor + ";" + parts.joined(separator: ",") + ")"
+        case .paths:
+            guard let page = page?.sharingKey else { return nil }
+            return "qp(" + actor + ";" + page + ")"
         }
     }
 }
