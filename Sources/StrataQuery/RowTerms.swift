@@ -26,10 +26,11 @@ final class RowTerms {
     struct Binding {
         /// Bits of `truths` its WHERE needs set.
         var mask: UInt64 = 0
-        /// Its conjunct terms (those beyond the 64th make up `residual`).
+        /// Its conjunct terms.
         var conjuncts: [Int] = []
         /// The AND of its conjuncts that got no bit (nil: none).
-        var residual: CExpr?
+        /// Its conjunct terms that got no bit (past the 64th): evaluated by the query itself.
+        var residual: [Int] = []
         /// Its key list.
         var keys: Int
         var keyCount: Int
@@ -118,18 +119,16 @@ final class RowTerms {
     /// Registers a query's row-level expressions (its unbound `plan`) and says where to read them.
     func register(_ plan: Plan) -> Binding {
         var binding = Binding(keys: 0, keyCount: plan.keys.count, arguments: [])
-        var residual: [CExpr] = []
         for c in plan.filter.map(Self.conjuncts) ?? [] {
             let i = intern(c, key: c.sharingKey, in: &conjuncts, index: &conjunctIndex) { layout.bind($0) }
             binding.conjuncts.append(i)
-            if i < 64 { binding.mask |= 1 << UInt64(i) } else { residual.append(layout.bind(c)) }
+            if i < 64 { binding.mask |= 1 << UInt64(i) } else { binding.residual.append(i) }
         }
         masks[binding.mask, default: 0] += 1
         if holderBitsInUse != .max {
             binding.holder = 1 << UInt64((~holderBitsInUse).trailingZeroBitCount)
             holderBitsInUse |= binding.holder
         }
-        binding.residual = residual.dropFirst().reduce(residual.first) { acc, c in acc.map { .and($0, c) } }
         let keyKey = plan.keys.allSatisfy { $0.sharingKey != nil } ? plan.keys.map { $0.sharingKey! }.joined(separator: "\u{1}") : nil
         binding.keys = intern(plan.keys, key: keyKey, in: &keyLists, index: &keyListIndex) { $0.map(layout.bind) }
         binding.arguments = plan.aggregates.map { spec in
@@ -356,9 +355,11 @@ final class RowTerms {
     /// Whether a row's WHERE holds for `binding`.
     @inline(__always) func passes(_ binding: Binding, row r: Int, _ row: UnsafeBufferPointer<Value>) -> Bool {
         guard truths[r] & binding.mask == binding.mask else { return false }
-        guard let residual = binding.residual else { return true }
-        if case .bool(true) = residual.eval(EvalContext(row: row)) { return true }
-        return false
+        // Bound to the current layout (`bind` rebinds the terms, not the bindings).
+        for c in binding.residual {
+            guard case .bool(true) = conjuncts[c].bound.eval(EvalContext(row: row)) else { return false }
+        }
+        return true
     }
 
     // MARK: - Registration

@@ -139,18 +139,19 @@ final class QuerySetTests: XCTestCase {
 
     // MARK: - Shared row terms
 
-    /// 70 filtered queries: 75 distinct WHERE conjuncts (so some queries' conditions go past the
-    /// 64 shared bits into their residual), GROUP BY lists shared by some and not others, argument
-    /// expressions alike but for their literals' types (`click + 1` sums integers, `click + 1.0`
-    /// floats: sharing them would change the results), and every query filtered, so revisions no
-    /// query takes are skipped by the terms. Each must emit what it emits alone.
+    /// 70 filtered queries: about 100 distinct WHERE conjuncts (so the later queries' conditions
+    /// go past the 64 shared bits into their residual), each passing a fair share of rows, GROUP BY
+    /// lists shared by some and not others, argument expressions alike but for their literals'
+    /// types (`click + 1` sums integers, `click + 1.0` floats: sharing them would change the
+    /// results), and every query filtered, so revisions no query takes are skipped by the terms.
+    /// Each must emit what it emits alone.
     static var manyQueries: [String] {
         (0..<70).map { i in
             let key = ["content.category", "content_id", "content.region"][i % 3]
             let argument = i % 2 == 0 ? "click + 1" : "click + 1.0"
             return """
                 SELECT \(key) AS k, sum(\(argument)) AS s, count(*) AS n, max(play) AS p FROM dwm.content_user
-                WHERE expose > \(i % 40) AND click >= \(i / 2 % 35)\(i % 5 == 0 ? " AND content.category <> 'news'" : "")
+                WHERE expose > \(i % 13) AND click >= \(i % 7) AND play_ms > \(i * 600)\(i % 5 == 0 ? " AND content.category <> 'news'" : "")
                 WINDOW TUMBLING \(i % 4 == 0 ? "5 MINUTES" : "2 MINUTES") GROUP BY \(key)
                 """
         }
@@ -168,6 +169,33 @@ final class QuerySetTests: XCTestCase {
                                 batches: batches, expect: [0, 1, 2])
         XCTAssertGreaterThan(alone.map(\.stats.emissions).reduce(0, +), 500)
         XCTAssertGreaterThan(alone[0].stats.rowsApplied, 1_000)
+        // The last query's conditions are residual; it must still take rows.
+        let passing = upsertDeliveries(seed: 21).filter {
+            int($0.row, "expose") > 69 % 13 && int($0.row, "click") >= 69 % 7 && int($0.row, "play_ms") > 69 * 600
+        }
+        XCTAssertGreaterThan(passing.count, 20)
+    }
+
+    /// A query reading a field the set's layout lacks, then a layout with every slot moved, rebind
+    /// every term mid-stream (the residual conditions past the 64 shared bits included); the
+    /// queries already running go on emitting what they emit alone.
+    func testANewFieldMidStreamRebindsTheSharedTerms() throws {
+        let queries = try Self.manyQueries.map { try Query.parse($0) }
+        let set = QuerySet(queries)
+        let alone = queries.map { QueryEngine($0) }
+        let chunks = splitIntoBatches(upsertDeliveries(seed: 8), seed: 8, maxBatch: 150).map { $0.map(\.row) }
+        let widthBefore = set.layout.width
+        for (b, rows) in chunks.enumerated() {
+            if b == chunks.count / 2 {
+                set.add(try Query.parse("SELECT content.author_id AS a, count(*) AS n FROM dwm.content_user WHERE click > 3 GROUP BY content.author_id"))
+                XCTAssertGreaterThan(set.layout.width, widthBefore, "the new field must change the layout")
+                // And a layout with every slot moved (as a reader decoding in its own order would have).
+                set.rebind(RowLayout(paths: set.layout.paths.reversed()))
+            }
+            let out = set.ingest(RowBatch(layout: set.layout, rows: rows))
+            for (i, e) in alone.enumerated() { XCTAssertEqual(out[i], try e.ingest(rows), "batch \(b), query \(i)") }
+        }
+        XCTAssertGreaterThan(alone[69].stats.rowsApplied, 1_000)
     }
 
     /// A query removed from a set gives its terms back; one added mid-stream reads from then on,
