@@ -63,6 +63,10 @@ public final class QueryEngine {
     /// A row's group key and its hash, from the terms (see `fillKey`).
     @exclusivity(unchecked) private var scratchKey: [Value] = []
     private var scratchHash = 0
+    /// The window the last row went to (TUMBLING), and the last `lastEnd` with the times it holds
+    /// for [from, to).
+    @exclusivity(unchecked) private var lastWindow: WindowState?
+    private var lastEndMemo: (from: Int64, to: Int64, end: Int64) = (0, 0, 0)
     /// The values of the row `scratchKey` came from, while it is applied (valid only then: it
     /// points into the batch being applied).
     private var scratchRow = UnsafeBufferPointer<Value>(start: nil, count: 0)
@@ -335,7 +339,16 @@ public final class QueryEngine {
     }
 
     private func lastEnd(_ minute: Int64) -> Int64 {
-        plan.window?.lastEnd(containing: minute) ?? (minute &+ 60_000)
+        guard let spec = plan.window else { return minute &+ 60_000 }
+        // Rows come mostly in time order: the last answer holds for a range of times (a division
+        // per query and row saved).
+        if minute >= lastEndMemo.from && minute < lastEndMemo.to { return lastEndMemo.end }
+        let end = spec.lastEnd(containing: minute)
+        switch spec.kind {
+        case .tumbling: lastEndMemo = (end &- spec.lengthMs, end, end)
+        case .sliding: lastEndMemo = (end &- spec.lengthMs, end &- spec.lengthMs &+ spec.everyMs, end)
+        }
+        return end
     }
 
     private func isClosed(_ end: Int64, _ w0: Int64?) -> Bool {
@@ -354,6 +367,12 @@ public final class QueryEngine {
             return recording ? .one(g) : .none
         }
         guard let m = minute else { return .none }
+        if spec.kind == .tumbling, let ws = lastWindow, let start = ws.start, let end = ws.end, m >= start && m < end {
+            // The window of the last row (rows come mostly in time order): no division, no lookup.
+            guard !isClosed(end, w0) else { return .none }
+            let g = try add(to: ws, row: r)
+            return recording ? .one(g) : .none
+        }
         var link = GroupLink.none
         try spec.forEachWindow(containing: m) { (start, end) throws(QueryError) in
             guard !isClosed(end, w0) else { return }
@@ -364,10 +383,14 @@ public final class QueryEngine {
     }
 
     private func window(_ start: Int64, _ end: Int64) throws(QueryError) -> WindowState {
-        if let existing = windows[start] { return existing }
+        if let existing = windows[start] {
+            lastWindow = existing
+            return existing
+        }
         let ws = WindowState(start: start, end: end)
         windows[start] = ws
         if plan.singleGroup { _ = try group(ws, [], hash: GroupKey.hash([])) }
+        lastWindow = ws
         return ws
     }
 
@@ -437,6 +460,7 @@ public final class QueryEngine {
             out.append(result(ws, final: true))
             ws.detachGroups()
             windows[ws.sortKey] = nil
+            if lastWindow === ws { lastWindow = nil }
             totalGroups -= ws.groups.count
         }
         if case .every = plan.emit {
@@ -496,6 +520,7 @@ public final class QueryEngine {
             ws.detachGroups()
         }
         windows = [:]
+        lastWindow = nil
         totalGroups = 0
         resetGlobalWindow()
         stats.emissions += out.count

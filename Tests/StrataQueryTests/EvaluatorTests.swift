@@ -305,6 +305,28 @@ final class EvaluatorTests: XCTestCase {
         XCTAssertEqual(r.first?.rows, [[.int(3)]])
     }
 
+    /// A row is late once every window holding it closed: for SLIDING 3 MINUTES EVERY 1 MINUTE the
+    /// last window holding minute m ends at m + 3 minutes, whatever the rows before it were (the
+    /// engine remembers the last answer for the times it holds for).
+    func testSlidingLatenessIsJudgedPerRowMinute() throws {
+        let q = try Query.parse("SELECT count(*) AS n FROM dws.content WINDOW SLIDING 3 MINUTES EVERY 1 MINUTE EMIT FINAL")
+        let e = QueryEngine(q, options: QueryOptions(graceMs: 0))
+        _ = try e.ingest([record(minute: 13 * minuteMs, content: "c0", rev: 1)])
+        // Watermark 13: minute 10's windows all end by 13 (late); minute 11 still has [11, 14).
+        _ = try e.ingest([record(minute: 10 * minuteMs, content: "c1", rev: 1), record(minute: 11 * minuteMs, content: "c2", rev: 1),
+                          record(minute: 10 * minuteMs + 30_000, content: "c3", rev: 1)])
+        XCTAssertEqual(e.stats.lateRows, 2)
+        let r = try e.ingest([record(minute: 14 * minuteMs, content: "c0", rev: 1)])
+        XCTAssertEqual(r.map(\.windowStart), [11 * minuteMs])
+        XCTAssertEqual(r.first?.rows, [[.int(2)]], "minute 11's row and minute 13's")
+
+        // TUMBLING 2 MINUTES at watermark 4: minute 3 is late, minute 4 (window [4, 6)) is not.
+        let t = QueryEngine(try Query.parse("SELECT count(*) AS n FROM dws.content WINDOW TUMBLING 2 MINUTES"), options: QueryOptions(graceMs: 0))
+        _ = try t.ingest([record(minute: 4 * minuteMs, content: "c0", rev: 1)])
+        _ = try t.ingest([record(minute: 3 * minuteMs, content: "c1", rev: 1), record(minute: 4 * minuteMs, content: "c2", rev: 1)])
+        XCTAssertEqual(t.stats.lateRows, 1)
+    }
+
     func testGraceIsConfigurable() throws {
         let q = try Query.parse("SELECT count(*) AS n FROM dws.content WINDOW TUMBLING 1 MINUTE EMIT FINAL")
         let e = QueryEngine(q, options: QueryOptions(graceMs: 0))
