@@ -8,11 +8,13 @@
 /// - `truths[row]`: a bit per shared WHERE conjunct (the first 64 distinct ones), set when the
 ///   conjunct is TRUE. A query's WHERE holds when all its bits are set and its residual (its
 ///   conjuncts beyond those 64) is TRUE: `passes`.
-/// - per key list (queries with the same GROUP BY share one): the row's key, and for a new
-///   revision whether it equals the key of the identity's previous revision (`sameKey`,
-///   compared by the first query that needs it).
-/// - per argument term: the row's value, and for a new revision the previous revision's
-///   (`previousArgument`), which is what a query that took the previous revision retracts.
+/// - per key list (queries with the same GROUP BY share one): the row's key (plain fields are
+///   read from the row itself), its hash, and for a new revision whether it equals the key of
+///   the identity's previous revision (`sameKey`; hash and comparison made by the first query
+///   that needs them).
+/// - per argument term: the row's value (a plain field: from the row), and for a new revision
+///   the previous revision's (`previousArgument`), which is what a query that took the previous
+///   revision retracts.
 ///
 /// Why "previous revision" is every query's previous contribution: every query applies every
 /// revision the table accepts, unless the revision is late for its windows — and then every later
@@ -28,7 +30,6 @@ final class RowTerms {
         var mask: UInt64 = 0
         /// Its conjunct terms.
         var conjuncts: [Int] = []
-        /// The AND of its conjuncts that got no bit (nil: none).
         /// Its conjunct terms that got no bit (past the 64th): evaluated by the query itself.
         var residual: [Int] = []
         /// Its key list.
@@ -75,7 +76,7 @@ final class RowTerms {
 
     // Per batch.
     @exclusivity(unchecked) private(set) var truths: [UInt64] = []
-    /// Per key list: `count * keyCount` values, row-major.
+    /// Per key list (not all plain fields): `count * keyCount` values, row-major.
     @exclusivity(unchecked) private(set) var keyValues: [[Value]] = []
     /// Per key list whose keys are all plain fields, their slots, and per argument term that is a
     /// plain field, its slot (else -1): such values are read from the row, not copied per row.
@@ -84,7 +85,6 @@ final class RowTerms {
     /// Per key list, per row: `GroupKey.hash` of the row's key, computed by the first query that
     /// looks a group up (0: not yet; most rows are new revisions in the same group, found without).
     @exclusivity(unchecked) private var keyHashes: [[Int]] = []
-    /// Per key list, per row.
     /// Per row, a bit per key list (the first 64): whether a query already compared the key with
     /// its previous revision's (`known`), and found it the same (`unchanged`). See `sameKey`.
     @exclusivity(unchecked) private var known: [UInt64] = []
