@@ -161,6 +161,10 @@ extension BenchCommand {
                 + "\"concurrent\":\(concurrent),\"concurrent_separate_rows_per_s\":\(Int(rows / separate)),"
                 + "\"concurrent_input_rows_per_s\":\(Int(rows / many)),"
                 + "\"concurrent_rate_over_one\":\(String(format: "%.3f", oneWithDecode / many)),\"target_rows_per_s\":1000000,"
+                // The same rates over slot decoding's (unchanged code in the same process): a yardstick
+                // for comparing builds when the machine's speed drifts between runs.
+                + "\"one_query_over_slot_decode\":\(String(format: "%.3f", slotDecode / one)),"
+                + "\"concurrent_over_slot_decode\":\(String(format: "%.4f", manyDecode / many)),"
                 + "\"events\":\(raw.count),\"event_dictionary_decode_per_s\":\(Int(rawDecodeRate)),"
                 + "\"event_slot_decode_per_s\":\(Int(Double(raw.count) / sessions.decode)),"
                 + "\"session_query_events_per_s\":\(Int(Double(raw.count) / sessions.query)),"
