@@ -154,10 +154,7 @@ public final class QueryEngine {
         }
         let w0 = source.wm
         source.resolve(batch)
-        terms.prepare(batch, capacity: source.capacity)
-        for start in stride(from: 0, to: batch.count, by: RowTerms.chunk) {
-            let rows = start..<min(start + RowTerms.chunk, batch.count)
-            terms.compute(batch, source.verdicts, rows: rows)
+        try terms.applyInChunks(batch, source) { (rows) throws(QueryError) in
             try run { () throws(QueryError) in try apply(batch, rows: rows, w0) }
         }
         source.advance()

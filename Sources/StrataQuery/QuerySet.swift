@@ -71,10 +71,7 @@ public final class QuerySet {
         if batch.layout !== layout { rebind(batch.layout) }
         let w0 = table.wm
         table.resolve(batch)
-        terms.prepare(batch, capacity: table.capacity)
-        for start in stride(from: 0, to: batch.count, by: RowTerms.chunk) {
-            let rows = start..<min(start + RowTerms.chunk, batch.count)
-            terms.compute(batch, table.verdicts, rows: rows)
+        terms.applyInChunks(batch, table) { rows in
             for e in engines where e.failure == nil {
                 try? e.run { () throws(QueryError) in try e.apply(batch, rows: rows, w0) }
             }

@@ -55,7 +55,7 @@ final class RowTerms {
         var users = 0
     }
 
-    private(set) var layout: RowLayout
+    private var layout: RowLayout
     private var slots: EngineSlots
     private let events: Bool
 
@@ -75,9 +75,9 @@ final class RowTerms {
     private var activeMasks: [UInt64] = []
 
     // Per batch.
-    @exclusivity(unchecked) private(set) var truths: [UInt64] = []
+    @exclusivity(unchecked) private var truths: [UInt64] = []
     /// Per key list (not all plain fields): `count * keyCount` values, row-major.
-    @exclusivity(unchecked) private(set) var keyValues: [[Value]] = []
+    @exclusivity(unchecked) private var keyValues: [[Value]] = []
     /// Per key list whose keys are all plain fields, their slots, and per argument term that is a
     /// plain field, its slot (else -1): such values are read from the row, not copied per row.
     private var keySlots: [[Int]?] = []
@@ -93,9 +93,8 @@ final class RowTerms {
     /// The per-batch arrays are only grown, never cleared: a slot is written for every row a query
     /// reads it for (rows no query takes are not read; a first revision's previous arguments
     /// neither).
-    @exclusivity(unchecked) private(set) var argumentValues: [Value] = []
-    @exclusivity(unchecked) private(set) var previousArguments: [Value] = []
-    var argumentStride: Int { argumentTerms.count }
+    @exclusivity(unchecked) private var argumentValues: [Value] = []
+    @exclusivity(unchecked) private var previousArguments: [Value] = []
     /// Distinct WHERE conjuncts registered (the first 64 get a bit).
     var conjunctCount: Int { conjuncts.count }
 
@@ -103,7 +102,7 @@ final class RowTerms {
     /// whose bit is clear has none and need not read its own storage (a cache miss per query
     /// and row, for the queries a row's previous revision did not pass). Cleared for forgotten
     /// identities; a set bit only means "look".
-    @exclusivity(unchecked) private(set) var holders: [UInt64] = []
+    @exclusivity(unchecked) private var holders: [UInt64] = []
     private var holderBitsInUse: UInt64 = 0
 
     // Per identity (by its table index): its latest revision's arguments.
@@ -185,9 +184,20 @@ final class RowTerms {
     /// when the queries read them.
     static let chunk = 256
 
+    /// Computes the terms of `batch`, which `table` has resolved, a chunk of rows at a time, and
+    /// hands each chunk's rows to `apply` (the queries) once its terms are ready.
+    func applyInChunks<E: Error>(_ batch: RowBatch, _ table: SourceTable, _ apply: (Range<Int>) throws(E) -> Void) throws(E) {
+        prepare(batch, capacity: table.capacity)
+        for start in stride(from: 0, to: batch.count, by: Self.chunk) {
+            let rows = start..<min(start + Self.chunk, batch.count)
+            compute(batch, table.verdicts, rows: rows)
+            try apply(rows)
+        }
+    }
+
     /// Readies the terms for `batch` (`capacity`: the table's identity indexes): sizes the
     /// storage and takes the terms some query uses out of the registry.
-    func prepare(_ batch: RowBatch, capacity: Int) {
+    private func prepare(_ batch: RowBatch, capacity: Int) {
         let count = batch.count
         let stride = argumentTerms.count
         while keyValues.count < keyLists.count { keyValues.append([]); keyHashes.append([]) }
@@ -220,7 +230,7 @@ final class RowTerms {
     /// `prepare`. Keys and arguments only for rows some query may take: a revision no query takes
     /// leaves no query a contribution whose keys or arguments a later revision would need (its
     /// previous arguments are still handed over: whoever took the previous revision retracts them).
-    func compute(_ batch: RowBatch, _ verdicts: [RowVerdict], rows: Range<Int>) {
+    private func compute(_ batch: RowBatch, _ verdicts: [RowVerdict], rows: Range<Int>) {
         let width = batch.layout.width
         let stride = argumentTerms.count
         let active = self.active, arguments = activeArguments, keys = activeKeys, masks = activeMasks
