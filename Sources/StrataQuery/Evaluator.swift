@@ -45,7 +45,7 @@ public final class QueryEngine {
     let source: SourceTable
     /// Its WHERE conjuncts, keys and arguments, computed per row (its own, or shared in a set).
     let terms: RowTerms
-    private(set) var binding: RowTerms.Binding
+    let binding: RowTerms.Binding
     private let inSet: Bool
     // The per-row state skips the run-time exclusivity checks (about a tenth of the per-row time):
     // an engine is used by one thread at a time and no access to these overlaps another.
@@ -60,9 +60,13 @@ public final class QueryEngine {
     private var pendingFinal: [QueryResult] = []
     private var nextDue: Int64?
     private var sequence: Int64 = 0
-    /// A row's group key and its hash, from the terms (see `fillKey`).
+    /// A row's group key and its hash, from the terms (see `fillKey`; filled on first use, as a
+    /// query whose group number another query already found for the row needs neither).
     @exclusivity(unchecked) private var scratchKey: [Value] = []
     private var scratchHash = 0
+    private var scratchKeyRow = -1
+    /// Its group numbers, shared with the set's queries of the same window and key list.
+    private let groupIndex: GroupIndex
     /// The window the last row went to (TUMBLING), and the last `lastEnd` with the times it holds
     /// for [from, to).
     @exclusivity(unchecked) private var lastWindow: WindowState?
@@ -96,6 +100,7 @@ public final class QueryEngine {
         self.source = table
         self.terms = terms
         binding = terms.register(query.plan)
+        groupIndex = terms.groupIndex(binding)
         self.inSet = inSet
         resetGlobalWindow()
     }
@@ -252,6 +257,11 @@ public final class QueryEngine {
         (plan.events ? minute &+ 60_000 : lastEnd(minute)) &+ options.graceMs > w
     }
 
+    /// Gives back the group numbers this query holds (it leaves its set).
+    func leave() {
+        for ws in windows.values { ws.releaseGroups() }
+    }
+
     /// Drops what this query kept for identities the table forgot.
     func release(_ indexes: [Int32]) {
         // Back to none: a new identity given the index writes its slot without reading it (`upsert`).
@@ -308,19 +318,29 @@ public final class QueryEngine {
         }
     }
 
-    /// Copies row `r`'s group key from the terms into `scratchKey` (in place: nothing allocated
-    /// per row), and notes the row for its arguments; a projection adds the row's identity, which
-    /// keeps equal-looking rows apart.
+    /// Notes row `r` (whose values are `row`) as the one being applied. A projection's group key
+    /// (its listed values, then the row's identity, which keeps equal-looking rows apart) is
+    /// filled now; a grouped query's on first use (`ensureKey`).
     private func fillKey(_ r: Int, _ row: UnsafeBufferPointer<Value>, identity: () -> [Value]) {
-        let n = binding.keyCount
         scratchRow = row
         if plan.projection {
             scratchKey.removeAll(keepingCapacity: true)
-            for j in 0..<n { scratchKey.append(terms.key(binding, j, row: r, row)) }
+            for j in 0..<binding.keyCount { scratchKey.append(terms.key(binding, j, row: r, row)) }
             scratchKey.append(contentsOf: identity())
             scratchHash = GroupKey.hash(scratchKey)
+            scratchKeyRow = r
             return
         }
+        scratchKeyRow = -1
+    }
+
+    /// Copies row `r`'s group key (noted by `fillKey`) from the terms into `scratchKey`, in place
+    /// (nothing allocated per row), unless it holds it.
+    private func ensureKey(_ r: Int) {
+        guard scratchKeyRow != r else { return }
+        scratchKeyRow = r
+        let n = binding.keyCount
+        let row = scratchRow
         scratchHash = terms.keyHash(binding, row: r, row)
         if scratchKey.count != n { scratchKey = Array(repeating: .null, count: n) }
         scratchKey.withUnsafeMutableBufferPointer { key in
@@ -384,15 +404,25 @@ public final class QueryEngine {
             lastWindow = existing
             return existing
         }
-        let ws = WindowState(start: start, end: end)
+        let ws = WindowState(start: start, end: end, index: groupIndex.window(start))
         windows[start] = ws
-        if plan.singleGroup { _ = try group(ws, [], hash: GroupKey.hash([])) }
+        if plan.singleGroup { _ = try group(ws, ws.index.id([], hash: GroupKey.hash([]))) }
         lastWindow = ws
         return ws
     }
 
     private func add(to ws: WindowState, row r: Int) throws(QueryError) -> GroupState {
-        let g = try group(ws, scratchKey, hash: scratchHash)
+        // The row's group number: found by another query of the same window and key list, or
+        // looked up (and remembered for the others).
+        let id: Int32
+        if let known = groupIndex.remembered(row: r, in: ws.index) {
+            id = known
+        } else {
+            ensureKey(r)
+            id = ws.index.id(scratchKey, hash: scratchHash)
+            groupIndex.remember(row: r, in: ws.index, id)
+        }
+        let g = try group(ws, id)
         let accumulators = g.accumulators
         for i in accumulators.indices { accumulators[i].add(argument(i, row: r)) }
         g.rows += 1
@@ -400,16 +430,17 @@ public final class QueryEngine {
         return g
     }
 
-    private func group(_ ws: WindowState, _ key: [Value], hash: Int) throws(QueryError) -> GroupState {
-        if let g = ws.groups[GroupKey(key, hash: hash)] { return g }
+    /// This query's group numbered `id` in `ws`, created if it has none.
+    private func group(_ ws: WindowState, _ id: Int32) throws(QueryError) -> GroupState {
+        if let g = ws.group(id) { return g }
         if totalGroups >= limits.maxGroups {
             throw .limitExceeded(.groups, limit: Int64(limits.maxGroups),
                                  detail: "more than \(limits.maxGroups) groups over \(windows.count) open window(s); narrow GROUP BY or WHERE")
         }
-        let g = GroupState(key: key, hash: hash, window: ws, accumulators: plan.aggregates.map {
+        let g = GroupState(id: id, key: ws.index.keys[Int(id)], window: ws, accumulators: plan.aggregates.map {
             Accumulators.make($0, distinctThreshold: options.distinctExactThreshold, budget: sequenceBudget)
         })
-        ws.groups[GroupKey(key, hash: hash)] = g
+        ws.insert(g)
         totalGroups += 1
         return g
     }
@@ -429,7 +460,7 @@ public final class QueryEngine {
             g.rows -= 1
             g.touch()
             if g.rows <= 0 && !plan.singleGroup {
-                g.window.groups[GroupKey(g.key, hash: g.hash)] = nil
+                g.window.remove(g)
                 g.detached = true
                 totalGroups -= 1
             }
@@ -457,8 +488,10 @@ public final class QueryEngine {
             out.append(result(ws, final: true))
             ws.detachGroups()
             windows[ws.sortKey] = nil
+            // No row reaches it any more, for any query of the set (see `GroupIndex`).
+            groupIndex.drop(ws.sortKey)
             if lastWindow === ws { lastWindow = nil }
-            totalGroups -= ws.groups.count
+            totalGroups -= ws.count
         }
         if case .every = plan.emit {
             pendingFinal.append(contentsOf: out)
@@ -526,13 +559,13 @@ public final class QueryEngine {
 
     private func resetGlobalWindow() {
         guard plan.window == nil else { return }
-        let ws = WindowState(start: nil, end: nil)
+        let ws = WindowState(start: nil, end: nil, index: groupIndex.window(Self.globalKey))
         windows[Self.globalKey] = ws
         if plan.singleGroup {
             // SQL: an aggregate without GROUP BY yields one row even over no input.
-            ws.groups[GroupKey([], hash: GroupKey.hash([]))] = GroupState(key: [], hash: GroupKey.hash([]), window: ws, accumulators: plan.aggregates.map {
+            ws.insert(GroupState(id: ws.index.id([], hash: GroupKey.hash([])), key: [], window: ws, accumulators: plan.aggregates.map {
                 Accumulators.make($0, distinctThreshold: options.distinctExactThreshold, budget: sequenceBudget)
-            })
+            }))
             totalGroups = 1
         }
     }
@@ -553,12 +586,12 @@ public final class QueryEngine {
     }
 
     private func checkRowsOut(_ ws: WindowState) throws(QueryError) {
-        guard ws.groups.count > limits.maxRowsOut else { return }
+        guard ws.count > limits.maxRowsOut else { return }
         if let l = plan.limit, l <= limits.maxRowsOut { return }
-        var n = ws.groups.count
+        var n = ws.count
         if plan.having != nil {
             n = 0
-            for g in ws.groups.values {
+            ws.forEachGroup { g in
                 evaluate(g, ws)
                 if g.passes { n += 1 }
             }
@@ -593,8 +626,8 @@ public final class QueryEngine {
     /// HAVING, ORDER BY (ties broken by group key, so output is deterministic) and LIMIT.
     private func table(_ ws: WindowState) -> [[Value]] {
         var entries: [GroupState] = []
-        entries.reserveCapacity(ws.groups.count)
-        for g in ws.groups.values {
+        entries.reserveCapacity(ws.count)
+        ws.forEachGroup { g in
             evaluate(g, ws)
             if g.passes { entries.append(g) }
         }
@@ -711,9 +744,9 @@ enum GroupLink {
 }
 
 final class GroupState {
+    /// Its number in its window's `GroupIndex.Window`, which holds its key too.
+    let id: Int32
     let key: [Value]
-    /// `GroupKey.hash(key)`, kept to find the group again.
-    let hash: Int
     /// Its window; valid while `detached` is false (a window detaches its groups when dropped).
     unowned(unsafe) let window: WindowState
     /// Dropped: its window closed, or its last row left.
@@ -726,9 +759,9 @@ final class GroupState {
     var passes = true
     var orderKeys: [Value] = []
 
-    init(key: [Value], hash: Int, window: WindowState, accumulators: [any Accumulator]) {
+    init(id: Int32, key: [Value], window: WindowState, accumulators: [any Accumulator]) {
+        self.id = id
         self.key = key
-        self.hash = hash
         self.window = window
         self.accumulators = accumulators
     }
@@ -765,14 +798,49 @@ struct GroupKey: Hashable {
 final class WindowState {
     let start: Int64?
     let end: Int64?
-    var groups: [GroupKey: GroupState] = [:]
+    /// The numbers of its keys, shared with the set's queries of the same window and key list.
+    let index: GroupIndex.Window
+    /// This query's groups by number (nil: none for that number).
+    @exclusivity(unchecked) private var groups: [GroupState?] = []
+    private(set) var count = 0
     /// Something was added or retracted since the last emission.
     var changed = false
     var lastEmitted: [[Value]]?
 
-    init(start: Int64?, end: Int64?) { self.start = start; self.end = end }
+    init(start: Int64?, end: Int64?, index: GroupIndex.Window) {
+        self.start = start
+        self.end = end
+        self.index = index
+    }
 
-    func detachGroups() { for g in groups.values { g.detached = true } }
+    @inline(__always) func group(_ id: Int32) -> GroupState? {
+        Int(id) < groups.count ? groups[Int(id)] : nil
+    }
+
+    func insert(_ g: GroupState) {
+        let i = Int(g.id)
+        if groups.count <= i { groups.append(contentsOf: repeatElement(nil, count: max(index.capacity, i + 1) - groups.count)) }
+        groups[i] = g
+        count += 1
+        index.hold(g.id)
+    }
+
+    /// Drops `g` (its last row left).
+    func remove(_ g: GroupState) {
+        groups[Int(g.id)] = nil
+        count -= 1
+        index.release(g.id)
+    }
+
+    func forEachGroup(_ body: (GroupState) -> Void) {
+        for case let g? in groups { body(g) }
+    }
+
+    /// The window was dropped.
+    func detachGroups() { forEachGroup { $0.detached = true } }
+
+    /// Gives back its numbers (the query left its set).
+    func releaseGroups() { forEachGroup { index.release($0.id) } }
 
     var sortKey: Int64 { start ?? Int64.min }
 }

@@ -46,6 +46,7 @@ public final class QuerySet {
     public func remove(_ engine: QueryEngine) {
         guard engines.contains(where: { $0 === engine }) else { return }
         engines.removeAll { $0 === engine }
+        engine.leave()
         terms.unregister(engine.binding)
     }
 

@@ -39,6 +39,8 @@ final class RowTerms {
         var arguments: [Int]
         /// Its bit in `holders` (0 past the 64th query: it always looks).
         var holder: UInt64 = 0
+        /// Its group numbers (shared with the queries of the same window and key list).
+        var groups: Int = 0
     }
 
     enum ArgumentKind {
@@ -65,6 +67,10 @@ final class RowTerms {
     private var conjunctIndex: [String: Int] = [:]
     private var keyListIndex: [String: Int] = [:]
     private var argumentIndex: [String: Int] = [:]
+    /// Group numbers per (window, key list): see `GroupIndex`.
+    private var groupIndexes: [Term<GroupIndex>] = []
+    private var groupIndexIndex: [String: Int] = [:]
+    private var activeGroupIndexes: [GroupIndex] = []
     /// The registered queries' masks (how many have each).
     private var masks: [UInt64: Int] = [:]
     /// What `prepare` took out of the registry for a batch.
@@ -144,10 +150,17 @@ final class RowTerms {
             }
             return intern(kind, key: key, in: &argumentTerms, index: &argumentIndex) { self.bind($0) }
         }
+        // A projection's group key carries a per-query row number: its numbers are its own.
+        let window = plan.window.map { "\($0.kind) \($0.lengthMs) \($0.everyMs)" } ?? "none"
+        let groupsKey = plan.projection ? nil : "\(binding.keys)\u{1}\(window)"
+        binding.groups = intern(GroupIndex(sharesRows: !plan.projection), key: groupsKey, in: &groupIndexes, index: &groupIndexIndex) { $0 }
         restride()
         refreshSlots()
         return binding
     }
+
+    /// The group numbers of `binding`'s window and key list.
+    @inline(__always) func groupIndex(_ binding: Binding) -> GroupIndex { groupIndexes[binding.groups].unbound }
 
     /// Gives back what `register` took (the terms no query uses are no longer computed).
     func unregister(_ binding: Binding) {
@@ -157,6 +170,7 @@ final class RowTerms {
         if masks[binding.mask] == 0 { masks[binding.mask] = nil }
         keyLists[binding.keys].users -= 1
         for a in binding.arguments where a >= 0 { argumentTerms[a].users -= 1 }
+        groupIndexes[binding.groups].users -= 1
     }
 
     /// Reads batches of `layout` from now on: every term is bound to its slots again.
@@ -224,6 +238,8 @@ final class RowTerms {
         activeKeys = keyLists.indices.filter { keyLists[$0].users > 0 && keySlots[$0] == nil }.map { ($0, keyLists[$0].bound) }
         hashedKeys = keyLists.indices.filter { keyLists[$0].users > 0 }
         activeMasks = Array(masks.keys)
+        activeGroupIndexes = groupIndexes.filter { $0.users > 0 }.map(\.unbound)
+        for g in activeGroupIndexes { g.prepare(count: count) }
     }
 
     /// Computes every used term for `rows` of `batch` the table judged (`verdicts`), after
@@ -234,6 +250,7 @@ final class RowTerms {
         let width = batch.layout.width
         let stride = argumentTerms.count
         let active = self.active, arguments = activeArguments, keys = activeKeys, masks = activeMasks
+        let groupNumbers = activeGroupIndexes
         let everyRow = masks.contains(0)
         batch.values.withUnsafeBufferPointer { base in
             truths.withUnsafeMutableBufferPointer { truths in
@@ -249,6 +266,7 @@ final class RowTerms {
                     truths[r] = t
                     known[r] = 0
                     unchanged[r] = 0
+                    for g in groupNumbers { g.clear(row: r) }
                     let identity = verdict.kind == .revision ? Int(verdict.identity) : -1
                     // A first revision has no previous one to retract or compare with.
                     let hasPrevious = identity >= 0 && !verdict.fresh
@@ -303,6 +321,7 @@ final class RowTerms {
     func reset() {
         storedArguments = []
         holders = []
+        for g in groupIndexes { g.unbound.reset() }
     }
 
     /// Key `j` of `binding`'s list for row `r` (whose values are `row`).

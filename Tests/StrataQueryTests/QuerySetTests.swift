@@ -240,6 +240,46 @@ final class QuerySetTests: XCTestCase {
         XCTAssertGreaterThan(late[1]!.stats.rowsApplied, 1_000)
     }
 
+    /// Queries with the same window and GROUP BY share group numbers; others have their own.
+    func testQueriesWithTheSameWindowAndKeysShareGroupNumbers() throws {
+        let sql = "SELECT content_id, sum(click) AS c FROM dwm.content_user WHERE expose > %d WINDOW TUMBLING 2 MINUTES GROUP BY content_id"
+        let set = QuerySet(try [1, 5, 9].map { try Query.parse(String(format: sql, $0)) }
+            + [try Query.parse("SELECT content_id, sum(click) AS c FROM dwm.content_user WINDOW TUMBLING 3 MINUTES GROUP BY content_id"),
+               try Query.parse("SELECT content_id, user_id, click FROM dwm.content_user WINDOW TUMBLING 2 MINUTES")])
+        let indexes = set.engines.map { set.terms.groupIndex($0.binding) }
+        XCTAssertTrue(indexes[0] === indexes[1] && indexes[1] === indexes[2])
+        XCTAssertFalse(indexes[3] === indexes[0], "another window length")
+        XCTAssertFalse(indexes[4] === indexes[0], "a projection numbers its own rows")
+        XCTAssertFalse(indexes[4].sharesRows)
+    }
+
+    /// A number keeps its key for the whole batch, even once no query holds it (another query may
+    /// still find it for the same row); it is freed between batches and handed out again.
+    func testGroupNumbersAreFreedBetweenBatchesOnly() {
+        let index = GroupIndex(sharesRows: true)
+        let w = index.window(0)
+        let a: [Value] = [.string("a")], b: [Value] = [.string("b")]
+        let ia = w.id(a, hash: GroupKey.hash(a))
+        w.hold(ia)
+        w.release(ia)
+        XCTAssertEqual(w.id(a, hash: GroupKey.hash(a)), ia, "still a's within the batch")
+        let ib = w.id(b, hash: GroupKey.hash(b))
+        XCTAssertNotEqual(ib, ia, "not reused within the batch")
+        w.hold(ib)
+        index.prepare(count: 1)
+        XCTAssertEqual(w.keys[Int(ia)], [], "freed at the next batch")
+        let ic = w.id([.string("c")], hash: GroupKey.hash([Value.string("c")]))
+        XCTAssertEqual(ic, ia, "and handed out again")
+        XCTAssertEqual(w.id(b, hash: GroupKey.hash(b)), ib, "a held number stays")
+        XCTAssertEqual(w.capacity, 2)
+        // Held again before the batch ended: kept.
+        w.hold(ic)
+        w.release(ic)
+        w.hold(ic)
+        index.prepare(count: 1)
+        XCTAssertEqual(w.keys[Int(ic)], [.string("c")])
+    }
+
     /// `Value` equates 6 and 6.0, so the comparisons above cannot see a type mixed up by sharing.
     func testArgumentsAlikeButForTheirTypesAreNotShared() throws {
         let set = QuerySet(try [
