@@ -161,6 +161,8 @@ final class DWMStage: TransactionalStage {
         /// The next offset actually read per source since the rebuild. The replay is over when it
         /// reaches each target; `positions` cannot tell, it starts at the committed position.
         var readUpTo: [Source: Int64] = [:]
+        /// Sources whose replay the broker skipped records of, read again from their beginning.
+        var rereading: Set<Source> = []
         var late: [(key: [UInt8]?, value: [UInt8])] = []
         var lastCommit = ContinuousClock.now
         var dirty = false
@@ -259,15 +261,54 @@ final class DWMStage: TransactionalStage {
         }
     }
 
-    /// While a replay runs: every 5 s, which partitions it still waits for (read up to / target).
-    func afterPoll(consumer: KafkaConsumer) {
-        guard let s = state, s.engine.isRestoring, ContinuousClock.now - lastRestoreLog >= .seconds(5) else { return }
+    /// While a replay runs: checks that the consumer is not past a target it did not deliver the
+    /// records up to, and every 5 s logs which partitions it still waits for (read up to / target).
+    func afterPoll(consumer: KafkaConsumer) throws {
+        guard state?.engine.isRestoring == true else { return }
+        try checkReplayGaps(consumer)
+        guard let s = state, ContinuousClock.now - lastRestoreLog >= .seconds(5) else { return }
         lastRestoreLog = .now
         let behind = s.restoreTargets.filter { (s.readUpTo[$0.key] ?? 0) < $0.value }
             .sorted { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }
             .map { "\(topicNames[$0.key.topic])[\($0.key.partition)] read to \(s.readUpTo[$0.key].map { "\($0)" } ?? "-") of \($0.value)" }
         logger.info("replaying state", metadata: ["waiting_for": "\(behind.joined(separator: ", "))"])
     }
+
+    /// A replay needs every record from its sources' replay offsets to their targets. When the
+    /// consumer's position is past a target it handed no record at or beyond (the records below
+    /// it were skipped: deleted by retention, or hidden by a broker that answered the fetch as if
+    /// they were aborted), the partition is read once more from its beginning (the loop skips
+    /// what lies below the replay offset); if they are still missing, the job stops with an
+    /// error instead of publishing windows rebuilt without them.
+    private func checkReplayGaps(_ consumer: KafkaConsumer) throws {
+        guard var s = state else { return }
+        let behind = s.restoreTargets.filter { (s.readUpTo[$0.key] ?? 0) < $0.value }
+        guard !behind.isEmpty else { return }
+        let asked = behind.keys.map { TopicPartitionOffset(topic: topicNames[$0.topic], partition: Int32($0.partition), offset: 0) }
+        var again: [TopicPartitionOffset] = []
+        for p in try consumer.position(asked) {
+            guard let t = topicIndex[p.topic] else { continue }
+            let source = Source(topic: t, partition: Int(p.partition))
+            guard let target = behind[source], p.offset >= target else { continue }
+            let name = "\(p.topic)[\(p.partition)]"
+            let read = s.readUpTo[source].map { "\($0)" } ?? "nothing"
+            guard !s.rereading.contains(source) else {
+                throw DWMJobError.replayGap("cannot rebuild the state of \(name): the records up to offset \(target) (where the last commit stood) "
+                    + "are missing from the broker; read up to \(read), position \(p.offset), also when read from the beginning")
+            }
+            logger.warning("replay skipped records below its target; reading the partition again from its beginning",
+                           metadata: ["partition": "\(name)", "target": "\(target)", "read_up_to": "\(read)", "position": "\(p.offset)"])
+            s.rereading.insert(source)
+            again.append(TopicPartitionOffset(topic: p.topic, partition: p.partition, offset: TopicPartitionOffset.beginning))
+        }
+        state = s
+        try consumer.seek(again)
+    }
+
+    /// Not idle while the state is replayed: rows and finals can only be published once the
+    /// replay reached where the last commit stood, so `--until-idle` must not end the run before
+    /// (a read_committed fetch can stall for a while behind another producer's open transaction).
+    var holdsInput: Bool { state?.engine.isRestoring ?? false }
 
     /// On the early-revision tick when something changed, whenever a window can become final
     /// (also when input has stopped: finals must not wait for the next event), and at the end.
@@ -417,5 +458,17 @@ struct DWMMetrics {
         let help = "Time a transaction spends per phase of the dwm stage"
         lookupSeconds = registry.timer("strata_dwm_transaction_phase_seconds", help: help, labels: ["phase": "lookup"])
         produceSeconds = registry.timer("strata_dwm_transaction_phase_seconds", help: help, labels: ["phase": "produce"])
+    }
+}
+
+/// Why the dwm job stopped on its own.
+public enum DWMJobError: Error, Sendable, CustomStringConvertible {
+    /// A replay could not read the records its state needs (see `DWMJob.checkReplayGaps`).
+    case replayGap(String)
+
+    public var description: String {
+        switch self {
+        case .replayGap(let detail): detail
+        }
     }
 }

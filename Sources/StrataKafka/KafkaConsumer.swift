@@ -93,6 +93,16 @@ public final class KafkaConsumer {
         return [TopicPartitionOffset](native: list)
     }
 
+    /// This consumer's positions for `partitions`: the offset after the last record handed to the
+    /// application, moved on past transaction markers and aborted records it skipped
+    /// (`TopicPartitionOffset.invalid` before anything was read). Local: no broker round trip.
+    public func position(_ partitions: [TopicPartitionOffset]) throws(KafkaError) -> [TopicPartitionOffset] {
+        let list = partitions.makeNativeList()
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try check(rd_kafka_position(client.handle, list), "position")
+        return [TopicPartitionOffset](native: list)
+    }
+
     /// Moves the fetch positions; used to rewind after an aborted transaction.
     public func seek(_ offsets: [TopicPartitionOffset], timeoutMs: Int32 = 10_000) throws(KafkaError) {
         guard !offsets.isEmpty else { return }

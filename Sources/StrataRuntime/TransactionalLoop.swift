@@ -204,7 +204,7 @@ public final class TransactionalLoop {
                 try stage.consume(records)
                 clock.lap(laps.consume)
             }
-            stage.afterPoll(consumer: consumer)
+            try stage.afterPoll(consumer: consumer)
             if stage.holdsInput { lastInput = now }
             let finishing = options.untilIdle.map {
                 assignment.hasJoined && options.idleOrder.isIdle(now: now, lastInput: lastInput, idle: $0)
@@ -254,7 +254,7 @@ public final class TransactionalLoop {
     private func skipRedelivered(_ key: PartitionKey, offset: Int64, next: Int64) {
         stats.redeliveredSkipped += 1
         if redelivering.insert(key).inserted {
-            logger.warning("records delivered again after an offset reset: skipping them up to where reading was",
+            logger.warning("records delivered again (an offset reset, or a partition read again from its beginning): skipping them up to where reading was",
                            metadata: ["partition": "\(key.topic)[\(key.partition)]", "offset": "\(offset)", "resume_at": "\(next)"])
         }
         if offset + 1 == next { redelivering.remove(key) }

@@ -13,8 +13,8 @@ public protocol LoopStage: AnyObject {
     func consume(_ records: [KafkaMessage]) throws
     /// The consumer reached the current end of a partition (`enable.partition.eof`).
     func partitionEnded(topic: String, partition: Int32)
-    /// After every poll (e.g. pause or resume partitions).
-    func afterPoll(consumer: KafkaConsumer)
+    /// After every poll (e.g. pause or resume partitions); a thrown error ends the run.
+    func afterPoll(consumer: KafkaConsumer) throws
     /// Whether to commit now (a Kafka transaction, or a durable write followed by the offsets).
     func wantsTransaction(_ tick: Tick) -> Bool
     /// Work for the transaction that should not hold it open (e.g. dimension lookups).
