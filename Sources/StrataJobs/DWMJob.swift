@@ -153,6 +153,15 @@ final class DWMStage: TransactionalStage {
 
     struct Outputs { let dwm, dws, late, checkpoint: KafkaTopic }
 
+    /// A partition read again from its beginning: since when, and whether the consumer's position
+    /// was seen below the target since (the re-read is under way; a short partition may be read
+    /// again within one poll, so the position is also trusted some time after the seek).
+    struct Reread {
+        let since = ContinuousClock.now
+        var seenBelow = false
+        var inEffect: Bool { seenBelow || ContinuousClock.now - since >= .seconds(10) }
+    }
+
     /// One engine over the current assignment and where it stands.
     struct EngineState {
         var engine: WindowEngine
@@ -162,7 +171,7 @@ final class DWMStage: TransactionalStage {
         /// reaches each target; `positions` cannot tell, it starts at the committed position.
         var readUpTo: [Source: Int64] = [:]
         /// Sources whose replay the broker skipped records of, read again from their beginning.
-        var rereading: Set<Source> = []
+        var rereading: [Source: Reread] = [:]
         var late: [(key: [UInt8]?, value: [UInt8])] = []
         var lastCommit = ContinuousClock.now
         var dirty = false
@@ -289,16 +298,21 @@ final class DWMStage: TransactionalStage {
         for p in try consumer.position(asked) {
             guard let t = topicIndex[p.topic] else { continue }
             let source = Source(topic: t, partition: Int(p.partition))
-            guard let target = behind[source], p.offset >= target else { continue }
+            guard let target = behind[source] else { continue }
+            guard p.offset >= target else {
+                s.rereading[source]?.seenBelow = true
+                continue
+            }
             let name = "\(p.topic)[\(p.partition)]"
             let read = s.readUpTo[source].map { "\($0)" } ?? "nothing"
-            guard !s.rereading.contains(source) else {
+            if let r = s.rereading[source] {
+                guard r.inEffect else { continue }
                 throw DWMJobError.replayGap("cannot rebuild the state of \(name): the records up to offset \(target) (where the last commit stood) "
                     + "are missing from the broker; read up to \(read), position \(p.offset), also when read from the beginning")
             }
             logger.warning("replay skipped records below its target; reading the partition again from its beginning",
                            metadata: ["partition": "\(name)", "target": "\(target)", "read_up_to": "\(read)", "position": "\(p.offset)"])
-            s.rereading.insert(source)
+            s.rereading[source] = Reread()
             again.append(TopicPartitionOffset(topic: p.topic, partition: p.partition, offset: TopicPartitionOffset.beginning))
         }
         state = s
