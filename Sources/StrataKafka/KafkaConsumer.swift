@@ -11,7 +11,7 @@ public enum RebalanceEvent: Sendable {
 }
 
 /// A librdkafka consumer: group membership with manual commits (or manual assignment without a
-/// group), rebalance callbacks, pause/resume, `read_committed` by default.
+/// group), rebalance callbacks, pause/resume and hold/release, `read_committed` by default.
 /// Use it from one thread at a time, as librdkafka's consumer API requires.
 public final class KafkaConsumer {
     let client: KafkaClient
@@ -122,6 +122,31 @@ public final class KafkaConsumer {
         let list = partitions.makeNativeList()
         defer { rd_kafka_topic_partition_list_destroy(list) }
         try check(rd_kafka_resume_partitions(client.handle, list), "resume")
+    }
+
+    /// Stops handing out `partitions`' records without dropping them, unlike `pause`: their
+    /// partition queues stop forwarding into the consumer queue, so what was fetched for them
+    /// waits there and fetching stops once `queued.min.messages` wait (librdkafka's
+    /// per-partition queues). Records already in the consumer queue still come.
+    /// Once held, a partition's forwarding is the caller's for good: librdkafka no longer
+    /// forwards it when it is assigned again, so release it after every assignment.
+    public func hold(_ partitions: [TopicPartitionOffset]) throws(KafkaError) {
+        try forward(partitions, to: nil)
+    }
+
+    /// Hands out `partitions`' records again, those held first (in their offset order).
+    public func release(_ partitions: [TopicPartitionOffset]) throws(KafkaError) {
+        try forward(partitions, to: queue)
+    }
+
+    private func forward(_ partitions: [TopicPartitionOffset], to target: OpaquePointer?) throws(KafkaError) {
+        for p in partitions {
+            guard let pq = rd_kafka_queue_get_partition(client.handle, p.topic, p.partition) else {
+                throw KafkaError(RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, operation: target == nil ? "hold" : "release")
+            }
+            rd_kafka_queue_forward(pq, target)
+            rd_kafka_queue_destroy(pq)
+        }
     }
 
     /// Partition counts from cluster metadata (for manual assignment of whole topics).
