@@ -50,11 +50,15 @@ final class ArchiveEndToEndTests: XCTestCase {
             let deadline = ContinuousClock.now + .seconds(30)
             while ContinuousClock.now < deadline, try publishedFiles(archive) <= before { Thread.sleep(forTimeInterval: 0.01) }
             Thread.sleep(forTimeInterval: Double(rng.below(300)) / 1_000)
+            // Then the first moment a file is being written: on a quiet machine a round's share
+            // can be archived within the random delay, and a kill between files proves less.
+            let writing = ContinuousClock.now + .seconds(5)
+            while ContinuousClock.now < writing, p.isRunning, stagedFiles(archive).isEmpty { Thread.sleep(forTimeInterval: 0.002) }
             if p.isRunning { killedRunning += 1 }
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             XCTAssertEqual(p.terminationReason, .uncaughtSignal, "killed, not exited")
-            if !((try? FileManager.default.contentsOfDirectory(atPath: archive + "/_staging")) ?? []).isEmpty {
+            if !stagedFiles(archive).isEmpty {
                 killsLeavingStagedFiles += 1
             }
         }
@@ -105,8 +109,7 @@ final class ArchiveEndToEndTests: XCTestCase {
         XCTAssertEqual(misplaced.count, 0, "lines in the wrong folder, e.g. \(misplaced.prefix(3))")
         XCTAssertGreaterThan(archived.filter { if case .invalid = $0.file.folder { true } else { false } }.count, 100,
                              "the generator's malformed lines without a readable ts are archived too")
-        let staging = (try? FileManager.default.contentsOfDirectory(atPath: archive + "/_staging")) ?? []
-        XCTAssertEqual(staging, [], "a clean run leaves no staging files")
+        XCTAssertEqual(stagedFiles(archive), [], "a clean run leaves no staging files")
     }
 
     /// Disk full under the archive (a 400 KB tmpfs): the job stops with a clear error and
@@ -151,6 +154,11 @@ final class ArchiveEndToEndTests: XCTestCase {
         XCTAssertEqual(doubled, 0, "lines archived more than once")
         FaultReport.record(fault: "archive disk full", injected: 1, recordsIn: lines.count, recordsOut: got.values.reduce(0, +),
                            lost: missing, duplicated: doubled, exact: missing == 0 && doubled == 0)
+    }
+
+    /// Files being written: staged until they are complete, then published into their folders.
+    private func stagedFiles(_ root: String) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: root + "/_staging")) ?? []
     }
 
     private func publishedFiles(_ root: String) throws -> Int {
