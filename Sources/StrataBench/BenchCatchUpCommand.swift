@@ -16,7 +16,7 @@ extension BenchCommand {
             discussion: """
             Generates N reference events (out-of-order, very late and duplicate ones, unknown and invalid ids) spanning --event-minutes of event time, writes them unkeyed to a 4-partition ods.raw under a fresh prefix (line i to a seeded random partition, as many producers do), then starts `strata run --until-idle 10` on the backlog and samples its CPU and peak RSS. Afterwards it reads dws.content and ods.late to their ends and compares them with a computation from the input alone: each ods.raw partition in offset order, an event late when its partition's highest ts so far − out-of-orderness is past its minute's end + allowed lateness.
 
-            Prints JSON lines: throughput (events / (wall time − the 13 s of idle waiting at the end)), Strata CPU-seconds per event, peak RSS, and exactness (DWS rows missing, extra, differing; late events expected and published). `catch-up.stages` (one line per job) gives where each job's thread spent its time, per stage of its loop (the jobs' stage clocks: wall and CPU seconds, CPU µs per input event); `catch-up.cpu` the process's CPU by thread group (job threads, librdkafka's threads, the rest), the broker's CPU with --broker-pid, and how many cores each kept busy. --run-binary runs another strata build on the same input (e.g. an earlier release), for a before/after in one run. Build with -c release.
+            Prints JSON lines: throughput (events / the seconds from the run's start until every DWS row's final numbers were published, by the records' Kafka timestamps: the idle waits at the end and the shutdown flush that only marks the last minute final do not count; group joins do), Strata CPU-seconds per event, peak RSS, and exactness (DWS rows missing, extra, differing; late events expected and published). `catch-up.stages` (one line per job) gives where each job's thread spent its time, per stage of its loop (the jobs' stage clocks: wall and CPU seconds, CPU µs per input event); `catch-up.cpu` the process's CPU by thread group (job threads, librdkafka's threads, the rest), the broker's CPU with --broker-pid, and how many cores each kept busy. --run-binary runs another strata build on the same input (e.g. an earlier release), for a before/after in one run. Build with -c release.
 
             Examples:
               strata bench catch-up --events 2000000
@@ -73,6 +73,7 @@ extension BenchCommand {
             let brokerBefore = brokerPid.flatMap { ProcessStats.read(pid: $0) }
             let sampler = ProcessSampler(pid: child.processIdentifier)
             let started = ContinuousClock.now
+            let startedMs = Int64(Date().timeIntervalSince1970 * 1000)
             stderrLine("strata run (pid \(child.processIdentifier)) catching up on \(events) events")
             // The summaries (stage clocks included) come on stdout at exit: read it while it runs.
             let childOut = (child.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile()
@@ -87,12 +88,16 @@ extension BenchCommand {
                 try TopicSnapshot.read(topic: topic, brokers: config.brokers, kafka: config.kafka,
                                        markerKey: "strata-bench-end", timeout: .seconds(600)).map(\.value)
             }
-            let dws = try read(prefix + Topology.dws)
+            let dws = try TopicSnapshot.readTimed(topic: prefix + Topology.dws, brokers: config.brokers, kafka: config.kafka,
+                                                  markerKey: "strata-bench-end", timeout: .seconds(600))
             let late = try read(prefix + Topology.late)
-            let check = truth.compare(dws: dws, late: late)
-            let work = max(elapsed - 13, 0.001)
+            let check = truth.compare(dws: dws.map(\.value), late: late)
+            // Complete: every row's final numbers published (the shutdown flush that only marks the
+            // last minute final, and the idle wait before it, do not count).
+            let complete = truth.completedAtMs(dws.map { ($0.value, $0.timestampMs) }).map { max(Double($0 - startedMs) / 1000, 0.001) }
             print("{\"bench\":\"catch-up\",\"events\":\(events),\"event_minutes\":\(eventMinutes),\"partitions\":\(raw),\"binary\":\"\(runBinary ?? "self")\",\"run_args\":\"\(runArgs)\"}")
-            print("{\"bench\":\"catch-up.speed\",\"wall_s\":\(fmt(elapsed)),\"work_s\":\(fmt(work)),\"events_per_s\":\(Int(Double(events) / work)),"
+            print("{\"bench\":\"catch-up.speed\",\"wall_s\":\(fmt(elapsed)),\"complete_s\":\(complete.map(fmt) ?? "null"),"
+                  + "\"events_per_s\":\(complete.map { String(Int(Double(events) / $0)) } ?? "null"),"
                   + "\"strata_cpu_s\":\(fmt(sampler.cpuSeconds)),\"strata_cpu_us_per_event\":\(fmt(sampler.cpuSeconds * 1e6 / Double(events))),"
                   + "\"peak_rss_mb\":\(sampler.peakRSSKiB / 1024)}")
             print("{\"bench\":\"catch-up.exactness\",\"dws_rows_expected\":\(truth.dwsRows),\"dws_rows_missing\":\(check.missing),"
@@ -196,6 +201,25 @@ struct CatchUpTruth {
         dws[key] = row
     }
 
+    /// When the last row's final numbers were first published (the earliest timestamp of a record
+    /// of the row carrying them; the latest such over all rows); nil when some row never had them.
+    func completedAtMs(_ published: [(value: [UInt8], timestampMs: Int64)]) -> Int64? {
+        var first: [String: Int64] = [:]
+        for (v, ts) in published {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(v)) as? [String: Any],
+                  let minute = o["minute"] as? Int64, let c = o["content_id"] as? String else { continue }
+            let key = "\(minute)|\(c)"
+            guard let want = dws[key], numbers(o) == want else { continue }
+            first[key] = min(first[key] ?? .max, ts)
+        }
+        guard first.count == dws.count else { return nil }
+        return first.values.max()
+    }
+
+    private func numbers(_ o: [String: Any]) -> [Int64] {
+        actions.map { Int64(o[$0] as? Int ?? -1) } + [Int64(o["play_ms"] as? Int ?? -1), Int64(o["uv"] as? Int ?? -1)]
+    }
+
     func compare(dws published: [[UInt8]], late publishedLate: [[UInt8]]) -> (missing: Int, extra: Int, differing: Int, lateNotExpected: Int, exact: Bool) {
         var best: [String: (rev: Int, row: [Int64])] = [:]
         for v in published {
@@ -203,7 +227,7 @@ struct CatchUpTruth {
                   let minute = o["minute"] as? Int64, let c = o["content_id"] as? String, let rev = o["rev"] as? Int else { continue }
             let key = "\(minute)|\(c)"
             if (best[key]?.rev ?? -1) >= rev { continue }
-            best[key] = (rev, actions.map { Int64(o[$0] as? Int ?? -1) } + [Int64(o["play_ms"] as? Int ?? -1), Int64(o["uv"] as? Int ?? -1)])
+            best[key] = (rev, numbers(o))
         }
         let missing = dws.keys.filter { best[$0] == nil }.count
         let extra = best.keys.filter { dws[$0] == nil }.count

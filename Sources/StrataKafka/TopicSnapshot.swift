@@ -9,6 +9,21 @@ public enum TopicSnapshot {
     /// Every keyed record of `topic` (all partitions) in offset order per partition, without the marker.
     public static func read(topic: String, brokers: String, kafka: [String: String], markerKey: String,
                             timeout: Duration = .seconds(60)) throws(KafkaError) -> [(key: [UInt8], value: [UInt8])] {
+        var records: [(key: [UInt8], value: [UInt8])] = []
+        try scan(topic: topic, brokers: brokers, kafka: kafka, markerKey: markerKey, timeout: timeout) { k, v, _ in records.append((k, v)) }
+        return records
+    }
+
+    /// As `read`, with each record's Kafka timestamp (ms): when it was published.
+    public static func readTimed(topic: String, brokers: String, kafka: [String: String], markerKey: String,
+                                 timeout: Duration = .seconds(60)) throws(KafkaError) -> [(key: [UInt8], value: [UInt8], timestampMs: Int64)] {
+        var records: [(key: [UInt8], value: [UInt8], timestampMs: Int64)] = []
+        try scan(topic: topic, brokers: brokers, kafka: kafka, markerKey: markerKey, timeout: timeout) { records.append(($0, $1, $2)) }
+        return records
+    }
+
+    private static func scan(topic: String, brokers: String, kafka: [String: String], markerKey: String, timeout: Duration,
+                             _ each: ([UInt8], [UInt8], Int64) -> Void) throws(KafkaError) {
         let marker = Array(UUID().uuidString.utf8)
         let mkey = Array(markerKey.utf8)
         let consumer = try KafkaConsumer(config: KafkaConfig.consumer(bootstrapServers: brokers, groupId: nil).merging(kafka))
@@ -26,7 +41,6 @@ public enum TopicSnapshot {
         try producer.flush()
         var pending = Set(0..<Int32(partitions))
         try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
-        var records: [(key: [UInt8], value: [UInt8])] = []
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let batch = try consumer.poll(maxMessages: 10_000, timeoutMs: 100)
@@ -35,10 +49,10 @@ public enum TopicSnapshot {
                 let value = Array(m.value)
                 if key == mkey && value == marker {
                     pending.remove(m.partition)
-                    if pending.isEmpty { return records }
+                    if pending.isEmpty { return }
                     continue
                 }
-                records.append((key, value))
+                each(key, value, m.timestampMs)
             }
         }
         throw KafkaError(code: .snapshotIncomplete, message: "topic \(topic) not read to its end within \(timeout)", operation: "read state topic")
