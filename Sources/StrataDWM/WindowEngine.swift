@@ -111,6 +111,11 @@ public final class WindowEngine {
     }
 
     /// A split watermark marker read from `source` at `offset` (not an event: not counted as consumed).
+    /// True when the gate already said yes to this content id (its events need no lookup).
+    public func knowsContent(_ id: UnsafeRawBufferPointer) -> Bool {
+        contents.find(id, hash: ByteHash.hash(id)) != nil
+    }
+
     public func applyMarker(_ marker: SourceProgress.Marker, source: Source, offset: Int64) {
         let si = sources.index(source)
         let replayed = sources.noteRecord(si, offset: offset)
