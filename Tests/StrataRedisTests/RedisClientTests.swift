@@ -243,8 +243,9 @@ final class RedisClientTests: XCTestCase {
                 let partial = Array("*3\r\n$1\r\na\r\n$1\r\n".utf8)
                 _ = partial.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
                 usleep(50_000)
-                close(fd)
+                // Counted before the hang-up: the client can return as soon as it sees the close.
                 served.count.add(1, ordering: .relaxed)
+                close(fd)
             }
         }
         server.start()
