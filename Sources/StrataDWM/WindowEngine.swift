@@ -110,12 +110,12 @@ public final class WindowEngine {
         return applyScanned(event, record, si: si, offset: offset, replayed: replayed, stamp: stamp)
     }
 
-    /// A split watermark marker read from `source` at `offset` (not an event: not counted as consumed).
     /// True when the gate already said yes to this content id (its events need no lookup).
     public func knowsContent(_ id: UnsafeRawBufferPointer) -> Bool {
         contents.find(id, hash: ByteHash.hash(id)) != nil
     }
 
+    /// A split watermark marker read from `source` at `offset` (not an event: not counted as consumed).
     public func applyMarker(_ marker: SourceProgress.Marker, source: Source, offset: Int64) {
         let si = sources.index(source)
         let replayed = sources.noteRecord(si, offset: offset)
