@@ -38,7 +38,7 @@ public final class SplitJob: StreamJob {
         /// (markers also go out whenever the input pauses or a partition turns idle).
         public var markerInterval: Duration = .seconds(1)
         /// Event-time alignment: an owned ods.raw partition this far (ms) ahead of the slowest one
-        /// that still has input is paused until it catches up, which bounds the windows the dwm
+        /// that still has input is held back until it catches up, which bounds the windows the dwm
         /// job holds open while catching up. nil: read every partition as fast as it comes.
         public var alignMs: Int64? = 60_000
         /// Static group membership (see `TransactionalLoop.Options.staticMembership`).
