@@ -51,7 +51,7 @@ struct JobCommand: ParsableCommand {
         @Option(help: "Most records per transaction (a poll takes what arrived within 100 ms).") var batchSize = SplitJob.Options(brokers: "").batchSize
         @Option(help: "An ods.raw partition without records this long is announced idle and stops holding the dwm watermark back (ms).")
         var idleSourceMs: Int64 = 30_000
-        @Option(help: "Pause an ods.raw partition this far (ms of event time) ahead of the slowest one with input, so a catch-up holds few windows open; 0 turns alignment off.")
+        @Option(help: "Hold back an ods.raw partition this far (ms of event time) ahead of the slowest one with input, so a catch-up holds few windows open; 0 turns alignment off.")
         var alignMs: Int64 = SplitJob.Options(brokers: "").alignMs ?? 0
 
         func run() throws {

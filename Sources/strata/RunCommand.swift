@@ -25,7 +25,7 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var job: JobCommand.JobOptions
     @OptionGroup var dwm: DWMOptions
-    @Option(help: "Split: pause an ods.raw partition this far (ms of event time) ahead of the slowest one with input; 0 turns alignment off.")
+    @Option(help: "Split: hold back an ods.raw partition this far (ms of event time) ahead of the slowest one with input; 0 turns alignment off.")
     var alignMs: Int64 = SplitJob.Options(brokers: "").alignMs ?? 0
     @OptionGroup var offline: OfflineOptions
     @Flag(help: "Run only split and dwm, without the archive and sink jobs.") var noOffline = false
