@@ -89,10 +89,11 @@ struct RawProgress {
 
     /// Event-time alignment of reading (as Kafka Streams and Flink's watermark alignment do): a
     /// partition more than `aheadMs` ahead of the slowest partition that still has input to
-    /// deliver is held back (its fetched records wait in librdkafka) until that one catches up, so the dwm job does not hold windows open for
-    /// the whole skew that prefetching one partition far ahead would create. A partition at its end,
-    /// idle, or quiet for `quietAfter` does not count as the slowest; an unread partition with
-    /// input pending holds the others until it delivers, reaches its end or goes quiet.
+    /// deliver is held back (its fetched records wait in librdkafka) until that one catches up,
+    /// so the dwm job does not hold windows open for the whole skew that prefetching one
+    /// partition far ahead would create. A partition at its end, idle, or quiet for `quietAfter`
+    /// does not count as the slowest; an unread partition with input pending holds the others
+    /// until it delivers, reaches its end or goes quiet.
     /// Returns the partitions whose pause state changes.
     mutating func align(aheadMs: Int64, now: ContinuousClock.Instant = .now,
                         quietAfter: Duration = .seconds(2)) -> (pause: [Int32], resume: [Int32]) {
