@@ -16,7 +16,7 @@ extension BenchCommand {
             discussion: """
             Generates N reference events (out-of-order, very late and duplicate ones, unknown and invalid ids) spanning --event-minutes of event time, writes them unkeyed to a 4-partition ods.raw under a fresh prefix (line i to a seeded random partition, as many producers do), then starts `strata run --until-idle 10` on the backlog and samples its CPU and peak RSS. Afterwards it reads dws.content and ods.late to their ends and compares them with a computation from the input alone: each ods.raw partition in offset order, an event late when its partition's highest ts so far − out-of-orderness is past its minute's end + allowed lateness.
 
-            Prints JSON lines: throughput (events / the seconds from the run's start until every DWS row's final numbers were published, by the records' Kafka timestamps: the idle waits at the end and the shutdown flush that only marks the last minute final do not count; group joins do), Strata CPU-seconds per event, peak RSS, and exactness (DWS rows missing, extra, differing; late events expected and published). `catch-up.stages` (one line per job) gives where each job's thread spent its time, per stage of its loop (the jobs' stage clocks: wall and CPU seconds, CPU µs per input event); `catch-up.cpu` the process's CPU by thread group (job threads, librdkafka's threads, the rest), the broker's CPU with --broker-pid, and how many cores each kept busy. --run-binary runs another strata build on the same input (e.g. an earlier release), for a before/after in one run. Build with -c release.
+            Prints JSON lines: throughput (events / the seconds from the run's start until every DWS row's final numbers were published, by the records' Kafka timestamps: the idle waits at the end and the shutdown flush that only marks the last minute final do not count; group joins do), Strata CPU-seconds per event, peak RSS, and exactness (DWS rows missing, extra, differing; late events expected and published). `catch-up.stages` (one line per job) gives where each job's thread spent its time, per stage of its loop (the jobs' stage clocks: wall and CPU seconds, CPU µs per input event); `catch-up.cpu` the process's CPU by thread group (job threads, librdkafka's threads, the rest), the broker's CPU and resident size (before and after) with --broker-pid, and how many cores each kept busy. --run-binary runs another strata build on the same input (e.g. an earlier release), for a before/after in one run. Build with -c release.
 
             Examples:
               strata bench catch-up --events 2000000
@@ -71,6 +71,11 @@ extension BenchCommand {
 
             let child = try startRun(config: config, prefix: prefix, storePath: storePath)
             let brokerBefore = brokerPid.flatMap { ProcessStats.read(pid: $0) }
+            // A broker that keeps its log in memory (Tansu) slows as it grows: runs are comparable
+            // only on brokers of similar size (docs/performance.md).
+            if let b = brokerBefore, b.rssKiB > 524_288 {
+                stderrLine("note: the broker already holds \(b.rssKiB / 1024) MB; its speed drifts as its log grows, so compare runs on a freshly started broker")
+            }
             let sampler = ProcessSampler(pid: child.processIdentifier)
             let started = ContinuousClock.now
             let startedMs = Int64(Date().timeIntervalSince1970 * 1000)
@@ -80,7 +85,9 @@ extension BenchCommand {
             child.waitUntilExit()
             let elapsed = (ContinuousClock.now - started).seconds
             sampler.stop()
-            let brokerCPU = brokerPid.flatMap { ProcessStats.read(pid: $0) }.map { b in brokerBefore.map { b.cpuSeconds - $0.cpuSeconds } ?? b.cpuSeconds }
+            let brokerAfter = brokerPid.flatMap { ProcessStats.read(pid: $0) }
+            let brokerCPU = brokerAfter.map { b in brokerBefore.map { b.cpuSeconds - $0.cpuSeconds } ?? b.cpuSeconds }
+            let brokerRSS = brokerBefore.flatMap { b in brokerAfter.map { (before: b.rssKiB / 1024, after: $0.rssKiB / 1024) } }
             if child.terminationStatus != 0 { throw ValidationError("strata run exited with \(child.terminationStatus)") }
 
             // Both outputs are keyed (by content id), so the state-topic reader reads them whole.
@@ -104,12 +111,14 @@ extension BenchCommand {
                   + "\"dws_rows_extra\":\(check.extra),\"dws_rows_differing\":\(check.differing),\"late_expected\":\(truth.lateCount),"
                   + "\"late_published\":\(late.count),\"late_not_expected\":\(check.lateNotExpected),\"exact\":\(check.exact)}")
             printStages(String(decoding: childOut, as: UTF8.self), elapsed: elapsed, processCPU: sampler.cpuSeconds,
-                        threads: sampler.threadCPUSeconds, brokerCPU: brokerCPU)
+                        threads: sampler.threadCPUSeconds, brokerCPU: brokerCPU, brokerRSS: brokerRSS)
         }
 
         /// Per job: each stage's wall and CPU seconds and CPU µs per input event (the job's summary
-        /// line); then the process's CPU by thread group and the broker's, and the cores they kept busy.
-        private func printStages(_ childOut: String, elapsed: Double, processCPU: Double, threads: [String: Double], brokerCPU: Double?) {
+        /// line); then the process's CPU by thread group and the broker's, the cores they kept busy,
+        /// and the broker's resident size before and after the run.
+        private func printStages(_ childOut: String, elapsed: Double, processCPU: Double, threads: [String: Double], brokerCPU: Double?,
+                                 brokerRSS: (before: Int, after: Int)?) {
             let n = Double(events)
             func round(_ x: Double, _ digits: Double = 100) -> Double { (x * digits).rounded() / digits }
             func line(_ o: [String: Any]) -> String {
@@ -135,6 +144,10 @@ extension BenchCommand {
                 cpu["broker_cpu_s"] = round(b)
                 cpu["broker_cores_busy"] = round(b / max(elapsed, 0.001))
                 cpu["broker_cpu_us_per_event"] = round(b * 1e6 / n)
+            }
+            if let r = brokerRSS {
+                cpu["broker_rss_mb_before"] = r.before
+                cpu["broker_rss_mb_after"] = r.after
             }
             print(line(cpu))
         }
