@@ -152,6 +152,42 @@ final class DimensionCacheTests: XCTestCase {
 
     // MARK: Consistency
 
+    /// A batch's content ids warmed together (repeats and unknown ids among them): one store
+    /// query for all, and the exact gate then confirms each known id from the in-process tier.
+    func testWarmingTheContentGateLooksUpABatchOnceAndConfirmsFromMemory() throws {
+        let cache = try makeCache()
+        let known = gen.allContents().prefix(200).map(\.contentId)
+        let unknown = unknownContentIds(100)
+        let batch = known + known.prefix(50) + unknown
+        let bytes = batch.flatMap { Array($0.utf8) }
+        var starts: [Int] = [0]
+        for id in batch { starts.append(starts.last! + id.utf8.count) }
+        func views(_ body: (_ ids: [UnsafeRawBufferPointer]) -> Void) {
+            bytes.withUnsafeBytes { all in
+                body(batch.indices.map { UnsafeRawBufferPointer(rebasing: all[starts[$0]..<starts[$0 + 1]]) })
+            }
+        }
+
+        views { cache.warmContentGate($0) }
+        let warmed = cache.stats
+        XCTAssertEqual(warmed.storeQueries, 1, "one query for the batch (Redis was empty)")
+        let filter = try XCTUnwrap(cache.contentFilter)
+        let falsePositives = unknown.filter { filter.mightContain($0) }.count
+        XCTAssertLessThan(falsePositives, 10)
+        XCTAssertEqual(warmed.storeIds, known.count + falsePositives, "each id once; the filter kept the other unknown ids out")
+
+        views { ids in
+            for (i, id) in ids.enumerated() {
+                XCTAssertEqual(cache.confirmContent(id), i < known.count + 50, batch[i])
+            }
+        }
+        let after = cache.stats
+        XCTAssertEqual(after.storeQueries, 1, "the gate asked nothing more of the store")
+        XCTAssertEqual(after.redisHits + after.redisMisses, warmed.redisHits + warmed.redisMisses, "nor of Redis")
+        XCTAssertEqual(after.localHits - warmed.localHits, known.count + 50)
+        XCTAssertNil(cache.takeGateFailure())
+    }
+
     func testAppliedChangeIsVisibleInRedisAndInTheNextLookup() throws {
         let cache = try makeCache()
         let original = gen.content(5)

@@ -107,6 +107,17 @@ public final class DimensionCache: Sendable {
         }
     }
 
+    /// Warms the gate for a batch of content ids (repeats allowed): those the Bloom filter lets
+    /// through are looked up together (one Redis MGET, one store query), filling the in-process
+    /// tier, so ``confirmContent(_:)`` then answers each from memory instead of one round trip per
+    /// new id. Only a warm-up: a failure is left to ``confirmContent(_:)``, which meets it per id.
+    public func warmContentGate(_ ids: some Sequence<UnsafeRawBufferPointer>) {
+        var batch: Set<String> = []
+        for bytes in ids where contents.mightExist(bytes) { batch.insert(String(decoding: bytes, as: UTF8.self)) }
+        guard !batch.isEmpty else { return }
+        _ = try? contents.lookup(Array(batch))
+    }
+
     /// The store error behind a ``confirmContent(_:)`` answer given without the store, once.
     public func takeGateFailure() -> (any Error)? { gateFailure.withLock { e in defer { e = nil }; return e } }
 
