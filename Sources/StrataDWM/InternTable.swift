@@ -1,29 +1,40 @@
 // Interns byte strings (content ids, user ids, strategies) to dense UInt32 ids, storing each
 // string's bytes once in an arena. Lookups hash and compare bytes; no String is ever created.
+// Public for the enricher, which numbers an emission's distinct ids the same way.
 
-struct InternTable {
+public struct InternTable {
     private var arena = RawBuffer<UInt8>(capacity: 256)
     private var ends = RawBuffer<UInt32>(capacity: 16)      // id i spans ends[i-1]..<ends[i]
     private var hashes = RawBuffer<UInt64>(capacity: 16)
     private var index = SlotIndex()
 
-    var count: Int { ends.count }
+    public init() {}
+
+    /// Sized for `count` ids of about `bytesEach` bytes: no growth (rehashing, copying) on the way.
+    public init(expectedCount count: Int, bytesEach: Int = 12) {
+        arena = RawBuffer(capacity: Swift.max(256, count * bytesEach))
+        ends = RawBuffer(capacity: Swift.max(16, count))
+        hashes = RawBuffer(capacity: Swift.max(16, count))
+        index = SlotIndex(capacity: count + count / 2 + 16)
+    }
+
+    public var count: Int { ends.count }
 
     @inline(__always)
-    func bytes(_ id: UInt32) -> UnsafeRawBufferPointer {
+    public func bytes(_ id: UInt32) -> UnsafeRawBufferPointer {
         let i = Int(id)
         let start = i == 0 ? 0 : Int(ends[i - 1])
         return UnsafeRawBufferPointer(start: arena.base + start, count: Int(ends[i]) - start)
     }
 
     @inline(__always)
-    func find(_ key: UnsafeRawBufferPointer, hash: UInt64) -> UInt32? {
+    public func find(_ key: UnsafeRawBufferPointer, hash: UInt64) -> UInt32? {
         let r = index.find(hash) { id in hashes[Int(id)] == hash && Self.equal(bytes(id), key) }
         return r.id == SlotIndex.notFound ? nil : r.id
     }
 
     @inline(__always)
-    mutating func intern(_ key: UnsafeRawBufferPointer, hash: UInt64) -> UInt32 {
+    public mutating func intern(_ key: UnsafeRawBufferPointer, hash: UInt64) -> UInt32 {
         let r = index.find(hash) { id in hashes[Int(id)] == hash && Self.equal(bytes(id), key) }
         if r.id != SlotIndex.notFound { return r.id }
         let id = UInt32(ends.count)
@@ -52,7 +63,7 @@ struct InternTable {
         return true
     }
 
-    func deallocate() {
+    public func deallocate() {
         arena.deallocate()
         ends.deallocate()
         hashes.deallocate()

@@ -7,9 +7,9 @@ import StrataDims
 struct RowEncoder {
     let actions: [String]
     let playIndex: Int?
-    private var contentJSON: [String: [UInt8]] = [:]
-    /// A user's profile is `users[userSlots[id]]` (positional, as the cache answers).
-    private var userSlots: [String: Int32] = [:]
+    /// By the emission's content number (see `RowEnricher`): the content's JSON, nil when unknown.
+    private var contentJSON: [[UInt8]?] = []
+    /// By the emission's user number: the user's profile, nil when unknown.
     private var users: [UserDim?] = []
     private let actionKeys: [[UInt8]]
 
@@ -21,23 +21,22 @@ struct RowEncoder {
 
     /// Contents are pre-encoded (many rows share one); user profiles are written straight into
     /// each row (a cell's user is usually in that one row, so pre-encoding would only allocate).
-    mutating func setDimensions(contents: [String: ContentDim], userSlots: [String: Int32], users: [UserDim?]) {
-        contentJSON.removeAll(keepingCapacity: true)
-        for (id, c) in contents {
+    mutating func setDimensions(contents: [ContentDim?], users: [UserDim?]) {
+        contentJSON = contents.map { c in
+            guard let c else { return nil }
             var b: [UInt8] = []
             b.append(contentsOf: #"{"title":"#.utf8); JSONString.append(c.title, to: &b)
             b.append(contentsOf: #","category":"#.utf8); JSONString.append(c.category, to: &b)
             b.append(contentsOf: #","author_id":"#.utf8); JSONString.append(c.authorId, to: &b)
             b.append(contentsOf: #","region":"#.utf8); JSONString.append(c.region, to: &b)
             b.append(UInt8(ascii: "}"))
-            contentJSON[id] = b
+            return b
         }
-        self.userSlots = userSlots
         self.users = users
     }
 
-    private func appendUser(_ b: inout [UInt8], _ id: String) {
-        guard let slot = userSlots[id], let u = users[Int(slot)] else { b.append(contentsOf: "null".utf8); return }
+    private func appendUser(_ b: inout [UInt8], _ user: Int32) {
+        guard let u = users[Int(user)] else { b.append(contentsOf: "null".utf8); return }
         b.append(contentsOf: #"{"gender":"#.utf8); JSONString.append(u.gender, to: &b)
         b.append(contentsOf: #","age_band":"#.utf8); JSONString.append(u.ageBand, to: &b)
         b.append(contentsOf: #","province":"#.utf8); JSONString.append(u.province, to: &b)
@@ -45,26 +44,30 @@ struct RowEncoder {
         b.append(UInt8(ascii: "}"))
     }
 
-    func hasContent(_ id: String) -> Bool { contentJSON[id] != nil }
+    private func appendContent(_ b: inout [UInt8], _ content: Int32) {
+        if let json = contentJSON[Int(content)] { b.append(contentsOf: json) } else { b.append(contentsOf: "null".utf8) }
+    }
 
-    func encode(_ row: DWMRow, emittedAt: Int64, into b: inout [UInt8]) {
+    func hasContent(_ content: Int32) -> Bool { contentJSON[Int(content)] != nil }
+
+    func encode(_ row: DWMRow, content: Int32, user: Int32, emittedAt: Int64, into b: inout [UInt8]) {
         b.append(contentsOf: #"{"minute":"#.utf8); appendInt(&b, row.minute)
         b.append(contentsOf: #","content_id":"#.utf8); JSONString.append(row.contentId, to: &b)
         b.append(contentsOf: #","user_id":"#.utf8); JSONString.append(row.userId, to: &b)
         appendMetrics(&b, row.counts, playMs: row.playMs)
         b.append(contentsOf: #","strategy":"#.utf8)
         if let strategy = row.strategy { JSONString.append(strategy, to: &b) } else { b.append(contentsOf: "null".utf8) }
-        b.append(contentsOf: #","content":"#.utf8); b.append(contentsOf: contentJSON[row.contentId] ?? Array("null".utf8))
-        b.append(contentsOf: #","user":"#.utf8); appendUser(&b, row.userId)
+        b.append(contentsOf: #","content":"#.utf8); appendContent(&b, content)
+        b.append(contentsOf: #","user":"#.utf8); appendUser(&b, user)
         appendTail(&b, isFinal: row.isFinal, rev: row.rev, emittedAt: emittedAt)
     }
 
-    func encode(_ row: DWSRow, emittedAt: Int64, into b: inout [UInt8]) {
+    func encode(_ row: DWSRow, content: Int32, emittedAt: Int64, into b: inout [UInt8]) {
         b.append(contentsOf: #"{"minute":"#.utf8); appendInt(&b, row.minute)
         b.append(contentsOf: #","content_id":"#.utf8); JSONString.append(row.contentId, to: &b)
         appendMetrics(&b, row.counts, playMs: row.playMs)
         b.append(contentsOf: #","uv":"#.utf8); appendInt(&b, row.uv)
-        b.append(contentsOf: #","content":"#.utf8); b.append(contentsOf: contentJSON[row.contentId] ?? Array("null".utf8))
+        b.append(contentsOf: #","content":"#.utf8); appendContent(&b, content)
         appendTail(&b, isFinal: row.isFinal, rev: row.rev, emittedAt: emittedAt)
     }
 

@@ -9,6 +9,9 @@ public struct RowEnricher {
     private let cache: DimensionCache
     private var encoder: RowEncoder
     private var buffer: [UInt8] = []
+    /// Per row of the last looked-up emission: the position of its content and user among the
+    /// emission's distinct ids, so encoding finds the dimensions without hashing an id again.
+    private var dwmContent: [Int32] = [], dwmUser: [Int32] = [], dwsContent: [Int32] = []
 
     public init(cache: DimensionCache, actions: [String]) {
         self.cache = cache
@@ -20,48 +23,65 @@ public struct RowEnricher {
     /// (content, user) ids were asked for.
     @discardableResult
     public mutating func lookUp(_ emission: Emission) throws -> (contents: Int, users: Int) {
-        var contentIds = Set<String>(minimumCapacity: emission.dws.count)
-        for r in emission.dws { contentIds.insert(r.contentId) }
-        // Users by position: each distinct id gets a slot (one hash per row), the cache answers
-        // by slot, and rows find their profile through the slot (no map of profiles is built).
-        var slots = [String: Int32](minimumCapacity: emission.dwm.count)
-        var userIds: [String] = []
+        // Distinct ids are numbered by their bytes (one short hash and probe per row; String
+        // dictionaries cost several times that). The cache answers by number.
+        var contentTable = InternTable(), userTable = InternTable(expectedCount: emission.dwm.count)
+        defer { contentTable.deallocate(); userTable.deallocate() }
+        var contentIds: [String] = [], userIds: [String] = []
         userIds.reserveCapacity(emission.dwm.count)
+        dwsContent.removeAll(keepingCapacity: true)
+        dwmContent.removeAll(keepingCapacity: true)
+        dwmUser.removeAll(keepingCapacity: true)
+        dwsContent.reserveCapacity(emission.dws.count)
+        dwmContent.reserveCapacity(emission.dwm.count)
+        dwmUser.reserveCapacity(emission.dwm.count)
+        for r in emission.dws { dwsContent.append(Self.number(r.contentId, in: &contentTable, ids: &contentIds)) }
         for r in emission.dwm {
-            contentIds.insert(r.contentId)
-            if Self.claim(&slots[r.userId], Int32(truncatingIfNeeded: userIds.count)) { userIds.append(r.userId) }
+            dwmContent.append(Self.number(r.contentId, in: &contentTable, ids: &contentIds))
+            dwmUser.append(Self.number(r.userId, in: &userTable, ids: &userIds))
         }
-        let contents = try cache.lookupContents(Array(contentIds))
+        var contents = [ContentDim?](repeating: nil, count: contentIds.count)
+        try contents.withUnsafeMutableBufferPointer { out in
+            try cache.lookupContents(contentIds) { i, c in out[i] = c }
+        }
         var users = [UserDim?](repeating: nil, count: userIds.count)
         try users.withUnsafeMutableBufferPointer { out in
             try cache.lookupUsers(userIds) { i, u in out[i] = u }
         }
-        encoder.setDimensions(contents: contents, userSlots: slots, users: users)
+        encoder.setDimensions(contents: contents, users: users)
         return (contentIds.count, userIds.count)
     }
 
-    /// Gives an id without a slot the slot `next`; true when it did.
+    /// The number of `id` among the distinct ids so far (a new one is appended to `ids`).
     @inline(__always)
-    private static func claim(_ slot: inout Int32?, _ next: Int32) -> Bool {
-        if slot != nil { return false }
-        slot = next
-        return true
+    private static func number(_ id: String, in table: inout InternTable, ids: inout [String]) -> Int32 {
+        var s = id
+        let before = table.count
+        let n = s.withUTF8 { b in
+            let key = UnsafeRawBufferPointer(b)
+            return table.intern(key, hash: ByteHash.hash(key))
+        }
+        if table.count != before { ids.append(id) }
+        return Int32(bitPattern: n)
     }
 
-    /// Encodes the rows with the dimensions of the last ``lookUp(_:)``. `dws` is also told whether
-    /// the content's dimensions were found (rows of a valid-ID filter false positive are not).
+    /// Encodes the rows with the dimensions of the last ``lookUp(_:)``, which must have been given
+    /// this emission. `dws` is also told whether the content's dimensions were found (rows of a
+    /// valid-ID filter false positive are not).
     public mutating func encode(_ emission: Emission, emittedAt: Int64,
                                 dwm: (DWMRow, UnsafeRawBufferPointer) throws -> Void,
                                 dws: (DWSRow, UnsafeRawBufferPointer, _ hasContent: Bool) throws -> Void) rethrows {
-        for r in emission.dwm {
+        precondition(emission.dwm.count == dwmContent.count && emission.dws.count == dwsContent.count,
+                     "encode(_:) needs the emission of the last lookUp(_:)")
+        for (i, r) in emission.dwm.enumerated() {
             buffer.removeAll(keepingCapacity: true)
-            encoder.encode(r, emittedAt: emittedAt, into: &buffer)
+            encoder.encode(r, content: dwmContent[i], user: dwmUser[i], emittedAt: emittedAt, into: &buffer)
             try buffer.withUnsafeBytes { try dwm(r, $0) }
         }
-        for r in emission.dws {
+        for (i, r) in emission.dws.enumerated() {
             buffer.removeAll(keepingCapacity: true)
-            encoder.encode(r, emittedAt: emittedAt, into: &buffer)
-            let known = encoder.hasContent(r.contentId)
+            encoder.encode(r, content: dwsContent[i], emittedAt: emittedAt, into: &buffer)
+            let known = encoder.hasContent(dwsContent[i])
             try buffer.withUnsafeBytes { try dws(r, $0, known) }
         }
     }

@@ -56,9 +56,20 @@ final class RowEnricherTests: XCTestCase {
                                            strategy: i % 3 == 0 ? nil : "s\"\(i % 4)", isFinal: i % 2 == 0, rev: Int64(i % 9)))
             }
         }
+        // A well-formed content id the store does not know (a filter false positive would get this
+        // far): its rows carry `"content":null` and its DWS row is reported without content.
+        let unknownContent = "c77777777"
+        for u in unknown.prefix(3) {
+            emission.dwm.append(DWMRow(minute: minute, contentId: unknownContent, userId: u, counts: [1, 0, 0, 0], playMs: 0,
+                                       strategy: nil, isFinal: false, rev: 2))
+        }
         for c in 0..<gen.contents {
             emission.dws.append(DWSRow(minute: minute, contentId: DimensionGenerator.contentId(c), counts: [3, 2, 1, 0],
                                        playMs: 99, uv: Int64(c), isFinal: true, rev: 2))
+            if c == gen.contents / 2 {
+                emission.dws.append(DWSRow(minute: minute, contentId: unknownContent, counts: [3, 0, 0, 0],
+                                           playMs: 0, uv: 3, isFinal: false, rev: 6))
+            }
         }
         let profiles = Dictionary(uniqueKeysWithValues: (gen.allUsers() + special).map { ($0.userId, $0) })
         let contents = Dictionary(uniqueKeysWithValues: gen.allContents().map { ($0.contentId, $0) })
@@ -69,10 +80,11 @@ final class RowEnricherTests: XCTestCase {
         func check(_ phase: String, file: StaticString = #filePath, line: UInt = #line) throws {
             let asked = try enricher.lookUp(emission)
             XCTAssertEqual(asked.users, userIds.count, phase, file: file, line: line)
-            var dwm: [String] = [], dws: [String] = []
+            var dwm: [String] = [], dws: [String] = [], known: [Bool] = []
             enricher.encode(emission, emittedAt: 42,
                             dwm: { _, v in dwm.append(String(decoding: v, as: UTF8.self)) },
-                            dws: { _, v, _ in dws.append(String(decoding: v, as: UTF8.self)) })
+                            dws: { _, v, k in dws.append(String(decoding: v, as: UTF8.self)); known.append(k) })
+            XCTAssertEqual(known, emission.dws.map { contents[$0.contentId] != nil }, phase, file: file, line: line)
             XCTAssertEqual(dwm.count, expectedDWM.count, phase, file: file, line: line)
             for (got, want) in zip(dwm, expectedDWM) where got != want {
                 XCTFail("\(phase): \(got) != \(want)", file: file, line: line)
@@ -95,8 +107,8 @@ final class RowEnricherTests: XCTestCase {
             try check("warm redis \(round)")
             let after = cache.stats
             XCTAssertEqual(after.storeIds - before.storeIds, round == 0 ? 1 : 0, "only the unreadable entry goes to the store")
-            XCTAssertEqual(after.negativeHits - before.negativeHits + after.blocked - before.blocked, unknown.count,
-                           "unknown users: blocked by the filter or answered by negative entries")
+            XCTAssertEqual(after.negativeHits - before.negativeHits + after.blocked - before.blocked, unknown.count + 1,
+                           "unknown users and the unknown content: blocked by the filter or answered by negative entries")
             XCTAssertEqual(after.redisHits - before.redisHits, gen.users + special.count + gen.contents - (round == 0 ? 1 : 0))
             try check("warm in process \(round)")
             XCTAssertEqual(cache.stats.redisHits, after.redisHits, "the in-process tier answered")

@@ -77,6 +77,9 @@ public final class DimensionCache: Sendable {
     /// Throws only when the store fails; Redis failures degrade to the store.
     public func lookupContents(_ ids: [String]) throws -> [String: ContentDim] { try contents.lookup(ids) }
 
+    /// Dimensions of `ids` (each id once) by position, as `lookupUsers(_:found:)`.
+    public func lookupContents(_ ids: [String], found: (Int, ContentDim) -> Void) throws { try contents.lookup(ids, found: found) }
+
     /// Profiles of the given user ids (pass each id once); unknown ids are absent.
     public func lookupUsers(_ ids: [String]) throws -> [String: UserDim] { try users.lookup(ids) }
 
