@@ -32,6 +32,7 @@ extension BenchCommand {
         @Option(help: "Early-revision interval of the dwm job, ms.") var earlyIntervalMs: Int64 = 5_000
         @Option(help: "Out-of-orderness of the dwm job, ms.") var outOfOrdernessMs: Int64 = 5_000
         @Option(help: "Log level of `strata run` (debug shows each transaction's lookup/produce/commit time).") var runLogLevel = "info"
+        @Flag(help: "Run with --finals-together: a minute's DWM and DWS finals in one transaction (the comparison for DWS finals first).") var finalsTogether = false
 
         func run() throws {
             let config = try global.resolve()
@@ -68,7 +69,7 @@ extension BenchCommand {
             let r = clock.report()
             let childOut = String(decoding: (child.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             print("{\"bench\":\"pipeline\",\"rate\":\(rate),\"seconds\":\(seconds),\"sent\":\(sent),\"contents\":\(contents),\"users\":\(users),"
-                  + "\"early_interval_ms\":\(earlyIntervalMs),\"out_of_orderness_ms\":\(outOfOrdernessMs)}")
+                  + "\"early_interval_ms\":\(earlyIntervalMs),\"out_of_orderness_ms\":\(outOfOrdernessMs),\"finals_together\":\(finalsTogether)}")
             print("{\"bench\":\"pipeline.freshness\",\"broker_baseline_ms\":\(r.raw.json),\"dws_early_ms\":\(r.early.json),"
                   + "\"dws_final_after_minute_end_plus_ooo_ms\":\(r.final.json),\"early_p99_over_baseline_p99\":\(String(format: "%.1f", r.early.p99 / max(r.raw.p99, 0.001))),"
                   + "\"events_visible_in_dws\":\(r.early.count),\"target_early_p99_ms\":5000,\"target_final_ms\":2000}")
@@ -81,7 +82,8 @@ extension BenchCommand {
         private func startRun(config: StrataConfig, prefix: String, storePath: String) throws -> Process {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: try ownExecutable())
-            var args = ["run", "--topic-prefix", prefix, "--brokers", config.brokers, "--redis", config.redisURL,
+            var args = finalsTogether ? ["run", "--finals-together"] : ["run"]
+            args += ["--topic-prefix", prefix, "--brokers", config.brokers, "--redis", config.redisURL,
                         "--store", "sqlite:" + storePath, "--until-idle", "10", "--log-format", "json", "--log-level", runLogLevel,
                         "--early-interval-ms", "\(earlyIntervalMs)", "--out-of-orderness-ms", "\(outOfOrdernessMs)"]
             if let t = config.topologyPath { args += ["--topology", t] }

@@ -7,6 +7,9 @@ final class MinuteWindow {
     let end: Int64
     /// The watermark has passed `end`: revisions are final (odd rev).
     @exclusivity(unchecked) var isFinal: Bool
+    /// Every cell's final revision has been emitted (with DWS finals first, one collect after
+    /// `isFinal`; a rebuilt window checks its cells once more). Not evicted before.
+    @exclusivity(unchecked) var dwmFinalsOut = false
     @exclusivity(unchecked) var cells: CellStore
     @exclusivity(unchecked) var totals: ContentTotals
     /// Event-id hash sets of the cells with more than 4 events.

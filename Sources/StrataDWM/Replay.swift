@@ -16,7 +16,7 @@ extension WindowEngine {
             guard s.lastOffset >= 0 || s.maxTs != .min || s.stamped else { continue }
             var r = s.lastOffset + 1
             for w in windows where i < w.minOffsets.count && w.minOffsets[i] < r { r = w.minOffsets[i] }
-            out[s.source] = SourceCheckpoint(replayOffset: r, maxTs: s.maxTs, watermark: watermark,
+            out[s.source] = SourceCheckpoint(replayOffset: r, maxTs: s.maxTs, watermark: watermark, dwmFinalMark: dwmFinalMark,
                                              rawPartitions: s.rawPartitions, upstream: sources.upstreamProgress(i))
         }
         return out
@@ -31,7 +31,7 @@ extension WindowEngine {
         // watermark. The engine resumes at the lowest: windows another instance already closed stay
         // final (they are rebuilt final from their own source's checkpoint), but none is evicted
         // while a slower source may still correct it. The next collect recomputes it from the sources.
-        var lowest = Int64.max
+        var lowest = Int64.max, lowestMark = Int64.max
         for (src, cp) in checkpoints {
             let si = sources.index(src)
             if cp.rawPartitions > 0 || !cp.upstream.isEmpty {
@@ -43,10 +43,14 @@ extension WindowEngine {
             if cp.replayOffset - 1 > s.pointee.lastOffset { s.pointee.lastOffset = cp.replayOffset - 1 }
             s.pointee.restoreEnd = committedOffsets[src] ?? cp.replayOffset
             s.pointee.restoreWatermark = cp.watermark
+            s.pointee.restoreDwmMark = cp.dwmFinalMark
             s.pointee.activeSinceCollect = true
             lowest = Swift.min(lowest, cp.watermark)
+            lowestMark = Swift.min(lowestMark, cp.dwmFinalMark)
         }
         if lowest != .max && lowest > watermark { watermark = lowest }
+        // Windows final at a checkpoint but past its mark get their DWM finals at the next collect.
+        if lowestMark != .max && lowestMark > dwmFinalMark { dwmFinalMark = lowestMark }
         isRestoring = true
     }
 

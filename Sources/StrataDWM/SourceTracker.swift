@@ -42,6 +42,8 @@ struct SourceState {
     var restoreEnd = Int64.min
     /// The engine watermark at the checkpoint being restored.
     var restoreWatermark = Int64.min
+    /// The engine's `dwmFinalMark` at that checkpoint.
+    var restoreDwmMark = Int64.min
     /// Declared by the job (an assigned partition) but no record yet: holds the watermark back
     /// from this wall-clock time until a record arrives or the idle timeout passes.
     var expectedSinceMs = Int64.min

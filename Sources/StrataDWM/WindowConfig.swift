@@ -15,6 +15,10 @@ public struct WindowConfig: Sendable, Equatable {
     public var idleTimeoutMs: Int64
     /// Window length; the contract is one minute.
     public let windowMs: Int64 = 60_000
+    /// When a window turns final, its DWS finals go out in that collect and its DWM finals in the
+    /// next one (`dwmFinalMark` lags the watermark by one collect): a minute's few DWS rows do not
+    /// wait for its every DWM row. Off: both in the same collect.
+    public var dwsFinalsFirst = false
 
     public init(actions: [String], playAction: String? = "play", outOfOrdernessMs: Int64 = 5_000,
                 allowedLatenessMs: Int64 = 120_000, idleTimeoutMs: Int64 = 30_000) {
@@ -57,25 +61,30 @@ public struct SourceCheckpoint: Sendable, Equatable, CustomStringConvertible {
     /// The engine's watermark when the checkpoint was taken: decides which windows were still
     /// retained and which were final at that commit.
     public var watermark: Int64
+    /// The engine's `dwmFinalMark` at the commit: windows ending at or before it had their DWM
+    /// finals published (equal to `watermark` unless DWS finals go first).
+    public var dwmFinalMark: Int64
     /// Partition count of ods.raw announced by the split's markers (0: none seen).
     public var rawPartitions: Int
     /// Progress of each upstream ods.raw partition heard of on this source, at the commit.
     public var upstream: [SourceProgress.PartitionProgress]
 
-    public init(replayOffset: Int64, maxTs: Int64, watermark: Int64, rawPartitions: Int = 0,
+    public init(replayOffset: Int64, maxTs: Int64, watermark: Int64, dwmFinalMark: Int64? = nil, rawPartitions: Int = 0,
                 upstream: [SourceProgress.PartitionProgress] = []) {
         self.replayOffset = replayOffset
         self.maxTs = maxTs
         self.watermark = watermark
+        self.dwmFinalMark = dwmFinalMark ?? watermark
         self.rawPartitions = rawPartitions
         self.upstream = upstream
     }
 
-    /// `dwm2:<replayOffset>:<maxTs>:<watermark>:<rawPartitions>:<p>,<maxTs>,<idle>;…`
-    /// (`dwm1:` without the last two fields is still read).
+    /// `dwm3:<replayOffset>:<maxTs>:<watermark>:<dwmFinalMark>:<rawPartitions>:<p>,<maxTs>,<idle>;…`
+    /// (`dwm2:` without the mark and `dwm1:` without the last three fields are still read: their
+    /// DWM finals went out with the DWS finals).
     public var encoded: String {
         let u = upstream.map { "\($0.partition),\($0.maxTs),\($0.idle ? 1 : 0)" }.joined(separator: ";")
-        return "dwm2:\(replayOffset):\(maxTs):\(watermark):\(rawPartitions):\(u)"
+        return "dwm3:\(replayOffset):\(maxTs):\(watermark):\(dwmFinalMark):\(rawPartitions):\(u)"
     }
 
     public init?(encoded: String) {
@@ -84,15 +93,17 @@ public struct SourceCheckpoint: Sendable, Equatable, CustomStringConvertible {
         switch parts[0] {
         case "dwm1" where parts.count == 4:
             self.init(replayOffset: r, maxTs: t, watermark: w)
-        case "dwm2" where parts.count == 6:
-            guard let n = Int(parts[4]) else { return nil }
+        case "dwm2" where parts.count == 6, "dwm3" where parts.count == 7:
+            let mark = parts[0] == "dwm3" ? Int64(parts[4]) : w
+            let rest = parts.suffix(2)
+            guard let mark, let n = Int(rest.first!) else { return nil }
             var upstream: [SourceProgress.PartitionProgress] = []
-            for e in parts[5].split(separator: ";") {
+            for e in rest.last!.split(separator: ";") {
                 let f = e.split(separator: ",")
                 guard f.count == 3, let p = Int32(f[0]), let ts = Int64(f[1]), let idle = Int(f[2]) else { return nil }
                 upstream.append(SourceProgress.PartitionProgress(partition: p, maxTs: ts, idle: idle != 0))
             }
-            self.init(replayOffset: r, maxTs: t, watermark: w, rawPartitions: n, upstream: upstream)
+            self.init(replayOffset: r, maxTs: t, watermark: w, dwmFinalMark: mark, rawPartitions: n, upstream: upstream)
         default:
             return nil
         }

@@ -58,6 +58,9 @@ public final class WindowEngine {
     /// Event-time watermark (epoch ms; Int64.min before the first collect). Advances only in
     /// `collect`/`flushAll`, so lateness is judged against the last committed watermark.
     @exclusivity(unchecked) public internal(set) var watermark = Int64.min
+    /// Windows ending at or before this have had their DWM finals published: the watermark, or
+    /// with `dwsFinalsFirst` the watermark of the collect before (see `publish`).
+    @exclusivity(unchecked) public internal(set) var dwmFinalMark = Int64.min
     @exclusivity(unchecked) var live = Counters()
     @exclusivity(unchecked) var replay = Counters()
     @exclusivity(unchecked) public internal(set) var isRestoring = false
@@ -181,8 +184,11 @@ public final class WindowEngine {
         let end = start + windowMs
         // Replayed records are judged against the checkpoint's watermark: exactly the windows
         // retained at that commit get rebuilt (the watermark only grows, so none of their events
-        // was late before the crash).
+        // was late before the crash). A window past its lateness whose DWM finals were still owed
+        // (past the checkpoint's mark) was retained too.
         let restoreWatermark = replayed ? sources.state(si).pointee.restoreWatermark : 0
+        let gone = replayed ? restoreWatermark > end + lateness && end <= sources.state(si).pointee.restoreDwmMark
+                            : watermark > end + lateness
         if let stamp {
             // Late against its own ods.raw partition: decided by the input alone.
             let own = stamp.maxTs == .min ? Int64.min : stamp.maxTs - config.outOfOrdernessMs
@@ -191,7 +197,7 @@ public final class WindowEngine {
                 live.late += 1
                 return .late
             }
-            if (replayed ? restoreWatermark : watermark) > end + lateness {
+            if gone {
                 // In time for its partition, but the window is gone: at a checkpoint, it was not
                 // rebuilt; live, either a re-delivered aborted batch (the stamp went backwards:
                 // the event was counted when first seen) or its partition was declared idle
@@ -202,7 +208,7 @@ public final class WindowEngine {
                 live.lateAfterIdle += 1
                 return .late
             }
-        } else if (replayed ? restoreWatermark : watermark) > end + lateness {
+        } else if gone {
             if replayed { replay.late += 1; return .replayed }
             live.late += 1
             return .late
@@ -248,10 +254,13 @@ public final class WindowEngine {
         if action == playIndex { totals.pointee.playMs &+= durationMs }
 
         if replayed {
-            // This event was in a revision the crashed job already published.
+            // This event was in a revision the crashed job already published; the DWS final of
+            // its window if the window was final at the checkpoint, its DWM final if the window
+            // was also within the checkpoint's DWM mark.
             let fin: UInt8 = end <= restoreWatermark ? CellHeader.pubFinal : 0
+            let cellFin: UInt8 = end <= sources.state(si).pointee.restoreDwmMark ? fin : 0
             cell.pointee.pubN &+= 1
-            cell.pointee.flags = (cell.pointee.flags & ~CellHeader.pubFinal) | fin
+            cell.pointee.flags = (cell.pointee.flags & ~CellHeader.pubFinal) | cellFin
             totals.pointee.pubN &+= 1
             totals.pointee.flags = (totals.pointee.flags & ~CellHeader.pubFinal) | fin
         }
@@ -344,8 +353,11 @@ public final class WindowEngine {
 
     public func collect<S: RowSink>(nowMs: Int64, earlyRevisions: Bool = true, into sink: inout S) {
         precondition(!isRestoring, "collect() while restoring: call endRestore() first")
+        let before = watermark
         advanceWatermark(nowMs: nowMs)
-        publish(earlyRevisions: earlyRevisions, into: &sink)
+        // Deferring: the windows final before this collect get their DWM finals now.
+        publish(earlyRevisions: earlyRevisions, dwmMark: config.dwsFinalsFirst ? Swift.max(dwmFinalMark, before) : watermark,
+                into: &sink)
     }
 
     /// End of bounded input (`--until-idle`): moves the watermark to the end of the newest window,
@@ -361,7 +373,7 @@ public final class WindowEngine {
         precondition(!isRestoring, "flushAll() while restoring: call endRestore() first")
         advanceWatermark(nowMs: nowMs)
         if let last = windows.last, last.end > watermark { watermark = last.end }
-        publish(earlyRevisions: true, into: &sink)
+        publish(earlyRevisions: true, dwmMark: watermark, into: &sink)
     }
 
     /// The watermark a collect at `nowMs` would set (does not change anything).
@@ -371,11 +383,12 @@ public final class WindowEngine {
         return Swift.max(w, watermark)
     }
 
-    /// True when a collect at `nowMs` would make some window final: the job's cue to commit now
-    /// rather than at the next early-revision tick.
+    /// True when a collect at `nowMs` would make some window final, or publish the DWM finals of
+    /// a window whose DWS finals went first: the job's cue to commit now rather than at the next
+    /// early-revision tick.
     public func hasWindowsToFinalize(nowMs: Int64) -> Bool {
         let w = previewWatermark(nowMs: nowMs)
-        return windows.contains { !$0.isFinal && $0.end <= w }
+        return windows.contains { $0.isFinal ? !$0.dwmFinalsOut : $0.end <= w }
     }
 
     private func advanceWatermark(nowMs: Int64) {
@@ -385,28 +398,49 @@ public final class WindowEngine {
         }
     }
 
-    private func publish<S: RowSink>(earlyRevisions: Bool, into sink: inout S) {
+    /// Windows ending after `mark` (below the watermark only when DWS finals go first) that turn
+    /// final publish their DWS finals now and their DWM finals at the next collect; a replay from
+    /// this commit's checkpoint (which carries the mark) knows those DWM finals are still owed.
+    /// A window is evicted only once its DWM finals are out.
+    private func publish<S: RowSink>(earlyRevisions: Bool, dwmMark mark: Int64, into sink: inout S) {
         var kept: [MinuteWindow] = []
         kept.reserveCapacity(windows.count)
         for w in windows {
             if !w.isFinal && w.end <= watermark {
                 w.isFinal = true
-                emit(w, all: true, into: &sink)
+                if w.end > mark {
+                    emitTotals(w, all: true, into: &sink)
+                } else {
+                    emit(w, all: true, into: &sink)
+                    w.dwmFinalsOut = true
+                }
+            } else if w.isFinal && !w.dwmFinalsOut {
+                // Its DWS finals went out at an earlier collect (or it was rebuilt final by a
+                // replay): every cell whose final revision is not out yet.
+                emitCells(w, all: true, into: &sink)
+                emitTotals(w, all: false, into: &sink)
+                w.dwmFinalsOut = true
             } else if w.isFinal || earlyRevisions {
                 emit(w, all: false, into: &sink)
             }
-            if watermark > w.end + lateness {
+            if watermark > w.end + lateness && w.dwmFinalsOut {
                 if lastWindow?.toOpaque() == Unmanaged.passUnretained(w).toOpaque() { lastWindow = nil }
             } else {
                 kept.append(w)
             }
         }
         windows = kept
+        dwmFinalMark = mark
     }
 
     /// Emits the cells and contents of `w` whose (events, final) differ from what was last
     /// published: all of them (`all`, at finalization) or the dirty lists.
     private func emit<S: RowSink>(_ w: MinuteWindow, all: Bool, into sink: inout S) {
+        emitCells(w, all: all, into: &sink)
+        emitTotals(w, all: all, into: &sink)
+    }
+
+    private func emitCells<S: RowSink>(_ w: MinuteWindow, all: Bool, into sink: inout S) {
         let fin: UInt8 = w.isFinal ? CellHeader.pubFinal : 0
         let finRev: Int64 = w.isFinal ? 1 : 0
         let clear = ~(CellHeader.pubFinal | CellHeader.listedDirty)
@@ -429,6 +463,12 @@ public final class WindowEngine {
                 actionCount: actionCount))
         }
         w.cells.clearDirtyList()
+    }
+
+    private func emitTotals<S: RowSink>(_ w: MinuteWindow, all: Bool, into sink: inout S) {
+        let fin: UInt8 = w.isFinal ? CellHeader.pubFinal : 0
+        let finRev: Int64 = w.isFinal ? 1 : 0
+        let clear = ~(CellHeader.pubFinal | CellHeader.listedDirty)
 
         let totals = w.totals
         let totalsCount = all ? totals.count : totals.dirty.count

@@ -11,7 +11,9 @@ public import StrataRuntime
 ///
 /// Exactly-once (docs/time-semantics.md, docs/exactly-once.md): every few seconds (the early-revision
 /// interval) or when a window becomes final, one transaction publishes everything the engine
-/// collected, the late records, each source's replay checkpoint and the consumer positions. After
+/// collected, the late records, each source's replay checkpoint and the consumer positions. A
+/// minute's DWS finals go in the transaction that finalizes it, its DWM finals in the next one
+/// (right after), unless `dwsFinalsFirst` is off. After
 /// a crash or a rebalance the engine is rebuilt: each source is re-read from its checkpoint's
 /// replay offset, records below the committed position only rebuild state (their rows were
 /// published), and `rev` is a function of state, so a replay reproduces the revisions it had published.
@@ -25,6 +27,9 @@ public final class DWMJob: StreamJob {
         public var outOfOrdernessMs: Int64 = 5_000
         public var allowedLatenessMs: Int64 = 120_000
         public var earlyIntervalMs: Int64 = 5_000
+        /// A minute's DWS finals in one transaction, its DWM finals in the next (see
+        /// `WindowConfig.dwsFinalsFirst`); false: both in one.
+        public var dwsFinalsFirst = true
         public var idleSourceTimeoutMs: Int64 = 30_000
         public var untilIdle: Duration?
         /// In `strata run`: stop idle only after the job upstream has finished.
@@ -199,9 +204,10 @@ final class DWMStage: TransactionalStage {
     /// replay offset, else at the group's committed offset, else at the beginning.
     func restore(owned assigned: [TopicPartitionOffset], consumer: KafkaConsumer) throws -> Restore {
         let gate = cache
-        let engine = WindowEngine(config: WindowConfig(actions: topology.actions, outOfOrdernessMs: options.outOfOrdernessMs,
-                                                       allowedLatenessMs: options.allowedLatenessMs,
-                                                       idleTimeoutMs: options.idleSourceTimeoutMs)) { gate.confirmContent($0) }
+        var config = WindowConfig(actions: topology.actions, outOfOrdernessMs: options.outOfOrdernessMs,
+                                  allowedLatenessMs: options.allowedLatenessMs, idleTimeoutMs: options.idleSourceTimeoutMs)
+        config.dwsFinalsFirst = options.dwsFinalsFirst
+        let engine = WindowEngine(config: config) { gate.confirmContent($0) }
         var state = EngineState(engine: engine)
         defer { self.state = state }
         engineAtCommit = Accounting()
@@ -328,8 +334,9 @@ final class DWMStage: TransactionalStage {
     /// (a read_committed fetch can stall for a while behind another producer's open transaction).
     var holdsInput: Bool { state?.engine.isRestoring ?? false }
 
-    /// On the early-revision tick when something changed, whenever a window can become final
-    /// (also when input has stopped: finals must not wait for the next event), and at the end.
+    /// On the early-revision tick when something changed, whenever a window can become final or
+    /// owes its DWM finals (also when input has stopped: finals must not wait for the next
+    /// event), and at the end.
     func wantsTransaction(_ tick: Tick) -> Bool {
         guard let s = state, !s.engine.isRestoring else { return false }
         return tick.finishing || (s.dirty && tick.now - s.lastCommit >= .milliseconds(options.earlyIntervalMs))

@@ -115,6 +115,7 @@ struct DWMOptions: ParsableArguments {
     @Option(help: "Out-of-orderness: watermark = highest ts − this (ms).") var outOfOrdernessMs: Int64 = 5_000
     @Option(help: "Allowed lateness after a window's end for corrections (ms); later events go to ods.late.") var allowedLatenessMs: Int64 = 120_000
     @Option(help: "Early-revision (and transaction) interval (ms).") var earlyIntervalMs: Int64 = 5_000
+    @Flag(help: "Publish a minute's DWM finals in the same transaction as its DWS finals. By default the DWS finals go first and the DWM finals follow in the next transaction, so the minute's few DWS rows do not wait for its every DWM row.") var finalsTogether = false
     @Option(name: .customLong("dwm-batch-size"), help: "Most records the dwm job takes per poll.") var dwmBatchSize = DWMJob.Options(brokers: "").batchSize
     @Option(help: "How long dimension lookups wait for a store that cannot answer (PostgreSQL down or restarting), retrying, before the job exits to be restarted (s). A wait past the consumer's max.poll.interval.ms (60 s for dwm) takes the member out of its group; it rejoins and redoes its uncommitted work.") var storeWaitS = 120
     @Option(help: "A micro-queue partition not written by the split, idle this long, stops holding the watermark back (ms); the split declares its ods.raw partitions idle itself.") var idleSourceMs: Int64 = 30_000
@@ -124,6 +125,7 @@ struct DWMOptions: ParsableArguments {
         o.outOfOrdernessMs = outOfOrdernessMs
         o.allowedLatenessMs = allowedLatenessMs
         o.earlyIntervalMs = earlyIntervalMs
+        o.dwsFinalsFirst = !finalsTogether
         o.idleSourceTimeoutMs = idleSourceMs
     }
 }

@@ -19,9 +19,18 @@ final class ReplayTests: XCTestCase {
         return generatedStream(w, count: 80_000, seed: 5)
     }
 
-    private func engine() -> WindowEngine { makeEngine(allowedLatenessMs: 30_000) }
-
     func testCrashAndReplayPublishTheSameRowsAsAnUninterruptedRun() {
+        assertCrashAndReplayPublishTheSameRows(dwsFinalsFirst: false)
+    }
+
+    /// DWS finals first: a crash between a minute's DWS finals and its DWM finals (the next
+    /// commit) must publish those DWM finals after the restore, once.
+    func testCrashAndReplayWithDWSFinalsFirstPublishTheSameRowsOnce() {
+        assertCrashAndReplayPublishTheSameRows(dwsFinalsFirst: true)
+    }
+
+    private func assertCrashAndReplayPublishTheSameRows(dwsFinalsFirst: Bool) {
+        func engine() -> WindowEngine { makeEngine(allowedLatenessMs: 30_000, dwsFinalsFirst: dwsFinalsFirst) }
         let stream = workloadStream()
         var rng = SeededRandom(seed: 17)
         var collectAfter = Set<Int>()
@@ -38,7 +47,7 @@ final class ReplayTests: XCTestCase {
         reference.receive(straight.flushAll(nowMs: 0))
         XCTAssertEqual(Array(reference.violations.prefix(5)), [])
 
-        var sawSkipped = false
+        var sawSkipped = false, sawOwedFinals = false
         for trial in 0..<5 {
             let crashAt = 2_000 + rng.below(stream.count - 4_000)
             var subscriber = Subscriber()
@@ -86,8 +95,17 @@ final class ReplayTests: XCTestCase {
             XCTAssertLessThan(replayed, lastCommit + 1, "replay points skip state already evicted")
             XCTAssertTrue(restored.restoreAccounting.isBalanced, "\(restored.restoreAccounting)")
             if restored.restoreAccounting.late > 0 { sawSkipped = true }
-            XCTAssertTrue(restored.collect(nowMs: 0).isEmpty, "restore publishes nothing (trial \(trial))")
             XCTAssertEqual(restored.watermark, checkpoints.values.first?.watermark ?? .min)
+            // Nothing already published comes again; with DWS finals first, the DWM finals the
+            // last commit still owed come now (and only final DWM rows).
+            let first = restored.collect(nowMs: 0)
+            if dwsFinalsFirst {
+                XCTAssertTrue(first.dws.isEmpty && first.dwm.allSatisfy(\.isFinal), "trial \(trial)")
+                if !first.dwm.isEmpty { sawOwedFinals = true }
+                subscriber.receive(first)
+            } else {
+                XCTAssertTrue(first.isEmpty, "restore publishes nothing (trial \(trial))")
+            }
 
             for k in (lastCommit + 1)..<stream.count {
                 let r = stream[k]
@@ -97,9 +115,44 @@ final class ReplayTests: XCTestCase {
             subscriber.receive(restored.flushAll(nowMs: 0))
 
             XCTAssertEqual(Array(subscriber.violations.prefix(5)), [], "trial \(trial), crash at \(crashAt)")
+            XCTAssertEqual(subscriber.republished, 0, "trial \(trial), crash at \(crashAt)")
             assertRowsEqual(subscriber, (reference.dwm, reference.dws))
         }
         XCTAssertTrue(sawSkipped, "some replayed records belonged to windows evicted before the commit")
+        if dwsFinalsFirst { XCTAssertTrue(sawOwedFinals, "some crash fell between a minute's DWS finals and its DWM finals") }
+    }
+
+    /// Catching up, one collect can move the watermark past a minute's end and its allowed
+    /// lateness at once: with DWS finals first the minute is retained for its DWM finals, and a
+    /// crash before they went out must rebuild it from the replay (not judge its events late).
+    func testMinutePastItsLatenessStillOwingDWMFinalsIsRebuiltByTheReplay() {
+        func engine() -> WindowEngine { makeEngine(allowedLatenessMs: 10_000, dwsFinalsFirst: true) }
+        let a = Source(topic: 0, partition: 0)
+        let records = [event("e1", ts: m0 + 1_000, "expose"), event("e2", ts: m0 + 2_000, "click", user: "u000000002"),
+                       event("e3", ts: m0 + 200_000, "expose", user: "u000000003")]
+        let doomed = engine()
+        for (i, r) in records.enumerated() { doomed.apply(r, source: a, offset: Int64(i)) }
+        let t1 = doomed.collect(nowMs: 0)
+        XCTAssertEqual(t1.dws.filter { $0.minute == m0 }.map(\.isFinal), [true])
+        XCTAssertEqual(t1.dwm.filter { $0.minute == m0 }, [], "m0's DWM finals owed")
+        let checkpoint = doomed.replayPoints()
+        XCTAssertEqual(checkpoint[a]?.replayOffset, 0, "m0 is retained for its DWM finals")
+        XCTAssertGreaterThan(checkpoint[a]!.watermark, m0 + 60_000 + 10_000, "past m0's lateness")
+        XCTAssertLessThan(checkpoint[a]!.dwmFinalMark, m0 + 60_000)
+
+        // Crash before the next commit; restart from the checkpoint.
+        let restored = engine()
+        restored.beginRestore(checkpoints: [a: SourceCheckpoint(encoded: checkpoint[a]!.encoded)!], committedOffsets: [a: 3])
+        for (i, r) in records.enumerated() { XCTAssertEqual(restored.apply(r, source: a, offset: Int64(i)), .replayed) }
+        restored.endRestore()
+        XCTAssertEqual(restored.restoreAccounting.late, 0, "m0's events rebuild it")
+        XCTAssertTrue(restored.hasWindowsToFinalize(nowMs: 0))
+        let t2 = restored.collect(nowMs: 0)
+        XCTAssertEqual(t2.dws, [], "the DWS finals went out before the crash")
+        XCTAssertEqual(t2.dwm.map(\.userId).sorted(), ["u000000001", "u000000002"])
+        XCTAssertTrue(t2.dwm.allSatisfy { $0.minute == m0 && $0.isFinal && $0.rev == 3 })
+        XCTAssertFalse(restored.windowStates.contains { $0.minute == m0 }, "evicted once they are out")
+        XCTAssertTrue(restored.collect(nowMs: 0).isEmpty)
     }
 
     func testReplayPointsFollowTheOldestRetainedWindow() {
@@ -121,6 +174,10 @@ final class ReplayTests: XCTestCase {
     func testCheckpointEncoding() {
         let c = SourceCheckpoint(replayOffset: 42, maxTs: m0, watermark: .min)
         XCTAssertEqual(SourceCheckpoint(encoded: c.encoded), c)
+        let d = SourceCheckpoint(replayOffset: 42, maxTs: m0 + 9, watermark: m0, dwmFinalMark: m0 - 60_000, rawPartitions: 4,
+                                 upstream: [SourceProgress.PartitionProgress(partition: 1, maxTs: m0 + 3, idle: true)])
+        XCTAssertEqual(SourceCheckpoint(encoded: d.encoded), d)
+        XCTAssertEqual(SourceCheckpoint(encoded: "dwm2:1:2:3:4:0,5,0")?.dwmFinalMark, 3, "before the mark: DWM finals went with DWS finals")
         XCTAssertNil(SourceCheckpoint(encoded: "dwm2:1:2:3"))
         XCTAssertNil(SourceCheckpoint(encoded: "dwm1:1:2"))
     }

@@ -91,4 +91,46 @@ final class RevisionTests: XCTestCase {
         XCTAssertTrue(engine.windowStates.allSatisfy(\.isFinal))
         XCTAssertTrue(engine.flushAll(nowMs: 0).isEmpty)
     }
+
+    /// DWS finals first: the collect that finalizes a minute publishes its DWS finals only, the
+    /// next one its DWM finals (with a correction that came between), and a minute is not evicted
+    /// before its DWM finals are out, even when the watermark jumps past its allowed lateness.
+    func testDWSFinalsGoFirstAndDWMFinalsFollowAtTheNextCollect() {
+        let engine = makeEngine(allowedLatenessMs: 10_000, dwsFinalsFirst: true)
+        var offset: Int64 = 0
+        func feed(_ b: [UInt8]) -> ApplyOutcome { offset += 1; return engine.apply(b, offset: offset) }
+        XCTAssertEqual(feed(event("e1", ts: m0 + 1_000, "expose")), .applied)
+        XCTAssertEqual(feed(event("e2", ts: m0 + 2_000, "click", user: "u000000002")), .applied)
+        XCTAssertEqual(engine.collect(nowMs: 0).dwm.count, 2, "early rows as usual")
+        XCTAssertFalse(engine.hasWindowsToFinalize(nowMs: 0))
+
+        XCTAssertEqual(feed(event("e3", ts: m0 + 66_000, "expose", user: "u000000003")), .applied)
+        XCTAssertTrue(engine.hasWindowsToFinalize(nowMs: 0))
+        var rows = engine.collect(nowMs: 0)
+        XCTAssertEqual(rows.dws.filter { $0.minute == m0 }.map { [$0.isFinal ? 1 : 0, $0.rev] }, [[1, 5]], "m0's DWS final now")
+        XCTAssertEqual(rows.dwm.filter { $0.minute == m0 }, [], "m0's DWM finals wait for the next collect")
+        XCTAssertEqual(rows.dwm.filter { $0.minute == m0 + 60_000 }.count, 1, "the open minute's early row is not held back")
+        XCTAssertLessThan(engine.dwmFinalMark, m0 + 60_000)
+        XCTAssertTrue(engine.hasWindowsToFinalize(nowMs: 0), "the DWM finals are owed: commit again now")
+
+        // A correction between the two collects, and a watermark jump past m0's lateness.
+        XCTAssertEqual(feed(event("e4", ts: m0 + 3_000, "like")), .corrected)
+        XCTAssertEqual(feed(event("e5", ts: m0 + 200_000, "expose", user: "u000000004")), .applied)
+        rows = engine.collect(nowMs: 0)
+        let finals = rows.dwm.filter { $0.minute == m0 }.sorted { $0.userId < $1.userId }
+        XCTAssertEqual(finals.map(\.userId), ["u000000001", "u000000002"])
+        XCTAssertTrue(finals.allSatisfy(\.isFinal))
+        XCTAssertEqual(finals.map(\.rev), [5, 3], "the correction is in u1's final (2 events), u2's has 1")
+        XCTAssertEqual(rows.dws.filter { $0.minute == m0 }.map(\.rev), [7], "the DWS correction goes with it")
+        XCTAssertEqual(rows.dws.filter { $0.minute == m0 + 60_000 }.map(\.isFinal), [true], "the next minute's DWS final")
+        XCTAssertEqual(rows.dwm.filter { $0.minute == m0 + 60_000 }, [], "…and its DWM final follows")
+        XCTAssertFalse(engine.windowStates.contains { $0.minute == m0 }, "m0 evicted once its DWM finals are out")
+        XCTAssertTrue(engine.windowStates.contains { $0.minute == m0 + 60_000 }, "kept until its DWM finals are out")
+        rows = engine.collect(nowMs: 0)
+        XCTAssertEqual(rows.dwm.map(\.minute), [m0 + 60_000])
+        XCTAssertEqual(rows.dwm.first?.isFinal, true)
+        XCTAssertFalse(engine.windowStates.contains { $0.minute == m0 + 60_000 })
+        XCTAssertFalse(engine.hasWindowsToFinalize(nowMs: 0))
+        XCTAssertTrue(engine.collect(nowMs: 0).isEmpty)
+    }
 }

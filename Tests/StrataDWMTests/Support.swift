@@ -28,10 +28,11 @@ func isKnownContent(_ b: UnsafeRawBufferPointer) -> Bool {
 }
 
 func makeEngine(outOfOrdernessMs: Int64 = 5_000, allowedLatenessMs: Int64 = 120_000,
-                idleTimeoutMs: Int64 = 30_000) -> WindowEngine {
-    WindowEngine(config: WindowConfig(actions: actions, outOfOrdernessMs: outOfOrdernessMs,
-                                      allowedLatenessMs: allowedLatenessMs, idleTimeoutMs: idleTimeoutMs),
-                 isKnownContent: isKnownContent)
+                idleTimeoutMs: Int64 = 30_000, dwsFinalsFirst: Bool = false) -> WindowEngine {
+    var config = WindowConfig(actions: actions, outOfOrdernessMs: outOfOrdernessMs,
+                              allowedLatenessMs: allowedLatenessMs, idleTimeoutMs: idleTimeoutMs)
+    config.dwsFinalsFirst = dwsFinalsFirst
+    return WindowEngine(config: config, isKnownContent: isKnownContent)
 }
 
 extension WindowEngine {
@@ -176,6 +177,8 @@ struct Subscriber {
     var dwm: [CellKey: DWMRow] = [:]
     var dws: [ContentKey: DWSRow] = [:]
     var published = 0
+    /// Rows received with an (identity, rev) already received (the same numbers: a republication).
+    var republished = 0
     var violations: [String] = []
     /// Within one uninterrupted engine a republication must carry a strictly higher rev.
     var strictlyIncreasing = true
@@ -197,6 +200,7 @@ struct Subscriber {
 
     private mutating func check<R: Equatable>(_ old: R?, _ new: R, _ rev: Int64, _ what: String) where R: RevCarrying {
         guard let old else { return }
+        if old.rev == rev && old == new { republished += 1 }
         if old.rev == rev && old != new { violations.append("\(what): rev \(rev) published with two contents: \(old) / \(new)") }
         if old.rev > rev { violations.append("\(what): rev went down \(old.rev) -> \(rev)") }
         if strictlyIncreasing && old.rev == rev { violations.append("\(what): rev \(rev) published twice") }
