@@ -71,11 +71,7 @@ extension BenchCommand {
 
             let child = try startRun(config: config, prefix: prefix, storePath: storePath)
             let brokerBefore = brokerPid.flatMap { ProcessStats.read(pid: $0) }
-            // A broker that keeps its log in memory (Tansu) slows as it grows: runs are comparable
-            // only on brokers of similar size (docs/performance.md).
-            if let b = brokerBefore, b.rssKiB > 524_288 {
-                stderrLine("note: the broker already holds \(b.rssKiB / 1024) MB; its speed drifts as its log grows, so compare runs on a freshly started broker")
-            }
+            let brokerSize = BrokerSize(pid: brokerPid)
             let sampler = ProcessSampler(pid: child.processIdentifier)
             let started = ContinuousClock.now
             let startedMs = Int64(Date().timeIntervalSince1970 * 1000)
@@ -87,7 +83,7 @@ extension BenchCommand {
             sampler.stop()
             let brokerAfter = brokerPid.flatMap { ProcessStats.read(pid: $0) }
             let brokerCPU = brokerAfter.map { b in brokerBefore.map { b.cpuSeconds - $0.cpuSeconds } ?? b.cpuSeconds }
-            let brokerRSS = brokerBefore.flatMap { b in brokerAfter.map { (before: b.rssKiB / 1024, after: $0.rssKiB / 1024) } }
+            let brokerRSS = brokerSize.fields()
             if child.terminationStatus != 0 { throw ValidationError("strata run exited with \(child.terminationStatus)") }
 
             // Both outputs are keyed (by content id), so the state-topic reader reads them whole.
@@ -118,7 +114,7 @@ extension BenchCommand {
         /// line); then the process's CPU by thread group and the broker's, the cores they kept busy,
         /// and the broker's resident size before and after the run.
         private func printStages(_ childOut: String, elapsed: Double, processCPU: Double, threads: [String: Double], brokerCPU: Double?,
-                                 brokerRSS: (before: Int, after: Int)?) {
+                                 brokerRSS: [String: Int]) {
             let n = Double(events)
             func round(_ x: Double, _ digits: Double = 100) -> Double { (x * digits).rounded() / digits }
             func line(_ o: [String: Any]) -> String {
@@ -145,10 +141,7 @@ extension BenchCommand {
                 cpu["broker_cores_busy"] = round(b / max(elapsed, 0.001))
                 cpu["broker_cpu_us_per_event"] = round(b * 1e6 / n)
             }
-            if let r = brokerRSS {
-                cpu["broker_rss_mb_before"] = r.before
-                cpu["broker_rss_mb_after"] = r.after
-            }
+            for (k, v) in brokerRSS { cpu[k] = v }
             print(line(cpu))
         }
 

@@ -22,6 +22,7 @@ extension BenchCommand {
               strata bench pipeline --rate 5000 --seconds 150
               strata bench pipeline --rate 18000 --seconds 150 --users 200000   # ≈ 1 M cells per minute
               strata bench pipeline --rate 5000 --early-interval-ms 2000 --run-log-level debug
+              strata bench pipeline --broker-pid $(cat ~/.cache/strata/stack/broker.pid)   # and the broker's size
             """)
 
         @OptionGroup var global: GlobalOptions
@@ -32,6 +33,7 @@ extension BenchCommand {
         @Option(help: "Early-revision interval of the dwm job, ms.") var earlyIntervalMs: Int64 = 5_000
         @Option(help: "Out-of-orderness of the dwm job, ms.") var outOfOrdernessMs: Int64 = 5_000
         @Option(help: "Log level of `strata run` (debug shows each transaction's lookup/produce/commit time).") var runLogLevel = "info"
+        @Option(help: "The broker's pid, to report its resident size before and after the run (a broker that keeps its log in memory slows as it grows).") var brokerPid: Int32?
         @Flag(help: "Run with --finals-together: a minute's DWM and DWS finals in one transaction (the comparison for DWS finals first).") var finalsTogether = false
 
         func run() throws {
@@ -54,6 +56,7 @@ extension BenchCommand {
             let dwsWatch = try LatencyWatcher(config: config, topic: prefix + Topology.dws) { value, arrival in
                 clock.dwsArrived(value, at: arrival, actions: topology.actions, outOfOrdernessMs: outOfOrdernessMs)
             }
+            let brokerSize = BrokerSize(pid: brokerPid)
             let child = try startRun(config: config, prefix: prefix, storePath: storePath)
             let sampler = ProcessSampler(pid: child.processIdentifier)
             stderrLine("strata run started (pid \(child.processIdentifier)); waiting for it to join its groups")
@@ -74,7 +77,8 @@ extension BenchCommand {
                   + "\"dws_final_after_minute_end_plus_ooo_ms\":\(r.final.json),\"early_p99_over_baseline_p99\":\(String(format: "%.1f", r.early.p99 / max(r.raw.p99, 0.001))),"
                   + "\"events_visible_in_dws\":\(r.early.count),\"target_early_p99_ms\":5000,\"target_final_ms\":2000}")
             print("{\"bench\":\"pipeline.memory\",\"max_cells_per_minute\":\(r.maxCellsPerMinute),\"run_peak_rss_mb\":\(sampler.peakRSSKiB / 1024),"
-                  + "\"run_cpu_s\":\(String(format: "%.1f", sampler.cpuSeconds)),\"target_rss_mb_at_1m_cells\":1024}")
+                  + "\"run_cpu_s\":\(String(format: "%.1f", sampler.cpuSeconds)),\"target_rss_mb_at_1m_cells\":1024"
+                  + brokerSize.fields().sorted { $0.key < $1.key }.map { ",\"\($0.key)\":\($0.value)" }.joined() + "}")
             for line in childOut.split(separator: "\n") where line.hasPrefix("{") { print("{\"bench\":\"pipeline.accounting\",\"run\":\(line)}") }
             if child.terminationStatus != 0 { throw ValidationError("strata run exited with \(child.terminationStatus)") }
         }
