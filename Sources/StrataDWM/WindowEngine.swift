@@ -22,7 +22,9 @@ public enum ApplyOutcome: Sendable, Equatable {
 /// Exactly-once contract with the job (see docs/time-semantics.md):
 /// - `apply` every record of every source in offset order;
 /// - at each transaction: `collect` (publish everything it returns), then store `replayPoints()`
-///   with the committed positions. After `collect` the whole state has been published.
+///   with the committed positions. After `collect` the whole state has been published, except
+///   with `dwsFinalsFirst` the DWM finals of the windows it just closed: they are owed to the next
+///   collect, and the checkpoint's `dwmFinalMark` says so.
 /// - after a crash: `beginRestore` with the stored checkpoints and committed positions, re-apply
 ///   each source from its replay offset (records below the committed position rebuild state and
 ///   publish nothing), `endRestore`, continue. `rev` = 2 × distinct events + (final ? 1 : 0), so a
