@@ -207,6 +207,8 @@ final class DWMEndToEndTests: XCTestCase {
                              "--topology", Self.root.appendingPathComponent("topology/topology.yaml").path,
                              "--early-interval-ms", "300", "--log-format", "json"]
             if let untilIdle { arguments += ["--until-idle", "\(untilIdle)"] }
+            // noida never expires a killed dynamic member: the restarted job must take its place.
+            if TestEnvironment.brokerHidesAbortedTransactions { arguments.append("--static-membership") }
             return try launchStrata(strataBinary, arguments, standardOutput: Pipe())
         }
         let queues = topology.actions.map { env.prefix + Topology.microQueue(for: $0) }
@@ -231,6 +233,13 @@ final class DWMEndToEndTests: XCTestCase {
         }
         XCTAssertGreaterThanOrEqual(killedAfterCommitting, 1, "a kill cut a running job between commits")
         let final = try launch(untilIdle: 3)
+        // Bounded: a final run that never goes idle fails the test instead of hanging the suite.
+        let deadline = Date().addingTimeInterval(300)
+        while final.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.2) }
+        if final.isRunning {
+            kill(final.processIdentifier, SIGKILL)
+            XCTFail("the final run did not go idle within 300 s")
+        }
         final.waitUntilExit()
         XCTAssertEqual(final.terminationStatus, 0)
         let summary = try JSONSerialization.jsonObject(with: (final.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
