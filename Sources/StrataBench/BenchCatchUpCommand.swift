@@ -70,8 +70,7 @@ extension BenchCommand {
             progress.finish()
 
             let child = try startRun(config: config, prefix: prefix, storePath: storePath)
-            let brokerBefore = brokerPid.flatMap { ProcessStats.read(pid: $0) }
-            let brokerSize = BrokerSize(pid: brokerPid)
+            var broker = BrokerSize(pid: brokerPid)
             let sampler = ProcessSampler(pid: child.processIdentifier)
             let started = ContinuousClock.now
             let startedMs = Int64(Date().timeIntervalSince1970 * 1000)
@@ -81,9 +80,7 @@ extension BenchCommand {
             child.waitUntilExit()
             let elapsed = (ContinuousClock.now - started).seconds
             sampler.stop()
-            let brokerAfter = brokerPid.flatMap { ProcessStats.read(pid: $0) }
-            let brokerCPU = brokerAfter.map { b in brokerBefore.map { b.cpuSeconds - $0.cpuSeconds } ?? b.cpuSeconds }
-            let brokerRSS = brokerSize.fields()
+            broker.finish()
             if child.terminationStatus != 0 { throw ValidationError("strata run exited with \(child.terminationStatus)") }
 
             // Both outputs are keyed (by content id), so the state-topic reader reads them whole.
@@ -107,7 +104,7 @@ extension BenchCommand {
                   + "\"dws_rows_extra\":\(check.extra),\"dws_rows_differing\":\(check.differing),\"late_expected\":\(truth.lateCount),"
                   + "\"late_published\":\(late.count),\"late_not_expected\":\(check.lateNotExpected),\"exact\":\(check.exact)}")
             printStages(String(decoding: childOut, as: UTF8.self), elapsed: elapsed, processCPU: sampler.cpuSeconds,
-                        threads: sampler.threadCPUSeconds, brokerCPU: brokerCPU, brokerRSS: brokerRSS)
+                        threads: sampler.threadCPUSeconds, brokerCPU: broker.cpuSeconds, brokerRSS: broker.fields)
         }
 
         /// Per job: each stage's wall and CPU seconds and CPU µs per input event (the job's summary

@@ -56,7 +56,7 @@ extension BenchCommand {
             let dwsWatch = try LatencyWatcher(config: config, topic: prefix + Topology.dws) { value, arrival in
                 clock.dwsArrived(value, at: arrival, actions: topology.actions, outOfOrdernessMs: outOfOrdernessMs)
             }
-            let brokerSize = BrokerSize(pid: brokerPid)
+            var broker = BrokerSize(pid: brokerPid)
             let child = try startRun(config: config, prefix: prefix, storePath: storePath)
             let sampler = ProcessSampler(pid: child.processIdentifier)
             stderrLine("strata run started (pid \(child.processIdentifier)); waiting for it to join its groups")
@@ -66,6 +66,7 @@ extension BenchCommand {
             stderrLine("produced \(sent) events; waiting for strata run to finish (it flushes after 10 s without input)")
             child.waitUntilExit()
             sampler.stop()
+            broker.finish()
             Thread.sleep(forTimeInterval: 2)
             rawWatch.stop(); dwsWatch.stop()
 
@@ -78,7 +79,7 @@ extension BenchCommand {
                   + "\"events_visible_in_dws\":\(r.early.count),\"target_early_p99_ms\":5000,\"target_final_ms\":2000}")
             print("{\"bench\":\"pipeline.memory\",\"max_cells_per_minute\":\(r.maxCellsPerMinute),\"run_peak_rss_mb\":\(sampler.peakRSSKiB / 1024),"
                   + "\"run_cpu_s\":\(String(format: "%.1f", sampler.cpuSeconds)),\"target_rss_mb_at_1m_cells\":1024"
-                  + brokerSize.fields().sorted { $0.key < $1.key }.map { ",\"\($0.key)\":\($0.value)" }.joined() + "}")
+                  + broker.fields.sorted { $0.key < $1.key }.map { ",\"\($0.key)\":\($0.value)" }.joined() + "}")
             for line in childOut.split(separator: "\n") where line.hasPrefix("{") { print("{\"bench\":\"pipeline.accounting\",\"run\":\(line)}") }
             if child.terminationStatus != 0 { throw ValidationError("strata run exited with \(child.terminationStatus)") }
         }
