@@ -16,6 +16,9 @@ final class MinuteWindow {
     @exclusivity(unchecked) var spills: [Set<UInt64>] = []
     /// Per dense source index: smallest offset applied to this window (Int64.max: none).
     @exclusivity(unchecked) var minOffsets = RawBuffer<Int64>(capacity: 32)
+    /// Per dense source index: the source's highest ts before the record at `minOffsets` (where a
+    /// replay of a raw-input source restarts its progress).
+    @exclusivity(unchecked) var minOffsetPriors = RawBuffer<Int64>(capacity: 32)
 
     init(start: Int64, length: Int64, actionCount: Int, isFinal: Bool) {
         self.start = start
@@ -29,17 +32,24 @@ final class MinuteWindow {
         cells.deallocate()
         totals.deallocate()
         minOffsets.deallocate()
+        minOffsetPriors.deallocate()
     }
 
     @inline(__always)
-    func noteOffset(_ offset: Int64, source: Int) {
-        if source >= minOffsets.count { minOffsets.append(repeating: .max, count: source + 1 - minOffsets.count) }
-        if offset < minOffsets[source] { minOffsets[source] = offset }
+    func noteOffset(_ offset: Int64, source: Int, prior: Int64) {
+        if source >= minOffsets.count {
+            minOffsetPriors.append(repeating: .min, count: source + 1 - minOffsets.count)
+            minOffsets.append(repeating: .max, count: source + 1 - minOffsets.count)
+        }
+        if offset < minOffsets[source] {
+            minOffsets[source] = offset
+            minOffsetPriors[source] = prior
+        }
     }
 
     var allocatedBytes: Int {
         var spilled = spills.capacity * 8
         for s in spills { spilled += 48 + s.capacity * 9 }
-        return cells.allocatedBytes + totals.allocatedBytes + minOffsets.allocatedBytes + spilled + 128
+        return cells.allocatedBytes + totals.allocatedBytes + 2 * minOffsets.allocatedBytes + spilled + 128
     }
 }

@@ -14,9 +14,14 @@ extension WindowEngine {
         for i in 0..<sources.count {
             let s = sources.state(i).pointee
             guard s.lastOffset >= 0 || s.maxTs != .min || s.stamped else { continue }
-            var r = s.lastOffset + 1
-            for w in windows where i < w.minOffsets.count && w.minOffsets[i] < r { r = w.minOffsets[i] }
-            out[s.source] = SourceCheckpoint(replayOffset: r, maxTs: s.maxTs, watermark: watermark, dwmFinalMark: dwmFinalMark,
+            var r = s.lastOffset + 1, prior = s.maxTs
+            for w in windows where i < w.minOffsets.count && w.minOffsets[i] < r {
+                r = w.minOffsets[i]
+                prior = w.minOffsetPriors[i]
+            }
+            // A raw-input source's replay rebuilds its progress record by record from the replay
+            // offset on (each record's own progress decides its lateness): it restarts from there.
+            out[s.source] = SourceCheckpoint(replayOffset: r, maxTs: rawInput ? prior : s.maxTs, watermark: watermark, dwmFinalMark: dwmFinalMark,
                                              rawPartitions: s.rawPartitions, upstream: sources.upstreamProgress(i))
         }
         return out

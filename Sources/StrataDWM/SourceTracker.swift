@@ -38,6 +38,8 @@ struct SourceState {
     var activeSinceCollect = false
     /// Wall clock of the last collect that saw this source active.
     var lastActiveMs = Int64.min
+    /// Raw-input sources: `maxTs` before the latest record (where a replay from it restarts).
+    var priorMaxTs = Int64.min
     /// Records with offsets below this are replayed state (restore mode only).
     var restoreEnd = Int64.min
     /// The engine watermark at the checkpoint being restored.
@@ -121,6 +123,14 @@ struct SourceTracker {
     func noteTs(_ i: Int, _ ts: Int64) {
         let p = states.pointer(i)
         if ts > p.pointee.maxTs { p.pointee.maxTs = ts }
+    }
+
+    /// Notes a raw-input record's ts (any record that parses: the split's stamp counts it too).
+    @inline(__always)
+    func noteRawProgress(_ i: Int, _ ts: Int64) {
+        let p = states.pointer(i)
+        p.pointee.priorMaxTs = p.pointee.maxTs
+        if ts <= SourceProgress.maxTs, ts > p.pointee.maxTs { p.pointee.maxTs = ts }
     }
 
     /// Notes a split stamp (a routed record's raw partition and that partition's max ts); returns

@@ -19,6 +19,12 @@ public struct WindowConfig: Sendable, Equatable {
     /// next one (`dwmFinalMark` lags the watermark by one collect): a minute's few DWS rows do not
     /// wait for its every DWM row. Off: both in the same collect.
     public var dwsFinalsFirst = false
+    /// Every source is an ods.raw partition the job reads itself (no split in between). Lateness is
+    /// then decided as the split's stamp would: by the source's own highest ts up to and including
+    /// the record (over every record that parses, counted or not), so the same input gives the
+    /// same late events with or without the split. Idleness is the job's wall clock, as for any
+    /// unstamped source: it reads the partition itself.
+    public var rawInput = false
 
     public init(actions: [String], playAction: String? = "play", outOfOrdernessMs: Int64 = 5_000,
                 allowedLatenessMs: Int64 = 120_000, idleTimeoutMs: Int64 = 30_000) {
@@ -56,7 +62,9 @@ public struct Source: Hashable, Sendable, BitwiseCopyable, CustomStringConvertib
 public struct SourceCheckpoint: Sendable, Equatable, CustomStringConvertible {
     /// Re-read the source from here (inclusive) up to the committed position in restore mode.
     public var replayOffset: Int64
-    /// Highest event time seen on the source's unstamped records (its own watermark input).
+    /// Highest event time seen on the source's unstamped records (its own watermark input). With
+    /// `WindowConfig.rawInput`: the highest ts *before* `replayOffset`, so the replay rebuilds each
+    /// record's own progress exactly.
     public var maxTs: Int64
     /// The engine's watermark when the checkpoint was taken: decides which windows were still
     /// retained and which were final at that commit.

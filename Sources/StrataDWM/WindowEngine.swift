@@ -48,6 +48,7 @@ public final class WindowEngine {
     let playIndex: Int
     let windowMs: Int64
     let lateness: Int64
+    let rawInput: Bool
 
     /// Known content ids seen so far (engine-wide: a content stays known once the gate said so).
     @exclusivity(unchecked) var contents = InternTable()
@@ -81,6 +82,7 @@ public final class WindowEngine {
         playIndex = config.playAction.flatMap { config.actions.firstIndex(of: $0) } ?? -1
         windowMs = config.windowMs
         lateness = config.allowedLatenessMs
+        rawInput = config.rawInput
     }
 
     deinit {
@@ -102,6 +104,7 @@ public final class WindowEngine {
         if replayed { replay.consumed += 1 } else { live.consumed += 1 }
         let ev: ScannedEvent
         do { ev = try scanner.scan(record) } catch { return filtered(error.reason, replayed) }
+        if rawInput { sources.noteRawProgress(si, ev.ts) }
         return applyScanned(ev, record, si: si, offset: offset, replayed: replayed, stamp: stamp)
     }
 
@@ -112,7 +115,21 @@ public final class WindowEngine {
         let si = sources.index(source)
         let replayed = sources.noteRecord(si, offset: offset)
         if replayed { replay.consumed += 1 } else { live.consumed += 1 }
+        if rawInput { sources.noteRawProgress(si, event.ts) }
         return applyScanned(event, record, si: si, offset: offset, replayed: replayed, stamp: stamp)
+    }
+
+    /// A record that is not counted: the job's validation filtered it for `reason` (with
+    /// `WindowConfig.rawInput`, the split's rules: what the split filters or dead-letters). A
+    /// record whose fields parsed (`ts`) still moves a raw-input source's progress, as it moves
+    /// the split's stamp.
+    @discardableResult
+    public func skip(source: Source, offset: Int64, ts: Int64?, reason: String) -> ApplyOutcome {
+        let si = sources.index(source)
+        let replayed = sources.noteRecord(si, offset: offset)
+        if replayed { replay.consumed += 1 } else { live.consumed += 1 }
+        if let ts, rawInput { sources.noteRawProgress(si, ts) }
+        return filtered(reason, replayed)
     }
 
     /// True when the gate already said yes to this content id (its events need no lookup).
@@ -167,8 +184,21 @@ public final class WindowEngine {
                             durationMs: Int64, eventId: UnsafeRawBufferPointer, contentId: UnsafeRawBufferPointer,
                             userId: UnsafeRawBufferPointer, strategy: UnsafeRawBufferPointer?) -> ApplyOutcome {
         guard ts <= Self.maxTs else { return filtered(Self.tsOutOfRange, replayed) }
+        // The record's own ods.raw partition's progress up to and including it, when known: the
+        // split's stamp, or a raw-input source's own highest ts (noted when it was scanned).
         var regressed = false
-        if let stamp { regressed = sources.noteStamp(si, stamp, replayed: replayed) } else { sources.noteTs(si, ts) }
+        var own = Int64.min, ownKnown = false, prior = Int64.min
+        if let stamp {
+            regressed = sources.noteStamp(si, stamp, replayed: replayed)
+            own = stamp.maxTs
+            ownKnown = true
+        } else if rawInput {
+            own = sources.state(si).pointee.maxTs
+            prior = sources.state(si).pointee.priorMaxTs
+            ownKnown = true
+        } else {
+            sources.noteTs(si, ts)
+        }
 
         let contentHash = ByteHash.hash(contentId)
         let content: UInt32
@@ -191,10 +221,10 @@ public final class WindowEngine {
         let restoreWatermark = replayed ? sources.state(si).pointee.restoreWatermark : 0
         let gone = replayed ? restoreWatermark > end + lateness && end <= sources.state(si).pointee.restoreDwmMark
                             : watermark > end + lateness
-        if let stamp {
+        if ownKnown {
             // Late against its own ods.raw partition: decided by the input alone.
-            let own = stamp.maxTs == .min ? Int64.min : stamp.maxTs - config.outOfOrdernessMs
-            if own > end + lateness {
+            let ownWatermark = own == .min ? Int64.min : own - config.outOfOrdernessMs
+            if ownWatermark > end + lateness {
                 if replayed { replay.late += 1; return .replayed }
                 live.late += 1
                 return .late
@@ -218,7 +248,7 @@ public final class WindowEngine {
 
         // A rebuilt window is final if it was at its source's checkpoint.
         return window(start, finalBound: replayed ? Swift.max(restoreWatermark, watermark) : watermark)._withUnsafeGuaranteedRef { w in
-            applyInWindow(w, si: si, offset: offset, replayed: replayed, restoreWatermark: restoreWatermark,
+            applyInWindow(w, si: si, offset: offset, prior: prior, replayed: replayed, restoreWatermark: restoreWatermark,
                           action: action, ts: ts, durationMs: durationMs, eventId: eventId, content: content,
                           userId: userId, strategy: strategy)
         }
@@ -226,7 +256,7 @@ public final class WindowEngine {
 
     /// The part of `applyEvent` inside the event's window (borrowed: no reference counting).
     @inline(__always)
-    private func applyInWindow(_ w: MinuteWindow, si: Int, offset: Int64, replayed: Bool, restoreWatermark: Int64,
+    private func applyInWindow(_ w: MinuteWindow, si: Int, offset: Int64, prior: Int64, replayed: Bool, restoreWatermark: Int64,
                                action: Int, ts: Int64, durationMs: Int64, eventId: UnsafeRawBufferPointer,
                                content: UInt32, userId: UnsafeRawBufferPointer,
                                strategy: UnsafeRawBufferPointer?) -> ApplyOutcome {
@@ -268,7 +298,7 @@ public final class WindowEngine {
         }
         w.cells.markDirty(c)
         w.totals.markDirty(t)
-        w.noteOffset(offset, source: si)
+        w.noteOffset(offset, source: si, prior: prior)
 
         if replayed {
             replay.applied += 1

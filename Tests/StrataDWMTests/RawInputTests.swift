@@ -1,0 +1,190 @@
+import StrataCore
+import StrataDWM
+import StrataGen
+import StrataTestSupport
+import XCTest
+
+/// An engine reading ods.raw itself (`WindowConfig.rawInput`, the dwm job's `--read-raw`): a
+/// backlog keyed by content id, read in any order across its partitions, killed and replayed at
+/// any commit, must count exactly what its partitions' own order says — the rule the split's
+/// stamps carry when the micro-queues are in between.
+final class RawInputTests: XCTestCase {
+    let partitions = 4
+    let outOfOrdernessMs: Int64 = 5_000
+    let latenessMs: Int64 = 30_000
+
+    func rawEngine(dwsFinalsFirst: Bool = true, assigned: Int? = nil) -> WindowEngine {
+        var config = WindowConfig(actions: actions, outOfOrdernessMs: outOfOrdernessMs, allowedLatenessMs: latenessMs)
+        config.dwsFinalsFirst = dwsFinalsFirst
+        config.rawInput = true
+        let e = WindowEngine(config: config, isKnownContent: isKnownContent)
+        // As the job does: the assigned partitions hold the watermark until each has delivered.
+        e.expectSources((0..<(assigned ?? partitions)).map { Source(topic: 0, partition: $0) }, nowMs: 0)
+        return e
+    }
+
+    /// ods.raw as producers keyed by content id write it: one queue per partition, in offset order.
+    func rawPartitions(count: Int, seed: UInt64) -> [[Record]] {
+        var w = EventWorkload()
+        w.contents = 400
+        w.users = 4_000
+        w.eventsPerSecond = 300           // 60 000 lines ≈ 200 s of event time
+        w.duplicateShare = 0.03
+        w.outOfOrderShare = 0.1
+        w.lateShare = 0.004
+        w.lateByMs = 60_000
+        w.malformedShare = 0.01
+        w.seed = seed
+        var gen = EventGenerator(w)
+        var rng = SeededRandom(seed: seed &+ 1)
+        var queues = [[Record]](repeating: [], count: partitions)
+        var line: [UInt8] = []
+        for _ in 0..<count {
+            line.removeAll(keepingCapacity: true)
+            let kind = gen.next(into: &line)
+            let parsed = kind == .malformed ? nil : ParsedEvent(line)
+            let p = parsed.map { Int($0.contentId.utf8.reduce(UInt32(7)) { $0 &* 31 &+ UInt32($1) } % UInt32(partitions)) } ?? rng.below(partitions)
+            let source = Source(topic: 0, partition: p)
+            queues[p].append(Record(bytes: line, kind: kind, source: source, offset: Int64(queues[p].count), parsed: parsed))
+        }
+        return queues
+    }
+
+    /// The independent computation: per partition in offset order, the highest ts of every line
+    /// that parses; an event is late when that progress − out-of-orderness has passed its
+    /// minute's end + the allowed lateness. What is left is counted by `referenceRows`.
+    func oracle(_ queues: [[Record]]) -> (counted: [ParsedEvent], late: Int) {
+        let scanner = EventScanner()
+        var counted: [ParsedEvent] = [], late = 0
+        for q in queues {
+            var progress = Int64.min
+            for r in q {
+                guard let ts = r.bytes.withUnsafeBytes({ try? scanner.scan($0).ts }) else { continue }
+                progress = max(progress, ts)
+                guard let e = r.parsed, actions.contains(e.action) else { continue }
+                let known = Array(e.contentId.utf8).withUnsafeBytes { isKnownContent($0) }
+                guard known else { continue }
+                let end = e.ts - e.ts % 60_000 + 60_000
+                if progress - outOfOrdernessMs > end + latenessMs { late += 1 } else { counted.append(e) }
+            }
+        }
+        return (counted, late)
+    }
+
+    /// Reading orders a catch-up sees: a fair interleaving, and one partition read far ahead of
+    /// the others (librdkafka prefetching it), then the rest in blocks.
+    func orders(_ queues: [[Record]], seed: UInt64) -> [(String, [Record])] {
+        var rng = SeededRandom(seed: seed)
+        let fair = randomMerge(queues, rng: &rng)
+        var ahead = queues[2]
+        var heads = [0, 0, 0, 0]
+        while heads.enumerated().contains(where: { $0.offset != 2 && $0.element < queues[$0.offset].count }) {
+            for p in [3, 0, 1] {
+                let n = min(2_000 + rng.below(4_000), queues[p].count - heads[p])
+                ahead += queues[p][heads[p]..<heads[p] + n]
+                heads[p] += n
+            }
+        }
+        return [("fair", fair), ("one partition ahead", ahead)]
+    }
+
+    func testABacklogReadInAnyOrderCountsWhatItsPartitionsOwnOrderSays() {
+        let queues = rawPartitions(count: 60_000, seed: 31)
+        let want = oracle(queues)
+        XCTAssertGreaterThan(want.late, 50, "the workload has late events")
+        let reference = referenceRows(want.counted)
+        for (name, stream) in orders(queues, seed: 7) {
+            let e = rawEngine()
+            var subscriber = Subscriber()
+            for (k, r) in stream.enumerated() {
+                e.apply(r.bytes, source: r.source, offset: r.offset)
+                if k % 1_500 == 0 { subscriber.receive(e.collect(nowMs: 0)) }
+            }
+            subscriber.receive(e.flushAll(nowMs: 0))
+            XCTAssertEqual(Array(subscriber.violations.prefix(5)), [], name)
+            XCTAssertEqual(e.accounting.late, want.late, "late events (\(name))")
+            XCTAssertTrue(e.accounting.isBalanced, "\(e.accounting)")
+            XCTAssertEqual(e.accounting.consumed, queues.reduce(0) { $0 + $1.count })
+            assertRowsEqual(subscriber, reference)
+        }
+    }
+
+    /// A replay restarts each partition's progress at its replay offset (the checkpoint carries the
+    /// progress before it): with a partition read far ahead, its progress at the commit would
+    /// have judged the replayed events of the retained minutes late.
+    func testCrashAndReplayPublishTheSameRowsOnce() {
+        let queues = rawPartitions(count: 60_000, seed: 43)
+        let reference = referenceRows(oracle(queues).counted)
+        let stream = orders(queues, seed: 11)[1].1
+        var rng = SeededRandom(seed: 23)
+        var collectAfter = Set<Int>()
+        var i = 0
+        while i < stream.count { collectAfter.insert(i); i += 1 + rng.below(1_500) }
+
+        var sawRewoundProgress = false
+        for trial in 0..<6 {
+            let crashAt = 3_000 + rng.below(stream.count - 6_000)
+            var subscriber = Subscriber()
+            subscriber.strictlyIncreasing = false
+            let doomed = rawEngine()
+            var checkpoints: [Source: SourceCheckpoint] = [:]
+            var committed: [Source: Int64] = [:], positions: [Source: Int64] = [:], maxAtCommit: [Source: Int64] = [:]
+            var lastCommit = -1
+            for k in 0..<crashAt {
+                let r = stream[k]
+                doomed.apply(r.bytes, source: r.source, offset: r.offset)
+                positions[r.source] = r.offset + 1
+                if collectAfter.contains(k) {
+                    subscriber.receive(doomed.collect(nowMs: 0))
+                    checkpoints = doomed.replayPoints()
+                    committed = positions
+                    lastCommit = k
+                    maxAtCommit = [:]
+                    for r in stream[0...k] { maxAtCommit[r.source] = max(maxAtCommit[r.source] ?? .min, r.parsed?.ts ?? .min) }
+                }
+            }
+            if checkpoints.contains(where: { $0.value.maxTs < (maxAtCommit[$0.key] ?? .min) }) { sawRewoundProgress = true }
+
+            let restored = rawEngine()
+            restored.beginRestore(checkpoints: checkpoints.mapValues { SourceCheckpoint(encoded: $0.encoded)! }, committedOffsets: committed)
+            // One partition after the other: another order than the original.
+            for p in (0..<partitions).reversed() {
+                let s = Source(topic: 0, partition: p)
+                guard let from = checkpoints[s]?.replayOffset else { continue }
+                for r in queues[p] where r.offset >= from && r.offset < committed[s]! {
+                    XCTAssertEqual(restored.apply(r.bytes, source: r.source, offset: r.offset), .replayed)
+                }
+            }
+            restored.endRestore()
+            XCTAssertTrue(restored.restoreAccounting.isBalanced, "\(restored.restoreAccounting)")
+            subscriber.receive(restored.collect(nowMs: 0))
+            for k in (lastCommit + 1)..<stream.count {
+                let r = stream[k]
+                XCTAssertNotEqual(restored.apply(r.bytes, source: r.source, offset: r.offset), .replayed)
+                if collectAfter.contains(k) { subscriber.receive(restored.collect(nowMs: 0)) }
+            }
+            subscriber.receive(restored.flushAll(nowMs: 0))
+            XCTAssertEqual(Array(subscriber.violations.prefix(5)), [], "trial \(trial), crash at \(crashAt)")
+            XCTAssertEqual(subscriber.republished, 0, "trial \(trial), crash at \(crashAt)")
+            assertRowsEqual(subscriber, reference)
+        }
+        XCTAssertTrue(sawRewoundProgress, "some checkpoint restarted a partition's progress below its progress at the commit")
+    }
+
+    /// Records the job does not count (filtered by the split's rules, dead-lettered) still move
+    /// their partition's progress, as they move the split's stamp; a line that does not parse does not.
+    func testRecordsNotCountedStillMoveTheirPartitionsProgress() {
+        let e = rawEngine(assigned: 2)
+        let s = Source(topic: 0, partition: 0)
+        XCTAssertEqual(e.apply(event("a", ts: m0 + 1_000, "expose"), source: s, offset: 0), .applied)
+        XCTAssertEqual(e.skip(source: s, offset: 1, ts: nil, reason: "malformed"), .filtered("malformed"))
+        XCTAssertEqual(e.apply(event("b", ts: m0 + 2_000, "click"), source: s, offset: 2), .applied, "an unparsed line moves nothing")
+        XCTAssertEqual(e.skip(source: s, offset: 3, ts: m0 + 240_000, reason: "invalid_content_id"), .filtered("invalid_content_id"))
+        XCTAssertEqual(e.apply(event("c", ts: m0 + 3_000, "like"), source: s, offset: 4), .late,
+                       "4:00 − 5 s is past 1:00 + 30 s on this partition")
+        XCTAssertEqual(e.apply(event("d", ts: m0 + 3_000, "like"), source: Source(topic: 0, partition: 1), offset: 0), .applied,
+                       "another partition has its own progress")
+        _ = e.collect(nowMs: 0)
+        XCTAssertEqual(e.watermark, m0 + 3_000 - outOfOrdernessMs, "the watermark is the slowest partition's")
+    }
+}
