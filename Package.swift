@@ -75,7 +75,7 @@ let package = Package(
         // Minute row-to-column windows: cells, watermarks, revisions (no broker).
         .target(name: "StrataDWM", dependencies: ["StrataCore"]),
         // The jobs that join layers: dwm (windows + enrichment + exactly-once publishing) and dimsync.
-        .target(name: "StrataJobs", dependencies: ["StrataCore", "StrataKafka", "StrataRuntime", "StrataDWM", "StrataDims",
+        .target(name: "StrataJobs", dependencies: ["StrataCore", "StrataKafka", "StrataRuntime", "StrataDWM", "StrataDims", "StrataSplit",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics")]),
         // The offline layer's stream jobs: archive (ods.raw → files by event hour) and sink (dws.content → dws_minute).

@@ -6,6 +6,7 @@ public import StrataDWM
 public import StrataDims
 import StrataKafka
 public import StrataRuntime
+import StrataSplit
 
 /// The dwm job: micro-queues → minute windows (content × user) → enriched DWM and DWS upsert rows.
 ///
@@ -30,6 +31,12 @@ public final class DWMJob: StreamJob {
         /// A minute's DWS finals in one transaction, its DWM finals in the next (see
         /// `WindowConfig.dwsFinalsFirst`); false: both in one.
         public var dwsFinalsFirst = true
+        /// Read ods.raw itself instead of the split's micro-queues: one broker hop fewer, and the
+        /// watermark no longer waits for the split's transactions. ods.raw must be keyed by
+        /// content_id (every instance then sees all of a content's events); the job validates each
+        /// record by the split's rules and stops at the first record keyed otherwise. The split
+        /// still publishes the micro-queues and the dead letters for their other readers.
+        public var readRaw = false
         public var idleSourceTimeoutMs: Int64 = 30_000
         public var untilIdle: Duration?
         /// In `strata run`: stop idle only after the job upstream has finished.
@@ -55,7 +62,7 @@ public final class DWMJob: StreamJob {
         self.options = options
         stage = DWMStage(options: options, topology: topology, cache: cache, logger: logger)
         var loopOptions = TransactionalLoop.Options(job: "dwm", brokers: options.brokers, groupId: options.groupId,
-                                                    inputs: topology.actions.map { options.topicPrefix + Topology.microQueue(for: $0) })
+                                                    inputs: DWMStage.inputs(options: options, topology: topology))
         loopOptions.kafka = options.kafka
         loopOptions.instanceId = options.instanceId
         loopOptions.topicPrefix = options.topicPrefix
@@ -139,6 +146,8 @@ final class DWMStage: TransactionalStage {
     private let topicNames: [String]
     private let topicIndex: [String: Int]
     private var names = TopicNames()
+    /// With `readRaw`: the split's validation and routing, run in-process.
+    private var router: SplitRouter?
     private let metrics = DWMMetrics()
     /// The loop's stage clock and this stage's own laps inside the loop's calls.
     private var clock: StageClock?
@@ -152,8 +161,13 @@ final class DWMStage: TransactionalStage {
         self.cache = cache
         self.logger = logger
         enricher = RowEnricher(cache: cache, actions: topology.actions)
-        topicNames = topology.actions.map { options.topicPrefix + Topology.microQueue(for: $0) }
+        topicNames = Self.inputs(options: options, topology: topology)
         topicIndex = Dictionary(uniqueKeysWithValues: topicNames.enumerated().map { ($1, $0) })
+    }
+
+    /// The micro-queues, in the topology's action order (a source's topic index), or ods.raw alone.
+    static func inputs(options: DWMJob.Options, topology: Topology) -> [String] {
+        options.readRaw ? [options.topicPrefix + Topology.raw] : topology.actions.map { options.topicPrefix + Topology.microQueue(for: $0) }
     }
 
     struct Outputs { let dwm, dws, late, checkpoint: KafkaTopic }
@@ -193,6 +207,7 @@ final class DWMStage: TransactionalStage {
     func prepare(producer: KafkaProducer, consumer: KafkaConsumer) throws {
         out = Outputs(dwm: producer.topic(options.topicPrefix + Topology.dwm), dws: producer.topic(options.topicPrefix + Topology.dws),
                       late: producer.topic(options.topicPrefix + Topology.late), checkpoint: producer.topic(checkpointTopic))
+        if options.readRaw { router = try SplitRouter(topology: topology) }
     }
 
     func finish() {
@@ -207,6 +222,7 @@ final class DWMStage: TransactionalStage {
         var config = WindowConfig(actions: topology.actions, outOfOrdernessMs: options.outOfOrdernessMs,
                                   allowedLatenessMs: options.allowedLatenessMs, idleTimeoutMs: options.idleSourceTimeoutMs)
         config.dwsFinalsFirst = options.dwsFinalsFirst
+        config.rawInput = options.readRaw
         let engine = WindowEngine(config: config) { gate.confirmContent($0) }
         var state = EngineState(engine: engine)
         defer { self.state = state }
@@ -255,6 +271,19 @@ final class DWMStage: TransactionalStage {
         // are looked up together before applying (≈ 30 % of a catch-up's apply time before).
         let engine = s.engine
         cache.warmContentGate(records.lazy.compactMap(\.key).filter { !engine.knowsContent($0) })
+        if let router { try consumeRaw(records, router: router, into: &s) } else { consumeMicroQueues(records, into: &s) }
+        clock?.lap(laps.windowApply)
+        s.dirty = true
+        // A content id let through without the store's answer: fail before anything is committed.
+        if let e = cache.takeGateFailure() { throw e }
+        if s.engine.isRestoring, s.restoreTargets.allSatisfy({ (s.readUpTo[$0.key] ?? 0) >= $0.value }) {
+            s.engine.endRestore()
+            logger.info("state restored", metadata: ["replayed": "\(s.engine.restoreAccounting)"])
+            s.restoreTargets = [:]
+        }
+    }
+
+    private func consumeMicroQueues(_ records: [KafkaMessage], into s: inout EngineState) {
         for m in records {
             guard let t = topicIndex[names.of(m)] else { continue }
             let source = Source(topic: t, partition: Int(m.partition))
@@ -269,15 +298,42 @@ final class DWMStage: TransactionalStage {
             let outcome = s.engine.apply(m.value, source: source, offset: m.offset, stamp: stamp)
             if outcome == .late { s.late.append((m.key.map { Array($0) }, Array(m.value))) }
         }
-        clock?.lap(laps.windowApply)
-        s.dirty = true
-        // A content id let through without the store's answer: fail before anything is committed.
-        if let e = cache.takeGateFailure() { throw e }
-        if s.engine.isRestoring, s.restoreTargets.allSatisfy({ (s.readUpTo[$0.key] ?? 0) >= $0.value }) {
-            s.engine.endRestore()
-            logger.info("state restored", metadata: ["replayed": "\(s.engine.restoreAccounting)"])
-            s.restoreTargets = [:]
+    }
+
+    /// ods.raw read directly: each record validated and routed as the split does; what the split
+    /// filters or dead-letters is counted here as filtered with the same reason (the split still
+    /// dead-letters it). Its progress is its own partition's (`WindowConfig.rawInput`).
+    private func consumeRaw(_ records: [KafkaMessage], router: SplitRouter, into s: inout EngineState) throws {
+        for m in records {
+            let source = Source(topic: 0, partition: Int(m.partition))
+            s.positions[source] = max(s.positions[source] ?? 0, m.offset + 1)
+            s.readUpTo[source] = m.offset + 1
+            var scanned: ScannedEvent?
+            let outcome: ApplyOutcome
+            switch router.route(m.value, scanned: &scanned) {
+            case .route(_, let key):
+                try checkKeyed(m, contentId: UnsafeRawBufferPointer(rebasing: m.value[key.start..<key.start + key.count]))
+                outcome = s.engine.apply(scanned: scanned!, in: m.value, source: source, offset: m.offset)
+            case .routeDecoded(_, let key):
+                try key.withUnsafeBytes { try checkKeyed(m, contentId: $0) }
+                outcome = s.engine.apply(scanned: scanned!, in: m.value, source: source, offset: m.offset)
+            case .filter(let reason), .deadLetter(let reason, _):
+                outcome = s.engine.skip(source: source, offset: m.offset, ts: scanned?.ts, reason: reason)
+            }
+            if outcome == .late { s.late.append((m.key.map { Array($0) }, Array(m.value))) }
         }
+    }
+
+    /// Reading ods.raw directly is correct only when a content's events share a partition, i.e.
+    /// when producers key ods.raw by content_id: a record keyed otherwise stops the job before
+    /// anything of its batch is committed.
+    @inline(__always)
+    private func checkKeyed(_ m: KafkaMessage, contentId: UnsafeRawBufferPointer) throws {
+        if let k = m.key, k.count == contentId.count, k.elementsEqual(contentId) { return }
+        throw DWMJobError.notKeyedByContent(
+            "\(topicNames[0])[\(m.partition)] offset \(m.offset) is keyed \(m.key.map { "\"\(String(decoding: $0, as: UTF8.self))\"" } ?? "null") "
+            + "but its content_id is \"\(String(decoding: contentId, as: UTF8.self))\": reading ods.raw directly needs it keyed by content_id "
+            + "(so that each instance sees all of a content's events). Run the dwm job without --read-raw, or key ods.raw by content_id")
     }
 
     /// While a replay runs: checks that the consumer is not past a target it did not deliver the
@@ -490,10 +546,12 @@ struct DWMMetrics {
 public enum DWMJobError: Error, Sendable, CustomStringConvertible {
     /// A replay could not read the records its state needs (see `DWMJob.checkReplayGaps`).
     case replayGap(String)
+    /// `--read-raw`, but an ods.raw record is not keyed by its content id.
+    case notKeyedByContent(String)
 
     public var description: String {
         switch self {
-        case .replayGap(let detail): detail
+        case .replayGap(let detail), .notKeyedByContent(let detail): detail
         }
     }
 }

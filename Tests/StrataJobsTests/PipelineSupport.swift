@@ -71,7 +71,8 @@ struct PipelineSandbox {
     /// can read restores from it); its standard output (the summary) is the returned pipe.
     /// `staticMembership`: noida never expires a dead dynamic member, a restarted job must take
     /// its place.
-    func launchJob(_ job: String, instance: Int = 0, untilIdle: Int?, batch: Int, staticMembership: Bool = false) throws -> (Process, Pipe) {
+    func launchJob(_ job: String, instance: Int = 0, untilIdle: Int?, batch: Int, staticMembership: Bool = false,
+                   extra: [String] = []) throws -> (Process, Pipe) {
         var args = ["job", job, "--topic-prefix", prefix, "--group", prefix + job,
                     "--instance-id", "\(prefix)\(job)-\(instance)", "--brokers", brokers,
                     "--topology", Self.topologyPath, "--log-format", "json"]
@@ -83,6 +84,7 @@ struct PipelineSandbox {
             args += ["--batch-size", "\(batch)"]
         }
         if let untilIdle { args += ["--until-idle", "\(untilIdle)"] }
+        args += extra
         let out = Pipe()
         // O_APPEND: instances running at once write whole lines, none over another's.
         let fd = open("\(logDir)/\(prefix)\(job).log", O_WRONLY | O_APPEND | O_CREAT, 0o644)
@@ -92,11 +94,17 @@ struct PipelineSandbox {
     }
 
     /// Unkeyed raw events, line i to partition `partitionOf[i]` (as many producers write: no key).
-    func produceRaw(_ lines: ArraySlice<[UInt8]>, partitionOf: [Int32]) throws {
+    /// `keyed`: keyed by content id instead, as producers that follow the contract write it
+    /// (`partitionOf` should then follow the content id: `keyedPartitions`).
+    func produceRaw(_ lines: ArraySlice<[UInt8]>, partitionOf: [Int32], keyed: Bool = false) throws {
         let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
         let raw = producer.topic(prefix + Topology.raw)
         for i in lines.indices {
-            try lines[i].withUnsafeBytes { try producer.produce(to: raw, partition: partitionOf[i], key: nil, value: $0) }
+            let key = keyed ? contentId(of: lines[i]).map { Array($0.utf8) } : nil
+            try lines[i].withUnsafeBytes { v in
+                guard let key else { return try producer.produce(to: raw, partition: partitionOf[i], key: nil, value: v) }
+                try key.withUnsafeBytes { try producer.produce(to: raw, partition: partitionOf[i], key: $0, value: v) }
+            }
             if i % 10_000 == 0 { producer.poll() }
         }
         try producer.flush(timeoutMs: 120_000)
@@ -112,8 +120,9 @@ struct PipelineSandbox {
         return o
     }
 
-    func dwmOptions(instance: String = "0", batchSize: Int? = nil, untilIdle: Duration = .seconds(6)) -> DWMJob.Options {
+    func dwmOptions(instance: String = "0", batchSize: Int? = nil, untilIdle: Duration = .seconds(6), readRaw: Bool = false) -> DWMJob.Options {
         var o = DWMJob.Options(brokers: brokers)
+        o.readRaw = readRaw
         o.topicPrefix = prefix
         o.groupId = prefix + "dwm"
         o.instanceId = prefix + "dwm-" + instance
@@ -235,6 +244,20 @@ final class RecordingStore: DimensionStore, @unchecked Sendable {
 
 /// Raw events with out-of-order, very late and duplicate ones, unknown and invalid ids; and which
 /// `ods.raw` partition each goes to (seeded, so a failure can be replayed).
+/// The content id of a raw line, as a JSON parser reads it (nil: none).
+func contentId(of line: [UInt8]) -> String? {
+    ((try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any])?["content_id"] as? String
+}
+
+/// Partitions for `lines` keyed by content id (a content's events in one partition); lines without
+/// one go round the partitions.
+func keyedPartitions(_ lines: [[UInt8]], partitions: Int = 4) -> [Int32] {
+    lines.enumerated().map { i, l in
+        guard let c = contentId(of: l) else { return Int32(i % partitions) }
+        return Int32(c.utf8.reduce(UInt32(17)) { $0 &* 31 &+ UInt32($1) } % UInt32(partitions))
+    }
+}
+
 func generateWorkload(events: Int, seed: UInt64, contents: Int, users: Int, eventsPerSecond: Double = 60,
                       partitions: Int = 4) -> (lines: [[UInt8]], partitionOf: [Int32]) {
     var w = EventWorkload()

@@ -1,0 +1,115 @@
+import Foundation
+import StrataCore
+import StrataDWM
+import StrataJobs
+import StrataKafka
+import StrataTestSupport
+import XCTest
+
+/// The dwm job reading a content-keyed `ods.raw` directly (`--read-raw`): one broker hop fewer,
+/// and the same truth as through the split — a backlog with very late, out-of-order and
+/// duplicate events, several instances, processes killed — while the split keeps publishing the
+/// micro-queues for their other readers. An unkeyed `ods.raw` stops the job with a clear error.
+final class RawInputEndToEndTests: XCTestCase {
+    static let events = 20_000
+
+    private func keyedBacklog(_ sandbox: PipelineSandbox, seed: UInt64, events: Int = events) throws -> PipelineTruth {
+        let (lines, _) = generateWorkload(events: events, seed: seed, contents: sandbox.contents, users: sandbox.users)
+        let partitionOf = keyedPartitions(lines)
+        let truth = PipelineTruth(lines: lines, partitionOf: partitionOf, contents: sandbox.contents, actions: sandbox.topology.actions)
+        XCTAssertGreaterThan(truth.lateCount, 100, "the input has very late events")
+        try sandbox.produceRaw(lines[...], partitionOf: partitionOf, keyed: true)
+        return truth
+    }
+
+    func testKeyedBacklogReadDirectlyPublishesTheTruthAndTheSplitStillFillsTheMicroQueues() throws {
+        let sandbox = try PipelineSandbox(seed: 61)
+        let truth = try keyedBacklog(sandbox, seed: 61)
+        let jobs = try sandbox.runConcurrently(splits: [sandbox.splitOptions()], dwms: [sandbox.dwmOptions(readRaw: true)],
+                                               cache: try sandbox.makeCache())
+        try truth.assertMatches(sandbox)
+        try truth.assertMicroQueues(sandbox, exactly: TestEnvironment.brokerHidesAbortedTransactions)
+        let dwm = try XCTUnwrap(jobs.first)
+        let a = dwm.stats.accounting
+        XCTAssertTrue(a.isBalanced, "\(a)")
+        XCTAssertEqual(a.consumed, Self.events, "every ods.raw record is accounted for by the dwm job")
+        XCTAssertGreaterThan(a.filtered["invalid_content_id"] ?? 0, 0, "the split's filter reasons are counted as filtered")
+        XCTAssertFalse(Set(a.filtered.keys).subtracting(["invalid_content_id", "unknown_content_id"]).isEmpty,
+                       "what the split dead-letters is counted as filtered: \(a.filtered)")
+        XCTAssertEqual(dwm.stats.lateForwarded, truth.lateCount)
+    }
+
+    /// Scale-out: a content's events share an ods.raw partition, so each instance's minutes are whole.
+    func testSeveralInstancesReadingDirectlyPublishTheTruth() throws {
+        let sandbox = try PipelineSandbox(seed: 67)
+        let truth = try keyedBacklog(sandbox, seed: 67, events: 12_000)
+        _ = try sandbox.runConcurrently(splits: [], dwms: ["a", "b", "c"].map { sandbox.dwmOptions(instance: $0, readRaw: true) },
+                                        cache: try sandbox.makeCache())
+        try truth.assertMatches(sandbox)
+    }
+
+    func testUnkeyedODSRawStopsTheJobBeforeItPublishesAnything() throws {
+        let sandbox = try PipelineSandbox(seed: 71)
+        let (lines, partitionOf) = generateWorkload(events: 2_000, seed: 71, contents: sandbox.contents, users: sandbox.users)
+        try sandbox.produceRaw(lines[...], partitionOf: partitionOf)
+        let job = DWMJob(options: sandbox.dwmOptions(untilIdle: .seconds(3), readRaw: true), topology: sandbox.topology,
+                         cache: try sandbox.makeCache())
+        XCTAssertThrowsError(try job.run()) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("keyed null") && text.contains("keyed by content_id") && text.contains("--read-raw"), text)
+        }
+        XCTAssertEqual(try sandbox.read(Topology.dws).count, 0, "nothing published")
+        XCTAssertEqual(try sandbox.read(Topology.dwm).count, 0, "nothing published")
+    }
+
+    /// The real `strata job dwm --read-raw`, SIGKILLed at seeded random moments (5 kills) and
+    /// restarted: the same final rows and late events as the truth. Strict on a broker that hides
+    /// aborted transactions; on Tansu, whose readers see them, rows are compared as kept and
+    /// `ods.late` as a set (docs/exactly-once.md).
+    func testKilledDirectDWMJobPublishesTheTruth() throws {
+        let strict = TestEnvironment.brokerHidesAbortedTransactions
+        let sandbox = try PipelineSandbox(seed: 73)
+        let truth = try keyedBacklog(sandbox, seed: 73)
+        let log = "\(sandbox.logDir)/\(sandbox.prefix)dwm.log"
+        func launch(untilIdle: Int?) throws -> (Process, Pipe) {
+            try sandbox.launchJob("dwm", untilIdle: untilIdle, batch: 200, staticMembership: strict, extra: ["--read-raw"])
+        }
+        let seed = UInt64.random(in: 1...UInt64.max)
+        print("kill moments seed: \(seed)")
+        var rng = SeededRandom(seed: seed)
+        var killedRunning = 0, committedAtKills: [Int] = []
+        for round in 0..<5 {
+            let (dwm, _) = try launch(untilIdle: nil)
+            waitForLogLine("\"engine rebuilt\"", count: round + 1, in: log, timeout: .seconds(30))
+            Thread.sleep(forTimeInterval: 0.3 + Double(rng.below(2_000)) / 1_000)
+            if dwm.isRunning { killedRunning += 1 }
+            kill(dwm.processIdentifier, SIGKILL)
+            dwm.waitUntilExit()
+            committedAtKills.append(try committedTotal(brokers: sandbox.brokers, group: sandbox.prefix + "dwm",
+                                                       topics: [sandbox.prefix + Topology.raw], partitions: 4))
+        }
+        XCTAssertEqual(killedRunning, 5, "every kill hit a running process")
+        print("committed ods.raw records at the kills: \(committedAtKills)")
+        XCTAssertLessThan(committedAtKills.first ?? .max, Self.events, "the first kill interrupted the reading")
+        let (dwm, out) = try launch(untilIdle: 6)
+        let deadline = ContinuousClock.now + .seconds(300)
+        while dwm.isRunning && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.2) }
+        if dwm.isRunning { kill(dwm.processIdentifier, SIGKILL); XCTFail("the final run did not finish within 300 s") }
+        dwm.waitUntilExit()
+        XCTAssertEqual(dwm.terminationStatus, 0)
+        print("final dwm: \(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        let replays = text.split(separator: "\n").filter { $0.contains("\"state restored\"") && !$0.contains("consumed=0 ") }
+        XCTAssertGreaterThan(replays.count, 0, "a kill hit the job with open windows to rebuild")
+        try truth.assertMatches(sandbox, lateAsSet: !strict, tolerateAborted: !strict)
+    }
+
+    private func waitForLogLine(_ marker: String, count: Int, in path: String, timeout: Duration) {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            if text.components(separatedBy: "\n").filter({ $0.contains(marker) }).count >= count { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+}
