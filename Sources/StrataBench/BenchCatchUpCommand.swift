@@ -22,6 +22,7 @@ extension BenchCommand {
               strata bench catch-up --events 2000000
               strata bench catch-up --events 300000 --event-minutes 10 --run-binary /tmp/strata-old
               strata bench catch-up --events 1000000 --run-args=--no-offline --broker-pid $(cat ~/.cache/strata/stack/broker.pid)
+              strata bench catch-up --events 1000000 --keyed --run-args='--no-offline --read-raw'
             """)
 
         @OptionGroup var global: GlobalOptions
@@ -33,6 +34,7 @@ extension BenchCommand {
         @Option(help: "The strata binary to run (default: this one).") var runBinary: String?
         @Option(help: "Extra arguments for `strata run`, e.g. --run-args='--align-ms 0'.") var runArgs: String = ""
         @Option(help: "The broker's pid, to report its CPU over the run beside Strata's.") var brokerPid: Int32?
+        @Flag(help: "Key ods.raw by content id (a content's events in one partition, as producers that follow the contract write it) instead of unkeyed; needed by --run-args=--read-raw.") var keyed = false
 
         func run() throws {
             let config = try global.resolve()
@@ -58,12 +60,21 @@ extension BenchCommand {
             let rawTopic = producer.topic(prefix + Topology.raw)
             var line: [UInt8] = []
             var progress = Progress()
+            let scanner = EventScanner()
             for i in 0..<events {
                 line.removeAll(keepingCapacity: true)
                 _ = gen.next(into: &line)
-                let p = Int32(rng.below(raw))
+                var p = Int32(rng.below(raw))
+                try line.withUnsafeBytes { l in
+                    // Keyed: the content id's bytes pick the partition (lines without one stay where the seed put them).
+                    guard keyed, let e = try? scanner.scan(l) else {
+                        return try producer.produce(to: rawTopic, partition: p, key: nil, value: l, copy: true)
+                    }
+                    let key = EventScanner.decodeString(l, e.contentId)   // the id's value, escapes decoded
+                    p = Int32(key.reduce(UInt32(17)) { $0 &* 31 &+ UInt32($1) } % UInt32(raw))
+                    try key.withUnsafeBytes { try producer.produce(to: rawTopic, partition: p, key: $0, value: l, copy: true) }
+                }
                 truth.add(line, partition: p)
-                try line.withUnsafeBytes { try producer.produce(to: rawTopic, partition: p, key: nil, value: $0, copy: true) }
                 if i % 10_000 == 0 { producer.poll(); progress.update("backlog: \(i)/\(events) events written") }
             }
             try producer.flush(timeoutMs: 300_000)
@@ -95,7 +106,7 @@ extension BenchCommand {
             // Complete: every row's final numbers published (the shutdown flush that only marks the
             // last minute final, and the idle wait before it, do not count).
             let complete = truth.completedAtMs(dws.map { ($0.value, $0.timestampMs) }).map { max(Double($0 - startedMs) / 1000, 0.001) }
-            print("{\"bench\":\"catch-up\",\"events\":\(events),\"event_minutes\":\(eventMinutes),\"partitions\":\(raw),\"binary\":\"\(runBinary ?? "self")\",\"run_args\":\"\(runArgs)\"}")
+            print("{\"bench\":\"catch-up\",\"events\":\(events),\"event_minutes\":\(eventMinutes),\"partitions\":\(raw),\"keyed\":\(keyed),\"binary\":\"\(runBinary ?? "self")\",\"run_args\":\"\(runArgs)\"}")
             print("{\"bench\":\"catch-up.speed\",\"wall_s\":\(fmt(elapsed)),\"complete_s\":\(complete.map(fmt) ?? "null"),"
                   + "\"events_per_s\":\(complete.map { String(Int(Double(events) / $0)) } ?? "null"),"
                   + "\"strata_cpu_s\":\(fmt(sampler.cpuSeconds)),\"strata_cpu_us_per_event\":\(fmt(sampler.cpuSeconds * 1e6 / Double(events))),"

@@ -35,6 +35,7 @@ extension BenchCommand {
         @Option(help: "Log level of `strata run` (debug shows each transaction's lookup/produce/commit time).") var runLogLevel = "info"
         @Option(help: "The broker's pid, to report its resident size before and after the run (a broker that keeps its log in memory slows as it grows).") var brokerPid: Int32?
         @Flag(help: "Run with --finals-together: a minute's DWM and DWS finals in one transaction (the comparison for DWS finals first).") var finalsTogether = false
+        @Flag(help: "Run with --read-raw: the dwm job reads ods.raw (keyed by content id here) instead of the micro-queues.") var readRaw = false
 
         func run() throws {
             let config = try global.resolve()
@@ -73,7 +74,7 @@ extension BenchCommand {
             let r = clock.report()
             let childOut = String(decoding: (child.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             print("{\"bench\":\"pipeline\",\"rate\":\(rate),\"seconds\":\(seconds),\"sent\":\(sent),\"contents\":\(contents),\"users\":\(users),"
-                  + "\"early_interval_ms\":\(earlyIntervalMs),\"out_of_orderness_ms\":\(outOfOrdernessMs),\"finals_together\":\(finalsTogether)}")
+                  + "\"early_interval_ms\":\(earlyIntervalMs),\"out_of_orderness_ms\":\(outOfOrdernessMs),\"finals_together\":\(finalsTogether),\"read_raw\":\(readRaw)}")
             print("{\"bench\":\"pipeline.freshness\",\"broker_baseline_ms\":\(r.raw.json),\"dws_early_ms\":\(r.early.json),"
                   + "\"dws_final_after_minute_end_plus_ooo_ms\":\(r.final.json),\"early_p99_over_baseline_p99\":\(String(format: "%.1f", r.early.p99 / max(r.raw.p99, 0.001))),"
                   + "\"events_visible_in_dws\":\(r.early.count),\"target_early_p99_ms\":5000,\"target_final_ms\":2000}")
@@ -88,6 +89,7 @@ extension BenchCommand {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: try ownExecutable())
             var args = finalsTogether ? ["run", "--finals-together"] : ["run"]
+            if readRaw { args.append("--read-raw") }
             args += ["--topic-prefix", prefix, "--brokers", config.brokers, "--redis", config.redisURL,
                         "--store", "sqlite:" + storePath, "--until-idle", "10", "--log-format", "json", "--log-level", runLogLevel,
                         "--early-interval-ms", "\(earlyIntervalMs)", "--out-of-orderness-ms", "\(outOfOrdernessMs)"]

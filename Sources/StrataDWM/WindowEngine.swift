@@ -521,8 +521,17 @@ public final class WindowEngine {
     }
 
     /// Per upstream ods.raw partition: the lowest progress announced on any stamped source (what
-    /// holds the watermark) and whether it is idle everywhere. For metrics and logs.
-    public func upstreamProgress() -> [SourceProgress.PartitionProgress] {
+    /// holds the watermark) and whether it is idle everywhere; with `WindowConfig.rawInput`, each
+    /// partition's own progress, idle when it delivered nothing for the idle timeout before
+    /// `nowMs`. For metrics and logs.
+    public func upstreamProgress(nowMs: Int64) -> [SourceProgress.PartitionProgress] {
+        if rawInput {
+            return (0..<sources.count).map { i in
+                let s = sources.state(i).pointee
+                let idle = s.lastActiveMs != .min && s.lastActiveMs < nowMs - config.idleTimeoutMs
+                return SourceProgress.PartitionProgress(partition: Int32(s.source.partition), maxTs: s.maxTs, idle: idle)
+            }.sorted { $0.partition < $1.partition }
+        }
         var merged: [Int32: SourceProgress.PartitionProgress] = [:]
         for i in 0..<sources.count {
             for e in sources.upstreamProgress(i) {

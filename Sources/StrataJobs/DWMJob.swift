@@ -486,14 +486,14 @@ final class DWMStage: TransactionalStage {
     /// the slowest and fastest active partition (metrics at every commit, a log line every 10 s),
     /// so an operator sees which partition holds the minutes open.
     private func reportProgress(_ engine: WindowEngine) {
-        let up = engine.upstreamProgress()
+        let up = engine.upstreamProgress(nowMs: Self.wallMs())
         guard !up.isEmpty else { return }
         let m = MetricsRegistry.shared
         for e in up {
             let labels = ["partition": "\(e.partition)"]
             m.gauge("strata_dwm_source_max_ts_ms", help: "Highest event time announced per ods.raw partition (lowest over the job's inputs)",
                     labels: labels).record(Double(e.maxTs == .min ? 0 : e.maxTs))
-            m.gauge("strata_dwm_source_idle", help: "1 when the split declared the ods.raw partition idle", labels: labels).record(e.idle ? 1 : 0)
+            m.gauge("strata_dwm_source_idle", help: "1 when the ods.raw partition is idle (declared by the split, or with --read-raw by the dwm job's own clock)", labels: labels).record(e.idle ? 1 : 0)
         }
         let active = up.filter { !$0.idle && $0.maxTs != .min }
         let skew = (active.map(\.maxTs).max() ?? 0) - (active.map(\.maxTs).min() ?? 0)
