@@ -157,14 +157,4 @@ final class CatchUpEndToEndTests: XCTestCase {
                            recordsOut: truth.routedEvents - queues.missing + queues.extra, lost: queues.missing,
                            duplicated: queues.extra, exact: (testRun?.totalFailureCount ?? 0) == failuresBefore)
     }
-
-    /// Waits (bounded) until `path` holds `count` lines containing `marker`.
-    func waitForLogLine(_ marker: String, count: Int, in path: String, timeout: Duration) {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-            if text.components(separatedBy: "\n").filter({ $0.contains(marker) }).count >= count { return }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-    }
 }

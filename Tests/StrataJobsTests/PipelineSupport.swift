@@ -427,3 +427,13 @@ struct PipelineTruth {
         }
     }
 }
+
+/// Waits (bounded) until `path` holds `count` lines containing `marker` (a launched job's log).
+func waitForLogLine(_ marker: String, count: Int, in path: String, timeout: Duration) {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        if text.components(separatedBy: "\n").filter({ $0.contains(marker) }).count >= count { return }
+        Thread.sleep(forTimeInterval: 0.1)
+    }
+}

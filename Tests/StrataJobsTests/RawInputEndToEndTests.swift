@@ -81,7 +81,9 @@ final class RawInputEndToEndTests: XCTestCase {
         for round in 0..<5 {
             let (dwm, _) = try launch(untilIdle: nil)
             waitForLogLine("\"engine rebuilt\"", count: round + 1, in: log, timeout: .seconds(30))
-            Thread.sleep(forTimeInterval: 0.3 + Double(rng.below(2_000)) / 1_000)
+            // The first kill soon after the join, while the backlog is being read (noida serves
+            // the 20 000 records in well under a second); the others at random later moments.
+            Thread.sleep(forTimeInterval: round == 0 ? Double(rng.below(150)) / 1_000 : 0.3 + Double(rng.below(2_000)) / 1_000)
             if dwm.isRunning { killedRunning += 1 }
             kill(dwm.processIdentifier, SIGKILL)
             dwm.waitUntilExit()
@@ -90,7 +92,7 @@ final class RawInputEndToEndTests: XCTestCase {
         }
         XCTAssertEqual(killedRunning, 5, "every kill hit a running process")
         print("committed ods.raw records at the kills: \(committedAtKills)")
-        XCTAssertLessThan(committedAtKills.first ?? .max, Self.events, "the first kill interrupted the reading")
+        XCTAssertLessThan(committedAtKills.min() ?? .max, Self.events, "a kill interrupted the reading")
         let (dwm, out) = try launch(untilIdle: 6)
         let deadline = ContinuousClock.now + .seconds(300)
         while dwm.isRunning && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.2) }
@@ -102,14 +104,5 @@ final class RawInputEndToEndTests: XCTestCase {
         let replays = text.split(separator: "\n").filter { $0.contains("\"state restored\"") && !$0.contains("consumed=0 ") }
         XCTAssertGreaterThan(replays.count, 0, "a kill hit the job with open windows to rebuild")
         try truth.assertMatches(sandbox, lateAsSet: !strict, tolerateAborted: !strict)
-    }
-
-    private func waitForLogLine(_ marker: String, count: Int, in path: String, timeout: Duration) {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-            if text.components(separatedBy: "\n").filter({ $0.contains(marker) }).count >= count { return }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
     }
 }
