@@ -121,7 +121,7 @@ extension BenchCommand {
 
             let raw = prefix + Topology.raw, queues = topology.actions.map { prefix + Topology.microQueue(for: $0) }
             var watches = [LagWatch(job: "split", groupId: prefix + "strata-split", topics: [raw]),
-                           LagWatch(job: "dwm", groupId: prefix + "strata-dwm", topics: queues)]
+                           LagWatch(job: "dwm", groupId: prefix + "strata-dwm", topics: queues, alternatives: [[raw]])]
             if !noOffline {
                 watches += [LagWatch(job: "archive", groupId: prefix + "strata-archive", topics: [raw]),
                             LagWatch(job: "sink", groupId: prefix + "strata-sink", topics: [prefix + Topology.dws])]
