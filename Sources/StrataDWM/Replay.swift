@@ -30,7 +30,10 @@ extension WindowEngine {
     /// Enters restore mode. For each source, records with offset < `committedOffsets[source]` that
     /// are applied from now on are replayed state (missing entry: nothing of it is replayed). Other
     /// records of any source are processed normally, but `collect` waits for `endRestore`.
-    public func beginRestore(checkpoints: [Source: SourceCheckpoint], committedOffsets: [Source: Int64]) {
+    /// `unstarted`: assigned sources that nobody has committed yet (no checkpoint, no committed
+    /// offset), read from their beginning.
+    public func beginRestore(checkpoints: [Source: SourceCheckpoint], committedOffsets: [Source: Int64],
+                             unstarted: [Source] = []) {
         precondition(!isRestoring, "beginRestore() while already restoring")
         // Checkpoints may come from several instances (after a rebalance), each with its own
         // watermark. The engine resumes at the lowest: windows another instance already closed stay
@@ -53,6 +56,11 @@ extension WindowEngine {
             lowest = Swift.min(lowest, cp.watermark)
             lowestMark = Swift.min(lowestMark, cp.dwmFinalMark)
         }
+        // A source nobody has committed yet may start minutes behind the checkpoints (its first
+        // owner left before its first commit while the others went on): nothing is closed for it
+        // yet, so the engine resumes below every window, as a checkpoint taken before any
+        // watermark would. Its first record then holds the watermark (`expectSources`).
+        if !unstarted.isEmpty { lowest = .min }
         if lowest != .max && lowest > watermark { watermark = lowest }
         // Windows final at a checkpoint but past its mark get their DWM finals at the next collect.
         if lowestMark != .max && lowestMark > dwmFinalMark { dwmFinalMark = lowestMark }

@@ -234,6 +234,7 @@ final class DWMStage: TransactionalStage {
                                    uniquingKeysWith: { a, _ in a })
         var checkpoints: [Source: SourceCheckpoint] = [:]
         var seeks: [TopicPartitionOffset] = []
+        var unstarted: [Source] = []
         for tp in assigned {
             guard let t = topicIndex[tp.topic] else { continue }
             let (chosen, exact) = CheckpointRecord.select(saved["\(tp.topic)|\(tp.partition)"] ?? [], committed: committed["\(tp.topic)|\(tp.partition)"])
@@ -243,6 +244,7 @@ final class DWMStage: TransactionalStage {
             }
             guard let r = chosen else {
                 let c = committed["\(tp.topic)|\(tp.partition)"] ?? TopicPartitionOffset.invalid
+                if c < 0 { unstarted.append(Source(topic: t, partition: Int(tp.partition))) }
                 seeks.append(TopicPartitionOffset(topic: tp.topic, partition: tp.partition, offset: c >= 0 ? c : TopicPartitionOffset.beginning))
                 continue
             }
@@ -255,7 +257,7 @@ final class DWMStage: TransactionalStage {
         engine.expectSources(assigned.compactMap { tp in topicIndex[tp.topic].map { Source(topic: $0, partition: Int(tp.partition)) } },
                              nowMs: Self.wallMs())
         if !checkpoints.isEmpty {
-            engine.beginRestore(checkpoints: checkpoints, committedOffsets: state.positions)
+            engine.beginRestore(checkpoints: checkpoints, committedOffsets: state.positions, unstarted: unstarted)
             if state.restoreTargets.isEmpty { engine.endRestore() }
         }
         logger.info("engine rebuilt", metadata: ["partitions": "\(assigned.count)", "checkpoints": "\(checkpoints.count)",

@@ -207,7 +207,7 @@ public final class TransactionalLoop {
             try stage.afterPoll(consumer: consumer)
             if stage.holdsInput { lastInput = now }
             let finishing = options.untilIdle.map {
-                assignment.hasJoined && options.idleOrder.isIdle(now: now, lastInput: lastInput, idle: $0)
+                assignment.isSettled && options.idleOrder.isIdle(now: now, lastInput: lastInput, idle: $0)
             } ?? false
             let tick = Tick(now: now, inputPaused: records.isEmpty, finishing: finishing)
             clock.lap(laps.afterPoll)

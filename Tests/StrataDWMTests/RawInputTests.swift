@@ -171,6 +171,51 @@ final class RawInputTests: XCTestCase {
         XCTAssertTrue(sawRewoundProgress, "some checkpoint restarted a partition's progress below its progress at the commit")
     }
 
+    /// A partition nobody has committed yet (its first owner left before its first commit) comes to
+    /// an instance whose other partitions' checkpoints are minutes ahead of it: read from its
+    /// beginning, its events count as its own order says, not as late against the others.
+    func testAPartitionNobodyCommittedCountsFullyAfterTheOthersMovedOn() {
+        let queues = rawPartitions(count: 60_000, seed: 47)
+        let want = oracle(queues)
+        let wantLateInP0 = oracle([queues[0]]).late
+        var rng = SeededRandom(seed: 29)
+        var subscriber = Subscriber()
+        subscriber.strictlyIncreasing = false
+        // Partitions 1–3 read to their end and committed; partition 0 never read.
+        let first = rawEngine(assigned: 0)
+        var committed: [Source: Int64] = [:]
+        for (k, r) in randomMerge(Array(queues[1...]), rng: &rng).enumerated() {
+            first.apply(r.bytes, source: r.source, offset: r.offset)
+            committed[r.source] = r.offset + 1
+            if k % 1_500 == 0 { subscriber.receive(first.collect(nowMs: 0)) }
+        }
+        subscriber.receive(first.collect(nowMs: 0))
+        let checkpoints = first.replayPoints()
+        XCTAssertGreaterThan(first.watermark, queues[0].compactMap { $0.parsed?.ts }.min()! + 60_000 + latenessMs,
+                             "the others' checkpoints are past partition 0's first minutes")
+
+        let restored = rawEngine()
+        let p0 = Source(topic: 0, partition: 0)
+        restored.beginRestore(checkpoints: checkpoints, committedOffsets: committed, unstarted: [p0])
+        for p in 1..<partitions {
+            let s = Source(topic: 0, partition: p)
+            for r in queues[p] where r.offset >= checkpoints[s]!.replayOffset && r.offset < committed[s]! {
+                restored.apply(r.bytes, source: r.source, offset: r.offset)
+            }
+        }
+        restored.endRestore()
+        for (k, r) in queues[0].enumerated() {
+            XCTAssertNotEqual(restored.apply(r.bytes, source: r.source, offset: r.offset), .replayed)
+            if k % 1_500 == 0 { subscriber.receive(restored.collect(nowMs: 0)) }
+        }
+        subscriber.receive(restored.flushAll(nowMs: 0))
+        XCTAssertEqual(restored.accounting.late, wantLateInP0, "partition 0's late events, by its own order")
+        XCTAssertEqual(first.accounting.late + restored.accounting.late, want.late)
+        XCTAssertEqual(Array(subscriber.violations.prefix(5)), [])
+        XCTAssertEqual(subscriber.republished, 0)
+        assertRowsEqual(subscriber, referenceRows(want.counted))
+    }
+
     /// Records the job does not count (filtered by the split's rules, dead-lettered) still move
     /// their partition's progress, as they move the split's stamp; a line that does not parse does not.
     func testRecordsNotCountedStillMoveTheirPartitionsProgress() {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import StrataCore
 import StrataDWM
 import StrataJobs
@@ -45,6 +46,47 @@ final class RawInputEndToEndTests: XCTestCase {
         let truth = try keyedBacklog(sandbox, seed: 67, events: 12_000)
         _ = try sandbox.runConcurrently(splits: [], dwms: ["a", "b", "c"].map { sandbox.dwmOptions(instance: $0, readRaw: true) },
                                         cache: try sandbox.makeCache())
+        try truth.assertMatches(sandbox)
+    }
+
+    /// Instances that finish leave the group; the one still running has its partitions revoked
+    /// and must not finish before the group hands them back (with the finished peers' share),
+    /// or the minutes it holds open are never flushed: nobody is left to own them. A fourth
+    /// member of the group holds that rebalance open for longer than the instances' idle time:
+    /// it takes 15 s to give its partition up (its revoke callback sleeps), then leaves.
+    func testAnInstanceWhosePartitionsAreRevokedWhenItsPeersFinishWaitsForThemBeforeItFinishes() throws {
+        let sandbox = try PipelineSandbox(seed: 79)
+        let truth = try keyedBacklog(sandbox, seed: 79, events: 12_000)
+        var options = ["a", "b", "c"].map { sandbox.dwmOptions(instance: $0, readRaw: true) }
+        // c goes idle last: a and b finish while c still holds open windows.
+        options[2].untilIdle = .seconds(9)
+        let started = ContinuousClock.now
+        var slowRevokeAt: ContinuousClock.Instant?
+        _ = try sandbox.runConcurrently(splits: [], dwms: options, cache: try sandbox.makeCache()) {
+            var config = KafkaConfig.consumer(bootstrapServers: sandbox.brokers, groupId: sandbox.prefix + "dwm")
+            config["partition.assignment.strategy"] = "range"
+            let assignment = AssignmentTracker()
+            let revokedAt = Mutex<ContinuousClock.Instant?>(nil)
+            let member = try KafkaConsumer(config: config) { event in
+                assignment.apply(event)
+                if case .revoked = event {
+                    revokedAt.withLock { $0 = .now }
+                    Thread.sleep(forTimeInterval: 15)
+                }
+            }
+            defer { member.close() }
+            try member.subscribe([sandbox.prefix + Topology.raw])
+            // Joined, then revoked (peers finished) and settled again: then it leaves.
+            let deadline = ContinuousClock.now + .seconds(90)
+            while ContinuousClock.now < deadline && !(assignment.isSettled && revokedAt.withLock({ $0 }) != nil) {
+                _ = try member.poll(maxMessages: 10, timeoutMs: 100)
+            }
+            slowRevokeAt = revokedAt.withLock { $0 }
+            XCTAssertTrue(assignment.isSettled, "the slow member took part in the rebalance")
+        }
+        let revoked = try XCTUnwrap(slowRevokeAt, "the peers' leaving revoked the slow member's partition")
+        print("slow revoke \(revoked - started) after the start; all instances done after \(ContinuousClock.now - started)")
+        XCTAssertGreaterThan(ContinuousClock.now - revoked, .seconds(15), "the last instance waited for the rebalance to end")
         try truth.assertMatches(sandbox)
     }
 
