@@ -99,9 +99,7 @@ public final class WindowEngine {
     @discardableResult
     public func apply(_ record: UnsafeRawBufferPointer, source: Source, offset: Int64,
                       stamp: SourceProgress.Stamp? = nil) -> ApplyOutcome {
-        let si = sources.index(source)
-        let replayed = sources.noteRecord(si, offset: offset)
-        if replayed { replay.consumed += 1 } else { live.consumed += 1 }
+        let (si, replayed) = consume(source, offset: offset)
         let ev: ScannedEvent
         do { ev = try scanner.scan(record) } catch { return filtered(error.reason, replayed) }
         if rawInput { sources.noteRawProgress(si, ev.ts) }
@@ -112,9 +110,7 @@ public final class WindowEngine {
     @discardableResult
     public func apply(scanned event: ScannedEvent, in record: UnsafeRawBufferPointer, source: Source,
                       offset: Int64, stamp: SourceProgress.Stamp? = nil) -> ApplyOutcome {
-        let si = sources.index(source)
-        let replayed = sources.noteRecord(si, offset: offset)
-        if replayed { replay.consumed += 1 } else { live.consumed += 1 }
+        let (si, replayed) = consume(source, offset: offset)
         if rawInput { sources.noteRawProgress(si, event.ts) }
         return applyScanned(event, record, si: si, offset: offset, replayed: replayed, stamp: stamp)
     }
@@ -125,11 +121,19 @@ public final class WindowEngine {
     /// the split's stamp.
     @discardableResult
     public func skip(source: Source, offset: Int64, ts: Int64?, reason: String) -> ApplyOutcome {
+        let (si, replayed) = consume(source, offset: offset)
+        if let ts, rawInput { sources.noteRawProgress(si, ts) }
+        return filtered(reason, replayed)
+    }
+
+    /// A record of `source` at `offset` arrives: its source's index, whether it is replayed state,
+    /// and it is counted as consumed (live or replayed).
+    @inline(__always)
+    private func consume(_ source: Source, offset: Int64) -> (si: Int, replayed: Bool) {
         let si = sources.index(source)
         let replayed = sources.noteRecord(si, offset: offset)
         if replayed { replay.consumed += 1 } else { live.consumed += 1 }
-        if let ts, rawInput { sources.noteRawProgress(si, ts) }
-        return filtered(reason, replayed)
+        return (si, replayed)
     }
 
     /// True when the gate already said yes to this content id (its events need no lookup).

@@ -194,6 +194,12 @@ final class DWMStage: TransactionalStage {
         var late: [(key: [UInt8]?, value: [UInt8])] = []
         var lastCommit = ContinuousClock.now
         var dirty = false
+
+        /// A record of `source` at `offset` was read: the position to commit, and the replay's progress.
+        mutating func read(_ source: Source, offset: Int64) {
+            positions[source] = max(positions[source] ?? 0, offset + 1)
+            readUpTo[source] = offset + 1
+        }
     }
 
     /// `window_apply` (consume: records into the engine), `collect` (the engine's rows for a
@@ -289,8 +295,7 @@ final class DWMStage: TransactionalStage {
         for m in records {
             guard let t = topicIndex[names.of(m)] else { continue }
             let source = Source(topic: t, partition: Int(m.partition))
-            s.positions[source] = max(s.positions[source] ?? 0, m.offset + 1)
-            s.readUpTo[source] = m.offset + 1
+            s.read(source, offset: m.offset)
             // The split's watermark markers (null key) carry ods.raw progress, not events.
             if m.isWatermarkMarker, let marker = SourceProgress.Marker(m.value) {
                 s.engine.applyMarker(marker, source: source, offset: m.offset)
@@ -308,8 +313,7 @@ final class DWMStage: TransactionalStage {
     private func consumeRaw(_ records: [KafkaMessage], router: SplitRouter, into s: inout EngineState) throws {
         for m in records {
             let source = Source(topic: 0, partition: Int(m.partition))
-            s.positions[source] = max(s.positions[source] ?? 0, m.offset + 1)
-            s.readUpTo[source] = m.offset + 1
+            s.read(source, offset: m.offset)
             var scanned: ScannedEvent?
             let outcome: ApplyOutcome
             switch router.route(m.value, scanned: &scanned) {
