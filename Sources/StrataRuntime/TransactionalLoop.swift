@@ -151,6 +151,7 @@ public final class TransactionalLoop {
         defer { consumer.close() }
         logger.info("\(options.job) started", metadata: ["group": "\(options.groupId)", "instance": "\(options.instanceId)"])
         var lastInput = ContinuousClock.now
+        var waitingForRebalance = false
         var topicNames = TopicNames()
         clock.start()
         while !shouldStop() {
@@ -206,9 +207,14 @@ public final class TransactionalLoop {
             }
             try stage.afterPoll(consumer: consumer)
             if stage.holdsInput { lastInput = now }
-            let finishing = options.untilIdle.map {
-                assignment.isSettled && options.idleOrder.isIdle(now: now, lastInput: lastInput, idle: $0)
-            } ?? false
+            var finishing = false
+            if let idle = options.untilIdle, options.idleOrder.isIdle(now: now, lastInput: lastInput, idle: idle) {
+                finishing = assignment.isSettled
+                if !finishing && !waitingForRebalance {
+                    logger.info("idle, but the group has not settled its assignment (a rebalance): waiting for it before finishing")
+                }
+                waitingForRebalance = !finishing
+            }
             let tick = Tick(now: now, inputPaused: records.isEmpty, finishing: finishing)
             clock.lap(laps.afterPoll)
             if stage.wantsTransaction(tick) { try commit(tick) }
