@@ -27,7 +27,7 @@ public struct BenchCommand: ParsableCommand {
         @Option(help: "Events per round.") var events = 1_000_000
         @Option(help: "Rounds.") var rounds = 3
         @Option(help: "Events for the through-the-broker run; 0 skips it.") var brokerEvents = 0
-        @Option(help: "Early-revision (transaction) interval of the broker run, ms.") var earlyIntervalMs: Int64 = 5_000
+        @Option(help: "Early-revision (transaction) interval of the broker run, ms.") var earlyIntervalMs: Int64 = 2_000
 
         func run() throws {
             let config = try global.resolve()

@@ -21,7 +21,7 @@ extension BenchCommand {
             Examples:
               strata bench pipeline --rate 5000 --seconds 150
               strata bench pipeline --rate 18000 --seconds 150 --users 200000   # ≈ 1 M cells per minute
-              strata bench pipeline --rate 5000 --early-interval-ms 2000 --run-log-level debug
+              strata bench pipeline --rate 5000 --early-interval-ms 5000 --run-log-level debug   # the earlier default
               strata bench pipeline --broker-pid $(cat ~/.cache/strata/stack/broker.pid)   # and the broker's size
             """)
 
@@ -30,7 +30,7 @@ extension BenchCommand {
         @Option(help: "Seconds of input.") var seconds = 150
         @Option(help: "Distinct contents (chosen uniformly).") var contents = 10_000
         @Option(help: "Distinct users (chosen uniformly); with users ≫ events per minute nearly every event is its own cell.") var users = 100_000
-        @Option(help: "Early-revision interval of the dwm job, ms.") var earlyIntervalMs: Int64 = 5_000
+        @Option(help: "Early-revision interval of the dwm job, ms.") var earlyIntervalMs: Int64 = 2_000
         @Option(help: "Out-of-orderness of the dwm job, ms.") var outOfOrdernessMs: Int64 = 5_000
         @Option(help: "Log level of `strata run` (debug shows each transaction's lookup/produce/commit time).") var runLogLevel = "info"
         @Option(help: "The broker's pid, to report its resident size before and after the run (a broker that keeps its log in memory slows as it grows).") var brokerPid: Int32?

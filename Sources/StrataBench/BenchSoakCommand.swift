@@ -81,7 +81,7 @@ extension BenchCommand {
         @Option(help: "Folder for the samples, the HTML page and the logs.") var out = "data/soak"
         @Option(help: "Distinct known contents (dimensions and events).") var contents = 10_000
         @Option(help: "Distinct known users (dimensions and events).") var users = 100_000
-        @Option(help: "Early-revision interval of the dwm job, ms.") var earlyIntervalMs: Int64 = 5_000
+        @Option(help: "Early-revision interval of the dwm job, ms.") var earlyIntervalMs: Int64 = 2_000
         @Flag(help: "Run split and dwm only, without the archive and sink jobs.") var noOffline = false
         @Option(help: "Extra arguments for `strata run`, e.g. --run-args='--dwm-batch-size 5000'.") var runArgs = ""
         @Option(help: "Log level of `strata run`.") var runLogLevel = "info"

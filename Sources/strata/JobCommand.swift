@@ -114,7 +114,7 @@ struct DWMOptions: ParsableArguments {
     @Option(help: "Dimension store: sqlite:PATH or postgres://… (env STRATA_STORE).") var store: String?
     @Option(help: "Out-of-orderness: watermark = highest ts − this (ms).") var outOfOrdernessMs: Int64 = 5_000
     @Option(help: "Allowed lateness after a window's end for corrections (ms); later events go to ods.late.") var allowedLatenessMs: Int64 = 120_000
-    @Option(help: "Early-revision (and transaction) interval (ms).") var earlyIntervalMs: Int64 = 5_000
+    @Option(help: "Early-revision (and transaction) interval (ms).") var earlyIntervalMs: Int64 = 2_000
     @Flag(help: "Publish a minute's DWM finals in the same transaction as its DWS finals. By default the DWS finals go first and the DWM finals follow in the next transaction, so the minute's few DWS rows do not wait for its every DWM row.") var finalsTogether = false
     @Flag(help: "Read ods.raw directly instead of the split's micro-queues: one broker hop fewer, and the minutes close without waiting for the split's transactions. ods.raw must be keyed by content_id (the job stops at the first record keyed otherwise); the split keeps publishing the micro-queues and ods.dlq for their other readers. Switching an existing group between the two inputs starts it from the beginning of the new input.") var readRaw = false
     @Option(name: .customLong("dwm-batch-size"), help: "Most records the dwm job takes per poll.") var dwmBatchSize = DWMJob.Options(brokers: "").batchSize
