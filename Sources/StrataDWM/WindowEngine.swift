@@ -222,9 +222,14 @@ public final class WindowEngine {
         // retained at that commit get rebuilt (the watermark only grows, so none of their events
         // was late before the crash). A window past its lateness whose DWM finals were still owed
         // (past the checkpoint's mark) was retained too.
-        let restoreWatermark = replayed ? sources.state(si).pointee.restoreWatermark : 0
+        // Live records are judged against the higher of the engine's watermark and their source's
+        // checkpoint's: the engine may resume lower (checkpoints of several instances, a partition
+        // nobody committed), but a window past its lateness at the checkpoint is gone all the
+        // same (its rows are final; one made anew would publish under a rev already used).
+        let checkpointWatermark = sources.state(si).pointee.restoreWatermark
+        let restoreWatermark = replayed ? checkpointWatermark : 0
         let gone = replayed ? restoreWatermark > end + lateness && end <= sources.state(si).pointee.restoreDwmMark
-                            : watermark > end + lateness
+                            : Swift.max(watermark, checkpointWatermark) > end + lateness
         if ownKnown {
             // Late against its own ods.raw partition: decided by the input alone.
             let ownWatermark = own == .min ? Int64.min : own - config.outOfOrdernessMs

@@ -216,6 +216,50 @@ final class RawInputTests: XCTestCase {
         assertRowsEqual(subscriber, referenceRows(want.counted))
     }
 
+    /// The engine may resume below a source's checkpoint (a partition nobody committed, or
+    /// checkpoints of several instances). A live record of that source whose minute was past its
+    /// lateness at the checkpoint (its partition had been declared idle while the other went on:
+    /// the wall-clock exception) is late, as the engine that wrote the checkpoint would have said:
+    /// counted into a window made anew, it would publish a row under a rev already used.
+    func testALiveRecordIsJudgedAgainstItsOwnCheckpointWhenTheEngineResumesLower() {
+        let p0 = Source(topic: 0, partition: 0), p1 = Source(topic: 0, partition: 1)
+        let first = rawEngine(assigned: 2)
+        var next: [Source: Int64] = [p0: 0, p1: 0]
+        func feed(_ e: WindowEngine, _ s: Source, _ line: [UInt8]) -> ApplyOutcome {
+            defer { next[s]! += 1 }
+            return e.apply(line, source: s, offset: next[s]!)
+        }
+        var lines: [Source: [[UInt8]]] = [p0: [], p1: []]
+        func produce(_ s: Source, _ id: String, ts: Int64, content: String) {
+            let line = event(id, ts: ts, "click", content: content)
+            lines[s]!.append(line)
+            XCTAssertEqual(feed(first, s, line), .applied, id)
+        }
+        produce(p0, "a0", ts: m0 + 10_000, content: "c00000001")
+        produce(p1, "b0", ts: m0 + 11_000, content: "c00000002")
+        _ = first.collect(nowMs: 0)
+        // Partition 0 goes quiet; partition 1 runs ten minutes on.
+        for k in 1...20 { produce(p1, "b\(k)", ts: m0 + Int64(k) * 30_000, content: "c00000002") }
+        _ = first.collect(nowMs: 100_000)
+        _ = first.collect(nowMs: 100_001)
+        XCTAssertGreaterThan(first.watermark, m0 + 60_000 + latenessMs, "minute m0 is past its lateness")
+        let checkpoints = first.replayPoints()
+        let committed = next
+        let straggler = event("a1", ts: m0 + 20_000, "click", content: "c00000001")
+
+        // A third partition nobody has committed: the restored engine resumes below every window.
+        let restored = rawEngine(assigned: 3)
+        restored.beginRestore(checkpoints: checkpoints, committedOffsets: committed, unstarted: [Source(topic: 0, partition: 2)])
+        for s in [p0, p1] {
+            for (o, line) in lines[s]!.enumerated() where Int64(o) >= checkpoints[s]!.replayOffset {
+                XCTAssertEqual(restored.apply(line, source: s, offset: Int64(o)), .replayed)
+            }
+        }
+        restored.endRestore()
+        XCTAssertEqual(restored.apply(straggler, source: p0, offset: committed[p0]!), .late, "as the checkpoint's engine judges it")
+        XCTAssertEqual(first.apply(straggler, source: p0, offset: committed[p0]!), .late)
+    }
+
     /// Records the job does not count (filtered by the split's rules, dead-lettered) still move
     /// their partition's progress, as they move the split's stamp; a line that does not parse does not.
     func testRecordsNotCountedStillMoveTheirPartitionsProgress() {
