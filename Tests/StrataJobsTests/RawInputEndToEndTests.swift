@@ -44,8 +44,10 @@ final class RawInputEndToEndTests: XCTestCase {
     func testSeveralInstancesReadingDirectlyPublishTheTruth() throws {
         let sandbox = try PipelineSandbox(seed: 67)
         let truth = try keyedBacklog(sandbox, seed: 67, events: 12_000)
-        _ = try sandbox.runConcurrently(splits: [], dwms: ["a", "b", "c"].map { sandbox.dwmOptions(instance: $0, readRaw: true) },
-                                        cache: try sandbox.makeCache())
+        // Idle times staggered: instances leaving together while another rejoins can wedge Tansu
+        // 0.6's group coordinator, and the one left then waits for an assignment that never comes.
+        let dwms = ["a", "b", "c"].enumerated().map { sandbox.dwmOptions(instance: $1, untilIdle: .seconds(6 + 3 * $0), readRaw: true) }
+        _ = try sandbox.runConcurrently(splits: [], dwms: dwms, cache: try sandbox.makeCache())
         try truth.assertMatches(sandbox)
     }
 
