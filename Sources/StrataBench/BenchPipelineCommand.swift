@@ -4,6 +4,7 @@ import StrataCLI
 import StrataCore
 import StrataDims
 import StrataGen
+import StrataJobs
 import StrataKafka
 import Synchronization
 
@@ -35,6 +36,7 @@ extension BenchCommand {
         @Option(help: "Log level of `strata run` (debug shows each transaction's lookup/produce/commit time).") var runLogLevel = "info"
         @Option(help: "The broker's pid, to report its resident size before and after the run (a broker that keeps its log in memory slows as it grows).") var brokerPid: Int32?
         @Flag(help: "Run with --finals-together: a minute's DWM and DWS finals in one transaction (the comparison for DWS finals first).") var finalsTogether = false
+        @Option(help: "DWM finals per transaction of the dwm job (0: a minute's in one).") var dwmFinalsPerTransaction = DWMJob.Options(brokers: "").dwmFinalsPerTransaction
         @Flag(help: "Run with --read-raw: the dwm job reads ods.raw (keyed by content id here) instead of the micro-queues.") var readRaw = false
 
         func run() throws {
@@ -74,7 +76,8 @@ extension BenchCommand {
             let r = clock.report()
             let childOut = String(decoding: (child.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             print("{\"bench\":\"pipeline\",\"rate\":\(rate),\"seconds\":\(seconds),\"sent\":\(sent),\"contents\":\(contents),\"users\":\(users),"
-                  + "\"early_interval_ms\":\(earlyIntervalMs),\"out_of_orderness_ms\":\(outOfOrdernessMs),\"finals_together\":\(finalsTogether),\"read_raw\":\(readRaw)}")
+                  + "\"early_interval_ms\":\(earlyIntervalMs),\"out_of_orderness_ms\":\(outOfOrdernessMs),\"finals_together\":\(finalsTogether),\"read_raw\":\(readRaw),"
+                  + "\"dwm_finals_per_transaction\":\(dwmFinalsPerTransaction)}")
             print("{\"bench\":\"pipeline.freshness\",\"broker_baseline_ms\":\(r.raw.json),\"dws_early_ms\":\(r.early.json),"
                   + "\"dws_final_after_minute_end_plus_ooo_ms\":\(r.final.json),\"early_p99_over_baseline_p99\":\(String(format: "%.1f", r.early.p99 / max(r.raw.p99, 0.001))),"
                   + "\"events_visible_in_dws\":\(r.early.count),\"target_early_p99_ms\":5000,\"target_final_ms\":2000}")
@@ -92,7 +95,8 @@ extension BenchCommand {
             if readRaw { args.append("--read-raw") }
             args += ["--topic-prefix", prefix, "--brokers", config.brokers, "--redis", config.redisURL,
                         "--store", "sqlite:" + storePath, "--until-idle", "10", "--log-format", "json", "--log-level", runLogLevel,
-                        "--early-interval-ms", "\(earlyIntervalMs)", "--out-of-orderness-ms", "\(outOfOrdernessMs)"]
+                        "--early-interval-ms", "\(earlyIntervalMs)", "--out-of-orderness-ms", "\(outOfOrdernessMs)",
+                        "--dwm-finals-per-transaction", "\(dwmFinalsPerTransaction)"]
             if let t = config.topologyPath { args += ["--topology", t] }
             for (k, v) in config.kafka { args += ["-X", "\(k)=\(v)"] }
             p.arguments = args

@@ -10,6 +10,12 @@ final class MinuteWindow {
     /// Every cell's final revision has been emitted (with DWS finals first, one collect after
     /// `isFinal`; a rebuilt window checks its cells once more). Not evicted before.
     @exclusivity(unchecked) var dwmFinalsOut = false
+    /// With `WindowConfig.dwmFinalsPerCollect`: how many of the `WindowEngine.finalParts` have had
+    /// their DWM finals published, and the cells listed by part (the first `cellsParted` cells;
+    /// listed when the first part goes out, cells added later by corrections at the next collect).
+    @exclusivity(unchecked) var dwmPartsOut = 0
+    @exclusivity(unchecked) var partCells: [RawBuffer<UInt32>] = []
+    @exclusivity(unchecked) var cellsParted = 0
     @exclusivity(unchecked) var cells: CellStore
     @exclusivity(unchecked) var totals: ContentTotals
     /// Event-id hash sets of the cells with more than 4 events.
@@ -33,6 +39,7 @@ final class MinuteWindow {
         totals.deallocate()
         minOffsets.deallocate()
         minOffsetPriors.deallocate()
+        for p in partCells { p.deallocate() }
     }
 
     @inline(__always)
@@ -50,6 +57,7 @@ final class MinuteWindow {
     var allocatedBytes: Int {
         var spilled = spills.capacity * 8
         for s in spills { spilled += 48 + s.capacity * 9 }
+        for p in partCells { spilled += p.allocatedBytes }
         return cells.allocatedBytes + totals.allocatedBytes + 2 * minOffsets.allocatedBytes + spilled + 128
     }
 }

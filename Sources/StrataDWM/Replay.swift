@@ -22,6 +22,7 @@ extension WindowEngine {
             // A raw-input source's replay rebuilds its progress record by record from the replay
             // offset on (each record's own progress decides its lateness): it restarts from there.
             out[s.source] = SourceCheckpoint(replayOffset: r, maxTs: rawInput ? prior : s.maxTs, watermark: watermark, dwmFinalMark: dwmFinalMark,
+                                             dwmPartialEnd: dwmPartialEnd, dwmPartsOut: dwmPartsOut,
                                              rawPartitions: s.rawPartitions, upstream: sources.upstreamProgress(i))
         }
         return out
@@ -52,6 +53,8 @@ extension WindowEngine {
             s.pointee.restoreEnd = committedOffsets[src] ?? cp.replayOffset
             s.pointee.restoreWatermark = cp.watermark
             s.pointee.restoreDwmMark = cp.dwmFinalMark
+            s.pointee.restoreDwmPartialEnd = cp.dwmPartialEnd
+            s.pointee.restoreDwmPartsOut = cp.dwmPartsOut
             s.pointee.activeSinceCollect = true
             lowest = Swift.min(lowest, cp.watermark)
             lowestMark = Swift.min(lowestMark, cp.dwmFinalMark)

@@ -44,8 +44,10 @@ struct SourceState {
     var restoreEnd = Int64.min
     /// The engine watermark at the checkpoint being restored.
     var restoreWatermark = Int64.min
-    /// The engine's `dwmFinalMark` at that checkpoint.
+    /// The engine's `dwmFinalMark` at that checkpoint, and its partly published window.
     var restoreDwmMark = Int64.min
+    var restoreDwmPartialEnd = Int64.min
+    var restoreDwmPartsOut = 0
     /// Declared by the job (an assigned partition) but no record yet: holds the watermark back
     /// from this wall-clock time until a record arrives or the idle timeout passes.
     var expectedSinceMs = Int64.min

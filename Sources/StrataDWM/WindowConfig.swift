@@ -19,6 +19,12 @@ public struct WindowConfig: Sendable, Equatable {
     /// next one (`dwmFinalMark` lags the watermark by one collect): a minute's few DWS rows do not
     /// wait for its every DWM row. Off: both in the same collect.
     public var dwsFinalsFirst = false
+    /// With `dwsFinalsFirst`: a collect publishes the DWM finals it owes a part at a time (the
+    /// minute's contents split into `WindowEngine.finalParts` by a stable hash of their id) until
+    /// about this many rows are out, and the next collects go on with the rest. A minute's million
+    /// DWM finals then no longer hold one transaction open for seconds while the next minute's
+    /// early rows wait behind it. 0: all of them in one collect.
+    public var dwmFinalsPerCollect = 0
     /// Every source is an ods.raw partition the job reads itself (no split in between). Lateness is
     /// then decided as the split's stamp would: by the source's own highest ts up to and including
     /// the record (over every record that parses, counted or not), so the same input gives the
@@ -72,27 +78,35 @@ public struct SourceCheckpoint: Sendable, Equatable, CustomStringConvertible {
     /// The engine's `dwmFinalMark` at the commit: windows ending at or before it had their DWM
     /// finals published (equal to `watermark` unless DWS finals go first).
     public var dwmFinalMark: Int64
+    /// The oldest window whose DWM finals were partly out at the commit (its end; `Int64.min`:
+    /// none) and how many of its `WindowEngine.finalParts` were (see `dwmFinalsPerCollect`).
+    public var dwmPartialEnd: Int64
+    public var dwmPartsOut: Int
     /// Partition count of ods.raw announced by the split's markers (0: none seen).
     public var rawPartitions: Int
     /// Progress of each upstream ods.raw partition heard of on this source, at the commit.
     public var upstream: [SourceProgress.PartitionProgress]
 
-    public init(replayOffset: Int64, maxTs: Int64, watermark: Int64, dwmFinalMark: Int64? = nil, rawPartitions: Int = 0,
+    public init(replayOffset: Int64, maxTs: Int64, watermark: Int64, dwmFinalMark: Int64? = nil,
+                dwmPartialEnd: Int64 = .min, dwmPartsOut: Int = 0, rawPartitions: Int = 0,
                 upstream: [SourceProgress.PartitionProgress] = []) {
         self.replayOffset = replayOffset
         self.maxTs = maxTs
         self.watermark = watermark
         self.dwmFinalMark = dwmFinalMark ?? watermark
+        self.dwmPartialEnd = dwmPartialEnd
+        self.dwmPartsOut = dwmPartsOut
         self.rawPartitions = rawPartitions
         self.upstream = upstream
     }
 
-    /// `dwm3:<replayOffset>:<maxTs>:<watermark>:<dwmFinalMark>:<rawPartitions>:<p>,<maxTs>,<idle>;…`
-    /// (`dwm2:` without the mark and `dwm1:` without the last three fields are still read: their
-    /// DWM finals went out with the DWS finals).
+    /// `dwm4:<replayOffset>:<maxTs>:<watermark>:<dwmFinalMark>:<dwmPartialEnd>:<dwmPartsOut>:<rawPartitions>:<p>,<maxTs>,<idle>;…`
+    /// (`dwm3:` without the partial window, `dwm2:` also without the mark and `dwm1:` without
+    /// the last three fields are still read: their DWM finals went out a minute at a time, or with
+    /// the DWS finals).
     public var encoded: String {
         let u = upstream.map { "\($0.partition),\($0.maxTs),\($0.idle ? 1 : 0)" }.joined(separator: ";")
-        return "dwm3:\(replayOffset):\(maxTs):\(watermark):\(dwmFinalMark):\(rawPartitions):\(u)"
+        return "dwm4:\(replayOffset):\(maxTs):\(watermark):\(dwmFinalMark):\(dwmPartialEnd):\(dwmPartsOut):\(rawPartitions):\(u)"
     }
 
     public init?(encoded: String) {
@@ -101,8 +115,14 @@ public struct SourceCheckpoint: Sendable, Equatable, CustomStringConvertible {
         switch parts[0] {
         case "dwm1" where parts.count == 4:
             self.init(replayOffset: r, maxTs: t, watermark: w)
-        case "dwm2" where parts.count == 6, "dwm3" where parts.count == 7:
-            let mark = parts[0] == "dwm3" ? Int64(parts[4]) : w
+        case "dwm2" where parts.count == 6, "dwm3" where parts.count == 7, "dwm4" where parts.count == 9:
+            let mark = parts[0] == "dwm2" ? w : Int64(parts[4])
+            var partialEnd = Int64.min, partsOut = 0
+            if parts[0] == "dwm4" {
+                guard let e = Int64(parts[5]), let n = Int(parts[6]), (0...WindowEngine.finalParts).contains(n) else { return nil }
+                partialEnd = e
+                partsOut = n
+            }
             let rest = parts.suffix(2)
             guard let mark, let n = Int(rest.first!) else { return nil }
             var upstream: [SourceProgress.PartitionProgress] = []
@@ -111,7 +131,8 @@ public struct SourceCheckpoint: Sendable, Equatable, CustomStringConvertible {
                 guard f.count == 3, let p = Int32(f[0]), let ts = Int64(f[1]), let idle = Int(f[2]) else { return nil }
                 upstream.append(SourceProgress.PartitionProgress(partition: p, maxTs: ts, idle: idle != 0))
             }
-            self.init(replayOffset: r, maxTs: t, watermark: w, dwmFinalMark: mark, rawPartitions: n, upstream: upstream)
+            self.init(replayOffset: r, maxTs: t, watermark: w, dwmFinalMark: mark, dwmPartialEnd: partialEnd,
+                      dwmPartsOut: partsOut, rawPartitions: n, upstream: upstream)
         default:
             return nil
         }

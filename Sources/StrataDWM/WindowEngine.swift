@@ -24,7 +24,8 @@ public enum ApplyOutcome: Sendable, Equatable {
 /// - at each transaction: `collect` (publish everything it returns), then store `replayPoints()`
 ///   with the committed positions. After `collect` the whole state has been published, except
 ///   with `dwsFinalsFirst` the DWM finals of the windows it just closed: they are owed to the next
-///   collect, and the checkpoint's `dwmFinalMark` says so.
+///   collect (or, with `dwmFinalsPerCollect`, to the next few), and the checkpoint's
+///   `dwmFinalMark` and partial window say so.
 /// - after a crash: `beginRestore` with the stored checkpoints and committed positions, re-apply
 ///   each source from its replay offset (records below the committed position rebuild state and
 ///   publish nothing), `endRestore`, continue. `rev` = 2 × distinct events + (final ? 1 : 0), so a
@@ -64,6 +65,12 @@ public final class WindowEngine {
     /// Windows ending at or before this have had their DWM finals published: the watermark, or
     /// with `dwsFinalsFirst` the watermark of the collect before (see `publish`).
     @exclusivity(unchecked) public internal(set) var dwmFinalMark = Int64.min
+    /// The oldest window past `dwmFinalMark` some of whose DWM finals are out (its end;
+    /// `Int64.min`: none) and how many of its `finalParts` (see `WindowConfig.dwmFinalsPerCollect`).
+    @exclusivity(unchecked) public internal(set) var dwmPartialEnd = Int64.min
+    @exclusivity(unchecked) public internal(set) var dwmPartsOut = 0
+    /// Per content index: its part of a window's DWM finals (`finalPart`).
+    @exclusivity(unchecked) var contentParts = RawBuffer<UInt8>(capacity: 64)
     @exclusivity(unchecked) var live = Counters()
     @exclusivity(unchecked) var replay = Counters()
     @exclusivity(unchecked) public internal(set) var isRestoring = false
@@ -86,6 +93,7 @@ public final class WindowEngine {
     }
 
     deinit {
+        contentParts.deallocate()
         contents.deallocate()
         strategies.deallocate()
         sources.deallocate()
@@ -210,6 +218,7 @@ public final class WindowEngine {
             content = c
         } else if isKnownContent(contentId) {
             content = contents.intern(contentId, hash: contentHash)
+            contentParts.append(Self.finalPart(contentId))
         } else {
             if replayed { replay.unknownContent += 1; return .replayed }
             live.unknownContent += 1
@@ -299,7 +308,10 @@ public final class WindowEngine {
             // its window if the window was final at the checkpoint, its DWM final if the window
             // was also within the checkpoint's DWM mark.
             let fin: UInt8 = end <= restoreWatermark ? CellHeader.pubFinal : 0
-            let cellFin: UInt8 = end <= sources.state(si).pointee.restoreDwmMark ? fin : 0
+            let src = sources.state(si)
+            let dwmOut = end <= src.pointee.restoreDwmMark
+                || (end == src.pointee.restoreDwmPartialEnd && Int(contentParts[Int(content)]) < src.pointee.restoreDwmPartsOut)
+            let cellFin: UInt8 = dwmOut ? fin : 0
             cell.pointee.pubN &+= 1
             cell.pointee.flags = (cell.pointee.flags & ~CellHeader.pubFinal) | cellFin
             totals.pointee.pubN &+= 1
@@ -398,12 +410,12 @@ public final class WindowEngine {
         advanceWatermark(nowMs: nowMs)
         // Deferring: the windows final before this collect get their DWM finals now.
         publish(earlyRevisions: earlyRevisions, dwmMark: config.dwsFinalsFirst ? Swift.max(dwmFinalMark, before) : watermark,
-                into: &sink)
+                finalsBudget: config.dwmFinalsPerCollect > 0 ? config.dwmFinalsPerCollect : .max, into: &sink)
     }
 
     /// End of bounded input (`--until-idle`): moves the watermark to the end of the newest window,
-    /// so every window is final, and returns the rows (as `collect`). Windows stay retained for
-    /// corrections until the allowed lateness passes.
+    /// so every window is final, and returns the rows (as `collect`), every DWM final included.
+    /// Windows stay retained for corrections until the allowed lateness passes.
     public func flushAll(nowMs: Int64) -> Emission {
         var sink = EmissionSink()
         flushAll(nowMs: nowMs, into: &sink)
@@ -414,7 +426,7 @@ public final class WindowEngine {
         precondition(!isRestoring, "flushAll() while restoring: call endRestore() first")
         advanceWatermark(nowMs: nowMs)
         if let last = windows.last, last.end > watermark { watermark = last.end }
-        publish(earlyRevisions: true, dwmMark: watermark, into: &sink)
+        publish(earlyRevisions: true, dwmMark: watermark, finalsBudget: .max, into: &sink)
     }
 
     /// The watermark a collect at `nowMs` would set (does not change anything).
@@ -442,10 +454,15 @@ public final class WindowEngine {
     /// Windows ending after `mark` (below the watermark only when DWS finals go first) that turn
     /// final publish their DWS finals now and their DWM finals at the next collect; a replay from
     /// this commit's checkpoint (which carries the mark) knows those DWM finals are still owed.
+    /// With `dwmFinalsPerCollect` the owed DWM finals go out a part at a time, oldest window first,
+    /// until the budget is spent; the mark then stays below the first window not wholly out, and
+    /// `dwmPartialEnd`/`dwmPartsOut` say how far it got.
     /// A window is evicted only once its DWM finals are out.
-    private func publish<S: RowSink>(earlyRevisions: Bool, dwmMark mark: Int64, into sink: inout S) {
+    private func publish<S: RowSink>(earlyRevisions: Bool, dwmMark mark: Int64, finalsBudget: Int, into sink: inout S) {
         var kept: [MinuteWindow] = []
         kept.reserveCapacity(windows.count)
+        var budget = finalsBudget
+        var owed: MinuteWindow?
         for w in windows {
             if !w.isFinal && w.end <= watermark {
                 w.isFinal = true
@@ -458,12 +475,17 @@ public final class WindowEngine {
             } else if w.isFinal && !w.dwmFinalsOut {
                 // Its DWS finals went out at an earlier collect (or it was rebuilt final by a
                 // replay): every cell whose final revision is not out yet.
-                emitCells(w, all: true, into: &sink)
+                if budget == .max {
+                    emitCells(w, all: true, into: &sink)
+                    w.dwmFinalsOut = true
+                } else {
+                    emitFinalParts(w, budget: &budget, into: &sink)
+                }
                 emitTotals(w, all: false, into: &sink)
-                w.dwmFinalsOut = true
             } else if w.isFinal || earlyRevisions {
                 emit(w, all: false, into: &sink)
             }
+            if owed == nil && w.isFinal && !w.dwmFinalsOut { owed = w }
             if watermark > w.end + lateness && w.dwmFinalsOut {
                 if lastWindow?.toOpaque() == Unmanaged.passUnretained(w).toOpaque() { lastWindow = nil }
             } else {
@@ -471,7 +493,59 @@ public final class WindowEngine {
             }
         }
         windows = kept
-        dwmFinalMark = mark
+        dwmFinalMark = owed.map { Swift.min(mark, $0.end - 1) } ?? mark
+        dwmPartialEnd = owed.map { $0.dwmPartsOut > 0 ? $0.end : .min } ?? .min
+        dwmPartsOut = owed?.dwmPartsOut ?? 0
+    }
+
+    /// The DWM finals of a final window, a part at a time while `budget` lasts (at least one part
+    /// per call): the cells of the parts already out that changed since (corrections), then each
+    /// next part's cells whose final revision is not out. Changed cells of parts still to come
+    /// wait for their part.
+    private func emitFinalParts<S: RowSink>(_ w: MinuteWindow, budget: inout Int, into sink: inout S) {
+        if w.partCells.isEmpty {
+            w.partCells = (0..<Self.finalParts).map { _ in RawBuffer<UInt32>(capacity: Swift.max(16, w.cells.count / Self.finalParts * 5 / 4)) }
+        }
+        let cells = w.cells
+        for c in w.cellsParted..<cells.count {
+            w.partCells[Int(contentParts[Int(cells.header(c).pointee.content)])].append(UInt32(c))
+        }
+        w.cellsParted = cells.count
+        let out = w.dwmPartsOut
+        for k in 0..<cells.dirty.count {
+            let c = Int(cells.dirty[k])
+            let p = cells.header(c)
+            p.pointee.flags &= ~CellHeader.listedDirty
+            if Int(contentParts[Int(p.pointee.content)]) < out, emitCell(w, c, into: &sink) { budget -= 1 }
+        }
+        w.cells.clearDirtyList()
+        while w.dwmPartsOut < Self.finalParts && budget > 0 {
+            let list = w.partCells[w.dwmPartsOut]
+            for k in 0..<list.count where emitCell(w, Int(list[k]), into: &sink) { budget -= 1 }
+            w.dwmPartsOut += 1
+        }
+        if w.dwmPartsOut == Self.finalParts {
+            w.dwmFinalsOut = true
+            for p in w.partCells { p.deallocate() }
+            w.partCells = []
+        }
+    }
+
+    /// How many parts a window's DWM finals are published in with `dwmFinalsPerCollect`.
+    public static let finalParts = 16
+
+    /// A content's part: FNV-1a of its id, mixed by MurmurHash3's finalizer (ids that differ in
+    /// their last digit must land in different parts). Checkpoints count published parts, so a
+    /// restarted process must give every id the same part: this function must never change.
+    static func finalPart(_ id: UnsafeRawBufferPointer) -> UInt8 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in id { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        h ^= h >> 33
+        h &*= 0xFF51_AFD7_ED55_8CCD
+        h ^= h >> 33
+        h &*= 0xC4CE_B9FE_1A85_EC53
+        h ^= h >> 33
+        return UInt8(truncatingIfNeeded: h % UInt64(finalParts))
     }
 
     /// Emits the cells and contents of `w` whose (events, final) differ from what was last
@@ -482,28 +556,33 @@ public final class WindowEngine {
     }
 
     private func emitCells<S: RowSink>(_ w: MinuteWindow, all: Bool, into sink: inout S) {
-        let fin: UInt8 = w.isFinal ? CellHeader.pubFinal : 0
-        let finRev: Int64 = w.isFinal ? 1 : 0
-        let clear = ~(CellHeader.pubFinal | CellHeader.listedDirty)
-
         let cells = w.cells
         let cellCount = all ? cells.count : cells.dirty.count
         for k in 0..<cellCount {
             let c = all ? k : Int(cells.dirty[k])
-            let p = cells.header(c)
-            let h = p.pointee
-            p.pointee.flags = h.flags & ~CellHeader.listedDirty
-            guard h.n != h.pubN || h.flags & CellHeader.pubFinal != fin else { continue }
-            p.pointee.pubN = h.n
-            p.pointee.flags = (h.flags & clear) | fin
-            sink.dwm(DWMRowView(
-                minute: w.start, contentId: contents.bytes(h.content), userId: cells.userId(c),
-                strategy: h.strategy == 0 ? nil : strategies.bytes(h.strategy - 1),
-                playMs: h.playMs, isFinal: w.isFinal, rev: 2 * Int64(h.n) + finRev,
-                counts: UnsafePointer(cells.inlineCounts(c)), extraCounts: cells.extraCountsOf(c).map { UnsafePointer($0) },
-                actionCount: actionCount))
+            cells.header(c).pointee.flags &= ~CellHeader.listedDirty
+            emitCell(w, c, into: &sink)
         }
         w.cells.clearDirtyList()
+    }
+
+    /// Publishes cell `c` of `w` if its (events, final) differ from what was last published.
+    @inline(__always) @discardableResult
+    private func emitCell<S: RowSink>(_ w: MinuteWindow, _ c: Int, into sink: inout S) -> Bool {
+        let fin: UInt8 = w.isFinal ? CellHeader.pubFinal : 0
+        let cells = w.cells
+        let p = cells.header(c)
+        let h = p.pointee
+        guard h.n != h.pubN || h.flags & CellHeader.pubFinal != fin else { return false }
+        p.pointee.pubN = h.n
+        p.pointee.flags = (h.flags & ~CellHeader.pubFinal) | fin
+        sink.dwm(DWMRowView(
+            minute: w.start, contentId: contents.bytes(h.content), userId: cells.userId(c),
+            strategy: h.strategy == 0 ? nil : strategies.bytes(h.strategy - 1),
+            playMs: h.playMs, isFinal: w.isFinal, rev: 2 * Int64(h.n) + (w.isFinal ? 1 : 0),
+            counts: UnsafePointer(cells.inlineCounts(c)), extraCounts: cells.extraCountsOf(c).map { UnsafePointer($0) },
+            actionCount: actionCount))
+        return true
     }
 
     private func emitTotals<S: RowSink>(_ w: MinuteWindow, all: Bool, into sink: inout S) {

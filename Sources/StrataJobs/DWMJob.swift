@@ -13,8 +13,8 @@ import StrataSplit
 /// Exactly-once (docs/time-semantics.md, docs/exactly-once.md): every few seconds (the early-revision
 /// interval) or when a window becomes final, one transaction publishes everything the engine
 /// collected, the late records, each source's replay checkpoint and the consumer positions. A
-/// minute's DWS finals go in the transaction that finalizes it, its DWM finals in the next one
-/// (right after), unless `dwsFinalsFirst` is off. After
+/// minute's DWS finals go in the transaction that finalizes it, its DWM finals in the next ones
+/// (right after, `dwmFinalsPerTransaction` rows each), unless `dwsFinalsFirst` is off. After
 /// a crash or a rebalance the engine is rebuilt: each source is re-read from its checkpoint's
 /// replay offset, records below the committed position only rebuild state (their rows were
 /// published), and `rev` is a function of state, so a replay reproduces the revisions it had published.
@@ -34,6 +34,10 @@ public final class DWMJob: StreamJob {
         /// A minute's DWS finals in one transaction, its DWM finals in the next (see
         /// `WindowConfig.dwsFinalsFirst`); false: both in one.
         public var dwsFinalsFirst = true
+        /// With DWS finals first: a minute's DWM finals go out over as many transactions as it
+        /// takes, about this many rows each (`WindowConfig.dwmFinalsPerCollect`), and each of them
+        /// carries the next minute's early rows too; 0: all in one transaction.
+        public var dwmFinalsPerTransaction = 100_000
         /// Read ods.raw itself instead of the split's micro-queues: one broker hop fewer, and the
         /// watermark no longer waits for the split's transactions. ods.raw must be keyed by
         /// content_id (every instance then sees all of a content's events); the job validates each
@@ -231,6 +235,7 @@ final class DWMStage: TransactionalStage {
         var config = WindowConfig(actions: topology.actions, outOfOrdernessMs: options.outOfOrdernessMs,
                                   allowedLatenessMs: options.allowedLatenessMs, idleTimeoutMs: options.idleSourceTimeoutMs)
         config.dwsFinalsFirst = options.dwsFinalsFirst
+        config.dwmFinalsPerCollect = options.dwmFinalsPerTransaction
         config.rawInput = options.readRaw
         let engine = WindowEngine(config: config) { gate.confirmContent($0) }
         var state = EngineState(engine: engine)

@@ -29,8 +29,16 @@ final class ReplayTests: XCTestCase {
         assertCrashAndReplayPublishTheSameRows(dwsFinalsFirst: true)
     }
 
-    private func assertCrashAndReplayPublishTheSameRows(dwsFinalsFirst: Bool) {
-        func engine() -> WindowEngine { makeEngine(allowedLatenessMs: 30_000, dwsFinalsFirst: dwsFinalsFirst) }
+    /// A minute's DWM finals spread over several commits: a crash between two of them must publish
+    /// the rest after the restore, once, and nothing of what went out before.
+    func testCrashAndReplayWithDWMFinalsSpreadOverCommitsPublishTheSameRowsOnce() {
+        assertCrashAndReplayPublishTheSameRows(dwsFinalsFirst: true, dwmFinalsPerCollect: 700)
+    }
+
+    private func assertCrashAndReplayPublishTheSameRows(dwsFinalsFirst: Bool, dwmFinalsPerCollect: Int = 0) {
+        func engine() -> WindowEngine {
+            makeEngine(allowedLatenessMs: 30_000, dwsFinalsFirst: dwsFinalsFirst, dwmFinalsPerCollect: dwmFinalsPerCollect)
+        }
         let stream = workloadStream()
         var rng = SeededRandom(seed: 17)
         var collectAfter = Set<Int>()
@@ -40,14 +48,22 @@ final class ReplayTests: XCTestCase {
         // Uninterrupted run.
         var reference = Subscriber()
         let straight = engine()
+        var partial = 0
         for (k, r) in stream.enumerated() {
             straight.apply(r.bytes, source: r.source, offset: r.offset)
-            if collectAfter.contains(k) { reference.receive(straight.collect(nowMs: 0)) }
+            guard collectAfter.contains(k) else { continue }
+            let e = straight.collect(nowMs: 0)
+            reference.receive(e)
+            guard dwmFinalsPerCollect > 0 else { continue }
+            // The budget, plus at most one part begun within it, plus corrections.
+            XCTAssertLessThanOrEqual(e.dwm.filter(\.isFinal).count, 4 * dwmFinalsPerCollect, "about one budget of finals per collect")
+            if straight.dwmPartsOut > 0 { partial += 1 }
         }
+        if dwmFinalsPerCollect > 0 { XCTAssertGreaterThan(partial, 10, "commits with a minute's DWM finals partly out") }
         reference.receive(straight.flushAll(nowMs: 0))
         XCTAssertEqual(Array(reference.violations.prefix(5)), [])
 
-        var sawSkipped = false, sawOwedFinals = false
+        var sawSkipped = false, sawOwedFinals = false, sawPartial = false
         for trial in 0..<5 {
             let crashAt = 2_000 + rng.below(stream.count - 4_000)
             var subscriber = Subscriber()
@@ -59,6 +75,7 @@ final class ReplayTests: XCTestCase {
             var committed: [Source: Int64] = [:]
             var positions: [Source: Int64] = [:]
             var lastCommit = -1
+            var sawPartialAtCrash = false
             for k in 0..<crashAt {
                 let r = stream[k]
                 doomed.apply(r.bytes, source: r.source, offset: r.offset)
@@ -68,6 +85,7 @@ final class ReplayTests: XCTestCase {
                     checkpoints = doomed.replayPoints()
                     committed = positions
                     lastCommit = k
+                    if doomed.dwmPartsOut > 0 { sawPartialAtCrash = true } else { sawPartialAtCrash = false }
                 }
             }
             // Records after the last commit were consumed, but their transaction never committed.
@@ -92,6 +110,7 @@ final class ReplayTests: XCTestCase {
                 }
             }
             restored.endRestore()
+            if sawPartialAtCrash { sawPartial = true }
             XCTAssertLessThan(replayed, lastCommit + 1, "replay points skip state already evicted")
             XCTAssertTrue(restored.restoreAccounting.isBalanced, "\(restored.restoreAccounting)")
             if restored.restoreAccounting.late > 0 { sawSkipped = true }
@@ -120,6 +139,7 @@ final class ReplayTests: XCTestCase {
         }
         XCTAssertTrue(sawSkipped, "some replayed records belonged to windows evicted before the commit")
         if dwsFinalsFirst { XCTAssertTrue(sawOwedFinals, "some crash fell between a minute's DWS finals and its DWM finals") }
+        if dwmFinalsPerCollect > 0 { XCTAssertTrue(sawPartial, "some crash fell while a minute's DWM finals were partly out") }
     }
 
     /// Catching up, one collect can move the watermark past a minute's end and its allowed
@@ -177,6 +197,15 @@ final class ReplayTests: XCTestCase {
         let d = SourceCheckpoint(replayOffset: 42, maxTs: m0 + 9, watermark: m0, dwmFinalMark: m0 - 60_000, rawPartitions: 4,
                                  upstream: [SourceProgress.PartitionProgress(partition: 1, maxTs: m0 + 3, idle: true)])
         XCTAssertEqual(SourceCheckpoint(encoded: d.encoded), d)
+        let e = SourceCheckpoint(replayOffset: 42, maxTs: m0 + 9, watermark: m0, dwmFinalMark: m0 - 60_001,
+                                 dwmPartialEnd: m0 - 60_000, dwmPartsOut: 5, rawPartitions: 4)
+        XCTAssertEqual(SourceCheckpoint(encoded: e.encoded), e)
+        XCTAssertTrue(e.encoded.hasPrefix("dwm4:"))
+        let v3 = SourceCheckpoint(encoded: "dwm3:1:2:3:2:4:0,5,0")
+        XCTAssertEqual(v3?.dwmFinalMark, 2)
+        XCTAssertEqual(v3?.dwmPartialEnd, .min, "before the parts: a minute's DWM finals went out in one commit")
+        XCTAssertEqual(v3?.upstream.count, 1)
+        XCTAssertNil(SourceCheckpoint(encoded: "dwm4:1:2:3:2:9:17:4:"), "more parts than there are")
         XCTAssertEqual(SourceCheckpoint(encoded: "dwm2:1:2:3:4:0,5,0")?.dwmFinalMark, 3, "before the mark: DWM finals went with DWS finals")
         XCTAssertNil(SourceCheckpoint(encoded: "dwm2:1:2:3"))
         XCTAssertNil(SourceCheckpoint(encoded: "dwm1:1:2"))

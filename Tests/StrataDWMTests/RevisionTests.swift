@@ -133,4 +133,83 @@ final class RevisionTests: XCTestCase {
         XCTAssertFalse(engine.hasWindowsToFinalize(nowMs: 0))
         XCTAssertTrue(engine.collect(nowMs: 0).isEmpty)
     }
+
+    /// A minute's DWM finals spread over collects (`dwmFinalsPerCollect`): each collect publishes
+    /// about the budget, a part of the contents at a time; the next minute's early rows go out in
+    /// every one of them; a correction to a part already out goes out at once, one to a part still
+    /// to come with its part; every cell's final is published exactly once; `flushAll` publishes
+    /// whatever is left at once.
+    func testDWMFinalsSpreadOverCollectsAPartAtATime() {
+        let engine = makeEngine(allowedLatenessMs: 120_000, dwsFinalsFirst: true, dwmFinalsPerCollect: 300)
+        var offset: Int64 = 0
+        func feed(_ b: [UInt8]) -> ApplyOutcome { offset += 1; return engine.apply(b, offset: offset) }
+        func content(_ i: Int) -> String { "c" + String(100_000_000 + i).dropFirst() }
+        // 2 000 cells in m0: 200 contents × 10 users.
+        for i in 0..<2_000 {
+            XCTAssertEqual(feed(event("a\(i)", ts: m0 + Int64(i), "expose", content: content(i % 200), user: "u\(i / 200)")), .applied)
+        }
+        _ = engine.collect(nowMs: 0)
+        XCTAssertEqual(feed(event("n0", ts: m0 + 66_000, "expose", content: content(0))), .applied)
+        var rows = engine.collect(nowMs: 0)
+        XCTAssertEqual(rows.dws.filter { $0.minute == m0 && $0.isFinal }.count, 200, "m0's DWS finals first")
+        XCTAssertEqual(rows.dwm.filter { $0.minute == m0 }, [])
+
+        var finals: [String: Int] = [:]
+        var collects = 0
+        var corrected = false, heldBack = false
+        while engine.hasWindowsToFinalize(nowMs: 0) {
+            collects += 1
+            // Early rows of m0 + 1 keep coming.
+            XCTAssertEqual(feed(event("n\(collects)", ts: m0 + 66_000, "click", content: content(collects))), .applied)
+            if collects == 3 {
+                // A correction in a content whose part is out, one in a content whose part is not.
+                let out = (0..<200).first { finals["\(content($0))|u0"] != nil }!
+                let waiting = (0..<200).first { finals["\(content($0))|u0"] == nil }!
+                XCTAssertEqual(feed(event("late-out", ts: m0 + 5_000, "like", content: content(out), user: "u0")), .corrected)
+                XCTAssertEqual(feed(event("late-wait", ts: m0 + 5_000, "like", content: content(waiting), user: "u0")), .corrected)
+                rows = engine.collect(nowMs: 0)
+                let got = rows.dwm.filter { $0.minute == m0 }
+                XCTAssertEqual(got.first { $0.contentId == content(out) && $0.userId == "u0" }?.rev, 5, "the correction to a part out goes at once")
+                heldBack = !got.contains { $0.contentId == content(waiting) && $0.userId == "u0" }
+                corrected = true
+                let before = finals.count
+                for r in got { finals["\(r.contentId)|\(r.userId)", default: 0] += 1 }
+                finals["\(content(out))|u0"]! -= 1   // its correction is a second final, by design
+                XCTAssertGreaterThan(finals.count, before)
+            } else {
+                rows = engine.collect(nowMs: 0)
+                let got = rows.dwm.filter { $0.minute == m0 }
+                XCTAssertTrue(got.allSatisfy(\.isFinal))
+                XCTAssertLessThanOrEqual(got.count, 300 + 2_000 / 4, "the budget and at most one part begun within it")
+                for r in got { finals["\(r.contentId)|\(r.userId)", default: 0] += 1 }
+            }
+            XCTAssertEqual(rows.dwm.filter { $0.minute == m0 + 60_000 }.count, 1, "the open minute's early row goes with them")
+            if engine.hasWindowsToFinalize(nowMs: 0) {
+                XCTAssertLessThan(engine.dwmFinalMark, m0 + 60_000, "the mark stays below m0 until all is out")
+                XCTAssertEqual(engine.dwmPartialEnd, m0 + 60_000)
+                XCTAssertGreaterThan(engine.dwmPartsOut, 0)
+            }
+            XCTAssertLessThan(collects, 50)
+        }
+        XCTAssertTrue(corrected)
+        XCTAssertTrue(heldBack, "a correction to a part not out yet waits for its part")
+        XCTAssertGreaterThanOrEqual(collects, 5, "2 000 finals at 300 a collect")
+        XCTAssertEqual(finals.count, 2_000, "every cell's final")
+        XCTAssertTrue(finals.values.allSatisfy { $0 == 1 }, "each once")
+        XCTAssertEqual(engine.dwmPartialEnd, .min)
+        XCTAssertGreaterThanOrEqual(engine.dwmFinalMark, m0 + 60_000)
+
+        // The next minute, 1 000 cells more, turns final: DWS first, then flushAll (the end of a
+        // bounded run) publishes every DWM final at once, budget or not.
+        for i in 0..<1_000 {
+            XCTAssertEqual(feed(event("b\(i)", ts: m0 + 70_000, "expose", content: content(i % 100), user: "v\(i / 100)")), .applied)
+        }
+        _ = engine.collect(nowMs: 0)
+        XCTAssertEqual(feed(event("x", ts: m0 + 130_000, "expose")), .applied)
+        rows = engine.collect(nowMs: 0)
+        XCTAssertTrue(rows.dws.contains { $0.minute == m0 + 60_000 && $0.isFinal })
+        rows = engine.flushAll(nowMs: 0)
+        XCTAssertEqual(rows.dwm.filter { $0.minute == m0 + 60_000 }.count, 1_000 + collects + 1)
+        XCTAssertFalse(engine.hasWindowsToFinalize(nowMs: 0))
+    }
 }

@@ -28,10 +28,11 @@ func isKnownContent(_ b: UnsafeRawBufferPointer) -> Bool {
 }
 
 func makeEngine(outOfOrdernessMs: Int64 = 5_000, allowedLatenessMs: Int64 = 120_000,
-                idleTimeoutMs: Int64 = 30_000, dwsFinalsFirst: Bool = false) -> WindowEngine {
+                idleTimeoutMs: Int64 = 30_000, dwsFinalsFirst: Bool = false, dwmFinalsPerCollect: Int = 0) -> WindowEngine {
     var config = WindowConfig(actions: actions, outOfOrdernessMs: outOfOrdernessMs,
                               allowedLatenessMs: allowedLatenessMs, idleTimeoutMs: idleTimeoutMs)
     config.dwsFinalsFirst = dwsFinalsFirst
+    config.dwmFinalsPerCollect = dwmFinalsPerCollect
     return WindowEngine(config: config, isKnownContent: isKnownContent)
 }
 

@@ -102,6 +102,9 @@ final class DWMEndToEndTests: XCTestCase {
         options.instanceId = env.prefix + instance
         options.untilIdle = .seconds(3)
         options.earlyIntervalMs = 500
+        // A minute here has a few thousand cells: spread its DWM finals over several transactions,
+        // as a busy minute is in production.
+        options.dwmFinalsPerTransaction = 1_000
         return options
     }
 
@@ -205,7 +208,7 @@ final class DWMEndToEndTests: XCTestCase {
             var arguments = ["job", "dwm", "--topic-prefix", env.prefix, "--group", env.prefix + "dwm", "--instance-id", env.prefix + "0",
                              "--brokers", brokers, "--redis", redisURL, "--store", "sqlite:" + env.storePath,
                              "--topology", Self.root.appendingPathComponent("topology/topology.yaml").path,
-                             "--early-interval-ms", "300", "--log-format", "json"]
+                             "--early-interval-ms", "300", "--dwm-finals-per-transaction", "300", "--log-format", "json"]
             if let untilIdle { arguments += ["--until-idle", "\(untilIdle)"] }
             // noida never expires a killed dynamic member: the restarted job must take its place.
             if TestEnvironment.brokerHidesAbortedTransactions { arguments.append("--static-membership") }
