@@ -398,19 +398,21 @@ public final class WindowEngine {
     /// passed, and returns the rows to publish: every changed cell and content (early revisions of
     /// open windows only when `earlyRevisions`), final rows of newly final windows, corrections.
     /// Windows past the allowed lateness are then evicted. Must not be called while restoring.
-    public func collect(nowMs: Int64, earlyRevisions: Bool = true) -> Emission {
+    /// `dwmFinalsBudget` overrides `WindowConfig.dwmFinalsPerCollect` for this collect (`.max`: every
+    /// DWM final owed, e.g. while catching up, when nobody waits for early rows).
+    public func collect(nowMs: Int64, earlyRevisions: Bool = true, dwmFinalsBudget: Int? = nil) -> Emission {
         var sink = EmissionSink()
-        collect(nowMs: nowMs, earlyRevisions: earlyRevisions, into: &sink)
+        collect(nowMs: nowMs, earlyRevisions: earlyRevisions, dwmFinalsBudget: dwmFinalsBudget, into: &sink)
         return sink.emission
     }
 
-    public func collect<S: RowSink>(nowMs: Int64, earlyRevisions: Bool = true, into sink: inout S) {
+    public func collect<S: RowSink>(nowMs: Int64, earlyRevisions: Bool = true, dwmFinalsBudget: Int? = nil, into sink: inout S) {
         precondition(!isRestoring, "collect() while restoring: call endRestore() first")
         let before = watermark
         advanceWatermark(nowMs: nowMs)
         // Deferring: the windows final before this collect get their DWM finals now.
         publish(earlyRevisions: earlyRevisions, dwmMark: config.dwsFinalsFirst ? Swift.max(dwmFinalMark, before) : watermark,
-                finalsBudget: config.dwmFinalsPerCollect > 0 ? config.dwmFinalsPerCollect : .max, into: &sink)
+                finalsBudget: dwmFinalsBudget ?? (config.dwmFinalsPerCollect > 0 ? config.dwmFinalsPerCollect : .max), into: &sink)
     }
 
     /// End of bounded input (`--until-idle`): moves the watermark to the end of the newest window,
@@ -439,9 +441,21 @@ public final class WindowEngine {
     /// True when a collect at `nowMs` would make some window final, or publish the DWM finals of
     /// a window whose DWS finals went first: the job's cue to commit now rather than at the next
     /// early-revision tick.
-    public func hasWindowsToFinalize(nowMs: Int64) -> Bool {
+    public func hasWindowsToFinalize(nowMs: Int64) -> Bool { finalsDue(nowMs: nowMs) != .none }
+
+    public enum FinalsDue: Sendable { case none, closing, owed }
+
+    /// What a collect at `nowMs` would publish besides early rows and corrections: `.closing` when
+    /// some window turns final, else `.owed` when DWM finals of windows already final are still
+    /// owed (DWS finals first, `dwmFinalsPerCollect`), else `.none`.
+    public func finalsDue(nowMs: Int64) -> FinalsDue {
         let w = previewWatermark(nowMs: nowMs)
-        return windows.contains { $0.isFinal ? !$0.dwmFinalsOut : $0.end <= w }
+        var owed = false
+        for x in windows {
+            if !x.isFinal && x.end <= w { return .closing }
+            if x.isFinal && !x.dwmFinalsOut { owed = true }
+        }
+        return owed ? .owed : .none
     }
 
     private func advanceWatermark(nowMs: Int64) {

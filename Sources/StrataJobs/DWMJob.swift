@@ -37,7 +37,7 @@ public final class DWMJob: StreamJob {
         /// With DWS finals first: a minute's DWM finals go out over as many transactions as it
         /// takes, about this many rows each (`WindowConfig.dwmFinalsPerCollect`), and each of them
         /// carries the next minute's early rows too; 0: all in one transaction.
-        public var dwmFinalsPerTransaction = 100_000
+        public var dwmFinalsPerTransaction = 50_000
         /// Read ods.raw itself instead of the split's micro-queues: one broker hop fewer, and the
         /// watermark no longer waits for the split's transactions. ods.raw must be keyed by
         /// content_id (every instance then sees all of a content's events); the job validates each
@@ -51,6 +51,8 @@ public final class DWMJob: StreamJob {
         public var batchSize = 10_000
         /// Static group membership (see `TransactionalLoop.Options.staticMembership`).
         public var staticMembership = false
+        /// See `TransactionalLoop.Options.settleTimeout`.
+        public var settleTimeout: Duration?
         public init(brokers: String) { self.brokers = brokers }
     }
 
@@ -77,6 +79,7 @@ public final class DWMJob: StreamJob {
         loopOptions.untilIdle = options.untilIdle
         loopOptions.idleOrder = options.idleOrder
         loopOptions.staticMembership = options.staticMembership
+        loopOptions.settleTimeout = options.settleTimeout
         // A final emission can be a million rows: bound what librdkafka buffers (produce then waits
         // for the broker) instead of holding the whole minute in memory. -X overrides it.
         loopOptions.producerDefaults["queue.buffering.max.kbytes"] = "131072"
@@ -404,20 +407,31 @@ final class DWMStage: TransactionalStage {
     /// (a read_committed fetch can stall for a while behind another producer's open transaction).
     var holdsInput: Bool { state?.engine.isRestoring ?? false }
 
-    /// On the early-revision tick when something changed, whenever a window can become final or
-    /// owes its DWM finals (also when input has stopped: finals must not wait for the next
-    /// event), and at the end.
+    /// On the early-revision tick when something changed, whenever a window can become final
+    /// (also when input has stopped: finals must not wait for the next event), and at the end.
+    /// DWM finals still owed go out as soon as the input is drained (the last poll was not full):
+    /// otherwise, one poll between two of a minute's finals transactions, the input would fall
+    /// behind while they run and the early rows the spreading is for would wait in the consumer.
     func wantsTransaction(_ tick: Tick) -> Bool {
         guard let s = state, !s.engine.isRestoring else { return false }
-        return tick.finishing || (s.dirty && tick.now - s.lastCommit >= .milliseconds(options.earlyIntervalMs))
-            || s.engine.hasWindowsToFinalize(nowMs: Self.wallMs())
+        let early = tick.now - s.lastCommit >= .milliseconds(options.earlyIntervalMs)
+        if tick.finishing || (s.dirty && early) { return true }
+        switch s.engine.finalsDue(nowMs: Self.wallMs()) {
+        case .closing: return true
+        case .owed: return !tick.backlogged || early
+        case .none: return false
+        }
     }
 
     /// Collects the rows and looks their dimensions up before the transaction opens.
     func beforeTransaction(_ tick: Tick) throws {
         guard let s = state else { return }
         emittedAt = Self.wallMs()
-        let rows = tick.finishing ? s.engine.flushAll(nowMs: emittedAt) : s.engine.collect(nowMs: emittedAt)
+        // Behind on input (catching up, or live input that came in during the last transaction
+        // and has not been drained yet), every DWM final owed goes now: spreading them is for the
+        // freshness of live early rows, and owed minutes stay in memory.
+        let rows = tick.finishing ? s.engine.flushAll(nowMs: emittedAt)
+            : s.engine.collect(nowMs: emittedAt, dwmFinalsBudget: tick.backlogged ? .max : nil)
         clock?.lap(laps.collect)
         let t0 = ContinuousClock.now
         try enricher.lookUp(rows)

@@ -41,6 +41,11 @@ public final class TransactionalLoop {
         /// session timeout. Off by default: on the local broker (Tansu) static joins are slower
         /// and multi-member groups sometimes stalled in tests.
         public var staticMembership = false
+        /// With `untilIdle`: how long an idle run waits for its group to complete a rebalance
+        /// before it gives up with `LoopError.rebalanceNotCompleted`. nil: the consumer's
+        /// max.poll.interval.ms (the rebalance timeout: a coordinator that works completes the
+        /// rebalance within it) + session.timeout.ms + 60 s.
+        public var settleTimeout: Duration?
         /// Job-specific client defaults (below `kafka`).
         public var producerDefaults: [String: String] = [:]
         public var consumerDefaults: [String: String] = [:]
@@ -84,6 +89,7 @@ public final class TransactionalLoop {
     /// Wall and CPU time of the job's thread per stage of the loop (per batch, never per record).
     public let clock: StageClock
     private let laps: LoopLaps
+    private var settleTimeout: Duration = .seconds(300)
 
     public init(options: Options, logger: Logger) {
         self.options = options
@@ -140,6 +146,9 @@ public final class TransactionalLoop {
                                                                     instance: options.instanceId)
         }
         ccfg = ccfg.merging(options.kafka)
+        let ms = { (key: String, fallback: Int) in ccfg[key].flatMap { Int($0) } ?? fallback }
+        settleTimeout = options.settleTimeout
+            ?? .milliseconds(ms("max.poll.interval.ms", 300_000) + ms("session.timeout.ms", 45_000) + 60_000)
         // The idle clock runs only once the group has answered: joining can take seconds.
         return try KafkaConsumer(config: ccfg, logger: logger) { assignment.apply($0) }
     }
@@ -151,7 +160,7 @@ public final class TransactionalLoop {
         defer { consumer.close() }
         logger.info("\(options.job) started", metadata: ["group": "\(options.groupId)", "instance": "\(options.instanceId)"])
         var lastInput = ContinuousClock.now
-        var waitingForRebalance = false
+        var waitingSince: ContinuousClock.Instant?
         var topicNames = TopicNames()
         clock.start()
         while !shouldStop() {
@@ -210,12 +219,21 @@ public final class TransactionalLoop {
             var finishing = false
             if let idle = options.untilIdle, options.idleOrder.isIdle(now: now, lastInput: lastInput, idle: idle) {
                 finishing = assignment.isSettled
-                if !finishing && !waitingForRebalance {
-                    logger.info("idle, but the group has not settled its assignment (a rebalance): waiting for it before finishing")
+                if finishing {
+                    waitingSince = nil
+                } else if let since = waitingSince {
+                    if now - since >= settleTimeout {
+                        throw LoopError.rebalanceNotCompleted(job: options.job, group: options.groupId, waited: now - since)
+                    }
+                } else {
+                    waitingSince = now
+                    logger.info("idle, but the group has not settled its assignment (a rebalance): waiting for it before finishing",
+                                metadata: ["gives_up_after_s": "\(settleTimeout.components.seconds)"])
                 }
-                waitingForRebalance = !finishing
+            } else {
+                waitingSince = nil
             }
-            let tick = Tick(now: now, inputPaused: records.isEmpty, finishing: finishing)
+            let tick = Tick(now: now, inputPaused: records.isEmpty, finishing: finishing, backlogged: batch.count >= options.batchSize)
             clock.lap(laps.afterPoll)
             if stage.wantsTransaction(tick) { try commit(tick) }
             // Zero-copy records handed to the producer point into `batch`: alive until here.
@@ -392,4 +410,21 @@ struct PartitionRun {
     var next: Int64?
     /// The run's first record taken.
     var first: Int64?
+}
+
+/// Why a loop ended without finishing its work.
+public enum LoopError: Error, Sendable, CustomStringConvertible {
+    /// A bounded run went idle but its group did not complete a rebalance within the settle timeout.
+    case rebalanceNotCompleted(job: String, group: String, waited: Duration)
+
+    public var description: String {
+        switch self {
+        case .rebalanceNotCompleted(let job, let group, let waited):
+            return "the \(job) job went idle, but its group \(group) did not complete a rebalance in \(waited.components.seconds) s "
+                + "(a broker-side stall, or a member that neither rejoins nor leaves). It stops without finishing: what the "
+                + "end of the run publishes for the partitions it held (a dwm job's open minutes' finals) is left to the "
+                + "next run of the group, which resumes from the committed checkpoints. Run the job again once the group "
+                + "is healthy."
+        }
+    }
 }

@@ -111,10 +111,14 @@ public struct Tick: Sendable {
     public let inputPaused: Bool
     /// `--until-idle` elapsed: the last transaction before the loop ends.
     public let finishing: Bool
+    /// The last poll returned a full batch: more input is waiting (a backlog, or input that came
+    /// in during the previous transaction).
+    public let backlogged: Bool
 
-    public init(now: ContinuousClock.Instant, inputPaused: Bool, finishing: Bool) {
+    public init(now: ContinuousClock.Instant, inputPaused: Bool, finishing: Bool, backlogged: Bool = false) {
         self.now = now
         self.inputPaused = inputPaused
         self.finishing = finishing
+        self.backlogged = backlogged
     }
 }

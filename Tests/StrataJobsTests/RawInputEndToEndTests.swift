@@ -4,6 +4,7 @@ import StrataCore
 import StrataDWM
 import StrataJobs
 import StrataKafka
+import StrataRuntime
 import StrataTestSupport
 import XCTest
 
@@ -90,6 +91,54 @@ final class RawInputEndToEndTests: XCTestCase {
         print("slow revoke \(revoked - started) after the start; all instances done after \(ContinuousClock.now - started)")
         XCTAssertGreaterThan(ContinuousClock.now - revoked, .seconds(15), "the last instance waited for the rebalance to end")
         try truth.assertMatches(sandbox)
+    }
+
+    /// A bounded run whose group does not complete a rebalance gives up after its settle timeout
+    /// with an error that says so (a broker-side stall would otherwise keep it waiting for good):
+    /// here another member of the group holds the rebalance open for 25 s in its revoke callback.
+    func testABoundedRunWhoseGroupDoesNotSettleGivesUpWithAClearError() throws {
+        let sandbox = try PipelineSandbox(seed: 83)
+        _ = try keyedBacklog(sandbox, seed: 83)
+        let assigned = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        let brokers = sandbox.brokers, group = sandbox.prefix + "dwm", topic = sandbox.prefix + Topology.raw
+        let memberError = Mutex<String?>(nil)
+        Thread {
+            defer { done.signal() }
+            do {
+                var config = KafkaConfig.consumer(bootstrapServers: brokers, groupId: group)
+                config["partition.assignment.strategy"] = "range"
+                let stalled = Mutex(false)
+                let member = try KafkaConsumer(config: config) { event in
+                    if case .assigned(let p) = event, !p.isEmpty { assigned.signal() }
+                    if case .revoked = event, !stalled.withLock({ $0 }) {
+                        stalled.withLock { $0 = true }
+                        Thread.sleep(forTimeInterval: 25)
+                    }
+                }
+                defer { member.close() }
+                try member.subscribe([topic])
+                let deadline = ContinuousClock.now + .seconds(60)
+                while ContinuousClock.now < deadline && !stalled.withLock({ $0 }) {
+                    _ = try member.poll(maxMessages: 10, timeoutMs: 100)
+                }
+            } catch {
+                memberError.withLock { $0 = "\(error)" }
+            }
+        }.start()
+        XCTAssertEqual(assigned.wait(timeout: .now() + 60), .success, "the other member joined first")
+
+        var options = sandbox.dwmOptions(untilIdle: .seconds(3), readRaw: true)
+        options.settleTimeout = .seconds(8)
+        let job = DWMJob(options: options, topology: sandbox.topology, cache: try sandbox.makeCache())
+        XCTAssertThrowsError(try job.run()) { error in
+            guard case LoopError.rebalanceNotCompleted(_, let g, let waited) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(g, group)
+            XCTAssertGreaterThanOrEqual(waited, .seconds(8))
+            XCTAssertLessThan(waited, .seconds(20), "gave up at its timeout, not when the rebalance ended")
+            XCTAssertTrue("\(error)".contains("did not complete a rebalance") && "\(error)".contains("Run the job again"), "\(error)")
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 90), .success)
+        XCTAssertNil(memberError.withLock { $0 })
     }
 
     func testUnkeyedODSRawStopsTheJobBeforeItPublishesAnything() throws {
