@@ -42,6 +42,14 @@ final class MinuteWindow {
         for p in partCells { p.deallocate() }
     }
 
+    /// Every cell's DWM final is out: the part lists are no longer needed (whichever path got it
+    /// there, a part at a time or all at once after a catch-up).
+    func markDwmFinalsOut() {
+        dwmFinalsOut = true
+        for p in partCells { p.deallocate() }
+        partCells = []
+    }
+
     @inline(__always)
     func noteOffset(_ offset: Int64, source: Int, prior: Int64) {
         if source >= minOffsets.count {

@@ -491,7 +491,7 @@ public final class WindowEngine {
                 // replay): every cell whose final revision is not out yet.
                 if budget == .max {
                     emitCells(w, all: true, into: &sink)
-                    w.dwmFinalsOut = true
+                    w.markDwmFinalsOut()
                 } else {
                     emitFinalParts(w, budget: &budget, into: &sink)
                 }
@@ -538,11 +538,7 @@ public final class WindowEngine {
             for k in 0..<list.count where emitCell(w, Int(list[k]), into: &sink) { budget -= 1 }
             w.dwmPartsOut += 1
         }
-        if w.dwmPartsOut == Self.finalParts {
-            w.dwmFinalsOut = true
-            for p in w.partCells { p.deallocate() }
-            w.partCells = []
-        }
+        if w.dwmPartsOut == Self.finalParts { w.markDwmFinalsOut() }
     }
 
     /// How many parts a window's DWM finals are published in with `dwmFinalsPerCollect`.

@@ -208,8 +208,17 @@ final class RevisionTests: XCTestCase {
         XCTAssertEqual(feed(event("x", ts: m0 + 130_000, "expose")), .applied)
         rows = engine.collect(nowMs: 0)
         XCTAssertTrue(rows.dws.contains { $0.minute == m0 + 60_000 && $0.isFinal })
+        // One part-at-a-time collect first: the minute is partly out and its cells are listed by part.
+        rows = engine.collect(nowMs: 0)
+        var second = rows.dwm.filter { $0.minute == m0 + 60_000 }.count
+        XCTAssertGreaterThan(second, 0)
+        XCTAssertEqual(engine.dwmPartialEnd, m0 + 120_000)
+        let partlyOut = engine.memoryEstimate().bytes
         rows = engine.flushAll(nowMs: 0)
-        XCTAssertEqual(rows.dwm.filter { $0.minute == m0 + 60_000 }.count, 1_000 + collects + 1)
+        second += rows.dwm.filter { $0.minute == m0 + 60_000 }.count
+        XCTAssertEqual(second, 1_000 + collects + 1)
         XCTAssertFalse(engine.hasWindowsToFinalize(nowMs: 0))
+        XCTAssertLessThanOrEqual(engine.memoryEstimate().bytes, partlyOut - WindowEngine.finalParts * 16 * 4,
+                                 "the part lists are freed when the rest goes out at once")
     }
 }
