@@ -8,7 +8,7 @@ public import StrataDims
 public struct RowEnricher {
     private let cache: DimensionCache
     private var encoder: RowEncoder
-    private var buffer: [UInt8] = []
+    private let buffer = RowBuffer()
     /// Per row of the last looked-up emission: the position of its content and user among the
     /// emission's distinct ids, so encoding finds the dimensions without hashing an id again.
     private var dwmContent: [Int32] = [], dwmUser: [Int32] = [], dwsContent: [Int32] = []
@@ -16,7 +16,6 @@ public struct RowEnricher {
     public init(cache: DimensionCache, actions: [String]) {
         self.cache = cache
         encoder = RowEncoder(actions: actions)
-        buffer.reserveCapacity(512)
     }
 
     /// Looks up the dimensions of every id the emission's rows carry; returns how many distinct
@@ -74,15 +73,14 @@ public struct RowEnricher {
         precondition(emission.dwm.count == dwmContent.count && emission.dws.count == dwsContent.count,
                      "encode(_:) needs the emission of the last lookUp(_:)")
         for (i, r) in emission.dwm.enumerated() {
-            buffer.removeAll(keepingCapacity: true)
-            encoder.encode(r, content: dwmContent[i], user: dwmUser[i], emittedAt: emittedAt, into: &buffer)
-            try buffer.withUnsafeBytes { try dwm(r, $0) }
+            buffer.removeAll()
+            encoder.encode(r, content: dwmContent[i], user: dwmUser[i], emittedAt: emittedAt, into: buffer)
+            try dwm(r, buffer.bytes)
         }
         for (i, r) in emission.dws.enumerated() {
-            buffer.removeAll(keepingCapacity: true)
-            encoder.encode(r, content: dwsContent[i], emittedAt: emittedAt, into: &buffer)
-            let known = encoder.hasContent(dwsContent[i])
-            try buffer.withUnsafeBytes { try dws(r, $0, known) }
+            buffer.removeAll()
+            encoder.encode(r, content: dwsContent[i], emittedAt: emittedAt, into: buffer)
+            try dws(r, buffer.bytes, encoder.hasContent(dwsContent[i]))
         }
     }
 }

@@ -1,0 +1,42 @@
+@testable import StrataJobs
+import XCTest
+
+/// The row encoder's byte buffer: integers at their edges, growth past the first capacity, and
+/// strings with and without escapes, against Swift's own text of the same values.
+final class RowBufferTests: XCTestCase {
+    func testIntegersStringsAndGrowthMatchAnIndependentText() {
+        let b = RowBuffer(capacity: 8)   // grows many times below
+        var expected = ""
+        let ints: [Int64] = [0, 1, 9, 10, 99, 100, -1, -10, 1_700_000_040_000, .max, .min, .min + 1]
+        for v in ints {
+            b.appendInt(v); b.append(UInt8(ascii: ","))
+            expected += "\(v),"
+        }
+        let strings = ["", "c0001", "Zhèjiāng 浙江", "a\"b", "back\\slash", "tab\tnew\nline", "\u{1}", String(repeating: "x", count: 3_000)]
+        for s in strings {
+            b.appendJSONString(s)
+            b.append(":")
+            expected += Self.quoted(s) + ":"
+        }
+        XCTAssertEqual(String(decoding: b.bytes, as: UTF8.self), expected)
+        b.removeAll()
+        b.append("{}")
+        XCTAssertEqual(Array(b.bytes), Array("{}".utf8))
+    }
+
+    private static func quoted(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+}
