@@ -253,32 +253,57 @@ final class EventClock: Sendable {
 }
 
 /// Reads a topic from the beginning on its own thread and hands each record's value and arrival
-/// time (wall ms) to `body`.
+/// time (wall ms) to `body`, on a second thread: the reading thread only stamps and copies, so
+/// the time `body` takes (JSON parsing) never delays the next poll and shows up as latency.
 final class LatencyWatcher: Sendable {
     private let stopFlag = StopFlag()
+    private let readerDone = StopFlag()
     private let done = DispatchSemaphore(value: 0)
+    private let processed = DispatchSemaphore(value: 0)
+    /// Batches read and not yet processed: (values, arrival).
+    private let pending = Mutex<[([[UInt8]], Int64)]>([])
+    private let wake = DispatchSemaphore(value: 0)
 
     init(config: StrataConfig, topic: String, body: @escaping @Sendable (UnsafeRawBufferPointer, Int64) -> Void) throws {
         let consumer = try KafkaConsumer(config: config.consumerConfig(groupId: nil, clientId: "strata-bench-watch"))
         let n = try consumer.partitionCount(topic: topic)
         try consumer.assign((0..<n).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
         let box = UncheckedBox(consumer)
-        let thread = Thread { [stopFlag, done] in
+        let reader = Thread { [self] in
             while !stopFlag.isSet {
-                guard let batch = try? box.value.poll(maxMessages: 5_000, timeoutMs: 50) else { continue }
+                guard let batch = try? box.value.poll(maxMessages: 5_000, timeoutMs: 50), !batch.isEmpty else { continue }
                 let arrival = wallMs()
-                for m in batch where m.error == nil { body(m.value, arrival) }
+                let values = batch.compactMap { m in m.error == nil ? Array(m.value) : nil }
+                pending.withLock { $0.append((values, arrival)) }
+                wake.signal()
             }
             box.value.close()
+            readerDone.set()
             done.signal()
+            wake.signal()
         }
-        thread.name = "strata-bench-watch"
-        thread.start()
+        reader.name = "strata-bench-watch"
+        let processor = Thread { [self] in
+            while true {
+                wake.wait()
+                let batches = pending.withLock { p in defer { p.removeAll() }; return p }
+                for (values, arrival) in batches {
+                    for v in values { v.withUnsafeBytes { body($0, arrival) } }
+                }
+                if readerDone.isSet && pending.withLock({ $0.isEmpty }) { break }
+            }
+            processed.signal()
+        }
+        processor.name = "strata-bench-parse"
+        reader.start()
+        processor.start()
     }
 
+    /// Stops reading, then waits until everything read has been processed.
     func stop() {
         stopFlag.set()
         done.wait()
+        processed.wait()
     }
 }
 
