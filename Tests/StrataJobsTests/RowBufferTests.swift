@@ -1,4 +1,5 @@
 @testable import StrataJobs
+import StrataTestSupport
 import XCTest
 
 /// The row encoder's byte buffer: integers at their edges, growth past the first capacity, and
@@ -16,27 +17,11 @@ final class RowBufferTests: XCTestCase {
         for s in strings {
             b.appendJSONString(s)
             b.append(":")
-            expected += Self.quoted(s) + ":"
+            expected += IndependentJSON.quoted(s) + ":"
         }
         XCTAssertEqual(String(decoding: b.bytes, as: UTF8.self), expected)
         b.removeAll()
         b.append("{}")
         XCTAssertEqual(Array(b.bytes), Array("{}".utf8))
-    }
-
-    private static func quoted(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
     }
 }

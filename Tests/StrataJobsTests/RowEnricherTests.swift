@@ -120,21 +120,7 @@ final class RowEnricherTests: XCTestCase {
 
     // MARK: The row contract, written independently of RowEncoder
 
-    private func q(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
+    private func q(_ s: String) -> String { IndependentJSON.quoted(s) }
 
     private func metrics(_ counts: [Int64], _ playMs: Int64) -> String {
         var s = ""
