@@ -113,7 +113,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log")]),
         // `strata bench …`: the benchmarks, each beside its baseline.
         .target(name: "StrataBench", dependencies: [
-            "StrataCLI", "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs", "StrataCollect",
+            "StrataCLI", "StrataCore", "StrataKafka", "StrataRedis", "StrataGen", "StrataRuntime", "StrataSplit", "StrataDims", "StrataDWM", "StrataQuery", "StrataJobs", "StrataCollect",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
@@ -137,7 +137,7 @@ let package = Package(
         .testTarget(name: "StrataJobsTests", dependencies: ["StrataJobs", "StrataOffline", "StrataArchive", "StrataDWM", "StrataDims", "StrataKafka", "StrataGen", "StrataCore", "StrataQuery", "StrataRuntime", "strata", "StrataTestSupport"]),
         .testTarget(name: "StrataArchiveTests", dependencies: ["StrataArchive"]),
         .testTarget(name: "StrataReconcileTests", dependencies: ["StrataReconcile", "StrataArchive", "StrataDims", "StrataCore", "StrataKafka", "strata", "StrataTestSupport"]),
-        .testTarget(name: "StrataRuntimeTests", dependencies: ["StrataRuntime", "StrataCore"]),
+        .testTarget(name: "StrataRuntimeTests", dependencies: ["StrataRuntime", "StrataCore", "StrataKafka"]),
         .testTarget(name: "StrataServeTests", dependencies: ["StrataServe", "StrataQuery", "StrataKafka", "StrataCore", "StrataTestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

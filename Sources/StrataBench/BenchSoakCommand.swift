@@ -3,6 +3,7 @@ import Foundation
 import StrataCLI
 import StrataCore
 import StrataKafka
+import StrataRuntime
 import Synchronization
 
 extension BenchCommand {
@@ -119,12 +120,13 @@ extension BenchCommand {
             try BenchDimensions.load(storePath: storePath, contents: contents, users: users)
             defer { if !keepData { try? FileManager.default.removeItem(atPath: work) } }
 
-            let raw = prefix + Topology.raw, queues = topology.actions.map { prefix + Topology.microQueue(for: $0) }
-            var watches = [LagWatch(job: "split", groupId: prefix + "strata-split", topics: [raw]),
-                           LagWatch(job: "dwm", groupId: prefix + "strata-dwm", topics: queues, alternatives: [[raw]])]
+            let raw = prefix + Topology.raw
+            // `strata run --topic-prefix P` prefixes its groups too.
+            var watches: [LagWatch] = [.split(topicPrefix: prefix, groupId: prefix + "strata-split"),
+                                       .dwm(topology: topology, topicPrefix: prefix, groupId: prefix + "strata-dwm")]
             if !noOffline {
-                watches += [LagWatch(job: "archive", groupId: prefix + "strata-archive", topics: [raw]),
-                            LagWatch(job: "sink", groupId: prefix + "strata-sink", topics: [prefix + Topology.dws])]
+                watches += [.archive(topicPrefix: prefix, groupId: prefix + "strata-archive"),
+                            .sink(topicPrefix: prefix, groupId: prefix + "strata-sink")]
             }
             let lagConfig = config.consumerConfig(groupId: nil, clientId: "strata-bench-soak-lag")
             let dws = DWSFreshness()

@@ -5,6 +5,7 @@ import StrataCLI
 import StrataQuery
 import StrataCore
 import StrataKafka
+import StrataRuntime
 import StrataServe
 
 struct ServeCommand: ParsableCommand {
@@ -103,19 +104,16 @@ extension ServeCommand {
     /// The split job reads ods.raw; the dwm job the micro-queues, or ods.raw with --read-raw (with
     /// the topic prefix).
     func lagWatches(topology: Topology) throws -> [LagWatch] {
-        let raw = topicPrefix + Topology.raw
-        let queues = topology.actions.map { topicPrefix + Topology.microQueue(for: $0) }
         guard !watchGroup.isEmpty else {
-            return [LagWatch(job: "split", groupId: "strata-split", topics: [raw]),
-                    LagWatch(job: "dwm", groupId: "strata-dwm", topics: queues, alternatives: [[raw]])]
+            return [.split(topicPrefix: topicPrefix), .dwm(topology: topology, topicPrefix: topicPrefix)]
         }
         return try watchGroup.map { spec in
             let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, ["split", "dwm"].contains(parts[0]) else {
                 throw ValidationError("--watch-group expects split=GROUP or dwm=GROUP; got \(spec)")
             }
-            return parts[0] == "split" ? LagWatch(job: "split", groupId: parts[1], topics: [raw])
-                : LagWatch(job: "dwm", groupId: parts[1], topics: queues, alternatives: [[raw]])
+            return parts[0] == "split" ? .split(topicPrefix: topicPrefix, groupId: parts[1])
+                : .dwm(topology: topology, topicPrefix: topicPrefix, groupId: parts[1])
         }
     }
 }
