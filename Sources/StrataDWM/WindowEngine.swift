@@ -438,16 +438,12 @@ public final class WindowEngine {
         return Swift.max(w, watermark)
     }
 
-    /// True when a collect at `nowMs` would make some window final, or publish the DWM finals of
-    /// a window whose DWS finals went first: the job's cue to commit now rather than at the next
-    /// early-revision tick.
-    public func hasWindowsToFinalize(nowMs: Int64) -> Bool { finalsDue(nowMs: nowMs) != .none }
-
     public enum FinalsDue: Sendable { case none, closing, owed }
 
     /// What a collect at `nowMs` would publish besides early rows and corrections: `.closing` when
     /// some window turns final, else `.owed` when DWM finals of windows already final are still
-    /// owed (DWS finals first, `dwmFinalsPerCollect`), else `.none`.
+    /// owed (DWS finals first, `dwmFinalsPerCollect`), else `.none`. Anything but `.none` is the
+    /// job's cue to commit before the next early-revision tick (`.owed` once its input is drained).
     public func finalsDue(nowMs: Int64) -> FinalsDue {
         let w = previewWatermark(nowMs: nowMs)
         var owed = false

@@ -79,7 +79,7 @@ final class RowBuffer {
     func appendJSONString(_ s: String) {
         var s = s
         let plain = s.withUTF8 { u -> Bool in
-            for c in u where c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
+            guard JSONString.isPlain(u) else { return false }
             reserve(u.count + 2)
             base[count] = UInt8(ascii: "\"")
             if let p = u.baseAddress { (base + count + 1).update(from: p, count: u.count) }

@@ -6,7 +6,6 @@ import StrataDims
 /// to a ``RowBuffer`` (no Foundation JSON on the emission path). Dimension objects are encoded
 /// once per emission.
 struct RowEncoder {
-    let actions: [String]
     let playIndex: Int?
     /// By the emission's content number (see `RowEnricher`): the content's JSON, nil when unknown.
     private var contentJSON: [[UInt8]?] = []
@@ -18,7 +17,6 @@ struct RowEncoder {
     private let actionKeyEnds: [Int]
 
     init(actions: [String]) {
-        self.actions = actions
         playIndex = actions.firstIndex(of: "play")
         var keys: [UInt8] = [], ends: [Int] = []
         for a in actions {

@@ -166,7 +166,7 @@ final class ReplayTests: XCTestCase {
         for (i, r) in records.enumerated() { XCTAssertEqual(restored.apply(r, source: a, offset: Int64(i)), .replayed) }
         restored.endRestore()
         XCTAssertEqual(restored.restoreAccounting.late, 0, "m0's events rebuild it")
-        XCTAssertTrue(restored.hasWindowsToFinalize(nowMs: 0))
+        XCTAssertTrue(restored.finalsDue(nowMs: 0) != .none)
         let t2 = restored.collect(nowMs: 0)
         XCTAssertEqual(t2.dws, [], "the DWS finals went out before the crash")
         XCTAssertEqual(t2.dwm.map(\.userId).sorted(), ["u000000001", "u000000002"])

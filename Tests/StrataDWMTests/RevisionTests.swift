@@ -102,16 +102,16 @@ final class RevisionTests: XCTestCase {
         XCTAssertEqual(feed(event("e1", ts: m0 + 1_000, "expose")), .applied)
         XCTAssertEqual(feed(event("e2", ts: m0 + 2_000, "click", user: "u000000002")), .applied)
         XCTAssertEqual(engine.collect(nowMs: 0).dwm.count, 2, "early rows as usual")
-        XCTAssertFalse(engine.hasWindowsToFinalize(nowMs: 0))
+        XCTAssertFalse(engine.finalsDue(nowMs: 0) != .none)
 
         XCTAssertEqual(feed(event("e3", ts: m0 + 66_000, "expose", user: "u000000003")), .applied)
-        XCTAssertTrue(engine.hasWindowsToFinalize(nowMs: 0))
+        XCTAssertTrue(engine.finalsDue(nowMs: 0) != .none)
         var rows = engine.collect(nowMs: 0)
         XCTAssertEqual(rows.dws.filter { $0.minute == m0 }.map { [$0.isFinal ? 1 : 0, $0.rev] }, [[1, 5]], "m0's DWS final now")
         XCTAssertEqual(rows.dwm.filter { $0.minute == m0 }, [], "m0's DWM finals wait for the next collect")
         XCTAssertEqual(rows.dwm.filter { $0.minute == m0 + 60_000 }.count, 1, "the open minute's early row is not held back")
         XCTAssertLessThan(engine.dwmFinalMark, m0 + 60_000)
-        XCTAssertTrue(engine.hasWindowsToFinalize(nowMs: 0), "the DWM finals are owed: commit again now")
+        XCTAssertTrue(engine.finalsDue(nowMs: 0) != .none, "the DWM finals are owed: commit again now")
 
         // A correction between the two collects, and a watermark jump past m0's lateness.
         XCTAssertEqual(feed(event("e4", ts: m0 + 3_000, "like")), .corrected)
@@ -130,7 +130,7 @@ final class RevisionTests: XCTestCase {
         XCTAssertEqual(rows.dwm.map(\.minute), [m0 + 60_000])
         XCTAssertEqual(rows.dwm.first?.isFinal, true)
         XCTAssertFalse(engine.windowStates.contains { $0.minute == m0 + 60_000 })
-        XCTAssertFalse(engine.hasWindowsToFinalize(nowMs: 0))
+        XCTAssertFalse(engine.finalsDue(nowMs: 0) != .none)
         XCTAssertTrue(engine.collect(nowMs: 0).isEmpty)
     }
 
@@ -157,7 +157,7 @@ final class RevisionTests: XCTestCase {
         var finals: [String: Int] = [:]
         var collects = 0
         var corrected = false, heldBack = false
-        while engine.hasWindowsToFinalize(nowMs: 0) {
+        while engine.finalsDue(nowMs: 0) != .none {
             collects += 1
             // Early rows of m0 + 1 keep coming.
             XCTAssertEqual(feed(event("n\(collects)", ts: m0 + 66_000, "click", content: content(collects))), .applied)
@@ -184,7 +184,7 @@ final class RevisionTests: XCTestCase {
                 for r in got { finals["\(r.contentId)|\(r.userId)", default: 0] += 1 }
             }
             XCTAssertEqual(rows.dwm.filter { $0.minute == m0 + 60_000 }.count, 1, "the open minute's early row goes with them")
-            if engine.hasWindowsToFinalize(nowMs: 0) {
+            if engine.finalsDue(nowMs: 0) != .none {
                 XCTAssertLessThan(engine.dwmFinalMark, m0 + 60_000, "the mark stays below m0 until all is out")
                 XCTAssertEqual(engine.dwmPartialEnd, m0 + 60_000)
                 XCTAssertGreaterThan(engine.dwmPartsOut, 0)
@@ -217,7 +217,7 @@ final class RevisionTests: XCTestCase {
         rows = engine.flushAll(nowMs: 0)
         second += rows.dwm.filter { $0.minute == m0 + 60_000 }.count
         XCTAssertEqual(second, 1_000 + collects + 1)
-        XCTAssertFalse(engine.hasWindowsToFinalize(nowMs: 0))
+        XCTAssertFalse(engine.finalsDue(nowMs: 0) != .none)
         XCTAssertLessThanOrEqual(engine.memoryEstimate().bytes, partlyOut - WindowEngine.finalParts * 16 * 4,
                                  "the part lists are freed when the rest goes out at once")
     }

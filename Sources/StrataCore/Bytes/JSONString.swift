@@ -2,13 +2,21 @@
 public enum JSONString {
     @usableFromInline static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
+    /// True when the UTF-8 bytes need no escaping inside a JSON string literal (no quote,
+    /// backslash or control character): writers copy such text as it is.
+    @inlinable @inline(__always)
+    public static func isPlain(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        for c in utf8 where c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
+        return true
+    }
+
     /// Appends `s` as a quoted JSON string literal to `out`.
     @inlinable
     public static func append(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         // Ids and dimension values rarely need escaping: copy them in one go when they don't.
         let plain = s.utf8.withContiguousStorageIfAvailable { u -> Bool in
-            guard !u.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
+            guard isPlain(u) else { return false }
             out.append(contentsOf: u)
             return true
         } ?? false
