@@ -9,8 +9,8 @@ struct RowEncoder {
     let playIndex: Int?
     /// By the emission's content number (see `RowEnricher`): the content's JSON, nil when unknown.
     private var contentJSON: [[UInt8]?] = []
-    /// By the emission's user number: the user's profile, nil when unknown.
-    private var users: [UserDim?] = []
+    /// By the emission's user number: the user's row object, nil when unknown.
+    private var users: [UserRowObject?] = []
     /// `,"<action>":` for every action, back to back (`actionKeyEnds[i]` ends action i's), so a
     /// row's metric keys come from one buffer.
     private let actionKeys: [UInt8]
@@ -27,9 +27,9 @@ struct RowEncoder {
         actionKeyEnds = ends
     }
 
-    /// Contents are pre-encoded (many rows share one); user profiles are written straight into
-    /// each row (a cell's user is usually in that one row, so pre-encoding would only allocate).
-    mutating func setDimensions(contents: [ContentDim?], users: [UserDim?]) {
+    /// Contents are pre-encoded (many rows share one); users come from the cache as their row
+    /// objects, copied into each row.
+    mutating func setDimensions(contents: [ContentDim?], users: [UserRowObject?]) {
         let b = RowBuffer(capacity: 256)
         contentJSON = contents.map { c in
             guard let c else { return nil }
@@ -45,12 +45,7 @@ struct RowEncoder {
     }
 
     private func appendUser(_ b: RowBuffer, _ user: Int32) {
-        guard let u = users[Int(user)] else { b.append("null"); return }
-        b.append(#"{"gender":"#); b.appendJSONString(u.gender)
-        b.append(#","age_band":"#); b.appendJSONString(u.ageBand)
-        b.append(#","province":"#); b.appendJSONString(u.province)
-        b.append(#","city_tier":"#); b.appendInt(Int64(u.cityTier))
-        b.append(UInt8(ascii: "}"))
+        if let u = users[Int(user)] { b.append(u.json) } else { b.append("null") }
     }
 
     private func appendContent(_ b: RowBuffer, _ content: Int32) {

@@ -43,9 +43,9 @@ public struct RowEnricher {
         try contents.withUnsafeMutableBufferPointer { out in
             try cache.lookupContents(contentIds) { i, c in out[i] = c }
         }
-        var users = [UserDim?](repeating: nil, count: userIds.count)
+        var users = [UserRowObject?](repeating: nil, count: userIds.count)
         try users.withUnsafeMutableBufferPointer { out in
-            try cache.lookupUsers(userIds) { i, u in out[i] = u }
+            try cache.lookupUserRowObjects(userIds) { i, u in out[i] = u }
         }
         encoder.setDimensions(contents: contents, users: users)
         return (contentIds.count, userIds.count)

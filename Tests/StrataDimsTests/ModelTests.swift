@@ -61,6 +61,50 @@ final class ModelTests: XCTestCase {
         for b in bad { XCTAssertNil(DimJSON.decodeUser(Array(b.utf8)), b) }
     }
 
+    /// The cache cuts a user's row object from the cached JSON without decoding plain strings;
+    /// it must be exactly what decoding the profile and writing its object gives, whatever the
+    /// value holds (escapes, non-ASCII, key order, unknown or repeated keys, broken values).
+    func testUserRowObjectCutFromCachedJSONIsTheDecodedProfilesObject() {
+        let users = [user,
+                     UserDim(userId: "u1", gender: "f\"q", ageBand: "18\\24", province: "广东", cityTier: 5),
+                     UserDim(userId: "u2", gender: "\u{1}", ageBand: "a/b", province: "Guang\tdong", cityTier: -3),
+                     UserDim(userId: "u\"3", gender: "", ageBand: "🎬", province: "\u{7f}", cityTier: Int(Int32.max))]
+        var texts = users.map { String(decoding: DimJSON.encode($0), as: UTF8.self) }
+        texts += [
+            #" { "city_tier" : 5, "extra": {"a":[1,2,{"b":null}]}, "province":"Guang\u0064ong", "age_band":"50+","gender":"f","user_id":"u1","n":-1.5e3,"t":true } "#,
+            #"{"user_id":"u1","gender":"f","age_band":"x","province":"p","city_tier":1,"gender":"m"}"#,
+            #"{"user_id":"u1","gender":"f\u0041","age_band":"x","province":"p","city_tier":1,"gender":"m"}"#,
+            #"{"user_id":"u1","gender":"f","age_band":"x","province":"p","city_tier":007}"#,
+            #"{"user_id":"u1","gender":"f","age_band":"x","province":"p"}"#,
+            #"{"user_id":"u1","gender":"f","age_band":"x","province":"p","city_tier":99999999999}"#,
+            #"{"user_id":"u1","gender":"f","age_band":"x","province":"p\q","city_tier":2}"#,
+            #"{"user_id":"u1","gender":"f","age_band":"x","province":p,"city_tier":2}"#,
+            #"{"user_id":"u1","gender":"f","age_band":"x","province":"p","city_tier":2} x"#,
+            "{\"user_id\":\"u1\",\"gender\":\"f\u{1}\",\"age_band\":\"x\",\"province\":\"p\",\"city_tier\":2}",
+            "null", "",
+        ]
+        var cut = 0
+        for t in texts {
+            var bytes = Array(t.utf8)
+            let fast = bytes.withUnsafeBytes { DimJSON.userRowObject(fromCacheJSON: $0) }
+            let slow = DimJSON.decodeUser(bytes).map(UserRowObject.init)
+            XCTAssertEqual(fast.map { String(decoding: $0.json, as: UTF8.self) }, slow.map { String(decoding: $0.json, as: UTF8.self) }, t)
+            XCTAssertEqual(fast?.userId, slow?.userId, t)
+            if fast != nil { cut += 1 }
+            // Invalid UTF-8 inside a plain-looking string: the decoder repairs it, so must this.
+            bytes = Array(t.utf8).map { $0 == UInt8(ascii: "G") ? 0xFF : $0 }
+            let fastBad = bytes.withUnsafeBytes { DimJSON.userRowObject(fromCacheJSON: $0) }
+            XCTAssertEqual(fastBad, DimJSON.decodeUser(bytes).map(UserRowObject.init), t)
+        }
+        XCTAssertEqual(cut, users.count + 5, "the valid values are found")
+        for u in users {
+            XCTAssertEqual(UserRowObject(u).cacheJSON(), DimJSON.encode(u), "the cached JSON is DimJSON's")
+            XCTAssertEqual(UserRowObject(u).dim, u)
+        }
+        XCTAssertEqual(String(decoding: UserRowObject(user).json, as: UTF8.self),
+                       #"{"gender":"m","age_band":"18-24","province":"Guangdong","city_tier":2}"#)
+    }
+
     func testDWMObjectsHaveTheDesignKeys() throws {
         let c = try JSONSerialization.jsonObject(with: Data(DimJSON.dwmContentObject(content))) as! [String: Any]
         XCTAssertEqual(Set(c.keys), ["title", "category", "author_id", "region"])

@@ -4,6 +4,8 @@
 //  - DimJSON.decodeContent/decodeUser return a dimension or nil (never a trap);
 //  - a decoded dimension encodes to JSON that decodes to the same dimension, with DimJSON and
 //    with Codable (the writer promises Codable's shape);
+//  - the DWM row `user` object cut from cached JSON (DimJSON.userRowObject) is the decoded
+//    profile's object (DimJSON.dwmUserObject), byte for byte, and nil exactly when decodeUser is;
 //  - DimChange.decode(key:value:) (key: the first line, value: the rest) returns a change or a
 //    DimChangeError; a change re-encodes to a record that decodes to it again.
 import Foundation
@@ -26,6 +28,10 @@ public func fuzzDimJSON(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         require((try? JSONDecoder().decode(UserDim.self, from: Data(json))) == u,
                 "Codable reads DimJSON's \(String(decoding: json, as: UTF8.self).debugDescription) differently")
     }
+    // The user row object cut from the bytes is what decoding and encoding would give.
+    let cut = DimJSON.userRowObject(fromCacheJSON: bytes)
+    let decoded = DimJSON.decodeUser(bytes).map(UserRowObject.init)
+    require(cut == decoded, "userRowObject gives \(cut.map { String(decoding: $0.json, as: UTF8.self) }.debugDescription), decoding gives \(decoded.map { String(decoding: $0.json, as: UTF8.self) }.debugDescription)")
     // The DWM row objects are written with the same field writer.
     if let c = DimJSON.decodeContent(bytes) {
         let o = DimJSON.dwmContentObject(c)

@@ -23,7 +23,8 @@ public final class DimensionCache: Sendable {
     public let store: any DimensionStore
     private let redis: RedisTier?
     private let contents: KindCache<ContentDim>
-    private let users: KindCache<UserDim>
+    /// Users are kept as their DWM rows' `user` objects (see ``UserRowObject``).
+    private let users: KindCache<UserRowObject>
     private let redisErrors: CacheCounter
     private let degraded: CacheCounter
     private let storeRetries: CacheCounter
@@ -67,7 +68,9 @@ public final class DimensionCache: Sendable {
         contents = KindCache(keyTag: "c", counters: KindCounters(kind: "content", registry: metrics), redis: tier,
                              degraded: degraded, store: store, config: config, storeWait: wait) { [store] in try store.contents($0) }
         users = KindCache(keyTag: "u", counters: KindCounters(kind: "user", registry: metrics), redis: tier,
-                          degraded: degraded, store: store, config: config, storeWait: wait) { [store] in try store.users($0) }
+                          degraded: degraded, store: store, config: config, storeWait: wait) { [store] in
+            try store.users($0).mapValues(UserRowObject.init)
+        }
         if config.useValidIdFilter && config.buildFiltersOnStart { try rebuildFilters() }
     }
 
@@ -77,16 +80,18 @@ public final class DimensionCache: Sendable {
     /// Throws only when the store fails; Redis failures degrade to the store.
     public func lookupContents(_ ids: [String]) throws -> [String: ContentDim] { try contents.lookup(ids) }
 
-    /// Dimensions of `ids` (each id once) by position, as `lookupUsers(_:found:)`.
+    /// Dimensions of `ids` (each id once) by position, as ``lookupUserRowObjects(_:found:)``.
     public func lookupContents(_ ids: [String], found: (Int, ContentDim) -> Void) throws { try contents.lookup(ids, found: found) }
 
     /// Profiles of the given user ids (pass each id once); unknown ids are absent.
-    public func lookupUsers(_ ids: [String]) throws -> [String: UserDim] { try users.lookup(ids) }
+    public func lookupUsers(_ ids: [String]) throws -> [String: UserDim] { try users.lookup(ids).compactMapValues(\.dim) }
 
-    /// Profiles of `ids` (each id once) by position: `found(i, profile)` on the calling thread
-    /// for each `ids[i]` known; the others are unknown. For large lookups (a minute's users):
-    /// no map is built.
-    public func lookupUsers(_ ids: [String], found: (Int, UserDim) -> Void) throws { try users.lookup(ids, found: found) }
+    /// The DWM row `user` objects of `ids` (each id once) by position: `found(i, object)` on the
+    /// calling thread for each `ids[i]` known; the others are unknown. For large lookups (a
+    /// minute's users): no map is built, and no profile is decoded.
+    public func lookupUserRowObjects(_ ids: [String], found: (Int, UserRowObject) -> Void) throws {
+        try users.lookup(ids, found: found)
+    }
 
     /// The valid-ID gate for the per-event path: false when the content id is certainly not in
     /// the store. No allocation, no lock held while hashing. True while no filter is built.
@@ -144,7 +149,7 @@ public final class DimensionCache: Sendable {
         for change in changes {
             switch change {
             case .upsertContent(let d): writes += contents.upserted([d], rng: &rng)
-            case .upsertUser(let d): writes += users.upserted([d], rng: &rng)
+            case .upsertUser(let d): writes += users.upserted([UserRowObject(d)], rng: &rng)
             case .deleteContent(let id): writes += contents.deleted([id])
             case .deleteUser(let id): writes += users.deleted([id])
             }

@@ -17,10 +17,9 @@ extension ContentDim: CachedDimension {
     static func fromCacheJSON(_ bytes: UnsafeRawBufferPointer) -> ContentDim? { DimJSON.decodeContent(bytes) }
 }
 
-extension UserDim: CachedDimension {
+extension UserRowObject: CachedDimension {
     var cacheId: String { userId }
-    func cacheJSON() -> [UInt8] { DimJSON.encode(self) }
-    static func fromCacheJSON(_ bytes: UnsafeRawBufferPointer) -> UserDim? { DimJSON.decodeUser(bytes) }
+    static func fromCacheJSON(_ bytes: UnsafeRawBufferPointer) -> UserRowObject? { DimJSON.userRowObject(fromCacheJSON: bytes) }
 }
 
 /// The tiers for one kind of dimension: filter → in-process → Redis → store.

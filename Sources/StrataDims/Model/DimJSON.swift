@@ -52,7 +52,9 @@ public enum DimJSON {
 
     /// The `user` object of a DWM row: `{"gender":…,"age_band":…,"province":…,"city_tier":…}`.
     public static func dwmUserObject(_ u: UserDim) -> [UInt8] {
-        var out: [UInt8] = [UInt8(ascii: "{")]
+        var out: [UInt8] = []
+        out.reserveCapacity(72)  // the cache makes one per user read from the store
+        out.append(UInt8(ascii: "{"))
         field(&out, "gender", u.gender, first: true)
         field(&out, "age_band", u.ageBand)
         field(&out, "province", u.province)
@@ -128,6 +130,42 @@ public enum DimJSON {
         return UserDim(userId: id, gender: gender, ageBand: age, province: province, cityTier: cityTier)
     }
 
+    /// The row's `user` object cut from a user's cached JSON (any key order, unknown keys
+    /// skipped, as ``decodeUser(_:)-(UnsafeRawBufferPointer)``, whose text it equals): string
+    /// values that are plain ASCII (no escapes) are copied as they stand; anything else goes
+    /// through the decoder and the encoder, so the bytes are the same either way.
+    public static func userRowObject(fromCacheJSON bytes: UnsafeRawBufferPointer) -> UserRowObject? {
+        var id: String?
+        var gender: Range<Int>?, age: Range<Int>?, province: Range<Int>?
+        var tier: Int64?
+        var plain = true
+        var r = Reader(bytes)
+        let ok = r.object { r, key in
+            if key.equals("user_id") { id = r.string() }
+            else if key.equals("gender") { gender = r.plainASCIIString(&plain) }
+            else if key.equals("age_band") { age = r.plainASCIIString(&plain) }
+            else if key.equals("province") { province = r.plainASCIIString(&plain) }
+            else if key.equals("city_tier") { tier = r.integer() }
+            else { return r.skipValue() }
+            return true
+        }
+        guard ok else { return nil }
+        guard plain else { return decodeUser(bytes).map(UserRowObject.init) }
+        guard let id, let gender, let age, let province, let tier, Int(exactly: tier) != nil else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(72 + gender.count + age.count + province.count)
+        out += #"{"gender":"#.utf8
+        out += UnsafeRawBufferPointer(rebasing: bytes[gender])
+        out += #","age_band":"#.utf8
+        out += UnsafeRawBufferPointer(rebasing: bytes[age])
+        out += #","province":"#.utf8
+        out += UnsafeRawBufferPointer(rebasing: bytes[province])
+        out += #","city_tier":"#.utf8
+        out += String(tier).utf8
+        out.append(UInt8(ascii: "}"))
+        return UserRowObject(userId: id, json: out)
+    }
+
     /// A minimal JSON reader over a byte buffer; every method returns nil/false on bad input and
     /// the caller gives up on the whole value.
     struct Reader {
@@ -196,6 +234,23 @@ public enum DimJSON {
                   let (text, end) = JSONString.read(b, from: i + 1) else { failed = true; return nil }
             i = end
             return text
+        }
+
+        /// A string value's token, quotes included, when it is printable ASCII without escapes
+        /// (its text is then its bytes). Otherwise `plain` is cleared and the string is read
+        /// past (nil, and `failed` when it is not a valid string).
+        mutating func plainASCIIString(_ plain: inout Bool) -> Range<Int>? {
+            guard i < b.count, b[i] == UInt8(ascii: "\"") else { failed = true; return nil }
+            let start = i
+            var j = i + 1
+            while j < b.count, b[j] >= 0x20, b[j] < 0x80, b[j] != UInt8(ascii: "\""), b[j] != UInt8(ascii: "\\") { j += 1 }
+            if j < b.count, b[j] == UInt8(ascii: "\"") {
+                i = j + 1
+                return start..<i
+            }
+            plain = false
+            _ = string()
+            return nil
         }
 
         /// An integer value (optional minus, digits, no fraction or exponent).

@@ -1,0 +1,1 @@
+../../../Sources/StrataDims/Model/UserRowObject.swift
