@@ -122,11 +122,11 @@ extension BenchCommand {
 
             let raw = prefix + Topology.raw
             // `strata run --topic-prefix P` prefixes its groups too.
-            var watches: [LagWatch] = [.split(topicPrefix: prefix, groupId: prefix + "strata-split"),
-                                       .dwm(topology: topology, topicPrefix: prefix, groupId: prefix + "strata-dwm")]
+            var watches: [LagWatch] = [.split(topicPrefix: prefix, groupId: prefix + Topology.splitGroup),
+                                       .dwm(topology: topology, topicPrefix: prefix, groupId: prefix + Topology.dwmGroup)]
             if !noOffline {
-                watches += [.archive(topicPrefix: prefix, groupId: prefix + "strata-archive"),
-                            .sink(topicPrefix: prefix, groupId: prefix + "strata-sink")]
+                watches += [.archive(topicPrefix: prefix, groupId: prefix + Topology.archiveGroup),
+                            .sink(topicPrefix: prefix, groupId: prefix + Topology.sinkGroup)]
             }
             let lagConfig = config.consumerConfig(groupId: nil, clientId: "strata-bench-soak-lag")
             let dws = DWSFreshness()

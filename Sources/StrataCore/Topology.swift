@@ -86,6 +86,12 @@ public struct Topology: Sendable, Equatable {
     /// The split job's per-partition event-time progress (internal; written in its transactions).
     public static let splitCheckpoint = "split.checkpoint"
 
+    /// The jobs' default consumer group ids (`--group`), known to the jobs and to whatever reads
+    /// their lag; `strata run --topic-prefix P` prefixes them.
+    public static let splitGroup = "strata-split"
+    public static let dwmGroup = "strata-dwm"
+    public static let archiveGroup = "strata-archive"
+    public static let sinkGroup = "strata-sink"
     public static let defaultRelativePath = "topology/topology.yaml"
     public static let cleanupPolicies: Set<String> = ["delete", "compact", "compact,delete", "delete,compact"]
 

@@ -22,7 +22,7 @@ public final class DWMJob: StreamJob {
     public struct Options: Sendable {
         public var brokers: String
         public var kafka: [String: String] = [:]
-        public var groupId = "strata-dwm"
+        public var groupId = Topology.dwmGroup
         public var instanceId = "0"
         public var topicPrefix = ""
         public var outOfOrdernessMs: Int64 = 5_000

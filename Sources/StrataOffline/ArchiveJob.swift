@@ -20,7 +20,7 @@ public final class ArchiveJob: StreamJob {
     public struct Options: Sendable {
         public var brokers: String
         public var kafka: [String: String] = [:]
-        public var groupId = "strata-archive"
+        public var groupId = Topology.archiveGroup
         public var instanceId = "0"
         public var topicPrefix = ""
         public var untilIdle: Duration?

@@ -18,7 +18,7 @@ public final class SinkJob: StreamJob {
     public struct Options: Sendable {
         public var brokers: String
         public var kafka: [String: String] = [:]
-        public var groupId = "strata-sink"
+        public var groupId = Topology.sinkGroup
         public var instanceId = "0"
         public var topicPrefix = ""
         public var untilIdle: Duration?

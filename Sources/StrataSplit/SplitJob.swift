@@ -13,7 +13,7 @@ public final class SplitJob: StreamJob {
     public struct Options: Sendable {
         public var brokers: String
         public var kafka: [String: String] = [:]          // pass-through librdkafka properties
-        public var groupId = "strata-split"
+        public var groupId = Topology.splitGroup
         /// Stable per instance: a restarted instance fences its predecessor's open transaction.
         public var instanceId = "0"
         /// Most records per transaction. A poll returns what has arrived within `pollTimeoutMs`, so
