@@ -320,18 +320,20 @@ final class DWMStage: TransactionalStage {
     }
 
     private func consumeMicroQueues(_ records: [KafkaMessage], into s: inout EngineState) {
-        for m in records {
-            guard let t = topicIndex[names.of(m)] else { continue }
-            let source = Source(topic: t, partition: Int(m.partition))
-            s.read(source, offset: m.offset)
-            // The split's watermark markers (null key) carry ods.raw progress, not events.
-            if m.isWatermarkMarker, let marker = SourceProgress.Marker(m.value) {
-                s.engine.applyMarker(marker, source: source, offset: m.offset)
-                continue
+        Self.forEachPartitionRun(records) { run in
+            guard let t = topicIndex[names.of(records[run.lowerBound])] else { return }
+            let source = Source(topic: t, partition: Int(records[run.lowerBound].partition))
+            for m in records[run] {
+                // The split's watermark markers (null key) carry ods.raw progress, not events.
+                if m.isWatermarkMarker, let marker = SourceProgress.Marker(m.value) {
+                    s.engine.applyMarker(marker, source: source, offset: m.offset)
+                    continue
+                }
+                let stamp = m.headerView(SourceProgress.stampHeader).flatMap { SourceProgress.Stamp($0) }
+                let outcome = s.engine.apply(m.value, source: source, offset: m.offset, stamp: stamp)
+                if outcome == .late { s.late.append((m.key.map { Array($0) }, Array(m.value))) }
             }
-            let stamp = m.headerView(SourceProgress.stampHeader).flatMap { SourceProgress.Stamp($0) }
-            let outcome = s.engine.apply(m.value, source: source, offset: m.offset, stamp: stamp)
-            if outcome == .late { s.late.append((m.key.map { Array($0) }, Array(m.value))) }
+            s.read(source, offset: records[run.upperBound - 1].offset)
         }
     }
 
@@ -339,22 +341,38 @@ final class DWMStage: TransactionalStage {
     /// filters or dead-letters is counted here as filtered with the same reason (the split still
     /// dead-letters it). Its progress is its own partition's (`WindowConfig.rawInput`).
     private func consumeRaw(_ records: [KafkaMessage], router: SplitRouter, into s: inout EngineState) throws {
-        for m in records {
-            let source = Source(topic: 0, partition: Int(m.partition))
-            s.read(source, offset: m.offset)
-            var scanned: ScannedEvent?
-            let outcome: ApplyOutcome
-            switch router.route(m.value, scanned: &scanned) {
-            case .route(_, let key):
-                try checkKeyed(m, contentId: UnsafeRawBufferPointer(rebasing: m.value[key.start..<key.start + key.count]))
-                outcome = s.engine.apply(scanned: scanned!, in: m.value, source: source, offset: m.offset)
-            case .routeDecoded(_, let key):
-                try key.withUnsafeBytes { try checkKeyed(m, contentId: $0) }
-                outcome = s.engine.apply(scanned: scanned!, in: m.value, source: source, offset: m.offset)
-            case .filter(let reason), .deadLetter(let reason, _):
-                outcome = s.engine.skip(source: source, offset: m.offset, ts: scanned?.ts, reason: reason)
+        try Self.forEachPartitionRun(records) { run in
+            let source = Source(topic: 0, partition: Int(records[run.lowerBound].partition))
+            for m in records[run] {
+                var scanned: ScannedEvent?
+                let outcome: ApplyOutcome
+                switch router.route(m.value, scanned: &scanned) {
+                case .route(_, let key):
+                    try checkKeyed(m, contentId: UnsafeRawBufferPointer(rebasing: m.value[key.start..<key.start + key.count]))
+                    outcome = s.engine.apply(scanned: scanned!, in: m.value, source: source, offset: m.offset)
+                case .routeDecoded(_, let key):
+                    try key.withUnsafeBytes { try checkKeyed(m, contentId: $0) }
+                    outcome = s.engine.apply(scanned: scanned!, in: m.value, source: source, offset: m.offset)
+                case .filter(let reason), .deadLetter(let reason, _):
+                    outcome = s.engine.skip(source: source, offset: m.offset, ts: scanned?.ts, reason: reason)
+                }
+                if outcome == .late { s.late.append((m.key.map { Array($0) }, Array(m.value))) }
             }
-            if outcome == .late { s.late.append((m.key.map { Array($0) }, Array(m.value))) }
+            s.read(source, offset: records[run.upperBound - 1].offset)
+        }
+    }
+
+    /// Calls `body` with each run of consecutive records from one partition (a poll hands them
+    /// out so): a run's source is found and its position noted once, not per record (the maps
+    /// keyed by topic name and source cost ≈ 0.1 µs per record).
+    @inline(__always)
+    private static func forEachPartitionRun(_ records: [KafkaMessage], _ body: (Range<Int>) throws -> Void) rethrows {
+        var start = 0
+        while start < records.count {
+            var end = start + 1
+            while end < records.count, records[end].isSameTopicPartition(as: records[start]) { end += 1 }
+            try body(start..<end)
+            start = end
         }
     }
 

@@ -245,6 +245,12 @@ public struct KafkaMessage {
     public var topic: String { ptr.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "" }
     public var partition: Int32 { ptr.pointee.partition }
     public var offset: Int64 { ptr.pointee.offset }
+    /// Whether `other` comes from the same topic and partition, by librdkafka's topic handle (one
+    /// per topic and client): no name is built.
+    @inline(__always)
+    public func isSameTopicPartition(as other: KafkaMessage) -> Bool {
+        ptr.pointee.rkt == other.ptr.pointee.rkt && ptr.pointee.partition == other.ptr.pointee.partition
+    }
     public var key: UnsafeRawBufferPointer? {
         ptr.pointee.key.map { UnsafeRawBufferPointer(start: $0, count: ptr.pointee.key_len) }
     }
