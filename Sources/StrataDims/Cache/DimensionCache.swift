@@ -120,7 +120,7 @@ public final class DimensionCache: Sendable {
     /// tier, so ``confirmContent(_:)`` then answers each from memory instead of one round trip per
     /// new id. Only a warm-up: a failure is left to ``confirmContent(_:)``, which meets it per id.
     /// A concrete array, not a generic sequence: called once per poll across modules, a generic
-    /// parameter ran unspecialized (a metadata lookup per element, ≈ 7 % of a catch-up's dwm thread).
+    /// parameter ran unspecialized (metadata lookups per element, ≈ 7 % of a catch-up's CPU samples).
     public func warmContentGate(_ ids: [UnsafeRawBufferPointer]) {
         var batch: Set<String> = []
         for bytes in ids where contents.mightExist(bytes) { batch.insert(String(decoding: bytes, as: UTF8.self)) }
