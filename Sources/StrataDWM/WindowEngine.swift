@@ -614,6 +614,18 @@ public final class WindowEngine {
         w.totals.clearDirtyList()
     }
 
+    /// With `WindowConfig.rawInput`: the highest ts read from `source` (Int64.min: none yet), what
+    /// the job aligns its reading by.
+    public func rawProgress(of source: Source) -> Int64 {
+        sources.state(sources.index(source)).pointee.maxTs
+    }
+
+    /// Sources the job holds back on purpose (event-time alignment: ahead of the others, their
+    /// records waiting in the consumer) have input: the wall clock does not declare them idle.
+    public func noteHeld(_ list: [Source]) {
+        for s in list { sources.state(sources.index(s)).pointee.activeSinceCollect = true }
+    }
+
     /// Per upstream ods.raw partition: the lowest progress announced on any stamped source (what
     /// holds the watermark) and whether it is idle everywhere; with `WindowConfig.rawInput`, each
     /// partition's own progress, idle when it delivered nothing for the idle timeout before

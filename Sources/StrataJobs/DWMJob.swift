@@ -44,6 +44,9 @@ public final class DWMJob: StreamJob {
         /// record by the split's rules and stops at the first record keyed otherwise. The split
         /// still publishes the micro-queues and the dead letters for their other readers.
         public var readRaw = false
+        /// With `readRaw`: hold back an ods.raw partition this far (ms of event time) ahead of the
+        /// slowest one with input (`ReadAlignment`), so a catch-up holds few windows open; nil: off.
+        public var alignMs: Int64? = 60_000
         public var idleSourceTimeoutMs: Int64 = 30_000
         public var untilIdle: Duration?
         /// In `strata run`: stop idle only after the job upstream has finished.
@@ -60,6 +63,8 @@ public final class DWMJob: StreamJob {
         public var accounting = Accounting()
         public var dwmRows = 0, dwsRows = 0, lateForwarded = 0, transactions = 0, rebuilds = 0
         public var rowsWithoutContent = 0
+        /// The most minute windows the engine retained at a commit (the memory a catch-up needs).
+        public var peakOpenWindows = 0
     }
 
     private let options: Options
@@ -95,6 +100,8 @@ public final class DWMJob: StreamJob {
         // Range assignment hands one member the same partition numbers of every micro-queue:
         // all events of a content (co-partitioned by content_id) reach the same engine.
         loopOptions.consumerDefaults["partition.assignment.strategy"] = "range"
+        // End-of-partition events tell alignment which partitions have nothing more to deliver.
+        if options.readRaw && options.alignMs != nil { loopOptions.consumerDefaults["enable.partition.eof"] = "true" }
         loop = TransactionalLoop(options: loopOptions, logger: logger)
     }
 
@@ -158,6 +165,8 @@ final class DWMStage: TransactionalStage {
     private var names = TopicNames()
     /// With `readRaw`: the split's validation and routing, run in-process.
     private var router: SplitRouter?
+    /// With `readRaw` and `alignMs`: event-time alignment of reading ods.raw.
+    private var alignment: ReadAlignment?
     /// Scratch for ``warmContentGate(_:engine:)``: views into the current batch only.
     private var unconfirmed: [UnsafeRawBufferPointer] = []
     private let metrics = DWMMetrics()
@@ -246,6 +255,11 @@ final class DWMStage: TransactionalStage {
         var state = EngineState(engine: engine)
         defer { self.state = state }
         engineAtCommit = Accounting()
+        // Alignment starts afresh: nothing stays held across an assignment.
+        if options.readRaw, let ahead = options.alignMs {
+            alignment = ReadAlignment(topic: topicNames[0], aheadMs: ahead)
+            try alignment?.assign(assigned.map(\.partition), consumer: consumer)
+        }
         guard !assigned.isEmpty else { return Restore() }
         let saved = try CheckpointRecord.load(topic: checkpointTopic, group: options.groupId, instance: options.instanceId,
                                               brokers: options.brokers, kafka: options.kafka)
@@ -341,8 +355,10 @@ final class DWMStage: TransactionalStage {
     /// filters or dead-letters is counted here as filtered with the same reason (the split still
     /// dead-letters it). Its progress is its own partition's (`WindowConfig.rawInput`).
     private func consumeRaw(_ records: [KafkaMessage], router: SplitRouter, into s: inout EngineState) throws {
+        let now = ContinuousClock.now
         try Self.forEachPartitionRun(records) { run in
             let source = Source(topic: 0, partition: Int(records[run.lowerBound].partition))
+            alignment?.noteRecords(partition: records[run.lowerBound].partition, now: now)
             for m in records[run] {
                 var scanned: ScannedEvent?
                 let outcome: ApplyOutcome
@@ -388,10 +404,14 @@ final class DWMStage: TransactionalStage {
             + "(so that each instance sees all of a content's events). Run the dwm job without --read-raw, or key ods.raw by content_id")
     }
 
-    /// While a replay runs: checks that the consumer is not past a target it did not deliver the
-    /// records up to, and every 5 s logs which partitions it still waits for (read up to / target).
+    func partitionEnded(topic: String, partition: Int32) { alignment?.noteEnd(partition: partition) }
+
+    /// Reading ods.raw: aligns the partitions by event time (not while a replay runs: it must
+    /// reach every target). While a replay runs: checks that the consumer is not past a target it
+    /// did not deliver the records up to, and every 5 s logs which partitions it still waits for
+    /// (read up to / target).
     func afterPoll(consumer: KafkaConsumer) throws {
-        guard state?.engine.isRestoring == true else { return }
+        guard state?.engine.isRestoring == true else { return align(consumer: consumer) }
         try checkReplayGaps(consumer)
         guard let s = state, ContinuousClock.now - lastRestoreLog >= .seconds(5) else { return }
         lastRestoreLog = .now
@@ -437,10 +457,28 @@ final class DWMStage: TransactionalStage {
         try consumer.seek(again)
     }
 
+    /// Holds partitions too far ahead in event time and releases those the others caught up
+    /// with (`ReadAlignment`); the engine does not declare a held partition idle.
+    private func align(consumer: KafkaConsumer) {
+        guard var a = alignment, let engine = state?.engine else { return }
+        defer { alignment = a }
+        do {
+            let changes = try a.align(consumer: consumer, maxTs: { engine.rawProgress(of: Source(topic: 0, partition: Int($0))) })
+            if changes.hold.count + changes.release.count > 0 {
+                logger.debug("event-time alignment", metadata: ["held": "\(a.held)"])
+                metrics.heldPartitions.record(Double(a.held.count))
+            }
+        } catch {
+            logger.warning("hold/release for event-time alignment failed", metadata: ["error": "\(error)"])
+        }
+        if a.hasHeld { engine.noteHeld(a.held.map { Source(topic: 0, partition: Int($0)) }) }
+    }
+
     /// Not idle while the state is replayed: rows and finals can only be published once the
     /// replay reached where the last commit stood, so `--until-idle` must not end the run before
     /// (a read_committed fetch can stall for a while behind another producer's open transaction).
-    var holdsInput: Bool { state?.engine.isRestoring ?? false }
+    /// Nor while alignment holds a partition back: its input is not done.
+    var holdsInput: Bool { (state?.engine.isRestoring ?? false) || (alignment?.hasHeld ?? false) }
 
     /// On the early-revision tick when something changed, whenever a window can become final
     /// (also when input has stopped: finals must not wait for the next event), and at the end.
@@ -516,6 +554,7 @@ final class DWMStage: TransactionalStage {
         metrics.residentBytes.record(Double(processResidentBytes()))
         let held = s.engine.memoryEstimate()
         metrics.openWindows.record(Double(held.windows))
+        stats.peakOpenWindows = max(stats.peakOpenWindows, held.windows)
         metrics.openCells.record(Double(held.cells))
         metrics.stateBytes.record(Double(held.bytes))
         metrics.lookupSeconds.record(duration: timings.lookup)
@@ -586,6 +625,8 @@ struct DWMMetrics {
     /// The window state the engine holds (the memory budget's unit): retained windows, their cells
     /// and the engine's own estimate of its buffers' bytes.
     let openWindows, openCells, stateBytes: CoreMetrics.Recorder
+    /// ods.raw partitions held back by event-time alignment (`--read-raw`).
+    let heldPartitions: CoreMetrics.Recorder
     /// Where a transaction's time goes besides the loop's commit: dimension lookups, encoding + producing.
     let lookupSeconds, produceSeconds: CoreMetrics.Timer
 
@@ -599,6 +640,7 @@ struct DWMMetrics {
         openCells = registry.gauge("strata_dwm_open_cells", help: "(minute, content, user) cells held by the retained windows")
         stateBytes = registry.gauge("strata_dwm_state_bytes",
                                     help: "The dwm engine's estimate of its window state: capacities of the windows' tables and arenas, and its interning tables")
+        heldPartitions = registry.gauge("strata_dwm_held_partitions", help: "ods.raw partitions held back by event-time alignment")
         let help = "Time a transaction spends per phase of the dwm stage"
         lookupSeconds = registry.timer("strata_dwm_transaction_phase_seconds", help: help, labels: ["phase": "lookup"])
         produceSeconds = registry.timer("strata_dwm_transaction_phase_seconds", help: help, labels: ["phase": "produce"])

@@ -103,6 +103,22 @@ public final class KafkaConsumer {
         return [TopicPartitionOffset](native: list)
     }
 
+    /// Whether the partition holds records this consumer has not handed to the application yet,
+    /// from what it knows locally: the high watermark of the last fetch response that covered the
+    /// partition, against the position. nil when either is not known yet (nothing fetched, or
+    /// nothing read). No broker round trip. The high watermark counts records of transactions
+    /// still open, which a `read_committed` reader cannot have yet.
+    public func hasUnreadRecords(topic: String, partition: Int32) -> Bool? {
+        var low: Int64 = 0, high: Int64 = 0
+        guard rd_kafka_get_watermark_offsets(client.handle, topic, partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+              high >= 0, let list = rd_kafka_topic_partition_list_new(1) else { return nil }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, topic, partition)
+        guard rd_kafka_position(client.handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        let position = list.pointee.elems[0].offset
+        return position >= 0 ? high > position : nil
+    }
+
     /// Moves the fetch positions; used to rewind after an aborted transaction.
     public func seek(_ offsets: [TopicPartitionOffset], timeoutMs: Int32 = 10_000) throws(KafkaError) {
         guard !offsets.isEmpty else { return }

@@ -14,10 +14,6 @@ struct RawProgress {
         /// Wall clock of the last record (or of the assignment): drives the idle flag.
         var lastRecordAt: ContinuousClock.Instant
         var idle = false
-        /// The consumer reported the partition's end and no record came since.
-        var atEnd = false
-        /// Paused by event-time alignment.
-        var paused = false
     }
 
     /// Indexed by partition number (a handful to a few hundred): no hashing per record.
@@ -61,17 +57,17 @@ struct RawProgress {
         if i >= slots.count { slots += [Partition?](repeating: nil, count: i + 1 - slots.count) }
         if slots[i] == nil { slots[i] = Partition(lastRecordAt: now) }
         slots[i]!.lastRecordAt = now
-        slots[i]!.atEnd = false
         if slots[i]!.idle { slots[i]!.idle = false; changedSinceMarker = true }
         if let ts, ts <= SourceProgress.maxTs, ts > slots[i]!.maxTs { slots[i]!.maxTs = ts; changedSinceMarker = true }
         return slots[i]!.maxTs
     }
 
-    /// Flags partitions without records for `timeout` as idle; true when a flag changed.
-    mutating func updateIdle(now: ContinuousClock.Instant, timeout: Duration) -> Bool {
+    /// Flags partitions without records for `timeout` as idle; true when a flag changed. A
+    /// partition `held` by event-time alignment is ahead, not idle.
+    mutating func updateIdle(now: ContinuousClock.Instant, timeout: Duration, held: [Int32] = []) -> Bool {
         var changed = false
-        // A partition paused by alignment is ahead, not idle.
-        for i in slots.indices where slots[i].map({ !$0.idle && !$0.paused && now - $0.lastRecordAt >= timeout }) ?? false {
+        for i in slots.indices where slots[i].map({ !$0.idle && now - $0.lastRecordAt >= timeout }) ?? false
+            && !held.contains(Int32(i)) {
             slots[i]!.idle = true
             changed = true
         }
@@ -81,46 +77,10 @@ struct RawProgress {
 
     mutating func markerSent() { changedSinceMarker = false }
 
-    /// The consumer reached the end of `partition`: it has nothing to deliver for now.
-    mutating func noteEnd(partition: Int32) {
-        let i = Int(partition)
-        if i < slots.count, slots[i] != nil { slots[i]!.atEnd = true }
+    /// Reading `partitions` starts again (released by alignment): their idle clocks restart.
+    mutating func restartIdleClocks(_ partitions: [Int32], now: ContinuousClock.Instant) {
+        for p in partitions where Int(p) < slots.count && slots[Int(p)] != nil { slots[Int(p)]!.lastRecordAt = now }
     }
-
-    /// Event-time alignment of reading (as Kafka Streams and Flink's watermark alignment do): a
-    /// partition more than `aheadMs` ahead of the slowest partition that still has input to
-    /// deliver is held back (its fetched records wait in librdkafka) until that one catches up,
-    /// so the dwm job does not hold windows open for the whole skew that prefetching one
-    /// partition far ahead would create. A partition at its end, idle, or quiet for `quietAfter`
-    /// does not count as the slowest; an unread partition with input pending holds the others
-    /// until it delivers, reaches its end or goes quiet.
-    /// Returns the partitions whose pause state changes.
-    mutating func align(aheadMs: Int64, now: ContinuousClock.Instant = .now,
-                        quietAfter: Duration = .seconds(2)) -> (pause: [Int32], resume: [Int32]) {
-        var slowest = Int64.max
-        // A partition that delivered nothing for `quietAfter` does not hold the others: it may be
-        // at its end without the consumer saying so (the local broker under-reports the end).
-        for case let p? in slots where !p.idle && !p.atEnd && !p.paused && now - p.lastRecordAt < quietAfter {
-            slowest = min(slowest, p.maxTs)
-        }
-        var pause: [Int32] = [], resume: [Int32] = []
-        for i in slots.indices {
-            guard let p = slots[i] else { continue }
-            let ahead = slowest != .max && p.maxTs != .min && (slowest == .min || p.maxTs - slowest > aheadMs)
-            if ahead && !p.paused && !p.atEnd {
-                slots[i]!.paused = true
-                pause.append(Int32(i))
-            } else if !ahead && p.paused {
-                slots[i]!.paused = false
-                slots[i]!.lastRecordAt = now   // the idle clock restarts with reading
-                resume.append(Int32(i))
-            }
-        }
-        return (pause, resume)
-    }
-
-    /// Partitions currently paused by alignment.
-    var pausedPartitions: [Int32] { slots.indices.filter { slots[$0]?.paused == true }.map(Int32.init) }
 
     var marker: SourceProgress.Marker {
         SourceProgress.Marker(rawPartitions: rawPartitionCount, progress: slots.indices.compactMap { i in
@@ -132,10 +92,11 @@ struct RawProgress {
         Int(partition) < slots.count ? slots[Int(partition)]?.maxTs : nil
     }
 
-    var isEmpty: Bool { !slots.contains { $0 != nil } }
+    func isIdle(_ partition: Int32) -> Bool {
+        Int(partition) < slots.count ? slots[Int(partition)]?.idle ?? false : false
+    }
 
-    /// Some partition is paused by alignment: its input is not done.
-    var hasPaused: Bool { slots.contains { $0?.paused == true } }
+    var isEmpty: Bool { !slots.contains { $0 != nil } }
 }
 
 /// One checkpoint of `split.checkpoint`: key `<group>|<partition>`, value `<next offset>|<max ts>`.

@@ -126,10 +126,9 @@ final class SplitStage: TransactionalStage {
     private var beforePending: (RawProgress, [Int32: Int64])?
     private var pendingStats: SplitStats?
     private var forceMarkers = false
-    /// Partitions the consumer holds for alignment. Kept apart from `progress`, which an aborted
-    /// batch rolls back: the consumer's state is not rolled back with it.
-    private var held: Set<Int32> = []
-    private var owned: [Int32] = []
+    /// Event-time alignment of reading ods.raw (nil: off). Kept apart from `progress`, which an
+    /// aborted batch rolls back: the consumer's state is not rolled back with it.
+    private var alignment: ReadAlignment?
     private var sentMarkers = false
     private var clock: StageClock?
     private var routeLap = 0
@@ -171,9 +170,10 @@ final class SplitStage: TransactionalStage {
     /// continues where the group committed (no seeks).
     func restore(owned: [TopicPartitionOffset], consumer: KafkaConsumer) throws -> Restore {
         // Alignment starts afresh: nothing stays held across an assignment.
-        self.owned = owned.map(\.partition).sorted()
-        held = []
-        if options.alignMs != nil { try consumer.release(owned) }
+        if let ahead = options.alignMs, options.copyOnlyTo == nil {
+            alignment = ReadAlignment(topic: raw, aheadMs: ahead)
+            try alignment?.assign(owned.map(\.partition), consumer: consumer)
+        }
         guard !owned.isEmpty else { progress.reset(to: [:], now: .now); return Restore() }
         let committed = try consumer.committed(owned)
         let records = try TopicSnapshot.read(topic: options.topicPrefix + Topology.splitCheckpoint, brokers: options.brokers,
@@ -196,17 +196,26 @@ final class SplitStage: TransactionalStage {
     func consume(_ records: [KafkaMessage]) throws {
         beforePending = (progress, progressFor)
         pending = records
+        if alignment != nil {
+            let now = ContinuousClock.now
+            var last: Int32 = -1
+            for m in records where m.partition != last {
+                last = m.partition
+                alignment?.noteRecords(partition: last, now: now)
+            }
+        }
     }
 
-    func partitionEnded(topic: String, partition: Int32) { progress.noteEnd(partition: partition) }
+    func partitionEnded(topic: String, partition: Int32) { alignment?.noteEnd(partition: partition) }
 
     func afterPoll(consumer: KafkaConsumer) {
-        if let ahead = options.alignMs, options.copyOnlyTo == nil { align(consumer: consumer, aheadMs: ahead) }
-        if progress.updateIdle(now: .now, timeout: options.idleSourceTimeout) { forceMarkers = true }
+        let now = ContinuousClock.now
+        align(consumer: consumer, now: now)
+        if progress.updateIdle(now: now, timeout: options.idleSourceTimeout, held: alignment?.held ?? []) { forceMarkers = true }
     }
 
-    /// A partition paused by alignment still has input: not idle.
-    var holdsInput: Bool { progress.hasPaused }
+    /// A partition held by alignment still has input: not idle.
+    var holdsInput: Bool { alignment?.hasHeld ?? false }
 
     /// Every batch; otherwise markers when the input paused or a partition's idleness changed.
     func wantsTransaction(_ tick: Tick) -> Bool {
@@ -258,32 +267,21 @@ final class SplitStage: TransactionalStage {
     }
 
     /// Holds owned partitions too far ahead in event time and releases those the others caught
-    /// up with. Held, not paused: pausing drops what librdkafka prefetched, and refetching it cost
-    /// a fifth of a catch-up's throughput; a held partition's records wait in librdkafka, fetching
-    /// for it stops when its queue is full, and releasing hands them out in order.
-    private func align(consumer: KafkaConsumer, aheadMs: Int64) {
-        _ = progress.align(aheadMs: aheadMs)
-        let wanted = Set(progress.pausedPartitions)
-        let changed = wanted != held
+    /// up with (`ReadAlignment`).
+    private func align(consumer: KafkaConsumer, now: ContinuousClock.Instant) {
+        guard var a = alignment else { return }
+        defer { alignment = a }
+        let progress = self.progress
         do {
-            // Every owned partition not wanted held is forwarded again at each poll (idempotent):
-            // once held, librdkafka leaves its forwarding to us, and a revoke clears it.
-            for p in owned {
-                let tp = [TopicPartitionOffset(topic: raw, partition: p, offset: 0)]
-                if wanted.contains(p) {
-                    if !held.contains(p) { try consumer.hold(tp); held.insert(p) }
-                } else {
-                    try consumer.release(tp)
-                    held.remove(p)
-                }
-            }
+            let changes = try a.align(consumer: consumer, maxTs: { progress.maxTs(of: $0) ?? .min }, idle: progress.isIdle, now: now)
+            guard !changes.hold.isEmpty || !changes.release.isEmpty else { return }
+            self.progress.restartIdleClocks(changes.release, now: now)
+            logger.debug("event-time alignment", metadata: ["held": "\(a.held)"])
+            MetricsRegistry.shared.gauge("strata_split_paused_partitions", help: "ods.raw partitions held back by event-time alignment")
+                .record(Double(a.held.count))
         } catch {
             logger.warning("hold/release for event-time alignment failed", metadata: ["error": "\(error)"])
         }
-        guard changed else { return }
-        logger.debug("event-time alignment", metadata: ["held": "\(held.sorted())"])
-        MetricsRegistry.shared.gauge("strata_split_paused_partitions", help: "ods.raw partitions held back by event-time alignment")
-            .record(Double(held.count))
     }
 
     /// Chooses a partition's progress again for the offset reading really started at.

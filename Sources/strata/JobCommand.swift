@@ -118,6 +118,7 @@ struct DWMOptions: ParsableArguments {
     @Flag(help: "Publish a minute's DWM finals in the same transaction as its DWS finals. By default the DWS finals go first and the DWM finals follow in the next transaction, so the minute's few DWS rows do not wait for its every DWM row.") var finalsTogether = false
     @Option(help: "A minute's DWM finals go out over several transactions of about this many rows each (whole parts of the minute's contents), each also carrying the next minute's early rows, so those do not wait for the whole minute's finals; 0: all in one transaction.") var dwmFinalsPerTransaction = DWMJob.Options(brokers: "").dwmFinalsPerTransaction
     @Flag(help: "Read ods.raw directly instead of the split's micro-queues: one broker hop fewer, and the minutes close without waiting for the split's transactions. ods.raw must be keyed by content_id (the job stops at the first record keyed otherwise); the split keeps publishing the micro-queues and ods.dlq for their other readers. Switching an existing group between the two inputs starts it from the beginning of the new input.") var readRaw = false
+    @Option(help: "Hold back an ods.raw partition this far (ms of event time) ahead of the slowest one with input, so a catch-up holds few windows open: the dwm job with --read-raw, and in `strata run` the split too. It changes when rows appear, never which; 0 turns alignment off.") var alignMs: Int64 = DWMJob.Options(brokers: "").alignMs ?? 0
     @Option(name: .customLong("dwm-batch-size"), help: "Most records the dwm job takes per poll.") var dwmBatchSize = DWMJob.Options(brokers: "").batchSize
     @Option(help: "How long dimension lookups wait for a store that cannot answer (PostgreSQL down or restarting), retrying, before the job exits to be restarted (s). A wait past the consumer's max.poll.interval.ms (60 s for dwm) takes the member out of its group; it rejoins and redoes its uncommitted work.") var storeWaitS = 120
     @Option(help: "A micro-queue partition not written by the split, idle this long, stops holding the watermark back (ms); the split declares its ods.raw partitions idle itself.") var idleSourceMs: Int64 = 30_000
@@ -130,6 +131,7 @@ struct DWMOptions: ParsableArguments {
         o.dwsFinalsFirst = !finalsTogether
         o.dwmFinalsPerTransaction = dwmFinalsPerTransaction
         o.readRaw = readRaw
+        o.alignMs = alignMs > 0 ? alignMs : nil
         o.idleSourceTimeoutMs = idleSourceMs
     }
 }

@@ -25,8 +25,6 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var job: JobCommand.JobOptions
     @OptionGroup var dwm: DWMOptions
-    @Option(help: "Split: hold back an ods.raw partition this far (ms of event time) ahead of the slowest one with input; 0 turns alignment off.")
-    var alignMs: Int64 = SplitJob.Options(brokers: "").alignMs ?? 0
     @OptionGroup var offline: OfflineOptions
     @Flag(help: "Run only split and dwm, without the archive and sink jobs.") var noOffline = false
 
@@ -46,7 +44,7 @@ struct RunCommand: ParsableCommand {
         splitOptions.idleOrder = IdleOrder(signals: splitEnd)
         splitOptions.groupId = job.group.map { $0 + "-split" } ?? job.groupId("split")
         splitOptions.idleSourceTimeout = .milliseconds(dwm.idleSourceMs)
-        splitOptions.alignMs = alignMs > 0 ? alignMs : nil
+        splitOptions.alignMs = dwm.alignMs > 0 ? dwm.alignMs : nil
         splitOptions.staticMembership = job.staticMembership
 
         var dwmOptions = DWMJob.Options(brokers: config.brokers)

@@ -41,6 +41,52 @@ final class RawInputEndToEndTests: XCTestCase {
         XCTAssertEqual(dwm.stats.lateForwarded, truth.lateCount)
     }
 
+    /// A backlog whose partitions are unequally dense: partition 3 holds a tenth of the others'
+    /// events over the same 27 minutes, so a reader that fetches by bytes reads it ten times
+    /// faster in event time; and the local broker serves one partition's backlog before the
+    /// next one's. Exact either way; with alignment (the default) the engine holds a few minutes
+    /// open at once, without it nearly every minute of the backlog.
+    func testASkewedBacklogReadDirectlyIsAlignedAndExact() throws {
+        let aligned = try runSkewedBacklog(seed: 89, alignMs: 60_000)
+        let unaligned = try runSkewedBacklog(seed: 89, alignMs: nil)
+        print("peak open windows: aligned \(aligned), unaligned \(unaligned)")
+        XCTAssertGreaterThanOrEqual(unaligned, 20, "without alignment, partitions read one after the other hold the backlog open")
+        // Aligned: the alignment (1 min), what librdkafka had prefetched of the sparse partition
+        // (≈ 4 min with these fetch sizes) and the allowed lateness (2 min).
+        XCTAssertLessThanOrEqual(aligned, 14)
+        XCTAssertLessThanOrEqual(2 * aligned, unaligned)
+    }
+
+    /// Runs the dwm job reading a skewed keyed backlog (small fetches, so reading really is
+    /// interleaved); checks its rows against the truth and returns its peak open windows.
+    private func runSkewedBacklog(seed: UInt64, alignMs: Int64?) throws -> Int {
+        let sandbox = try PipelineSandbox(seed: seed)
+        let (all, _) = generateWorkload(events: 16_000, seed: seed, contents: sandbox.contents, users: sandbox.users, eventsPerSecond: 10)
+        let allPartitions = keyedPartitions(all)
+        var kept: [Int] = []
+        var sparse = 0
+        for i in all.indices {
+            if allPartitions[i] == 3 { sparse += 1; if sparse % 10 != 0 { continue } }
+            kept.append(i)
+        }
+        let lines = kept.map { all[$0] }, partitionOf = kept.map { allPartitions[$0] }
+        let truth = PipelineTruth(lines: lines, partitionOf: partitionOf, contents: sandbox.contents, actions: sandbox.topology.actions)
+        try sandbox.produceRaw(lines[...], partitionOf: partitionOf, keyed: true)
+        var options = sandbox.dwmOptions(batchSize: 100, readRaw: true)
+        options.alignMs = alignMs
+        // Unaligned, the local broker can serve partition 0's whole backlog before the others
+        // deliver anything; past the idle timeout they would be declared idle and their events
+        // judged late (the wall-clock exception). This test is about memory, not that.
+        options.idleSourceTimeoutMs = 300_000
+        options.kafka = ["consumer.max.partition.fetch.bytes": "4096", "consumer.fetch.max.bytes": "16384", "consumer.message.max.bytes": "16384",
+                         "consumer.queued.max.messages.kbytes": "16", "consumer.queued.min.messages": "50"]
+        let dwm = try XCTUnwrap(try sandbox.runConcurrently(splits: [], dwms: [options], cache: try sandbox.makeCache()).first)
+        try truth.assertMatches(sandbox)
+        XCTAssertTrue(dwm.stats.accounting.isBalanced, "\(dwm.stats.accounting)")
+        XCTAssertEqual(dwm.stats.accounting.consumed, lines.count)
+        return dwm.stats.peakOpenWindows
+    }
+
     /// Scale-out: a content's events share an ods.raw partition, so each instance's minutes are whole.
     func testSeveralInstancesReadingDirectlyPublishTheTruth() throws {
         let sandbox = try PipelineSandbox(seed: 67)

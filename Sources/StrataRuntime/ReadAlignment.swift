@@ -1,0 +1,113 @@
+public import StrataKafka
+
+/// Event-time alignment of reading one topic's partitions (as Kafka Streams' timestamp-aligned
+/// reading and Flink's watermark alignment do): a partition more than `aheadMs` of event time
+/// ahead of the slowest partition that still has input is held back until that one catches up.
+///
+/// Catching up, librdkafka fetches partitions by bytes, not by event time: a sparse partition can
+/// run minutes of event time ahead of a dense one, and a reader that is exact must then hold every
+/// window in between open. Holding changes when rows appear, never which: lateness is decided per
+/// partition by the partition's own order.
+///
+/// Held, not paused: pausing drops what librdkafka prefetched, and fetching it again cost a fifth
+/// of a catch-up's throughput. A held partition's records wait in its librdkafka queue (fetching
+/// for it stops when that queue is full) and come out in order when it is released. Records
+/// already handed to the consumer queue still come, so the bound is `aheadMs` plus what librdkafka
+/// had prefetched. Used by the split (over ods.raw) and by the dwm job reading ods.raw directly.
+public struct ReadAlignment {
+    struct Partition {
+        /// Wall clock of the last record (or of the assignment or release).
+        var lastRecordAt: ContinuousClock.Instant
+        /// The consumer reported the partition's end and no record came since.
+        var atEnd = false
+        var held = false
+    }
+
+    public let topic: String
+    /// How far (ms of event time) a partition may run ahead of the slowest one with input.
+    public let aheadMs: Int64
+    /// A partition that delivered nothing for this long does not hold the others (it may be at its
+    /// end without the consumer saying so: the local broker under-reports the end)...
+    public let quietAfter: Duration
+    /// ...unless the consumer knows it has unread records, or cannot tell yet (a partition not
+    /// fetched yet: a broker may serve one partition's backlog before the next one's), for up to
+    /// this long. A partition kept waiting for ever would stall the others.
+    public let pendingWait: Duration
+    /// Owned partitions, by partition number.
+    private var owned: [Int32: Partition] = [:]
+
+    public init(topic: String, aheadMs: Int64, quietAfter: Duration = .seconds(2), pendingWait: Duration = .seconds(10)) {
+        self.topic = topic
+        self.aheadMs = aheadMs
+        self.quietAfter = quietAfter
+        self.pendingWait = pendingWait
+    }
+
+    /// A new assignment: nothing stays held across one.
+    public mutating func assign(_ partitions: [Int32], consumer: KafkaConsumer, now: ContinuousClock.Instant = .now) throws(KafkaError) {
+        reset(partitions, now: now)
+        try consumer.release(partitions.map { TopicPartitionOffset(topic: topic, partition: $0, offset: 0) })
+    }
+
+    mutating func reset(_ partitions: [Int32], now: ContinuousClock.Instant) {
+        owned = Dictionary(uniqueKeysWithValues: partitions.map { ($0, Partition(lastRecordAt: now)) })
+    }
+
+    /// Records of `partition` were read.
+    @inline(__always)
+    public mutating func noteRecords(partition: Int32, now: ContinuousClock.Instant) {
+        owned[partition]?.lastRecordAt = now
+        owned[partition]?.atEnd = false
+    }
+
+    /// The consumer reached the end of `partition`: it has nothing to deliver for now.
+    public mutating func noteEnd(partition: Int32) { owned[partition]?.atEnd = true }
+
+    public var held: [Int32] { owned.filter(\.value.held).keys.sorted() }
+    public var hasHeld: Bool { owned.values.contains { $0.held } }
+
+    /// Decides which partitions to hold from each one's highest event time read (`maxTs`,
+    /// Int64.min: none yet), whether the job declared it idle, and whether it has unread records
+    /// (`unread`, nil: unknown). The slowest partition with input holds the others: one at its end,
+    /// idle, or quiet without unread records does not count; an unread partition with input
+    /// pending holds the others until it delivers. Returns the partitions whose state changes; a
+    /// released partition's quiet clock restarts with reading.
+    public mutating func decide(maxTs: (Int32) -> Int64, idle: (Int32) -> Bool = { _ in false },
+                                unread: (Int32) -> Bool? = { _ in false },
+                                now: ContinuousClock.Instant = .now) -> (hold: [Int32], release: [Int32]) {
+        var slowest = Int64.max
+        for (p, s) in owned where !s.held && !s.atEnd && !idle(p) {
+            let quiet = now - s.lastRecordAt
+            guard quiet < quietAfter || (quiet < pendingWait && unread(p) != false) else { continue }
+            slowest = min(slowest, maxTs(p))
+        }
+        var hold: [Int32] = [], release: [Int32] = []
+        for p in owned.keys.sorted() {
+            let s = owned[p]!, ts = maxTs(p)
+            let ahead = slowest != .max && ts != .min && (slowest == .min || ts - slowest > aheadMs)
+            if ahead && !s.held && !s.atEnd {
+                owned[p]!.held = true
+                hold.append(p)
+            } else if !ahead && s.held {
+                owned[p]!.held = false
+                owned[p]!.lastRecordAt = now
+                release.append(p)
+            }
+        }
+        return (hold, release)
+    }
+
+    /// `decide`, then holds and releases on the consumer. Every owned partition not held is
+    /// forwarded again at each call (idempotent): once held, librdkafka leaves its forwarding to
+    /// us, and a revoke clears it.
+    @discardableResult
+    public mutating func align(consumer: KafkaConsumer, maxTs: (Int32) -> Int64, idle: (Int32) -> Bool = { _ in false },
+                               now: ContinuousClock.Instant = .now) throws(KafkaError) -> (hold: [Int32], release: [Int32]) {
+        let topic = topic
+        let changes = decide(maxTs: maxTs, idle: idle, unread: { consumer.hasUnreadRecords(topic: topic, partition: $0) }, now: now)
+        let tps = owned.map { (TopicPartitionOffset(topic: topic, partition: $0.key, offset: 0), $0.value.held) }
+        try consumer.hold(changes.hold.map { TopicPartitionOffset(topic: topic, partition: $0, offset: 0) })
+        try consumer.release(tps.filter { !$0.1 }.map(\.0))
+        return changes
+    }
+}
