@@ -29,14 +29,15 @@ enum DashboardPage {
   .fresh b { font-size:28px; }
   .lag { color:var(--dim); font-size:18px; margin-left:18px; }
   .lag b { color:var(--text); }
-  .hour .num { font-size:34px; color:#b9c6dc; }
   .dot { display:inline-block; width:14px; height:14px; border-radius:7px; background:var(--dim); margin-right:8px; }
   .ok { background:var(--accent3); } .warn { background:var(--accent2); } .bad { background:var(--bad); }
   .nums { display:grid; grid-template-columns:repeat(6, 1fr); gap:14px; margin-bottom:14px; }
   .card, .panel { background:var(--panel); border:1px solid var(--line); border-radius:10px; }
   .card { padding:14px 18px; }
   .card .label { color:var(--dim); font-size:16px; text-transform:uppercase; letter-spacing:1px; }
-  .card .num { font-size:52px; font-weight:bold; line-height:1.15; font-variant-numeric: tabular-nums; }
+  .card .num { font-size:52px; font-weight:bold; line-height:1.15; font-variant-numeric: tabular-nums; white-space:nowrap; }
+  /* After .card .num, which it overrides (same specificity): the hour row is the quieter one. */
+  .hour .num { font-size:34px; color:#b9c6dc; }
   .card .sub { color:var(--dim); font-size:14px; }
   .grid { display:grid; grid-template-columns: 1.6fr 1fr 1fr; gap:14px; }
   .panel { padding:12px 16px; min-height:120px; }
