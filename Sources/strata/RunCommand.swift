@@ -17,6 +17,7 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run every job of the pipeline in one process: split, dwm (with dimsync following dim.changelog), archive and sink.",
         discussion: """
+        With --read-raw --no-split the split does not run: the dwm job alone reads ods.raw.
         Stops on SIGINT/SIGTERM (each job commits and leaves its group) or, with --until-idle, when every job is idle: in data-flow order, dwm only after split has finished and the sink only after dwm, each then idle for the given time.
         Prints one JSON summary line per job (as `strata job` does); exits 3 if a job's accounting does not balance.
         Consumer groups: <topic-prefix>strata-<job>, or G-<job> with --group G.
@@ -27,6 +28,13 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var dwm: DWMOptions
     @OptionGroup var offline: OfflineOptions
     @Flag(help: "Run only split and dwm, without the archive and sink jobs.") var noOffline = false
+    @Flag(help: "With --read-raw: run without the split, for when nothing else reads the micro-queues. ods.raw is then read once instead of twice, and nothing publishes the micro-queues or ods.dlq (the dwm job counts malformed records as filtered, with their reason; the archive keeps their bytes).") var noSplit = false
+
+    func validate() throws {
+        if noSplit && !dwm.readRaw {
+            throw ValidationError("--no-split needs --read-raw: without it the dwm job reads the split's micro-queues")
+        }
+    }
 
     func run() throws {
         let config = try global.resolve()
@@ -53,12 +61,12 @@ struct RunCommand: ParsableCommand {
         dwmOptions.topicPrefix = job.topicPrefix
         dwmOptions.groupId = job.group.map { $0 + "-dwm" } ?? job.groupId("dwm")
         dwmOptions.untilIdle = job.untilIdle?.duration
-        dwmOptions.idleOrder = IdleOrder(after: splitEnd, signals: dwmEnd)
+        dwmOptions.idleOrder = noSplit ? IdleOrder(signals: dwmEnd) : IdleOrder(after: splitEnd, signals: dwmEnd)
         dwmOptions.staticMembership = job.staticMembership
         dwm.apply(to: &dwmOptions)
 
-        var jobs: [any StreamJob] = [try SplitJob(options: splitOptions, topology: topology),
-                                     DWMJob(options: dwmOptions, topology: topology, cache: cache)]
+        var jobs: [any StreamJob] = noSplit ? [] : [try SplitJob(options: splitOptions, topology: topology)]
+        jobs.append(DWMJob(options: dwmOptions, topology: topology, cache: cache))
         if !noOffline {
             func group(_ name: String) -> String { job.group.map { $0 + "-" + name } ?? job.groupId(name) }
             jobs.append(try ArchiveJob(options: offline.archiveOptions(brokers: config.brokers, kafka: config.kafka, job: job,

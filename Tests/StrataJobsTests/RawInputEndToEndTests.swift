@@ -41,6 +41,41 @@ final class RawInputEndToEndTests: XCTestCase {
         XCTAssertEqual(dwm.stats.lateForwarded, truth.lateCount)
     }
 
+    /// `strata run --read-raw --no-split`, for when nothing reads the micro-queues: the dwm job
+    /// alone reads ods.raw (once, not twice) and publishes the same truth; no micro-queue and no
+    /// dead letter is written, and what the split would dead-letter is counted as filtered.
+    func testStrataRunWithoutTheSplitPublishesTheTruthAndNoMicroQueue() throws {
+        let sandbox = try PipelineSandbox(seed: 67)
+        let truth = try keyedBacklog(sandbox, seed: 67)
+        let args = ["run", "--topic-prefix", sandbox.prefix, "--group", sandbox.prefix + "run",
+                    "--instance-id", sandbox.prefix + "run-0", "--brokers", sandbox.brokers,
+                    "--topology", PipelineSandbox.topologyPath, "--log-format", "json",
+                    "--redis", sandbox.redisURL, "--store", "sqlite:" + sandbox.storePath, "--early-interval-ms", "300",
+                    "--read-raw", "--no-split", "--no-offline", "--until-idle", "4"]
+        let fd = open("\(sandbox.logDir)/\(sandbox.prefix)run.log", O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        let out = Pipe()
+        let run = try launchStrata(StrataTestSupport.strataBinary(packageRoot: PipelineSandbox.root), args, standardOutput: out,
+                                   standardError: FileHandle(fileDescriptor: fd, closeOnDealloc: true))
+        let summaries = out.fileHandleForReading.readDataToEndOfFile()
+        run.waitUntilExit()
+        XCTAssertEqual(run.terminationStatus, 0)
+        let jobs = String(decoding: summaries, as: UTF8.self).split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        XCTAssertEqual(jobs.compactMap { $0["job"] as? String }, ["dwm"], "the split did not run")
+        let dwm = try XCTUnwrap(jobs.first)
+        XCTAssertEqual(dwm["balanced"] as? Bool, true, "\(dwm)")
+        XCTAssertEqual(dwm["consumed"] as? Int, Self.events, "every ods.raw record is accounted for by the dwm job")
+        let filtered = ((dwm["details"] as? [String: Any])?["filtered"] as? [String: Int]) ?? [:]
+        XCTAssertFalse(Set(filtered.keys).subtracting(["invalid_content_id", "unknown_content_id"]).isEmpty,
+                       "what the split dead-letters is counted as filtered, with its reason: \(filtered)")
+        try truth.assertMatches(sandbox)
+        for topic in sandbox.topology.actions.map({ Topology.microQueue(for: $0) }) + [Topology.deadLetter] {
+            XCTAssertEqual(try sandbox.read(topic).count, 0, "\(topic) is not written without the split")
+        }
+    }
+
     /// A backlog whose partitions are unequally dense: partition 3 holds a tenth of the others'
     /// events over the same 27 minutes, so a reader that fetches by bytes reads it ten times
     /// faster in event time; and the local broker serves one partition's backlog before the
