@@ -34,8 +34,10 @@ struct SourceState {
     var maxTs = Int64.min
     /// Highest offset given to the engine (−1: none).
     var lastOffset: Int64 = -1
-    /// Records arrived since the last collect.
+    /// Records arrived since the last collect (or the job noted input pending for the source).
     var activeSinceCollect = false
+    /// The job noted since the last collect that the source has input it has not delivered yet.
+    var inputPending = false
     /// Wall clock of the last collect that saw this source active.
     var lastActiveMs = Int64.min
     /// Raw-input sources: `maxTs` before the latest record (where a replay from it restarts).
@@ -198,7 +200,12 @@ struct SourceTracker {
         for i in 0..<states.count {
             var s = states[i]
             guard s.maxTs != .min || s.stamped else {
-                if s.expectedSinceMs != .min && s.expectedSinceMs >= nowMs - idleTimeout { waitingForExpected = true }
+                // Not delivered yet: waited for up to the idle timeout from its assignment, or for
+                // as long as the job says it has input (the broker has not served it yet).
+                if s.inputPending || (s.expectedSinceMs != .min && s.expectedSinceMs >= nowMs - idleTimeout) {
+                    waitingForExpected = true
+                }
+                if commit { states[i].inputPending = false }
                 continue
             }
             if s.activeSinceCollect {

@@ -620,10 +620,14 @@ public final class WindowEngine {
         sources.state(sources.index(source)).pointee.maxTs
     }
 
-    /// Sources the job holds back on purpose (event-time alignment: ahead of the others, their
-    /// records waiting in the consumer) have input: the wall clock does not declare them idle.
-    public func noteHeld(_ list: [Source]) {
-        for s in list { sources.state(sources.index(s)).pointee.activeSinceCollect = true }
+    /// Sources that have input though they delivered nothing lately (held back by event-time
+    /// alignment, or not served yet by the broker): the wall clock does not declare them idle.
+    public func noteInputPending(_ list: [Source]) {
+        for s in list {
+            let p = sources.state(sources.index(s))
+            p.pointee.activeSinceCollect = true
+            p.pointee.inputPending = true
+        }
     }
 
     /// Per upstream ods.raw partition: the lowest progress announced on any stamped source (what

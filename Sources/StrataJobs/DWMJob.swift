@@ -100,8 +100,9 @@ public final class DWMJob: StreamJob {
         // Range assignment hands one member the same partition numbers of every micro-queue:
         // all events of a content (co-partitioned by content_id) reach the same engine.
         loopOptions.consumerDefaults["partition.assignment.strategy"] = "range"
-        // End-of-partition events tell alignment which partitions have nothing more to deliver.
-        if options.readRaw && options.alignMs != nil { loopOptions.consumerDefaults["enable.partition.eof"] = "true" }
+        // End-of-partition events tell alignment (and the idle rule) which partitions have
+        // nothing more to deliver.
+        if options.readRaw { loopOptions.consumerDefaults["enable.partition.eof"] = "true" }
         loop = TransactionalLoop(options: loopOptions, logger: logger)
     }
 
@@ -165,7 +166,8 @@ final class DWMStage: TransactionalStage {
     private var names = TopicNames()
     /// With `readRaw`: the split's validation and routing, run in-process.
     private var router: SplitRouter?
-    /// With `readRaw` and `alignMs`: event-time alignment of reading ods.raw.
+    /// With `readRaw`: event-time alignment of reading ods.raw (holding only with `alignMs`), and
+    /// which partitions have input.
     private var alignment: ReadAlignment?
     /// Scratch for ``warmContentGate(_:engine:)``: views into the current batch only.
     private var unconfirmed: [UnsafeRawBufferPointer] = []
@@ -256,8 +258,8 @@ final class DWMStage: TransactionalStage {
         defer { self.state = state }
         engineAtCommit = Accounting()
         // Alignment starts afresh: nothing stays held across an assignment.
-        if options.readRaw, let ahead = options.alignMs {
-            alignment = ReadAlignment(topic: topicNames[0], aheadMs: ahead)
+        if options.readRaw {
+            alignment = ReadAlignment(topic: topicNames[0], aheadMs: options.alignMs)
             try alignment?.assign(assigned.map(\.partition), consumer: consumer)
         }
         guard !assigned.isEmpty else { return Restore() }
@@ -458,7 +460,8 @@ final class DWMStage: TransactionalStage {
     }
 
     /// Holds partitions too far ahead in event time and releases those the others caught up
-    /// with (`ReadAlignment`); the engine does not declare a held partition idle.
+    /// with (`ReadAlignment`); the engine does not declare a held partition idle, nor one the
+    /// broker has not served yet though it has records.
     private func align(consumer: KafkaConsumer) {
         guard var a = alignment, let engine = state?.engine else { return }
         defer { alignment = a }
@@ -471,7 +474,8 @@ final class DWMStage: TransactionalStage {
         } catch {
             logger.warning("hold/release for event-time alignment failed", metadata: ["error": "\(error)"])
         }
-        if a.hasHeld { engine.noteHeld(a.held.map { Source(topic: 0, partition: Int($0)) }) }
+        let busy = a.withInput(consumer: consumer)
+        if !busy.isEmpty { engine.noteInputPending(busy.map { Source(topic: 0, partition: Int($0)) }) }
     }
 
     /// Not idle while the state is replayed: rows and finals can only be published once the

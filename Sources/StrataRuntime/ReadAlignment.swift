@@ -14,6 +14,9 @@ public import StrataKafka
 /// for it stops when that queue is full) and come out in order when it is released. Records
 /// already handed to the consumer queue still come, so the bound is `aheadMs` plus what librdkafka
 /// had prefetched. Used by the split (over ods.raw) and by the dwm job reading ods.raw directly.
+///
+/// It also tells those jobs which partitions have input though they are quiet (`withInput`), so
+/// that their wall-clock idle rule spares them; that holds with alignment off too.
 public struct ReadAlignment {
     struct Partition {
         /// Wall clock of the last record (or of the assignment or release).
@@ -24,8 +27,9 @@ public struct ReadAlignment {
     }
 
     public let topic: String
-    /// How far (ms of event time) a partition may run ahead of the slowest one with input.
-    public let aheadMs: Int64
+    /// How far (ms of event time) a partition may run ahead of the slowest one with input; nil:
+    /// alignment off (nothing is held; `withInput` still tells which partitions have input).
+    public let aheadMs: Int64?
     /// A partition that delivered nothing for this long does not hold the others (it may be at its
     /// end without the consumer saying so: the local broker under-reports the end)...
     public let quietAfter: Duration
@@ -33,19 +37,27 @@ public struct ReadAlignment {
     /// fetched yet: a broker may serve one partition's backlog before the next one's), for up to
     /// this long. A partition kept waiting for ever would stall the others.
     public let pendingWait: Duration
+    /// How long a partition the broker does not serve, though it has input, is kept from being
+    /// declared idle (`withInput`): long enough for a broker that serves one partition's backlog
+    /// before the next one's, bounded so that a partition whose end the consumer never learns
+    /// cannot hold the watermark for ever.
+    public let starvedWait: Duration
     /// Owned partitions, by partition number.
     private var owned: [Int32: Partition] = [:]
 
-    public init(topic: String, aheadMs: Int64, quietAfter: Duration = .seconds(2), pendingWait: Duration = .seconds(10)) {
+    public init(topic: String, aheadMs: Int64?, quietAfter: Duration = .seconds(2), pendingWait: Duration = .seconds(10),
+                starvedWait: Duration = .seconds(300)) {
         self.topic = topic
         self.aheadMs = aheadMs
         self.quietAfter = quietAfter
         self.pendingWait = pendingWait
+        self.starvedWait = starvedWait
     }
 
     /// A new assignment: nothing stays held across one.
     public mutating func assign(_ partitions: [Int32], consumer: KafkaConsumer, now: ContinuousClock.Instant = .now) throws(KafkaError) {
         reset(partitions, now: now)
+        guard aheadMs != nil else { return }
         try consumer.release(partitions.map { TopicPartitionOffset(topic: topic, partition: $0, offset: 0) })
     }
 
@@ -66,6 +78,23 @@ public struct ReadAlignment {
     public var held: [Int32] { owned.filter(\.value.held).keys.sorted() }
     public var hasHeld: Bool { owned.values.contains { $0.held } }
 
+    /// Owned partitions that have input though they may have delivered nothing for a while, which
+    /// the job's wall clock must therefore not declare idle: held ones (ahead of the others), and
+    /// ones not at their end with records the consumer has not handed out yet (`unread`: by its
+    /// last known high watermark; nil: nothing read since the assignment), for up to
+    /// `starvedWait` without a record. A broker may serve one partition's backlog before the next
+    /// one's for longer than the idle timeout; declared idle meanwhile, a partition's events
+    /// would be judged against minutes the others had moved past.
+    public func withInput(unread: (Int32) -> Bool?, now: ContinuousClock.Instant = .now) -> [Int32] {
+        owned.filter { p, s in s.held || (!s.atEnd && now - s.lastRecordAt < starvedWait && unread(p) != false) }.keys.sorted()
+    }
+
+    /// `withInput`, asking `consumer` what it has not handed out yet.
+    public func withInput(consumer: KafkaConsumer, now: ContinuousClock.Instant = .now) -> [Int32] {
+        let topic = topic
+        return withInput(unread: { consumer.hasUnreadRecords(topic: topic, partition: $0) }, now: now)
+    }
+
     /// Decides which partitions to hold from each one's highest event time read (`maxTs`,
     /// Int64.min: none yet), whether the job declared it idle, and whether it has unread records
     /// (`unread`, nil: unknown). The slowest partition with input holds the others: one at its end,
@@ -75,6 +104,7 @@ public struct ReadAlignment {
     public mutating func decide(maxTs: (Int32) -> Int64, idle: (Int32) -> Bool = { _ in false },
                                 unread: (Int32) -> Bool? = { _ in false },
                                 now: ContinuousClock.Instant = .now) -> (hold: [Int32], release: [Int32]) {
+        guard let aheadMs else { return ([], []) }
         var slowest = Int64.max
         for (p, s) in owned where !s.held && !s.atEnd && !idle(p) {
             let quiet = now - s.lastRecordAt
@@ -103,6 +133,7 @@ public struct ReadAlignment {
     @discardableResult
     public mutating func align(consumer: KafkaConsumer, maxTs: (Int32) -> Int64, idle: (Int32) -> Bool = { _ in false },
                                now: ContinuousClock.Instant = .now) throws(KafkaError) -> (hold: [Int32], release: [Int32]) {
+        guard aheadMs != nil else { return ([], []) }
         let topic = topic
         let changes = decide(maxTs: maxTs, idle: idle, unread: { consumer.hasUnreadRecords(topic: topic, partition: $0) }, now: now)
         let tps = owned.map { (TopicPartitionOffset(topic: topic, partition: $0.key, offset: 0), $0.value.held) }

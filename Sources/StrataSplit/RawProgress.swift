@@ -63,11 +63,12 @@ struct RawProgress {
     }
 
     /// Flags partitions without records for `timeout` as idle; true when a flag changed. A
-    /// partition `held` by event-time alignment is ahead, not idle.
-    mutating func updateIdle(now: ContinuousClock.Instant, timeout: Duration, held: [Int32] = []) -> Bool {
+    /// partition in `hasInput` (held by event-time alignment, or not served yet by the broker
+    /// though it has records: `ReadAlignment.withInput`) is not idle.
+    mutating func updateIdle(now: ContinuousClock.Instant, timeout: Duration, hasInput: [Int32] = []) -> Bool {
         var changed = false
         for i in slots.indices where slots[i].map({ !$0.idle && now - $0.lastRecordAt >= timeout }) ?? false
-            && !held.contains(Int32(i)) {
+            && !hasInput.contains(Int32(i)) {
             slots[i]!.idle = true
             changed = true
         }

@@ -64,7 +64,8 @@ public final class SplitJob: StreamJob {
         loopOptions.untilIdle = options.untilIdle
         loopOptions.idleOrder = options.idleOrder
         loopOptions.staticMembership = options.staticMembership
-        // End-of-partition events tell alignment which partitions have nothing more to deliver.
+        // End-of-partition events tell alignment (and the idle rule) which partitions have
+        // nothing more to deliver.
         loopOptions.consumerDefaults["enable.partition.eof"] = "true"
         loop = TransactionalLoop(options: loopOptions, logger: logger)
     }
@@ -126,8 +127,9 @@ final class SplitStage: TransactionalStage {
     private var beforePending: (RawProgress, [Int32: Int64])?
     private var pendingStats: SplitStats?
     private var forceMarkers = false
-    /// Event-time alignment of reading ods.raw (nil: off). Kept apart from `progress`, which an
-    /// aborted batch rolls back: the consumer's state is not rolled back with it.
+    /// Event-time alignment of reading ods.raw (holding only with `alignMs`), and which partitions
+    /// have input. Kept apart from `progress`, which an aborted batch rolls back: the consumer's
+    /// state is not rolled back with it.
     private var alignment: ReadAlignment?
     private var sentMarkers = false
     private var clock: StageClock?
@@ -170,8 +172,8 @@ final class SplitStage: TransactionalStage {
     /// continues where the group committed (no seeks).
     func restore(owned: [TopicPartitionOffset], consumer: KafkaConsumer) throws -> Restore {
         // Alignment starts afresh: nothing stays held across an assignment.
-        if let ahead = options.alignMs, options.copyOnlyTo == nil {
-            alignment = ReadAlignment(topic: raw, aheadMs: ahead)
+        if options.copyOnlyTo == nil {
+            alignment = ReadAlignment(topic: raw, aheadMs: options.alignMs)
             try alignment?.assign(owned.map(\.partition), consumer: consumer)
         }
         guard !owned.isEmpty else { progress.reset(to: [:], now: .now); return Restore() }
@@ -211,7 +213,8 @@ final class SplitStage: TransactionalStage {
     func afterPoll(consumer: KafkaConsumer) {
         let now = ContinuousClock.now
         align(consumer: consumer, now: now)
-        if progress.updateIdle(now: now, timeout: options.idleSourceTimeout, held: alignment?.held ?? []) { forceMarkers = true }
+        let busy = alignment?.withInput(consumer: consumer, now: now) ?? []
+        if progress.updateIdle(now: now, timeout: options.idleSourceTimeout, hasInput: busy) { forceMarkers = true }
     }
 
     /// A partition held by alignment still has input: not idle.

@@ -92,9 +92,17 @@ final class RawInputEndToEndTests: XCTestCase {
         XCTAssertLessThanOrEqual(2 * aligned, unaligned)
     }
 
+    /// The same skewed backlog read unaligned with a 2 s idle timeout: the local broker serves
+    /// one partition's backlog before the others deliver anything, for longer than that. A
+    /// partition with records the broker has not served yet is not idle, so none of its events
+    /// meets minutes the others moved past (judged late, they would be missing from the rows).
+    func testAPartitionTheBrokerHasNotServedYetIsNotDeclaredIdle() throws {
+        _ = try runSkewedBacklog(seed: 97, alignMs: nil, idleSourceTimeoutMs: 2_000)
+    }
+
     /// Runs the dwm job reading a skewed keyed backlog (small fetches, so reading really is
     /// interleaved); checks its rows against the truth and returns its peak open windows.
-    private func runSkewedBacklog(seed: UInt64, alignMs: Int64?) throws -> Int {
+    private func runSkewedBacklog(seed: UInt64, alignMs: Int64?, idleSourceTimeoutMs: Int64 = 300_000) throws -> Int {
         let sandbox = try PipelineSandbox(seed: seed)
         let (all, _) = generateWorkload(events: 16_000, seed: seed, contents: sandbox.contents, users: sandbox.users, eventsPerSecond: 10)
         let allPartitions = keyedPartitions(all)
@@ -110,9 +118,8 @@ final class RawInputEndToEndTests: XCTestCase {
         var options = sandbox.dwmOptions(batchSize: 100, readRaw: true)
         options.alignMs = alignMs
         // Unaligned, the local broker can serve partition 0's whole backlog before the others
-        // deliver anything; past the idle timeout they would be declared idle and their events
-        // judged late (the wall-clock exception). This test is about memory, not that.
-        options.idleSourceTimeoutMs = 300_000
+        // deliver anything, for longer than the default idle timeout: the next test is about that.
+        options.idleSourceTimeoutMs = idleSourceTimeoutMs
         options.kafka = ["consumer.max.partition.fetch.bytes": "4096", "consumer.fetch.max.bytes": "16384", "consumer.message.max.bytes": "16384",
                          "consumer.queued.max.messages.kbytes": "16", "consumer.queued.min.messages": "50"]
         let dwm = try XCTUnwrap(try sandbox.runConcurrently(splits: [], dwms: [options], cache: try sandbox.makeCache()).first)

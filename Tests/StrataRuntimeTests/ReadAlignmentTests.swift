@@ -73,6 +73,30 @@ final class ReadAlignmentTests: XCTestCase {
         XCTAssertEqual(r.release, [0], "quiet for longer than the pending wait: it no longer holds partition 0")
     }
 
+    /// What the job's wall clock must not declare idle: a held partition, and one the broker has
+    /// not served though it has records (unread, or nothing read since the assignment), until it
+    /// reaches its end or stays starved past `starvedWait`.
+    func testHeldAndStarvedPartitionsHaveInputUntilTheirEndOrTheStarvedWait() {
+        var a = ReadAlignment(topic: "ods.raw", aheadMs: 60_000, starvedWait: .seconds(300))
+        let now = ContinuousClock.now
+        a.reset([0, 1, 2, 3], now: now)
+        var unread: [Int32: Bool?] = [0: false, 1: true, 2: nil, 3: false]
+        XCTAssertEqual(a.withInput(unread: { unread[$0]! }, now: now + .seconds(60)), [1, 2],
+                       "1 has unread records, 2 has delivered nothing yet; 0 and 3 have read all they know of")
+        a.noteEnd(partition: 2)
+        XCTAssertEqual(a.withInput(unread: { unread[$0]! }, now: now + .seconds(60)), [1], "2 is at its end")
+        XCTAssertEqual(a.withInput(unread: { unread[$0]! }, now: now + .seconds(301)), [], "1 starved past the wait")
+        a.noteRecords(partition: 1, now: now + .seconds(301))
+        XCTAssertEqual(a.withInput(unread: { unread[$0]! }, now: now + .seconds(400)), [1], "a record restarts its clock")
+        unread[1] = false
+        XCTAssertEqual(a.withInput(unread: { unread[$0]! }, now: now + .seconds(400)), [], "1 has read all it knows of")
+        let maxTs: [Int32: Int64] = [0: t0 + 300_000, 1: t0, 2: t0, 3: t0]
+        unread[1] = true
+        a.noteRecords(partition: 1, now: now + .seconds(400))
+        XCTAssertEqual(a.decide(maxTs: { maxTs[$0]! }, unread: { unread[$0]! }, now: now + .seconds(401)).hold, [0])
+        XCTAssertEqual(a.withInput(unread: { unread[$0]! }, now: now + .seconds(401)), [0, 1], "0 is held: ahead, not idle")
+    }
+
     func testPartitionsNotOwnedAreIgnored() {
         var a = ReadAlignment(topic: "ods.raw", aheadMs: 1_000)
         let now = ContinuousClock.now

@@ -27,7 +27,7 @@ final class RawProgressTests: XCTestCase {
         var p = RawProgress(rawPartitionCount: 2)
         let now = ContinuousClock.now
         p.reset(to: [0: t0, 1: t0], now: now)
-        XCTAssertTrue(p.updateIdle(now: now + .seconds(31), timeout: .seconds(30), held: [1]))
+        XCTAssertTrue(p.updateIdle(now: now + .seconds(31), timeout: .seconds(30), hasInput: [1]))
         XCTAssertEqual(p.marker.progress.map(\.idle), [true, false], "a held partition is ahead, not idle")
         p.restartIdleClocks([1], now: now + .seconds(40))
         XCTAssertFalse(p.updateIdle(now: now + .seconds(60), timeout: .seconds(30)), "released 20 s ago")
