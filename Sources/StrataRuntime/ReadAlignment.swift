@@ -91,8 +91,13 @@ public struct ReadAlignment {
 
     /// `withInput`, asking `consumer` what it has not handed out yet.
     public func withInput(consumer: KafkaConsumer, now: ContinuousClock.Instant = .now) -> [Int32] {
+        withInput(unread: unread(in: consumer), now: now)
+    }
+
+    /// Whether `consumer` has records of a partition it has not handed out yet (nil: unknown).
+    private func unread(in consumer: KafkaConsumer) -> (Int32) -> Bool? {
         let topic = topic
-        return withInput(unread: { consumer.hasUnreadRecords(topic: topic, partition: $0) }, now: now)
+        return { consumer.hasUnreadRecords(topic: topic, partition: $0) }
     }
 
     /// Decides which partitions to hold from each one's highest event time read (`maxTs`,
@@ -135,7 +140,7 @@ public struct ReadAlignment {
                                now: ContinuousClock.Instant = .now) throws(KafkaError) -> (hold: [Int32], release: [Int32]) {
         guard aheadMs != nil else { return ([], []) }
         let topic = topic
-        let changes = decide(maxTs: maxTs, idle: idle, unread: { consumer.hasUnreadRecords(topic: topic, partition: $0) }, now: now)
+        let changes = decide(maxTs: maxTs, idle: idle, unread: unread(in: consumer), now: now)
         let tps = owned.map { (TopicPartitionOffset(topic: topic, partition: $0.key, offset: 0), $0.value.held) }
         try consumer.hold(changes.hold.map { TopicPartitionOffset(topic: topic, partition: $0, offset: 0) })
         try consumer.release(tps.filter { !$0.1 }.map(\.0))

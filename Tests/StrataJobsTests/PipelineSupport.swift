@@ -86,11 +86,16 @@ struct PipelineSandbox {
         if let untilIdle { args += ["--until-idle", "\(untilIdle)"] }
         args += extra
         let out = Pipe()
-        // O_APPEND: instances running at once write whole lines, none over another's.
-        let fd = open("\(logDir)/\(prefix)\(job).log", O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        return (try launchStrata(StrataTestSupport.strataBinary(packageRoot: Self.root), args, standardOutput: out,
+                                 standardError: try appendingLog(job)), out)
+    }
+
+    /// `<logDir>/<prefix><name>.log`, opened for appending. O_APPEND: instances running at once
+    /// write whole lines, none over another's.
+    func appendingLog(_ name: String) throws -> FileHandle {
+        let fd = open("\(logDir)/\(prefix)\(name).log", O_WRONLY | O_APPEND | O_CREAT, 0o644)
         guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        let log = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        return (try launchStrata(StrataTestSupport.strataBinary(packageRoot: Self.root), args, standardOutput: out, standardError: log), out)
+        return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }
 
     /// Unkeyed raw events, line i to partition `partitionOf[i]` (as many producers write: no key).

@@ -52,11 +52,9 @@ final class RawInputEndToEndTests: XCTestCase {
                     "--topology", PipelineSandbox.topologyPath, "--log-format", "json",
                     "--redis", sandbox.redisURL, "--store", "sqlite:" + sandbox.storePath, "--early-interval-ms", "300",
                     "--read-raw", "--no-split", "--no-offline", "--until-idle", "4"]
-        let fd = open("\(sandbox.logDir)/\(sandbox.prefix)run.log", O_WRONLY | O_APPEND | O_CREAT, 0o644)
-        XCTAssertGreaterThanOrEqual(fd, 0)
         let out = Pipe()
         let run = try launchStrata(StrataTestSupport.strataBinary(packageRoot: PipelineSandbox.root), args, standardOutput: out,
-                                   standardError: FileHandle(fileDescriptor: fd, closeOnDealloc: true))
+                                   standardError: try sandbox.appendingLog("run"))
         let summaries = out.fileHandleForReading.readDataToEndOfFile()
         run.waitUntilExit()
         XCTAssertEqual(run.terminationStatus, 0)
