@@ -63,6 +63,14 @@ public struct InternTable {
         return true
     }
 
+    /// Forgets every id, keeping the memory (a reused table numbers from 0 again).
+    public mutating func removeAll() {
+        arena.removeAll()
+        ends.removeAll()
+        hashes.removeAll()
+        index.removeAll()
+    }
+
     public func deallocate() {
         arena.deallocate()
         ends.deallocate()

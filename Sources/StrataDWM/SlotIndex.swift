@@ -66,6 +66,12 @@ struct SlotIndex {
         }
     }
 
+    /// Empties the index, keeping its capacity.
+    mutating func removeAll() {
+        slots.update(repeating: 0, count: capacity)
+        count = 0
+    }
+
     func deallocate() { slots.deallocate() }
 
     var allocatedBytes: Int { capacity * 4 }

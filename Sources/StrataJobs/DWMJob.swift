@@ -158,7 +158,9 @@ final class DWMStage: TransactionalStage {
     private var enricher: RowEnricher
     private var state: EngineState?
     private var out: Outputs?
-    private var emission: Emission?
+    /// The rows of the transaction under way (the reused ``batch``), nil between transactions.
+    private var emission: RowBatch?
+    private let batch: RowBatch
     private var emittedAt: Int64 = 0
     private var timings: (lookup: Duration, produce: Duration) = (.zero, .zero)
     private let topicNames: [String]
@@ -184,6 +186,7 @@ final class DWMStage: TransactionalStage {
         self.cache = cache
         self.logger = logger
         enricher = RowEnricher(cache: cache, actions: topology.actions)
+        batch = RowBatch(actionCount: topology.actions.count)
         topicNames = Self.inputs(options: options, topology: topology)
         topicIndex = Dictionary(uniqueKeysWithValues: topicNames.enumerated().map { ($1, $0) })
     }
@@ -507,8 +510,13 @@ final class DWMStage: TransactionalStage {
         // Behind on input (catching up, or live input that came in during the last transaction
         // and has not been drained yet), every DWM final owed goes now: spreading them is for the
         // freshness of live early rows, and owed minutes stay in memory.
-        let rows = tick.finishing ? s.engine.flushAll(nowMs: emittedAt)
-            : s.engine.collect(nowMs: emittedAt, dwmFinalsBudget: tick.backlogged ? .max : nil)
+        var rows = batch
+        rows.removeAll()
+        if tick.finishing {
+            s.engine.flushAll(nowMs: emittedAt, into: &rows)
+        } else {
+            s.engine.collect(nowMs: emittedAt, dwmFinalsBudget: tick.backlogged ? .max : nil, into: &rows)
+        }
         clock?.lap(laps.collect)
         let t0 = ContinuousClock.now
         try enricher.lookUp(rows)
@@ -521,9 +529,9 @@ final class DWMStage: TransactionalStage {
         guard let s = state, let out, let emission else { return }
         let t0 = ContinuousClock.now
         try enricher.encode(emission, emittedAt: emittedAt,
-                            dwm: { r, value in try produce(producer, out.dwm, key: r.contentId, value: value) },
+                            dwm: { r, value in try producer.produce(to: out.dwm, key: r.contentId, value: value, copy: true) },
                             dws: { r, value, hasContent in
-                                try produce(producer, out.dws, key: r.contentId, value: value)
+                                try producer.produce(to: out.dws, key: r.contentId, value: value, copy: true)
                                 if !hasContent { stats.rowsWithoutContent += 1 }
                             })
         clock?.lap(laps.rows)
@@ -538,8 +546,8 @@ final class DWMStage: TransactionalStage {
 
     func committed(_ tick: Tick) {
         guard var s = state, let emission else { return }
-        stats.dwmRows += emission.dwm.count
-        stats.dwsRows += emission.dws.count
+        stats.dwmRows += emission.dwmCount
+        stats.dwsRows += emission.dwsCount
         stats.lateForwarded += s.late.count
         // The job's accounting grows by what each commit covered: work redone after a rebuild
         // (uncommitted when the engine was replaced) is counted once, by the commit that took it.
@@ -551,8 +559,9 @@ final class DWMStage: TransactionalStage {
         s.dirty = false
         state = s
         self.emission = nil
-        metrics.dwmRows.increment(by: emission.dwm.count)
-        metrics.dwsRows.increment(by: emission.dws.count)
+        metrics.dwmRows.increment(by: emission.dwmCount)
+        metrics.dwsRows.increment(by: emission.dwsCount)
+        defer { emission.removeAll() }
         metrics.watermark.record(Double(s.engine.watermark))
         reportProgress(s.engine)
         metrics.residentBytes.record(Double(processResidentBytes()))
@@ -564,7 +573,7 @@ final class DWMStage: TransactionalStage {
         metrics.lookupSeconds.record(duration: timings.lookup)
         metrics.produceSeconds.record(duration: timings.produce)
         logger.debug("transaction committed", metadata: [
-            "dwm_rows": "\(emission.dwm.count)", "dws_rows": "\(emission.dws.count)", "late_total": "\(stats.lateForwarded)",
+            "dwm_rows": "\(emission.dwmCount)", "dws_rows": "\(emission.dwsCount)", "late_total": "\(stats.lateForwarded)",
             "lookup_ms": "\(timings.lookup / .milliseconds(1))", "produce_ms": "\(timings.produce / .milliseconds(1))",
             "watermark": "\(s.engine.watermark)", "rss_mb": "\(processResidentBytes() >> 20)"])
     }
@@ -584,6 +593,7 @@ final class DWMStage: TransactionalStage {
 
     /// The engine has moved past what the broker discarded: rebuild it from the last checkpoints.
     func aborted() -> Rewind {
+        emission?.removeAll()
         emission = nil
         return .restore
     }
@@ -612,11 +622,6 @@ final class DWMStage: TransactionalStage {
             "watermark": "\(engine.watermark)", "skew_ms": "\(skew)",
             "slowest_partition": "\(slowest.map { "\($0.partition)" } ?? "-")",
             "partitions": "\(up.map { "\($0.partition)=\($0.maxTs)\($0.idle ? "(idle)" : "")" }.joined(separator: " "))"])
-    }
-
-    private func produce(_ producer: KafkaProducer, _ topic: KafkaTopic, key: String, value: UnsafeRawBufferPointer) throws {
-        var k = key
-        try k.withUTF8 { kb in try producer.produce(to: topic, key: UnsafeRawBufferPointer(kb), value: value, copy: true) }
     }
 
     static func wallMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }

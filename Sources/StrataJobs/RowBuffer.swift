@@ -9,8 +9,11 @@ final class RowBuffer {
     @exclusivity(unchecked) private var capacity: Int
     @exclusivity(unchecked) private(set) var count = 0
 
+    private let initialCapacity: Int
+
     init(capacity: Int = 1_024) {
         self.capacity = capacity
+        initialCapacity = capacity
         base = .allocate(capacity: capacity)
     }
 
@@ -19,6 +22,15 @@ final class RowBuffer {
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
     func removeAll() { count = 0 }
+
+    /// Empties the buffer; one grown past `limit` bytes shrinks back to its first size.
+    func removeAll(keepingCapacityUpTo limit: Int) {
+        count = 0
+        guard capacity > Swift.max(limit, initialCapacity) else { return }
+        base.deallocate()
+        base = .allocate(capacity: initialCapacity)
+        capacity = initialCapacity
+    }
 
     @inline(__always)
     private func reserve(_ n: Int) {
@@ -72,6 +84,28 @@ final class RowBuffer {
             base[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: x % 10)
             x /= 10
         } while x > 0
+    }
+
+    /// UTF-8 bytes as a quoted JSON string literal: copied in one go when plain ASCII (ids,
+    /// nearly always), else as ``appendJSONString(_:)-(String)`` writes their String (escapes,
+    /// and invalid UTF-8 repaired the same way).
+    @inline(__always)
+    func appendJSONString(_ utf8: UnsafeRawBufferPointer) {
+        if Self.isPlainASCII(utf8) {
+            reserve(utf8.count + 2)
+            base[count] = UInt8(ascii: "\"")
+            if let p = utf8.baseAddress { (base + count + 1).update(from: p.assumingMemoryBound(to: UInt8.self), count: utf8.count) }
+            base[count + 1 + utf8.count] = UInt8(ascii: "\"")
+            count += utf8.count + 2
+        } else {
+            appendJSONString(String(decoding: utf8, as: UTF8.self))
+        }
+    }
+
+    @inline(__always)
+    private static func isPlainASCII(_ u: UnsafeRawBufferPointer) -> Bool {
+        for c in u where c < 0x20 || c >= 0x80 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
+        return true
     }
 
     /// `s` as a quoted JSON string literal: copied in one go when nothing needs escaping (ids and

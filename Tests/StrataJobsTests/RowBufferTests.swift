@@ -23,5 +23,22 @@ final class RowBufferTests: XCTestCase {
         b.removeAll()
         b.append("{}")
         XCTAssertEqual(Array(b.bytes), Array("{}".utf8))
+
+        // Ids from the engine come as bytes: the same text as their String, invalid UTF-8 included.
+        let byteIds: [[UInt8]] = strings.map { Array($0.utf8) } + [[0x75, 0xFF, 0x31], [0xC3], Array("u\u{7F}x".utf8)]
+        for id in byteIds {
+            let viaBytes = RowBuffer(capacity: 2), viaString = RowBuffer(capacity: 2)
+            id.withUnsafeBytes { viaBytes.appendJSONString($0) }
+            viaString.appendJSONString(String(decoding: id, as: UTF8.self))
+            XCTAssertEqual(Array(viaBytes.bytes), Array(viaString.bytes), "\(id)")
+        }
+
+        // A buffer emptied with a limit shrinks back only when it grew past it.
+        [UInt8](repeating: UInt8(ascii: "y"), count: 5_000).withUnsafeBytes { b.append($0) }
+        b.removeAll(keepingCapacityUpTo: 1 << 20)
+        b.appendInt(7)
+        XCTAssertEqual(Array(b.bytes), Array("7".utf8))
+        b.removeAll(keepingCapacityUpTo: 16)
+        XCTAssertEqual(b.count, 0)
     }
 }

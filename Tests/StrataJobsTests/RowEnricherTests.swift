@@ -77,11 +77,14 @@ final class RowEnricherTests: XCTestCase {
         let expectedDWS = emission.dws.map { expected($0, content: contents[$0.contentId]) }
 
         var enricher = RowEnricher(cache: cache, actions: actions)
+        let batch = RowBatch(actionCount: actions.count)
+        batch.append(emission)
+        XCTAssertEqual(batch.emission, emission, "the batch holds the rows as they were")
         func check(_ phase: String, file: StaticString = #filePath, line: UInt = #line) throws {
-            let asked = try enricher.lookUp(emission)
+            let asked = try enricher.lookUp(batch)
             XCTAssertEqual(asked.users, userIds.count, phase, file: file, line: line)
             var dwm: [String] = [], dws: [String] = [], known: [Bool] = []
-            enricher.encode(emission, emittedAt: 42,
+            enricher.encode(batch, emittedAt: 42,
                             dwm: { _, v in dwm.append(String(decoding: v, as: UTF8.self)) },
                             dws: { _, v, k in dws.append(String(decoding: v, as: UTF8.self)); known.append(k) })
             XCTAssertEqual(known, emission.dws.map { contents[$0.contentId] != nil }, phase, file: file, line: line)
