@@ -1,3 +1,5 @@
+import StrataCore
+
 // The DWS side of one minute window: per content, the sums of its cells' metrics, the number of
 // cells (uv) and the number of distinct events (for rev), updated with every applied event so a
 // DWS row never needs a scan of the cells.

@@ -1,3 +1,5 @@
+import StrataCore
+
 // The rows of one collect, held by columns for the dwm job: ids interned once per batch (the
 // enricher looks up each distinct id by its number and the encoder reads the bytes back), counts
 // in one flat buffer. Filling it allocates nothing per row, and one batch is reused for every
@@ -6,20 +8,22 @@
 
 public final class RowBatch: RowSink {
     public let actionCount: Int
+    // Unchecked exclusivity: the batch is filled and read by one thread, and a class's checked
+    // stored properties cost a dynamic access check on every append.
     /// The distinct content ids of the batch's DWM and DWS rows, numbered from 0.
-    public private(set) var contents = InternTable()
+    @exclusivity(unchecked) public private(set) var contents = InternTable()
     /// The distinct user ids of the batch's DWM rows, numbered from 0.
-    public private(set) var users = InternTable()
-    private var strategies = InternTable()
+    @exclusivity(unchecked) public private(set) var users = InternTable()
+    @exclusivity(unchecked) private var strategies = InternTable()
 
-    private var dwmMinute = RawBuffer<Int64>(), dwmPlayMs = RawBuffer<Int64>(), dwmRev = RawBuffer<Int64>()
-    private var dwmContent = RawBuffer<UInt32>(), dwmUser = RawBuffer<UInt32>(), dwmStrategy = RawBuffer<UInt32>()
-    private var dwmFinal = RawBuffer<Bool>()
-    private var dwmCounts = RawBuffer<Int64>()
-    private var dwsMinute = RawBuffer<Int64>(), dwsPlayMs = RawBuffer<Int64>(), dwsRev = RawBuffer<Int64>(), dwsUv = RawBuffer<Int64>()
-    private var dwsContent = RawBuffer<UInt32>()
-    private var dwsFinal = RawBuffer<Bool>()
-    private var dwsCounts = RawBuffer<Int64>()
+    @exclusivity(unchecked) private var dwmMinute = RawBuffer<Int64>(), dwmPlayMs = RawBuffer<Int64>(), dwmRev = RawBuffer<Int64>()
+    @exclusivity(unchecked) private var dwmContent = RawBuffer<UInt32>(), dwmUser = RawBuffer<UInt32>(), dwmStrategy = RawBuffer<UInt32>()
+    @exclusivity(unchecked) private var dwmFinal = RawBuffer<Bool>()
+    @exclusivity(unchecked) private var dwmCounts = RawBuffer<Int64>()
+    @exclusivity(unchecked) private var dwsMinute = RawBuffer<Int64>(), dwsPlayMs = RawBuffer<Int64>(), dwsRev = RawBuffer<Int64>(), dwsUv = RawBuffer<Int64>()
+    @exclusivity(unchecked) private var dwsContent = RawBuffer<UInt32>()
+    @exclusivity(unchecked) private var dwsFinal = RawBuffer<Bool>()
+    @exclusivity(unchecked) private var dwsCounts = RawBuffer<Int64>()
 
     private static let noStrategy = UInt32.max
     /// A batch that held more rows than this gives its memory back when emptied (a catch-up's or

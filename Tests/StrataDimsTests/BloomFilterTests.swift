@@ -2,6 +2,7 @@ import Foundation
 import StrataCore
 @testable import StrataDims
 import StrataGen
+import StrataTestSupport
 import XCTest
 
 final class BloomFilterTests: XCTestCase {
@@ -77,6 +78,94 @@ final class LocalTierTests: XCTestCase {
         var off = LocalTier<String>(capacity: 0)
         off.put("a", .present("x", expiresAt: 100), overwrite: true, now: 0)
         guard case .miss = off.get("a", now: 0) else { return XCTFail("disabled tier stored") }
+    }
+
+    /// Random gets, fills, overwrites, negatives, expiries and removals on small tiers (the
+    /// generations turn over thousands of times, and tables grow and collide) give what the same
+    /// rules give when written over Swift dictionaries.
+    func testRandomOperationsMatchTheRulesOverDictionaries() {
+        var rng = SeededRandom(seed: 5)
+        for capacity in [2, 7, 64] {
+            var t = LocalTier<Int>(capacity: capacity)
+            var m = TierModel(generationSize: max(1, capacity / 2))
+            let keys = (0..<(capacity * 3)).map { $0 % 5 == 0 ? "a-long-key-beyond-sixteen-bytes-\($0)" : "k\($0)" }
+            for step in 0..<60_000 {
+                let id = keys[rng.below(keys.count)]
+                let now = UInt64(step)
+                switch rng.below(10) {
+                case 0...3:
+                    var lent: Int?
+                    let got = t.get(id, now: now, hit: { lent = $0 })
+                    let want = m.get(id, now: now)
+                    switch (got, want) {
+                    case (.hit, .some(.present(let v, _))): XCTAssertEqual(lent, v, "step \(step)")
+                    case (.negative, .some(.absent)), (.miss, nil): XCTAssertNil(lent)
+                    default: return XCTFail("capacity \(capacity) step \(step) \(id): \(got) != \(String(describing: want))")
+                    }
+                case 4...7:
+                    let expiry = now + UInt64(rng.below(40))
+                    let e: LocalTier<Int>.Entry = rng.below(4) == 0 ? .absent(expiresAt: expiry) : .present(step, expiresAt: expiry)
+                    let overwrite = rng.below(3) == 0
+                    t.put(id, e, overwrite: overwrite, now: now)
+                    m.put(id, e, overwrite: overwrite, now: now)
+                case 8:
+                    t.remove(id)
+                    m.remove(id)
+                default:
+                    let n = rng.below(capacity + 1)
+                    t.reserve(n)
+                }
+                guard t.count == m.count else { return XCTFail("capacity \(capacity) step \(step): \(t.count) entries, \(m.count) by the rules") }
+                XCTAssertLessThanOrEqual(t.count, max(2, capacity), "bounded")
+            }
+        }
+    }
+}
+
+/// The tier's rules, over dictionaries: entries go into `young` until it has taken
+/// `generationSize` (removals included); then `young` becomes `old`. A hit or a fill of an id in
+/// `old` moves it to `young`; an expired entry answers as a miss and is replaced by any put.
+private struct TierModel {
+    let generationSize: Int
+    var young: [String: LocalTier<Int>.Entry] = [:], old: [String: LocalTier<Int>.Entry] = [:]
+    var takenByYoung = 0
+
+    var count: Int { young.count + old.count }
+
+    /// The entry that answers: nil for a miss.
+    mutating func get(_ id: String, now: UInt64) -> LocalTier<Int>.Entry? {
+        var e = young[id]
+        if e == nil, let o = old.removeValue(forKey: id) {
+            if o.expiresAt > now { insertYoung(id, o) }
+            e = o
+        }
+        guard let e, e.expiresAt > now else { return nil }
+        return e
+    }
+
+    mutating func put(_ id: String, _ entry: LocalTier<Int>.Entry, overwrite: Bool, now: UInt64) {
+        if let o = old.removeValue(forKey: id) {
+            insertYoung(id, !overwrite && o.expiresAt > now ? o : entry)
+        } else if let y = young[id] {
+            if overwrite || y.expiresAt <= now { young[id] = entry }
+        } else {
+            insertYoung(id, entry)
+        }
+    }
+
+    mutating func remove(_ id: String) {
+        young[id] = nil
+        old[id] = nil
+    }
+
+    private mutating func insertYoung(_ id: String, _ e: LocalTier<Int>.Entry) {
+        if takenByYoung >= generationSize {
+            old = young
+            young = [:]
+            takenByYoung = 0
+        }
+        young[id] = e
+        takenByYoung += 1
     }
 }
 

@@ -98,8 +98,8 @@ final class KindCache<D: CachedDimension>: Sendable {
             toRedis.reserveCapacity(candidates.count)
             local.withLock { t in
                 for i in candidates {
-                    switch t.get(ids[i], now: now) {
-                    case .hit(let d): found(i, d); hits += 1
+                    switch t.get(ids[i], now: now, hit: { found(i, $0) }) {
+                    case .hit: hits += 1
                     case .negative: negatives += 1
                     case .miss: toRedis.append(i)
                     }

@@ -1,13 +1,18 @@
 import Dispatch
+import StrataCore
 
-/// The in-process tier: a bounded map with two generations ("LRU-ish"). Entries live in `young`
-/// until it holds half the capacity; then `young` becomes `old` and the previous `old` is dropped.
-/// A hit in `old` is promoted back to `young`, so entries in use survive and idle ones age out
-/// after two turns. O(1) per operation, at most `capacity` entries, no per-entry list.
+/// The in-process tier: a bounded map with two generations ("LRU-ish"). Entries go into `young`
+/// until it has taken half the capacity; then `young` becomes `old` and the previous `old` is
+/// dropped. A hit in `old` is moved back to `young`, so entries in use survive and idle ones age
+/// out after two turns. O(1) per operation, at most `capacity` entries, no per-entry list.
 ///
 /// Every entry expires (positive ones after the local TTL, negative ones after the negative TTL),
 /// which bounds how stale a process is when it misses a changelog update.
 /// Not thread-safe: the cache keeps one per kind behind a mutex.
+///
+/// Each generation is an open-addressing table keyed by the id's bytes with `ByteHash` (a
+/// `Dictionary<String, …>` spent most of a hit in SipHash), and a hit lends its value to the
+/// caller without copying it out (``get(_:now:hit:)``: no retain and release per hit).
 struct LocalTier<Value> {
     enum Entry {
         case present(Value, expiresAt: UInt64)
@@ -26,92 +31,177 @@ struct LocalTier<Value> {
         case miss
     }
 
+    /// What ``get(_:now:hit:)`` found.
+    enum Found { case hit, negative, miss }
+
     let capacity: Int
-    private var young: [String: Entry] = [:]
-    private var old: [String: Entry] = [:]
+    private var young = Generation<Value>()
+    private var old = Generation<Value>()
 
     init(capacity: Int) { self.capacity = max(0, capacity) }
 
     var isEnabled: Bool { capacity > 0 }
-    var count: Int { young.count + old.count }
+    var count: Int { young.live + old.live }
+    private var generationSize: Int { max(1, capacity / 2) }
 
-    mutating func get(_ id: String, now: UInt64) -> Lookup {
+    /// Calls `hit` with the value of a live positive entry, lent for the call.
+    mutating func get(_ id: String, now: UInt64, hit: (Value) -> Void) -> Found {
         guard isEnabled else { return .miss }
-        if let e = young[id] { return answer(e, id: id, now: now, inYoung: true) }
-        if !old.isEmpty, let e = old.removeValue(forKey: id) {
-            if e.expiresAt > now { insertYoung(id, e) }
-            return answer(e, id: id, now: now, inYoung: false)
+        let h = Self.hash(id)
+        if let k = young.find(id, hash: h) { return Self.answer(young.entries[k].entry, now: now, hit: hit) }
+        if old.live > 0, let k = old.find(id, hash: h) {
+            let e = old.remove(at: k)
+            if e.expiresAt > now { insertYoung(id, hash: h, e) }
+            return Self.answer(e, now: now, hit: hit)
         }
         return .miss
     }
 
-    private mutating func answer(_ e: Entry, id: String, now: UInt64, inYoung: Bool) -> Lookup {
-        if e.expiresAt <= now {
-            if inYoung { young[id] = nil }
-            return .miss
+    mutating func get(_ id: String, now: UInt64) -> Lookup {
+        var value: Value?
+        switch get(id, now: now, hit: { value = $0 }) {
+        case .hit: return .hit(value!)
+        case .negative: return .negative
+        case .miss: return .miss
         }
+    }
+
+    private static func answer(_ e: Entry, now: UInt64, hit: (Value) -> Void) -> Found {
         switch e {
-        case .present(let v, _): return .hit(v)
-        case .absent: return .negative
+        case .present(let v, let t):
+            if t <= now { return .miss }
+            hit(v)
+            return .hit
+        case .absent(let t):
+            return t <= now ? .miss : .negative
         }
     }
 
     /// `overwrite: false` keeps a live entry (a lookup's fill must not replace what a changelog
-    /// update wrote in the meantime). An id is in at most one generation, so `old` can be
-    /// asked first; a fill into `young` with room left then hashes the id once, not twice.
+    /// update wrote in the meantime). An id is in at most one generation.
     mutating func put(_ id: String, _ entry: Entry, overwrite: Bool, now: UInt64) {
         guard isEnabled else { return }
-        if !old.isEmpty, let e = old.removeValue(forKey: id) {
-            insertYoung(id, !overwrite && e.expiresAt > now ? e : entry) // a live entry is kept (and promoted)
+        let h = Self.hash(id)
+        if old.live > 0, let k = old.find(id, hash: h) {
+            let e = old.remove(at: k)
+            insertYoung(id, hash: h, !overwrite && e.expiresAt > now ? e : entry) // a live entry is kept (and promoted)
             return
         }
-        if young.count < max(1, capacity / 2) {
-            Self.store(&young[id], entry, overwrite: overwrite, now: now)
+        if let k = young.find(id, hash: h) {
+            if overwrite || young.entries[k].entry.expiresAt <= now { young.entries[k].entry = entry }
             return
         }
-        if let index = young.index(forKey: id) {
-            if overwrite || young.values[index].expiresAt <= now { young.values[index] = entry }
-            return
-        }
-        insertYoung(id, entry)
-    }
-
-    private static func store(_ slot: inout Entry?, _ entry: Entry, overwrite: Bool, now: UInt64) {
-        if let e = slot, !overwrite, e.expiresAt > now { return }
-        slot = entry
+        insertYoung(id, hash: h, entry)
     }
 
     /// Makes room for `n` more entries up front, so a batch of fills does not rehash the young
     /// generation again and again while it grows.
     mutating func reserve(_ n: Int) {
         guard isEnabled else { return }
-        let target = min(max(1, capacity / 2), young.count + n)
-        if target > young.capacity { young.reserveCapacity(target) }
+        young.reserve(min(generationSize, young.entries.count + n))
     }
 
     mutating func remove(_ id: String) {
-        young[id] = nil
-        old[id] = nil
+        let h = Self.hash(id)
+        if let k = young.find(id, hash: h) { _ = young.remove(at: k) }
+        if let k = old.find(id, hash: h) { _ = old.remove(at: k) }
     }
 
     mutating func removeAll() {
-        young = [:]
-        old = [:]
+        young = Generation<Value>()
+        old = Generation<Value>()
     }
 
-    /// Inserts an id that is in neither generation (callers check).
-    private mutating func insertYoung(_ id: String, _ e: Entry) {
-        if young.count >= max(1, capacity / 2) {
+    /// Inserts an id that is in neither generation (callers check). A generation turns when it
+    /// has taken half the capacity (removed entries included, so its storage stays bounded).
+    private mutating func insertYoung(_ id: String, hash: UInt64, _ e: Entry) {
+        if young.entries.count >= generationSize {
             old = young
-            young = [:]
-            young.reserveCapacity(max(1, capacity / 2))
+            young = Generation<Value>()
+            young.reserve(generationSize)
         }
-        young[id] = e
+        young.insert(id, hash: hash, e)
+    }
+
+    @inline(__always)
+    private static func hash(_ id: String) -> UInt64 {
+        var id = id
+        return id.withUTF8 { ByteHash.hash(UnsafeRawBufferPointer($0)) }
+    }
+}
+
+/// One generation: entries in insertion order and an open-addressing index of them (linear
+/// probing, power-of-two size, at most half full; removed entries leave a tombstone).
+private struct Generation<Value> {
+    struct Slot {
+        var hash: UInt64   // to place the entry again when the index grows
+        var id: String
+        var entry: LocalTier<Value>.Entry
+        var removed: Bool
+    }
+
+    var entries: [Slot] = []
+    /// The hash's high 32 bits | (entry index + 1); 0 = empty.
+    private var index: [UInt64] = []
+    private static var tagMask: UInt64 { 0xFFFF_FFFF_0000_0000 }
+    private(set) var live = 0
+
+    func find(_ id: String, hash: UInt64) -> Int? {
+        guard !index.isEmpty else { return nil }
+        let mask = index.count - 1
+        let tag = hash & Self.tagMask
+        var i = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let s = index[i]
+            if s == 0 { return nil }
+            // The tag (the hash's high half) rules out nearly every other id without touching
+            // its entry, which is a cache miss of its own in a large tier.
+            if s & Self.tagMask == tag {
+                let k = Int(truncatingIfNeeded: s & ~Self.tagMask) - 1
+                if !entries[k].removed && entries[k].id == id { return k }
+            }
+            i = (i &+ 1) & mask
+        }
+    }
+
+    mutating func insert(_ id: String, hash: UInt64, _ e: LocalTier<Value>.Entry) {
+        if (entries.count + 1) * 2 > index.count { reserve(entries.count + 1) }
+        entries.append(Slot(hash: hash, id: id, entry: e, removed: false))
+        place(entries.count - 1, hash: hash)
+        live += 1
+    }
+
+    /// Marks entry `k` removed and returns it (its id and value are released now).
+    mutating func remove(at k: Int) -> LocalTier<Value>.Entry {
+        let e = entries[k].entry
+        entries[k].entry = .absent(expiresAt: 0)
+        entries[k].id = ""
+        entries[k].removed = true
+        live -= 1
+        return e
+    }
+
+    mutating func reserve(_ n: Int) {
+        entries.reserveCapacity(n)
+        var size = max(16, index.count)
+        while size < 2 * n { size <<= 1 }
+        guard size > index.count else { return }
+        index = [UInt64](repeating: 0, count: size)
+        for k in entries.indices { place(k, hash: entries[k].hash) }
+    }
+
+    private mutating func place(_ k: Int, hash: UInt64) {
+        let mask = index.count - 1
+        var i = Int(truncatingIfNeeded: hash) & mask
+        while index[i] != 0 { i = (i &+ 1) & mask }
+        index[i] = hash & Self.tagMask | UInt64(k + 1)
     }
 }
 
 extension LocalTier: Sendable where Value: Sendable {}
 extension LocalTier.Entry: Sendable where Value: Sendable {}
+extension Generation: Sendable where Value: Sendable {}
+extension Generation.Slot: Sendable where Value: Sendable {}
 
 /// Monotonic nanoseconds (never jumps with the wall clock).
 @inline(__always)

@@ -1,14 +1,15 @@
 // 64-bit hashing of short byte strings (ids), after wyhash's structure: word loads and 64×64→128
-// multiplies, no per-byte loop. Event-id hashes are the dedupe keys of a cell and content/user
-// hashes key the intern tables. They are never persisted (replay rebuilds them), so the values
-// only need to be stable within one process.
+// multiplies, no per-byte loop. Event-id hashes are the dedupe keys of a cell; content and user
+// hashes key the engine's intern tables and the dimension cache's in-process tier. They are never
+// persisted (replay rebuilds them), so the values only need to be stable within one process.
 
 public enum ByteHash {
-    @usableFromInline static let s0: UInt64 = 0xA076_1D64_78BD_642F
-    @usableFromInline static let s1: UInt64 = 0xE703_7ED1_A0B4_28DB
+    // Computed, so that code inlined into other modules gets the constants, not a global's accessor.
+    @inlinable public static var s0: UInt64 { 0xA076_1D64_78BD_642F }
+    @inlinable public static var s1: UInt64 { 0xE703_7ED1_A0B4_28DB }
 
     @inlinable @inline(__always)
-    static func mum(_ a: UInt64, _ b: UInt64) -> UInt64 {
+    public static func mum(_ a: UInt64, _ b: UInt64) -> UInt64 {
         let m = a.multipliedFullWidth(by: b)
         return m.high ^ m.low
     }
