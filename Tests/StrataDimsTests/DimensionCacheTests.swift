@@ -88,7 +88,7 @@ final class DimensionCacheTests: XCTestCase {
 
     // MARK: Penetration
 
-    func testUnknownIdsAreBlockedBeforeAnyTierOnceTheFilterIsWarm() throws {
+    func testUnknownIdsAreBlockedBeforeRedisAndTheStoreOnceTheFilterIsWarm() throws {
         let cache = try makeCache()
         let unknown = unknownContentIds(10_000)
         let known = (0..<300).map(DimensionGenerator.contentId)
@@ -100,7 +100,7 @@ final class DimensionCacheTests: XCTestCase {
         XCTAssertEqual(cache.stats.storeIds, 10_300 - blocked, "only filter false positives and known ids reach the store")
         XCTAssertGreaterThan(store.queryCount, before)
 
-        // Blocked ids touched no tier: nothing about them in Redis.
+        // Blocked ids reached neither Redis nor the store: nothing about them in Redis.
         let blockedIds = unknown.filter { id in !Array(id.utf8).withUnsafeBytes { cache.isKnownContent($0) } }
         XCTAssertEqual(blockedIds.count, blocked)
         XCTAssertTrue(try client().mget(blockedIds.map { cache.redisKey(content: $0) }).allSatisfy { $0 == nil })

@@ -40,7 +40,7 @@ final class KindCounters: Sendable {
         negativeRedis = c("negative_hits", "Unknown dimension ids answered by a negative cache entry", "redis")
         storeIds = c("store_ids", "Dimension ids looked up in the dimension store")
         storeQueries = c("store_queries", "Queries sent to the dimension store by cache misses")
-        blocked = c("blocked", "Dimension ids stopped by the valid-ID filter before any lookup")
+        blocked = c("blocked", "Dimension ids stopped by the valid-ID filter before Redis and the store")
         redisWrites = c("redis_writes", "Dimension cache entries written to Redis")
     }
 }

@@ -5,9 +5,10 @@ import Synchronization
 
 /// The dimension cache of DESIGN.md, in front of a ``DimensionStore``:
 ///
-/// 1. valid-ID filter (a Bloom filter per kind, built from the store, kept current by `apply`):
-///    ids certainly unknown to the store are blocked before any tier;
-/// 2. in-process tier (bounded, two generations, short TTL);
+/// 1. in-process tier (bounded, two generations, short TTL), asked first: it holds only what a
+///    tier below or the changelog confirmed;
+/// 2. valid-ID filter (a Bloom filter per kind, built from the store, kept current by `apply`):
+///    the other ids certainly unknown to the store are blocked before Redis and the store;
 /// 3. Redis (`dim:c:<id>` / `dim:u:<id>` → compact JSON; pipelined MGET in chunks);
 /// 4. the store (one `IN (…)` query per chunk).
 ///

@@ -57,7 +57,7 @@ public struct DimensionCacheStats: Sendable, Equatable {
     /// Ids asked of the store, and the queries that took (one per chunk).
     public var storeIds = 0
     public var storeQueries = 0
-    /// Ids stopped by the valid-ID filter before any tier.
+    /// Ids stopped by the valid-ID filter before Redis and the store.
     public var blocked = 0
     /// Failed Redis calls (reads and writes).
     public var redisErrors = 0

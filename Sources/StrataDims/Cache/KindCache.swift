@@ -77,40 +77,41 @@ final class KindCache<D: CachedDimension>: Sendable {
     func lookup(_ ids: [String], found: (Int, D) -> Void) throws {
         let now = monotonicNanos()
 
-        // 1. Valid-ID filter: ids certainly unknown to the store go no further.
+        // 1. In-process tier, asked first: an entry there was confirmed by a tier below (or by a
+        //    changelog update, which also feeds the filter), so a hit needs no filter probes.
         //    Below, ids are handled by their index in `ids`.
-        var candidates: [Int]
-        if config.useValidIdFilter, let f = filter.current {
-            candidates = []
-            candidates.reserveCapacity(ids.count)
-            for i in ids.indices where f.mightContain(ids[i]) { candidates.append(i) }
-            counters.blocked.add(ids.count - candidates.count)
-        } else {
-            candidates = Array(ids.indices)
-        }
-        if candidates.isEmpty { return }
-
-        // 2. In-process tier.
-        var toRedis: [Int] = []
+        var misses: [Int] = []
         let localEnabled = config.localCapacity > 0
         if localEnabled {
             var hits = 0, negatives = 0
-            toRedis.reserveCapacity(candidates.count)
+            misses.reserveCapacity(ids.count)
             local.withLock { t in
-                for i in candidates {
+                for i in ids.indices {
                     switch t.get(ids[i], now: now, hit: { found(i, $0) }) {
                     case .hit: hits += 1
                     case .negative: negatives += 1
-                    case .miss: toRedis.append(i)
+                    case .miss: misses.append(i)
                     }
                 }
             }
             counters.localHits.add(hits)
             counters.negativeLocal.add(negatives)
-            counters.localMisses.add(toRedis.count)
         } else {
-            toRedis = candidates
+            misses = Array(ids.indices)
         }
+
+        // 2. Valid-ID filter: what the in-process tier does not hold and the store certainly
+        //    does not have goes no further.
+        var toRedis: [Int]
+        if config.useValidIdFilter, let f = filter.current {
+            toRedis = []
+            toRedis.reserveCapacity(misses.count)
+            for i in misses where f.mightContain(ids[i]) { toRedis.append(i) }
+            counters.blocked.add(misses.count - toRedis.count)
+        } else {
+            toRedis = misses
+        }
+        if localEnabled { counters.localMisses.add(toRedis.count) }
         if toRedis.isEmpty { return }
 
         // 3. Redis: MGET in chunks, pipelined (over several connections when large); whatever it
