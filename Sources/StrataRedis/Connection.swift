@@ -141,6 +141,51 @@ final class Connection {
         }
     }
 
+    /// `SET key value [EX ttl] [NX]` for every entry, written as RESP into one buffer (no argument
+    /// arrays, no formatting by hiredis) in one round trip. Each reply is checked where hiredis
+    /// parsed it: OK, or nil where NX found the key present. Returns the first error reply's
+    /// message, after reading every reply (the other entries are written).
+    func set(_ entries: ArraySlice<(key: [UInt8], value: [UInt8], ttlSeconds: Int?)>, onlyIfAbsent: Bool) throws(Failure) -> String? {
+        try withSIGPIPESuppressed { () throws(Failure) -> String? in
+            var buffer: [UInt8] = []
+            buffer.reserveCapacity(entries.reduce(0) { $0 + $1.key.count + $1.value.count + 64 })
+            for e in entries {
+                buffer.append(UInt8(ascii: "*"))
+                appendDecimal(&buffer, 3 + (e.ttlSeconds == nil ? 0 : 2) + (onlyIfAbsent ? 1 : 0))
+                buffer.append(contentsOf: "\r\n$3\r\nSET\r\n".utf8)
+                appendBulk(&buffer, e.key)
+                appendBulk(&buffer, e.value)
+                if let ttl = e.ttlSeconds {
+                    buffer.append(contentsOf: "$2\r\nEX\r\n".utf8)
+                    var digits: [UInt8] = []
+                    if ttl < 0 { digits.append(UInt8(ascii: "-")) }
+                    appendDecimal(&digits, Int(ttl.magnitude))
+                    appendBulk(&buffer, digits)
+                }
+                if onlyIfAbsent { buffer.append(contentsOf: "$2\r\nNX\r\n".utf8) }
+            }
+            let rc = buffer.withUnsafeBufferPointer { bytes in
+                bytes.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(ctx, $0.baseAddress, $0.count) }
+            }
+            if rc != REDIS_OK { throw .transient(contextError(errno: errno, during: "append command")) }
+            var firstError: String?
+            for _ in entries {
+                try withNextReply { (r: UnsafePointer<redisReply>) throws(Failure) -> Void in
+                    switch Int32(r.pointee.type) {
+                    case REDIS_REPLY_STATUS, REDIS_REPLY_NIL: return
+                    case REDIS_REPLY_ERROR:
+                        if firstError == nil {
+                            firstError = String(decoding: UnsafeRawBufferPointer(start: r.pointee.str, count: Int(r.pointee.len)), as: UTF8.self)
+                        }
+                    default:
+                        throw .transient(.protocolError("unexpected SET reply of type \(r.pointee.type)"))
+                    }
+                }
+            }
+            return firstError
+        }
+    }
+
     /// Reads one MGET reply of `count` values and lends each to `visit(first + i, value)` while
     /// hiredis parses it: the reader's object functions are swapped for ones that hand each value
     /// over as a view into the read buffer, so a reply of N values costs no allocation per value
@@ -330,6 +375,15 @@ nonisolated(unsafe) private let mgetReplyFunctions: UnsafeMutablePointer<redisRe
 }()
 
 /// Appends the decimal digits of `n ≥ 0` (RESP lengths and counts).
+/// `$<length>\r\n<bytes>\r\n`: one RESP bulk string.
+private func appendBulk(_ b: inout [UInt8], _ bytes: [UInt8]) {
+    b.append(UInt8(ascii: "$"))
+    appendDecimal(&b, bytes.count)
+    b.append(13); b.append(10)
+    b.append(contentsOf: bytes)
+    b.append(13); b.append(10)
+}
+
 private func appendDecimal(_ b: inout [UInt8], _ n: Int) {
     if n >= 10 { appendDecimal(&b, n / 10) }
     b.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: n % 10))

@@ -153,18 +153,18 @@ public final class RedisClient: Sendable {
         try mget(keys.map { Array($0.utf8) }, chunkSize: chunkSize)
     }
 
-    /// `SET key value [EX ttlSeconds]` for every entry, in one pipeline. Throws
-    /// ``RedisError/server(_:)`` for the first error reply (e.g. a TTL ≤ 0), after every reply
-    /// was read; the other entries are still written.
-    public func set(_ entries: [(key: [UInt8], value: [UInt8], ttlSeconds: Int?)]) throws(RedisError) {
+    /// `SET key value [EX ttlSeconds]` for every entry, in one pipeline; with `onlyIfAbsent`,
+    /// `SET … NX`: a key already present keeps its value. Throws ``RedisError/server(_:)`` for the
+    /// first error reply (e.g. a TTL ≤ 0), after every reply was read; the other entries are
+    /// still written. Retried as a whole on connection failures, which is harmless: a SET again
+    /// writes the same value, a SET NX again finds it.
+    public func set(_ entries: [(key: [UInt8], value: [UInt8], ttlSeconds: Int?)], onlyIfAbsent: Bool = false) throws(RedisError) {
         if entries.isEmpty { return }
-        let setCommand = Array("SET".utf8), ex = Array("EX".utf8)
-        let batch = entries.map { e in
-            e.ttlSeconds.map { [setCommand, e.key, e.value, ex, Array(String($0).utf8)] } ?? [setCommand, e.key, e.value]
+        let error = try run { (conn: Connection) throws(Failure) -> String? in
+            self.countRoundTrip(entries.count)
+            return try conn.set(entries[...], onlyIfAbsent: onlyIfAbsent)
         }
-        for reply in try pipelineThrowingOnError(batch) where reply != .status("OK") {
-            throw .protocolError("unexpected SET reply \(reply)")
-        }
+        if let error { throw RedisError.fromReply(error) }
     }
 
     public func set(_ key: [UInt8], _ value: [UInt8], ttlSeconds: Int? = nil) throws(RedisError) {

@@ -57,6 +57,26 @@ final class RedisClientTests: XCTestCase {
         XCTAssertEqual(try c.del(["a", "b", "missing"]), 2)
         XCTAssertNil(try c.get("a"))
         try c.ping()
+
+        // NX: a present key keeps its value and TTL; absent ones are written. Binary and empty
+        // values, long keys and a negative TTL's digits go through the RESP the client writes.
+        let long = String(repeating: "k", count: 3_000), binary: [UInt8] = [0, 13, 10, 36, 42, 255]
+        try c.set([(key: bytes("kept"), value: bytes("first"), ttlSeconds: nil)])
+        try c.set([(key: bytes("kept"), value: bytes("second"), ttlSeconds: 50),
+                   (key: bytes(long), value: binary, ttlSeconds: 70),
+                   (key: bytes("empty"), value: [], ttlSeconds: nil)], onlyIfAbsent: true)
+        XCTAssertEqual(try c.get("kept"), bytes("first"))
+        XCTAssertEqual(try c.command(["TTL", "kept"]), .integer(-1))
+        XCTAssertEqual(try c.get(long), binary)
+        guard case .integer(let longTTL) = try c.command(["TTL", long]) else { return XCTFail("TTL not an integer") }
+        XCTAssertTrue((65...70).contains(longTTL), "ttl \(longTTL)")
+        XCTAssertEqual(try c.get("empty"), [])
+        guard case .server(let negative) = thrownError({ () throws(RedisError) in
+            try c.set([(key: bytes("negative"), value: bytes("1"), ttlSeconds: -5)], onlyIfAbsent: true)
+        }) else { return XCTFail("SET EX -5 must throw .server") }
+        XCTAssertTrue(negative.contains("invalid expire"), negative)
+        XCTAssertNil(try c.get("negative"))
+        try c.ping()
     }
 
     func testMGetOverManyKeysKeepsOrderAndNilsInOneRoundTrip() throws {

@@ -146,21 +146,11 @@ final class RedisTier: Sendable {
     }
 
     private func set(_ entries: [(key: [UInt8], value: [UInt8], ttl: Int)], onlyIfAbsent: Bool) throws(RedisError) {
-        let set = Array("SET".utf8), ex = Array("EX".utf8), nx = Array("NX".utf8)
         var start = 0
         while start < entries.count {
             let end = min(start + pipelineKeys, entries.count)
-            let commands: [[[UInt8]]] = entries[start..<end].map { e in
-                onlyIfAbsent ? [set, e.key, e.value, ex, Array(String(e.ttl).utf8), nx]
-                             : [set, e.key, e.value, ex, Array(String(e.ttl).utf8)]
-            }
-            for reply in try connected().pipeline(commands) {
-                switch reply {
-                case .status, .null: continue // OK, or NX found the key present
-                case .error(let m): throw .server(m)
-                default: throw .protocolError("unexpected SET reply \(reply)")
-                }
-            }
+            try connected().set(entries[start..<end].map { (key: $0.key, value: $0.value, ttlSeconds: Optional($0.ttl)) },
+                                onlyIfAbsent: onlyIfAbsent)
             start = end
         }
     }
