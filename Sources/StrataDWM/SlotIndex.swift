@@ -68,6 +68,7 @@ struct SlotIndex {
 
     /// Empties the index, keeping its capacity.
     mutating func removeAll() {
+        guard count > 0 else { return }   // the job empties its batch at commit and again before the next collect
         slots.update(repeating: 0, count: capacity)
         count = 0
     }

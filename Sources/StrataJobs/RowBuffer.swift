@@ -92,14 +92,20 @@ final class RowBuffer {
     @inline(__always)
     func appendJSONString(_ utf8: UnsafeRawBufferPointer) {
         if Self.isPlainASCII(utf8) {
-            reserve(utf8.count + 2)
-            base[count] = UInt8(ascii: "\"")
-            if let p = utf8.baseAddress { (base + count + 1).update(from: p.assumingMemoryBound(to: UInt8.self), count: utf8.count) }
-            base[count + 1 + utf8.count] = UInt8(ascii: "\"")
-            count += utf8.count + 2
+            appendQuoted(utf8)
         } else {
             appendJSONString(String(decoding: utf8, as: UTF8.self))
         }
+    }
+
+    /// `"text"`, for text that needs no escaping.
+    @inline(__always)
+    private func appendQuoted(_ text: UnsafeRawBufferPointer) {
+        reserve(text.count + 2)
+        base[count] = UInt8(ascii: "\"")
+        if let p = text.baseAddress { (base + count + 1).update(from: p.assumingMemoryBound(to: UInt8.self), count: text.count) }
+        base[count + 1 + text.count] = UInt8(ascii: "\"")
+        count += text.count + 2
     }
 
     @inline(__always)
@@ -114,11 +120,7 @@ final class RowBuffer {
         var s = s
         let plain = s.withUTF8 { u -> Bool in
             guard JSONString.isPlain(u) else { return false }
-            reserve(u.count + 2)
-            base[count] = UInt8(ascii: "\"")
-            if let p = u.baseAddress { (base + count + 1).update(from: p, count: u.count) }
-            base[count + 1 + u.count] = UInt8(ascii: "\"")
-            count += u.count + 2
+            appendQuoted(UnsafeRawBufferPointer(u))
             return true
         }
         if plain { return }

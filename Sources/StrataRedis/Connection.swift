@@ -157,10 +157,7 @@ final class Connection {
                 appendBulk(&buffer, e.value)
                 if let ttl = e.ttlSeconds {
                     buffer.append(contentsOf: "$2\r\nEX\r\n".utf8)
-                    var digits: [UInt8] = []
-                    if ttl < 0 { digits.append(UInt8(ascii: "-")) }
-                    appendDecimal(&digits, Int(ttl.magnitude))
-                    appendBulk(&buffer, digits)
+                    appendBulkDecimal(&buffer, ttl)
                 }
                 if onlyIfAbsent { buffer.append(contentsOf: "$2\r\nNX\r\n".utf8) }
             }
@@ -374,7 +371,6 @@ nonisolated(unsafe) private let mgetReplyFunctions: UnsafeMutablePointer<redisRe
     return fn
 }()
 
-/// Appends the decimal digits of `n ≥ 0` (RESP lengths and counts).
 /// `$<length>\r\n<bytes>\r\n`: one RESP bulk string.
 private func appendBulk(_ b: inout [UInt8], _ bytes: [UInt8]) {
     b.append(UInt8(ascii: "$"))
@@ -384,6 +380,20 @@ private func appendBulk(_ b: inout [UInt8], _ bytes: [UInt8]) {
     b.append(13); b.append(10)
 }
 
+/// `n` in decimal as one RESP bulk string (a TTL argument), without an array for its digits.
+private func appendBulkDecimal(_ b: inout [UInt8], _ n: Int) {
+    var digits = n < 0 ? 2 : 1
+    var rest = n.magnitude
+    while rest >= 10 { rest /= 10; digits += 1 }
+    b.append(UInt8(ascii: "$"))
+    appendDecimal(&b, digits)
+    b.append(13); b.append(10)
+    if n < 0 { b.append(UInt8(ascii: "-")) }
+    appendDecimal(&b, Int(n.magnitude))
+    b.append(13); b.append(10)
+}
+
+/// Appends the decimal digits of `n ≥ 0` (RESP lengths and counts).
 private func appendDecimal(_ b: inout [UInt8], _ n: Int) {
     if n >= 10 { appendDecimal(&b, n / 10) }
     b.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: n % 10))
