@@ -478,6 +478,7 @@ final class DWMStage: TransactionalStage {
             logger.warning("hold/release for event-time alignment failed", metadata: ["error": "\(error)"])
         }
         let busy = a.withInput(consumer: consumer)
+        a.reportStarved(job: "dwm", logger: logger)
         if !busy.isEmpty { engine.noteInputPending(busy.map { Source(topic: 0, partition: Int($0)) }) }
     }
 

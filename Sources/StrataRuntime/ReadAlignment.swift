@@ -1,3 +1,6 @@
+public import Logging
+import Metrics
+import StrataCore
 public import StrataKafka
 
 /// Event-time alignment of reading one topic's partitions (as Kafka Streams' timestamp-aligned
@@ -24,6 +27,8 @@ public struct ReadAlignment {
         /// The consumer reported the partition's end and no record came since.
         var atEnd = false
         var held = false
+        /// Its starved wait ran out (reported once, until a record or a release restarts its clock).
+        var starved = false
     }
 
     public let topic: String
@@ -44,6 +49,8 @@ public struct ReadAlignment {
     public let starvedWait: Duration
     /// Owned partitions, by partition number.
     private var owned: [Int32: Partition] = [:]
+    /// Partitions whose starved wait ran out since `takeStarved`.
+    private var newlyStarved: [Int32] = []
 
     public init(topic: String, aheadMs: Int64?, quietAfter: Duration = .seconds(2), pendingWait: Duration = .seconds(10),
                 starvedWait: Duration = .seconds(300)) {
@@ -63,6 +70,7 @@ public struct ReadAlignment {
 
     mutating func reset(_ partitions: [Int32], now: ContinuousClock.Instant) {
         owned = Dictionary(uniqueKeysWithValues: partitions.map { ($0, Partition(lastRecordAt: now)) })
+        newlyStarved = []
     }
 
     /// Records of `partition` were read.
@@ -70,6 +78,7 @@ public struct ReadAlignment {
     public mutating func noteRecords(partition: Int32, now: ContinuousClock.Instant) {
         owned[partition]?.lastRecordAt = now
         owned[partition]?.atEnd = false
+        owned[partition]?.starved = false
     }
 
     /// The consumer reached the end of `partition`: it has nothing to deliver for now.
@@ -85,13 +94,47 @@ public struct ReadAlignment {
     /// `starvedWait` without a record. A broker may serve one partition's backlog before the next
     /// one's for longer than the idle timeout; declared idle meanwhile, a partition's events
     /// would be judged against minutes the others had moved past.
-    public func withInput(unread: (Int32) -> Bool?, now: ContinuousClock.Instant = .now) -> [Int32] {
-        owned.filter { p, s in s.held || (!s.atEnd && now - s.lastRecordAt < starvedWait && unread(p) != false) }.keys.sorted()
+    /// A partition whose wait runs out is remembered for `takeStarved`.
+    public mutating func withInput(unread: (Int32) -> Bool?, now: ContinuousClock.Instant = .now) -> [Int32] {
+        var busy: [Int32] = []
+        for (p, s) in owned {
+            if s.held { busy.append(p); continue }
+            guard !s.atEnd, unread(p) != false else { continue }
+            if now - s.lastRecordAt < starvedWait {
+                busy.append(p)
+            } else if !s.starved {
+                owned[p]!.starved = true
+                newlyStarved.append(p)
+            }
+        }
+        return busy.sorted()
     }
 
     /// `withInput`, asking `consumer` what it has not handed out yet.
-    public func withInput(consumer: KafkaConsumer, now: ContinuousClock.Instant = .now) -> [Int32] {
+    public mutating func withInput(consumer: KafkaConsumer, now: ContinuousClock.Instant = .now) -> [Int32] {
         withInput(unread: unread(in: consumer), now: now)
+    }
+
+    /// The partitions whose starved wait ran out since the last call, each once per spell
+    /// without records: from then on the job's wall clock may declare them idle.
+    public mutating func takeStarved() -> [Int32] {
+        defer { newlyStarved = [] }
+        return newlyStarved.sorted()
+    }
+
+    /// Logs (a warning) and counts (`strata_alignment_starved_total`) each partition whose
+    /// starved wait ran out: the broker served it nothing for that long though the consumer
+    /// knew of unread records, so its events may now be judged against minutes the other
+    /// partitions moved past. An operator should look at the broker (or raise the wait).
+    public mutating func reportStarved(job: String, logger: Logger) {
+        let starved = takeStarved()
+        guard !starved.isEmpty else { return }
+        MetricsRegistry.shared.counter("strata_alignment_starved_total",
+                                       help: "Partitions with unread records the broker served nothing of for the starved wait (then allowed to go idle)",
+                                       labels: ["job": job]).increment(by: starved.count)
+        logger.warning("the broker served nothing of partitions with unread records for the starved wait: they may now be declared idle, and their events judged late against the others' minutes",
+                       metadata: ["partitions": "\(starved.map { "\(topic)[\($0)]" }.joined(separator: ","))",
+                                  "starved_wait_s": "\(starvedWait.components.seconds)"])
     }
 
     /// Whether `consumer` has records of a partition it has not handed out yet (nil: unknown).
@@ -126,6 +169,7 @@ public struct ReadAlignment {
             } else if !ahead && s.held {
                 owned[p]!.held = false
                 owned[p]!.lastRecordAt = now
+                owned[p]!.starved = false
                 release.append(p)
             }
         }

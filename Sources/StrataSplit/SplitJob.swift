@@ -214,6 +214,7 @@ final class SplitStage: TransactionalStage {
         let now = ContinuousClock.now
         align(consumer: consumer, now: now)
         let busy = alignment?.withInput(consumer: consumer, now: now) ?? []
+        alignment?.reportStarved(job: "split", logger: logger)
         if progress.updateIdle(now: now, timeout: options.idleSourceTimeout, hasInput: busy) { forceMarkers = true }
     }
 
@@ -280,7 +281,7 @@ final class SplitStage: TransactionalStage {
             guard !changes.hold.isEmpty || !changes.release.isEmpty else { return }
             self.progress.restartIdleClocks(changes.release, now: now)
             logger.debug("event-time alignment", metadata: ["held": "\(a.held)"])
-            MetricsRegistry.shared.gauge("strata_split_paused_partitions", help: "ods.raw partitions held back by event-time alignment")
+            MetricsRegistry.shared.gauge("strata_split_held_partitions", help: "ods.raw partitions held back by event-time alignment")
                 .record(Double(a.held.count))
         } catch {
             logger.warning("hold/release for event-time alignment failed", metadata: ["error": "\(error)"])

@@ -85,7 +85,11 @@ final class ReadAlignmentTests: XCTestCase {
                        "1 has unread records, 2 has delivered nothing yet; 0 and 3 have read all they know of")
         a.noteEnd(partition: 2)
         XCTAssertEqual(a.withInput(unread: { unread[$0]! }, now: now + .seconds(60)), [1], "2 is at its end")
+        XCTAssertEqual(a.takeStarved(), [], "no wait has run out yet")
         XCTAssertEqual(a.withInput(unread: { unread[$0]! }, now: now + .seconds(301)), [], "1 starved past the wait")
+        XCTAssertEqual(a.takeStarved(), [1], "its wait ran out: reported (the job logs and counts it)")
+        XCTAssertEqual(a.withInput(unread: { unread[$0]! }, now: now + .seconds(302)), [])
+        XCTAssertEqual(a.takeStarved(), [], "reported once per spell without records")
         a.noteRecords(partition: 1, now: now + .seconds(301))
         XCTAssertEqual(a.withInput(unread: { unread[$0]! }, now: now + .seconds(400)), [1], "a record restarts its clock")
         unread[1] = false
