@@ -15,7 +15,10 @@ import StrataArchive
 /// offsets. A crash before the offsets commit reads the same records again from the committed
 /// offset, so each file is written again under the same name (a file is named by the first offset
 /// of its hour within a batch, and every batch starts at the committed offset) and the rename
-/// replaces the earlier copy whole: never a line twice, never a line lost.
+/// replaces the earlier copy whole: never a line twice, never a line lost. That needs one writer per
+/// partition at a time: a batch is published only under the partition's lease (`ArchiveLeases`),
+/// which the partition's next owner takes, so a stalled instance that lost the partition
+/// (a zombie) publishes nothing of it.
 public final class ArchiveJob: StreamJob {
     public struct Options: Sendable {
         public var brokers: String
@@ -98,6 +101,7 @@ final class ArchiveStage: DurableStage {
         let hour: Int?   // nil: the invalid folder
     }
     private struct OpenFile {
+        let partition: Int32
         let writer: ZstdFileWriter
         let staging: String
         let final: String
@@ -106,9 +110,11 @@ final class ArchiveStage: DurableStage {
     private let options: ArchiveJob.Options
     private let logger: Logger
     private let stagingDir: String
+    private let leases: ArchiveLeases
     private(set) var stats = ArchiveJob.Stats()
-    /// Counted when published: a batch dropped by a rebalance is read and counted again.
-    private var pending = ArchiveJob.Stats()
+    /// Per partition, counted when published: a batch dropped by a rebalance is read and counted
+    /// again (by this instance or by the partition's next owner).
+    private var pending: [Int32: ArchiveJob.Stats] = [:]
     private var open: [FileKey: OpenFile] = [:]
     private var batchBytes = 0
     private var batchStarted: ContinuousClock.Instant?
@@ -119,11 +125,14 @@ final class ArchiveStage: DurableStage {
         // Staging lives under the root so the publishing rename stays on one file system.
         stagingDir = options.root + "/_staging"
         try FileManager.default.createDirectory(atPath: stagingDir, withIntermediateDirectories: true)
+        leases = try ArchiveLeases(root: options.root, owner: "\(options.groupId)/\(options.instanceId)")
     }
 
-    /// Drops unpublished files (their records come again from the committed offsets) and removes
-    /// staging files a crashed predecessor left for the partitions this instance now owns.
+    /// Takes the leases of the partitions this instance now owns (from then on their former
+    /// owner cannot publish them), drops unpublished files (their records come again from the
+    /// committed offsets) and removes staging files a crashed predecessor left for those partitions.
     func restore(owned: [TopicPartitionOffset], consumer: KafkaConsumer) throws -> Restore {
+        try leases.take(owned.map(\.partition))
         discardOpenFiles()
         let mine = Set(owned.map(\.partition))
         for name in (try? FileManager.default.contentsOfDirectory(atPath: stagingDir)) ?? [] {
@@ -134,10 +143,19 @@ final class ArchiveStage: DurableStage {
     }
 
     func consume(_ records: [KafkaMessage]) throws {
+        // A poll hands records out in runs of one partition: its counts are kept here meanwhile.
+        guard var partition = records.first?.partition else { return }
+        var counts = pending[partition] ?? ArchiveJob.Stats()
+        defer { pending[partition] = counts }
         for m in records {
-            pending.consumed += 1
+            if m.partition != partition {
+                pending[partition] = counts
+                partition = m.partition
+                counts = pending[partition] ?? ArchiveJob.Stats()
+            }
+            counts.consumed += 1
             let value = m.value
-            guard value.count > 0 else { pending.filteredEmpty += 1; continue }
+            guard value.count > 0 else { counts.filteredEmpty += 1; continue }
             // Arrival time is the record's own timestamp, not the clock: a batch written again
             // after a crash puts every line where the first attempt did.
             let placement = ArchiveLayout.placement(value: value, arrivalMs: m.timestampMs > 0 ? m.timestampMs : 0)
@@ -154,8 +172,8 @@ final class ArchiveStage: DurableStage {
                 writer = file.writer
             }
             try writer.writeArchiveLine(value, replacingNewlines: escape)
-            if key.hour == nil { pending.archivedInvalid += 1 } else { pending.archived += 1 }
-            pending.bytesIn += value.count
+            if key.hour == nil { counts.archivedInvalid += 1 } else { counts.archived += 1 }
+            counts.bytesIn += value.count
             batchBytes += value.count
             if batchStarted == nil { batchStarted = .now }
         }
@@ -163,27 +181,47 @@ final class ArchiveStage: DurableStage {
 
     func wantsTransaction(_ tick: Tick) -> Bool {
         if tick.finishing { return true }
-        guard let started = batchStarted else { return pending.consumed > 0 }
+        guard let started = batchStarted else { return !pending.isEmpty }
         return batchBytes >= options.rollBytes || tick.now - started >= options.rollInterval
     }
 
-    /// Publishes the batch: finish + fsync each file, rename it into its folder, fsync the folders.
+    /// Publishes the batch, partition by partition under its lease: finish + fsync each file,
+    /// rename it into its folder, fsync the folders. A partition whose lease another instance
+    /// took since (this one stalled past its group's timeouts) is dropped, files and counts: its
+    /// new owner archives it from the committed offset, and this instance's offset commit fails.
     func write(_ tick: Tick) throws {
-        var folders = Set<String>()
-        for (_, file) in open.sorted(by: { $0.value.final < $1.value.final }) {
-            try file.writer.finish()
-            try file.writer.sync()
-            pending.bytesOut += file.writer.compressedBytes
-            try file.writer.close()
-            let folder = (file.final as NSString).deletingLastPathComponent
-            try Self.makeFolder(folder)
-            guard rename(file.staging, file.final) == 0 else {
-                throw ArchiveJobError.io("rename \(file.staging) → \(file.final)", errno)
+        let byPartition = Dictionary(grouping: open.values, by: \.partition)
+        for partition in Set(byPartition.keys).union(pending.keys).sorted() {
+            let files = (byPartition[partition] ?? []).sorted { $0.final < $1.final }
+            var bytesOut: Int64 = 0
+            for file in files {
+                try file.writer.finish()
+                try file.writer.sync()
+                bytesOut += file.writer.compressedBytes
+                try file.writer.close()
             }
-            folders.insert(folder)
+            let published = try leases.whileHeld(partition) {
+                var folders = Set<String>()
+                for file in files {
+                    let folder = (file.final as NSString).deletingLastPathComponent
+                    try Self.makeFolder(folder)
+                    guard rename(file.staging, file.final) == 0 else {
+                        throw ArchiveJobError.io("rename \(file.staging) → \(file.final)", errno)
+                    }
+                    folders.insert(folder)
+                }
+                for folder in folders { try Self.syncFolder(folder) }
+            }
+            if published {
+                pending[partition, default: ArchiveJob.Stats()].bytesOut += bytesOut
+                pending[partition, default: ArchiveJob.Stats()].filesPublished += files.count
+            } else {
+                for file in files { unlink(file.staging) }
+                pending[partition] = nil
+                logger.warning("another instance took this partition since its batch began (this one stalled past the group's timeouts): its files are dropped, the new owner archives them",
+                               metadata: ["partition": "\(options.topicPrefix + Topology.raw)[\(partition)]", "files": "\(files.count)"])
+            }
         }
-        for folder in folders { try Self.syncFolder(folder) }
-        pending.filesPublished += open.count
         if !open.isEmpty {
             logger.debug("archive files published", metadata: ["files": "\(open.count)", "bytes_in": "\(batchBytes)"])
         }
@@ -193,14 +231,16 @@ final class ArchiveStage: DurableStage {
     }
 
     func committed(_ tick: Tick) {
-        stats.consumed += pending.consumed
-        stats.archived += pending.archived
-        stats.archivedInvalid += pending.archivedInvalid
-        stats.filteredEmpty += pending.filteredEmpty
-        stats.filesPublished += pending.filesPublished
-        stats.bytesIn += pending.bytesIn
-        stats.bytesOut += pending.bytesOut
-        pending = ArchiveJob.Stats()
+        for p in pending.values {
+            stats.consumed += p.consumed
+            stats.archived += p.archived
+            stats.archivedInvalid += p.archivedInvalid
+            stats.filteredEmpty += p.filteredEmpty
+            stats.filesPublished += p.filesPublished
+            stats.bytesIn += p.bytesIn
+            stats.bytesOut += p.bytesOut
+        }
+        pending = [:]
     }
 
     private func openFile(_ key: FileKey, firstOffset: Int64) throws -> OpenFile {
@@ -208,7 +248,7 @@ final class ArchiveStage: DurableStage {
         let folderTag = key.hour.map { "\(key.day)-\($0)" } ?? "\(key.day)-invalid"
         let staging = "\(stagingDir)/part-\(key.partition)-\(firstOffset)-\(folderTag)\(ArchiveLayout.inProgressSuffix)"
         let writer = try ZstdFileWriter(path: staging, level: options.compressionLevel)
-        return OpenFile(writer: writer, staging: staging, final: final)
+        return OpenFile(partition: key.partition, writer: writer, staging: staging, final: final)
     }
 
     private func discardOpenFiles() {
@@ -217,7 +257,7 @@ final class ArchiveStage: DurableStage {
             unlink(file.staging)
         }
         open = [:]
-        pending = ArchiveJob.Stats()
+        pending = [:]
         batchBytes = 0
         batchStarted = nil
     }
