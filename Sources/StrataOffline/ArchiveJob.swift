@@ -54,6 +54,16 @@ public final class ArchiveJob: StreamJob {
         public var filesPublished = 0
         public var bytesIn = 0
         public var bytesOut: Int64 = 0
+
+        mutating func add(_ o: Stats) {
+            consumed += o.consumed
+            archived += o.archived
+            archivedInvalid += o.archivedInvalid
+            filteredEmpty += o.filteredEmpty
+            filesPublished += o.filesPublished
+            bytesIn += o.bytesIn
+            bytesOut += o.bytesOut
+        }
     }
 
     public let name = "archive"
@@ -231,15 +241,7 @@ final class ArchiveStage: DurableStage {
     }
 
     func committed(_ tick: Tick) {
-        for p in pending.values {
-            stats.consumed += p.consumed
-            stats.archived += p.archived
-            stats.archivedInvalid += p.archivedInvalid
-            stats.filteredEmpty += p.filteredEmpty
-            stats.filesPublished += p.filesPublished
-            stats.bytesIn += p.bytesIn
-            stats.bytesOut += p.bytesOut
-        }
+        for p in pending.values { stats.add(p) }
         pending = [:]
     }
 

@@ -167,17 +167,8 @@ final class ArchiveEndToEndTests: XCTestCase {
         // removed a's staging files) or, for files a staged after b took over, published them.
         print("a woke and \(aLog.contains("another instance took this partition") ? "dropped its batch at the leases" : "learned of the rebalance first")")
 
-        var expected: [String: Int] = [:]
-        for l in lines { expected[String(decoding: l.map { $0 == 0x0A ? 0x0D : $0 }, as: UTF8.self), default: 0] += 1 }
-        var got: [String: Int] = [:]
-        for a in try archivedLines(archive) { got[a.line, default: 0] += 1 }
-        let missing = expected.reduce(0) { $0 + max(0, $1.value - got[$1.key, default: 0]) }
-        let doubled = got.reduce(0) { $0 + max(0, $1.value - expected[$1.key, default: 0]) }
-        XCTAssertEqual(missing, 0, "lines lost")
-        XCTAssertEqual(doubled, 0, "lines archived more than once")
+        try assertArchivedExactlyOnce(lines, archive: archive, fault: "archive zombie writer")
         XCTAssertEqual(stagedFiles(archive), [], "no staging files left")
-        FaultReport.record(fault: "archive zombie writer", injected: 1, recordsIn: lines.count, recordsOut: got.values.reduce(0, +),
-                           lost: missing, duplicated: doubled, exact: missing == 0 && doubled == 0)
     }
 
     /// Disk full under the archive (a 400 KB tmpfs): the job stops with a clear error and
@@ -212,15 +203,22 @@ final class ArchiveEndToEndTests: XCTestCase {
         _ = try PostgresServerProcess.run("/bin/mount", ["-o", "remount,size=64m", archive])
         let resumed = try run()
         XCTAssertEqual(resumed.status, 0, resumed.log.suffix(600).description)
+        try assertArchivedExactlyOnce(lines, archive: archive, fault: "archive disk full")
+    }
+
+    /// The archive's lines as a multiset equal the input's (raw newlines archived as CR), recorded
+    /// in the fault report as one injected `fault`.
+    private func assertArchivedExactlyOnce(_ lines: [[UInt8]], archive: String, fault: String,
+                                           file: StaticString = #filePath, line: UInt = #line) throws {
         var expected: [String: Int] = [:]
         for l in lines { expected[String(decoding: l.map { $0 == 0x0A ? 0x0D : $0 }, as: UTF8.self), default: 0] += 1 }
         var got: [String: Int] = [:]
         for a in try archivedLines(archive) { got[a.line, default: 0] += 1 }
         let missing = expected.reduce(0) { $0 + max(0, $1.value - got[$1.key, default: 0]) }
         let doubled = got.reduce(0) { $0 + max(0, $1.value - expected[$1.key, default: 0]) }
-        XCTAssertEqual(missing, 0, "lines lost")
-        XCTAssertEqual(doubled, 0, "lines archived more than once")
-        FaultReport.record(fault: "archive disk full", injected: 1, recordsIn: lines.count, recordsOut: got.values.reduce(0, +),
+        XCTAssertEqual(missing, 0, "lines lost", file: file, line: line)
+        XCTAssertEqual(doubled, 0, "lines archived more than once", file: file, line: line)
+        FaultReport.record(fault: fault, injected: 1, recordsIn: lines.count, recordsOut: got.values.reduce(0, +),
                            lost: missing, duplicated: doubled, exact: missing == 0 && doubled == 0)
     }
 
