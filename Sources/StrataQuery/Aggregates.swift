@@ -24,7 +24,7 @@ extension Accumulator {
 }
 
 enum Accumulators {
-    static func make(_ spec: AggregateSpec, distinctThreshold: Int, budget: SequenceBudget) -> any Accumulator {
+    static func make(_ spec: AggregateSpec, distinctThreshold: Int, budget: HeldBudget) -> any Accumulator {
         if let s = spec.sequence { return SequenceAccumulator(s.kind, budget: budget) }
         let star = spec.argument == nil
         switch spec.kind {
@@ -34,6 +34,7 @@ enum Accumulators {
         case .min: return Extreme(max: false)
         case .max: return Extreme(max: true)
         case .countDistinct: return Distinct(threshold: distinctThreshold)
+        case .exactCountDistinct: return ExactDistinct(budget: budget)
         // The planner always gives these a sequence spec.
         case .sessions, .sessionSeconds, .sessionEvents, .bounceRate, .funnel, .topPaths: return CountStar()
         }
@@ -141,6 +142,32 @@ final class Extreme: Accumulator {
     private func popTop() {
         BinaryHeap.removeTop(&heap, above: above)
     }
+}
+
+/// exact_count_distinct: refcounted hashes however many, each distinct value counted in the
+/// engine's budget (a query limit) while it is held.
+final class ExactDistinct: Accumulator {
+    private var counter = DistinctCounter(exactThreshold: .max)
+    private let budget: HeldBudget
+    private var held = 0
+    init(budget: HeldBudget) { self.budget = budget }
+    func add(_ v: Value) {
+        guard case .int(let h) = v else { return }
+        counter.add(UInt64(bitPattern: h))
+        note()
+    }
+    func remove(_ v: Value) {
+        guard case .int(let h) = v else { return }
+        counter.remove(UInt64(bitPattern: h))
+        note()
+    }
+    private func note() {
+        let now = Int(counter.count)
+        budget.distinctValues += now - held
+        held = now
+    }
+    var result: Value { .int(counter.count) }
+    deinit { budget.distinctValues -= held }
 }
 
 /// count_distinct: the contribution carries the value's 64-bit hash as `.int(bitPattern)`.

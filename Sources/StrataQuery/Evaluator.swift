@@ -74,7 +74,7 @@ public final class QueryEngine {
     /// The values of the row `scratchKey` came from, while it is applied (valid only then: it
     /// points into the batch being applied).
     private var scratchRow = UnsafeBufferPointer<Value>(start: nil, count: 0)
-    private let sequenceBudget = SequenceBudget()
+    private let heldBudget = HeldBudget()
 
     /// Key of the single window of a query without WINDOW.
     private static let globalKey = Int64.min
@@ -242,9 +242,13 @@ public final class QueryEngine {
             throw .limitExceeded(.openWindows, limit: Int64(limits.maxOpenWindows),
                                  detail: "\(windows.count) windows hold state (rows span more time than the window and grace allow)")
         }
-        if sequenceBudget.events > limits.maxSequenceEvents {
+        if heldBudget.events > limits.maxSequenceEvents {
             throw .limitExceeded(.sequenceEvents, limit: Int64(limits.maxSequenceEvents),
-                                 detail: "\(sequenceBudget.events) events are held for sessions, funnels or paths (every actor's events of every open window); use a shorter window, a larger EVERY, or a WHERE")
+                                 detail: "\(heldBudget.events) events are held for sessions, funnels or paths (every actor's events of every open window); use a shorter window, a larger EVERY, or a WHERE")
+        }
+        if heldBudget.distinctValues > limits.maxExactDistinctValues {
+            throw .limitExceeded(.exactDistinctValues, limit: Int64(limits.maxExactDistinctValues),
+                                 detail: "\(heldBudget.distinctValues) distinct values are held for exact_count_distinct over the open windows and groups; use count_distinct (bounded memory, ~0.8 % error), a shorter window or a WHERE")
         }
         stats.emissions += out.count
         return out
@@ -438,7 +442,7 @@ public final class QueryEngine {
                                  detail: "more than \(limits.maxGroups) groups over \(windows.count) open window(s); narrow GROUP BY or WHERE")
         }
         let g = GroupState(id: id, key: ws.index.keys[Int(id)], window: ws, accumulators: plan.aggregates.map {
-            Accumulators.make($0, distinctThreshold: options.distinctExactThreshold, budget: sequenceBudget)
+            Accumulators.make($0, distinctThreshold: options.distinctExactThreshold, budget: heldBudget)
         })
         ws.insert(g)
         totalGroups += 1
@@ -564,7 +568,7 @@ public final class QueryEngine {
         if plan.singleGroup {
             // SQL: an aggregate without GROUP BY yields one row even over no input.
             ws.insert(GroupState(id: ws.index.id([], hash: GroupKey.hash([])), key: [], window: ws, accumulators: plan.aggregates.map {
-                Accumulators.make($0, distinctThreshold: options.distinctExactThreshold, budget: sequenceBudget)
+                Accumulators.make($0, distinctThreshold: options.distinctExactThreshold, budget: heldBudget)
             }))
             totalGroups = 1
         }

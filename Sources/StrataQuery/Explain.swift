@@ -32,6 +32,8 @@ enum Explain {
             add("aggregates", p.aggregates.isEmpty ? "none" : p.aggregates.enumerated().map { i, a in
                 "#\(i) \(a.text)" + (a.kind == .countDistinct
                     ? " [exact up to \(options.distinctExactThreshold) distinct per group, then counting HyperLogLog p=14, ~0.8 % error]"
+                    : a.kind == .exactCountDistinct
+                    ? " [exact: a refcount per distinct value, at most \(limits.maxExactDistinctValues) over all groups and windows]"
                     : "")
             }.joined(separator: ", "))
         }

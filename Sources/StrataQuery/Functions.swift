@@ -20,6 +20,8 @@ enum ScalarFunction: String, CaseIterable, Sendable {
 enum AggregateKind: String, CaseIterable, Sendable {
     case count, sum, avg, min, max
     case countDistinct = "count_distinct"
+    /// count_distinct that never switches to the sketch: exact, memory per distinct value.
+    case exactCountDistinct = "exact_count_distinct"
     // Sequence aggregates over event streams (Sequences.swift).
     case sessions
     case sessionSeconds = "session_seconds"
@@ -30,7 +32,7 @@ enum AggregateKind: String, CaseIterable, Sendable {
 
     var arity: ClosedRange<Int> {
         switch self {
-        case .count, .sum, .avg, .min, .max, .countDistinct: 1...1
+        case .count, .sum, .avg, .min, .max, .countDistinct, .exactCountDistinct: 1...1
         case .sessions, .sessionSeconds, .sessionEvents, .bounceRate: 2...2
         case .funnel: 4...34
         case .topPaths: 5...5
@@ -46,7 +48,7 @@ enum FunctionCatalog {
     /// Names people bring from other SQL dialects.
     static let synonyms: [String: String] = [
         "approx_count_distinct": "count_distinct", "approx_distinct": "count_distinct", "ndv": "count_distinct",
-        "countdistinct": "count_distinct", "uniq": "count_distinct", "hll_count": "count_distinct",
+        "countdistinct": "count_distinct", "count_distinct_exact": "exact_count_distinct", "exact_distinct": "exact_count_distinct", "uniq": "count_distinct", "hll_count": "count_distinct",
         "ifnull": "coalesce", "nvl": "coalesce", "isnull": "coalesce",
         "lcase": "lower", "ucase": "upper", "average": "avg", "mean": "avg", "total": "sum",
         "tumble_start": "window_start", "hop_start": "window_start", "tumble_end": "window_end", "hop_end": "window_end",

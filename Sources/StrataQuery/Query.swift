@@ -105,14 +105,19 @@ public struct QueryLimits: Sendable, Equatable {
     /// Events the sequence aggregates (sessions, funnel, top_paths) hold at once, over all windows
     /// and groups (each keeps every actor's events of its window; ≈ 100 bytes each).
     public var maxSequenceEvents: Int
+    /// Distinct values exact_count_distinct holds at once, over all windows and groups (a
+    /// refcount each, ≈ 30 bytes).
+    public var maxExactDistinctValues: Int
 
     public init(maxGroups: Int = 100_000, maxWindowLengthMs: Int64 = 24 * 3_600_000,
-                maxRowsOut: Int = 10_000, maxOpenWindows: Int = 1_000, maxSequenceEvents: Int = 5_000_000) {
+                maxRowsOut: Int = 10_000, maxOpenWindows: Int = 1_000, maxSequenceEvents: Int = 5_000_000,
+                maxExactDistinctValues: Int = 10_000_000) {
         self.maxGroups = maxGroups
         self.maxWindowLengthMs = maxWindowLengthMs
         self.maxRowsOut = maxRowsOut
         self.maxOpenWindows = maxOpenWindows
         self.maxSequenceEvents = maxSequenceEvents
+        self.maxExactDistinctValues = maxExactDistinctValues
     }
 }
 

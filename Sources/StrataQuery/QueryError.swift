@@ -32,6 +32,7 @@ public enum QueryLimit: String, Sendable, Equatable {
     case rowsOut = "max rows out"
     case openWindows = "max open windows"
     case sequenceEvents = "max sequence events"
+    case exactDistinctValues = "max exact distinct values"
 }
 
 /// Every error the query library reports. None of them is fatal to the process: a failing query

@@ -142,7 +142,7 @@ final class RowTerms {
             if let seq = spec.sequence {
                 kind = .sequence(seq); key = seq.sharingKey
             } else if let a = spec.argument {
-                let distinct = spec.kind == .countDistinct
+                let distinct = spec.kind == .countDistinct || spec.kind == .exactCountDistinct
                 kind = distinct ? .distinct(a) : .value(a)
                 key = a.sharingKey.map { (distinct ? "d" : "v") + $0 }
             } else {

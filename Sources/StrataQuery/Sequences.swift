@@ -108,9 +108,11 @@ enum SequenceMath {
     }
 }
 
-/// Events held by one engine's sequence accumulators (closed windows release theirs).
-final class SequenceBudget {
+/// What one engine's accumulators hold that grows with the input (closed windows release
+/// theirs): the sequence aggregates' events, and exact_count_distinct's distinct values.
+final class HeldBudget {
     var events = 0
+    var distinctValues = 0
 }
 
 /// The accumulator of one group: every actor's events, each actor's last summary, and totals
@@ -120,7 +122,7 @@ final class SequenceBudget {
 final class SequenceAccumulator: Accumulator {
     let kind: SequenceSpec.Kind
     /// The engine's count of events held by all its sequence accumulators (a query limit).
-    let budget: SequenceBudget
+    let budget: HeldBudget
     private var held = 0
     private var actors: [Value: [SequenceEvent]] = [:]
     private var spans: [Value: [SessionSpan]] = [:]
@@ -134,7 +136,7 @@ final class SequenceAccumulator: Accumulator {
     private var levelCounts: [Int64] = []
     private var pathCounts: [String: Int64] = [:]
 
-    init(_ kind: SequenceSpec.Kind, budget: SequenceBudget) {
+    init(_ kind: SequenceSpec.Kind, budget: HeldBudget) {
         self.kind = kind
         self.budget = budget
         if case .funnel(let steps, _) = kind { levelCounts = [Int64](repeating: 0, count: steps + 1) }

@@ -46,6 +46,7 @@ struct QueryCommand: ParsableCommand {
     @Option(help: "Limit: windows holding state at once (default 1000).") var maxOpenWindows: Int?
     @Option(help: "Limit: longest window (default 24h).") var maxWindow: DurationArgument?
     @Option(help: "Limit: events held by sessions/funnel/top_paths over all open windows (default 5000000).") var maxSequenceEvents: Int?
+    @Option(help: "Limit: distinct values held by exact_count_distinct over all open windows and groups (default 10000000).") var maxExactDistinct: Int?
 
     func run() throws {
         let text = try Self.queryText(sql: sql, file: file)
@@ -68,6 +69,7 @@ struct QueryCommand: ParsableCommand {
         if let maxOpenWindows { limits.maxOpenWindows = maxOpenWindows }
         if let maxWindow { limits.maxWindowLengthMs = Self.milliseconds(maxWindow) }
         if let maxSequenceEvents { limits.maxSequenceEvents = maxSequenceEvents }
+        if let maxExactDistinct { limits.maxExactDistinctValues = maxExactDistinct }
         var options = QueryOptions()
         if let grace { options.graceMs = Self.milliseconds(grace) }
 

@@ -60,6 +60,61 @@ final class DistinctTests: XCTestCase {
         XCTAssertEqual(s.last?.rows, [[.int(123)]])
     }
 
+    /// exact_count_distinct over 30 000 users in 6 strategies, with half of them retracted by a
+    /// later rev, equals a count kept here with sets; count_distinct over the same rows is only
+    /// within its error (and differs from the exact count, as a sketch does at this size).
+    func testExactCountDistinctThroughTheEngineEqualsSetsWithRevisions() throws {
+        let exact = QueryEngine(try Query.parse("""
+            SELECT strategy, exact_count_distinct(user_id) AS users FROM dwm.content_user WHERE play > 0 GROUP BY strategy
+            """))
+        let sketch = QueryEngine(try Query.parse("""
+            SELECT strategy, count_distinct(user_id) AS users FROM dwm.content_user WHERE play > 0 GROUP BY strategy
+            """))
+        var live: [String: [String: Int]] = [:]   // strategy → user → rows with play > 0
+        func rows(rev: Int64, _ users: Range<Int>, play: (Int) -> Int64) -> [[String: Value]] {
+            users.map { i in
+                let strategy = "s\(i % 6)", user = "u\(i * 7 % 30_000)", content = "c\(i % 5)"
+                let p = play(i)
+                let key = "\(content)|\(user)"
+                if rev > 1 { live[strategy]?[key] = nil }
+                if p > 0 { live[strategy, default: [:]][key, default: 0] += 1 }
+                return record(minute: 0, content: content, user: user, rev: rev, play: p, strategy: strategy)
+            }
+        }
+        let first = rows(rev: 1, 0..<30_000) { _ in 1 }
+        let second = rows(rev: 2, 0..<15_000) { Int64($0 % 2) }   // every other one of them stops playing
+        var got: [String: Int64] = [:], approx: [String: Int64] = [:]
+        for r in try exact.ingest(first) + (try exact.ingest(second)) {
+            for row in r.rows { if case .string(let s) = row[0], case .int(let n) = row[1] { got[s] = n } }
+        }
+        for r in try sketch.ingest(first) + (try sketch.ingest(second)) {
+            for row in r.rows { if case .string(let s) = row[0], case .int(let n) = row[1] { approx[s] = n } }
+        }
+        var want: [String: Int64] = [:]
+        for (s, cells) in live { want[s] = Int64(Set(cells.keys.map { $0.split(separator: "|")[1] }).count) }
+        XCTAssertEqual(got, want)
+        XCTAssertEqual(want.count, 6)
+        for (s, n) in want { XCTAssertEqual(Double(approx[s] ?? 0), Double(n), accuracy: Double(n) * 0.03, s) }
+        XCTAssertNotEqual(approx, want, "a sketch past 1024 values per group estimates")
+    }
+
+    func testExactCountDistinctHasALimitAndSaysSoInExplain() throws {
+        XCTAssertThrowsError(try Query.parse("SELECT count_distinct_exact(user_id) FROM t")) {
+            XCTAssertTrue("\($0)".contains("did you mean exact_count_distinct?"), "\($0)")
+        }
+        let q = try Query.parse("SELECT exact_count_distinct(user_id) AS users FROM dwm.content_user")
+        XCTAssertTrue(q.explain(limits: QueryLimits(), options: QueryOptions()).contains("exact: a refcount per distinct value"))
+        let e = QueryEngine(q, limits: QueryLimits(maxExactDistinctValues: 1_000))
+        XCTAssertNoThrow(try e.ingest((0..<1_000).map { record(minute: 0, content: "c1", user: "u\($0)", rev: 1) }))
+        do {
+            _ = try e.ingest([record(minute: 0, content: "c1", user: "u-one-more", rev: 1)])
+            XCTFail("the 1 001st distinct value exceeds the limit")
+        } catch {
+            guard case .limitExceeded(.exactDistinctValues, 1_000, let detail) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(detail.contains("1001 distinct values"), detail)
+        }
+    }
+
     func testHashTreatsEqualNumbersAlike() {
         XCTAssertEqual(ValueHash.hash(.int(5)), ValueHash.hash(.double(5.0)))
         XCTAssertNotEqual(ValueHash.hash(.int(5)), ValueHash.hash(.string("5")))
