@@ -199,8 +199,11 @@ final class ArchiveStage: DurableStage {
     /// rename it into its folder, fsync the folders. A partition whose lease another instance
     /// took since (this one stalled past its group's timeouts) is dropped, files and counts: its
     /// new owner archives it from the committed offset, and this instance's offset commit fails.
+    /// The folders are fsynced once, after every partition's renames: the offsets commit only
+    /// after that, and the lease need not cover it (a later owner reads from those offsets anyway).
     func write(_ tick: Tick) throws {
         let byPartition = Dictionary(grouping: open.values, by: \.partition)
+        var folders = Set<String>()
         for partition in Set(byPartition.keys).union(pending.keys).sorted() {
             let files = (byPartition[partition] ?? []).sorted { $0.final < $1.final }
             var bytesOut: Int64 = 0
@@ -211,7 +214,6 @@ final class ArchiveStage: DurableStage {
                 try file.writer.close()
             }
             let published = try leases.whileHeld(partition) {
-                var folders = Set<String>()
                 for file in files {
                     let folder = (file.final as NSString).deletingLastPathComponent
                     try Self.makeFolder(folder)
@@ -220,7 +222,6 @@ final class ArchiveStage: DurableStage {
                     }
                     folders.insert(folder)
                 }
-                for folder in folders { try Self.syncFolder(folder) }
             }
             if published {
                 pending[partition, default: ArchiveJob.Stats()].bytesOut += bytesOut
@@ -232,6 +233,7 @@ final class ArchiveStage: DurableStage {
                                metadata: ["partition": "\(options.topicPrefix + Topology.raw)[\(partition)]", "files": "\(files.count)"])
             }
         }
+        for folder in folders { try Self.syncFolder(folder) }
         if !open.isEmpty {
             logger.debug("archive files published", metadata: ["files": "\(open.count)", "bytes_in": "\(batchBytes)"])
         }
