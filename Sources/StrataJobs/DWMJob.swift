@@ -179,6 +179,11 @@ final class DWMStage: TransactionalStage {
     private var laps = (windowApply: 0, collect: 0, lookup: 0, rows: 0)
 
     private var checkpointTopic: String { options.topicPrefix + Topology.dwmCheckpoint }
+    /// This process's probe (``sendProbe``) and what it told; nil until the first restore.
+    private let probe = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    private var brokerShowsAborted: Bool?
+    /// Seals of engines replaced since the last commit (``sealRecords``).
+    private var pendingSeals: [(key: [UInt8], value: [UInt8])] = []
 
     init(options: DWMJob.Options, topology: Topology, cache: DimensionCache, logger: Logger) {
         self.options = options
@@ -220,6 +225,11 @@ final class DWMStage: TransactionalStage {
         var late: [(key: [UInt8]?, value: [UInt8])] = []
         var lastCommit = ContinuousClock.now
         var dirty = false
+        /// Tags this engine's checkpoints (``CheckpointTag``): a fresh writer id per rebuild, its
+        /// committed transactions so far, and the positions of its last checkpoints.
+        let writer = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        var seq = 0
+        var checkpointed: [Source: Int64] = [:]
 
         /// A record of `source` at `offset` was read: the position to commit, and the replay's progress.
         mutating func read(_ source: Source, offset: Int64) {
@@ -240,6 +250,30 @@ final class DWMStage: TransactionalStage {
         out = Outputs(dwm: producer.topic(options.topicPrefix + Topology.dwm), dws: producer.topic(options.topicPrefix + Topology.dws),
                       late: producer.topic(options.topicPrefix + Topology.late), checkpoint: producer.topic(checkpointTopic))
         if options.readRaw { router = try SplitRouter(topology: topology) }
+        try sendProbe(producer)
+    }
+
+    /// A record in a transaction that is aborted: if the first restore's `read_committed` read of
+    /// the checkpoint topic sees it, the broker shows aborted transactions (the local one does).
+    private func sendProbe(_ producer: KafkaProducer) throws {
+        try producer.beginTransaction()
+        try producer.produce(topic: checkpointTopic, key: CheckpointRecord.probeKey(group: options.groupId, instance: options.instanceId),
+                             value: Array(probe.utf8))
+        // Delivered before the abort: an abort drops what is still queued.
+        do { try producer.flush() } catch {
+            try producer.abortTransaction()
+            throw error
+        }
+        try producer.abortTransaction()
+    }
+
+    /// After the loop's last commit: seal this engine's transactions, so that a restart trusts its
+    /// last checkpoints (only where the broker shows aborted transactions; elsewhere nothing).
+    func sealRecords() -> [(topic: String, key: [UInt8], value: [UInt8])] {
+        guard brokerShowsAborted == true else { return [] }
+        var seals = pendingSeals
+        if let s = state, s.seq > 0 { seals.append(CheckpointRecord.seal(group: options.groupId, writer: s.writer, seq: s.seq)) }
+        return seals.map { (checkpointTopic, $0.key, $0.value) }
     }
 
     func finish() {
@@ -258,6 +292,10 @@ final class DWMStage: TransactionalStage {
         config.rawInput = options.readRaw
         let engine = WindowEngine(config: config) { gate.confirmContent($0) }
         var state = EngineState(engine: engine)
+        // The engine replaced committed `seq` transactions: sealed in the next transaction.
+        if brokerShowsAborted == true, let old = self.state, old.seq > 0 {
+            pendingSeals.append(CheckpointRecord.seal(group: options.groupId, writer: old.writer, seq: old.seq))
+        }
         defer { self.state = state }
         engineAtCommit = Accounting()
         // Alignment starts afresh: nothing stays held across an assignment.
@@ -266,10 +304,19 @@ final class DWMStage: TransactionalStage {
             try alignment?.assign(assigned.map(\.partition), consumer: consumer)
         }
         guard !assigned.isEmpty else { return Restore() }
-        let saved = try CheckpointRecord.load(topic: checkpointTopic, group: options.groupId, instance: options.instanceId,
-                                              brokers: options.brokers, kafka: options.kafka)
-        let committed = Dictionary(try consumer.committed(assigned).map { ("\($0.topic)|\($0.partition)", $0.offset) },
+        let log = try CheckpointRecord.load(topic: checkpointTopic, group: options.groupId, instance: options.instanceId,
+                                            brokers: options.brokers, kafka: options.kafka)
+        // The committed offsets of every input partition the checkpoints name, not only the
+        // assigned ones: a transaction is trusted by all the positions it wrote.
+        var asked = Set(assigned.map { "\($0.topic)|\($0.partition)" })
+        var query = assigned
+        for list in log.records.values {
+            guard let r = list.first, topicIndex[r.topic] != nil, asked.insert(r.source).inserted else { continue }
+            query.append(TopicPartitionOffset(topic: r.topic, partition: r.partition, offset: TopicPartitionOffset.invalid))
+        }
+        let committed = Dictionary(try consumer.committed(query).map { ("\($0.topic)|\($0.partition)", $0.offset) },
                                    uniquingKeysWith: { a, _ in a })
+        let saved = savedCheckpoints(log, committed: committed)
         var checkpoints: [Source: SourceCheckpoint] = [:]
         var seeks: [TopicPartitionOffset] = []
         var unstarted: [Source] = []
@@ -292,6 +339,7 @@ final class DWMStage: TransactionalStage {
             if r.checkpoint.replayOffset < r.position { state.restoreTargets[source] = r.position }
             seeks.append(TopicPartitionOffset(topic: tp.topic, partition: tp.partition, offset: r.checkpoint.replayOffset))
         }
+        state.checkpointed = state.positions
         engine.expectSources(assigned.compactMap { tp in topicIndex[tp.topic].map { Source(topic: $0, partition: Int(tp.partition)) } },
                              nowMs: Self.wallMs())
         if !checkpoints.isEmpty {
@@ -302,6 +350,25 @@ final class DWMStage: TransactionalStage {
                                                  "replaying_sources": "\(state.restoreTargets.count)"])
         let positions = state.positions.map { TopicPartitionOffset(topic: topicNames[$0.key.topic], partition: Int32($0.key.partition), offset: $0.value) }
         return Restore(seeks: seeks, positions: positions)
+    }
+
+    /// The checkpoints a restore may choose from: all of them on a broker that hides aborted
+    /// transactions, else those known to have committed (``CheckpointLog/trusted(committed:)``).
+    /// Whether the broker shows them is learnt once, from the probe ``prepare`` aborted.
+    private func savedCheckpoints(_ log: CheckpointLog, committed: [String: Int64]) -> [String: [CheckpointRecord]] {
+        if brokerShowsAborted == nil {
+            brokerShowsAborted = log.probes.contains(probe)
+            if brokerShowsAborted == true {
+                logger.notice("the broker shows aborted transactions to read_committed readers: restoring only from checkpoints known to have committed")
+            }
+        }
+        guard brokerShowsAborted == true else { return log.records }
+        let (records, untrusted) = log.trusted(committed: committed)
+        if !untrusted.isEmpty {
+            logger.warning("no checkpoint known to have committed; choosing among all of them",
+                           metadata: ["partitions": "\(untrusted.joined(separator: ","))"])
+        }
+        return records
     }
 
     func consume(_ records: [KafkaMessage]) throws {
@@ -537,9 +604,11 @@ final class DWMStage: TransactionalStage {
                             })
         clock?.lap(laps.rows)
         for l in s.late { try producer.produce(topic: out.late.name, key: l.key, value: l.value) }
-        for (source, cp) in s.engine.replayPoints() {
-            guard let pos = s.positions[source] else { continue }
-            let r = CheckpointRecord(topic: topicNames[source.topic], partition: Int32(source.partition), position: pos, checkpoint: cp)
+        for seal in pendingSeals { try producer.produce(topic: out.checkpoint.name, key: seal.key, value: seal.value) }
+        let points = s.engine.replayPoints().compactMap { source, cp in s.positions[source].map { (source, $0, cp) } }
+        let tag = CheckpointTag(writer: s.writer, seq: s.seq, advanced: points.contains { s.checkpointed[$0.0] != $0.1 })
+        for (source, pos, cp) in points {
+            let r = CheckpointRecord(topic: topicNames[source.topic], partition: Int32(source.partition), position: pos, checkpoint: cp, tag: tag)
             try producer.produce(topic: out.checkpoint.name, key: r.key(group: options.groupId), value: r.value)
         }
         timings.produce = .now - t0
@@ -558,6 +627,9 @@ final class DWMStage: TransactionalStage {
         s.late.removeAll()
         s.lastCommit = .now
         s.dirty = false
+        s.seq += 1
+        s.checkpointed = s.positions
+        pendingSeals.removeAll()
         state = s
         self.emission = nil
         metrics.dwmRows.increment(by: emission.dwmCount)

@@ -121,6 +121,11 @@ public final class TransactionalLoop {
             try transaction(stage, tick: tick, producer: producer, consumer: consumer)
             onCommit()
         }
+        let seal = stage.sealRecords()
+        guard !seal.isEmpty else { return }
+        try producer.beginTransaction()
+        for r in seal { try producer.produce(topic: r.topic, key: r.key, value: r.value) }
+        try producer.commitTransaction()
     }
 
     /// Runs a stage whose output is outside Kafka: after each durable `write` the loop commits the

@@ -37,6 +37,9 @@ public protocol TransactionalStage: LoopStage {
     func prepare(producer: KafkaProducer, consumer: KafkaConsumer) throws
     /// Inside the open transaction: produce this transaction's records.
     func produce(into producer: KafkaProducer, tick: Tick) throws
+    /// After the loop ended without an error (finished or stopped), between transactions: records
+    /// the loop publishes in one more transaction of their own, without offsets.
+    func sealRecords() -> [(topic: String, key: [UInt8], value: [UInt8])]
 }
 
 /// A stage whose output lives outside Kafka (archive files, a database table): `write` makes
@@ -61,6 +64,7 @@ extension LoopStage {
 
 extension TransactionalStage {
     public func prepare(producer: KafkaProducer, consumer: KafkaConsumer) throws {}
+    public func sealRecords() -> [(topic: String, key: [UInt8], value: [UInt8])] { [] }
 }
 
 extension DurableStage {

@@ -3,7 +3,7 @@ import StrataCore
 import StrataDWM
 import StrataDims
 import StrataGen
-import StrataJobs
+@testable import StrataJobs
 import StrataKafka
 import StrataRedis
 import StrataSplit
@@ -196,6 +196,32 @@ final class DWMEndToEndTests: XCTestCase {
         XCTAssertGreaterThan(a.filtered["unknown_content_id"] ?? 0, 0, "unknown contents are filtered")
         XCTAssertEqual(job.stats.rowsWithoutContent, 0)
         try assertMatches(env)
+    }
+
+    /// A finished run, started again over the same input, publishes nothing: its last
+    /// transaction (finals only, no new input) is trusted on restart on either broker, sealed
+    /// where the broker shows aborted transactions. The checkpoint topic says which kind it is.
+    func testARestartAfterAFinishedRunRepublishesNothing() throws {
+        let env = try prepare(events: 6_000, seed: 21)
+        let first = DWMJob(options: dwmOptions(env), topology: topology, cache: env.cache)
+        try first.run()
+        XCTAssertTrue(first.stats.accounting.isBalanced, "\(first.stats.accounting)")
+        XCTAssertGreaterThan(first.stats.dwsRows, 0)
+
+        let log = try CheckpointRecord.load(topic: env.prefix + Topology.dwmCheckpoint, group: env.prefix + "dwm",
+                                            instance: "reader", brokers: brokers, kafka: [:])
+        let showsAborted = !TestEnvironment.brokerHidesAbortedTransactions
+        XCTAssertEqual(log.probes.count, showsAborted ? 1 : 0, "the aborted probe is visible only where aborted transactions are")
+        XCTAssertEqual(log.seals.count, showsAborted ? 1 : 0, "sealed only where it matters")
+        let all = log.records.values.flatMap { $0 }
+        XCTAssertFalse(all.isEmpty)
+        XCTAssertTrue(all.allSatisfy { $0.tag != nil }, "every checkpoint names its transaction")
+
+        let again = DWMJob(options: dwmOptions(env, instance: "1"), topology: topology, cache: env.cache)
+        try again.run()
+        XCTAssertEqual(again.stats.dwsRows, 0, "DWS rows published again")
+        XCTAssertEqual(again.stats.dwmRows, 0, "DWM rows published again")
+        try assertMatches(env)   // once: it leaves end markers in the output topics
     }
 
     /// SIGKILL the real `strata job dwm` process three times, each after it committed in that life
