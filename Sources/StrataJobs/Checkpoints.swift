@@ -2,6 +2,11 @@ import StrataCore
 import StrataDWM
 import StrataKafka
 
+/// Which checkpoints a dwm restore believes (`DWMJob.Options.checkpointTrust`).
+public enum CheckpointTrust: String, Sendable, CaseIterable {
+    case auto, proven, all
+}
+
 /// Which transaction wrote a checkpoint: the engine that wrote it (a fresh id at every rebuild),
 /// its transaction count, and whether the transaction advanced an input position. A broker that
 /// shows aborted transactions (the local one does) hands back checkpoints of transactions that

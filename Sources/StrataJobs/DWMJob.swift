@@ -54,6 +54,10 @@ public final class DWMJob: StreamJob {
         public var batchSize = 10_000
         /// Static group membership (see `TransactionalLoop.Options.staticMembership`).
         public var staticMembership = false
+        /// Which checkpoints a restore believes: `.auto` learns whether the broker shows aborted
+        /// transactions (then `.proven`), `.proven` only those known to have committed, `.all`
+        /// every one read (right where aborted transactions are hidden, as Kafka does).
+        public var checkpointTrust = CheckpointTrust.auto
         /// See `TransactionalLoop.Options.settleTimeout`.
         public var settleTimeout: Duration?
         public init(brokers: String) { self.brokers = brokers }
@@ -256,6 +260,7 @@ final class DWMStage: TransactionalStage {
     /// A record in a transaction that is aborted: if the first restore's `read_committed` read of
     /// the checkpoint topic sees it, the broker shows aborted transactions (the local one does).
     private func sendProbe(_ producer: KafkaProducer) throws {
+        guard options.checkpointTrust == .auto else { return }
         try producer.beginTransaction()
         try producer.produce(topic: checkpointTopic, key: CheckpointRecord.probeKey(group: options.groupId, instance: options.instanceId),
                              value: Array(probe.utf8))
@@ -320,12 +325,17 @@ final class DWMStage: TransactionalStage {
         var checkpoints: [Source: SourceCheckpoint] = [:]
         var seeks: [TopicPartitionOffset] = []
         var unstarted: [Source] = []
+        var unproven: [String] = []
         for tp in assigned {
             guard let t = topicIndex[tp.topic] else { continue }
-            let (chosen, exact) = CheckpointRecord.select(saved["\(tp.topic)|\(tp.partition)"] ?? [], committed: committed["\(tp.topic)|\(tp.partition)"])
+            let key = "\(tp.topic)|\(tp.partition)"
+            let (chosen, exact) = CheckpointRecord.select(saved[key] ?? [], committed: committed[key])
             if !exact {
                 logger.warning("no checkpoint at the committed offset; restoring from an earlier one",
                                metadata: ["partition": "\(tp.topic)[\(tp.partition)]"])
+            }
+            if chosen != CheckpointRecord.select(log.records[key] ?? [], committed: committed[key]).record {
+                unproven.append("\(tp.topic)[\(tp.partition)]")
             }
             guard let r = chosen else {
                 let c = committed["\(tp.topic)|\(tp.partition)"] ?? TopicPartitionOffset.invalid
@@ -340,6 +350,12 @@ final class DWMStage: TransactionalStage {
             seeks.append(TopicPartitionOffset(topic: tp.topic, partition: tp.partition, offset: r.checkpoint.replayOffset))
         }
         state.checkpointed = state.positions
+        if !unproven.isEmpty {
+            // Their newest checkpoints came from a transaction not known to have committed (a
+            // killed life's last one, on a broker that shows aborted transactions): its rows are redone.
+            logger.info("restoring from checkpoints older than the newest, which are not known to have committed",
+                        metadata: ["partitions": "\(unproven.joined(separator: ","))"])
+        }
         engine.expectSources(assigned.compactMap { tp in topicIndex[tp.topic].map { Source(topic: $0, partition: Int(tp.partition)) } },
                              nowMs: Self.wallMs())
         if !checkpoints.isEmpty {
@@ -357,9 +373,14 @@ final class DWMStage: TransactionalStage {
     /// Whether the broker shows them is learnt once, from the probe ``prepare`` aborted.
     private func savedCheckpoints(_ log: CheckpointLog, committed: [String: Int64]) -> [String: [CheckpointRecord]] {
         if brokerShowsAborted == nil {
-            brokerShowsAborted = log.probes.contains(probe)
+            switch options.checkpointTrust {
+            case .auto: brokerShowsAborted = log.probes.contains(probe)
+            case .proven: brokerShowsAborted = true
+            case .all: brokerShowsAborted = false
+            }
             if brokerShowsAborted == true {
-                logger.notice("the broker shows aborted transactions to read_committed readers: restoring only from checkpoints known to have committed")
+                logger.notice("restoring only from checkpoints known to have committed",
+                              metadata: ["why": "\(options.checkpointTrust == .auto ? "the broker shows aborted transactions to read_committed readers" : "--checkpoint-trust proven")"])
             }
         }
         guard brokerShowsAborted == true else { return log.records }

@@ -122,6 +122,8 @@ struct DWMOptions: ParsableArguments {
     @Option(name: .customLong("dwm-batch-size"), help: "Most records the dwm job takes per poll.") var dwmBatchSize = DWMJob.Options(brokers: "").batchSize
     @Option(help: "How long dimension lookups wait for a store that cannot answer (PostgreSQL down or restarting), retrying, before the job exits to be restarted (s). A wait past the consumer's max.poll.interval.ms (60 s for dwm) takes the member out of its group; it rejoins and redoes its uncommitted work.") var storeWaitS = 120
     @Option(help: "A micro-queue partition not written by the split, idle this long, stops holding the watermark back (ms); the split declares its ods.raw partitions idle itself.") var idleSourceMs: Int64 = 30_000
+    @Option(help: "Which of its checkpoints the dwm job believes when it rebuilds its windows: auto (learn at start whether the broker shows aborted transactions to read_committed readers, as the local Tansu does; then proven), proven (only checkpoints known to have committed: a killed job's last publishing-only transaction is redone, its rows republished identical), all (every checkpoint read; right on brokers that hide aborted transactions, as Kafka does). docs/exactly-once.md") var checkpointTrust: Trust = .auto
+    enum Trust: String, ExpressibleByArgument, CaseIterable { case auto, proven, all }
 
     func apply(to o: inout DWMJob.Options) {
         o.batchSize = dwmBatchSize
@@ -133,6 +135,7 @@ struct DWMOptions: ParsableArguments {
         o.readRaw = readRaw
         o.alignMs = alignMs > 0 ? alignMs : nil
         o.idleSourceTimeoutMs = idleSourceMs
+        o.checkpointTrust = CheckpointTrust(rawValue: checkpointTrust.rawValue) ?? .auto
     }
 }
 
@@ -224,3 +227,4 @@ func startChangelogFollower(config: StrataConfig, topicPrefix: String, cache: Di
     o.groupId = nil
     return ChangelogFollower(DimSync(options: o, cache: cache))
 }
+
