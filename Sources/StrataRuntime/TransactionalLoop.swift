@@ -123,9 +123,15 @@ public final class TransactionalLoop {
         }
         let seal = stage.sealRecords()
         guard !seal.isEmpty else { return }
-        try producer.beginTransaction()
-        for r in seal { try producer.produce(topic: r.topic, key: r.key, value: r.value) }
-        try producer.commitTransaction()
+        // Sealing spares the next run some redone work; it is not needed for correctness, so a
+        // broker that cannot take it (stopping during an outage) does not hold the stop up long.
+        do {
+            try producer.beginTransaction()
+            for r in seal { try producer.produce(topic: r.topic, key: r.key, value: r.value) }
+            try producer.commitTransaction(timeoutMs: 10_000)
+        } catch {
+            logger.warning("could not seal the last transactions; the next run redoes the last one", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Runs a stage whose output is outside Kafka: after each durable `write` the loop commits the
