@@ -1,4 +1,6 @@
+import Foundation
 import StrataCore
+import Synchronization
 import StrataDWM
 import StrataKafka
 
@@ -11,7 +13,7 @@ public enum CheckpointTrust: String, Sendable, CaseIterable {
 /// its transaction count, and whether the transaction advanced an input position. A broker that
 /// shows aborted transactions (the local one does) hands back checkpoints of transactions that
 /// never committed; the tag lets a restore tell those apart (``CheckpointLog/trusted(committed:)``).
-struct CheckpointTag: Hashable {
+struct CheckpointTag: Hashable, Sendable {
     var writer: String
     var seq: Int
     var advanced: Bool
@@ -36,7 +38,7 @@ struct CheckpointTag: Hashable {
 /// (the local broker drops offset-commit metadata, so they cannot ride on the offsets).
 /// Record: key `<group>|<topic>|<partition>`, value `<committed position>|<tag>|<SourceCheckpoint>`
 /// (`<committed position>|<SourceCheckpoint>` before tags, still read).
-struct CheckpointRecord: Equatable {
+struct CheckpointRecord: Equatable, Sendable {
     var topic: String
     var partition: Int32
     var position: Int64
@@ -119,7 +121,7 @@ struct CheckpointRecord: Equatable {
 
 /// The checkpoint topic as a restore reads it: the checkpoints per source (`<topic>|<partition>`)
 /// in log order, the seals (writer → transactions below this count committed) and the probes seen.
-struct CheckpointLog {
+struct CheckpointLog: Sendable {
     var records: [String: [CheckpointRecord]] = [:]
     var seals: [String: Int] = [:]
     var probes: Set<String> = []
@@ -159,4 +161,26 @@ struct CheckpointLog {
         }
         return (out, untrusted.sorted())
     }
+}
+
+/// A read of the checkpoint topic on a thread of its own, for a restore that keeps the loop polling.
+final class CheckpointLoad: @unchecked Sendable {
+    let owned: Set<String>
+    let started = ContinuousClock.now
+    /// When the restore last said it is still waiting (the loop's thread only).
+    var lastReport = ContinuousClock.now
+    private let result = Mutex<Result<CheckpointLog, any Error>?>(nil)
+
+    init(owned: Set<String>, read: @escaping @Sendable () throws -> CheckpointLog) {
+        self.owned = owned
+        let thread = Thread { [self] in
+            let r = Result { try read() }
+            result.withLock { $0 = r }
+        }
+        thread.name = "strata-checkpoints"
+        thread.start()
+    }
+
+    /// The read's result once it is over.
+    var outcome: Result<CheckpointLog, any Error>? { result.withLock { $0 } }
 }

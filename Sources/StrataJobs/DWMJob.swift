@@ -188,6 +188,8 @@ final class DWMStage: TransactionalStage {
     private var brokerShowsAborted: Bool?
     /// Seals of engines replaced since the last commit (``sealRecords``).
     private var pendingSeals: [(key: [UInt8], value: [UInt8])] = []
+    /// The checkpoint topic's read under way for a restore.
+    private var load: CheckpointLoad?
 
     init(options: DWMJob.Options, topology: Topology, cache: DimensionCache, logger: Logger) {
         self.options = options
@@ -287,8 +289,35 @@ final class DWMStage: TransactionalStage {
     }
 
     /// A new engine over `owned`: every partition is positioned explicitly, at its checkpoint's
-    /// replay offset, else at the group's committed offset, else at the beginning.
+    /// replay offset, else at the group's committed offset, else at the beginning. The checkpoint
+    /// topic is read on a thread of its own (it waits for every open transaction on it, a dead
+    /// peer's until the broker times it out): `.notYet` until then, the loop polling meanwhile so
+    /// the membership survives a read longer than max.poll.interval.ms.
     func restore(owned assigned: [TopicPartitionOffset], consumer: KafkaConsumer) throws -> Restore {
+        var log = CheckpointLog()
+        if assigned.isEmpty {
+            load = nil
+        } else {
+            let owned = Set(assigned.map { "\($0.topic)|\($0.partition)" })
+            // Another assignment while reading: read again, offsets committed since count.
+            if load?.owned != owned {
+                let (topic, group, instance, brokers, kafka) = (checkpointTopic, options.groupId, options.instanceId, options.brokers, options.kafka)
+                load = CheckpointLoad(owned: owned) {
+                    try CheckpointRecord.load(topic: topic, group: group, instance: instance, brokers: brokers, kafka: kafka,
+                                              timeout: .seconds(600))
+                }
+            }
+            guard let l = load, let outcome = l.outcome else {
+                if let l = load, ContinuousClock.now - l.lastReport >= .seconds(10) {
+                    l.lastReport = .now
+                    logger.info("reading the checkpoints (waiting for the open transactions on the topic); partitions paused",
+                                metadata: ["waited_s": "\((ContinuousClock.now - l.started).components.seconds)"])
+                }
+                return .notYet
+            }
+            load = nil
+            log = try outcome.get()
+        }
         let gate = cache
         var config = WindowConfig(actions: topology.actions, outOfOrdernessMs: options.outOfOrdernessMs,
                                   allowedLatenessMs: options.allowedLatenessMs, idleTimeoutMs: options.idleSourceTimeoutMs)
@@ -309,8 +338,6 @@ final class DWMStage: TransactionalStage {
             try alignment?.assign(assigned.map(\.partition), consumer: consumer)
         }
         guard !assigned.isEmpty else { return Restore() }
-        let log = try CheckpointRecord.load(topic: checkpointTopic, group: options.groupId, instance: options.instanceId,
-                                            brokers: options.brokers, kafka: options.kafka)
         // The committed offsets of every input partition the checkpoints name, not only the
         // assigned ones: a transaction is trusted by all the positions it wrote.
         var asked = Set(assigned.map { "\($0.topic)|\($0.partition)" })

@@ -82,6 +82,8 @@ public final class TransactionalLoop {
     private var positions: [PartitionKey: Int64] = [:]
     private var uncommittedFrom: [PartitionKey: Int64] = [:]
     private var positionsChanged = false
+    /// The stage's restore is not ready: owned partitions paused, asked again after each poll.
+    private var restorePending = false
     /// The next offset the consumer fetches per partition, where known (read, sought or rewound).
     private var fetchPositions: [PartitionKey: Int64] = [:]
     private var redelivering: Set<PartitionKey> = []
@@ -177,7 +179,7 @@ public final class TransactionalLoop {
         while !shouldStop() {
             let batch = try consumer.poll(maxMessages: options.batchSize, timeoutMs: options.pollTimeoutMs)
             clock.lap(laps.poll)
-            if assignment.takeChange() != nil {
+            if assignment.takeChange() != nil || restorePending {
                 let repositioned = try restore(stage, consumer: consumer)
                 clock.lap(laps.restore)
                 // Idle time counts from when the stage is ready (a restore reads checkpoints).
@@ -256,11 +258,22 @@ public final class TransactionalLoop {
                                                          "aborted_transactions": "\(stats.abortedTransactions)"])
     }
 
-    /// Asks the stage where to resume and seeks there; true when the consumer was repositioned.
+    /// Asks the stage where to resume and seeks there; true when the consumer was repositioned
+    /// (or is held while the stage's restore is pending: what was polled comes again).
     private func restore(_ stage: some LoopStage, consumer: KafkaConsumer) throws -> Bool {
-        stats.restores += 1
         let owned = try consumer.assignment()
         let r = try stage.restore(owned: owned, consumer: consumer)
+        if r.pending {
+            // Again after every poll: partitions assigned meanwhile start unpaused.
+            try consumer.pause(owned)
+            restorePending = true
+            return true
+        }
+        if restorePending {
+            try consumer.resume(owned)
+            restorePending = false
+        }
+        stats.restores += 1
         positions = [:]
         uncommittedFrom = [:]
         fetchPositions = [:]

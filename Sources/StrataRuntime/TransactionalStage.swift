@@ -81,9 +81,21 @@ public struct Restore {
     /// committed position above its replay offset): what the next transaction commits at least.
     public var positions: [TopicPartitionOffset]
 
+    /// Not ready yet (e.g. state still being read in the background): the loop pauses the owned
+    /// partitions, keeps polling (the group membership stays alive) and asks again after each
+    /// poll; the records polled meanwhile come again after the ready restore's seeks, which must
+    /// then position every owned partition.
+    public var pending = false
+
     public init(seeks: [TopicPartitionOffset] = [], positions: [TopicPartitionOffset] = []) {
         self.seeks = seeks
         self.positions = positions
+    }
+
+    public static var notYet: Restore {
+        var r = Restore()
+        r.pending = true
+        return r
     }
 }
 

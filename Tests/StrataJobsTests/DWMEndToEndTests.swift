@@ -224,6 +224,39 @@ final class DWMEndToEndTests: XCTestCase {
         try assertMatches(env)   // once: it leaves end markers in the output topics
     }
 
+    /// The checkpoint topic held by a peer's open transaction (a peer that died mid-transaction
+    /// holds it until the broker times the transaction out, 60 s by default) for longer than the
+    /// job's max.poll.interval.ms: the restore waits for it with the partitions paused and the
+    /// loop polling, so the member keeps its place (one rebuild, not one per rejoin) and the rows
+    /// are right.
+    func testARestoreWaitingLongForTheCheckpointsKeepsTheGroupMembership() throws {
+        let env = try prepare(events: 6_000, seed: 31)
+        var cfg = KafkaConfig.producer(bootstrapServers: brokers)
+        cfg.transactionalId = env.prefix + "peer"
+        let peer = try KafkaProducer(config: cfg)
+        try peer.initTransactions()
+        try peer.beginTransaction()
+        try peer.produce(topic: env.prefix + Topology.dwmCheckpoint, key: Array("peer|x|0".utf8), value: Array("open".utf8))
+        try peer.flush()
+        let held = Duration.seconds(15)
+        let box = UncheckedSendable(peer)
+        let release = Thread {
+            Thread.sleep(forTimeInterval: Double(held.components.seconds))
+            try? box.value.abortTransaction()
+        }
+        release.start()
+
+        var options = dwmOptions(env)
+        options.kafka = ["consumer.session.timeout.ms": "6000", "consumer.max.poll.interval.ms": "7000"]
+        let job = DWMJob(options: options, topology: topology, cache: env.cache)
+        let started = ContinuousClock.now
+        try job.run()
+        XCTAssertGreaterThan(ContinuousClock.now - started, held - .seconds(1), "the restore waited for the open transaction")
+        XCTAssertEqual(job.stats.rebuilds, 1, "the member kept its place while the checkpoints were read")
+        XCTAssertTrue(job.stats.accounting.isBalanced, "\(job.stats.accounting)")
+        try assertMatches(env)
+    }
+
     /// SIGKILL the real `strata job dwm` process three times, each after it committed in that life
     /// plus a seeded random delay, while input remains; the final rows equal the independent
     /// computation (i.e. an uninterrupted run), and no final revision was published twice with
