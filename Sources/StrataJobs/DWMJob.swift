@@ -183,9 +183,11 @@ final class DWMStage: TransactionalStage {
     private var laps = (windowApply: 0, collect: 0, lookup: 0, rows: 0)
 
     private var checkpointTopic: String { options.topicPrefix + Topology.dwmCheckpoint }
-    /// This process's probe (``sendProbe``) and what it told; nil until the first restore.
+    /// This process's probe (``sendProbe``), and whether restores believe only the checkpoints
+    /// known to have committed (``CheckpointTrust``; with `.auto` what the probe told); nil until
+    /// the first restore has read the checkpoint topic.
     private let probe = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-    private var brokerShowsAborted: Bool?
+    private var provenOnly: Bool?
     /// Seals of engines replaced since the last commit (``sealRecords``).
     private var pendingSeals: [(key: [UInt8], value: [UInt8])] = []
     /// The checkpoint topic's read under way for a restore.
@@ -277,7 +279,7 @@ final class DWMStage: TransactionalStage {
     /// After the loop's last commit: seal this engine's transactions, so that a restart trusts its
     /// last checkpoints (only where the broker shows aborted transactions; elsewhere nothing).
     func sealRecords() -> [(topic: String, key: [UInt8], value: [UInt8])] {
-        guard brokerShowsAborted == true else { return [] }
+        guard provenOnly == true else { return [] }
         var seals = pendingSeals
         if let s = state, s.seq > 0 { seals.append(CheckpointRecord.seal(group: options.groupId, writer: s.writer, seq: s.seq)) }
         return seals.map { (checkpointTopic, $0.key, $0.value) }
@@ -327,7 +329,7 @@ final class DWMStage: TransactionalStage {
         let engine = WindowEngine(config: config) { gate.confirmContent($0) }
         var state = EngineState(engine: engine)
         // The engine replaced committed `seq` transactions: sealed in the next transaction.
-        if brokerShowsAborted == true, let old = self.state, old.seq > 0 {
+        if provenOnly == true, let old = self.state, old.seq > 0 {
             pendingSeals.append(CheckpointRecord.seal(group: options.groupId, writer: old.writer, seq: old.seq))
         }
         defer { self.state = state }
@@ -338,17 +340,19 @@ final class DWMStage: TransactionalStage {
             try alignment?.assign(assigned.map(\.partition), consumer: consumer)
         }
         guard !assigned.isEmpty else { return Restore() }
-        // The committed offsets of every input partition the checkpoints name, not only the
-        // assigned ones: a transaction is trusted by all the positions it wrote.
+        let proven = decideTrust(log)
+        // Believing only proven checkpoints needs the committed offsets of every input partition
+        // the checkpoints name, not only the assigned ones: a transaction is trusted by all the
+        // positions it wrote.
         var asked = Set(assigned.map { "\($0.topic)|\($0.partition)" })
         var query = assigned
-        for list in log.records.values {
+        for list in log.records.values where proven {
             guard let r = list.first, topicIndex[r.topic] != nil, asked.insert(r.source).inserted else { continue }
             query.append(TopicPartitionOffset(topic: r.topic, partition: r.partition, offset: TopicPartitionOffset.invalid))
         }
         let committed = Dictionary(try consumer.committed(query).map { ("\($0.topic)|\($0.partition)", $0.offset) },
                                    uniquingKeysWith: { a, _ in a })
-        let saved = savedCheckpoints(log, committed: committed)
+        let saved = proven ? provenCheckpoints(log, committed: committed) : log.records
         var checkpoints: [Source: SourceCheckpoint] = [:]
         var seeks: [TopicPartitionOffset] = []
         var unstarted: [Source] = []
@@ -361,11 +365,11 @@ final class DWMStage: TransactionalStage {
                 logger.warning("no checkpoint at the committed offset; restoring from an earlier one",
                                metadata: ["partition": "\(tp.topic)[\(tp.partition)]"])
             }
-            if chosen != CheckpointRecord.select(log.records[key] ?? [], committed: committed[key]).record {
+            if proven, chosen != CheckpointRecord.select(log.records[key] ?? [], committed: committed[key]).record {
                 unproven.append("\(tp.topic)[\(tp.partition)]")
             }
             guard let r = chosen else {
-                let c = committed["\(tp.topic)|\(tp.partition)"] ?? TopicPartitionOffset.invalid
+                let c = committed[key] ?? TopicPartitionOffset.invalid
                 if c < 0 { unstarted.append(Source(topic: t, partition: Int(tp.partition))) }
                 seeks.append(TopicPartitionOffset(topic: tp.topic, partition: tp.partition, offset: c >= 0 ? c : TopicPartitionOffset.beginning))
                 continue
@@ -395,22 +399,28 @@ final class DWMStage: TransactionalStage {
         return Restore(seeks: seeks, positions: positions)
     }
 
-    /// The checkpoints a restore may choose from: all of them on a broker that hides aborted
-    /// transactions, else those known to have committed (``CheckpointLog/trusted(committed:)``).
-    /// Whether the broker shows them is learnt once, from the probe ``prepare`` aborted.
-    private func savedCheckpoints(_ log: CheckpointLog, committed: [String: Int64]) -> [String: [CheckpointRecord]] {
-        if brokerShowsAborted == nil {
-            switch options.checkpointTrust {
-            case .auto: brokerShowsAborted = log.probes.contains(probe)
-            case .proven: brokerShowsAborted = true
-            case .all: brokerShowsAborted = false
-            }
-            if brokerShowsAborted == true {
-                logger.notice("restoring only from checkpoints known to have committed",
-                              metadata: ["why": "\(options.checkpointTrust == .auto ? "the broker shows aborted transactions to read_committed readers" : "--checkpoint-trust proven")"])
-            }
+    /// Whether restores believe only checkpoints known to have committed: decided once, by
+    /// `checkpointTrust`, with `.auto` by whether the probe ``prepare`` aborted is visible (the
+    /// broker shows aborted transactions; one that hides them, as Kafka does, shows only committed
+    /// checkpoints, all of them believable).
+    private func decideTrust(_ log: CheckpointLog) -> Bool {
+        if let provenOnly { return provenOnly }
+        let decided: Bool
+        switch options.checkpointTrust {
+        case .auto: decided = log.probes.contains(probe)
+        case .proven: decided = true
+        case .all: decided = false
         }
-        guard brokerShowsAborted == true else { return log.records }
+        if decided {
+            logger.notice("restoring only from checkpoints known to have committed",
+                          metadata: ["why": "\(options.checkpointTrust == .auto ? "the broker shows aborted transactions to read_committed readers" : "--checkpoint-trust proven")"])
+        }
+        provenOnly = decided
+        return decided
+    }
+
+    /// The checkpoints known to have committed (``CheckpointLog/trusted(committed:)``).
+    private func provenCheckpoints(_ log: CheckpointLog, committed: [String: Int64]) -> [String: [CheckpointRecord]] {
         let (records, untrusted) = log.trusted(committed: committed)
         if !untrusted.isEmpty {
             logger.warning("no checkpoint known to have committed; choosing among all of them",

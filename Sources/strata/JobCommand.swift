@@ -227,4 +227,3 @@ func startChangelogFollower(config: StrataConfig, topicPrefix: String, cache: Di
     o.groupId = nil
     return ChangelogFollower(DimSync(options: o, cache: cache))
 }
-
