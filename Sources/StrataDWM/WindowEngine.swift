@@ -407,13 +407,24 @@ public final class WindowEngine {
     }
 
     public func collect<S: RowSink>(nowMs: Int64, earlyRevisions: Bool = true, dwmFinalsBudget: Int? = nil, into sink: inout S) {
+        collect(nowMs: nowMs, earlyRowsOfWindowsEndingAfter: earlyRevisions ? .min : .max, dwmFinalsBudget: dwmFinalsBudget, into: &sink)
+    }
+
+    /// As `collect(nowMs:earlyRevisions:dwmFinalsBudget:into:)`, with early revisions only of the
+    /// open windows ending after `cutoff`; ``heldEarlyRows`` then tells whether an open window's
+    /// were held back (its changed cells stay changed for a later collect).
+    public func collect<S: RowSink>(nowMs: Int64, earlyRowsOfWindowsEndingAfter cutoff: Int64, dwmFinalsBudget: Int? = nil, into sink: inout S) {
         precondition(!isRestoring, "collect() while restoring: call endRestore() first")
         let before = watermark
         advanceWatermark(nowMs: nowMs)
         // Deferring: the windows final before this collect get their DWM finals now.
-        publish(earlyRevisions: earlyRevisions, dwmMark: config.dwsFinalsFirst ? Swift.max(dwmFinalMark, before) : watermark,
+        publish(earlyCutoff: cutoff, dwmMark: config.dwsFinalsFirst ? Swift.max(dwmFinalMark, before) : watermark,
                 finalsBudget: dwmFinalsBudget ?? (config.dwmFinalsPerCollect > 0 ? config.dwmFinalsPerCollect : .max), into: &sink)
     }
+
+    /// The last collect held back the early revisions of an open window (see
+    /// `collect(nowMs:earlyRowsOfWindowsEndingAfter:dwmFinalsBudget:into:)`).
+    public private(set) var heldEarlyRows = false
 
     /// End of bounded input (`--until-idle`): moves the watermark to the end of the newest window,
     /// so every window is final, and returns the rows (as `collect`), every DWM final included.
@@ -428,7 +439,7 @@ public final class WindowEngine {
         precondition(!isRestoring, "flushAll() while restoring: call endRestore() first")
         advanceWatermark(nowMs: nowMs)
         if let last = windows.last, last.end > watermark { watermark = last.end }
-        publish(earlyRevisions: true, dwmMark: watermark, finalsBudget: .max, into: &sink)
+        publish(earlyCutoff: .min, dwmMark: watermark, finalsBudget: .max, into: &sink)
     }
 
     /// The watermark a collect at `nowMs` would set (does not change anything).
@@ -468,7 +479,8 @@ public final class WindowEngine {
     /// until the budget is spent; the mark then stays below the first window not wholly out, and
     /// `dwmPartialEnd`/`dwmPartsOut` say how far it got.
     /// A window is evicted only once its DWM finals are out.
-    private func publish<S: RowSink>(earlyRevisions: Bool, dwmMark mark: Int64, finalsBudget: Int, into sink: inout S) {
+    private func publish<S: RowSink>(earlyCutoff: Int64, dwmMark mark: Int64, finalsBudget: Int, into sink: inout S) {
+        heldEarlyRows = false
         var kept: [MinuteWindow] = []
         kept.reserveCapacity(windows.count)
         var budget = finalsBudget
@@ -492,8 +504,10 @@ public final class WindowEngine {
                     emitFinalParts(w, budget: &budget, into: &sink)
                 }
                 emitTotals(w, all: false, into: &sink)
-            } else if w.isFinal || earlyRevisions {
+            } else if w.isFinal || w.end > earlyCutoff {
                 emit(w, all: false, into: &sink)
+            } else {
+                heldEarlyRows = true
             }
             if owed == nil && w.isFinal && !w.dwmFinalsOut { owed = w }
             if watermark > w.end + lateness && w.dwmFinalsOut {

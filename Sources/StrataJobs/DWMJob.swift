@@ -36,7 +36,7 @@ public final class DWMJob: StreamJob {
         public var dwsFinalsFirst = true
         /// With DWS finals first: a minute's DWM finals go out over as many transactions as it
         /// takes, about this many rows each (`WindowConfig.dwmFinalsPerCollect`), and each of them
-        /// carries the next minute's early rows too; 0: all in one transaction.
+        /// carries the next minute's early rows too (a live minute's); 0: all in one transaction.
         public var dwmFinalsPerTransaction = 50_000
         /// Read ods.raw itself instead of the split's micro-queues: one broker hop fewer, and the
         /// watermark no longer waits for the split's transactions. ods.raw must be keyed by
@@ -166,6 +166,8 @@ final class DWMStage: TransactionalStage {
     private var emission: RowBatch?
     private let batch: RowBatch
     private var emittedAt: Int64 = 0
+    /// The current transaction's collect published every open window's early rows (at this instant).
+    private var earlyOutAt: ContinuousClock.Instant?
     private var timings: (lookup: Duration, produce: Duration) = (.zero, .zero)
     private let topicNames: [String]
     private let topicIndex: [String: Int]
@@ -232,6 +234,9 @@ final class DWMStage: TransactionalStage {
         var rereading: [Source: Reread] = [:]
         var late: [(key: [UInt8]?, value: [UInt8])] = []
         var lastCommit = ContinuousClock.now
+        /// When the last committed collect published the early rows of every open window.
+        var lastEarly = ContinuousClock.now
+        /// Changes applied since then.
         var dirty = false
         /// Tags this engine's checkpoints (``CheckpointTag``): a fresh writer id per rebuild, its
         /// committed transactions so far, and the positions of its last checkpoints.
@@ -620,13 +625,16 @@ final class DWMStage: TransactionalStage {
     /// behind while they run and the early rows the spreading is for would wait in the consumer.
     func wantsTransaction(_ tick: Tick) -> Bool {
         guard let s = state, !s.engine.isRestoring else { return false }
-        let early = tick.now - s.lastCommit >= .milliseconds(options.earlyIntervalMs)
-        if tick.finishing || (s.dirty && early) { return true }
+        if tick.finishing || (s.dirty && earlyDue(s, tick)) { return true }
         switch s.engine.finalsDue(nowMs: Self.wallMs()) {
         case .closing: return true
-        case .owed: return !tick.backlogged || early
+        case .owed: return !tick.backlogged || tick.now - s.lastCommit >= .milliseconds(options.earlyIntervalMs)
         case .none: return false
         }
+    }
+
+    private func earlyDue(_ s: EngineState, _ tick: Tick) -> Bool {
+        tick.now - s.lastEarly >= .milliseconds(options.earlyIntervalMs)
     }
 
     /// Collects the rows and looks their dimensions up before the transaction opens.
@@ -640,8 +648,16 @@ final class DWMStage: TransactionalStage {
         rows.removeAll()
         if tick.finishing {
             s.engine.flushAll(nowMs: emittedAt, into: &rows)
+            earlyOutAt = tick.now
         } else {
-            s.engine.collect(nowMs: emittedAt, dwmFinalsBudget: tick.backlogged ? .max : nil, into: &rows)
+            // A minute that ended on the wall clock more than a minute (plus the out-of-orderness)
+            // ago is being caught up: its early rows go out once per early interval, not with
+            // every transaction its neighbours' closing brings (every few hundred milliseconds
+            // then, and replaced by the finals a moment later). Live minutes are never held.
+            let heldUpTo = earlyDue(s, tick) ? Int64.min : emittedAt - options.outOfOrdernessMs - 60_000
+            s.engine.collect(nowMs: emittedAt, earlyRowsOfWindowsEndingAfter: heldUpTo,
+                             dwmFinalsBudget: tick.backlogged ? .max : nil, into: &rows)
+            earlyOutAt = s.engine.heldEarlyRows ? nil : tick.now
         }
         clock?.lap(laps.collect)
         let t0 = ContinuousClock.now
@@ -684,7 +700,10 @@ final class DWMStage: TransactionalStage {
         engineAtCommit = engineNow
         s.late.removeAll()
         s.lastCommit = .now
-        s.dirty = false
+        if let at = earlyOutAt {
+            s.lastEarly = at
+            s.dirty = false
+        }
         s.seq += 1
         s.checkpointed = s.positions
         pendingSeals.removeAll()

@@ -79,6 +79,40 @@ final class RevisionTests: XCTestCase {
         XCTAssertEqual(engine.flushAll(nowMs: 0).dwm.map { "\($0.minute - m0) \($0.rev) \($0.isFinal)" }, ["60000 3 true"])
     }
 
+    /// A job catching up holds the early rows of minutes long past on the wall clock until its
+    /// early interval is due: the held cells stay changed, and nothing else is held back.
+    func testEarlyRowsOfOldWindowsAreHeldUntilACollectTakesThem() {
+        let engine = makeEngine()   // out-of-orderness 5 s
+        engine.apply(event("a", ts: m0 + 1_000, "expose"), offset: 1)
+        engine.apply(event("b", ts: m0 + 62_000, "click", user: "u2"), offset: 2)   // watermark m0 + 57 s
+        func collect(holdingEndingBy cutoff: Int64) -> Emission {
+            var batch = RowBatch(actionCount: 7)
+            engine.collect(nowMs: 0, earlyRowsOfWindowsEndingAfter: cutoff, into: &batch)
+            return batch.emission
+        }
+        var rows = collect(holdingEndingBy: m0 + 60_000)
+        XCTAssertTrue(engine.heldEarlyRows)
+        XCTAssertEqual(rows.dwm.map { "\($0.minute - m0) \($0.userId) \($0.rev) \($0.isFinal)" }, ["60000 u2 2 false"])
+        XCTAssertEqual(rows.dws.map { "\($0.minute - m0) \($0.rev)" }, ["60000 2"])
+
+        rows = collect(holdingEndingBy: m0 + 60_000)
+        XCTAssertTrue(engine.heldEarlyRows)
+        XCTAssertTrue(rows.isEmpty, "the open later minute had nothing new, the held one stays held: \(rows)")
+
+        rows = collect(holdingEndingBy: .min)
+        XCTAssertFalse(engine.heldEarlyRows)
+        XCTAssertEqual(rows.dwm.map { "\($0.minute - m0) \($0.userId) \($0.rev) \($0.isFinal)" }, ["0 u000000001 2 false"])
+        XCTAssertTrue(collect(holdingEndingBy: .min).isEmpty)
+
+        // A held window's finals are not held: the watermark passing it publishes them.
+        engine.apply(event("c", ts: m0 + 30_000, "like"), offset: 3)
+        engine.apply(event("d", ts: m0 + 66_000, "click", user: "u3"), offset: 4)   // watermark m0 + 61 s
+        rows = collect(holdingEndingBy: .max)
+        XCTAssertTrue(engine.heldEarlyRows, "minute m0 + 60 s is open and changed")
+        XCTAssertEqual(rows.dwm.map { "\($0.minute - m0) \($0.userId) \($0.rev) \($0.isFinal)" }, ["0 u000000001 5 true"])
+        XCTAssertEqual(rows.dws.map { "\($0.minute - m0) \($0.rev) \($0.isFinal)" }, ["0 5 true"])
+    }
+
     func testFlushAllFinalizesEveryOpenWindow() {
         let engine = makeEngine()
         for (i, t) in [1_000, 61_000, 121_000].enumerated() {
