@@ -7,6 +7,7 @@ public struct TopicRecord {
     public let key: [UInt8]?
     public let headers: [(String, [UInt8])]
     public let partition: Int32
+    public let offset: Int64
 }
 
 /// A topic whose end markers did not all come back within the timeout.
@@ -18,12 +19,15 @@ public struct ReadIncomplete: Error, CustomStringConvertible {
 /// Every record committed in `topic` (read_committed) before the call, the markers left out: an end
 /// marker is written now to each partition and the topic is read until each comes back, so the read
 /// is complete without waiting for silence. `partitions` defaults to the topic's partition count.
-/// Throws `ReadIncomplete` after `timeout`.
+/// Throws `ReadIncomplete` after `timeout`. `readCommitted: false` reads every record written,
+/// aborted transactions' too (to tell a record never written from one the broker did not show).
 public func readToEndMarkers(brokers: String, topic: String, partitions: Int? = nil,
-                             timeout: Duration) throws -> [TopicRecord] {
+                             timeout: Duration, readCommitted: Bool = true) throws -> [TopicRecord] {
     let endKey = Array("strata-test-end".utf8)
     let endValue = Array(UUID().uuidString.utf8)
-    let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: nil))
+    var config = KafkaConfig.consumer(bootstrapServers: brokers, groupId: nil)
+    if !readCommitted { config["isolation.level"] = "read_uncommitted" }
+    let consumer = try KafkaConsumer(config: config)
     defer { consumer.close() }
     let partitionCount = try partitions ?? consumer.partitionCount(topic: topic)
     let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
@@ -47,7 +51,8 @@ public func readToEndMarkers(brokers: String, topic: String, partitions: Int? = 
         for message in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) where message.error == nil && pending.contains(message.partition) {
             let key = message.key.map { Array($0) }
             if key == endKey && Array(message.value) == endValue { pending.remove(message.partition); continue }
-            records.append(TopicRecord(value: Array(message.value), key: key, headers: message.headers, partition: message.partition))
+            records.append(TopicRecord(value: Array(message.value), key: key, headers: message.headers, partition: message.partition,
+                                       offset: message.offset))
         }
     }
     return records
