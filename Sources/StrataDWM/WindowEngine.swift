@@ -115,12 +115,14 @@ public final class WindowEngine {
     }
 
     /// As `apply`, for a record the caller already scanned (`event` describes `record`).
+    /// `action`: the event's index in `config.actions` when the caller already matched it (the
+    /// split's router did, reading ods.raw directly), so it is not matched again.
     @discardableResult
     public func apply(scanned event: ScannedEvent, in record: UnsafeRawBufferPointer, source: Source,
-                      offset: Int64, stamp: SourceProgress.Stamp? = nil) -> ApplyOutcome {
+                      offset: Int64, stamp: SourceProgress.Stamp? = nil, action: Int? = nil) -> ApplyOutcome {
         let (si, replayed) = consume(source, offset: offset)
         if rawInput { sources.noteRawProgress(si, event.ts) }
-        return applyScanned(event, record, si: si, offset: offset, replayed: replayed, stamp: stamp)
+        return applyScanned(event, record, si: si, offset: offset, replayed: replayed, stamp: stamp, action: action)
     }
 
     /// A record that is not counted: the job's validation filtered it for `reason` (with
@@ -158,9 +160,9 @@ public final class WindowEngine {
 
     @inline(__always)
     private func applyScanned(_ ev: ScannedEvent, _ record: UnsafeRawBufferPointer, si: Int, offset: Int64,
-                              replayed: Bool, stamp: SourceProgress.Stamp?) -> ApplyOutcome {
+                              replayed: Bool, stamp: SourceProgress.Stamp?, action known: Int? = nil) -> ApplyOutcome {
         if ev.hasEscapes { return applyEscaped(ev, record, si: si, offset: offset, replayed: replayed, stamp: stamp) }
-        guard let action = actionIndex(ev.action.bytes(in: record)) else { return filtered(Self.unknownAction, replayed) }
+        guard let action = known ?? actionIndex(ev.action.bytes(in: record)) else { return filtered(Self.unknownAction, replayed) }
         return applyEvent(si: si, offset: offset, replayed: replayed, stamp: stamp, action: action, ts: ev.ts,
                           durationMs: ev.durationMs ?? 0, eventId: ev.eventId.bytes(in: record),
                           contentId: ev.contentId.bytes(in: record), userId: ev.userId.bytes(in: record),

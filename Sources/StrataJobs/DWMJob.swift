@@ -498,9 +498,10 @@ final class DWMStage: TransactionalStage {
                 var scanned: ScannedEvent?
                 let outcome: ApplyOutcome
                 switch router.route(m.value, scanned: &scanned) {
-                case .route(_, let key):
+                case .route(let action, let key):
                     try checkKeyed(m, contentId: UnsafeRawBufferPointer(rebasing: m.value[key.start..<key.start + key.count]))
-                    outcome = s.engine.apply(scanned: scanned!, in: m.value, source: source, offset: m.offset)
+                    // The router's topology is the engine's: its action index is the engine's.
+                    outcome = s.engine.apply(scanned: scanned!, in: m.value, source: source, offset: m.offset, action: action)
                 case .routeDecoded(_, let key):
                     try key.withUnsafeBytes { try checkKeyed(m, contentId: $0) }
                     outcome = s.engine.apply(scanned: scanned!, in: m.value, source: source, offset: m.offset)
