@@ -20,8 +20,11 @@ import time
 
 def consumer(a, group, topic, isolation):
     from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+    # fetch.queue.backoff.ms as Strata's consumers set it (KafkaConfig.consumer): librdkafka's 1 s
+    # default stalls a partition whose queue passed queued.min.messages (docs/performance.md).
     c = Consumer({"bootstrap.servers": a.brokers, "group.id": group, "enable.auto.commit": False,
-                  "isolation.level": isolation, "auto.offset.reset": "earliest", "fetch.max.bytes": 52_428_800})
+                  "isolation.level": isolation, "auto.offset.reset": "earliest", "fetch.max.bytes": 52_428_800,
+                  "fetch.queue.backoff.ms": 10})
     md = c.list_topics(topic, timeout=30).topics.get(topic)
     if md is None or md.error is not None:
         sys.exit(f"no topic {topic}")
