@@ -11,7 +11,8 @@ public protocol LoopStage: AnyObject {
     /// One poll's records in partition order (consumer errors and end-of-partition events removed).
     /// They stay valid until the next transaction has committed or aborted.
     func consume(_ records: [KafkaMessage]) throws
-    /// The consumer reached the current end of a partition (`enable.partition.eof`).
+    /// The consumer reached the current end of a partition (`enable.partition.eof`): called after
+    /// `consume` with the poll's records, and only when no record of the partition followed the end.
     func partitionEnded(topic: String, partition: Int32)
     /// After every poll (e.g. pause or resume partitions); a thrown error ends the run.
     func afterPoll(consumer: KafkaConsumer) throws
