@@ -546,8 +546,11 @@ final class DWMStage: TransactionalStage {
             + "(so that each instance sees all of a content's events). Run the dwm job without --read-raw, or key ods.raw by content_id")
     }
 
-    func partitionEnded(topic: String, partition: Int32) {
-        alignment?.noteEnd(partition: partition)
+    func partitionEnded(topic: String, partition: Int32, afterRecords: Bool) {
+        // Alignment takes an end only from a poll without the partition's records, as it always
+        // has: taking every end weakened it on a skewed backlog (peak open windows 10-16 against
+        // 10-14 in RawInputEndToEndTests), for a reason not understood yet.
+        if !afterRecords { alignment?.noteEnd(partition: partition) }
         guard let t = topicIndex[topic], state?.owned.contains(Source(topic: t, partition: Int(partition))) == true else { return }
         state?.atEnd.insert(Source(topic: t, partition: Int(partition)))
     }

@@ -12,8 +12,9 @@ public protocol LoopStage: AnyObject {
     /// They stay valid until the next transaction has committed or aborted.
     func consume(_ records: [KafkaMessage]) throws
     /// The consumer reached the current end of a partition (`enable.partition.eof`): called after
-    /// `consume` with the poll's records, and only when no record of the partition followed the end.
-    func partitionEnded(topic: String, partition: Int32)
+    /// `consume` with the poll's records, and only when no record of the partition followed the
+    /// end; `afterRecords`: records of the partition came before it in this poll.
+    func partitionEnded(topic: String, partition: Int32, afterRecords: Bool)
     /// After every poll (e.g. pause or resume partitions); a thrown error ends the run.
     func afterPoll(consumer: KafkaConsumer) throws
     /// Whether to commit now (a Kafka transaction, or a durable write followed by the offsets).
@@ -56,7 +57,7 @@ public protocol DurableStage: LoopStage {
 }
 
 extension LoopStage {
-    public func partitionEnded(topic: String, partition: Int32) {}
+    public func partitionEnded(topic: String, partition: Int32, afterRecords: Bool) {}
     public func afterPoll(consumer: KafkaConsumer) {}
     public func beforeTransaction(_ tick: Tick) throws {}
     public var holdsInput: Bool { false }

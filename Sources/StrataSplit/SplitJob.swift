@@ -208,7 +208,10 @@ final class SplitStage: TransactionalStage {
         }
     }
 
-    func partitionEnded(topic: String, partition: Int32) { alignment?.noteEnd(partition: partition) }
+    /// Alignment takes an end only from a poll without the partition's records (see DWMStage).
+    func partitionEnded(topic: String, partition: Int32, afterRecords: Bool) {
+        if !afterRecords { alignment?.noteEnd(partition: partition) }
+    }
 
     func afterPoll(consumer: KafkaConsumer) {
         let now = ContinuousClock.now
