@@ -105,8 +105,8 @@ public final class DWMJob: StreamJob {
         // all events of a content (co-partitioned by content_id) reach the same engine.
         loopOptions.consumerDefaults["partition.assignment.strategy"] = "range"
         // End-of-partition events tell alignment (and the idle rule) which partitions have
-        // nothing more to deliver, and the job when it has caught up with its input.
-        loopOptions.consumerDefaults["enable.partition.eof"] = "true"
+        // nothing more to deliver.
+        if options.readRaw { loopOptions.consumerDefaults["enable.partition.eof"] = "true" }
         loop = TransactionalLoop(options: loopOptions, logger: logger)
     }
 
@@ -243,17 +243,11 @@ final class DWMStage: TransactionalStage {
         let writer = String(UInt64.random(in: 0...UInt64.max), radix: 36)
         var seq = 0
         var checkpointed: [Source: Int64] = [:]
-        /// The assigned sources, and those whose end the consumer reported after their last record.
-        var owned: Set<Source> = []
-        var atEnd: Set<Source> = []
-        /// Every assigned source is at its end: the input is drained.
-        var caughtUp: Bool { !owned.isEmpty && atEnd.count == owned.count }
 
         /// A record of `source` at `offset` was read: the position to commit, and the replay's progress.
         mutating func read(_ source: Source, offset: Int64) {
             positions[source] = max(positions[source] ?? 0, offset + 1)
             readUpTo[source] = offset + 1
-            atEnd.remove(source)
         }
     }
 
@@ -398,8 +392,8 @@ final class DWMStage: TransactionalStage {
             logger.info("restoring from checkpoints older than the newest, which are not known to have committed",
                         metadata: ["partitions": "\(unproven.joined(separator: ","))"])
         }
-        state.owned = Set(assigned.compactMap { tp in topicIndex[tp.topic].map { Source(topic: $0, partition: Int(tp.partition)) } })
-        engine.expectSources(Array(state.owned), nowMs: Self.wallMs())
+        engine.expectSources(assigned.compactMap { tp in topicIndex[tp.topic].map { Source(topic: $0, partition: Int(tp.partition)) } },
+                             nowMs: Self.wallMs())
         if !checkpoints.isEmpty {
             engine.beginRestore(checkpoints: checkpoints, committedOffsets: state.positions, unstarted: unstarted)
             if state.restoreTargets.isEmpty { engine.endRestore() }
@@ -546,14 +540,7 @@ final class DWMStage: TransactionalStage {
             + "(so that each instance sees all of a content's events). Run the dwm job without --read-raw, or key ods.raw by content_id")
     }
 
-    func partitionEnded(topic: String, partition: Int32, afterRecords: Bool) {
-        // Alignment takes an end only from a poll without the partition's records, as it always
-        // has: taking every end weakened it on a skewed backlog (peak open windows 10-16 against
-        // 10-14 in RawInputEndToEndTests), for a reason not understood yet.
-        if !afterRecords { alignment?.noteEnd(partition: partition) }
-        guard let t = topicIndex[topic], state?.owned.contains(Source(topic: t, partition: Int(partition))) == true else { return }
-        state?.atEnd.insert(Source(topic: t, partition: Int(partition)))
-    }
+    func partitionEnded(topic: String, partition: Int32) { alignment?.noteEnd(partition: partition) }
 
     /// Reading ods.raw: aligns the partitions by event time (not while a replay runs: it must
     /// reach every target). While a replay runs: checks that the consumer is not past a target it
@@ -640,7 +627,6 @@ final class DWMStage: TransactionalStage {
     func wantsTransaction(_ tick: Tick) -> Bool {
         guard let s = state, !s.engine.isRestoring else { return false }
         if tick.finishing || (s.dirty && earlyDue(s, tick)) { return true }
-        if s.dirty && drained(s, tick) && s.engine.hasChangesToHold(endingAtOrBefore: heldCutoff(nowMs: Self.wallMs())) { return true }
         switch s.engine.finalsDue(nowMs: Self.wallMs()) {
         case .closing: return true
         case .owed: return !tick.backlogged || tick.now - s.lastCommit >= .milliseconds(options.earlyIntervalMs)
@@ -651,15 +637,6 @@ final class DWMStage: TransactionalStage {
     private func earlyDue(_ s: EngineState, _ tick: Tick) -> Bool {
         tick.now - s.lastEarly >= .milliseconds(options.earlyIntervalMs)
     }
-
-    /// The input is drained: the last poll brought nothing and every assigned partition is at
-    /// its end. The early rows held back while catching up go out then, not at the next early
-    /// tick: nothing more is coming to change them soon.
-    private func drained(_ s: EngineState, _ tick: Tick) -> Bool { tick.inputPaused && s.caughtUp }
-
-    /// A minute that ended on the wall clock more than a minute (plus the out-of-orderness) before
-    /// `nowMs` is being caught up (see `beforeTransaction`).
-    private func heldCutoff(nowMs: Int64) -> Int64 { nowMs - options.outOfOrdernessMs - 60_000 }
 
     /// Collects the rows and looks their dimensions up before the transaction opens.
     func beforeTransaction(_ tick: Tick) throws {
@@ -675,11 +652,10 @@ final class DWMStage: TransactionalStage {
             earlyOutAt = tick.now
         } else {
             // A minute that ended on the wall clock more than a minute (plus the out-of-orderness)
-            // ago is being caught up: its early rows go out once per early interval, or once the
-            // input is drained, not with every transaction its neighbours' closing brings (every
-            // few hundred milliseconds then, and replaced by the finals a moment later). Live
-            // minutes are never held.
-            let heldUpTo = earlyDue(s, tick) || drained(s, tick) ? Int64.min : heldCutoff(nowMs: emittedAt)
+            // ago is being caught up: its early rows go out once per early interval, not with
+            // every transaction its neighbours' closing brings (every few hundred milliseconds
+            // then, and replaced by the finals a moment later). Live minutes are never held.
+            let heldUpTo = earlyDue(s, tick) ? Int64.min : emittedAt - options.outOfOrdernessMs - 60_000
             s.engine.collect(nowMs: emittedAt, earlyRowsOfWindowsEndingAfter: heldUpTo,
                              dwmFinalsBudget: tick.backlogged ? .max : nil, into: &rows)
             earlyOutAt = s.engine.heldEarlyRows ? nil : tick.now

@@ -175,8 +175,6 @@ public final class TransactionalLoop {
         var lastInput = ContinuousClock.now
         var waitingSince: ContinuousClock.Instant?
         var topicNames = TopicNames()
-        var ended: [(key: PartitionKey, afterRecords: Bool)] = []
-        var polled: Set<PartitionKey> = []
         clock.start()
         while !shouldStop() {
             let batch = try consumer.poll(maxMessages: options.batchSize, timeoutMs: options.pollTimeoutMs)
@@ -194,17 +192,9 @@ public final class TransactionalLoop {
             // A batch comes in runs of one partition's records: a run's positions are kept here
             // and written back once (updating the maps per record cost ≈ 0.5 µs per record).
             var run: PartitionRun?
-            // End-of-partition events go to the stage after the records, and not when records of
-            // the partition came after the event; each says whether records of its partition came
-            // before it in this poll.
-            ended.removeAll(keepingCapacity: true)
-            polled.removeAll(keepingCapacity: true)
             for m in batch {
                 if let e = m.error {
-                    if e.code == .partitionEOF {
-                        let key = PartitionKey(topic: topicNames.of(m), partition: m.partition)
-                        ended.append((key, polled.contains(key)))
-                    } else {
+                    if e.code == .partitionEOF { stage.partitionEnded(topic: m.topic, partition: m.partition) } else {
                         logger.warning("consumer event", metadata: ["error": "\(e)"])
                     }
                     continue
@@ -214,8 +204,6 @@ public final class TransactionalLoop {
                     if let run { track(run) }
                     let key = PartitionKey(topic: topic, partition: m.partition)
                     run = PartitionRun(key: key, next: fetchPositions[key])
-                    polled.insert(key)
-                    if !ended.isEmpty { ended.removeAll { $0.key == key } }
                 }
                 // Never backwards on its own: after an offset reset (a broker answering out of
                 // range at a partition's end makes librdkafka restart it from the beginning) the
@@ -239,7 +227,6 @@ public final class TransactionalLoop {
                 try stage.consume(records)
                 clock.lap(laps.consume)
             }
-            for (key, afterRecords) in ended { stage.partitionEnded(topic: key.topic, partition: key.partition, afterRecords: afterRecords) }
             try stage.afterPoll(consumer: consumer)
             if stage.holdsInput { lastInput = now }
             var finishing = false

@@ -11,10 +11,8 @@ public protocol LoopStage: AnyObject {
     /// One poll's records in partition order (consumer errors and end-of-partition events removed).
     /// They stay valid until the next transaction has committed or aborted.
     func consume(_ records: [KafkaMessage]) throws
-    /// The consumer reached the current end of a partition (`enable.partition.eof`): called after
-    /// `consume` with the poll's records, and only when no record of the partition followed the
-    /// end; `afterRecords`: records of the partition came before it in this poll.
-    func partitionEnded(topic: String, partition: Int32, afterRecords: Bool)
+    /// The consumer reached the current end of a partition (`enable.partition.eof`).
+    func partitionEnded(topic: String, partition: Int32)
     /// After every poll (e.g. pause or resume partitions); a thrown error ends the run.
     func afterPoll(consumer: KafkaConsumer) throws
     /// Whether to commit now (a Kafka transaction, or a durable write followed by the offsets).
@@ -57,7 +55,7 @@ public protocol DurableStage: LoopStage {
 }
 
 extension LoopStage {
-    public func partitionEnded(topic: String, partition: Int32, afterRecords: Bool) {}
+    public func partitionEnded(topic: String, partition: Int32) {}
     public func afterPoll(consumer: KafkaConsumer) {}
     public func beforeTransaction(_ tick: Tick) throws {}
     public var holdsInput: Bool { false }

@@ -208,10 +208,7 @@ final class SplitStage: TransactionalStage {
         }
     }
 
-    /// Alignment takes an end only from a poll without the partition's records (see DWMStage).
-    func partitionEnded(topic: String, partition: Int32, afterRecords: Bool) {
-        if !afterRecords { alignment?.noteEnd(partition: partition) }
-    }
+    func partitionEnded(topic: String, partition: Int32) { alignment?.noteEnd(partition: partition) }
 
     func afterPoll(consumer: KafkaConsumer) {
         let now = ContinuousClock.now
