@@ -671,12 +671,16 @@ final class DWMStage: TransactionalStage {
     func produce(into producer: KafkaProducer, tick: Tick) throws {
         guard let s = state, let out, let emission else { return }
         let t0 = ContinuousClock.now
-        try enricher.encode(emission, emittedAt: emittedAt,
-                            dwm: { r, value in try producer.produce(to: out.dwm, key: r.contentId, value: value, copy: true) },
-                            dws: { r, value, hasContent in
-                                try producer.produce(to: out.dws, key: r.contentId, value: value, copy: true)
-                                if !hasContent { stats.rowsWithoutContent += 1 }
-                            })
+        // Zero-copy: the rows' bytes (the enricher's buffer) and keys (the batch's ids) stay
+        // untouched until this transaction is committed or aborted.
+        let encoded = enricher.encodeAll(emission, emittedAt: emittedAt)
+        try producer.produceBatch(to: out.dwm, count: emission.dwmCount) { i in
+            (emission.dwmRow(i).contentId, enricher.dwmValue(i))
+        }
+        try producer.produceBatch(to: out.dws, count: emission.dwsCount) { i in
+            (emission.dwsRow(i).contentId, enricher.dwsValue(i))
+        }
+        stats.rowsWithoutContent += encoded.dwsWithoutContent
         clock?.lap(laps.rows)
         for l in s.late { try producer.produce(topic: out.late.name, key: l.key, value: l.value) }
         for seal in pendingSeals { try producer.produce(topic: out.checkpoint.name, key: seal.key, value: seal.value) }

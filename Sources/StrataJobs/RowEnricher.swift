@@ -9,6 +9,10 @@ public struct RowEnricher {
     private let cache: DimensionCache
     private var encoder: RowEncoder
     private let buffer = RowBuffer()
+    /// The rows of the last ``encodeAll(_:emittedAt:)``: the DWM rows', then the DWS rows'.
+    private let arena = RowArena()
+    private var values: [UnsafeRawBufferPointer] = []
+    private var dwmRows = 0
 
     public init(cache: DimensionCache, actions: [String]) {
         self.cache = cache
@@ -35,25 +39,46 @@ public struct RowEnricher {
         (0..<UInt32(table.count)).map { String(decoding: table.bytes($0), as: UTF8.self) }
     }
 
-    /// Encodes the rows with the dimensions of the last ``lookUp(_:)``, which must have been given
-    /// this batch, unchanged since. `dws` is also told whether the content's dimensions were found
-    /// (rows of a valid-ID filter false positive are not).
-    public mutating func encode(_ batch: RowBatch, emittedAt: Int64,
-                                dwm: (BatchDWMRow, UnsafeRawBufferPointer) throws -> Void,
-                                dws: (BatchDWSRow, UnsafeRawBufferPointer, _ hasContent: Bool) throws -> Void) rethrows {
+    /// Encodes every row of `batch`, with the dimensions of the last ``lookUp(_:)``, into memory
+    /// kept until the next call: ``dwmValue(_:)`` and ``dwsValue(_:)`` lend the bytes, so the
+    /// rows can be produced without librdkafka's copy (their messages must be delivered, or their
+    /// transaction ended, before the next call). Returns how many DWS rows have no content
+    /// dimensions (a valid-ID filter false positive).
+    public mutating func encodeAll(_ batch: RowBatch, emittedAt: Int64) -> (dwsWithoutContent: Int, bytes: Int) {
         precondition(encoder.matches(contents: batch.contents.count, users: batch.users.count),
-                     "encode(_:) needs the batch of the last lookUp(_:)")
+                     "encodeAll(_:) needs the batch of the last lookUp(_:)")
+        arena.reset()
+        values.removeAll(keepingCapacity: true)
+        values.reserveCapacity(batch.dwmCount + batch.dwsCount)
+        dwmRows = batch.dwmCount
+        var bytes = 0
         for i in 0..<batch.dwmCount {
-            let r = batch.dwmRow(i)
             buffer.removeAll()
-            encoder.encode(r, emittedAt: emittedAt, into: buffer)
-            try dwm(r, buffer.bytes)
+            encoder.encode(batch.dwmRow(i), emittedAt: emittedAt, into: buffer)
+            values.append(arena.append(buffer.bytes))
+            bytes += buffer.count
         }
+        var withoutContent = 0
         for i in 0..<batch.dwsCount {
             let r = batch.dwsRow(i)
             buffer.removeAll()
             encoder.encode(r, emittedAt: emittedAt, into: buffer)
-            try dws(r, buffer.bytes, encoder.hasContent(r.content))
+            values.append(arena.append(buffer.bytes))
+            bytes += buffer.count
+            if !encoder.hasContent(r.content) { withoutContent += 1 }
         }
+        return (withoutContent, bytes)
     }
+
+    /// DWM row `i` of the last ``encodeAll(_:emittedAt:)``.
+    @inline(__always)
+    public func dwmValue(_ i: Int) -> UnsafeRawBufferPointer { values[i] }
+
+    /// DWS row `i` of the last ``encodeAll(_:emittedAt:)``.
+    @inline(__always)
+    public func dwsValue(_ i: Int) -> UnsafeRawBufferPointer { values[dwmRows + i] }
+
+    /// Whether a DWS row's content had dimensions in the last ``lookUp(_:)`` (a row without is a
+    /// valid-ID filter false positive).
+    public func hasContent(_ row: BatchDWSRow) -> Bool { encoder.hasContent(row.content) }
 }

@@ -71,6 +71,49 @@ public final class KafkaProducer: @unchecked Sendable {
         }
     }
 
+    /// Enqueues `count` messages to `topic`, partitioned by key, in order, with one librdkafka
+    /// call per chunk (`rd_kafka_produce_batch`: the topic is locked and the clocks read once per
+    /// chunk, not per message) and without copying: every `message(i)` key and value must stay
+    /// valid until the messages are delivered (after `flush()` or a committed or aborted
+    /// transaction). Waits, serving delivery reports, while librdkafka's queue is full; any other
+    /// refusal throws as `produce` does, after the messages before it were enqueued.
+    public func produceBatch(to topic: KafkaTopic, count: Int,
+                             message: (Int) -> (key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer)) throws(KafkaError) {
+        let chunk = 1_024
+        var start = 0
+        try withUnsafeTemporaryAllocation(of: rd_kafka_message_t.self, capacity: Swift.min(chunk, Swift.max(count, 1))) { (msgs) throws(KafkaError) in
+            while start < count {
+                let n = Swift.min(msgs.count, count - start)
+                for j in 0..<n {
+                    let (key, value) = message(start + j)
+                    msgs[j] = rd_kafka_message_t()
+                    msgs[j].partition = TopicPartitionOffset.unassignedPartition
+                    msgs[j].payload = UnsafeMutableRawPointer(mutating: value.baseAddress)
+                    msgs[j].len = value.count
+                    msgs[j].key = UnsafeMutableRawPointer(mutating: key?.baseAddress)
+                    msgs[j].key_len = key?.count ?? 0
+                }
+                let good = Int(rd_kafka_produce_batch(topic.handle, TopicPartitionOffset.unassignedPartition, 0, msgs.baseAddress, Int32(n)))
+                if good == n { start += n; continue }
+                // The messages before the first refused one are enqueued; go on from it.
+                let failed = (0..<n).first { msgs[$0].err != RD_KAFKA_RESP_ERR_NO_ERROR } ?? n
+                start += failed
+                let err = msgs[failed].err
+                if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                    try client.throwIfFatal()
+                    client.poll(timeoutMs: 50)
+                    continue
+                }
+                try client.throwIfFatal()
+                let e = KafkaError(err, operation: "produce")
+                if e.code == .invalidTransactionState, isTransactional {
+                    throw KafkaError(code: e.code, message: e.message, operation: "produce", isRetriable: false, requiresAbort: true)
+                }
+                throw e
+            }
+        }
+    }
+
     /// Convenience for cold paths: copies key and value.
     public func produce(topic name: String, key: [UInt8]?, value: [UInt8]?, headers: [(String, [UInt8])] = []) throws(KafkaError) {
         let t = topic(name)

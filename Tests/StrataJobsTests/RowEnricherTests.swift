@@ -83,11 +83,15 @@ final class RowEnricherTests: XCTestCase {
         func check(_ phase: String, file: StaticString = #filePath, line: UInt = #line) throws {
             let asked = try enricher.lookUp(batch)
             XCTAssertEqual(asked.users, userIds.count, phase, file: file, line: line)
-            var dwm: [String] = [], dws: [String] = [], known: [Bool] = []
-            enricher.encode(batch, emittedAt: 42,
-                            dwm: { _, v in dwm.append(String(decoding: v, as: UTF8.self)) },
-                            dws: { _, v, k in dws.append(String(decoding: v, as: UTF8.self)); known.append(k) })
+            // Every row encoded first, then read: the rows' bytes must all stay as written until
+            // the next encode (they are produced without a copy).
+            let encoded = enricher.encodeAll(batch, emittedAt: 42)
+            let dwm = (0..<batch.dwmCount).map { String(decoding: enricher.dwmValue($0), as: UTF8.self) }
+            let dws = (0..<batch.dwsCount).map { String(decoding: enricher.dwsValue($0), as: UTF8.self) }
+            let known = (0..<batch.dwsCount).map { enricher.hasContent(batch.dwsRow($0)) }
             XCTAssertEqual(known, emission.dws.map { contents[$0.contentId] != nil }, phase, file: file, line: line)
+            XCTAssertEqual(encoded.dwsWithoutContent, known.filter { !$0 }.count, phase, file: file, line: line)
+            XCTAssertEqual(encoded.bytes, (dwm + dws).reduce(0) { $0 + $1.utf8.count }, phase, file: file, line: line)
             XCTAssertEqual(dwm.count, expectedDWM.count, phase, file: file, line: line)
             for (got, want) in zip(dwm, expectedDWM) where got != want {
                 XCTFail("\(phase): \(got) != \(want)", file: file, line: line)

@@ -158,6 +158,42 @@ final class KafkaWrapperTests: XCTestCase {
                        (0..<10).map { "txn-\($0)" })
     }
 
+    /// `produceBatch`: messages by key over 3 partitions, more than one chunk, through a queue of
+    /// 500 messages (full again and again, so the batch waits and goes on from the first refused
+    /// message), in a transaction; every message arrives once, each key's in order, bytes intact.
+    func testProduceBatchKeepsEachKeysOrderThroughAFullQueue() throws {
+        let topic = uniqueTopic("batch")
+        try createTopic(topic, partitions: 3)
+        var cfg = KafkaConfig.producer(bootstrapServers: try brokers)
+        cfg.transactionalId = "test-batch-\(UUID().uuidString.prefix(8))"
+        cfg["queue.buffering.max.messages"] = "500"
+        let producer = try KafkaProducer(config: cfg)
+        try producer.initTransactions()
+        try producer.beginTransaction()
+        let n = 5_000
+        // Every key and value in one buffer that outlives the commit (librdkafka does not copy).
+        let texts = (0..<n).flatMap { ["k\($0 % 7)", "v\($0 % 7)-\($0)"] }
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: texts.reduce(0) { $0 + $1.utf8.count }, alignment: 1)
+        defer { memory.deallocate() }
+        var views: [UnsafeRawBufferPointer] = []
+        var at = 0
+        for text in texts {
+            let bytes = Array(text.utf8)
+            memory[at..<at + bytes.count].copyBytes(from: bytes)
+            views.append(UnsafeRawBufferPointer(rebasing: memory[at..<at + bytes.count]))
+            at += bytes.count
+        }
+        try producer.produceBatch(to: producer.topic(topic), count: n) { (views[2 * $0], views[2 * $0 + 1]) }
+        try producer.commitTransaction()
+        let got = try readAll(topic, partitions: 3, expected: n)
+        XCTAssertEqual(got.count, n)
+        var byKey: [String: [String]] = [:]
+        for r in got { byKey[String(decoding: r.key ?? [], as: UTF8.self), default: []].append(String(decoding: r.value, as: UTF8.self)) }
+        for k in 0..<7 {
+            XCTAssertEqual(byKey["k\(k)"], (0..<n).filter { $0 % 7 == k }.map { "v\(k)-\($0)" }, "key k\(k), in order")
+        }
+    }
+
     /// A producer that outlives its welcome is fenced by its successor (same transactional.id):
     /// the zombie cannot commit, the successor can. What read_committed readers then see of the
     /// zombie's records is the broker's part: asserted below as the local broker shows it.
