@@ -96,7 +96,10 @@ public final class KafkaProducer: @unchecked Sendable {
                 let good = Int(rd_kafka_produce_batch(topic.handle, TopicPartitionOffset.unassignedPartition, 0, msgs.baseAddress, Int32(n)))
                 if good == n { start += n; continue }
                 // The messages before the first refused one are enqueued; go on from it.
-                let failed = (0..<n).first { msgs[$0].err != RD_KAFKA_RESP_ERR_NO_ERROR } ?? n
+                guard let failed = (0..<n).first(where: { msgs[$0].err != RD_KAFKA_RESP_ERR_NO_ERROR }) else {
+                    start += n   // every message of the chunk reported enqueued
+                    continue
+                }
                 start += failed
                 let err = msgs[failed].err
                 if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
