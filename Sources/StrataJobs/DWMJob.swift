@@ -671,7 +671,7 @@ final class DWMStage: TransactionalStage {
     func produce(into producer: KafkaProducer, tick: Tick) throws {
         guard let s = state, let out, let emission else { return }
         let t0 = ContinuousClock.now
-        // Zero-copy: the rows' bytes (the enricher's buffer) and keys (the batch's ids) stay
+        // Zero-copy: the rows' bytes (the enricher's arena) and keys (the batch's ids) stay
         // untouched until this transaction is committed or aborted.
         let encoded = enricher.encodeAll(emission, emittedAt: emittedAt)
         try producer.produceBatch(to: out.dwm, count: emission.dwmCount) { i in
