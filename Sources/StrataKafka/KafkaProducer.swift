@@ -58,17 +58,24 @@ public final class KafkaProducer: @unchecked Sendable {
                               copy: copy, token: deliveryToken)
             guard let err else { return }
             let e = KafkaError(consuming: err, operation: "produce")
-            // librdkafka refuses to produce once the transaction hit an abortable error (a
-            // request timed out, a leader moved mid-batch) and says only "_STATE": the caller
-            // must abort and redo the work, unless the client's error is fatal.
-            if e.code == .invalidTransactionState, isTransactional {
-                try client.throwIfFatal()
-                throw KafkaError(code: e.code, message: e.message, operation: "produce", isRetriable: false, requiresAbort: true)
-            }
-            guard e.code == .queueFull, waitWhenFull else { throw e }
-            try client.throwIfFatal()
-            client.poll(timeoutMs: 50)
+            guard e.code == .queueFull, waitWhenFull else { throw try refusal(e) }
+            try waitForRoom()
         }
+    }
+
+    /// The error a refused enqueue throws. librdkafka refuses to produce once the transaction hit
+    /// an abortable error (a request timed out, a leader moved mid-batch) and says only "_STATE":
+    /// the caller must abort and redo the work, unless the client's error is fatal (thrown here).
+    private func refusal(_ e: KafkaError) throws(KafkaError) -> KafkaError {
+        guard e.code == .invalidTransactionState, isTransactional else { return e }
+        try client.throwIfFatal()
+        return KafkaError(code: e.code, message: e.message, operation: "produce", isRetriable: false, requiresAbort: true)
+    }
+
+    /// librdkafka's queue is full: serve delivery reports for a moment, unless the client failed.
+    private func waitForRoom() throws(KafkaError) {
+        try client.throwIfFatal()
+        client.poll(timeoutMs: 50)
     }
 
     /// Enqueues `count` messages to `topic`, partitioned by key, in order, with one librdkafka
@@ -101,18 +108,10 @@ public final class KafkaProducer: @unchecked Sendable {
                     continue
                 }
                 start += failed
-                let err = msgs[failed].err
-                if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
-                    try client.throwIfFatal()
-                    client.poll(timeoutMs: 50)
-                    continue
-                }
-                try client.throwIfFatal()
-                let e = KafkaError(err, operation: "produce")
-                if e.code == .invalidTransactionState, isTransactional {
-                    throw KafkaError(code: e.code, message: e.message, operation: "produce", isRetriable: false, requiresAbort: true)
-                }
-                throw e
+                let e = KafkaError(msgs[failed].err, operation: "produce")
+                // A fatal client says so (the batch call gives only a code, not librdkafka's error).
+                guard e.code == .queueFull else { try client.throwIfFatal(); throw try refusal(e) }
+                try waitForRoom()
             }
         }
     }
