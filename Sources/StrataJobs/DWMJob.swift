@@ -38,6 +38,10 @@ public final class DWMJob: StreamJob {
         /// takes, about this many rows each (`WindowConfig.dwmFinalsPerCollect`), and each of them
         /// carries the next minute's early rows too (a live minute's); 0: all in one transaction.
         public var dwmFinalsPerTransaction = 50_000
+        /// A transaction's rows are encoded and produced in passes holding about this many bytes
+        /// each; a transaction with more waits for a pass's delivery before the next, so the rows
+        /// held (they are produced without librdkafka's copy) stay bounded.
+        public var rowPassBytes = 32 << 20
         /// Read ods.raw itself instead of the split's micro-queues: one broker hop fewer, and the
         /// watermark no longer waits for the split's transactions. ods.raw must be keyed by
         /// content_id (every instance then sees all of a content's events); the job validates each
@@ -67,6 +71,8 @@ public final class DWMJob: StreamJob {
         public var accounting = Accounting()
         public var dwmRows = 0, dwsRows = 0, lateForwarded = 0, transactions = 0, rebuilds = 0
         public var rowsWithoutContent = 0
+        /// Waits for a pass of rows to be delivered inside a transaction (see `Options.rowPassBytes`).
+        public var rowPassWaits = 0
         /// The most minute windows the engine retained at a commit (the memory a catch-up needs).
         public var peakOpenWindows = 0
     }
@@ -200,7 +206,7 @@ final class DWMStage: TransactionalStage {
         self.topology = topology
         self.cache = cache
         self.logger = logger
-        enricher = RowEnricher(cache: cache, actions: topology.actions)
+        enricher = RowEnricher(cache: cache, actions: topology.actions, passBytes: options.rowPassBytes)
         batch = RowBatch(actionCount: topology.actions.count)
         topicNames = Self.inputs(options: options, topology: topology)
         topicIndex = Dictionary(uniqueKeysWithValues: topicNames.enumerated().map { ($1, $0) })
@@ -671,16 +677,28 @@ final class DWMStage: TransactionalStage {
     func produce(into producer: KafkaProducer, tick: Tick) throws {
         guard let s = state, let out, let emission else { return }
         let t0 = ContinuousClock.now
-        // Zero-copy: the rows' bytes (the enricher's arena) and keys (the batch's ids) stay
-        // untouched until this transaction is committed or aborted.
-        let encoded = enricher.encodeAll(emission, emittedAt: emittedAt)
-        try producer.produceBatch(to: out.dwm, count: emission.dwmCount) { i in
-            (emission.dwmRow(i).contentId, enricher.dwmValue(i))
+        // Zero-copy: the rows' bytes (the enricher's pass) and keys (the batch's ids) stay
+        // untouched until they are delivered. A transaction with more rows than one pass holds
+        // waits for each pass's delivery before encoding the next over it, so its rows' memory
+        // is bounded instead of growing with the transaction (a catch-up's can carry 100+ MB).
+        let total = emission.dwmCount + emission.dwsCount
+        var next = 0
+        while next < total {
+            if next > 0 {
+                try producer.awaitDelivery()
+                stats.rowPassWaits += 1
+            }
+            let pass = enricher.encode(emission, from: next, emittedAt: emittedAt)
+            let dwm = pass.dwmRows, dws = pass.dwsRows
+            try producer.produceBatch(to: out.dwm, count: dwm.count) { i in
+                (emission.dwmRow(dwm.lowerBound + i).contentId, enricher.dwmValue(dwm.lowerBound + i))
+            }
+            try producer.produceBatch(to: out.dws, count: dws.count) { i in
+                (emission.dwsRow(dws.lowerBound + i).contentId, enricher.dwsValue(dws.lowerBound + i))
+            }
+            stats.rowsWithoutContent += pass.dwsWithoutContent
+            next = pass.rows.upperBound
         }
-        try producer.produceBatch(to: out.dws, count: emission.dwsCount) { i in
-            (emission.dwsRow(i).contentId, enricher.dwsValue(i))
-        }
-        stats.rowsWithoutContent += encoded.dwsWithoutContent
         clock?.lap(laps.rows)
         for l in s.late { try producer.produce(topic: out.late.name, key: l.key, value: l.value) }
         for seal in pendingSeals { try producer.produce(topic: out.checkpoint.name, key: seal.key, value: seal.value) }

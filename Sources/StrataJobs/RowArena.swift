@@ -1,7 +1,7 @@
-/// The encoded rows of one transaction, kept where librdkafka can read them without a copy of its
-/// own until the transaction ends. Rows go into fixed chunks that are reused from one
-/// transaction to the next: no per-row allocation, no buffer doubling (a catch-up's transaction
-/// can hold tens of MB of rows), and chunks past `retainedBytes` are given back at ``reset()``.
+/// Encoded rows, kept where librdkafka can read them without a copy of its own until they are
+/// delivered. Rows go into fixed chunks that are reused from one pass to the next: no per-row
+/// allocation, no buffer doubling (a catch-up's transaction can hold a hundred MB of rows), and
+/// chunks past `retainedBytes` are given back at ``reset()``.
 final class RowArena {
     private static let chunkSize = 4 << 20
     private var chunks: [UnsafeMutableRawPointer] = []
@@ -10,7 +10,10 @@ final class RowArena {
     private var chunk = 0, used = 0
     private let retainedChunks: Int
 
-    init(retainedBytes: Int = 64 << 20) {
+    /// Bytes of rows held since the last ``reset()``.
+    private(set) var heldBytes = 0
+
+    init(retainedBytes: Int = 32 << 20) {
         retainedChunks = Swift.max(1, retainedBytes / Self.chunkSize)
     }
 
@@ -22,6 +25,7 @@ final class RowArena {
     /// Copies `bytes` in; the copy stays valid until ``reset()``.
     func append(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         let n = bytes.count
+        heldBytes += n
         if n > Self.chunkSize {
             let p = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 1)
             oversized.append(p)
@@ -49,5 +53,6 @@ final class RowArena {
         while chunks.count > retainedChunks { chunks.removeLast().deallocate() }
         chunk = 0
         used = 0
+        heldBytes = 0
     }
 }

@@ -9,14 +9,19 @@ public struct RowEnricher {
     private let cache: DimensionCache
     private var encoder: RowEncoder
     private let buffer = RowBuffer()
-    /// The rows of the last ``encodeAll(_:emittedAt:)``: the DWM rows', then the DWS rows'.
-    private let arena = RowArena()
+    /// The rows of the last pass, and where each one is.
+    private let arena: RowArena
     private var values: [UnsafeRawBufferPointer] = []
-    private var dwmRows = 0
+    private var passStart = 0, passDWMCount = 0
+    private let passBytes: Int
 
-    public init(cache: DimensionCache, actions: [String]) {
+    /// `passBytes`: how many bytes of encoded rows one pass of ``encode(_:from:emittedAt:)`` holds
+    /// at most (plus one row).
+    public init(cache: DimensionCache, actions: [String], passBytes: Int = 32 << 20) {
         self.cache = cache
         encoder = RowEncoder(actions: actions)
+        self.passBytes = max(1, passBytes)
+        arena = RowArena(retainedBytes: self.passBytes)
     }
 
     /// Looks up the dimensions of every id the batch's rows carry; returns how many distinct
@@ -39,46 +44,65 @@ public struct RowEnricher {
         (0..<UInt32(table.count)).map { String(decoding: table.bytes($0), as: UTF8.self) }
     }
 
-    /// Encodes every row of `batch`, with the dimensions of the last ``lookUp(_:)``, into memory
-    /// kept until the next call: ``dwmValue(_:)`` and ``dwsValue(_:)`` lend the bytes, so the
-    /// rows can be produced without librdkafka's copy (their messages must be delivered, or their
-    /// transaction ended, before the next call). Returns how many DWS rows have no content
-    /// dimensions (a valid-ID filter false positive).
-    public mutating func encodeAll(_ batch: RowBatch, emittedAt: Int64) -> (dwsWithoutContent: Int, bytes: Int) {
+    /// Encodes the rows of `batch` from row `start` on (DWM rows are numbered first, then DWS
+    /// rows), with the dimensions of the last ``lookUp(_:)``, until they are all encoded or the
+    /// pass holds `passBytes`. The bytes are kept until the next pass: ``dwmValue(_:)`` and
+    /// ``dwsValue(_:)`` lend them, so
+    /// the rows can be produced without librdkafka's copy (they must be delivered, or their
+    /// transaction ended, before the next pass). A transaction with more rows than one pass holds
+    /// waits for the delivery of each pass before the next: its rows' memory stays bounded.
+    public mutating func encode(_ batch: RowBatch, from start: Int, emittedAt: Int64) -> EncodedRows {
         precondition(encoder.matches(contents: batch.contents.count, users: batch.users.count),
-                     "encodeAll(_:) needs the batch of the last lookUp(_:)")
+                     "encode(_:from:emittedAt:) needs the batch of the last lookUp(_:)")
+        let dwmCount = batch.dwmCount, total = dwmCount + batch.dwsCount
+        precondition(start >= 0 && start <= total, "row \(start) is outside the batch")
         arena.reset()
         values.removeAll(keepingCapacity: true)
-        values.reserveCapacity(batch.dwmCount + batch.dwsCount)
-        dwmRows = batch.dwmCount
-        var bytes = 0
-        for i in 0..<batch.dwmCount {
+        passStart = start
+        passDWMCount = dwmCount
+        var row = start, withoutContent = 0
+        while row < total && arena.heldBytes < passBytes {
             buffer.removeAll()
-            encoder.encode(batch.dwmRow(i), emittedAt: emittedAt, into: buffer)
+            if row < dwmCount {
+                encoder.encode(batch.dwmRow(row), emittedAt: emittedAt, into: buffer)
+            } else {
+                let r = batch.dwsRow(row - dwmCount)
+                encoder.encode(r, emittedAt: emittedAt, into: buffer)
+                if !encoder.hasContent(r.content) { withoutContent += 1 }
+            }
             values.append(arena.append(buffer.bytes))
-            bytes += buffer.count
+            row += 1
         }
-        var withoutContent = 0
-        for i in 0..<batch.dwsCount {
-            let r = batch.dwsRow(i)
-            buffer.removeAll()
-            encoder.encode(r, emittedAt: emittedAt, into: buffer)
-            values.append(arena.append(buffer.bytes))
-            bytes += buffer.count
-            if !encoder.hasContent(r.content) { withoutContent += 1 }
-        }
-        return (withoutContent, bytes)
+        return EncodedRows(rows: start..<row, dwmCount: dwmCount, dwsWithoutContent: withoutContent, bytes: arena.heldBytes)
     }
 
-    /// DWM row `i` of the last ``encodeAll(_:emittedAt:)``.
+    /// DWM row `i` of the last pass (in its ``EncodedRows/dwmRows``).
     @inline(__always)
-    public func dwmValue(_ i: Int) -> UnsafeRawBufferPointer { values[i] }
+    public func dwmValue(_ i: Int) -> UnsafeRawBufferPointer { values[i - passStart] }
 
-    /// DWS row `i` of the last ``encodeAll(_:emittedAt:)``.
+    /// DWS row `i` of the last pass (in its ``EncodedRows/dwsRows``).
     @inline(__always)
-    public func dwsValue(_ i: Int) -> UnsafeRawBufferPointer { values[dwmRows + i] }
+    public func dwsValue(_ i: Int) -> UnsafeRawBufferPointer { values[passDWMCount + i - passStart] }
 
     /// Whether a DWS row's content had dimensions in the last ``lookUp(_:)`` (a row without is a
     /// valid-ID filter false positive).
     public func hasContent(_ row: BatchDWSRow) -> Bool { encoder.hasContent(row.content) }
+}
+
+/// One pass of ``RowEnricher/encode(_:from:emittedAt:)``.
+public struct EncodedRows: Sendable {
+    /// The rows encoded: DWM rows are `0..<dwmCount`, DWS row `i` is `dwmCount + i`.
+    public let rows: Range<Int>
+    public let dwmCount: Int
+    /// DWS rows of the pass whose content has no dimensions (valid-ID filter false positives).
+    public let dwsWithoutContent: Int
+    public let bytes: Int
+
+    /// The pass's DWM rows, by DWM row number.
+    public var dwmRows: Range<Int> { rows.clamped(to: 0..<dwmCount) }
+    /// The pass's DWS rows, by DWS row number.
+    public var dwsRows: Range<Int> {
+        let r = rows.clamped(to: dwmCount..<max(dwmCount, rows.upperBound))
+        return (r.lowerBound - dwmCount)..<(r.upperBound - dwmCount)
+    }
 }

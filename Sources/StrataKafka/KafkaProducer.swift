@@ -180,6 +180,18 @@ public final class KafkaProducer: @unchecked Sendable {
         }
     }
 
+    /// Waits, inside a transaction, until every message enqueued so far is delivered: memory lent
+    /// to them (``produceBatch(to:count:message:)``) can then be reused before the transaction
+    /// ends. A delivery failure or a timeout fails the transaction, so the error thrown requires
+    /// an abort, unless the client's error is fatal.
+    public func awaitDelivery(timeoutMs: Int32 = 60_000) throws(KafkaError) {
+        do {
+            try flush(timeoutMs: timeoutMs)
+        } catch let e where !e.isFatal && isTransactional {
+            throw KafkaError(code: e.code, message: e.message, operation: "await delivery", isRetriable: false, requiresAbort: true)
+        }
+    }
+
     // MARK: Transactions (requires `transactional.id`)
 
     public func initTransactions(timeoutMs: Int32 = 30_000) throws(KafkaError) {

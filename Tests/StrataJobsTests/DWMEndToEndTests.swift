@@ -105,6 +105,9 @@ final class DWMEndToEndTests: XCTestCase {
         // A minute here has a few thousand cells: spread its DWM finals over several transactions,
         // as a busy minute is in production.
         options.dwmFinalsPerTransaction = 1_000
+        // Rows in passes of 64 KB: a transaction's rows go out over several, each delivered
+        // before the next reuses its memory.
+        options.rowPassBytes = 64 << 10
         return options
     }
 
@@ -195,6 +198,7 @@ final class DWMEndToEndTests: XCTestCase {
         XCTAssertGreaterThan(a.duplicates, 0)
         XCTAssertGreaterThan(a.filtered["unknown_content_id"] ?? 0, 0, "unknown contents are filtered")
         XCTAssertEqual(job.stats.rowsWithoutContent, 0)
+        XCTAssertGreaterThan(job.stats.rowPassWaits, 0, "transactions with more rows than one pass")
         try assertMatches(env)
     }
 

@@ -76,22 +76,39 @@ final class RowEnricherTests: XCTestCase {
         let expectedDWM = emission.dwm.map { expected($0, content: contents[$0.contentId], user: profiles[$0.userId]) }
         let expectedDWS = emission.dws.map { expected($0, content: contents[$0.contentId]) }
 
-        var enricher = RowEnricher(cache: cache, actions: actions)
+        // Passes of 64 KB: several per batch, one across the DWM/DWS boundary.
+        let passBytes = 64 << 10
+        var enricher = RowEnricher(cache: cache, actions: actions, passBytes: passBytes)
         let batch = RowBatch(actionCount: actions.count)
         batch.append(emission)
         XCTAssertEqual(batch.emission, emission, "the batch holds the rows as they were")
         func check(_ phase: String, file: StaticString = #filePath, line: UInt = #line) throws {
             let asked = try enricher.lookUp(batch)
             XCTAssertEqual(asked.users, userIds.count, phase, file: file, line: line)
-            // Every row encoded first, then read: the rows' bytes must all stay as written until
-            // the next encode (they are produced without a copy).
-            let encoded = enricher.encodeAll(batch, emittedAt: 42)
-            let dwm = (0..<batch.dwmCount).map { String(decoding: enricher.dwmValue($0), as: UTF8.self) }
-            let dws = (0..<batch.dwsCount).map { String(decoding: enricher.dwsValue($0), as: UTF8.self) }
+            // Every row of a pass encoded first, then read: the rows' bytes must all stay as
+            // written until the next pass (they are produced without a copy).
+            var dwm: [String] = [], dws: [String] = [], withoutContent = 0, passes = 0, mixed = 0, next = 0
+            while next < batch.dwmCount + batch.dwsCount {
+                let pass = enricher.encode(batch, from: next, emittedAt: 42)
+                XCTAssertEqual(pass.rows.lowerBound, next, phase, file: file, line: line)
+                XCTAssertFalse(pass.rows.isEmpty, phase, file: file, line: line)
+                XCTAssertEqual(pass.dwmRows.count + pass.dwsRows.count, pass.rows.count, phase, file: file, line: line)
+                let rows = pass.dwmRows.map { String(decoding: enricher.dwmValue($0), as: UTF8.self) }
+                    + pass.dwsRows.map { String(decoding: enricher.dwsValue($0), as: UTF8.self) }
+                XCTAssertEqual(pass.bytes, rows.reduce(0) { $0 + $1.utf8.count }, phase, file: file, line: line)
+                XCTAssertLessThan(pass.bytes - rows.last!.utf8.count, passBytes, "a pass stops once it holds passBytes", file: file, line: line)
+                dwm += rows.prefix(pass.dwmRows.count)
+                dws += rows.suffix(pass.dwsRows.count)
+                withoutContent += pass.dwsWithoutContent
+                if !pass.dwmRows.isEmpty && !pass.dwsRows.isEmpty { mixed += 1 }
+                next = pass.rows.upperBound
+                passes += 1
+            }
+            XCTAssertGreaterThanOrEqual(passes, 3, phase, file: file, line: line)
+            XCTAssertEqual(mixed, 1, "one pass holds the last DWM rows and the first DWS rows", file: file, line: line)
             let known = (0..<batch.dwsCount).map { enricher.hasContent(batch.dwsRow($0)) }
             XCTAssertEqual(known, emission.dws.map { contents[$0.contentId] != nil }, phase, file: file, line: line)
-            XCTAssertEqual(encoded.dwsWithoutContent, known.filter { !$0 }.count, phase, file: file, line: line)
-            XCTAssertEqual(encoded.bytes, (dwm + dws).reduce(0) { $0 + $1.utf8.count }, phase, file: file, line: line)
+            XCTAssertEqual(withoutContent, known.filter { !$0 }.count, phase, file: file, line: line)
             XCTAssertEqual(dwm.count, expectedDWM.count, phase, file: file, line: line)
             for (got, want) in zip(dwm, expectedDWM) where got != want {
                 XCTFail("\(phase): \(got) != \(want)", file: file, line: line)
