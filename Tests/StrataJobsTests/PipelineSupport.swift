@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import StrataCore
 import StrataDims
 import StrataGen
@@ -141,10 +142,13 @@ struct PipelineSandbox {
                          whileRunning: () throws -> Void = {}) throws -> [DWMJob] {
         let errors = Mutex<[String]>([])
         let group = DispatchGroup()
-        let dwmJobs = dwms.map { DWMJob(options: $0, topology: topology, cache: cache) }
+        let dwmJobs = try dwms.map {
+            DWMJob(options: $0, topology: topology, cache: cache, logger: try jobLogger($0.instanceId))
+        }
         var bodies: [@Sendable () throws -> Void] = []
         for o in splits {
-            let job = UncheckedSendable(try SplitJob(options: o, topology: topology))
+            let job = UncheckedSendable(try SplitJob(options: o, topology: topology,
+                                                     logger: try jobLogger(o.instanceId)))
             bodies.append { try job.value.run() }
         }
         for j in dwmJobs {
@@ -162,6 +166,20 @@ struct PipelineSandbox {
         XCTAssertEqual(group.wait(timeout: .now() + 300), .success, "jobs did not go idle within 5 minutes")
         XCTAssertEqual(errors.withLock { $0 }, [])
         return dwmJobs
+    }
+
+    /// A logger for a job run in process, named by its instance id: its lines, debug and up, go to
+    /// `appendingLog`, as a launched job's do, so a failed test leaves every job's log to read.
+    func jobLogger(_ instanceId: String) throws -> Logger {
+        let name = instanceId.hasPrefix(prefix) ? String(instanceId.dropFirst(prefix.count)) : instanceId
+        let file = UncheckedSendable(try appendingLog(name))
+        var logger = Logger(label: "strata.\(name)") { label in
+            StrataLogHandler(label: label, format: .json, metadataProvider: nil) { line in
+                line.withUnsafeBytes { _ = write(file.value.fileDescriptor, $0.baseAddress, $0.count) }
+            }
+        }
+        logger.logLevel = .debug
+        return logger
     }
 
     /// All records of an output topic up to an end marker written now to each partition.
