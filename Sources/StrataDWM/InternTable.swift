@@ -27,6 +27,10 @@ public struct InternTable {
         return UnsafeRawBufferPointer(start: arena.base + start, count: Int(ends[i]) - start)
     }
 
+    /// The `ByteHash.hash` of id `id`'s bytes, as given to ``intern(_:hash:)``.
+    @inline(__always)
+    public func hash(_ id: UInt32) -> UInt64 { hashes[Int(id)] }
+
     @inline(__always)
     public func find(_ key: UnsafeRawBufferPointer, hash: UInt64) -> UInt32? {
         let r = index.find(hash) { id in hashes[Int(id)] == hash && Self.equal(bytes(id), key) }

@@ -28,20 +28,19 @@ public struct RowEnricher {
     /// (content, user) ids were asked for.
     @discardableResult
     public mutating func lookUp(_ batch: RowBatch) throws -> (contents: Int, users: Int) {
-        // The batch numbers its distinct ids; the cache answers by the same numbers.
-        let contentIds = Self.strings(batch.contents), userIds = Self.strings(batch.users)
+        // The batch numbers its distinct ids, with their bytes and hashes; the cache answers by
+        // the same numbers.
+        let contentIds = batch.contents, userIds = batch.users
         var contents = [ContentDim?](repeating: nil, count: contentIds.count)
         try contents.withUnsafeMutableBufferPointer { out in
-            try cache.lookupContents(contentIds) { i, c in out[i] = c }
+            try cache.lookupContents(count: contentIds.count, bytes: { contentIds.bytes(UInt32($0)) },
+                                     hash: { contentIds.hash(UInt32($0)) }) { i, c in out[i] = c }
         }
         encoder.setContents(contents)
         encoder.beginUsers(count: userIds.count)
-        try cache.lookupUserRowObjects(userIds) { i, u in encoder.setUser(i, u) }
+        try cache.lookupUserRowObjects(count: userIds.count, bytes: { userIds.bytes(UInt32($0)) },
+                                       hash: { userIds.hash(UInt32($0)) }) { i, u in encoder.setUser(i, u) }
         return (contentIds.count, userIds.count)
-    }
-
-    private static func strings(_ table: InternTable) -> [String] {
-        (0..<UInt32(table.count)).map { String(decoding: table.bytes($0), as: UTF8.self) }
     }
 
     /// Encodes the rows of `batch` from row `start` on (DWM rows are numbered first, then DWS

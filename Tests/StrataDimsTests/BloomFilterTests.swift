@@ -80,7 +80,7 @@ final class LocalTierTests: XCTestCase {
         guard case .miss = off.get("a", now: 0) else { return XCTFail("disabled tier stored") }
     }
 
-    /// Random gets, fills, overwrites, negatives, expiries and removals on small tiers (the
+    /// Random gets (by String and by bytes), fills, overwrites, negatives, expiries and removals on small tiers (the
     /// generations turn over thousands of times, and tables grow and collide) give what the same
     /// rules give when written over Swift dictionaries.
     func testRandomOperationsMatchTheRulesOverDictionaries() {
@@ -95,7 +95,16 @@ final class LocalTierTests: XCTestCase {
                 switch rng.below(10) {
                 case 0...3:
                     var lent: Int?
-                    let got = t.get(id, now: now, hit: { lent = $0 })
+                    // By the id's String or by its bytes and hash (an interned batch's ids).
+                    let got: LocalTier<Int>.Found
+                    if rng.below(2) == 0 {
+                        got = t.get(id, now: now, hit: { lent = $0 })
+                    } else {
+                        var bytes = id
+                        got = bytes.withUTF8 { b in
+                            t.get(bytes: UnsafeRawBufferPointer(b), hash: ByteHash.hash(UnsafeRawBufferPointer(b)), now: now, hit: { lent = $0 })
+                        }
+                    }
                     let want = m.get(id, now: now)
                     switch (got, want) {
                     case (.hit, .some(.present(let v, _))): XCTAssertEqual(lent, v, "step \(step)")

@@ -94,6 +94,20 @@ public final class DimensionCache: Sendable {
         try users.lookup(ids, found: found)
     }
 
+    /// ``lookupContents(_:found:)`` for `count` ids given by their bytes and `ByteHash.hash` of
+    /// them (an interned batch's): no String is made for the ids the in-process tier holds.
+    public func lookupContents(count: Int, bytes: (Int) -> UnsafeRawBufferPointer, hash: (Int) -> UInt64,
+                               found: (Int, ContentDim) -> Void) throws {
+        try contents.lookup(count: count, bytes: bytes, hash: hash, found: found)
+    }
+
+    /// ``lookupUserRowObjects(_:found:)`` for `count` ids given by their bytes and `ByteHash.hash`
+    /// of them (an interned batch's): no String is made for the ids the in-process tier holds.
+    public func lookupUserRowObjects(count: Int, bytes: (Int) -> UnsafeRawBufferPointer, hash: (Int) -> UInt64,
+                                     found: (Int, UserRowObject) -> Void) throws {
+        try users.lookup(count: count, bytes: bytes, hash: hash, found: found)
+    }
+
     /// The valid-ID gate for the per-event path: false when the content id is certainly not in
     /// the store. No allocation, no lock held while hashing. True while no filter is built.
     public func isKnownContent(_ bytes: UnsafeRawBufferPointer) -> Bool { contents.mightExist(bytes) }

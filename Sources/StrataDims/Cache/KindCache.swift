@@ -76,29 +76,53 @@ final class KindCache<D: CachedDimension>: Sendable {
     /// other ids are unknown. Positional, so a large lookup builds no map of its own.
     func lookup(_ ids: [String], found: (Int, D) -> Void) throws {
         let now = monotonicNanos()
-
         // 1. In-process tier, asked first: an entry there was confirmed by a tier below (or by a
         //    changelog update, which also feeds the filter), so a hit needs no filter probes.
         //    Below, ids are handled by their index in `ids`.
+        let misses = askLocal(count: ids.count, now: now, found: found) { t, i, hit in t.get(ids[i], now: now, hit: hit) }
+        try lookUpBelowLocal(ids, misses, now: now, found: found)
+    }
+
+    /// ``lookup(_:found:)`` for `count` ids given by their bytes and `ByteHash` (an interned
+    /// batch's): the in-process tier answers without a String made or an id hashed again;
+    /// Strings are made only for the ids it does not hold.
+    func lookup(count: Int, bytes: (Int) -> UnsafeRawBufferPointer, hash: (Int) -> UInt64, found: (Int, D) -> Void) throws {
+        let now = monotonicNanos()
+        let misses = askLocal(count: count, now: now, found: found) { t, i, hit in t.get(bytes: bytes(i), hash: hash(i), now: now, hit: hit) }
+        if misses.isEmpty { return }
+        let ids = misses.map { String(decoding: bytes($0), as: UTF8.self) }
+        try lookUpBelowLocal(ids, Array(ids.indices), now: now) { j, d in found(misses[j], d) }
+    }
+
+    /// The in-process tier's answers for ids `0..<count` (`get` asks it about one): hits are
+    /// passed to `found`; returns the ids it does not hold (all of them when it is off).
+    private func askLocal(count: Int, now: UInt64, found: (Int, D) -> Void,
+                          get: (inout LocalTier<D>, Int, (D) -> Void) -> LocalTier<D>.Found) -> [Int] {
+        guard config.localCapacity > 0 else { return Array(0..<count) }
         var misses: [Int] = []
-        let localEnabled = config.localCapacity > 0
-        if localEnabled {
-            var hits = 0, negatives = 0
-            misses.reserveCapacity(ids.count)
+        var hits = 0, negatives = 0
+        misses.reserveCapacity(count)
+        // `found` is called only during `get`, never kept: the compiler cannot see that a closure
+        // over one non-escaping parameter, handed to another, is not re-entered.
+        withoutActuallyEscaping(found) { found in
             local.withLock { t in
-                for i in ids.indices {
-                    switch t.get(ids[i], now: now, hit: { found(i, $0) }) {
+                for i in 0..<count {
+                    switch get(&t, i, { found(i, $0) }) {
                     case .hit: hits += 1
                     case .negative: negatives += 1
                     case .miss: misses.append(i)
                     }
                 }
             }
-            counters.localHits.add(hits)
-            counters.negativeLocal.add(negatives)
-        } else {
-            misses = Array(ids.indices)
         }
+        counters.localHits.add(hits)
+        counters.negativeLocal.add(negatives)
+        return misses
+    }
+
+    /// Tiers 2–4 for `ids[i]`, i in `misses` (what the in-process tier did not answer).
+    private func lookUpBelowLocal(_ ids: [String], _ misses: [Int], now: UInt64, found: (Int, D) -> Void) throws {
+        let localEnabled = config.localCapacity > 0
 
         // 2. Valid-ID filter: what the in-process tier does not hold and the store certainly
         //    does not have goes no further.

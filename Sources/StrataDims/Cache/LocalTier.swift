@@ -57,6 +57,20 @@ struct LocalTier<Value> {
         return .miss
     }
 
+    /// ``get(_:now:hit:)`` for an id given by its bytes and their `ByteHash` (an interned batch's
+    /// ids): no String is made, and the id is not hashed again.
+    mutating func get(bytes: UnsafeRawBufferPointer, hash h: UInt64, now: UInt64, hit: (Value) -> Void) -> Found {
+        guard isEnabled else { return .miss }
+        if let k = young.find(bytes, hash: h) { return Self.answer(young.entries[k].entry, now: now, hit: hit) }
+        if old.live > 0, let k = old.find(bytes, hash: h) {
+            let id = old.entries[k].id
+            let e = old.remove(at: k)
+            if e.expiresAt > now { insertYoung(id, hash: h, e) }
+            return Self.answer(e, now: now, hit: hit)
+        }
+        return .miss
+    }
+
     mutating func get(_ id: String, now: UInt64) -> Lookup {
         var value: Value?
         switch get(id, now: now, hit: { value = $0 }) {
@@ -162,6 +176,28 @@ private struct Generation<Value> {
             }
             i = (i &+ 1) & mask
         }
+    }
+
+    /// ``find(_:hash:)`` for an id given by its bytes.
+    func find(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> Int? {
+        guard !index.isEmpty else { return nil }
+        let mask = index.count - 1
+        let tag = hash & Self.tagMask
+        var i = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let s = index[i]
+            if s == 0 { return nil }
+            if s & Self.tagMask == tag {
+                let k = Int(truncatingIfNeeded: s & ~Self.tagMask) - 1
+                if !entries[k].removed && Self.equal(entries[k].id, bytes) { return k }
+            }
+            i = (i &+ 1) & mask
+        }
+    }
+
+    @inline(__always)
+    private static func equal(_ id: String, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        id.utf8.withContiguousStorageIfAvailable { $0.count == bytes.count && $0.elementsEqual(bytes) } ?? id.utf8.elementsEqual(bytes)
     }
 
     mutating func insert(_ id: String, hash: UInt64, _ e: LocalTier<Value>.Entry) {
