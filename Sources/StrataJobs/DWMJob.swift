@@ -141,7 +141,7 @@ public final class DWMJob: StreamJob {
         var j = JobSummary(job: name)
         j.consumed = a.consumed
         j.outcomes = ["applied": a.applied, "duplicates": a.duplicates, "late": a.late, "filtered": a.filteredTotal]
-        j.details = ["filtered": a.filtered]
+        j.details = ["filtered": a.filtered, "rows": ["pass_waits": s.rowPassWaits]]
         j.written = ["dwm_rows": s.dwmRows, "dws_rows": s.dwsRows, "late_forwarded": s.lateForwarded,
                      "rows_without_content": s.rowsWithoutContent]
         j.transactions = loop.stats.transactions
