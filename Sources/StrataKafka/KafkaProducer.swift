@@ -223,6 +223,8 @@ public final class KafkaProducer: @unchecked Sendable {
 
     public func abortTransaction(timeoutMs: Int32 = 60_000) throws(KafkaError) {
         try check(rd_kafka_abort_transaction(client.handle, timeoutMs), "abort_transaction")
+        // librdkafka served the purged messages' reports (it flushes after the purge): their
+        // errors must not reach the next transaction's `awaitDelivery()` or a later `flush()`.
         client.state.firstDeliveryError.withLock { $0 = nil }
     }
 

@@ -260,6 +260,30 @@ final class KafkaWrapperTests: XCTestCase {
         XCTAssertEqual(try highWatermark(topic), 17, "10 aborted records, the abort marker, 5 committed records, the commit marker")
     }
 
+    /// Messages still queued when a transaction aborts are purged, and their delivery reports say
+    /// so: those reports must not fail the next transaction's `awaitDelivery()` (the dwm job waits
+    /// for a pass of rows that way), which would abort a transaction for nothing.
+    func testAwaitDeliveryAfterAnAbortIsNotFailedByThePurgedMessages() throws {
+        let topic = uniqueTopic("await")
+        try createTopic(topic)
+        var cfg = KafkaConfig.producer(bootstrapServers: try brokers)
+        cfg.transactionalId = "test-await-\(UUID().uuidString.prefix(8))"
+        cfg["linger.ms"] = "2000"   // the aborted transaction's messages are still queued at the abort
+        let producer = try KafkaProducer(config: cfg)
+        try producer.initTransactions()
+        try producer.beginTransaction()
+        for i in 0..<20 { try producer.produce(topic: topic, key: nil, value: Array("purged-\(i)".utf8)) }
+        try producer.abortTransaction()
+        try producer.beginTransaction()
+        for i in 0..<5 { try producer.produce(topic: topic, key: nil, value: Array("committed-\(i)".utf8)) }
+        try producer.awaitDelivery()
+        XCTAssertEqual(producer.outstanding, 0, "delivered")
+        try producer.commitTransaction()
+        XCTAssertEqual(producer.deliveryCounts.failed, 20, "the aborted transaction's messages were purged, and reported")
+        XCTAssertEqual(try readAll(topic, expected: 5).map { String(decoding: $0.value, as: UTF8.self) },
+                       (0..<5).map { "committed-\($0)" })
+    }
+
     /// Two members for one partition: one gets an empty assignment, and closing each (which runs
     /// the rebalance callback inside consumer_close) returns. The wrapper once asked librdkafka for
     /// the rebalance protocol from that callback, which deadlocked a dwm member closing during

@@ -160,7 +160,13 @@ private struct Generation<Value> {
     private static var tagMask: UInt64 { 0xFFFF_FFFF_0000_0000 }
     private(set) var live = 0
 
-    func find(_ id: String, hash: UInt64) -> Int? {
+    func find(_ id: String, hash: UInt64) -> Int? { find(hash: hash) { $0 == id } }
+
+    /// ``find(_:hash:)`` for an id given by its bytes.
+    func find(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> Int? { find(hash: hash) { Self.equal($0, bytes) } }
+
+    @inline(__always)
+    private func find(hash: UInt64, isId: (String) -> Bool) -> Int? {
         guard !index.isEmpty else { return nil }
         let mask = index.count - 1
         let tag = hash & Self.tagMask
@@ -172,24 +178,7 @@ private struct Generation<Value> {
             // its entry, which is a cache miss of its own in a large tier.
             if s & Self.tagMask == tag {
                 let k = Int(truncatingIfNeeded: s & ~Self.tagMask) - 1
-                if !entries[k].removed && entries[k].id == id { return k }
-            }
-            i = (i &+ 1) & mask
-        }
-    }
-
-    /// ``find(_:hash:)`` for an id given by its bytes.
-    func find(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> Int? {
-        guard !index.isEmpty else { return nil }
-        let mask = index.count - 1
-        let tag = hash & Self.tagMask
-        var i = Int(truncatingIfNeeded: hash) & mask
-        while true {
-            let s = index[i]
-            if s == 0 { return nil }
-            if s & Self.tagMask == tag {
-                let k = Int(truncatingIfNeeded: s & ~Self.tagMask) - 1
-                if !entries[k].removed && Self.equal(entries[k].id, bytes) { return k }
+                if !entries[k].removed && isId(entries[k].id) { return k }
             }
             i = (i &+ 1) & mask
         }
