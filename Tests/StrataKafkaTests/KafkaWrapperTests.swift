@@ -588,6 +588,30 @@ final class KafkaFaultTests: XCTestCase {
         try producer.abortTransaction()
     }
 
+    /// A delivery refused inside a transaction fails `awaitDelivery()` with an error that asks
+    /// for an abort (the dwm job then aborts and redoes its work), not one that stops the job.
+    func testAwaitDeliveryOfARefusedMessageAsksForAnAbort() throws {
+        var cfg = KafkaConfig.producer(bootstrapServers: "")
+        cfg.properties.removeValue(forKey: "bootstrap.servers")
+        cfg["test.mock.num.brokers"] = "1"
+        cfg.transactionalId = "test-await-refused-\(UUID().uuidString.prefix(8))"
+        let producer = try KafkaProducer(config: cfg)
+        let mock = try XCTUnwrap(rd_kafka_handle_mock_cluster(producer.client.handle))
+        XCTAssertEqual(rd_kafka_mock_topic_create(mock, "txn", 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR)
+        try producer.initTransactions()
+        try producer.beginTransaction()
+        var errors = [rd_kafka_resp_err_t](repeating: RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, count: 1)
+        rd_kafka_mock_push_request_errors_array(mock, 0 /* Produce */, errors.count, &errors)
+        try producer.produce(topic: "txn", key: nil, value: Array("refused".utf8))
+        XCTAssertThrowsError(try producer.awaitDelivery(timeoutMs: 10_000)) { error in
+            let e = error as? KafkaError
+            XCTAssertEqual(e?.code, .messageTooLarge, "\(error)")
+            XCTAssertEqual(e?.requiresAbort, true, "\(error)")
+            XCTAssertEqual(e?.isFatal, false, "\(error)")
+        }
+        try producer.abortTransaction()
+    }
+
     func testBrokerDownTimesOutThenRecovers() throws {
         var cfg = KafkaConfig.producer(bootstrapServers: "")
         cfg.properties.removeValue(forKey: "bootstrap.servers")
