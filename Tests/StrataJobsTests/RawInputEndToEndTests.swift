@@ -85,8 +85,10 @@ final class RawInputEndToEndTests: XCTestCase {
         print("peak open windows: aligned \(aligned), unaligned \(unaligned)")
         XCTAssertGreaterThanOrEqual(unaligned, 20, "without alignment, partitions read one after the other hold the backlog open")
         // Aligned: the alignment (1 min), what librdkafka had prefetched of the sparse partition
-        // (≈ 4 min with these fetch sizes) and the allowed lateness (2 min).
-        XCTAssertLessThanOrEqual(aligned, 14)
+        // (≈ 4 min with these fetch sizes) and the allowed lateness (2 min). The peak depends on
+        // when commits fall between fetches: 10–14 seen over the runs of two days, so the limit
+        // leaves two minutes of room.
+        XCTAssertLessThanOrEqual(aligned, 16)
         // Unaligned, the peak is bounded by the backlog's 27 minutes (27–28 seen), so a ratio
         // of two failed at aligned = 14 (28 > 27): the gap is what alignment buys.
         XCTAssertGreaterThanOrEqual(unaligned - aligned, 10, "alignment holds at least ten fewer minutes open")
