@@ -46,10 +46,10 @@ public struct RowEnricher {
     /// Encodes the rows of `batch` from row `start` on (DWM rows are numbered first, then DWS
     /// rows), with the dimensions of the last ``lookUp(_:)``, until they are all encoded or the
     /// pass holds `passBytes`. The bytes are kept until the next pass: ``dwmValue(_:)`` and
-    /// ``dwsValue(_:)`` lend them, so
-    /// the rows can be produced without librdkafka's copy (they must be delivered, or their
-    /// transaction ended, before the next pass). A transaction with more rows than one pass holds
-    /// waits for the delivery of each pass before the next: its rows' memory stays bounded.
+    /// ``dwsValue(_:)`` lend them, so the rows can be produced without librdkafka's copy (they
+    /// must be delivered, or their transaction ended, before the next pass). A transaction with
+    /// more rows than one pass holds waits for the delivery of each pass before the next: its
+    /// rows' memory stays bounded.
     public mutating func encode(_ batch: RowBatch, from start: Int, emittedAt: Int64) -> EncodedRows {
         precondition(encoder.matches(contents: batch.contents.count, users: batch.users.count),
                      "encode(_:from:emittedAt:) needs the batch of the last lookUp(_:)")

@@ -37,6 +37,12 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         rd_kafka_error_destroy(error)
     }
 
+    /// The same error, asking the caller to abort the transaction and redo its work (what
+    /// librdkafka itself says only of the transactional API's errors).
+    func requiringAbort(operation: String) -> KafkaError {
+        KafkaError(code: code, message: message, operation: operation, isRetriable: false, requiresAbort: true)
+    }
+
     /// Configuration problems found before a client exists.
     static func config(_ message: String) -> KafkaError {
         KafkaError(code: .invalidArgument, message: message, operation: "configure")

@@ -69,7 +69,7 @@ public final class KafkaProducer: @unchecked Sendable {
     private func refusal(_ e: KafkaError) throws(KafkaError) -> KafkaError {
         guard e.code == .invalidTransactionState, isTransactional else { return e }
         try client.throwIfFatal()
-        return KafkaError(code: e.code, message: e.message, operation: "produce", isRetriable: false, requiresAbort: true)
+        return e.requiringAbort(operation: "produce")
     }
 
     /// librdkafka's queue is full: serve delivery reports for a moment, unless the client failed.
@@ -188,7 +188,7 @@ public final class KafkaProducer: @unchecked Sendable {
         do {
             try flush(timeoutMs: timeoutMs)
         } catch let e where !e.isFatal && isTransactional {
-            throw KafkaError(code: e.code, message: e.message, operation: "await delivery", isRetriable: false, requiresAbort: true)
+            throw e.requiringAbort(operation: "await delivery")
         }
     }
 

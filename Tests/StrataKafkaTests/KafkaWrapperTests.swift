@@ -507,6 +507,24 @@ final class KafkaWrapperTests: XCTestCase {
 
 /// Broker faults, injected with librdkafka's mock cluster.
 final class KafkaFaultTests: XCTestCase {
+    /// A transactional producer on a one-broker mock cluster, in a transaction holding one
+    /// message ("refused", to topic "txn") whose produce request the broker refuses.
+    private func transactionWithARefusedDelivery() throws -> KafkaProducer {
+        var cfg = KafkaConfig.producer(bootstrapServers: "")
+        cfg.properties.removeValue(forKey: "bootstrap.servers")
+        cfg["test.mock.num.brokers"] = "1"
+        cfg.transactionalId = "test-refused-\(UUID().uuidString.prefix(8))"
+        let producer = try KafkaProducer(config: cfg)
+        let mock = try XCTUnwrap(rd_kafka_handle_mock_cluster(producer.client.handle))
+        XCTAssertEqual(rd_kafka_mock_topic_create(mock, "txn", 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR)
+        try producer.initTransactions()
+        try producer.beginTransaction()
+        var errors = [rd_kafka_resp_err_t](repeating: RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, count: 1)
+        rd_kafka_mock_push_request_errors_array(mock, 0 /* Produce */, errors.count, &errors)
+        try producer.produce(topic: "txn", key: nil, value: Array("refused".utf8))
+        return producer
+    }
+
     func testDeliveryFailureSurfacesAsSwiftError() throws {
         var cfg = KafkaConfig.producer(bootstrapServers: "")
         cfg.properties.removeValue(forKey: "bootstrap.servers")
@@ -564,18 +582,7 @@ final class KafkaFaultTests: XCTestCase {
     /// librdkafka refuses further produces with a bare _STATE; the wrapper reports it as
     /// requiring an abort, so the loop aborts and redoes the batch instead of failing the job.
     func testProduceAfterAnAbortableErrorAsksForAnAbort() throws {
-        var cfg = KafkaConfig.producer(bootstrapServers: "")
-        cfg.properties.removeValue(forKey: "bootstrap.servers")
-        cfg["test.mock.num.brokers"] = "1"
-        cfg.transactionalId = "test-abortable-\(UUID().uuidString.prefix(8))"
-        let producer = try KafkaProducer(config: cfg)
-        let mock = try XCTUnwrap(rd_kafka_handle_mock_cluster(producer.client.handle))
-        XCTAssertEqual(rd_kafka_mock_topic_create(mock, "txn", 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR)
-        try producer.initTransactions()
-        try producer.beginTransaction()
-        var errors = [rd_kafka_resp_err_t](repeating: RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, count: 1)
-        rd_kafka_mock_push_request_errors_array(mock, 0 /* Produce */, errors.count, &errors)
-        try producer.produce(topic: "txn", key: nil, value: Array("refused".utf8))
+        let producer = try transactionWithARefusedDelivery()
         XCTAssertThrowsError(try producer.flush(timeoutMs: 10_000))
         XCTAssertThrowsError(try producer.produce(topic: "txn", key: nil, value: Array("next".utf8))) { error in
             let e = error as? KafkaError
@@ -591,18 +598,7 @@ final class KafkaFaultTests: XCTestCase {
     /// A delivery refused inside a transaction fails `awaitDelivery()` with an error that asks
     /// for an abort (the dwm job then aborts and redoes its work), not one that stops the job.
     func testAwaitDeliveryOfARefusedMessageAsksForAnAbort() throws {
-        var cfg = KafkaConfig.producer(bootstrapServers: "")
-        cfg.properties.removeValue(forKey: "bootstrap.servers")
-        cfg["test.mock.num.brokers"] = "1"
-        cfg.transactionalId = "test-await-refused-\(UUID().uuidString.prefix(8))"
-        let producer = try KafkaProducer(config: cfg)
-        let mock = try XCTUnwrap(rd_kafka_handle_mock_cluster(producer.client.handle))
-        XCTAssertEqual(rd_kafka_mock_topic_create(mock, "txn", 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR)
-        try producer.initTransactions()
-        try producer.beginTransaction()
-        var errors = [rd_kafka_resp_err_t](repeating: RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, count: 1)
-        rd_kafka_mock_push_request_errors_array(mock, 0 /* Produce */, errors.count, &errors)
-        try producer.produce(topic: "txn", key: nil, value: Array("refused".utf8))
+        let producer = try transactionWithARefusedDelivery()
         XCTAssertThrowsError(try producer.awaitDelivery(timeoutMs: 10_000)) { error in
             let e = error as? KafkaError
             XCTAssertEqual(e?.code, .messageTooLarge, "\(error)")
