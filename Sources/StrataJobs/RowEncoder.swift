@@ -54,9 +54,11 @@ struct RowEncoder {
 
     /// User `n`'s row object, as the cache found it.
     mutating func setUser(_ n: Int, _ u: UserRowObject) {
-        precondition(userBytes.count + u.json.count < Int(Int32.max), "a batch's user objects exceed 2 GiB")
+        let members = u.rowObjectMembers
+        precondition(userBytes.count + members.count < Int(Int32.max), "a batch's user objects exceed 2 GiB")
         userStarts[n] = Int32(userBytes.count)
-        userBytes.append(u.json)
+        userBytes.append(UInt8(ascii: "{"))
+        members.withUnsafeBytes { userBytes.append($0) }
         userEnds[n] = Int32(userBytes.count)
     }
 

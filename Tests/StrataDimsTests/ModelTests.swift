@@ -90,6 +90,7 @@ final class ModelTests: XCTestCase {
             let slow = DimJSON.decodeUser(bytes).map(UserRowObject.init)
             XCTAssertEqual(fast.map { String(decoding: $0.json, as: UTF8.self) }, slow.map { String(decoding: $0.json, as: UTF8.self) }, t)
             XCTAssertEqual(fast?.userId, slow?.userId, t)
+            XCTAssertEqual(fast?.cacheJSON(), slow?.cacheJSON(), "the Redis value written back is the canonical one: \(t)")
             if fast != nil { cut += 1 }
             // Invalid UTF-8 inside a plain-looking string: the decoder repairs it, so must this.
             bytes = Array(t.utf8).map { $0 == UInt8(ascii: "G") ? 0xFF : $0 }

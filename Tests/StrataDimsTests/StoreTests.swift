@@ -33,6 +33,20 @@ enum StoreContract {
         for c in contents { XCTAssertEqual(found[c.contentId], c, file: file, line: line) }
         for id in unknown { XCTAssertNil(found[id], file: file, line: line) }
 
+        // By position (the cache's form): each known id's row comes once, at its own index, across
+        // chunks and between unknown ids.
+        var asked: [String] = [], expected: [Int: ContentDim] = [:]
+        for i in 0..<2_500 {
+            if i % 5 == 4 { asked.append(unknown[i / 5]) } else { expected[i] = contents[expected.count]; asked.append(expected[i]!.contentId) }
+        }
+        var seen: [Int: ContentDim] = [:]
+        try store.contents(asked) { i, c in XCTAssertNil(seen.updateValue(c, forKey: i), "position \(i) answered twice", file: file, line: line) }
+        XCTAssertEqual(seen, expected, file: file, line: line)
+        let userIds = ["u999999999"] + users.map(\.userId).reversed()
+        var seenUsers: [Int: UserDim] = [:]
+        try store.users(userIds) { i, u in XCTAssertNil(seenUsers.updateValue(u, forKey: i), file: file, line: line) }
+        XCTAssertEqual(seenUsers, Dictionary(uniqueKeysWithValues: users.reversed().enumerated().map { ($0 + 1, $1) }), file: file, line: line)
+
         let foundUsers = try store.users(users.map(\.userId).reversed() + ["u999999999"])
         XCTAssertEqual(foundUsers.count, 2_000, file: file, line: line)
         for u in users { XCTAssertEqual(foundUsers[u.userId], u, file: file, line: line) }

@@ -94,8 +94,8 @@ final class FailingStore: DimensionStore, @unchecked Sendable {
         }
     }
     func migrate() throws { try inner.migrate() }
-    func contents(_ ids: [String]) throws -> [String: ContentDim] { try check(); return try inner.contents(ids) }
-    func users(_ ids: [String]) throws -> [String: UserDim] { try check(); return try inner.users(ids) }
+    func contents(_ ids: [String], row: (Int, ContentDim) throws -> Void) throws { try check(); try inner.contents(ids, row: row) }
+    func users(_ ids: [String], row: (Int, UserDim) throws -> Void) throws { try check(); try inner.users(ids, row: row) }
     func upsert(contents: [ContentDim]) throws { try inner.upsert(contents: contents) }
     func upsert(users: [UserDim]) throws { try inner.upsert(users: users) }
     func deleteContents(_ ids: [String]) throws { try inner.deleteContents(ids) }

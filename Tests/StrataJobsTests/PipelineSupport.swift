@@ -249,11 +249,11 @@ final class RecordingStore: DimensionStore, @unchecked Sendable {
 
     var description: String { "recording(\(inner))" }
     func migrate() throws { try inner.migrate() }
-    func contents(_ ids: [String]) throws -> [String: ContentDim] {
+    func contents(_ ids: [String], row: (Int, ContentDim) throws -> Void) throws {
         asked.withLock { $0 += ids }
-        return try inner.contents(ids)
+        try inner.contents(ids, row: row)
     }
-    func users(_ ids: [String]) throws -> [String: UserDim] { try inner.users(ids) }
+    func users(_ ids: [String], row: (Int, UserDim) throws -> Void) throws { try inner.users(ids, row: row) }
     func upsert(contents: [ContentDim]) throws { try inner.upsert(contents: contents) }
     func upsert(users: [UserDim]) throws { try inner.upsert(users: users) }
     func deleteContents(_ ids: [String]) throws { try inner.deleteContents(ids) }

@@ -67,10 +67,10 @@ public final class DimensionCache: Sendable {
         storeRetries = retries
         let wait = StoreWait(limit: config.storeWait, retries: retries, logger: logger)
         contents = KindCache(keyTag: "c", counters: KindCounters(kind: "content", registry: metrics), redis: tier,
-                             degraded: degraded, store: store, config: config, storeWait: wait) { [store] in try store.contents($0) }
+                             degraded: degraded, store: store, config: config, storeWait: wait) { [store] in try store.contents($0, row: $1) }
         users = KindCache(keyTag: "u", counters: KindCounters(kind: "user", registry: metrics), redis: tier,
-                          degraded: degraded, store: store, config: config, storeWait: wait) { [store] in
-            try store.users($0).mapValues(UserRowObject.init)
+                          degraded: degraded, store: store, config: config, storeWait: wait) { [store] ids, row in
+            try store.users(ids) { row($0, UserRowObject($1)) }
         }
         if config.useValidIdFilter && config.buildFiltersOnStart { try rebuildFilters() }
     }

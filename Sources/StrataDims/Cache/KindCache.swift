@@ -31,14 +31,15 @@ final class KindCache<D: CachedDimension>: Sendable {
     private let redis: RedisTier?
     private let degraded: CacheCounter
     private let store: any DimensionStore
-    private let fetch: @Sendable ([String]) throws -> [String: D]
+    /// The store's rows for some ids (each id once), by the ids' positions, in any order.
+    private let fetch: @Sendable ([String], (Int, D) -> Void) throws -> Void
     private let storeWait: StoreWait
     private let keyPrefix: [UInt8]
     private let config: DimensionCacheConfig
 
     init(keyTag: String, counters: KindCounters, redis: RedisTier?, degraded: CacheCounter,
          store: any DimensionStore, config: DimensionCacheConfig, storeWait: StoreWait,
-         fetch: @escaping @Sendable ([String]) throws -> [String: D]) {
+         fetch: @escaping @Sendable ([String], (Int, D) -> Void) throws -> Void) {
         self.storeWait = storeWait
         self.counters = counters
         self.local = Mutex(LocalTier(capacity: config.localCapacity))
@@ -197,42 +198,43 @@ final class KindCache<D: CachedDimension>: Sendable {
         }
 
         // 4. The store: one query per chunk; found ids are written back with a staggered TTL,
-        //    unknown ones get a short negative entry.
+        //    unknown ones get a short negative entry. Its rows come by position; the in-process
+        //    tier is filled in the same pass.
         if !toStore.isEmpty {
             let storeIds = toStore.map { ids[$0] }
+            var fetched = [D?](repeating: nil, count: storeIds.count)
             let before = store.queryCount
-            let fetched = try storeWait.run("\(storeIds.count) ids") { try fetch(storeIds) }
+            try storeWait.run("\(storeIds.count) ids") {
+                for k in fetched.indices { fetched[k] = nil } // a retried query starts again
+                try fetch(storeIds) { k, d in fetched[k] = d }
+            }
             counters.storeQueries.add(max(0, store.queryCount - before))
             counters.storeIds.add(storeIds.count)
             var writes: [(key: [UInt8], value: [UInt8], ttl: Int)] = []
             var replacements: [(key: [UInt8], value: [UInt8], ttl: Int)] = []
-            var fills: [(String, LocalTier<D>.Entry)] = []
             if redis != nil { writes.reserveCapacity(storeIds.count) }
-            if localEnabled { fills.reserveCapacity(storeIds.count) }
             var rng = SplitMix64.systemSeeded()
             let negativeTTL = config.negativeTTL.wholeSeconds
-            for (i, id) in zip(toStore, storeIds) {
-                let entry: (key: [UInt8], value: [UInt8], ttl: Int)?
-                if let d = fetched[id] {
-                    found(i, d)
-                    if localEnabled { fills.append((id, .present(d, expiresAt: localExpiry))) }
-                    entry = redis == nil ? nil : (key(id), d.cacheJSON(), config.redisTTL.next(using: &rng))
-                } else {
-                    if localEnabled { fills.append((id, .absent(expiresAt: negativeExpiry))) }
-                    entry = redis == nil ? nil : (key(id), negativeRedisValue, negativeTTL)
-                }
-                if let entry {
-                    if unreadable.contains(i) { replacements.append(entry) } else { writes.append(entry) }
+            local.withLock { t in
+                if localEnabled { t.reserve(storeIds.count) }
+                for (k, i) in toStore.enumerated() {
+                    let id = storeIds[k]
+                    let entry: (key: [UInt8], value: [UInt8], ttl: Int)?
+                    if let d = fetched[k] {
+                        found(i, d)
+                        if localEnabled { t.put(id, .present(d, expiresAt: localExpiry), overwrite: false, now: now) }
+                        entry = redis == nil ? nil : (key(id), d.cacheJSON(), config.redisTTL.next(using: &rng))
+                    } else {
+                        if localEnabled { t.put(id, .absent(expiresAt: negativeExpiry), overwrite: false, now: now) }
+                        entry = redis == nil ? nil : (key(id), negativeRedisValue, negativeTTL)
+                    }
+                    if let entry {
+                        if unreadable.contains(i) { replacements.append(entry) } else { writes.append(entry) }
+                    }
                 }
             }
             if let redis, redis.writeBack(writes, replacing: replacements) {
                 counters.redisWrites.add(writes.count + replacements.count)
-            }
-            if !fills.isEmpty {
-                local.withLock { t in
-                    t.reserve(fills.count)
-                    for (id, e) in fills { t.put(id, e, overwrite: false, now: now) }
-                }
             }
         }
     }

@@ -26,17 +26,22 @@ public enum DimJSON {
         return out
     }
 
-    public static func encode(_ u: UserDim) -> [UInt8] {
+    public static func encode(_ u: UserDim) -> [UInt8] { encodeMarkingMembers(u).text }
+
+    /// ``encode(_:)-(UserDim)``, and where the members after `user_id` begin (see ``UserRowObject``).
+    static func encodeMarkingMembers(_ u: UserDim) -> (text: [UInt8], membersStart: Int) {
         var out: [UInt8] = []
         out.reserveCapacity(96)
         out.append(UInt8(ascii: "{"))
         field(&out, "user_id", u.userId, first: true)
-        field(&out, "gender", u.gender)
+        out.append(UInt8(ascii: ","))
+        let membersStart = out.count
+        field(&out, "gender", u.gender, first: true)
         field(&out, "age_band", u.ageBand)
         field(&out, "province", u.province)
         field(&out, "city_tier", Int64(u.cityTier))
         out.append(UInt8(ascii: "}"))
-        return out
+        return (out, membersStart)
     }
 
     /// The `content` object of a DWM/DWS row: `{"title":…,"category":…,"author_id":…,"region":…}`.
@@ -130,18 +135,17 @@ public enum DimJSON {
         return UserDim(userId: id, gender: gender, ageBand: age, province: province, cityTier: cityTier)
     }
 
-    /// The row's `user` object cut from a user's cached JSON (any key order, unknown keys
-    /// skipped, as ``decodeUser(_:)-(UnsafeRawBufferPointer)``, whose text it equals): string
-    /// values that are plain ASCII (no escapes) are copied as they stand; anything else goes
-    /// through the decoder and the encoder, so the bytes are the same either way.
+    /// A user's row object read from its cached JSON (any key order, unknown keys skipped, as
+    /// ``decodeUser(_:)-(UnsafeRawBufferPointer)``, whose encoding it equals byte for byte):
+    /// string values that are plain ASCII (no escapes) are copied as they stand; anything else
+    /// goes through the decoder and the encoder, so the bytes are the same either way.
     public static func userRowObject(fromCacheJSON bytes: UnsafeRawBufferPointer) -> UserRowObject? {
-        var id: String?
-        var gender: Range<Int>?, age: Range<Int>?, province: Range<Int>?
+        var id: Range<Int>?, gender: Range<Int>?, age: Range<Int>?, province: Range<Int>?
         var tier: Int64?
         var plain = true
         var r = Reader(bytes)
         let ok = r.object { r, key in
-            if key.equals("user_id") { id = r.string() }
+            if key.equals("user_id") { id = r.plainASCIIString(&plain) }
             else if key.equals("gender") { gender = r.plainASCIIString(&plain) }
             else if key.equals("age_band") { age = r.plainASCIIString(&plain) }
             else if key.equals("province") { province = r.plainASCIIString(&plain) }
@@ -153,8 +157,12 @@ public enum DimJSON {
         guard plain else { return decodeUser(bytes).map(UserRowObject.init) }
         guard let id, let gender, let age, let province, let tier, Int(exactly: tier) != nil else { return nil }
         var out: [UInt8] = []
-        out.reserveCapacity(72 + gender.count + age.count + province.count)
-        out += #"{"gender":"#.utf8
+        out.reserveCapacity(72 + id.count + gender.count + age.count + province.count)
+        out += #"{"user_id":"#.utf8
+        out += UnsafeRawBufferPointer(rebasing: bytes[id])
+        out.append(UInt8(ascii: ","))
+        let membersStart = out.count
+        out += #""gender":"#.utf8
         out += UnsafeRawBufferPointer(rebasing: bytes[gender])
         out += #","age_band":"#.utf8
         out += UnsafeRawBufferPointer(rebasing: bytes[age])
@@ -163,7 +171,9 @@ public enum DimJSON {
         out += #","city_tier":"#.utf8
         out += String(tier).utf8
         out.append(UInt8(ascii: "}"))
-        return UserRowObject(userId: id, json: out)
+        // A plain string's text between its quotes is its value.
+        let userId = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(id.lowerBound + 1)..<(id.upperBound - 1)]), as: UTF8.self)
+        return UserRowObject(userId: userId, text: out, membersStart: membersStart)
     }
 
     /// A minimal JSON reader over a byte buffer; every method returns nil/false on bad input and

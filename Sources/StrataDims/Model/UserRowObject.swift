@@ -9,30 +9,35 @@ import StrataCore
 /// cut from the cached JSON without decoding its strings (``DimJSON/userRowObject(fromCacheJSON:)``).
 public struct UserRowObject: Sendable, Equatable {
     public let userId: String
-    /// The row's `user` object, JSON text.
-    public let json: [UInt8]
+    /// The user's cached JSON, ``DimJSON/encode(_:)-(UserDim)``'s text: `{"user_id":…,` then the
+    /// row object's members, which are the other fields in the same order. One array is both the
+    /// Redis value and the row object, so a user read from the store is encoded once.
+    private let text: [UInt8]
+    /// Where the row object's members begin in `text` (just after `"user_id":…,`).
+    private let membersStart: Int
 
     public init(_ u: UserDim) {
         userId = u.userId
-        json = DimJSON.dwmUserObject(u)
+        (text, membersStart) = DimJSON.encodeMarkingMembers(u)
     }
 
-    init(userId: String, json: [UInt8]) {
+    init(userId: String, text: [UInt8], membersStart: Int) {
         self.userId = userId
-        self.json = json
+        self.text = text
+        self.membersStart = membersStart
     }
 
-    /// The cached JSON of the user (``DimJSON/encode(_:)-(UserDim)``'s text): the id, then the
-    /// row object's members, which are the other fields in the same order.
-    public func cacheJSON() -> [UInt8] {
-        var out: [UInt8] = Array(#"{"user_id":"#.utf8)
-        out.reserveCapacity(out.count + userId.utf8.count + json.count + 3)
-        JSONString.append(userId, to: &out)
-        out.append(UInt8(ascii: ","))
-        out += json.dropFirst()
-        return out
-    }
+    /// The cached JSON of the user (the Redis value).
+    public func cacheJSON() -> [UInt8] { text }
+
+    /// The row object without its opening brace, `"gender":…,"city_tier":…}`: a row writes `{`
+    /// and then these bytes (no copy of its own is made).
+    public var rowObjectMembers: ArraySlice<UInt8> { text[membersStart...] }
+
+    /// The row's `user` object, `{"gender":…,"age_band":…,"province":…,"city_tier":…}`
+    /// (``DimJSON/dwmUserObject(_:)``'s text).
+    public var json: [UInt8] { [UInt8(ascii: "{")] + rowObjectMembers }
 
     /// The profile, decoded back (for callers that want Strings, e.g. ``DimensionCache/lookupUsers(_:)``).
-    public var dim: UserDim? { DimJSON.decodeUser(cacheJSON()) }
+    public var dim: UserDim? { DimJSON.decodeUser(text) }
 }

@@ -7,8 +7,10 @@
 public protocol DimensionStore: AnyObject, Sendable {
     /// Creates the tables of ``DimensionSchema`` when absent (idempotent).
     func migrate() throws
-    func contents(_ ids: [String]) throws -> [String: ContentDim]
-    func users(_ ids: [String]) throws -> [String: UserDim]
+    /// Calls `row(i, dimensions)` for each `ids[i]` the store knows, in no particular order. The
+    /// cache reads a cold minute's users this way: by position, so no map by id is built.
+    func contents(_ ids: [String], row: (Int, ContentDim) throws -> Void) throws
+    func users(_ ids: [String], row: (Int, UserDim) throws -> Void) throws
     /// Inserts or replaces, all rows in one transaction (all or nothing). With duplicate ids the
     /// last one wins.
     func upsert(contents: [ContentDim]) throws
@@ -24,6 +26,21 @@ public protocol DimensionStore: AnyObject, Sendable {
     func userCount() throws -> Int
     /// SELECT statements run so far: one per lookup chunk, per id page and per count.
     var queryCount: Int { get }
+}
+
+extension DimensionStore {
+    /// The known ones of `ids`, by id.
+    public func contents(_ ids: [String]) throws -> [String: ContentDim] {
+        var found: [String: ContentDim] = [:]
+        try contents(ids) { _, c in if found[c.contentId] == nil { found[c.contentId] = c } }
+        return found
+    }
+
+    public func users(_ ids: [String]) throws -> [String: UserDim] {
+        var found: [String: UserDim] = [:]
+        try users(ids) { _, u in if found[u.userId] == nil { found[u.userId] = u } }
+        return found
+    }
 }
 
 public enum DimensionStoreError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -133,60 +133,69 @@ public final class PostgresDimensionStore: DimensionStore {
 
     // MARK: Lookups
 
-    public func contents(_ ids: [String]) throws -> [String: ContentDim] {
+    // Each chunk is joined with its ids' positions (`WITH ORDINALITY`), so a row comes back with
+    // the position of its id and no map by id is built on either side.
+
+    public func contents(_ ids: [String], row: (Int, ContentDim) throws -> Void) throws {
         let rows = try lookup(ids) { client, chunk, logger in
-            var out: [ContentDim] = []
+            var out: [(Int, ContentDim)] = []
             let rows = try await client.query("""
-                SELECT content_id, title, category, author_id, region, status, publish_ts
-                FROM content_dim WHERE content_id = ANY(\(chunk))
+                SELECT v.k, c.title, c.category, c.author_id, c.region, c.status, c.publish_ts
+                FROM unnest(\(chunk)::text[]) WITH ORDINALITY AS v(id, k) JOIN content_dim c ON c.content_id = v.id
                 """, logger: logger)
-            for try await (id, title, category, author, region, status, ts) in
-                rows.decode((String, String, String, String, String, String, Int64).self) {
-                out.append(ContentDim(contentId: id, title: title, category: category, authorId: author,
-                                      region: region, status: status, publishTs: ts))
+            for try await (k, title, category, author, region, status, ts) in
+                rows.decode((Int64, String, String, String, String, String, Int64).self) {
+                let i = Int(k) - 1
+                out.append((i, ContentDim(contentId: chunk[i], title: title, category: category, authorId: author,
+                                          region: region, status: status, publishTs: ts)))
             }
             return out
         }
-        return Dictionary(rows.map { ($0.contentId, $0) }, uniquingKeysWith: { a, _ in a })
+        for (i, r) in rows { try row(i, r) }
     }
 
-    public func users(_ ids: [String]) throws -> [String: UserDim] {
+    public func users(_ ids: [String], row: (Int, UserDim) throws -> Void) throws {
         let rows = try lookup(ids) { client, chunk, logger in
-            var out: [UserDim] = []
+            var out: [(Int, UserDim)] = []
             let rows = try await client.query("""
-                SELECT user_id, gender, age_band, province, city_tier FROM user_dim WHERE user_id = ANY(\(chunk))
+                SELECT v.k, u.gender, u.age_band, u.province, u.city_tier
+                FROM unnest(\(chunk)::text[]) WITH ORDINALITY AS v(id, k) JOIN user_dim u ON u.user_id = v.id
                 """, logger: logger)
-            for try await (id, gender, age, province, tier) in rows.decode((String, String, String, String, Int32).self) {
-                out.append(UserDim(userId: id, gender: gender, ageBand: age, province: province, cityTier: Int(tier)))
+            for try await (k, gender, age, province, tier) in rows.decode((Int64, String, String, String, Int32).self) {
+                let i = Int(k) - 1
+                out.append((i, UserDim(userId: chunk[i], gender: gender, ageBand: age, province: province, cityTier: Int(tier))))
             }
             return out
         }
-        return Dictionary(rows.map { ($0.userId, $0) }, uniquingKeysWith: { a, _ in a })
+        for (i, r) in rows { try row(i, r) }
     }
 
-    /// Runs `query` once per chunk, at most `parallelChunks` at a time.
+    /// Runs `query` once per chunk, at most `parallelChunks` at a time; it returns rows by their
+    /// position in the chunk, and they are returned by their position in `ids`.
     private func lookup<Row: Sendable>(
         _ ids: [String],
-        _ query: @escaping @Sendable (PostgresClient, [String], Logger) async throws -> [Row]
-    ) throws -> [Row] {
+        _ query: @escaping @Sendable (PostgresClient, [String], Logger) async throws -> [(Int, Row)]
+    ) throws -> [(Int, Row)] {
         if ids.isEmpty { return [] }
-        let chunks = stride(from: 0, to: ids.count, by: chunkSize).map { Array(ids[$0..<min($0 + chunkSize, ids.count)]) }
-        queries.add(chunks.count, ordering: .relaxed)
-        let parallel = parallelChunks, logger = self.logger
+        let starts = Array(stride(from: 0, to: ids.count, by: chunkSize))
+        queries.add(starts.count, ordering: .relaxed)
+        let parallel = parallelChunks, logger = self.logger, chunkSize = self.chunkSize
         return try call("lookup of \(ids.count) ids") { [client] in
-            try await withThrowingTaskGroup(of: [Row].self) { group in
-                var next = 0, out: [Row] = []
+            try await withThrowingTaskGroup(of: [(Int, Row)].self) { group in
+                var next = 0, out: [(Int, Row)] = []
                 out.reserveCapacity(ids.count)
-                while next < min(parallel, chunks.count) {
-                    let chunk = chunks[next]
-                    group.addTask { try await query(client, chunk, logger) }
+                func start(_ n: Int) {
+                    let first = starts[n], chunk = Array(ids[first..<min(first + chunkSize, ids.count)])
+                    group.addTask { try await query(client, chunk, logger).map { (first + $0.0, $0.1) } }
+                }
+                while next < min(parallel, starts.count) {
+                    start(next)
                     next += 1
                 }
                 while let rows = try await group.next() {
                     out += rows
-                    if next < chunks.count {
-                        let chunk = chunks[next]
-                        group.addTask { try await query(client, chunk, logger) }
+                    if next < starts.count {
+                        start(next)
                         next += 1
                     }
                 }

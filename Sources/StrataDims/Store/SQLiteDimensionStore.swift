@@ -20,6 +20,8 @@ public final class SQLiteDimensionStore: DimensionStore {
     private let reader: Locked
     private let writer: Locked
     private let queries = Atomic<Int>(0)
+    /// ``positionedValues(_:)`` of a full chunk, made once.
+    private let fullChunkValues: String
     static let pageSize = 10_000
 
     /// Opens (creating when missing) the database at `path`; `:memory:` gives a private
@@ -28,6 +30,7 @@ public final class SQLiteDimensionStore: DimensionStore {
         precondition(chunkSize > 0 && chunkSize <= 30_000, "chunkSize must be in 1...30000 (SQLite's bound-parameter limit)")
         self.path = path
         self.chunkSize = chunkSize
+        fullChunkValues = Self.positionedValues(chunkSize)
         let w = try SQLiteConnection(path: path)
         try Self.configure(w, busyTimeoutMs: busyTimeoutMs, writer: true, inMemory: path == ":memory:")
         writer = Locked(w)
@@ -60,42 +63,57 @@ public final class SQLiteDimensionStore: DimensionStore {
 
     // MARK: Lookups
 
-    public func contents(_ ids: [String]) throws -> [String: ContentDim] {
-        let rows = try lookup(ids, ContentDim.self,
-                              "SELECT content_id, title, category, author_id, region, status, publish_ts FROM content_dim WHERE content_id IN ")
-        return Dictionary(rows.map { ($0.contentId, $0) }, uniquingKeysWith: { a, _ in a })
+    // Each chunk's ids are joined as a `VALUES` list of (position, id), so a row comes back with
+    // the position of its id: no map by id is built on either side.
+
+    public func contents(_ ids: [String], row: (Int, ContentDim) throws -> Void) throws {
+        try lookup(ids, "SELECT v.column1, c.title, c.category, c.author_id, c.region, c.status, c.publish_ts FROM ",
+                   " AS v JOIN content_dim c ON c.content_id = v.column2") { s, id in
+            ContentDim(contentId: id, title: s.text(1), category: s.text(2), authorId: s.text(3), region: s.text(4),
+                       status: s.text(5), publishTs: s.int64(6))
+        } row: { try row($0, $1) }
     }
 
-    public func users(_ ids: [String]) throws -> [String: UserDim] {
-        let rows = try lookup(ids, UserDim.self,
-                              "SELECT user_id, gender, age_band, province, city_tier FROM user_dim WHERE user_id IN ")
-        return Dictionary(rows.map { ($0.userId, $0) }, uniquingKeysWith: { a, _ in a })
+    public func users(_ ids: [String], row: (Int, UserDim) throws -> Void) throws {
+        try lookup(ids, "SELECT v.column1, u.gender, u.age_band, u.province, u.city_tier FROM ",
+                   " AS v JOIN user_dim u ON u.user_id = v.column2") { s, id in
+            UserDim(userId: id, gender: s.text(1), ageBand: s.text(2), province: s.text(3), cityTier: Int(truncatingIfNeeded: s.int64(4)))
+        } row: { try row($0, $1) }
     }
 
-    /// One `select (?,?,…)` per chunk of ids, every id a bound parameter.
-    private func lookup<Row: SQLiteRow>(_ ids: [String], _: Row.Type, _ select: String) throws -> [Row] {
-        if ids.isEmpty { return [] }
-        return try reader.connection.withLock { c in
-            var rows: [Row] = []
-            rows.reserveCapacity(ids.count)
-            var start = 0
-            while start < ids.count {
-                let end = min(start + chunkSize, ids.count)
-                try c.withStatement(select + Self.placeholders(end - start)) { s in
+    /// One query per chunk of ids, `select` + `(VALUES (0,?),(1,?),…)` + `join`, every id a bound
+    /// parameter; `make` reads a row (column 0 is the position). A chunk's rows are handed to
+    /// `row` after the reader is let go.
+    private func lookup<Row: Sendable>(_ ids: [String], _ select: String, _ join: String,
+                                       make: @Sendable (SQLiteStatement, String) -> Row, row: (Int, Row) throws -> Void) throws {
+        var start = 0
+        while start < ids.count {
+            let end = min(start + chunkSize, ids.count)
+            let rows = try reader.connection.withLock { c in
+                var chunk: [(Int, Row)] = []
+                chunk.reserveCapacity(end - start)
+                let values = end - start == chunkSize ? fullChunkValues : Self.positionedValues(end - start)
+                try c.withStatement(select + values + join) { s in
                     for (i, id) in ids[start..<end].enumerated() { try s.bind(Int32(i + 1), id) }
                     queries.add(1, ordering: .relaxed)
-                    while try s.step() { rows.append(Row(s)) }
+                    while try s.step() {
+                        let i = start + Int(s.int64(0))
+                        chunk.append((i, make(s, ids[i])))
+                    }
                 }
-                start = end
+                return chunk
             }
-            return rows
+            for (i, r) in rows { try row(i, r) }
+            start = end
         }
     }
 
-    static func placeholders(_ n: Int) -> String {
-        var s = "("
-        s.reserveCapacity(2 * n + 1)
-        for i in 0..<n { s += i == 0 ? "?" : ",?" }
+    /// `(VALUES (0,?),(1,?),…)` for `n` ids: positions are literals of the statement's text (the
+    /// same text for every chunk of a size, so it is prepared once), ids are parameters.
+    static func positionedValues(_ n: Int) -> String {
+        var s = "(VALUES "
+        s.reserveCapacity(8 * n + 10)
+        for i in 0..<n { s += i == 0 ? "(0,?)" : ",(\(i),?)" }
         return s + ")"
     }
 
@@ -211,24 +229,5 @@ public final class SQLiteDimensionStore: DimensionStore {
                 return Int(s.int64(0))
             }
         }
-    }
-}
-
-/// A dimension read from the current row of a lookup statement.
-protocol SQLiteRow: Sendable {
-    init(_ s: SQLiteStatement)
-}
-
-extension ContentDim: SQLiteRow {
-    init(_ s: SQLiteStatement) {
-        self.init(contentId: s.text(0), title: s.text(1), category: s.text(2), authorId: s.text(3),
-                  region: s.text(4), status: s.text(5), publishTs: s.int64(6))
-    }
-}
-
-extension UserDim: SQLiteRow {
-    init(_ s: SQLiteStatement) {
-        self.init(userId: s.text(0), gender: s.text(1), ageBand: s.text(2), province: s.text(3),
-                  cityTier: Int(truncatingIfNeeded: s.int64(4)))
     }
 }
