@@ -54,12 +54,13 @@ struct RowEncoder {
 
     /// User `n`'s row object, as the cache found it.
     mutating func setUser(_ n: Int, _ u: UserRowObject) {
-        let members = u.rowObjectMembers
-        precondition(userBytes.count + members.count < Int(Int32.max), "a batch's user objects exceed 2 GiB")
-        userStarts[n] = Int32(userBytes.count)
-        userBytes.append(UInt8(ascii: "{"))
-        members.withUnsafeBytes { userBytes.append($0) }
-        userEnds[n] = Int32(userBytes.count)
+        u.withRowObjectMembers { members in
+            precondition(userBytes.count + members.count < Int(Int32.max), "a batch's user objects exceed 2 GiB")
+            userStarts[n] = Int32(userBytes.count)
+            userBytes.append(UInt8(ascii: "{"))
+            userBytes.append(members)
+            userEnds[n] = Int32(userBytes.count)
+        }
     }
 
     /// True when the dimensions set are those of a batch with these many distinct ids.

@@ -48,7 +48,7 @@ struct LocalTier<Value> {
     mutating func get(_ id: String, now: UInt64, hit: (Value) -> Void) -> Found {
         guard isEnabled else { return .miss }
         let h = Self.hash(id)
-        if let k = young.find(id, hash: h) { return Self.answer(young.entries[k].entry, now: now, hit: hit) }
+        if let k = young.find(id, hash: h) { return young.answer(k, now: now, hit: hit) }
         if old.live > 0, let k = old.find(id, hash: h) {
             let e = old.remove(at: k)
             if e.expiresAt > now { insertYoung(id, hash: h, e) }
@@ -61,7 +61,7 @@ struct LocalTier<Value> {
     /// ids): no String is made, and the id is not hashed again.
     mutating func get(bytes: UnsafeRawBufferPointer, hash h: UInt64, now: UInt64, hit: (Value) -> Void) -> Found {
         guard isEnabled else { return .miss }
-        if let k = young.find(bytes, hash: h) { return Self.answer(young.entries[k].entry, now: now, hit: hit) }
+        if let k = young.find(bytes, hash: h) { return young.answer(k, now: now, hit: hit) }
         if old.live > 0, let k = old.find(bytes, hash: h) {
             let id = old.entries[k].id
             let e = old.remove(at: k)
@@ -80,7 +80,7 @@ struct LocalTier<Value> {
         }
     }
 
-    private static func answer(_ e: Entry, now: UInt64, hit: (Value) -> Void) -> Found {
+    fileprivate static func answer(_ e: Entry, now: UInt64, hit: (Value) -> Void) -> Found {
         switch e {
         case .present(let v, let t):
             if t <= now { return .miss }
@@ -112,7 +112,11 @@ struct LocalTier<Value> {
     /// generation again and again while it grows.
     mutating func reserve(_ n: Int) {
         guard isEnabled else { return }
-        young.reserve(min(generationSize, young.entries.count + n))
+        // Grown geometrically: a lookup that fills a few entries must not copy the whole
+        // generation into storage only that much larger (the content gate asks once per poll).
+        let wanted = young.entries.count + n
+        guard wanted > young.entries.capacity else { return }
+        young.reserve(min(generationSize, max(wanted, 2 * young.entries.capacity)))
     }
 
     mutating func remove(_ id: String) {
@@ -165,23 +169,33 @@ private struct Generation<Value> {
     /// ``find(_:hash:)`` for an id given by its bytes.
     func find(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> Int? { find(hash: hash) { Self.equal($0, bytes) } }
 
+    /// Entries are read through the buffer's pointer: a slot is looked at where it is, not copied
+    /// out of the array (a copy retained and released the value on every hit).
     @inline(__always)
     private func find(hash: UInt64, isId: (String) -> Bool) -> Int? {
         guard !index.isEmpty else { return nil }
         let mask = index.count - 1
         let tag = hash & Self.tagMask
         var i = Int(truncatingIfNeeded: hash) & mask
-        while true {
-            let s = index[i]
-            if s == 0 { return nil }
-            // The tag (the hash's high half) rules out nearly every other id without touching
-            // its entry, which is a cache miss of its own in a large tier.
-            if s & Self.tagMask == tag {
-                let k = Int(truncatingIfNeeded: s & ~Self.tagMask) - 1
-                if !entries[k].removed && isId(entries[k].id) { return k }
+        return entries.withUnsafeBufferPointer { slots in
+            while true {
+                let s = index[i]
+                if s == 0 { return nil }
+                // The tag (the hash's high half) rules out nearly every other id without touching
+                // its entry, which is a cache miss of its own in a large tier.
+                if s & Self.tagMask == tag {
+                    let k = Int(truncatingIfNeeded: s & ~Self.tagMask) - 1
+                    if !slots[k].removed && isId(slots[k].id) { return k }
+                }
+                i = (i &+ 1) & mask
             }
-            i = (i &+ 1) & mask
         }
+    }
+
+    /// ``LocalTier/get(_:now:hit:)``'s answer from entry `k`, its value lent where it lies.
+    @inline(__always)
+    func answer(_ k: Int, now: UInt64, hit: (Value) -> Void) -> LocalTier<Value>.Found {
+        entries.withUnsafeBufferPointer { LocalTier<Value>.answer($0[k].entry, now: now, hit: hit) }
     }
 
     @inline(__always)

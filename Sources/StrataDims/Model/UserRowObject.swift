@@ -30,13 +30,15 @@ public struct UserRowObject: Sendable, Equatable {
     /// The cached JSON of the user (the Redis value).
     public func cacheJSON() -> [UInt8] { text }
 
-    /// The row object without its opening brace, `"gender":…,"city_tier":…}`: a row writes `{`
-    /// and then these bytes (no copy of its own is made).
-    public var rowObjectMembers: ArraySlice<UInt8> { text[membersStart...] }
+    /// Lends the row object without its opening brace, `"gender":…,"city_tier":…}`: a row writes
+    /// `{` and then these bytes (no copy of its own, no retain of the array).
+    public func withRowObjectMembers<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try text.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[membersStart...])) }
+    }
 
     /// The row's `user` object, `{"gender":…,"age_band":…,"province":…,"city_tier":…}`
     /// (``DimJSON/dwmUserObject(_:)``'s text).
-    public var json: [UInt8] { [UInt8(ascii: "{")] + rowObjectMembers }
+    public var json: [UInt8] { withRowObjectMembers { [UInt8(ascii: "{")] + $0 } }
 
     /// The profile, decoded back (for callers that want Strings, e.g. ``DimensionCache/lookupUsers(_:)``).
     public var dim: UserDim? { DimJSON.decodeUser(text) }
