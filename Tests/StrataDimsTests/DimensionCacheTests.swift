@@ -229,6 +229,42 @@ final class DimensionCacheTests: XCTestCase {
         XCTAssertEqual(store.queryCount, queries)
     }
 
+    /// One lookup whose ids are answered by every tier at once, interleaved across the store's
+    /// chunks: ids in process, ids only in Redis, ids only in the store, unknown ids (the filter
+    /// off, so they reach the store). Each known id gets its own user's row object at its own
+    /// position, once; the write-back holds each user's DimJSON text, the unknown ids `null`.
+    func testALookupAnsweredByEveryTierPutsEachUserAtItsPosition() throws {
+        let cache = try makeCache { $0.useValidIdFilter = false }
+        let users = gen.allUsers()
+        let inProcess = Array(users[0..<700]), inRedis = Array(users[700..<1_500]), inStore = Array(users[1_500..<3_000])
+        try cache.lookupUserRowObjects((inProcess + inRedis).map(\.userId)) { _, _ in }
+        cache.clearLocalTier()
+        try cache.lookupUserRowObjects(inProcess.map(\.userId)) { _, _ in }
+
+        var rng = SplitMix64(state: 5)
+        let unknown = (0..<600).map { "u9\(String(format: "%08d", $0))" }
+        let asked = (inProcess.map(\.userId) + inRedis.map(\.userId) + inStore.map(\.userId) + unknown).shuffled(using: &rng)
+        let byId = Dictionary(uniqueKeysWithValues: users.map { ($0.userId, $0) })
+        let before = cache.stats
+        var seen = [Int](repeating: 0, count: asked.count)
+        try cache.lookupUserRowObjects(asked) { i, u in
+            seen[i] += 1
+            XCTAssertEqual(u.userId, asked[i])
+            XCTAssertEqual(byId[asked[i]].map { DimJSON.dwmUserObject($0) }, u.json, "position \(i)")
+        }
+        XCTAssertEqual(seen.indices.filter { seen[$0] != 0 }, asked.indices.filter { byId[asked[$0]] != nil },
+                       "every known id found, no unknown one")
+        XCTAssertEqual(seen.max(), 1)
+        let after = cache.stats
+        XCTAssertEqual(after.localHits - before.localHits, inProcess.count)
+        XCTAssertEqual(after.redisHits - before.redisHits, inRedis.count)
+        XCTAssertEqual(after.storeIds - before.storeIds, inStore.count + unknown.count)
+
+        let reader = try client()
+        for u in inStore { XCTAssertEqual(try reader.get(cache.redisKey(user: u.userId)), DimJSON.encode(u)) }
+        for id in unknown { XCTAssertEqual(try reader.get(cache.redisKey(user: id)), Array("null".utf8)) }
+    }
+
     func testUnreadableRedisEntriesAreReplacedFromTheStore() throws {
         let cache = try makeCache { $0.localCapacity = 0 }
         let user = gen.user(42)
