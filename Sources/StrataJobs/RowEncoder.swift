@@ -7,13 +7,10 @@ import StrataDims
 /// once per emission.
 struct RowEncoder {
     let playIndex: Int?
-    /// By the batch's content number: the content's JSON, nil when unknown.
-    private var contentJSON: [[UInt8]?] = []
-    /// The user row objects found, back to back; `userEnds[n]` ends user n's (its start is
-    /// `userStarts[n]`), -1 when unknown. One buffer for a batch's users instead of one
-    /// reference-counted array per user, copied into a row without retain or release.
-    private let userBytes = RowBuffer(capacity: 4_096)
-    private var userStarts: [Int32] = [], userEnds: [Int32] = []
+    /// By the batch's content number: the content's row object, or none when unknown.
+    private var contents = ObjectTable()
+    /// By the batch's user number: the user's row object, as the cache found it, or none.
+    private var users = ObjectTable()
     /// `,"<action>":` for every action, back to back (`actionKeyEnds[i]` ends action i's), so a
     /// row's metric keys come from one buffer.
     private let actionKeys: [UInt8]
@@ -31,53 +28,37 @@ struct RowEncoder {
     }
 
     /// Contents are pre-encoded (many rows share one).
-    mutating func setContents(_ contents: [ContentDim?]) {
-        let b = RowBuffer(capacity: 256)
-        contentJSON = contents.map { c in
-            guard let c else { return nil }
-            b.removeAll()
-            b.append(#"{"title":"#); b.appendJSONString(c.title)
-            b.append(#","category":"#); b.appendJSONString(c.category)
-            b.append(#","author_id":"#); b.appendJSONString(c.authorId)
-            b.append(#","region":"#); b.appendJSONString(c.region)
-            b.append(UInt8(ascii: "}"))
-            return Array(b.bytes)
+    mutating func setContents(_ found: [ContentDim?]) {
+        contents.reset(count: found.count)
+        for (n, c) in found.enumerated() {
+            guard let c else { continue }
+            contents.set(n) { b in
+                b.append(#"{"title":"#); b.appendJSONString(c.title)
+                b.append(#","category":"#); b.appendJSONString(c.category)
+                b.append(#","author_id":"#); b.appendJSONString(c.authorId)
+                b.append(#","region":"#); b.appendJSONString(c.region)
+                b.append(UInt8(ascii: "}"))
+            }
         }
     }
 
     /// Forgets the last batch's users; `count` users are numbered from 0, all unknown so far.
-    mutating func beginUsers(count: Int) {
-        userBytes.removeAll(keepingCapacityUpTo: 32 << 20)
-        userStarts = [Int32](repeating: -1, count: count)
-        userEnds = [Int32](repeating: -1, count: count)
-    }
+    mutating func beginUsers(count: Int) { users.reset(count: count) }
 
     /// User `n`'s row object, as the cache found it.
     mutating func setUser(_ n: Int, _ u: UserRowObject) {
         u.withRowObjectMembers { members in
-            precondition(userBytes.count + members.count < Int(Int32.max), "a batch's user objects exceed 2 GiB")
-            userStarts[n] = Int32(userBytes.count)
-            userBytes.append(UInt8(ascii: "{"))
-            userBytes.append(members)
-            userEnds[n] = Int32(userBytes.count)
+            users.set(n) { b in
+                b.append(UInt8(ascii: "{"))
+                b.append(members)
+            }
         }
     }
 
     /// True when the dimensions set are those of a batch with these many distinct ids.
-    func matches(contents: Int, users: Int) -> Bool { contentJSON.count == contents && userEnds.count == users }
+    func matches(contents: Int, users: Int) -> Bool { self.contents.count == contents && self.users.count == users }
 
-    private func appendUser(_ b: RowBuffer, _ user: UInt32) {
-        let end = Int(userEnds[Int(user)])
-        guard end >= 0 else { b.append("null"); return }
-        let start = Int(userStarts[Int(user)])
-        b.append(UnsafeRawBufferPointer(rebasing: userBytes.bytes[start..<end]))
-    }
-
-    private func appendContent(_ b: RowBuffer, _ content: UInt32) {
-        if let json = contentJSON[Int(content)] { b.append(json) } else { b.append("null") }
-    }
-
-    func hasContent(_ content: UInt32) -> Bool { contentJSON[Int(content)] != nil }
+    func hasContent(_ content: UInt32) -> Bool { contents.has(Int(content)) }
 
     func encode(_ row: BatchDWMRow, emittedAt: Int64, into b: RowBuffer) {
         b.append(#"{"minute":"#); b.appendInt(row.minute)
@@ -86,8 +67,8 @@ struct RowEncoder {
         appendMetrics(b, row.counts, playMs: row.playMs)
         b.append(#","strategy":"#)
         if let strategy = row.strategy { b.appendJSONString(strategy) } else { b.append("null") }
-        b.append(#","content":"#); appendContent(b, row.content)
-        b.append(#","user":"#); appendUser(b, row.user)
+        b.append(#","content":"#); contents.append(Int(row.content), to: b)
+        b.append(#","user":"#); users.append(Int(row.user), to: b)
         appendTail(b, isFinal: row.isFinal, rev: row.rev, emittedAt: emittedAt)
     }
 
@@ -96,7 +77,7 @@ struct RowEncoder {
         b.append(#","content_id":"#); b.appendJSONString(row.contentId)
         appendMetrics(b, row.counts, playMs: row.playMs)
         b.append(#","uv":"#); b.appendInt(row.uv)
-        b.append(#","content":"#); appendContent(b, row.content)
+        b.append(#","content":"#); contents.append(Int(row.content), to: b)
         appendTail(b, isFinal: row.isFinal, rev: row.rev, emittedAt: emittedAt)
     }
 
@@ -118,5 +99,39 @@ struct RowEncoder {
         b.appendInt(rev)
         b.append(#","emitted_at":"#); b.appendInt(emittedAt)
         b.append(UInt8(ascii: "}"))
+    }
+}
+
+/// JSON objects numbered from 0, back to back in one buffer (`ends[n]` ends object n's, which
+/// starts at `starts[n]`; -1 when there is none): one buffer for a batch's objects instead of one
+/// reference-counted array each, copied into a row without retain or release.
+private struct ObjectTable {
+    private let bytes = RowBuffer(capacity: 4_096)
+    private var starts: [Int32] = [], ends: [Int32] = []
+
+    var count: Int { ends.count }
+
+    /// Forgets the objects; `count` are numbered from 0, none set so far.
+    mutating func reset(count: Int) {
+        bytes.removeAll(keepingCapacityUpTo: 32 << 20)
+        starts = [Int32](repeating: -1, count: count)
+        ends = [Int32](repeating: -1, count: count)
+    }
+
+    /// Object `n` is what `write` appends.
+    mutating func set(_ n: Int, _ write: (RowBuffer) -> Void) {
+        starts[n] = Int32(bytes.count)
+        write(bytes)
+        precondition(bytes.count < Int(Int32.max), "a batch's dimension objects exceed 2 GiB")
+        ends[n] = Int32(bytes.count)
+    }
+
+    func has(_ n: Int) -> Bool { ends[n] >= 0 }
+
+    /// Object `n`, or `null` when there is none.
+    func append(_ n: Int, to b: RowBuffer) {
+        let end = Int(ends[n])
+        guard end >= 0 else { b.append("null"); return }
+        b.append(UnsafeRawBufferPointer(rebasing: bytes.bytes[Int(starts[n])..<end]))
     }
 }
