@@ -10,7 +10,7 @@ import Synchronization
 /// 2. valid-ID filter (a Bloom filter per kind, built from the store, kept current by `apply`):
 ///    the other ids certainly unknown to the store are blocked before Redis and the store;
 /// 3. Redis (`dim:c:<id>` / `dim:u:<id>` → compact JSON; pipelined MGET in chunks);
-/// 4. the store (one `IN (…)` query per chunk).
+/// 4. the store (one query per chunk, answering by the ids' positions).
 ///
 /// Misses are written back to Redis with a staggered TTL (base ± jitter); ids the store does not
 /// know get a short negative entry (`null`) in Redis and in process. With Redis down, lookups are

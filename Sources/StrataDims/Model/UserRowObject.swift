@@ -1,7 +1,8 @@
 import StrataCore
 
 /// A user's dimensions in the form a DWM row carries them: the bytes of the row's `user` object,
-/// `{"gender":…,"age_band":…,"province":…,"city_tier":…}` (``DimJSON/dwmUserObject(_:)``).
+/// `{"gender":…,"age_band":…,"province":…,"city_tier":…}` (``DimJSON/dwmUserObject(_:)``), kept
+/// inside the user's cached JSON (the same members after `"user_id":…,`).
 ///
 /// The cache keeps users this way. A minute's enrichment looks up to a million users, each
 /// usually in one row; decoding every Redis value into a ``UserDim`` of Strings only to encode

@@ -1,7 +1,7 @@
 /// Where dimensions live: SQLite (embedded default) or PostgreSQL.
 ///
 /// Synchronous on purpose: jobs call it from their own threads, once per window close with the
-/// distinct ids of the batch. Lookups are batched, one `SELECT … IN (…)` per chunk of ids, with
+/// distinct ids of the batch. Lookups are batched, one `SELECT` per chunk of ids, with
 /// every id bound as a parameter (never spliced into SQL). Missing ids are simply absent from
 /// the result.
 public protocol DimensionStore: AnyObject, Sendable {

@@ -9,7 +9,7 @@ import Synchronization
 /// processes (e.g. `strata dims load` while jobs run) wait on SQLite's busy timeout.
 public final class SQLiteDimensionStore: DimensionStore {
     public let path: String
-    /// Ids per `IN (…)` query.
+    /// Ids per lookup query.
     public let chunkSize: Int
 
     private final class Locked: Sendable {
