@@ -32,13 +32,7 @@ struct RowEncoder {
         contents.reset(count: found.count)
         for (n, c) in found.enumerated() {
             guard let c else { continue }
-            contents.set(n) { b in
-                b.append(#"{"title":"#); b.appendJSONString(c.title)
-                b.append(#","category":"#); b.appendJSONString(c.category)
-                b.append(#","author_id":"#); b.appendJSONString(c.authorId)
-                b.append(#","region":"#); b.appendJSONString(c.region)
-                b.append(UInt8(ascii: "}"))
-            }
+            contents.set(n) { $0.append(DimJSON.dwmContentObject(c)) }
         }
     }
 

@@ -55,18 +55,9 @@ public enum DimJSON {
         return out
     }
 
-    /// The `user` object of a DWM row: `{"gender":…,"age_band":…,"province":…,"city_tier":…}`.
-    public static func dwmUserObject(_ u: UserDim) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(72)  // the cache makes one per user read from the store
-        out.append(UInt8(ascii: "{"))
-        field(&out, "gender", u.gender, first: true)
-        field(&out, "age_band", u.ageBand)
-        field(&out, "province", u.province)
-        field(&out, "city_tier", Int64(u.cityTier))
-        out.append(UInt8(ascii: "}"))
-        return out
-    }
+    /// The `user` object of a DWM row: `{"gender":…,"age_band":…,"province":…,"city_tier":…}`,
+    /// the members of the user's cached JSON after `user_id` (written once, there).
+    public static func dwmUserObject(_ u: UserDim) -> [UInt8] { UserRowObject(u).json }
 
     private static func field(_ out: inout [UInt8], _ key: StaticString, _ value: String, first: Bool = false) {
         key_(&out, key, first)
