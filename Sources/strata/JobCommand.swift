@@ -169,7 +169,10 @@ extension JobCommand {
             o.staticMembership = job.staticMembership
             dwm.apply(to: &o)
             let follower = startChangelogFollower(config: config, topicPrefix: job.topicPrefix, cache: cache)
-            try runJobs([DWMJob(options: o, topology: topology, cache: cache)], metricsFile: job.metricsFile) { follower.stop() }
+            try runJobs([DWMJob(options: o, topology: topology, cache: cache)], metricsFile: job.metricsFile) {
+                follower.stop()
+                cache.awaitWriteBack() // the lookups' last write-backs reach Redis before the exit
+            }
         }
     }
 

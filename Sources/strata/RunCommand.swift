@@ -78,6 +78,9 @@ struct RunCommand: ParsableCommand {
                                     dwm: offline.dwm ? try DWMTableFactory.open(address) : nil))
         }
         let follower = startChangelogFollower(config: config, topicPrefix: job.topicPrefix, cache: cache)
-        try runJobs(jobs, metricsFile: job.metricsFile) { follower.stop() }
+        try runJobs(jobs, metricsFile: job.metricsFile) {
+            follower.stop()
+            cache.awaitWriteBack() // the lookups' last write-backs reach Redis before the exit
+        }
     }
 }

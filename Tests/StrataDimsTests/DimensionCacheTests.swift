@@ -1,6 +1,6 @@
 import Foundation
 import StrataCore
-import StrataDims
+@testable import StrataDims
 import StrataGen
 import StrataRedis
 import StrataTestSupport
@@ -73,6 +73,7 @@ final class DimensionCacheTests: XCTestCase {
         let users = gen.allUsers()
         let found = try cache.lookupUsers(users.map(\.userId))
         XCTAssertEqual(found.count, 10_000)
+        cache.awaitWriteBack()
         XCTAssertEqual(cache.stats.storeQueries, 20, "10 000 ids in chunks of 500")
         XCTAssertEqual(cache.stats.redisWrites, 10_000)
 
@@ -101,6 +102,7 @@ final class DimensionCacheTests: XCTestCase {
         XCTAssertGreaterThan(store.queryCount, before)
 
         // Blocked ids reached neither Redis nor the store: nothing about them in Redis.
+        cache.awaitWriteBack()
         let blockedIds = unknown.filter { id in !Array(id.utf8).withUnsafeBytes { cache.isKnownContent($0) } }
         XCTAssertEqual(blockedIds.count, blocked)
         XCTAssertTrue(try client().mget(blockedIds.map { cache.redisKey(content: $0) }).allSatisfy { $0 == nil })
@@ -125,6 +127,7 @@ final class DimensionCacheTests: XCTestCase {
 
         XCTAssertTrue(try cache.lookupContents(falsePositives).isEmpty)
         XCTAssertEqual(cache.stats.storeQueries, 1)
+        cache.awaitWriteBack()
         let reader = try client()
         for id in falsePositives {
             XCTAssertEqual(try reader.get(cache.redisKey(content: id)), Array("null".utf8))
@@ -229,6 +232,60 @@ final class DimensionCacheTests: XCTestCase {
         XCTAssertEqual(store.queryCount, queries)
     }
 
+    /// The write-back goes behind the lookup: the lookup has returned before Redis holds its
+    /// answers, and a change applied in between (here, while the queue is held) is not replaced
+    /// by the older store read when the queued `SET … NX` reaches Redis — for a known id and for
+    /// an unknown id's negative entry alike.
+    func testAWriteBackQueuedBeforeAChangeNeverReplacesIt() throws {
+        let cache = try makeCache { $0.useValidIdFilter = false }
+        let original = gen.content(7)
+        let unknownId = unknownContentIds(1)[0]
+        let reader = try client()
+        let key = cache.redisKey(content: original.contentId), unknownKey = cache.redisKey(content: unknownId)
+
+        cache.suspendWriteBack()
+        XCTAssertEqual(try cache.lookupContents([original.contentId, unknownId]), [original.contentId: original])
+        XCTAssertNil(try reader.get(key), "the lookup returned before its write-back was sent")
+        XCTAssertNil(try reader.get(unknownKey))
+
+        var changed = original
+        changed.title = "changed while the write-back waited"
+        let created = ContentDim(contentId: unknownId, title: "created", category: "news", authorId: "a000003",
+                                 region: "Hunan", status: "published", publishTs: 4)
+        try store.upsert(contents: [changed, created])
+        try cache.apply([.upsertContent(changed), .upsertContent(created)])
+        cache.resumeWriteBack()
+        cache.awaitWriteBack()
+        XCTAssertEqual(try reader.get(key).flatMap(DimJSON.decodeContent), changed, "the change stays")
+        XCTAssertEqual(try reader.get(unknownKey).flatMap(DimJSON.decodeContent), created, "no negative entry over it")
+
+        let queries = store.queryCount
+        cache.clearLocalTier()
+        XCTAssertEqual(try cache.lookupContents([original.contentId, unknownId]),
+                       [original.contentId: changed, unknownId: created])
+        XCTAssertEqual(store.queryCount, queries, "answered by Redis")
+        XCTAssertEqual(cache.stats.redisWrites, 4, "2 changes, and the 2 write-backs counted though NX kept them out")
+    }
+
+    /// The write-back queue is bounded: a lookup whose entries would pass the bound waits until
+    /// the queue has drained, and loses none of them.
+    func testALookupWaitsForAFullWriteBackQueue() throws {
+        let cache = try makeCache { $0.redisWriteBackQueue = 100 }
+        let first = (0..<80).map(DimensionGenerator.userId), second = (80..<160).map(DimensionGenerator.userId)
+        cache.suspendWriteBack()
+        XCTAssertEqual(try cache.lookupUsers(first).count, 80, "80 entries queued: under the bound")
+        let resumed = LockedCounter()
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(300)) {
+            resumed.add()
+            cache.resumeWriteBack()
+        }
+        XCTAssertEqual(try cache.lookupUsers(second).count, 80)
+        XCTAssertEqual(resumed.value, 1, "the second lookup (80 more, past 100) returned only after the queue moved")
+        cache.awaitWriteBack()
+        XCTAssertEqual(cache.stats.redisWrites, 160)
+        XCTAssertTrue(try client().mget((first + second).map { cache.redisKey(user: $0) }).allSatisfy { $0 != nil })
+    }
+
     /// One lookup whose ids are answered by every tier at once, interleaved across the store's
     /// chunks: ids in process, ids only in Redis, ids only in the store, unknown ids (the filter
     /// off, so they reach the store). Each known id gets its own user's row object at its own
@@ -238,6 +295,7 @@ final class DimensionCacheTests: XCTestCase {
         let users = gen.allUsers()
         let inProcess = Array(users[0..<700]), inRedis = Array(users[700..<1_500]), inStore = Array(users[1_500..<3_000])
         try cache.lookupUserRowObjects((inProcess + inRedis).map(\.userId)) { _, _ in }
+        cache.awaitWriteBack()
         cache.clearLocalTier()
         try cache.lookupUserRowObjects(inProcess.map(\.userId)) { _, _ in }
 
@@ -260,6 +318,7 @@ final class DimensionCacheTests: XCTestCase {
         XCTAssertEqual(after.redisHits - before.redisHits, inRedis.count)
         XCTAssertEqual(after.storeIds - before.storeIds, inStore.count + unknown.count)
 
+        cache.awaitWriteBack()
         let reader = try client()
         for u in inStore { XCTAssertEqual(try reader.get(cache.redisKey(user: u.userId)), DimJSON.encode(u)) }
         for id in unknown { XCTAssertEqual(try reader.get(cache.redisKey(user: id)), Array("null".utf8)) }
@@ -304,6 +363,7 @@ final class DimensionCacheTests: XCTestCase {
         }
 
         try check("cold")
+        cache.awaitWriteBack()
         try check("warm")
         XCTAssertEqual(cache.stats.redisHits, 2_500)
         XCTAssertEqual(cache.stats.degradedLookups, 0)
@@ -332,6 +392,7 @@ final class DimensionCacheTests: XCTestCase {
             round += 1
         }
         try check("redis back, refilled")
+        cache.awaitWriteBack()
         XCTAssertFalse(cache.isDegraded)
         let refilled = cache.stats
         try check("redis back, warm")
@@ -351,6 +412,7 @@ final class DimensionCacheTests: XCTestCase {
         let ids = (0..<500).map(DimensionGenerator.contentId)
         let expected = Dictionary(uniqueKeysWithValues: (0..<500).map { (DimensionGenerator.contentId($0), gen.content($0)) })
         XCTAssertEqual(try cache.lookupContents(ids), expected, "cold")
+        cache.awaitWriteBack()
         XCTAssertEqual(try cache.lookupContents(ids), expected, "warm")
         XCTAssertEqual(cache.stats.redisHits, 500)
 
@@ -393,6 +455,7 @@ final class DimensionCacheTests: XCTestCase {
             XCTAssertEqual(try cache.lookupUsers(ids), expected)
         }
         XCTAssertEqual(try cache.lookupUsers(ids), expected)
+        cache.awaitWriteBack()
         let hits = cache.stats.redisHits
         XCTAssertEqual(try cache.lookupUsers(ids), expected)
         XCTAssertEqual(cache.stats.redisHits - hits, 1_000, "the Redis tier answers every id")
@@ -433,6 +496,7 @@ final class DimensionCacheTests: XCTestCase {
         let cache = try makeCache(registry: registry)
         let ids = (0..<10).map(DimensionGenerator.contentId)
         _ = try cache.lookupContents(ids)                       // store
+        cache.awaitWriteBack()
         cache.clearLocalTier()
         _ = try cache.lookupContents(ids)                       // redis
         _ = try cache.lookupContents(ids)                       // local

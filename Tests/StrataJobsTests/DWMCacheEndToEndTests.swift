@@ -27,6 +27,7 @@ extension DWMEndToEndTests {
         func phase(_ range: Range<Int>) throws { try run.phase(range) }
 
         try phase(0..<3_000)
+        env.cache.awaitWriteBack()
         let up = env.cache.stats
         XCTAssertGreaterThan(up.redisMisses + up.redisHits, 0, "Redis is consulted while it runs")
         XCTAssertGreaterThan(up.redisWrites, 0, "misses are written back to Redis")
@@ -55,6 +56,7 @@ extension DWMEndToEndTests {
         }
         let probed = env.cache.stats
         try phase(6_000..<7_500)
+        env.cache.awaitWriteBack()
         let refilled = env.cache.stats
         XCTAssertGreaterThan(refilled.redisWrites, probed.redisWrites, "the restarted (empty) Redis is filled again")
         // Read back from that Redis: the job's write-backs are there, under this run's key prefix.

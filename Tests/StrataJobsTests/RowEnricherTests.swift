@@ -119,6 +119,7 @@ final class RowEnricherTests: XCTestCase {
 
         try check("cold")
         XCTAssertGreaterThan(cache.stats.storeQueries, 0)
+        cache.awaitWriteBack()
 
         // Redis holds one profile as equivalent JSON written differently, and one unreadable entry.
         let odd = #"{ "city_tier": 1, "province": "Zh\u00e8ji\u0101ng \u6d59\u6c5f", "user_id": "u900000002", "age_band": "25-34", "gender": "m" }"#

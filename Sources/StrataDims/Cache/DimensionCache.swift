@@ -12,8 +12,9 @@ import Synchronization
 /// 3. Redis (`dim:c:<id>` / `dim:u:<id>` → compact JSON; pipelined MGET in chunks);
 /// 4. the store (one query per chunk, answering by the ids' positions).
 ///
-/// Misses are written back to Redis with a staggered TTL (base ± jitter); ids the store does not
-/// know get a short negative entry (`null`) in Redis and in process. With Redis down, lookups are
+/// Misses are written back to Redis with a staggered TTL (base ± jitter), behind the lookup (on a
+/// queue and a connection of their own); ids the store does not know get a short negative entry
+/// (`null`) in Redis and in process. With Redis down, lookups are
 /// answered by the store (degraded, logged once per outage, counted) and a circuit breaker keeps
 /// the outage from costing a timeout per call; the Redis tier is used again once it answers.
 ///
@@ -59,7 +60,7 @@ public final class DimensionCache: Sendable {
         redisErrors = errors
         self.degraded = degraded
         let tier = redisConfig.map {
-            RedisTier(client: redis, clientConfig: $0, config: config, errors: errors, logger: logger)
+            RedisTier(client: redis, clientConfig: $0, config: config, errors: errors, metrics: metrics, logger: logger)
         }
         self.redis = tier
         let retries = CacheCounter(metrics.counter("strata_dim_cache_store_retries_total",
@@ -204,6 +205,15 @@ public final class DimensionCache: Sendable {
     /// Redis key of a content / user id.
     public func redisKey(content id: String) -> [UInt8] { contents.key(id) }
     public func redisKey(user id: String) -> [UInt8] { users.key(id) }
+
+    /// Returns once the Redis write-backs of every lookup made before the call have been sent
+    /// (they go behind the lookups, see ``DimensionCacheConfig/redisWriteBackQueue``). Call it
+    /// before the process exits, and in a test before reading Redis.
+    public func awaitWriteBack() { redis?.awaitWriteBack() }
+
+    /// Tests (`@testable`): hold the write-backs queued from now on, and let them go.
+    func suspendWriteBack() { redis?.suspendWriteBack() }
+    func resumeWriteBack() { redis?.resumeWriteBack() }
 
     /// Counters of the cache's Redis client (round trips, reconnects …); nil without one.
     public var redisStats: RedisStats? { redis?.stats }

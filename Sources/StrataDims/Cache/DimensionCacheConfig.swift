@@ -16,6 +16,10 @@ public struct DimensionCacheConfig: Sendable {
     /// Connections a large lookup's MGETs are spread over, read in parallel on as many threads
     /// (hiredis is synchronous). Two keep both of the reference machine's cores busy.
     public var redisConnections: Int = 2
+    /// Write-back entries (ids a lookup read from the store) queued for Redis behind the lookups
+    /// before a lookup waits for them to be sent. A cold minute's lookup then returns while Redis
+    /// stores its answers; the bound keeps the queue's memory to ≈ 100 bytes per entry.
+    public var redisWriteBackQueue: Int = 500_000
     /// Keys per connection below which a lookup stays on one connection.
     public var redisParallelFrom: Int = 5_000
     /// How long Redis is skipped after a failure before one call probes it again.

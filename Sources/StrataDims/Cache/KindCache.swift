@@ -233,8 +233,9 @@ final class KindCache<D: CachedDimension>: Sendable {
                     }
                 }
             }
-            if let redis, redis.writeBack(writes, replacing: replacements) {
-                counters.redisWrites.add(writes.count + replacements.count)
+            if let redis {
+                let written = counters.redisWrites
+                redis.writeBack(writes, replacing: replacements) { written.add($0) }
             }
         }
     }

@@ -1,5 +1,7 @@
 import Dispatch
 import Logging
+import StrataCore
+import CoreMetrics
 import StrataRedis
 import Synchronization
 
@@ -10,6 +12,10 @@ import Synchronization
 /// Large lookups are split over `config.redisConnections` connections read in parallel:
 /// hiredis is synchronous, and with one connection the client's parsing and Redis's work
 /// mostly take turns instead of overlapping.
+///
+/// Lookup write-backs are sent behind the lookup, from a queue of their own on a connection of
+/// their own: a cold lookup's answer does not wait for Redis to store what the store said (half
+/// of a cold lookup's time was Redis working through the `SET … NX`s).
 final class RedisTier: Sendable {
     /// One slot per connection, each either given (the first) or created on first use from
     /// `clientConfig` (and again after a failed creation), so a cache can start while Redis is
@@ -23,9 +29,20 @@ final class RedisTier: Sendable {
     private let pipelineKeys: Int
     /// Below this many keys a lookup uses one connection (threads cost more than they save).
     private let parallelFrom: Int
+    /// The write-behind: its own connection, a serial queue, and the entries queued on it.
+    private let writer: ClientSlot
+    private let writeQueue = DispatchQueue(label: "strata.dims.redis-write-back")
+    private let pendingWrites = Atomic<Int>(0)
+    private let pendingLimit: Int
+    private let pendingGauge: CoreMetrics.Recorder
 
-    init(client: RedisClient?, clientConfig: RedisConfig, config: DimensionCacheConfig, errors: CacheCounter, logger: Logger) {
+    init(client: RedisClient?, clientConfig: RedisConfig, config: DimensionCacheConfig, errors: CacheCounter,
+         metrics: MetricsRegistry, logger: Logger) {
         clients = (0..<max(1, config.redisConnections)).map { ClientSlot($0 == 0 ? client : nil) }
+        writer = ClientSlot(nil)
+        pendingLimit = max(1, config.redisWriteBackQueue)
+        pendingGauge = metrics.gauge("strata_dim_cache_redis_write_back_pending",
+                                     help: "Dimension cache write-backs queued for Redis, not yet sent")
         self.clientConfig = clientConfig
         self.breaker = CircuitBreaker(openFor: config.breakerOpenFor)
         self.errors = errors
@@ -36,8 +53,10 @@ final class RedisTier: Sendable {
     }
 
     /// The client of slot `i`, connecting it first if needed (the connect counts as the call's failure).
-    private func connected(_ i: Int = 0) throws(RedisError) -> RedisClient {
-        try clients[i].client.withLock { (c: inout RedisClient?) throws(RedisError) -> RedisClient in
+    private func connected(_ i: Int = 0) throws(RedisError) -> RedisClient { try connected(clients[i]) }
+
+    private func connected(_ slot: ClientSlot) throws(RedisError) -> RedisClient {
+        try slot.client.withLock { (c: inout RedisClient?) throws(RedisError) -> RedisClient in
             if let c { return c }
             let made = try RedisClient(config: clientConfig)
             c = made
@@ -48,7 +67,7 @@ final class RedisTier: Sendable {
     /// Counters summed over the connected clients (nil before the first connected).
     var stats: RedisStats? {
         var sum: RedisStats?
-        for slot in clients {
+        for slot in clients + [writer] {
             guard let s = slot.client.withLock({ $0?.stats }) else { continue }
             var t = sum ?? RedisStats(roundTrips: 0, commands: 0, reconnects: 0, errors: 0)
             t.roundTrips += s.roundTrips
@@ -116,28 +135,57 @@ final class RedisTier: Sendable {
     }
 
     /// Write-back of lookup results: `SET … EX ttl NX`, so an entry a changelog update wrote in
-    /// the meantime is never replaced by an older store read; `replacing` (entries found
-    /// unreadable) are overwritten. Skipped while the breaker is open.
+    /// the meantime is never replaced by an older store read. Sent behind the lookup (see the
+    /// type's note): `written(n)` is called on the write-back queue once `n` entries are stored.
+    /// A lookup waits only when `config.redisWriteBackQueue` entries are queued already (it then
+    /// waits for the queue to drain: the memory stays bounded, and nothing is dropped).
+    /// `replacing` (entries found unreadable) are overwritten at once, on the caller's thread: a
+    /// plain `SET` sent later could replace what a changelog update wrote in between.
+    /// Skipped while the breaker is open; a write-back never probes Redis (the lookups' reads do).
     func writeBack(_ entries: [(key: [UInt8], value: [UInt8], ttl: Int)],
-                   replacing: [(key: [UInt8], value: [UInt8], ttl: Int)] = []) -> Bool {
-        guard !entries.isEmpty || !replacing.isEmpty, breaker.allow() else { return false }
-        do {
-            try set(entries, onlyIfAbsent: true)
-            try set(replacing, onlyIfAbsent: false)
-            succeeded()
-            return true
-        } catch {
-            failed(error, during: "write-back")
-            return false
+                   replacing: [(key: [UInt8], value: [UInt8], ttl: Int)] = [], written: @escaping @Sendable (Int) -> Void) {
+        guard !entries.isEmpty || !replacing.isEmpty, !breaker.isOpen else { return }
+        if !replacing.isEmpty {
+            do {
+                try set(replacing, onlyIfAbsent: false, through: clients[0])
+                succeeded()
+                written(replacing.count)
+            } catch {
+                failed(error, during: "write-back")
+                return
+            }
+        }
+        guard !entries.isEmpty else { return }
+        let queued = pendingWrites.load(ordering: .relaxed)
+        if queued > 0 && queued + entries.count > pendingLimit { writeQueue.sync {} }
+        pendingGauge.record(Int64(pendingWrites.add(entries.count, ordering: .relaxed).newValue))
+        writeQueue.async { [self] in
+            defer { pendingGauge.record(Int64(pendingWrites.subtract(entries.count, ordering: .relaxed).newValue)) }
+            guard !breaker.isOpen else { return } // Redis failed since: the entries are not kept
+            do throws(RedisError) {
+                try set(entries, onlyIfAbsent: true, through: writer)
+                succeeded()
+                written(entries.count)
+            } catch {
+                failed(error, during: "write-back")
+            }
         }
     }
+
+    /// Returns once every write-back queued before the call has been sent (or given up).
+    func awaitWriteBack() { writeQueue.sync {} }
+
+    /// Tests: holds the queued write-backs until ``resumeWriteBack()`` (a lookup that would have
+    /// to wait for the queue then waits until it resumes).
+    func suspendWriteBack() { writeQueue.suspend() }
+    func resumeWriteBack() { writeQueue.resume() }
 
     /// Changelog updates: plain `SET … EX ttl` (replaces), tried even while the breaker is open
     /// because the caller must learn whether the update reached Redis.
     func overwrite(_ entries: [(key: [UInt8], value: [UInt8], ttl: Int)]) throws(RedisError) {
         guard !entries.isEmpty else { return }
         do {
-            try set(entries, onlyIfAbsent: false)
+            try set(entries, onlyIfAbsent: false, through: clients[0])
             succeeded()
         } catch {
             failed(error, during: "changelog update")
@@ -145,11 +193,12 @@ final class RedisTier: Sendable {
         }
     }
 
-    private func set(_ entries: [(key: [UInt8], value: [UInt8], ttl: Int)], onlyIfAbsent: Bool) throws(RedisError) {
+    private func set(_ entries: [(key: [UInt8], value: [UInt8], ttl: Int)], onlyIfAbsent: Bool,
+                     through slot: ClientSlot) throws(RedisError) {
         var start = 0
         while start < entries.count {
             let end = min(start + pipelineKeys, entries.count)
-            try connected().set(entries[start..<end].map { (key: $0.key, value: $0.value, ttlSeconds: Optional($0.ttl)) },
+            try connected(slot).set(entries[start..<end].map { (key: $0.key, value: $0.value, ttlSeconds: Optional($0.ttl)) },
                                 onlyIfAbsent: onlyIfAbsent)
             start = end
         }
