@@ -9,7 +9,8 @@ and uv (distinct users), with the contract's rules (shared/DESIGN.md, "Record co
     (integer), action (one of the topology's actions), content_id and user_id (strings);
   - content_id must match ^c[0-9]{8}$ and be a known content (c00000000 ... c<contents-1>);
   - duplicates (same event_id in the same (minute, content, user) cell) count once;
-  - lateness: line i is in ods.raw partition partition_of(i) (the loader's seeded choice); an
+  - lateness: line i is in ods.raw partition partition_of(i) (the loader's seeded choice, or
+    with --keyed the content id's: keyed_partitions_of); an
     event is late, and not counted, when its partition's highest ts so far - out-of-orderness is
     past its minute's end + allowed lateness (Strata's rule, the one `strata bench catch-up`
     checks). With the peers' default workload (no very late events, out-of-order <= 4 s) no event
@@ -34,6 +35,34 @@ def partitions_of(n, partitions, seed):
     return bytes(rng.randrange(partitions) for _ in range(n))
 
 
+def content_key(line):
+    """A line's content_id as UTF-8 bytes (its key in a keyed ods.raw), or None."""
+    try:
+        o = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    c = o.get("content_id") if isinstance(o, dict) else None
+    return c.encode("utf-8") if isinstance(c, str) else None
+
+
+def keyed_partitions_of(lines, partitions, seed):
+    """The ods.raw partition and key of each line when ods.raw is keyed by content_id, as the
+    contract's producers write it and `strata bench catch-up --keyed` does: the id's bytes pick
+    the partition (h = 17, h = h * 31 + byte, mod 2^32); a line without one stays where the
+    seeded choice put it, unkeyed."""
+    seeded = partitions_of(len(lines), partitions, seed)
+    parts, keys = bytearray(seeded), []
+    for i, line in enumerate(lines):
+        k = content_key(line)
+        keys.append(k)
+        if k is not None:
+            h = 17
+            for b in k:
+                h = (h * 31 + b) & 0xFFFFFFFF
+            parts[i] = h % partitions
+    return bytes(parts), keys
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", required=True, help="NDJSON events file (strata gen events --out)")
@@ -41,6 +70,7 @@ def main():
     ap.add_argument("--contents", type=int, default=10_000, help="known contents (default 10000)")
     ap.add_argument("--partitions", type=int, default=4, help="ods.raw partitions (default 4)")
     ap.add_argument("--seed", type=int, default=42, help="seed of the loader's partition choice (default 42)")
+    ap.add_argument("--keyed", action="store_true", help="ods.raw keyed by content_id (peers.py load --keyed)")
     ap.add_argument("--out-of-orderness-ms", type=int, default=5_000)
     ap.add_argument("--allowed-lateness-ms", type=int, default=120_000)
     ap.add_argument("--actions", default=",".join(ACTIONS), help="comma-separated actions")
@@ -53,7 +83,8 @@ def main():
         lines = f.read().split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    parts = partitions_of(len(lines), a.partitions, a.seed)
+    parts = (keyed_partitions_of(lines, a.partitions, a.seed)[0] if a.keyed
+             else partitions_of(len(lines), a.partitions, a.seed))
 
     running = {}          # partition -> highest ts so far
     seen = set()          # (minute, content, user, event_id)

@@ -3,14 +3,15 @@
 
   topics   create topics (name:partitions ...) on the broker
   load     write an events file into <prefix>ods.raw: line i to the oracle's seeded partition,
-           unkeyed, in file order; then one end marker per partition in a batch of its own
+           unkeyed, in file order (--keyed: keyed by content_id, its partition from the id); then
+           one end marker per partition in a batch of its own
   read     read a topic from the beginning until it is idle; values to an NDJSON file, and the
            newest record timestamp
   measure  run a command and sample it: wall time, CPU-seconds of its process tree and of the
            broker (/proc/PID/stat), peak RSS of the tree (sum of VmRSS, sampled every 0.2 s)
   compare  compare a system's output rows with the oracle's
   result   one result line (JSON) from a measurement and a comparison
-  table    print the results (JSONL) as one table, with ratios against Strata
+  table    print the results (JSONL) as one table, with ratios against each Strata path that ran
 """
 import argparse
 import json
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from oracle import ACTIONS, partitions_of
+from oracle import ACTIONS, keyed_partitions_of, partitions_of
 
 END_MARKER = b'{"peers_end_marker":true}'
 TICK = os.sysconf("SC_CLK_TCK")
@@ -56,7 +57,10 @@ def cmd_load(a):
         lines = f.read().split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    parts = partitions_of(len(lines), a.partitions, a.seed)
+    if a.keyed:
+        parts, keys = keyed_partitions_of(lines, a.partitions, a.seed)
+    else:
+        parts, keys = partitions_of(len(lines), a.partitions, a.seed), None
     conf = kafka_conf(a.brokers)
     conf.update({"linger.ms": 20, "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
                  "queue.buffering.max.kbytes": 1_048_576, "enable.idempotence": True})
@@ -70,7 +74,7 @@ def cmd_load(a):
     for i, line in enumerate(lines):
         while True:
             try:
-                produce(a.topic, line, partition=parts[i], on_delivery=on_error)
+                produce(a.topic, line, key=keys[i] if keys else None, partition=parts[i], on_delivery=on_error)
                 break
             except BufferError:
                 p.poll(0.05)
@@ -351,30 +355,38 @@ def cmd_table(a):
         for line in f:
             if line.strip():
                 results.append(json.loads(line))
-    strata = [r for r in results if r["system"] == "strata" and r.get("events_per_s")]
-    base = strata[0] if strata else None
+    # Ratios against each Strata path that ran: the micro-queue path (`strata`, unkeyed ods.raw)
+    # and the direct path (`strata-direct`, ods.raw keyed by content_id), the same round's run.
+    bases = [b for b in ("strata", "strata-direct") if any(r["system"] == b and r.get("events_per_s") for r in results)]
+    def base_of(name, rnd):
+        runs = [r for r in results if r["system"] == name and r.get("events_per_s")]
+        return next((r for r in runs if r["round"] == rnd), runs[0] if runs else None)
     def fmt(x, digits=1):
         if x is None:
             return "—"
         if isinstance(x, float):
             return f"{x:,.{digits}f}"
         return f"{x:,}"
-    head = ["round", "system", "events/s", "s to complete (process)", "CPU-s job + broker", "CPU-µs per event", "peak RSS", "exact",
-            "events/s vs Strata", "CPU per event vs Strata"]
+    head = ["round", "system", "events/s", "s to complete (process)", "CPU-s job + broker", "CPU-µs per event", "peak RSS", "exact"]
+    for b in bases:
+        label = "Strata" if b == "strata" else "Strata direct"
+        head += [f"events/s vs {label}", f"CPU per event vs {label}"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in results:
-        base = next((s for s in strata if s["round"] == r["round"]), base)
         eps, us = r.get("events_per_s"), r.get("cpu_us_per_event")
-        ratio = f"{eps / base['events_per_s']:.2f}×" if base and eps else "—"
-        cratio = f"{us / base['cpu_us_per_event']:.2f}×" if base and us and base.get("cpu_us_per_event") else "—"
+        ratios = []
+        for b in bases:
+            base = base_of(b, r["round"])
+            ratios.append(f"{eps / base['events_per_s']:.2f}×" if base and eps else "—")
+            ratios.append(f"{us / base['cpu_us_per_event']:.2f}×" if base and us and base.get("cpu_us_per_event") else "—")
         broker = r.get("broker_cpu_s")
         cpu = f"{r['job_cpu_s']:.1f} + {broker:.1f}" if broker is not None else f"{r['job_cpu_s']:.1f} + —"
         ex = r.get("exact")
         exact = "n/a" if ex is None else ("exact" if ex else f"**no** ({r.get('exact_note', '')})")
         print(f"| {r['round']} | {r['system']} | {fmt(int(eps)) if eps else 'failed'} | "
               f"{r['work_s']:.1f} ({r['wall_s']:.1f}) | {cpu} | {fmt(us, 2)} | "
-              f"{fmt(r.get('peak_rss_mb'))} MB | {exact} | {ratio} | {cratio} |")
+              f"{fmt(r.get('peak_rss_mb'))} MB | {exact} | " + " | ".join(ratios) + " |")
 
 
 def main():
@@ -385,6 +397,7 @@ def main():
     s.add_argument("--brokers", required=True); s.add_argument("--topic", required=True)
     s.add_argument("--events", required=True); s.add_argument("--partitions", type=int, default=4)
     s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--keyed", action="store_true", help="key each line by its content_id (oracle.keyed_partitions_of)")
     s = sub.add_parser("read")
     s.add_argument("--brokers", required=True); s.add_argument("--topic", required=True)
     s.add_argument("--out", required=True); s.add_argument("--idle", type=float, default=5.0)
