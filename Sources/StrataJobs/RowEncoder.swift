@@ -39,13 +39,11 @@ struct RowEncoder {
     /// Forgets the last batch's users; `count` users are numbered from 0, all unknown so far.
     mutating func beginUsers(count: Int) { users.reset(count: count) }
 
-    /// User `n`'s row object, as the cache found it.
-    mutating func setUser(_ n: Int, _ u: UserRowObject) {
-        u.withRowObjectMembers { members in
-            users.set(n) { b in
-                b.append(UInt8(ascii: "{"))
-                b.append(members)
-            }
+    /// User `n`'s row object, from its members as the cache lends them (``UserRowObject/withRowObjectMembers(_:)``).
+    mutating func setUser(_ n: Int, members: UnsafeRawBufferPointer) {
+        users.set(n) { b in
+            b.append(UInt8(ascii: "{"))
+            b.append(members)
         }
     }
 

@@ -38,8 +38,8 @@ public struct RowEnricher {
         }
         encoder.setContents(contents)
         encoder.beginUsers(count: userIds.count)
-        try cache.lookupUserRowObjects(count: userIds.count, bytes: { userIds.bytes(UInt32($0)) },
-                                       hash: { userIds.hash(UInt32($0)) }) { i, u in encoder.setUser(i, u) }
+        try cache.lookupUserRowObjectMembers(count: userIds.count, bytes: { userIds.bytes(UInt32($0)) },
+                                             hash: { userIds.hash(UInt32($0)) }) { i, members in encoder.setUser(i, members: members) }
         return (contentIds.count, userIds.count)
     }
 

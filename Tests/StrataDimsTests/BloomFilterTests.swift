@@ -98,11 +98,11 @@ final class LocalTierTests: XCTestCase {
                     // By the id's String or by its bytes and hash (an interned batch's ids).
                     let got: LocalTier<Int>.Found
                     if rng.below(2) == 0 {
-                        got = t.get(id, now: now, hit: { lent = $0 })
+                        got = t.get(id, now: now, hit: { lent = $0.pointee })
                     } else {
                         var bytes = id
                         got = bytes.withUTF8 { b in
-                            t.get(bytes: UnsafeRawBufferPointer(b), hash: ByteHash.hash(UnsafeRawBufferPointer(b)), now: now, hit: { lent = $0 })
+                            t.get(bytes: UnsafeRawBufferPointer(b), hash: ByteHash.hash(UnsafeRawBufferPointer(b)), now: now, hit: { lent = $0.pointee })
                         }
                     }
                     let want = m.get(id, now: now)

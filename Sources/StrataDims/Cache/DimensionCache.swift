@@ -99,14 +99,17 @@ public final class DimensionCache: Sendable {
     /// them (an interned batch's): no String is made for the ids the in-process tier holds.
     public func lookupContents(count: Int, bytes: (Int) -> UnsafeRawBufferPointer, hash: (Int) -> UInt64,
                                found: (Int, ContentDim) -> Void) throws {
-        try contents.lookup(count: count, bytes: bytes, hash: hash, found: found)
+        try contents.lookup(count: count, bytes: bytes, hash: hash) { i, c in found(i, c.pointee) }
     }
 
-    /// ``lookupUserRowObjects(_:found:)`` for `count` ids given by their bytes and `ByteHash.hash`
-    /// of them (an interned batch's): no String is made for the ids the in-process tier holds.
-    public func lookupUserRowObjects(count: Int, bytes: (Int) -> UnsafeRawBufferPointer, hash: (Int) -> UInt64,
-                                     found: (Int, UserRowObject) -> Void) throws {
-        try users.lookup(count: count, bytes: bytes, hash: hash, found: found)
+    /// The DWM row `user` objects of `count` ids given by their bytes and `ByteHash.hash` of them
+    /// (an interned batch's), each lent as its members without the opening brace
+    /// (`"gender":…,"city_tier":…}`, see ``UserRowObject/withRowObjectMembers(_:)``) for the call
+    /// of `found` only. No String is made for the ids the in-process tier holds, and a hit there
+    /// is read where it lies: no copy, no retain (the per-emission path of a warm cache).
+    public func lookupUserRowObjectMembers(count: Int, bytes: (Int) -> UnsafeRawBufferPointer, hash: (Int) -> UInt64,
+                                           found: (Int, UnsafeRawBufferPointer) -> Void) throws {
+        try users.lookup(count: count, bytes: bytes, hash: hash) { i, u in u.pointee.withRowObjectMembers { found(i, $0) } }
     }
 
     /// The valid-ID gate for the per-event path: false when the content id is certainly not in

@@ -80,25 +80,27 @@ final class KindCache<D: CachedDimension>: Sendable {
         // 1. In-process tier, asked first: an entry there was confirmed by a tier below (or by a
         //    changelog update, which also feeds the filter), so a hit needs no filter probes.
         //    Below, ids are handled by their index in `ids`.
-        let misses = askLocal(count: ids.count, now: now, found: found) { t, i, hit in t.get(ids[i], now: now, hit: hit) }
+        let misses = askLocal(count: ids.count, now: now, found: { found($0, $1.pointee) }) { t, i, hit in t.get(ids[i], now: now, hit: hit) }
         try lookUpBelowLocal(ids, misses, now: now, found: found)
     }
 
     /// ``lookup(_:found:)`` for `count` ids given by their bytes and `ByteHash` (an interned
     /// batch's): the in-process tier answers without a String made or an id hashed again;
-    /// Strings are made only for the ids it does not hold.
-    func lookup(count: Int, bytes: (Int) -> UnsafeRawBufferPointer, hash: (Int) -> UInt64, found: (Int, D) -> Void) throws {
+    /// Strings are made only for the ids it does not hold. Each dimension is lent by pointer, for
+    /// the call only: a hit in the in-process tier is read where it lies (no retain per hit).
+    func lookup(count: Int, bytes: (Int) -> UnsafeRawBufferPointer, hash: (Int) -> UInt64,
+                found: (Int, UnsafePointer<D>) -> Void) throws {
         let now = monotonicNanos()
         let misses = askLocal(count: count, now: now, found: found) { t, i, hit in t.get(bytes: bytes(i), hash: hash(i), now: now, hit: hit) }
         if misses.isEmpty { return }
         let ids = misses.map { String(decoding: bytes($0), as: UTF8.self) }
-        try lookUpBelowLocal(ids, Array(ids.indices), now: now) { j, d in found(misses[j], d) }
+        try lookUpBelowLocal(ids, Array(ids.indices), now: now) { j, d in withUnsafePointer(to: d) { found(misses[j], $0) } }
     }
 
     /// The in-process tier's answers for ids `0..<count` (`get` asks it about one): hits are
     /// passed to `found`; returns the ids it does not hold (all of them when it is off).
-    private func askLocal(count: Int, now: UInt64, found: (Int, D) -> Void,
-                          get: (inout LocalTier<D>, Int, (D) -> Void) -> LocalTier<D>.Found) -> [Int] {
+    private func askLocal(count: Int, now: UInt64, found: (Int, UnsafePointer<D>) -> Void,
+                          get: (inout LocalTier<D>, Int, (UnsafePointer<D>) -> Void) -> LocalTier<D>.Found) -> [Int] {
         guard config.localCapacity > 0 else { return Array(0..<count) }
         var misses: [Int] = []
         var hits = 0, negatives = 0

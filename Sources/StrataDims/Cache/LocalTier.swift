@@ -12,7 +12,7 @@ import StrataCore
 ///
 /// Each generation is an open-addressing table keyed by the id's bytes with `ByteHash` (a
 /// `Dictionary<String, …>` spent most of a hit in SipHash), and a hit lends its value to the
-/// caller without copying it out (``get(_:now:hit:)``: no retain and release per hit).
+/// caller by pointer, where it lies (``get(_:now:hit:)``): no retain and release per hit.
 struct LocalTier<Value> {
     enum Entry {
         case present(Value, expiresAt: UInt64)
@@ -44,8 +44,9 @@ struct LocalTier<Value> {
     var count: Int { young.live + old.live }
     private var generationSize: Int { max(1, capacity / 2) }
 
-    /// Calls `hit` with the value of a live positive entry, lent for the call.
-    mutating func get(_ id: String, now: UInt64, hit: (Value) -> Void) -> Found {
+    /// Calls `hit` with the value of a live positive entry, lent for the call (the pointer is
+    /// valid only during it).
+    mutating func get(_ id: String, now: UInt64, hit: (UnsafePointer<Value>) -> Void) -> Found {
         guard isEnabled else { return .miss }
         let h = Self.hash(id)
         if let k = young.find(id, hash: h) { return young.answer(k, now: now, hit: hit) }
@@ -59,7 +60,7 @@ struct LocalTier<Value> {
 
     /// ``get(_:now:hit:)`` for an id given by its bytes and their `ByteHash` (an interned batch's
     /// ids): no String is made, and the id is not hashed again.
-    mutating func get(bytes: UnsafeRawBufferPointer, hash h: UInt64, now: UInt64, hit: (Value) -> Void) -> Found {
+    mutating func get(bytes: UnsafeRawBufferPointer, hash h: UInt64, now: UInt64, hit: (UnsafePointer<Value>) -> Void) -> Found {
         guard isEnabled else { return .miss }
         if let k = young.find(bytes, hash: h) { return young.answer(k, now: now, hit: hit) }
         if old.live > 0, let k = old.find(bytes, hash: h) {
@@ -73,18 +74,19 @@ struct LocalTier<Value> {
 
     mutating func get(_ id: String, now: UInt64) -> Lookup {
         var value: Value?
-        switch get(id, now: now, hit: { value = $0 }) {
+        switch get(id, now: now, hit: { value = $0.pointee }) {
         case .hit: return .hit(value!)
         case .negative: return .negative
         case .miss: return .miss
         }
     }
 
-    fileprivate static func answer(_ e: Entry, now: UInt64, hit: (Value) -> Void) -> Found {
+    /// The answer of an entry taken out of the old generation (a promotion: not the hot path).
+    fileprivate static func answer(_ e: Entry, now: UInt64, hit: (UnsafePointer<Value>) -> Void) -> Found {
         switch e {
         case .present(let v, let t):
             if t <= now { return .miss }
-            hit(v)
+            withUnsafePointer(to: v) { hit($0) }
             return .hit
         case .absent(let t):
             return t <= now ? .miss : .negative
@@ -102,7 +104,7 @@ struct LocalTier<Value> {
             return
         }
         if let k = young.find(id, hash: h) {
-            if overwrite || young.entries[k].entry.expiresAt <= now { young.entries[k].entry = entry }
+            if overwrite || young.entries[k].expiresAt <= now { young.set(k, entry) }
             return
         }
         insertYoung(id, hash: h, entry)
@@ -150,15 +152,25 @@ struct LocalTier<Value> {
 
 /// One generation: entries in insertion order and an open-addressing index of them (linear
 /// probing, power-of-two size, at most half full; removed entries leave a tombstone).
+///
+/// The values of present entries sit in an array of their own, and a hit lends one by pointer:
+/// a value read out of a slot (an enum's payload) was retained and released on every hit, for
+/// each reference it holds. Each entry has at most one place there, reused when the entry is
+/// replaced; a removed or negative entry's old value stays until the generation is dropped (a
+/// promotion to the young generation holds another reference to the same storage).
 private struct Generation<Value> {
     struct Slot {
         var hash: UInt64   // to place the entry again when the index grows
         var id: String
-        var entry: LocalTier<Value>.Entry
+        /// The entry's place in `values` (-1: none yet); its value is the entry's when `present`.
+        var value: Int
+        var present: Bool
+        var expiresAt: UInt64
         var removed: Bool
     }
 
     var entries: [Slot] = []
+    private var values: [Value] = []
     /// The hash's high 32 bits | (entry index + 1); 0 = empty.
     private var index: [UInt64] = []
     private static var tagMask: UInt64 { 0xFFFF_FFFF_0000_0000 }
@@ -194,8 +206,31 @@ private struct Generation<Value> {
 
     /// ``LocalTier/get(_:now:hit:)``'s answer from entry `k`, its value lent where it lies.
     @inline(__always)
-    func answer(_ k: Int, now: UInt64, hit: (Value) -> Void) -> LocalTier<Value>.Found {
-        entries.withUnsafeBufferPointer { LocalTier<Value>.answer($0[k].entry, now: now, hit: hit) }
+    func answer(_ k: Int, now: UInt64, hit: (UnsafePointer<Value>) -> Void) -> LocalTier<Value>.Found {
+        let (expiresAt, present, v) = entries.withUnsafeBufferPointer { ($0[k].expiresAt, $0[k].present, $0[k].value) }
+        if expiresAt <= now { return .miss }
+        if !present { return .negative }
+        values.withUnsafeBufferPointer { hit($0.baseAddress! + v) }
+        return .hit
+    }
+
+    /// Entry `k` as an `Entry` (its value copied).
+    func entry(_ k: Int) -> LocalTier<Value>.Entry {
+        let s = entries[k]
+        return s.present ? .present(values[s.value], expiresAt: s.expiresAt) : .absent(expiresAt: s.expiresAt)
+    }
+
+    /// Replaces entry `k`'s value (in its place in `values`) and expiry.
+    mutating func set(_ k: Int, _ e: LocalTier<Value>.Entry) {
+        entries[k].expiresAt = e.expiresAt
+        guard case .present(let v, _) = e else { entries[k].present = false; return }
+        if entries[k].value >= 0 { values[entries[k].value] = v } else { entries[k].value = append(v) }
+        entries[k].present = true
+    }
+
+    private mutating func append(_ v: Value) -> Int {
+        values.append(v)
+        return values.count - 1
     }
 
     @inline(__always)
@@ -205,15 +240,19 @@ private struct Generation<Value> {
 
     mutating func insert(_ id: String, hash: UInt64, _ e: LocalTier<Value>.Entry) {
         if (entries.count + 1) * 2 > index.count { reserve(entries.count + 1) }
-        entries.append(Slot(hash: hash, id: id, entry: e, removed: false))
+        var slot = Slot(hash: hash, id: id, value: -1, present: false, expiresAt: e.expiresAt, removed: false)
+        if case .present(let v, _) = e { slot.value = append(v); slot.present = true }
+        entries.append(slot)
         place(entries.count - 1, hash: hash)
         live += 1
     }
 
-    /// Marks entry `k` removed and returns it (its id and value are released now).
+    /// Marks entry `k` removed and returns it (its id is released now, its value with the
+    /// generation).
     mutating func remove(at k: Int) -> LocalTier<Value>.Entry {
-        let e = entries[k].entry
-        entries[k].entry = .absent(expiresAt: 0)
+        let e = entry(k)
+        entries[k].present = false
+        entries[k].expiresAt = 0
         entries[k].id = ""
         entries[k].removed = true
         live -= 1
@@ -222,6 +261,7 @@ private struct Generation<Value> {
 
     mutating func reserve(_ n: Int) {
         entries.reserveCapacity(n)
+        values.reserveCapacity(n)
         var size = max(16, index.count)
         while size < 2 * n { size <<= 1 }
         guard size > index.count else { return }

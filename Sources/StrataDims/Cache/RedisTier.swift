@@ -1,7 +1,7 @@
+import CoreMetrics
 import Dispatch
 import Logging
 import StrataCore
-import CoreMetrics
 import StrataRedis
 import Synchronization
 
