@@ -182,9 +182,13 @@ struct PipelineSandbox {
         return logger
     }
 
-    /// All records of an output topic up to an end marker written now to each partition.
+    /// All records of an output topic up to an end marker written now to each partition. Waits
+    /// up to 10 minutes: after near-simultaneous commits by several instances, Tansu's
+    /// read_committed end has stayed below committed transactions for more than 3 minutes (free
+    /// again 6.5 minutes after, the one time it was timed) though every transaction was committed
+    /// and marked; the restore waits for the same stall as long.
     func read(_ topic: String, readCommitted: Bool = true) throws -> [TopicRecord] {
-        try readToEndMarkers(brokers: brokers, topic: prefix + topic, timeout: .seconds(180), readCommitted: readCommitted)
+        try readToEndMarkers(brokers: brokers, topic: prefix + topic, timeout: .seconds(600), readCommitted: readCommitted)
     }
 
     /// The rows a subscriber keeps (highest rev per identity). Fails on an (identity, rev)

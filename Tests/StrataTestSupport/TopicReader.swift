@@ -45,9 +45,17 @@ public func readToEndMarkers(brokers: String, topic: String, partitions: Int? = 
     })
     var records: [TopicRecord] = []
     var pending = Set(0..<Int32(partitionCount))
-    let deadline = ContinuousClock.now + timeout
+    let start = ContinuousClock.now, deadline = start + timeout
+    var nextNote = start + .seconds(60)
     while !pending.isEmpty {
         guard ContinuousClock.now < deadline else { throw ReadIncomplete(topic: topic, missing: pending.count, timeout: timeout) }
+        if ContinuousClock.now >= nextNote {
+            // Seen on Tansu after near-simultaneous commits by several producers: the
+            // read_committed end stays below committed transactions for minutes, then moves on.
+            print("\(topic): still waiting for the end markers of partitions \(pending.sorted()) after \(ContinuousClock.now - start)"
+                  + (readCommitted ? " (read_committed: the broker's last stable offset has not moved past them)" : ""))
+            nextNote = ContinuousClock.now + .seconds(60)
+        }
         for message in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) where message.error == nil && pending.contains(message.partition) {
             let key = message.key.map { Array($0) }
             if key == endKey && Array(message.value) == endValue { pending.remove(message.partition); continue }
