@@ -339,6 +339,12 @@ final class DWMStage: TransactionalStage {
         config.rawInput = options.readRaw
         let engine = WindowEngine(config: config) { gate.confirmContent($0) }
         var state = EngineState(engine: engine)
+        // The members of a group get their partitions in the same instant: started from it, their
+        // early transactions would commit in lockstep, every interval (a burst on the broker each
+        // time; on Tansu, several producers' near-simultaneous commits have stalled the
+        // read_committed end for minutes). A random phase spreads them; the first early rows come
+        // no later than before.
+        state.lastEarly = .now - .milliseconds(Int64.random(in: 0..<max(1, options.earlyIntervalMs)))
         // The engine replaced committed `seq` transactions: sealed in the next transaction.
         if provenOnly == true, let old = self.state, old.seq > 0 {
             pendingSeals.append(CheckpointRecord.seal(group: options.groupId, writer: old.writer, seq: old.seq))
