@@ -267,7 +267,7 @@ final class LatencyWatcher: Sendable {
     init(config: StrataConfig, topic: String, body: @escaping @Sendable (UnsafeRawBufferPointer, Int64) -> Void) throws {
         let consumer = try KafkaConsumer(config: config.consumerConfig(groupId: nil, clientId: "strata-bench-watch"))
         let n = try consumer.partitionCount(topic: topic)
-        try consumer.assign((0..<n).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
+        try consumer.assign((0..<n).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.first) })
         let box = UncheckedBox(consumer)
         let reader = Thread { [self] in
             while !stopFlag.isSet {

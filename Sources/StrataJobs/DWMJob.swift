@@ -388,7 +388,7 @@ final class DWMStage: TransactionalStage {
             guard let r = chosen else {
                 let c = committed[key] ?? TopicPartitionOffset.invalid
                 if c < 0 { unstarted.append(Source(topic: t, partition: Int(tp.partition))) }
-                seeks.append(TopicPartitionOffset(topic: tp.topic, partition: tp.partition, offset: c >= 0 ? c : TopicPartitionOffset.beginning))
+                seeks.append(TopicPartitionOffset(topic: tp.topic, partition: tp.partition, offset: c >= 0 ? c : TopicPartitionOffset.first))
                 continue
             }
             let source = Source(topic: t, partition: Int(tp.partition))
@@ -599,7 +599,7 @@ final class DWMStage: TransactionalStage {
             logger.warning("replay skipped records below its target; reading the partition again from its beginning",
                            metadata: ["partition": "\(name)", "target": "\(target)", "read_up_to": "\(read)", "position": "\(p.offset)"])
             s.rereading[source] = Reread()
-            again.append(TopicPartitionOffset(topic: p.topic, partition: p.partition, offset: TopicPartitionOffset.beginning))
+            again.append(TopicPartitionOffset(topic: p.topic, partition: p.partition, offset: TopicPartitionOffset.first))
         }
         state = s
         try consumer.seek(again)

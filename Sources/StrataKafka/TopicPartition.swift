@@ -10,7 +10,15 @@ public struct TopicPartitionOffset: Hashable, Sendable, CustomStringConvertible 
         self.topic = topic; self.partition = partition; self.offset = offset
     }
 
-    public static let beginning = Int64(RD_KAFKA_OFFSET_BEGINNING)
+    /// A partition's first record, asked for by its offset (0) rather than as "the beginning":
+    /// librdkafka resolves the beginning with the broker's earliest offset, and Tansu 0.6 answers
+    /// that with the batch it stored first in time, not the lowest offset. When two producers'
+    /// first batches to a partition race, it names the second one, and a reader starting "at the
+    /// beginning" never sees the first (tests read published rows that way and missed some). Where
+    /// the log no longer starts at 0 (retention, deleted records), the fetch is out of range and
+    /// `auto.offset.reset` (earliest in ``KafkaConfig/consumer(bootstrapServers:groupId:clientId:)``)
+    /// moves it to the log's start.
+    public static let first: Int64 = 0
     public static let end = Int64(RD_KAFKA_OFFSET_END)
     public static let stored = Int64(RD_KAFKA_OFFSET_STORED)
     public static let invalid = Int64(RD_KAFKA_OFFSET_INVALID)

@@ -40,7 +40,7 @@ public enum TopicSnapshot {
         }
         try producer.flush()
         var pending = Set(0..<Int32(partitions))
-        try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
+        try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.first) })
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let batch = try consumer.poll(maxMessages: 10_000, timeoutMs: 100)

@@ -22,7 +22,7 @@ public enum TopicScan {
         do {
             result.partitions = try consumer.partitionCount(topic: topic)
             try consumer.assign((0..<result.partitions).map {
-                TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning)
+                TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.first)
             })
         } catch {
             throw ReconcileError.source("\(topic): \(error) (is the broker at \(config.bootstrapServers ?? "?") up? --no-broker skips it)")

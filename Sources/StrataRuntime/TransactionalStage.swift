@@ -107,7 +107,7 @@ extension Restore {
         guard !owned.isEmpty else { return Restore() }
         let committed = try consumer.committed(owned)
         return Restore(seeks: committed.map {
-            TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset >= 0 ? $0.offset : TopicPartitionOffset.beginning)
+            TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset >= 0 ? $0.offset : TopicPartitionOffset.first)
         })
     }
 }

@@ -38,7 +38,7 @@ enum OneShot {
             let consumer = try KafkaConsumer(config: consumerConfig.merging(["enable.partition.eof": "true"]))
             defer { consumer.close() }
             let partitions = try consumer.partitionCount(topic: topic)
-            try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
+            try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.first) })
             var atEnd = Set<Int32>()
             var rows = RowBatch(layout: engine.layout, capacity: 5000)
             while ContinuousClock.now < deadline {

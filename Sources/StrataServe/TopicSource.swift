@@ -231,11 +231,12 @@ final class TopicSource: Sendable {
             var offset: Int64
             if let byTime {
                 let found = byTime.first { $0.partition == partition }?.offset ?? TopicPartitionOffset.end
-                offset = found == TopicPartitionOffset.end ? marks.high : found
+                offset = min(max(found == TopicPartitionOffset.end ? marks.high : found, marks.low), marks.high)
             } else {
-                offset = options.fromBeginning ? marks.low : marks.high
+                // The first record by its offset, not the broker's low watermark (see
+                // `TopicPartitionOffset.first`: Tansu's can lie past the first batches).
+                offset = options.fromBeginning ? TopicPartitionOffset.first : marks.high
             }
-            offset = min(max(offset, marks.low), marks.high)
             positions.append(TopicPartitionOffset(topic: topic, partition: partition, offset: offset))
         }
         return positions

@@ -168,8 +168,7 @@ final class SplitStage: TransactionalStage {
         logger.info("split routes", metadata: ["actions": "\(router.actions.joined(separator: ","))"])
     }
 
-    /// After a rebalance: the owned partitions' progress at their committed offsets. Reading
-    /// continues where the group committed (no seeks).
+    /// After a rebalance: the owned partitions' progress at their committed offsets.
     func restore(owned: [TopicPartitionOffset], consumer: KafkaConsumer) throws -> Restore {
         // Alignment starts afresh: nothing stays held across an assignment.
         if options.copyOnlyTo == nil {
@@ -192,7 +191,12 @@ final class SplitStage: TransactionalStage {
         progress.reset(to: maxTs, now: .now)
         let shown = maxTs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value == .min ? "none" : "\($0.value)")" }
         logger.info("event-time progress loaded", metadata: ["partitions": "\(shown.joined(separator: " "))"])
-        return Restore()
+        // Reading continues where the group committed; a partition it never committed starts at
+        // its first record by offset, not where librdkafka's reset to the broker's earliest offset
+        // would put it (`TopicPartitionOffset.first`).
+        return Restore(seeks: committed.filter { $0.offset < 0 }.map {
+            TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: TopicPartitionOffset.first)
+        })
     }
 
     func consume(_ records: [KafkaMessage]) throws {

@@ -18,7 +18,7 @@ struct ConsumeCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "Topic to read.") var topic: String
-    @Flag(help: "Start at the earliest offset instead of the end.") var fromBeginning = false
+    @Flag(help: "Start at the first record instead of the end.") var fromBeginning = false
     @Option(help: "Exit after this long without a new message (e.g. 5, 500ms, 2m).") var untilIdle: DurationArgument?
     @Option(help: "Exit after this many messages.") var max: Int?
     @Flag(help: "Also print the split's watermark markers of a micro-queue (skipped by default: they are not events).")
@@ -30,7 +30,7 @@ struct ConsumeCommand: ParsableCommand {
         Shutdown.install()
         let consumer = try KafkaConsumer(config: config.consumerConfig(groupId: nil, clientId: "strata-consume"))
         let partitions = try consumer.partitionCount(topic: topic)
-        let start = fromBeginning ? TopicPartitionOffset.beginning : TopicPartitionOffset.end
+        let start = fromBeginning ? TopicPartitionOffset.first : TopicPartitionOffset.end
         try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: start) })
 
         let out = FileHandle.standardOutput

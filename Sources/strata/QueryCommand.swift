@@ -94,7 +94,7 @@ struct QueryCommand: ParsableCommand {
             let partitions = try consumer.partitionCount(topic: topic)
             firstIndex[topic] = positions.count
             var these = (0..<partitions).map {
-                TopicPartitionOffset(topic: topic, partition: Int32($0), offset: fromBeginning ? TopicPartitionOffset.beginning : TopicPartitionOffset.end)
+                TopicPartitionOffset(topic: topic, partition: Int32($0), offset: fromBeginning ? TopicPartitionOffset.first : TopicPartitionOffset.end)
             }
             if let fromMs {
                 // Seek by time: a row of minute m is produced at or after m, so the first message
@@ -103,7 +103,7 @@ struct QueryCommand: ParsableCommand {
                     these = try consumer.offsetsForTimes(topic: topic, partitions: partitions, timestampMs: fromMs - 60_000)
                 } catch {
                     stderrLine("warning: the broker cannot find offsets by time (\(error)); reading from the beginning")
-                    these = these.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: TopicPartitionOffset.beginning) }
+                    these = these.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: TopicPartitionOffset.first) }
                 }
             }
             positions += these

@@ -30,7 +30,7 @@ final class ArchiveLeaseStageTests: XCTestCase {
         // committed offsets, of which the group has none).
         let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: sandbox.brokers, groupId: sandbox.prefix + "archive"))
         defer { consumer.close() }
-        let owned = [TopicPartitionOffset(topic: topic, partition: 0, offset: TopicPartitionOffset.beginning)]
+        let owned = [TopicPartitionOffset(topic: topic, partition: 0, offset: TopicPartitionOffset.first)]
         try consumer.assign(owned)
         var batches: [KafkaMessageBatch] = []
         var records: [KafkaMessage] = []

@@ -152,7 +152,7 @@ extension DWMEndToEndTests {
         cfg["enable.partition.eof"] = "true"
         let consumer = try KafkaConsumer(config: cfg)
         let n = try consumer.partitionCount(topic: env.prefix + topic)
-        try consumer.assign((0..<n).map { TopicPartitionOffset(topic: env.prefix + topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
+        try consumer.assign((0..<n).map { TopicPartitionOffset(topic: env.prefix + topic, partition: Int32($0), offset: TopicPartitionOffset.first) })
         var rows: [[String: Any]] = []
         var atEnd = Set<Int32>()
         let deadline = Date().addingTimeInterval(timeout)
@@ -177,7 +177,7 @@ extension DWMEndToEndTests {
         let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: nil))
         let topic = env.prefix + Topology.dws
         let n = try consumer.partitionCount(topic: topic)
-        try consumer.assign((0..<n).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning) })
+        try consumer.assign((0..<n).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.first) })
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             for m in try consumer.poll(maxMessages: 1_000, timeoutMs: 100) where m.error == nil {

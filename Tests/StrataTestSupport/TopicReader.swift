@@ -41,7 +41,7 @@ public func readToEndMarkers(brokers: String, topic: String, partitions: Int? = 
     }
     try producer.flush()
     try consumer.assign((0..<partitionCount).map {
-        TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.beginning)
+        TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.first)
     })
     var records: [TopicRecord] = []
     var pending = Set(0..<Int32(partitionCount))
