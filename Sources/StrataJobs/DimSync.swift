@@ -3,6 +3,7 @@ public import Logging
 import StrataCore
 public import StrataDims
 import StrataKafka
+import StrataRuntime
 import CoreMetrics
 
 /// Applies `dim.changelog` to the dimension cache: Redis entries (fresh staggered TTLs), the
@@ -34,9 +35,10 @@ public final class DimSync {
 
     public func run(shouldStop: () -> Bool = { false }) throws {
         let topic = options.topicPrefix + Topology.dimChangelog
-        let consumer = try KafkaConsumer(config: KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId,
-                                                                      clientId: "strata-dimsync").merging(options.kafka))
         let tracker = AssignmentTracker()
+        let consumer = try KafkaConsumer(config: KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId,
+                                                                      clientId: "strata-dimsync").merging(options.kafka),
+                                         logger: logger) { tracker.apply($0) }
         if options.groupId != nil {
             try consumer.subscribe([topic])
         } else {
@@ -50,6 +52,18 @@ public final class DimSync {
         let rejectedCounter = MetricsRegistry.shared.counter("strata_dimsync_rejected_total", help: "Changelog records that could not be decoded")
         while !shouldStop() {
             let batch = try consumer.poll(maxMessages: 5_000, timeoutMs: 200)
+            if options.groupId != nil, tracker.takeChange() != nil {
+                // A new assignment: each owned partition from the group's committed offset, or from
+                // its first record where the group has none (not where librdkafka's reset to the
+                // broker's earliest offset puts it: `TopicPartitionOffset.first`). What this poll
+                // returned comes again.
+                lastInput = .now
+                let restart = try Restore.atCommitted(try consumer.assignment(), consumer: consumer)
+                if !restart.seeks.isEmpty {
+                    try consumer.seek(restart.seeks)
+                    continue
+                }
+            }
             var changes: [DimChange] = []
             var next: [Int32: Int64] = [:]
             for m in batch where m.error == nil {
@@ -72,10 +86,9 @@ public final class DimSync {
                 if options.groupId != nil {
                     try consumer.commit(next.map { TopicPartitionOffset(topic: topic, partition: $0.key, offset: $0.value) })
                 }
-            } else if let idle = options.untilIdle, tracker.hasPartitions || options.groupId == nil, ContinuousClock.now - lastInput >= idle {
+            } else if let idle = options.untilIdle, options.groupId == nil || tracker.isSettled, ContinuousClock.now - lastInput >= idle {
                 break
             }
-            _ = tracker.takeChange().map { _ in lastInput = .now }
         }
     }
 }

@@ -191,11 +191,12 @@ final class SplitStage: TransactionalStage {
         progress.reset(to: maxTs, now: .now)
         let shown = maxTs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value == .min ? "none" : "\($0.value)")" }
         logger.info("event-time progress loaded", metadata: ["partitions": "\(shown.joined(separator: " "))"])
-        // Reading continues where the group committed; a partition it never committed starts at
-        // its first record by offset, not where librdkafka's reset to the broker's earliest offset
-        // would put it (`TopicPartitionOffset.first`).
-        return Restore(seeks: committed.filter { $0.offset < 0 }.map {
-            TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: TopicPartitionOffset.first)
+        // Every owned partition from where the group committed; one it never committed from its
+        // first record by offset, not where librdkafka's reset to the broker's earliest offset
+        // would put it (`TopicPartitionOffset.first`). All of them: the loop drops what this poll
+        // returned, and only a sought partition hands it out again.
+        return Restore(seeks: committed.map {
+            TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset >= 0 ? $0.offset : TopicPartitionOffset.first)
         })
     }
 
