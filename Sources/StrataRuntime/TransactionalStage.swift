@@ -100,13 +100,17 @@ public struct Restore {
 }
 
 extension Restore {
-    /// Every owned partition back to the group's committed offset (the beginning where the group
-    /// has none, as `auto.offset.reset=earliest`): for stages that hold uncommitted work across
+    /// Every owned partition back to the group's committed offset (its first record where the
+    /// group has none, `TopicPartitionOffset.first`): for stages that hold uncommitted work across
     /// polls and drop it on an assignment change, so it is read again from where it was committed.
     public static func atCommitted(_ owned: [TopicPartitionOffset], consumer: KafkaConsumer) throws -> Restore {
         guard !owned.isEmpty else { return Restore() }
-        let committed = try consumer.committed(owned)
-        return Restore(seeks: committed.map {
+        return atCommitted(try consumer.committed(owned))
+    }
+
+    /// As ``atCommitted(_:consumer:)``, for a stage that has asked for the committed offsets already.
+    public static func atCommitted(_ committed: [TopicPartitionOffset]) -> Restore {
+        Restore(seeks: committed.map {
             TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset >= 0 ? $0.offset : TopicPartitionOffset.first)
         })
     }

@@ -195,9 +195,7 @@ final class SplitStage: TransactionalStage {
         // first record by offset, not where librdkafka's reset to the broker's earliest offset
         // would put it (`TopicPartitionOffset.first`). All of them: the loop drops what this poll
         // returned, and only a sought partition hands it out again.
-        return Restore(seeks: committed.map {
-            TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset >= 0 ? $0.offset : TopicPartitionOffset.first)
-        })
+        return .atCommitted(committed)
     }
 
     func consume(_ records: [KafkaMessage]) throws {
