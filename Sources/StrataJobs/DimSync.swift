@@ -66,7 +66,11 @@ public final class DimSync {
             }
             var changes: [DimChange] = []
             var next: [Int32: Int64] = [:]
-            for m in batch where m.error == nil {
+            for m in batch {
+                if let e = m.error {
+                    if e.code.losesRecords { throw KafkaError(unreadableRecords: e, topic: topic, partition: m.partition, offset: m.offset) }
+                    continue
+                }
                 next[m.partition] = m.offset + 1
                 do {
                     changes.append(try DimChange.decode(key: m.key.map { Array($0) } ?? [], value: m.value.isEmpty ? nil : Array(m.value)))

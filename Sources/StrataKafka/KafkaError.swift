@@ -43,6 +43,13 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         KafkaError(code: code, message: message, operation: operation, isRetriable: false, requiresAbort: true)
     }
 
+    /// A reader stops at records it cannot read (a consumer event whose code `losesRecords`)
+    /// rather than read, and commit, past them.
+    public init(unreadableRecords event: KafkaError, topic: String, partition: Int32, offset: Int64) {
+        self.init(code: event.code, message: "records of \(topic)[\(partition)] from offset \(offset) cannot be read (\(event.message)); "
+                  + "stopping rather than reading past them, which would lose them", operation: "consume")
+    }
+
     /// Configuration problems found before a client exists.
     static func config(_ message: String) -> KafkaError {
         KafkaError(code: .invalidArgument, message: message, operation: "configure")
@@ -107,6 +114,11 @@ extension KafkaError {
         public static let requestTimedOut = Code(RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT)
         public static let notLeaderForPartition = Code(RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION)
         public static let notEnoughReplicas = Code(RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS)
+        /// Records a consumer could not read: a corrupt batch (a broker's answer, or a checksum
+        /// that does not match), one that does not decompress, or one the client cannot parse.
+        public static let corruptMessage = Code(RD_KAFKA_RESP_ERR_INVALID_MSG)
+        public static let badMessage = Code(RD_KAFKA_RESP_ERR__BAD_MSG)
+        public static let badCompression = Code(RD_KAFKA_RESP_ERR__BAD_COMPRESSION)
         /// A state topic was not read to its end in time (`TopicSnapshot`).
         public static let snapshotIncomplete = Code(rawValue: -185)
 
@@ -115,6 +127,10 @@ extension KafkaError {
             [.timedOut, .allBrokersDown, .transport, .queueFull, .rebalanceInProgress, .coordinatorNotAvailable,
              .notCoordinator, .unstableOffsetCommit].contains(self)
         }
+
+        /// A consumer event saying records could not be read. librdkafka reports it and may read
+        /// on past them (a corrupt record); a reader that went on too would lose them silently.
+        public var losesRecords: Bool { [.corruptMessage, .badMessage, .badCompression].contains(self) }
 
         /// The client can never succeed again: another instance owns its identity.
         public var isFencing: Bool { [.fenced, .producerFenced, .invalidProducerEpoch, .fencedInstanceId].contains(self) }

@@ -44,7 +44,14 @@ public enum TopicSnapshot {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let batch = try consumer.poll(maxMessages: 10_000, timeoutMs: 100)
-            for m in batch where m.error == nil {
+            for m in batch {
+                if let e = m.error {
+                    // A state read must be whole: a restore from part of it would be wrong.
+                    if e.code.losesRecords || e.code == .unknownTopicOrPartition {
+                        throw KafkaError(unreadableRecords: e, topic: topic, partition: m.partition, offset: m.offset)
+                    }
+                    continue
+                }
                 guard let key = m.key.map({ Array($0) }) else { continue }
                 let value = Array(m.value)
                 if key == mkey && value == marker {

@@ -47,6 +47,9 @@ enum OneShot {
                 for message in batch {
                     if let error = message.error {
                         if error.code == .partitionEOF { atEnd.insert(message.partition) }
+                        if error.code.losesRecords {
+                            throw KafkaError(unreadableRecords: error, topic: topic, partition: message.partition, offset: message.offset)
+                        }
                         continue
                     }
                     if message.isWatermarkMarker { continue }

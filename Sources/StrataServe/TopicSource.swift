@@ -167,6 +167,10 @@ final class TopicSource: Sendable {
                     if error.code == .partitionEOF {
                         atEnd.insert(message.partition)
                         next[message.partition] = max(next[message.partition] ?? 0, message.offset)
+                    } else if error.code.losesRecords {
+                        // Feeds without those rows would be wrong without a word: the feed's status
+                        // shows the error while the consumer retries from the history.
+                        throw KafkaError(unreadableRecords: error, topic: topic, partition: message.partition, offset: message.offset)
                     }
                     continue
                 }
@@ -309,6 +313,9 @@ final class TopicSource: Sendable {
                     let partition = message.partition
                     guard remaining.contains(partition), let end = limit[partition] else { continue }
                     if let error = message.error {
+                        if error.code.losesRecords {
+                            throw KafkaError(unreadableRecords: error, topic: topic, partition: partition, offset: message.offset)
+                        }
                         if error.code == .partitionEOF && message.offset >= end { remaining.remove(partition) }
                         continue
                     }

@@ -1,0 +1,52 @@
+import Foundation
+import StrataCore
+import StrataKafka
+import StrataSplit
+import StrataTestSupport
+import XCTest
+
+/// Records a consumer cannot read (a broker answering a fetch with CORRUPT_MESSAGE, on
+/// librdkafka's mock cluster) stop the reader with an error that says where, instead of being
+/// skipped: a job would otherwise commit past them, and a state read restore from part of a topic.
+final class UnreadableRecordsTests: XCTestCase {
+    func testAStateReadStopsAtRecordsItCannotRead() throws {
+        let mock = try KafkaMockCluster(brokers: 1)
+        try mock.createTopic("state", partitions: 2)
+        let producer = try KafkaProducer(config: .producer(bootstrapServers: mock.bootstrapServers))
+        let topic = producer.topic("state")
+        for i in 0..<10 {
+            let key = Array("k\(i)".utf8), value = Array("v\(i)".utf8)
+            try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try producer.produce(to: topic, partition: Int32(i % 2), key: k, value: v) } }
+        }
+        try producer.flush()
+        let read = { () throws -> Int in
+            try TopicSnapshot.read(topic: "state", brokers: mock.bootstrapServers, kafka: [:], markerKey: "marker", timeout: .seconds(30)).count
+        }
+        XCTAssertEqual(try read(), 10)
+
+        mock.failNext(apiKey: 1 /* Fetch */, count: 20, with: .corruptMessage)
+        XCTAssertThrowsError(try read()) { error in
+            XCTAssertEqual((error as? KafkaError)?.code, .corruptMessage, "\(error)")
+            XCTAssertTrue("\(error)".contains("state["), "the error names the partition: \(error)")
+        }
+    }
+
+    func testAJobStopsAtRecordsItCannotReadInsteadOfCommittingPastThem() throws {
+        let mock = try KafkaMockCluster(brokers: 1)
+        let sandbox = try PipelineSandbox(seed: 71, on: mock.bootstrapServers) { try mock.createTopic($0, partitions: $1) }
+        let (lines, partitionOf) = generateWorkload(events: 2_000, seed: 71, contents: sandbox.contents, users: sandbox.users)
+        try sandbox.produceRaw(lines[...], partitionOf: partitionOf)
+        let job = try SplitJob(options: sandbox.splitOptions(batchSize: 200, untilIdle: .seconds(15)), topology: sandbox.topology,
+                               logger: try sandbox.jobLogger("split"))
+        // From the first commit on (the restore's state reads are done), the broker answers fetches
+        // with CORRUPT_MESSAGE: the job must stop with that error rather than read on and finish.
+        var injected = false
+        XCTAssertThrowsError(try job.run(onProgress: { _ in
+            if !injected { mock.failNext(apiKey: 1 /* Fetch */, count: 50, with: .corruptMessage); injected = true }
+        })) { error in
+            XCTAssertEqual((error as? KafkaError)?.code, .corruptMessage, "\(error)")
+            XCTAssertTrue("\(error)".contains(sandbox.prefix + Topology.raw), "the error names the topic: \(error)")
+        }
+        XCTAssertTrue(injected, "the job committed before the faults")
+    }
+}
