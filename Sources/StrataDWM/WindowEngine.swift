@@ -428,6 +428,12 @@ public final class WindowEngine {
     /// `collect(nowMs:earlyRowsOfWindowsEndingAfter:dwmFinalsBudget:into:)`).
     public private(set) var heldEarlyRows = false
 
+    /// Whether an open window ending at or before `cutoff` changed since its rows last went out:
+    /// what a collect with that cutoff would hold back.
+    public func hasChangesToHold(endingAtOrBefore cutoff: Int64) -> Bool {
+        windows.contains { !$0.isFinal && $0.end <= cutoff && ($0.totals.dirty.count > 0 || $0.cells.dirty.count > 0) }
+    }
+
     /// End of bounded input (`--until-idle`): moves the watermark to the end of the newest window,
     /// so every window is final, and returns the rows (as `collect`), every DWM final included.
     /// Windows stay retained for corrections until the allowed lateness passes.

@@ -639,6 +639,7 @@ final class DWMStage: TransactionalStage {
     func wantsTransaction(_ tick: Tick) -> Bool {
         guard let s = state, !s.engine.isRestoring else { return false }
         if tick.finishing || (s.dirty && earlyDue(s, tick)) { return true }
+        if s.dirty && drained(s, tick) { return true }
         switch s.engine.finalsDue(nowMs: Self.wallMs()) {
         case .closing: return true
         case .owed: return !tick.backlogged || tick.now - s.lastCommit >= .milliseconds(options.earlyIntervalMs)
@@ -649,6 +650,21 @@ final class DWMStage: TransactionalStage {
     private func earlyDue(_ s: EngineState, _ tick: Tick) -> Bool {
         tick.now - s.lastEarly >= .milliseconds(options.earlyIntervalMs)
     }
+
+    /// A backlog read to its end: nothing read for a quarter of a second (a catch-up's polls come
+    /// back within milliseconds) while early rows of caught-up minutes are held. They go out then,
+    /// not at the next early tick: nothing is coming to change them soon, and a catch-up's last
+    /// numbers would otherwise wait up to an early interval. Live minutes are never held, so a live
+    /// run's early rows keep the early interval.
+    private func drained(_ s: EngineState, _ tick: Tick) -> Bool {
+        tick.inputQuiet(for: .milliseconds(Self.drainedAfterMs))
+            && s.engine.hasChangesToHold(endingAtOrBefore: heldCutoff(nowMs: Self.wallMs()))
+    }
+    static let drainedAfterMs: Int64 = 250
+
+    /// Early rows of an open minute ending at or before this are held while catching up: it
+    /// ended on the wall clock more than a minute (plus the out-of-orderness) before `nowMs`.
+    private func heldCutoff(nowMs: Int64) -> Int64 { nowMs - options.outOfOrdernessMs - 60_000 }
 
     /// Collects the rows and looks their dimensions up before the transaction opens.
     func beforeTransaction(_ tick: Tick) throws {
@@ -664,10 +680,11 @@ final class DWMStage: TransactionalStage {
             earlyOutAt = tick.now
         } else {
             // A minute that ended on the wall clock more than a minute (plus the out-of-orderness)
-            // ago is being caught up: its early rows go out once per early interval, not with
-            // every transaction its neighbours' closing brings (every few hundred milliseconds
-            // then, and replaced by the finals a moment later). Live minutes are never held.
-            let heldUpTo = earlyDue(s, tick) ? Int64.min : emittedAt - options.outOfOrdernessMs - 60_000
+            // ago is being caught up: its early rows go out once per early interval or when the
+            // input is drained, not with every transaction its neighbours' closing brings (every
+            // few hundred milliseconds then, and replaced by the finals a moment later). Live
+            // minutes are never held.
+            let heldUpTo = earlyDue(s, tick) || drained(s, tick) ? Int64.min : heldCutoff(nowMs: emittedAt)
             s.engine.collect(nowMs: emittedAt, earlyRowsOfWindowsEndingAfter: heldUpTo,
                              dwmFinalsBudget: tick.backlogged ? .max : nil, into: &rows)
             earlyOutAt = s.engine.heldEarlyRows ? nil : tick.now

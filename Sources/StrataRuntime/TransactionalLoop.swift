@@ -249,7 +249,8 @@ public final class TransactionalLoop {
             } else {
                 waitingSince = nil
             }
-            let tick = Tick(now: now, inputPaused: records.isEmpty, finishing: finishing, backlogged: batch.count >= options.batchSize)
+            let tick = Tick(now: now, inputPaused: records.isEmpty, finishing: finishing, backlogged: batch.count >= options.batchSize,
+                            lastRecordAt: stats.lastRecordAt)
             clock.lap(laps.afterPoll)
             if stage.wantsTransaction(tick) { try commit(tick) }
             // Zero-copy records handed to the producer point into `batch`: alive until here.

@@ -134,11 +134,20 @@ public struct Tick: Sendable {
     /// The last poll returned a full batch: more input is waiting (a backlog, or input that came
     /// in during the previous transaction).
     public let backlogged: Bool
+    /// When the loop last read a record (nil: none yet).
+    public let lastRecordAt: ContinuousClock.Instant?
 
-    public init(now: ContinuousClock.Instant, inputPaused: Bool, finishing: Bool, backlogged: Bool = false) {
+    public init(now: ContinuousClock.Instant, inputPaused: Bool, finishing: Bool, backlogged: Bool = false,
+                lastRecordAt: ContinuousClock.Instant? = nil) {
         self.now = now
         self.inputPaused = inputPaused
         self.finishing = finishing
         self.backlogged = backlogged
+        self.lastRecordAt = lastRecordAt
+    }
+
+    /// Nothing was read for at least `quiet`: a backlog is read to its end, or the input paused.
+    public func inputQuiet(for quiet: Duration) -> Bool {
+        inputPaused && lastRecordAt.map { now - $0 >= quiet } ?? false
     }
 }

@@ -90,8 +90,11 @@ final class RevisionTests: XCTestCase {
             engine.collect(nowMs: 0, earlyRowsOfWindowsEndingAfter: cutoff, into: &batch)
             return batch.emission
         }
+        XCTAssertTrue(engine.hasChangesToHold(endingAtOrBefore: m0 + 60_000))
+        XCTAssertFalse(engine.hasChangesToHold(endingAtOrBefore: m0 + 59_999), "no open window ends by then")
         var rows = collect(holdingEndingBy: m0 + 60_000)
         XCTAssertTrue(engine.heldEarlyRows)
+        XCTAssertTrue(engine.hasChangesToHold(endingAtOrBefore: m0 + 60_000), "held cells stay changed")
         XCTAssertEqual(rows.dwm.map { "\($0.minute - m0) \($0.userId) \($0.rev) \($0.isFinal)" }, ["60000 u2 2 false"])
         XCTAssertEqual(rows.dws.map { "\($0.minute - m0) \($0.rev)" }, ["60000 2"])
 
@@ -101,6 +104,7 @@ final class RevisionTests: XCTestCase {
 
         rows = collect(holdingEndingBy: .min)
         XCTAssertFalse(engine.heldEarlyRows)
+        XCTAssertFalse(engine.hasChangesToHold(endingAtOrBefore: .max), "everything changed went out")
         XCTAssertEqual(rows.dwm.map { "\($0.minute - m0) \($0.userId) \($0.rev) \($0.isFinal)" }, ["0 u000000001 2 false"])
         XCTAssertTrue(collect(holdingEndingBy: .min).isEmpty)
 

@@ -313,6 +313,58 @@ final class DWMEndToEndTests: XCTestCase {
         try assertMatches(env, revisionsExact: TestEnvironment.brokerHidesAbortedTransactions)
     }
 
+    /// A job that has drained its backlog publishes the numbers of the minutes it caught up at
+    /// once, not at its next early tick: with an early interval longer than the whole run, a
+    /// subscriber holds every DWS row's right numbers long before the job's end (whose shutdown
+    /// flush marks the last minute final).
+    func testADrainedBacklogPublishesItsNumbersWithoutWaitingForTheEarlyTick() throws {
+        let env = try prepare(events: 6_000, seed: 33)
+        var options = dwmOptions(env)
+        options.earlyIntervalMs = 600_000
+        options.untilIdle = .seconds(15)
+        let job = UncheckedSendable(DWMJob(options: options, topology: topology, cache: env.cache))
+        let done = DispatchSemaphore(value: 0)
+        let failure = UncheckedSendable(NSMutableArray())
+        Thread { do { try job.value.run() } catch { failure.value.add("\(error)") }; done.signal() }.start()
+
+        let exp = expected(env.lines).dws
+        let topic = env.prefix + Topology.dws
+        let consumer = try KafkaConsumer(config: .consumer(bootstrapServers: brokers, groupId: nil))
+        defer { consumer.close() }
+        try consumer.assign((0..<consumer.partitionCount(topic: topic)).map {
+            TopicPartitionOffset(topic: topic, partition: Int32($0), offset: TopicPartitionOffset.first)
+        })
+        // The highest revision per (minute, content), as a subscriber keeps it.
+        var best: [String: (rev: Int, counts: [String: Int64])] = [:]
+        func holdsTheTruth() -> Bool {
+            best.count == exp.count && exp.allSatisfy { id, want in
+                guard let got = best[id] else { return false }
+                return (topology.actions + ["play_ms", "uv"]).allSatisfy { got.counts[$0] ?? 0 == want[$0] ?? 0 }
+            }
+        }
+        var matchedAt: ContinuousClock.Instant?
+        let deadline = ContinuousClock.now + .seconds(120)
+        while matchedAt == nil, ContinuousClock.now < deadline {
+            for m in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) where m.error == nil {
+                let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(m.value)) as? [String: Any])
+                let id = "\(o["minute"]!)|\(o["content_id"]!)", rev = try XCTUnwrap(o["rev"] as? Int)
+                guard rev > best[id]?.rev ?? -1 else { continue }
+                var counts: [String: Int64] = [:]
+                for col in topology.actions + ["play_ms", "uv"] { counts[col] = (o[col] as? Int).map(Int64.init) ?? 0 }
+                best[id] = (rev, counts)
+            }
+            if holdsTheTruth() { matchedAt = .now }
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 180), .success, "the job went idle")
+        let finishedAt = ContinuousClock.now
+        XCTAssertEqual(failure.value.count, 0, "\(failure.value)")
+        let matched = try XCTUnwrap(matchedAt, "the DWS rows never held the right numbers")
+        // The job idles 15 s after its last record; its flush comes after that.
+        XCTAssertLessThan(matched, finishedAt - .seconds(10),
+                          "the right numbers came only \(finishedAt - matched) before the job's end: they waited for its flush")
+        try assertMatches(env)
+    }
+
     func testTwoInstancesInOneGroupGiveTheSameRows() throws {
         let env = try prepare(events: 12_000, seed: 13)
         let a = DWMJob(options: dwmOptions(env, instance: "a"), topology: topology, cache: env.cache)
