@@ -50,3 +50,43 @@ final class UnreadableRecordsTests: XCTestCase {
         XCTAssertTrue(injected, "the job committed before the faults")
     }
 }
+
+/// `strata query` and `strata consume` as a user runs them: records they cannot read end the
+/// command with exit 1 and the error on stderr, instead of an answer from part of the topic.
+final class UnreadableRecordsCommandTests: XCTestCase {
+    func testQueryAndConsumeExitWithTheErrorInsteadOfAnsweringFromPartOfTheTopic() throws {
+        let mock = try KafkaMockCluster(brokers: 1)
+        try mock.createTopic("dws.content", partitions: 2)
+        let producer = try KafkaProducer(config: .producer(bootstrapServers: mock.bootstrapServers))
+        let topic = producer.topic("dws.content")
+        for i in 0..<20 {
+            let value = Array("{\"minute\":0,\"content_id\":\"c\(i)\",\"expose\":1,\"rev\":1,\"final\":true}".utf8)
+            try value.withUnsafeBytes { try producer.produce(to: topic, partition: Int32(i % 2), key: nil, value: $0) }
+        }
+        try producer.flush()
+        let commands: [[String]] = [
+            ["query", "--brokers", mock.bootstrapServers, "--from-beginning", "--until-idle", "3", "--format", "ndjson",
+             "SELECT count(*) AS rows FROM dws.content"],
+            ["consume", "--brokers", mock.bootstrapServers, "--topic", "dws.content", "--from-beginning", "--until-idle", "3"],
+        ]
+        for args in commands {
+            let (status, err) = try run(args)
+            XCTAssertEqual(status, 0, "\(args[0]) reads the readable topic: \(err)")
+        }
+        for args in commands {
+            mock.failNext(apiKey: 1 /* Fetch */, count: 30, with: .corruptMessage)
+            let (status, err) = try run(args)
+            XCTAssertEqual(status, 1, "\(args[0]) exits 1 on records it cannot read: \(err)")
+            XCTAssertTrue(err.contains("cannot be read"), "\(args[0]) says why on stderr: \(err)")
+        }
+    }
+
+    private func run(_ args: [String]) throws -> (Int32, String) {
+        let out = Pipe(), err = Pipe()
+        let p = try launchStrata(strataBinary, args, standardOutput: out, standardError: err)
+        _ = out.fileHandleForReading.readDataToEndOfFile()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+}
