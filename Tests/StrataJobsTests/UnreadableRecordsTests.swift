@@ -10,15 +10,7 @@ import XCTest
 /// skipped: a job would otherwise commit past them, and a state read restore from part of a topic.
 final class UnreadableRecordsTests: XCTestCase {
     func testAStateReadStopsAtRecordsItCannotRead() throws {
-        let mock = try KafkaMockCluster(brokers: 1)
-        try mock.createTopic("state", partitions: 2)
-        let producer = try KafkaProducer(config: .producer(bootstrapServers: mock.bootstrapServers))
-        let topic = producer.topic("state")
-        for i in 0..<10 {
-            let key = Array("k\(i)".utf8), value = Array("v\(i)".utf8)
-            try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try producer.produce(to: topic, partition: Int32(i % 2), key: k, value: v) } }
-        }
-        try producer.flush()
+        let mock = try mockCluster(topic: "state", records: (0..<10).map { (Array("k\($0)".utf8), Array("v\($0)".utf8)) })
         let read = { () throws -> Int in
             try TopicSnapshot.read(topic: "state", brokers: mock.bootstrapServers, kafka: [:], markerKey: "marker", timeout: .seconds(30)).count
         }
@@ -55,15 +47,9 @@ final class UnreadableRecordsTests: XCTestCase {
 /// command with exit 1 and the error on stderr, instead of an answer from part of the topic.
 final class UnreadableRecordsCommandTests: XCTestCase {
     func testQueryAndConsumeExitWithTheErrorInsteadOfAnsweringFromPartOfTheTopic() throws {
-        let mock = try KafkaMockCluster(brokers: 1)
-        try mock.createTopic("dws.content", partitions: 2)
-        let producer = try KafkaProducer(config: .producer(bootstrapServers: mock.bootstrapServers))
-        let topic = producer.topic("dws.content")
-        for i in 0..<20 {
-            let value = Array("{\"minute\":0,\"content_id\":\"c\(i)\",\"expose\":1,\"rev\":1,\"final\":true}".utf8)
-            try value.withUnsafeBytes { try producer.produce(to: topic, partition: Int32(i % 2), key: nil, value: $0) }
-        }
-        try producer.flush()
+        let mock = try mockCluster(topic: "dws.content", records: (0..<20).map {
+            (Array("c\($0)".utf8), Array("{\"minute\":0,\"content_id\":\"c\($0)\",\"expose\":1,\"rev\":1,\"final\":true}".utf8))
+        })
         let commands: [[String]] = [
             ["query", "--brokers", mock.bootstrapServers, "--from-beginning", "--until-idle", "3", "--format", "ndjson",
              "SELECT count(*) AS rows FROM dws.content"],
@@ -89,4 +75,17 @@ final class UnreadableRecordsCommandTests: XCTestCase {
         p.waitUntilExit()
         return (p.terminationStatus, text)
     }
+}
+
+/// A one-broker mock cluster holding `topic` (2 partitions) with `records`, alternately in each partition.
+private func mockCluster(topic name: String, records: [(key: [UInt8], value: [UInt8])]) throws -> KafkaMockCluster {
+    let mock = try KafkaMockCluster(brokers: 1)
+    try mock.createTopic(name, partitions: 2)
+    let producer = try KafkaProducer(config: .producer(bootstrapServers: mock.bootstrapServers))
+    let topic = producer.topic(name)
+    for (i, r) in records.enumerated() {
+        try r.key.withUnsafeBytes { k in try r.value.withUnsafeBytes { v in try producer.produce(to: topic, partition: Int32(i % 2), key: k, value: v) } }
+    }
+    try producer.flush()
+    return mock
 }
