@@ -67,8 +67,8 @@ public final class DimSync {
             var changes: [DimChange] = []
             var next: [Int32: Int64] = [:]
             for m in batch {
-                if let e = m.error {
-                    if e.code.losesRecords { throw KafkaError(unreadableRecords: e, topic: topic, partition: m.partition, offset: m.offset) }
+                if m.error != nil {
+                    try m.throwIfRecordsLost()
                     continue
                 }
                 next[m.partition] = m.offset + 1

@@ -257,6 +257,12 @@ public struct KafkaMessage {
         let detail = ptr.pointee.payload.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) }
         return KafkaError(err, operation: "consume", detail: detail)
     }
+    /// For an error event saying records could not be read (`KafkaError.Code.losesRecords`),
+    /// throws the error every reader stops with, naming topic, partition and offset.
+    public func throwIfRecordsLost() throws(KafkaError) {
+        guard let e = error, e.code.losesRecords else { return }
+        throw KafkaError(unreadableRecords: e, topic: topic, partition: partition, offset: offset)
+    }
     /// The topic name, built as a new String on each call; per-record code uses `TopicNames`.
     public var topic: String { ptr.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "" }
     public var partition: Int32 { ptr.pointee.partition }

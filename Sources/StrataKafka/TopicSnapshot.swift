@@ -47,7 +47,8 @@ public enum TopicSnapshot {
             for m in batch {
                 if let e = m.error {
                     // A state read must be whole: a restore from part of it would be wrong.
-                    if e.code.losesRecords || e.code == .unknownTopicOrPartition {
+                    try m.throwIfRecordsLost()
+                    if e.code == .unknownTopicOrPartition {
                         throw KafkaError(unreadableRecords: e, topic: topic, partition: m.partition, offset: m.offset)
                     }
                     continue

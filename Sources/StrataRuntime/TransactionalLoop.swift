@@ -194,10 +194,10 @@ public final class TransactionalLoop {
             var run: PartitionRun?
             for m in batch {
                 if let e = m.error {
-                    if e.code == .partitionEOF { stage.partitionEnded(topic: m.topic, partition: m.partition) } else if e.code.losesRecords {
-                        // Nothing of this poll is committed: the job restarts at its committed offsets.
-                        throw KafkaError(unreadableRecords: e, topic: m.topic, partition: m.partition, offset: m.offset)
-                    } else {
+                    // Records it cannot read stop the job: nothing of this poll is committed, and a
+                    // restart reads from the committed offsets.
+                    try m.throwIfRecordsLost()
+                    if e.code == .partitionEOF { stage.partitionEnded(topic: m.topic, partition: m.partition) } else {
                         logger.warning("consumer event", metadata: ["error": "\(e)"])
                     }
                     continue

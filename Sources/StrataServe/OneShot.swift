@@ -47,9 +47,7 @@ enum OneShot {
                 for message in batch {
                     if let error = message.error {
                         if error.code == .partitionEOF { atEnd.insert(message.partition) }
-                        if error.code.losesRecords {
-                            throw KafkaError(unreadableRecords: error, topic: topic, partition: message.partition, offset: message.offset)
-                        }
+                        try message.throwIfRecordsLost()
                         continue
                     }
                     if message.isWatermarkMarker { continue }

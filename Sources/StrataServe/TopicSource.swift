@@ -167,11 +167,10 @@ final class TopicSource: Sendable {
                     if error.code == .partitionEOF {
                         atEnd.insert(message.partition)
                         next[message.partition] = max(next[message.partition] ?? 0, message.offset)
-                    } else if error.code.losesRecords {
-                        // Feeds without those rows would be wrong without a word: the feed's status
-                        // shows the error while the consumer retries from the history.
-                        throw KafkaError(unreadableRecords: error, topic: topic, partition: message.partition, offset: message.offset)
                     }
+                    // Feeds without those rows would be wrong without a word: the feed's status
+                    // shows the error while the consumer retries from the history.
+                    try message.throwIfRecordsLost()
                     continue
                 }
                 next[message.partition] = message.offset + 1
@@ -313,9 +312,7 @@ final class TopicSource: Sendable {
                     let partition = message.partition
                     guard remaining.contains(partition), let end = limit[partition] else { continue }
                     if let error = message.error {
-                        if error.code.losesRecords {
-                            throw KafkaError(unreadableRecords: error, topic: topic, partition: partition, offset: message.offset)
-                        }
+                        try message.throwIfRecordsLost()
                         if error.code == .partitionEOF && message.offset >= end { remaining.remove(partition) }
                         continue
                     }

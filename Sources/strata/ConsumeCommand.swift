@@ -43,10 +43,8 @@ struct ConsumeCommand: ParsableCommand {
             for message in batch {
                 if let error = message.error {
                     // Records it cannot read end the command (exit 1) rather than vanish from the output.
-                    if error.code.losesRecords {
-                        if !pending.isEmpty { out.write(pending) }
-                        throw KafkaError(unreadableRecords: error, topic: message.topic, partition: message.partition, offset: message.offset)
-                    }
+                    if error.code.losesRecords, !pending.isEmpty { out.write(pending) }
+                    try message.throwIfRecordsLost()
                     if error.code != .partitionEOF { stderrLine("warning: \(error)") }
                     continue
                 }

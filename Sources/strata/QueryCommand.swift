@@ -123,9 +123,7 @@ struct QueryCommand: ParsableCommand {
             for message in batch {
                 if let error = message.error {
                     // An answer from part of the topic would be wrong without a word: the query stops (exit 1).
-                    if error.code.losesRecords {
-                        throw KafkaError(unreadableRecords: error, topic: message.topic, partition: message.partition, offset: message.offset)
-                    }
+                    try message.throwIfRecordsLost()
                     if error.code != .partitionEOF { stderrLine("warning: \(error)") }
                     continue
                 }

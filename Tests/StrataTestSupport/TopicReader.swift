@@ -59,7 +59,7 @@ public func readToEndMarkers(brokers: String, topic: String, partitions: Int? = 
         for message in try consumer.poll(maxMessages: 5_000, timeoutMs: 100) {
             if let e = message.error {
                 // What a test reads must be whole: records the consumer could not read fail the read.
-                if e.code.losesRecords { throw KafkaError(unreadableRecords: e, topic: topic, partition: message.partition, offset: message.offset) }
+                try message.throwIfRecordsLost()
                 if e.code != .partitionEOF { print("\(topic): consumer event \(e)") }
                 continue
             }
