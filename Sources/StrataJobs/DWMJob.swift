@@ -341,8 +341,8 @@ final class DWMStage: TransactionalStage {
         var state = EngineState(engine: engine)
         // The members of a group get their partitions in the same instant: started from it, their
         // early transactions would commit in lockstep, every interval (a burst on the broker each
-        // time; on Tansu, several producers' near-simultaneous commits have stalled the
-        // read_committed end for minutes). A random phase spreads them; the first early rows come
+        // time; on Tansu, simultaneous ends can stall the read_committed end for good, which
+        // `TransactionEndLock` prevents). A random phase spreads them; the first early rows come
         // no later than before.
         state.lastEarly = .now - .milliseconds(Int64.random(in: 0..<max(1, options.earlyIntervalMs)))
         // The engine replaced committed `seq` transactions: sealed in the next transaction.

@@ -15,14 +15,18 @@ public final class KafkaProducer: @unchecked Sendable {
     let client: KafkaClient
     private let topics = Mutex<[String: KafkaTopic]>([:])
     public let isTransactional: Bool
+    /// Held while a transaction ends, when set (``TransactionEndLock``).
+    public let endLock: TransactionEndLock?
 
     /// `onDelivery` is called once per message, from the thread that calls `poll()` or `flush()`,
     /// with the `deliveryToken` given to `produce` and nil or the delivery error: what a caller
     /// needs to know that its own messages are acknowledged (`acks` as configured) without
     /// flushing everyone's. It must be quick and must not call back into the producer.
     public init(config: KafkaConfig, logger: Logger = Logger(label: "strata.kafka.producer"),
+                endLock: TransactionEndLock? = .fromEnvironment,
                 onDelivery: (@Sendable (_ token: UInt, _ error: KafkaError?) -> Void)? = nil) throws(KafkaError) {
         isTransactional = config.transactionalId != nil
+        self.endLock = isTransactional ? endLock : nil
         client = try KafkaClient(type: RD_KAFKA_PRODUCER, config: config, logger: logger,
                                  configure: { conf in rd_kafka_conf_set_dr_msg_cb(conf, deliveryReportCallback) },
                                  onDelivery: onDelivery)
@@ -194,8 +198,11 @@ public final class KafkaProducer: @unchecked Sendable {
 
     // MARK: Transactions (requires `transactional.id`)
 
+    /// Ends what an earlier producer of the same `transactional.id` left open: locked as an end.
     public func initTransactions(timeoutMs: Int32 = 30_000) throws(KafkaError) {
-        try check(rd_kafka_init_transactions(client.handle, timeoutMs), "init_transactions")
+        try ending("init_transactions") { () throws(KafkaError) in
+            try check(rd_kafka_init_transactions(client.handle, timeoutMs), "init_transactions")
+        }
     }
 
     public func beginTransaction() throws(KafkaError) {
@@ -215,17 +222,27 @@ public final class KafkaProducer: @unchecked Sendable {
 
     /// Flushes and commits. On a `requiresAbort` error, call `abortTransaction()` and redo the work.
     public func commitTransaction(timeoutMs: Int32 = 60_000) throws(KafkaError) {
-        try check(rd_kafka_commit_transaction(client.handle, timeoutMs), "commit_transaction")
+        // Under the lock, only the end itself: the records' acks are awaited before taking it.
+        if endLock != nil { try awaitDelivery(timeoutMs: timeoutMs) }
+        try ending("commit_transaction") { () throws(KafkaError) in
+            try check(rd_kafka_commit_transaction(client.handle, timeoutMs), "commit_transaction")
+        }
         // Delivery failures inside a committed transaction cannot happen (the commit would fail);
         // clear what the reports recorded so a later flush() does not see stale errors.
         client.state.firstDeliveryError.withLock { $0 = nil }
     }
 
     public func abortTransaction(timeoutMs: Int32 = 60_000) throws(KafkaError) {
-        try check(rd_kafka_abort_transaction(client.handle, timeoutMs), "abort_transaction")
+        try ending("abort_transaction") { () throws(KafkaError) in
+            try check(rd_kafka_abort_transaction(client.handle, timeoutMs), "abort_transaction")
+        }
         // librdkafka served the purged messages' reports (it flushes after the purge): their
         // errors must not reach the next transaction's `awaitDelivery()` or a later `flush()`.
         client.state.firstDeliveryError.withLock { $0 = nil }
+    }
+
+    private func ending(_ operation: String, _ body: () throws(KafkaError) -> Void) throws(KafkaError) {
+        if let endLock { try endLock.holding(operation, body) } else { try body() }
     }
 
     /// Partition count of a topic, from cluster metadata.

@@ -10,7 +10,7 @@ struct Strata: ParsableCommand {
         discussion: """
         Addresses come from flags, then the environment (STRATA_BROKERS, STRATA_REDIS_URL, STRATA_STORE, STRATA_TOPOLOGY, STRATA_KAFKA_<PROPERTY>), then a config file (--config, $STRATA_CONFIG or ./strata.yaml), then local defaults (broker 127.0.0.1:9092, Redis 127.0.0.1:6379, store sqlite:data/strata.db).
 
-        A local stack: deploy/local/setup && deploy/local/stack up. Then, for example:
+        A local stack: deploy/local/setup && deploy/local/stack up && eval "$(deploy/local/stack env)" (on its Tansu broker, STRATA_COMMIT_LOCK makes Strata's processes end their transactions one at a time: two ends at once can leave its read_committed end stuck for good; docs/operations.md). Then, for example:
 
           strata topology apply
           strata gen dims --load

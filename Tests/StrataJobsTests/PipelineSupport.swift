@@ -183,10 +183,8 @@ struct PipelineSandbox {
     }
 
     /// All records of an output topic up to an end marker written now to each partition. Waits
-    /// up to 10 minutes: after near-simultaneous commits by several instances, Tansu's
-    /// read_committed end has stayed below committed transactions for more than 3 minutes (free
-    /// again 6.5 minutes after, the one time it was timed) though every transaction was committed
-    /// and marked; the restore waits for the same stall as long.
+    /// up to 10 minutes. (Tansu's read_committed end used to stop for good after several
+    /// instances' simultaneous commits; the test command's `STRATA_COMMIT_LOCK` prevents it.)
     func read(_ topic: String, readCommitted: Bool = true) throws -> [TopicRecord] {
         try readToEndMarkers(brokers: brokers, topic: prefix + topic, timeout: .seconds(600), readCommitted: readCommitted)
     }
