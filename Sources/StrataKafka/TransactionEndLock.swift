@@ -1,7 +1,8 @@
 import Foundation
 
-/// Lets one transactional producer at a time end its transaction (commit or abort), among every
-/// producer of every process that names the same lock file (`STRATA_COMMIT_LOCK`).
+/// Lets one transactional producer at a time end a transaction (commit, abort, or the init that
+/// ends what a predecessor left open), among every producer of every process that names the same
+/// lock file (`STRATA_COMMIT_LOCK`).
 ///
 /// A workaround for Tansu 0.6, Strata's local broker: its coordinator ends a transaction in steps
 /// (state, then one marker per partition, then settling every transaction that overlaps it on a
