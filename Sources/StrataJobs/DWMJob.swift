@@ -490,7 +490,7 @@ final class DWMStage: TransactionalStage {
                     s.engine.applyMarker(marker, source: source, offset: m.offset)
                     continue
                 }
-                let stamp = m.headerView(SourceProgress.stampHeader).flatMap { SourceProgress.Stamp($0) }
+                let stamp = m.withHeader(SourceProgress.stampHeader) { $0.flatMap { SourceProgress.Stamp($0) } }
                 let outcome = s.engine.apply(m.value, source: source, offset: m.offset, stamp: stamp)
                 if outcome == .late { s.late.append((m.key.map { Array($0) }, Array(m.value))) }
             }

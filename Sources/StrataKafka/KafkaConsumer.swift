@@ -305,6 +305,21 @@ public struct KafkaMessage {
         return UnsafeRawBufferPointer(start: val, count: val == nil ? 0 : size)
     }
 
+    /// Calls `body` with the last header named `name` (nil when absent; empty for a header without
+    /// a value), parsed for this call and freed when it returns. `headerView` leaves librdkafka's
+    /// parsed list (three small allocations) on the message until its batch is destroyed, ten
+    /// thousand of them freed at once; a stamp read per record reuses the same few blocks instead.
+    @inline(__always)
+    public func withHeader<R>(_ name: String, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        var hdrs: OpaquePointer?
+        guard rd_kafka_message_detach_headers(ptr, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return body(nil) }
+        defer { rd_kafka_headers_destroy(hdrs) }
+        var val: UnsafeRawPointer?
+        var size = 0
+        guard rd_kafka_header_get_last(hdrs, name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR else { return body(nil) }
+        return body(UnsafeRawBufferPointer(start: val, count: val == nil ? 0 : size))
+    }
+
     /// All headers, copied, in order.
     public var headers: [(String, [UInt8])] {
         var hdrs: OpaquePointer?

@@ -111,6 +111,37 @@ final class KafkaWrapperTests: XCTestCase {
         XCTAssertEqual(k0, (0..<300).filter { $0 % 7 == 0 }.map { "value-\($0)" })
     }
 
+    /// `withHeader` lends the last value of a name, frees what it parsed, and leaves the message
+    /// readable again (by itself and by `headerView`).
+    func testWithHeaderLendsTheLastValueOfANameAndLeavesTheMessageReadable() throws {
+        let topic = uniqueTopic("headers")
+        try createTopic(topic)
+        let producer = try KafkaProducer(config: .producer(bootstrapServers: brokers))
+        try producer.produce(topic: topic, key: nil, value: Array("two".utf8),
+                             headers: [("a", Array("first".utf8)), ("b", Array("bee".utf8)), ("a", Array("last".utf8))])
+        try producer.produce(topic: topic, key: nil, value: Array("none".utf8))
+        try producer.flush()
+        var cfg = KafkaConfig.consumer(bootstrapServers: try brokers, groupId: nil)
+        cfg["enable.partition.eof"] = "false"
+        let consumer = try KafkaConsumer(config: cfg)
+        try consumer.assign([TopicPartitionOffset(topic: topic, partition: 0, offset: TopicPartitionOffset.first)])
+        var seen: [String: [String?]] = [:]
+        let deadline = Date().addingTimeInterval(30)
+        while seen.count < 2, Date() < deadline {
+            let batch = try consumer.poll(maxMessages: 10, timeoutMs: 100)
+            for m in batch where m.error == nil {
+                func text(_ b: UnsafeRawBufferPointer?) -> String? { b.map { String(decoding: $0, as: UTF8.self) } }
+                seen[String(decoding: m.value, as: UTF8.self)] = [
+                    m.withHeader("a") { text($0) }, m.withHeader("a") { text($0) }, m.withHeader("b") { text($0) },
+                    text(m.headerView("a")), m.withHeader("missing") { text($0) },
+                ]
+            }
+            withExtendedLifetime(batch) {}
+        }
+        XCTAssertEqual(seen["two"], ["last", "last", "bee", "last", nil])
+        XCTAssertEqual(seen["none"], [nil, nil, nil, nil, nil])
+    }
+
     /// Offsets by time (ListOffsets with a timestamp): the first message at or after the time;
     /// `end` past the newest; the first offset before the oldest.
     func testOffsetsForTimesFindsTheFirstMessageAtOrAfterATime() throws {
