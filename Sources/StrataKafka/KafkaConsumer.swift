@@ -283,15 +283,7 @@ public struct KafkaMessage {
     public var timestampMs: Int64 { rd_kafka_message_timestamp(ptr, nil) }
 
     /// The last header named `name`, copied.
-    public func header(_ name: String) -> [UInt8]? {
-        var hdrs: OpaquePointer?
-        guard rd_kafka_message_headers(ptr, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return nil }
-        var val: UnsafeRawPointer?
-        var size = 0
-        guard rd_kafka_header_get_last(hdrs, name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
-        guard let val else { return [] }
-        return Array(UnsafeRawBufferPointer(start: val, count: size))
-    }
+    public func header(_ name: String) -> [UInt8]? { headerView(name).map { Array($0) } }
 
     /// The last header named `name`, without copying: valid while the message's batch is alive.
     /// Nil when absent; an empty buffer for a header without a value.
@@ -299,10 +291,7 @@ public struct KafkaMessage {
     public func headerView(_ name: String) -> UnsafeRawBufferPointer? {
         var hdrs: OpaquePointer?
         guard rd_kafka_message_headers(ptr, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return nil }
-        var val: UnsafeRawPointer?
-        var size = 0
-        guard rd_kafka_header_get_last(hdrs, name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
-        return UnsafeRawBufferPointer(start: val, count: val == nil ? 0 : size)
+        return Self.last(name, in: hdrs)
     }
 
     /// Calls `body` with the last header named `name` (nil when absent; empty for a header without
@@ -314,10 +303,16 @@ public struct KafkaMessage {
         var hdrs: OpaquePointer?
         guard rd_kafka_message_detach_headers(ptr, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return body(nil) }
         defer { rd_kafka_headers_destroy(hdrs) }
+        return body(Self.last(name, in: hdrs))
+    }
+
+    /// The last header named `name` in a parsed list: nil when absent, empty without a value.
+    @inline(__always)
+    private static func last(_ name: String, in hdrs: OpaquePointer) -> UnsafeRawBufferPointer? {
         var val: UnsafeRawPointer?
         var size = 0
-        guard rd_kafka_header_get_last(hdrs, name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR else { return body(nil) }
-        return body(UnsafeRawBufferPointer(start: val, count: val == nil ? 0 : size))
+        guard rd_kafka_header_get_last(hdrs, name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        return UnsafeRawBufferPointer(start: val, count: val == nil ? 0 : size)
     }
 
     /// All headers, copied, in order.
