@@ -42,6 +42,9 @@ public final class DWMJob: StreamJob {
         /// each; a transaction with more waits for a pass's delivery before the next, so the rows
         /// held (they are produced without librdkafka's copy) stay bounded.
         public var rowPassBytes = 32 << 20
+        /// The job reads and applies the next records while a transaction ends (its offsets and
+        /// commit on a thread of their own: `TransactionalStage.overlapsCommit`); false: it waits.
+        public var overlapCommits = true
         /// Read ods.raw itself instead of the split's micro-queues: one broker hop fewer, and the
         /// watermark no longer waits for the split's transactions. ods.raw must be keyed by
         /// content_id (every instance then sees all of a content's events); the job validates each
@@ -70,6 +73,8 @@ public final class DWMJob: StreamJob {
     public struct Stats: Sendable {
         public var accounting = Accounting()
         public var dwmRows = 0, dwsRows = 0, lateForwarded = 0, transactions = 0, rebuilds = 0
+        /// Transactions aborted (and their work redone) after an error that required it.
+        public var abortedTransactions = 0
         public var rowsWithoutContent = 0
         /// Waits for a pass of rows to be delivered inside a transaction (see `Options.rowPassBytes`).
         public var rowPassWaits = 0
@@ -119,6 +124,7 @@ public final class DWMJob: StreamJob {
     public var stats: Stats {
         var s = stage.stats
         s.transactions = loop.stats.transactions
+        s.abortedTransactions = loop.stats.abortedTransactions
         s.rebuilds = loop.stats.restores
         return s
     }
@@ -174,6 +180,16 @@ final class DWMStage: TransactionalStage {
     private var emittedAt: Int64 = 0
     /// The current transaction's collect published every open window's early rows (at this instant).
     private var earlyOutAt: ContinuousClock.Instant?
+    /// What the transaction produced last covered, for `committed`: the job reads on while it ends
+    /// (`overlapsCommit`), so the state has moved past it by then.
+    private var cut: Cut?
+    private struct Cut {
+        let late: Int
+        let accounting: Accounting
+        let positions: [Source: Int64]
+        /// Nothing was consumed since: the early rows it published are every change there is.
+        var quiet = true
+    }
     private var timings: (lookup: Duration, produce: Duration) = (.zero, .zero)
     private let topicNames: [String]
     private let topicIndex: [String: Int]
@@ -446,9 +462,13 @@ final class DWMStage: TransactionalStage {
         return records
     }
 
+    /// Records consumed while the last transaction ends go into the next one.
+    var overlapsCommit: Bool { options.overlapCommits }
+
     func consume(_ records: [KafkaMessage]) throws {
         guard var s = state else { return }
         defer { state = s }
+        cut?.quiet = false
         // The micro-queues are keyed by content id: the batch's ids the engine has not confirmed
         // are looked up together before applying (≈ 30 % of a catch-up's apply time before).
         warmContentGate(records, engine: s.engine)
@@ -731,27 +751,28 @@ final class DWMStage: TransactionalStage {
             let r = CheckpointRecord(topic: topicNames[source.topic], partition: Int32(source.partition), position: pos, checkpoint: cp, tag: tag)
             try producer.produce(topic: out.checkpoint.name, key: r.key(group: options.groupId), value: r.value)
         }
+        cut = Cut(late: s.late.count, accounting: s.engine.accounting, positions: s.positions)
         timings.produce = .now - t0
     }
 
     func committed(_ tick: Tick) {
-        guard var s = state, let emission else { return }
+        guard var s = state, let emission, let cut else { return }
+        self.cut = nil
         stats.dwmRows += emission.dwmCount
         stats.dwsRows += emission.dwsCount
-        stats.lateForwarded += s.late.count
+        stats.lateForwarded += cut.late
         // The job's accounting grows by what each commit covered: work redone after a rebuild
         // (uncommitted when the engine was replaced) is counted once, by the commit that took it.
-        let engineNow = s.engine.accounting
-        stats.accounting = Self.adding(stats.accounting, engineNow, minus: engineAtCommit)
-        engineAtCommit = engineNow
-        s.late.removeAll()
+        stats.accounting = Self.adding(stats.accounting, cut.accounting, minus: engineAtCommit)
+        engineAtCommit = cut.accounting
+        s.late.removeFirst(cut.late)
         s.lastCommit = .now
         if let at = earlyOutAt {
             s.lastEarly = at
-            s.dirty = false
+            if cut.quiet { s.dirty = false }
         }
         s.seq += 1
-        s.checkpointed = s.positions
+        s.checkpointed = cut.positions
         pendingSeals.removeAll()
         state = s
         self.emission = nil
@@ -791,6 +812,7 @@ final class DWMStage: TransactionalStage {
     func aborted() -> Rewind {
         emission?.removeAll()
         emission = nil
+        cut = nil
         return .restore
     }
 

@@ -202,6 +202,26 @@ public final class KafkaConsumer {
         closed = true
         _ = rd_kafka_consumer_close(client.handle)
     }
+
+    /// The group membership the records polled so far were read under (member id, generation):
+    /// what a transaction's offsets are sent with when another thread sends them
+    /// (``KafkaProducer/sendOffsets(_:metadata:timeoutMs:)``).
+    public func groupMetadata() throws(KafkaError) -> ConsumerGroupMetadata {
+        guard let meta = rd_kafka_consumer_group_metadata(client.handle) else {
+            throw KafkaError(RD_KAFKA_RESP_ERR__STATE, operation: "consumer_group_metadata")
+        }
+        return ConsumerGroupMetadata(handle: meta)
+    }
+}
+
+/// A snapshot of a consumer's group membership (librdkafka's `rd_kafka_consumer_group_metadata_t`),
+/// immutable, so it may be handed to the thread that sends a transaction's offsets.
+public final class ConsumerGroupMetadata: @unchecked Sendable {
+    let handle: OpaquePointer
+
+    init(handle: OpaquePointer) { self.handle = handle }
+
+    deinit { rd_kafka_consumer_group_metadata_destroy(handle) }
 }
 
 /// Messages from one `poll`; owns them and frees them when released.

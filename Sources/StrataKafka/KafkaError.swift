@@ -114,6 +114,8 @@ extension KafkaError {
         public static let requestTimedOut = Code(RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT)
         public static let notLeaderForPartition = Code(RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION)
         public static let notEnoughReplicas = Code(RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS)
+        public static let topicAuthorizationFailed = Code(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+        public static let groupAuthorizationFailed = Code(RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED)
         /// Records a consumer could not read: a corrupt batch (a broker's answer, or a checksum
         /// that does not match), one that does not decompress, or one the client cannot parse.
         public static let corruptMessage = Code(RD_KAFKA_RESP_ERR_INVALID_MSG)

@@ -213,11 +213,16 @@ public final class KafkaProducer: @unchecked Sendable {
     /// `offsets` are the next offsets to read (last processed + 1).
     public func sendOffsets(_ offsets: [TopicPartitionOffset], consumer: KafkaConsumer, timeoutMs: Int32 = 30_000) throws(KafkaError) {
         guard !offsets.isEmpty else { return }
+        try sendOffsets(offsets, metadata: try consumer.groupMetadata(), timeoutMs: timeoutMs)
+    }
+
+    /// As ``sendOffsets(_:consumer:timeoutMs:)``, with the membership taken from the consumer
+    /// when its records were read: callable from a thread other than the consumer's.
+    public func sendOffsets(_ offsets: [TopicPartitionOffset], metadata: ConsumerGroupMetadata, timeoutMs: Int32 = 30_000) throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
         let list = offsets.makeNativeList()
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        let meta = rd_kafka_consumer_group_metadata(consumer.client.handle)
-        defer { rd_kafka_consumer_group_metadata_destroy(meta) }
-        try check(rd_kafka_send_offsets_to_transaction(client.handle, list, meta, timeoutMs), "send_offsets_to_transaction")
+        try check(rd_kafka_send_offsets_to_transaction(client.handle, list, metadata.handle, timeoutMs), "send_offsets_to_transaction")
     }
 
     /// Flushes and commits. On a `requiresAbort` error, call `abortTransaction()` and redo the work.

@@ -92,6 +92,10 @@ public final class TransactionalLoop {
     public let clock: StageClock
     private let laps: LoopLaps
     private var settleTimeout: Duration = .seconds(300)
+    /// Ends transactions off the job's thread for stages that read on meanwhile (`overlapsCommit`).
+    private let worker = CommitWorker()
+    /// The transaction the worker is ending, if any.
+    private var inFlight: InFlight?
 
     public init(options: Options, logger: Logger) {
         self.options = options
@@ -114,14 +118,16 @@ public final class TransactionalLoop {
         // The prefix keeps isolated runs on one broker from fencing each other.
         pcfg.transactionalId = "\(options.topicPrefix)strata-\(options.job)-\(options.instanceId)"
         let producer = try KafkaProducer(config: pcfg, logger: logger)
+        // However the run ends, nothing may still be ending a transaction on the producer it frees.
+        defer { worker.quiesce() }
         let assignment = AssignmentTracker()
         let consumer = try makeConsumer(assignment)
         try producer.initTransactions()
         stage.attach(clock: clock)
         try stage.prepare(producer: producer, consumer: consumer)
-        try loop(stage, consumer: consumer, assignment: assignment, shouldStop: shouldStop) { tick in
-            try transaction(stage, tick: tick, producer: producer, consumer: consumer)
-            onCommit()
+        try loop(stage, consumer: consumer, assignment: assignment, shouldStop: shouldStop,
+                 settle: { atEnd in try settle(stage, producer: producer, consumer: consumer, onCommit: onCommit, rewind: !atEnd) }) { tick, batch in
+            try transaction(stage, tick: tick, batch: batch, producer: producer, consumer: consumer, onCommit: onCommit)
         }
         let seal = stage.sealRecords()
         guard !seal.isEmpty else { return }
@@ -143,9 +149,10 @@ public final class TransactionalLoop {
         let consumer = try makeConsumer(assignment)
         stage.attach(clock: clock)
         try stage.prepare(consumer: consumer)
-        try loop(stage, consumer: consumer, assignment: assignment, shouldStop: shouldStop) { tick in
+        try loop(stage, consumer: consumer, assignment: assignment, shouldStop: shouldStop, settle: { _ in }) { tick, _ in
             try durableCommit(stage, tick: tick, consumer: consumer)
             onCommit()
+            return true
         }
     }
 
@@ -163,11 +170,20 @@ public final class TransactionalLoop {
         settleTimeout = options.settleTimeout
             ?? .milliseconds(ms("max.poll.interval.ms", 300_000) + ms("session.timeout.ms", 45_000) + 60_000)
         // The idle clock runs only once the group has answered: joining can take seconds.
-        return try KafkaConsumer(config: ccfg, logger: logger) { assignment.apply($0) }
+        // Partitions are not let go while a transaction with their offsets is still ending: the
+        // next owner would read from offsets that may yet move.
+        return try KafkaConsumer(config: ccfg, logger: logger) { [worker] change in
+            worker.quiesce()
+            assignment.apply(change)
+        }
     }
 
+    /// `settle(atEnd)` finishes a transaction still ending in the background (before a restore,
+    /// and at the end); `commit` runs one for the tick, with the poll's records it may lend out,
+    /// and says whether it went through (false: aborted, its work is being redone).
     private func loop(_ stage: some LoopStage, consumer: KafkaConsumer, assignment: AssignmentTracker,
-                      shouldStop: () -> Bool, commit: (Tick) throws -> Void) throws {
+                      shouldStop: () -> Bool, settle: (_ atEnd: Bool) throws -> Void,
+                      commit: (Tick, KafkaMessageBatch) throws -> Bool) throws {
         defer { options.idleOrder.signals?.markFinished() }
         try consumer.subscribe(options.inputs)
         defer { consumer.close() }
@@ -180,6 +196,7 @@ public final class TransactionalLoop {
             let batch = try consumer.poll(maxMessages: options.batchSize, timeoutMs: options.pollTimeoutMs)
             clock.lap(laps.poll)
             if assignment.takeChange() != nil || restorePending {
+                try settle(false)
                 let repositioned = try restore(stage, consumer: consumer)
                 clock.lap(laps.restore)
                 // Idle time counts from when the stage is ready (a restore reads checkpoints).
@@ -252,12 +269,16 @@ public final class TransactionalLoop {
             let tick = Tick(now: now, inputPaused: records.isEmpty, finishing: finishing, backlogged: batch.count >= options.batchSize,
                             lastRecordAt: stats.lastRecordAt)
             clock.lap(laps.afterPoll)
-            if stage.wantsTransaction(tick) { try commit(tick) }
-            // Zero-copy records handed to the producer point into `batch`: alive until here.
+            var done = true
+            if stage.wantsTransaction(tick) { done = try commit(tick, batch) }
+            // Zero-copy records handed to the producer point into `batch`: alive until here, or
+            // kept by a transaction still ending.
             withExtendedLifetime(batch) {}
             clock.lap(laps.other)
-            if finishing { break }
+            // An aborted last transaction's work is read again and redone before the run ends.
+            if finishing && done { break }
         }
+        try settle(true)
         logger.info("\(options.job) finished", metadata: ["transactions": "\(stats.transactions)",
                                                          "aborted_transactions": "\(stats.abortedTransactions)"])
     }
@@ -313,49 +334,114 @@ public final class TransactionalLoop {
         metrics.redeliveredSkipped.increment()
     }
 
-    private func transaction(_ stage: some TransactionalStage, tick: Tick, producer: KafkaProducer, consumer: KafkaConsumer) throws {
+    /// One transaction for `tick`; false when it (or the one still ending before it) was aborted.
+    private func transaction(_ stage: some TransactionalStage, tick: Tick, batch: KafkaMessageBatch, producer: KafkaProducer,
+                             consumer: KafkaConsumer, onCommit: () -> Void) throws -> Bool {
+        // One transaction at a time: the previous one ends first (if it failed, what it and the
+        // records read since covered is redone instead).
+        if try settle(stage, producer: producer, consumer: consumer, onCommit: onCommit) { return false }
         do {
             try stage.beforeTransaction(tick)
             clock.lap(laps.prepare)
             let started = ContinuousClock.now
-            defer { metrics.transactionSeconds.record(duration: ContinuousClock.now - started) }
             try producer.beginTransaction()
             try stage.produce(into: producer, tick: tick)
             clock.lap(laps.produce)
-            if positionsChanged {
-                try producer.sendOffsets(positions.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) },
-                                         consumer: consumer)
+            let offsets = positionsChanged
+                ? positions.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) } : []
+            if stage.overlapsCommit && !tick.finishing {
+                // The offsets and the commit (mostly waiting for the records' acks) go to the
+                // worker; the job's thread polls and consumes on until its next transaction.
+                let membership = offsets.isEmpty ? nil : try consumer.groupMetadata()
+                inFlight = InFlight(tick: tick, from: uncommittedFrom, records: batch, started: started)
+                uncommittedFrom = [:]
+                positionsChanged = false
+                worker.start { [producer] () throws(KafkaError) in
+                    if let membership { try producer.sendOffsets(offsets, metadata: membership) }
+                    try producer.commitTransaction()
+                }
+                clock.lap(laps.sendOffsets)
+                return true
+            }
+            defer { metrics.transactionSeconds.record(duration: ContinuousClock.now - started) }
+            if !offsets.isEmpty {
+                try producer.sendOffsets(offsets, consumer: consumer)
                 clock.lap(laps.sendOffsets)
             }
             try producer.commitTransaction()
             clock.lap(laps.commit)
         } catch let e as KafkaError where e.requiresAbort && !e.isFatal {
-            defer { clock.lap(laps.abort) }
-            stats.abortedTransactions += 1
-            metrics.aborted.increment()
-            try producer.abortTransaction()
-            let rewind = stage.aborted()
-            logger.warning("transaction failed; aborted, redoing the work", metadata: ["error": "\(e)", "rewind": "\(rewind)"])
-            switch rewind {
-            case .uncommitted:
-                let back = uncommittedFrom.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) }
-                for tp in back {
-                    positions[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset
-                    fetchPositions[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset
-                }
-                uncommittedFrom = [:]
-                if !back.isEmpty { try consumer.seek(back) }
-            case .restore:
-                _ = try restore(stage, consumer: consumer)
-            }
-            return
+            try abortAndRewind(stage, producer: producer, consumer: consumer, error: e, from: uncommittedFrom)
+            return false
         }
         didCommit(stage, tick)
+        onCommit()
+        return true
     }
 
-    private func didCommit(_ stage: some LoopStage, _ tick: Tick) {
+    /// Waits for the transaction ending on the worker: committed (the stage is told), or aborted
+    /// and rewound together with everything read since (`rewind: false` at the end of a run: the
+    /// next run redoes it). True when it was aborted.
+    @discardableResult
+    private func settle(_ stage: some TransactionalStage, producer: KafkaProducer, consumer: KafkaConsumer,
+                        onCommit: () -> Void, rewind: Bool = true) throws -> Bool {
+        guard let f = inFlight else { return false }
+        let result = worker.wait()
+        inFlight = nil
+        clock.lap(laps.commit)
+        metrics.transactionSeconds.record(duration: ContinuousClock.now - f.started)
+        switch result {
+        case .success:
+            didCommit(stage, f.tick, coveredAllRead: false)
+            onCommit()
+            return false
+        case .failure(let e) where e.requiresAbort && !e.isFatal:
+            // Where each partition's uncommitted records start: the failed transaction's first.
+            try abortAndRewind(stage, producer: producer, consumer: consumer, error: e,
+                               from: uncommittedFrom.merging(f.from) { _, first in first }, rewind: rewind)
+            return true
+        case .failure(let e):
+            throw e
+        case .none:
+            preconditionFailure("a transaction in flight that the commit worker never started")
+        }
+    }
+
+    /// Aborts the open transaction and redoes its work as the stage asks: its records read again
+    /// from `from`, or the stage rebuilt from its checkpoints.
+    private func abortAndRewind(_ stage: some TransactionalStage, producer: KafkaProducer, consumer: KafkaConsumer,
+                                error e: KafkaError, from: [PartitionKey: Int64], rewind: Bool = true) throws {
+        defer { clock.lap(laps.abort) }
+        stats.abortedTransactions += 1
+        metrics.aborted.increment()
+        try producer.abortTransaction()
+        let how = stage.aborted()
         uncommittedFrom = [:]
-        positionsChanged = false
+        guard rewind else {
+            logger.warning("the last transaction failed as the job stopped; aborted, the next run redoes its work", metadata: ["error": "\(e)"])
+            return
+        }
+        logger.warning("transaction failed; aborted, redoing the work", metadata: ["error": "\(e)", "rewind": "\(how)"])
+        switch how {
+        case .uncommitted:
+            let back = from.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) }
+            for tp in back {
+                positions[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset
+                fetchPositions[PartitionKey(topic: tp.topic, partition: tp.partition)] = tp.offset
+            }
+            if !back.isEmpty { try consumer.seek(back) }
+        case .restore:
+            _ = try restore(stage, consumer: consumer)
+        }
+    }
+
+    /// What a commit covered is committed. `coveredAllRead`: every record read so far (a transaction
+    /// ended on the worker covered what was read up to its start; the loop read on since).
+    private func didCommit(_ stage: some LoopStage, _ tick: Tick, coveredAllRead: Bool = true) {
+        if coveredAllRead {
+            uncommittedFrom = [:]
+            positionsChanged = false
+        }
         stats.transactions += 1
         stats.lastCommitAt = .now
         stage.committed(tick)
@@ -423,6 +509,16 @@ struct LoopLaps {
         abort = clock.stage("abort")
         other = clock.stage("other")
     }
+}
+
+/// A transaction the commit worker is ending.
+struct InFlight {
+    let tick: Tick
+    /// Where its records start per partition (for a rewind if it fails).
+    let from: [PartitionKey: Int64]
+    /// The poll its records were produced in: zero-copy records point into it until it ends.
+    let records: KafkaMessageBatch
+    let started: ContinuousClock.Instant
 }
 
 /// A consumed partition.

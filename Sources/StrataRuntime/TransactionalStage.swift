@@ -40,6 +40,11 @@ public protocol TransactionalStage: LoopStage {
     /// After the loop ended without an error (finished or stopped), between transactions: records
     /// the loop publishes in one more transaction of their own, without offsets.
     func sealRecords() -> [(topic: String, key: [UInt8], value: [UInt8])]
+    /// The stage reads on while its last transaction ends: the loop polls and calls `consume`
+    /// (and `afterPoll`, `wantsTransaction`) before `committed` or `aborted` of the transaction
+    /// produced last, which must then account for what that transaction covered, not for what
+    /// was consumed since. Nothing else of the stage runs until the transaction has ended.
+    var overlapsCommit: Bool { get }
 }
 
 /// A stage whose output lives outside Kafka (archive files, a database table): `write` makes
@@ -65,6 +70,7 @@ extension LoopStage {
 extension TransactionalStage {
     public func prepare(producer: KafkaProducer, consumer: KafkaConsumer) throws {}
     public func sealRecords() -> [(topic: String, key: [UInt8], value: [UInt8])] { [] }
+    public var overlapsCommit: Bool { false }
 }
 
 extension DurableStage {
