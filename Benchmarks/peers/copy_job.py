@@ -8,7 +8,10 @@ the dwm job reads the micro-queues) and drops the records. The two hops run at t
 two processes. librdkafka (confluent-kafka), so the client costs are Strata's own library's; the
 Python loop adds about a microsecond per record, so this floor is, if anything, too high.
 
-Prints one JSON line: records copied and read, and the moment hop 2 read its last record.
+With --hops 1, hop 1 alone: the floor of a job that reads ods.raw once and writes one output topic
+in transactions (the dwm job reading ods.raw directly); its end is when its last commit returned.
+
+Prints one JSON line per hop: records copied and read, and the moment the last one was readable.
 Run with the peers venv's python (Benchmarks/peers/install).
 """
 import argparse
@@ -68,8 +71,9 @@ def hop1(a):
             open_txn, in_txn = False, 0
     if open_txn:
         p.commit_transaction(60)
+    last_ms = int(time.time() * 1000)
     c.close()
-    print(json.dumps({"hop": 1, "copied": n}))
+    print(json.dumps({"hop": 1, "copied": n, "last_commit_ms": last_ms}))
 
 
 def hop2(a):
@@ -94,12 +98,15 @@ def main():
     ap.add_argument("--expect", type=int, required=True, help="records in the source (events + end markers)")
     ap.add_argument("--txn-records", type=int, default=20_000)
     ap.add_argument("--idle", type=float, default=30.0, help="give up after this long without a record")
+    ap.add_argument("--hops", type=int, choices=[1, 2], default=2, help="1: hop 1 alone (one transactional hop)")
     ap.add_argument("--hop", type=int, choices=[1, 2], help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.hop == 1:
         return hop1(a)
     if a.hop == 2:
         return hop2(a)
+    if a.hops == 1:
+        return hop1(a)
     procs = [subprocess.Popen([sys.executable, __file__, *sys.argv[1:], "--hop", str(h)]) for h in (1, 2)]
     codes = [p.wait() for p in procs]
     return max(codes)

@@ -166,6 +166,15 @@ public final class KafkaProducer: @unchecked Sendable {
     /// Serves delivery reports and other callbacks.
     public func poll(timeoutMs: Int32 = 0) { client.poll(timeoutMs: timeoutMs) }
 
+    /// Drops every message not yet delivered (queued, and the answers to requests in flight) and
+    /// waits up to `timeoutMs` for librdkafka to let go of them: after it, no message lent to
+    /// the producer (`copy: false`) is read again, so its memory may be freed. For a producer
+    /// given up after an error; what it dropped is reported failed.
+    public func dropUndelivered(timeoutMs: Int32 = 5_000) {
+        _ = rd_kafka_purge(client.handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+        _ = rd_kafka_flush(client.handle, timeoutMs)
+    }
+
     /// Messages delivered and failed since the producer started.
     public var deliveryCounts: (delivered: Int, failed: Int) {
         (client.state.delivered.load(ordering: .relaxed), client.state.failed.load(ordering: .relaxed))

@@ -96,6 +96,9 @@ public final class TransactionalLoop {
     private let worker = CommitWorker()
     /// The transaction the worker is ending, if any.
     private var inFlight: InFlight?
+    /// The last poll's records: kept past an error until the producer has dropped what it was
+    /// lent of them (`run`).
+    private var polled: KafkaMessageBatch?
 
     public init(options: Options, logger: Logger) {
         self.options = options
@@ -125,10 +128,23 @@ public final class TransactionalLoop {
         try producer.initTransactions()
         stage.attach(clock: clock)
         try stage.prepare(producer: producer, consumer: consumer)
-        try loop(stage, consumer: consumer, assignment: assignment, shouldStop: shouldStop,
-                 settle: { atEnd in try settle(stage, producer: producer, consumer: consumer, onCommit: onCommit, rewind: !atEnd) }) { tick, batch in
-            try transaction(stage, tick: tick, batch: batch, producer: producer, consumer: consumer, onCommit: onCommit)
+        do {
+            try loop(stage, consumer: consumer, assignment: assignment, shouldStop: shouldStop,
+                     settle: { atEnd in try settle(stage, producer: producer, consumer: consumer, onCommit: onCommit, rewind: !atEnd) }) { tick, batch in
+                try transaction(stage, tick: tick, batch: batch, producer: producer, consumer: consumer, onCommit: onCommit)
+            }
+        } catch {
+            // Records produced without a copy point into the polled batches: an error can leave
+            // them queued in librdkafka, whose threads would read them after the batches are freed.
+            worker.quiesce()
+            producer.dropUndelivered()
+            withExtendedLifetime(consumer) {
+                polled = nil
+                inFlight = nil
+            }
+            throw error
         }
+        polled = nil
         let seal = stage.sealRecords()
         guard !seal.isEmpty else { return }
         // Sealing spares the next run some redone work; it is not needed for correctness, so a
@@ -194,6 +210,7 @@ public final class TransactionalLoop {
         clock.start()
         while !shouldStop() {
             let batch = try consumer.poll(maxMessages: options.batchSize, timeoutMs: options.pollTimeoutMs)
+            polled = batch
             clock.lap(laps.poll)
             if assignment.takeChange() != nil || restorePending {
                 try settle(false)
@@ -492,7 +509,9 @@ struct LoopMetrics {
 /// stage's `consume`), `after_poll`, `restore`, `prepare` (`beforeTransaction`), `produce`
 /// (begin + the stage's `produce`; a durable stage's `write`), `send_offsets`, `commit`
 /// (`commitTransaction`: waiting for every produced record's ack, then the commit; a durable
-/// stage's offset commit), `abort`, `other` (the rest of a turn).
+/// stage's offset commit; for a stage that overlaps its commits, the hand-over to the worker is
+/// `send_offsets` and `commit` the wait for the previous transaction's end), `abort`, `other`
+/// (the rest of a turn).
 struct LoopLaps {
     let poll, track, consume, afterPoll, restore, prepare, produce, sendOffsets, commit, abort, other: Int
 

@@ -43,6 +43,10 @@ public final class SplitJob: StreamJob {
         public var alignMs: Int64? = 60_000
         /// Static group membership (see `TransactionalLoop.Options.staticMembership`).
         public var staticMembership = false
+        /// Polls and scans the next batch (validation, routing, stamps) while a transaction ends
+        /// (its offsets and commit on a thread of their own: `TransactionalStage.overlapsCommit`),
+        /// and produces it once that transaction has ended; false: everything waits for it.
+        public var overlapCommits = true
         public init(brokers: String) { self.brokers = brokers }
     }
 
@@ -122,18 +126,26 @@ final class SplitStage: TransactionalStage {
     private var progressFor: [Int32: Int64] = [:]
     private var lastMarkerAt = ContinuousClock.now
     private var out: Outputs?
-    /// The batch of the next transaction, and the state to go back to if it aborts.
+    /// The records of the next transaction and their routes, decided when they were consumed.
     private var pending: [KafkaMessage] = []
-    private var beforePending: (RawProgress, [Int32: Int64])?
-    private var pendingStats: SplitStats?
+    private var routes = StagedRoutes()
+    /// Per batch consumed and not committed yet, the progress before it: an abort goes back to
+    /// the oldest (the loop reads again from there).
+    private var beforeBatches: [(RawProgress, [Int32: Int64])] = []
+    /// What the transaction produced last covered, for `committed`: the job reads on while it ends.
+    private var cut: Cut?
+    private struct Cut {
+        let stats: SplitStats?
+        let sentMarkers: Bool
+        let batches: Int
+    }
     private var forceMarkers = false
     /// Event-time alignment of reading ods.raw (holding only with `alignMs`), and which partitions
     /// have input. Kept apart from `progress`, which an aborted batch rolls back: the consumer's
     /// state is not rolled back with it.
     private var alignment: ReadAlignment?
-    private var sentMarkers = false
     private var clock: StageClock?
-    private var routeLap = 0
+    private var scanLap = 0, produceLap = 0
 
     init(options: SplitJob.Options, topology: Topology, logger: Logger) throws {
         self.options = options
@@ -151,11 +163,13 @@ final class SplitStage: TransactionalStage {
 
     private var raw: String { options.topicPrefix + Topology.raw }
 
-    /// `scan_route_produce`: each record scanned, validated, routed and handed to librdkafka
+    /// `scan_route`: each record scanned, validated and routed as it is consumed (while the last
+    /// transaction may still be ending); `produce_routed`: the routed records handed to librdkafka
     /// (which may wait for queue space); checkpoints and markers stay in the loop's `produce`.
     func attach(clock: StageClock) {
         self.clock = clock
-        routeLap = clock.stage("scan_route_produce")
+        scanLap = clock.stage("scan_route")
+        produceLap = clock.stage("produce_routed")
     }
 
     func prepare(producer: KafkaProducer, consumer: KafkaConsumer) throws {
@@ -170,6 +184,11 @@ final class SplitStage: TransactionalStage {
 
     /// After a rebalance: the owned partitions' progress at their committed offsets.
     func restore(owned: [TopicPartitionOffset], consumer: KafkaConsumer) throws -> Restore {
+        // Nothing read under the old assignment is produced under the new one (the loop has ended
+        // the last transaction first).
+        beforeBatches.removeAll()
+        pending.removeAll(keepingCapacity: true)
+        routes.removeAll()
         // Alignment starts afresh: nothing stays held across an assignment.
         if options.copyOnlyTo == nil {
             alignment = ReadAlignment(topic: raw, aheadMs: options.alignMs)
@@ -198,9 +217,17 @@ final class SplitStage: TransactionalStage {
         return .atCommitted(committed)
     }
 
+    /// Batches consumed while the last transaction ends are scanned now and produced in the next.
+    var overlapsCommit: Bool { options.overlapCommits }
+
     func consume(_ records: [KafkaMessage]) throws {
-        beforePending = (progress, progressFor)
-        pending = records
+        beforeBatches.append((progress, progressFor))
+        let first = pending.count
+        pending.append(contentsOf: records)
+        if options.copyOnlyTo == nil {
+            scan(from: first)
+            clock?.lap(scanLap)
+        }
         if alignment != nil {
             let now = ContinuousClock.now
             var last: Int32 = -1
@@ -232,15 +259,21 @@ final class SplitStage: TransactionalStage {
 
     func produce(into producer: KafkaProducer, tick: Tick) throws {
         guard let out else { return }
-        sentMarkers = false
-        pendingStats = nil
+        var batchStats: SplitStats?
+        var sentMarkers = false
+        defer {
+            cut = Cut(stats: batchStats, sentMarkers: sentMarkers, batches: beforeBatches.count)
+            pending.removeAll(keepingCapacity: true)
+            routes.removeAll()
+        }
         if !pending.isEmpty {
             if let target = out.copyTarget {
-                pendingStats = try copy(pending, producer: producer, to: target)
+                batchStats = try copy(pending, producer: producer, to: target)
                 return
             }
-            pendingStats = try route(pending, producer: producer, out: out)
-            clock?.lap(routeLap)
+            batchStats = routes.stats
+            try produceRouted(producer: producer, out: out)
+            clock?.lap(produceLap)
             for tp in nextOffsets(pending) {
                 let c = SplitCheckpoint(partition: tp.partition, nextOffset: tp.offset, maxTs: progress.maxTs(of: tp.partition) ?? .min)
                 try producer.produce(topic: out.checkpoint.name, key: c.key(group: options.groupId), value: c.value)
@@ -249,27 +282,33 @@ final class SplitStage: TransactionalStage {
         let due = progress.changedSinceMarker && (pending.isEmpty || tick.now - lastMarkerAt >= options.markerInterval)
         if !progress.isEmpty && (forceMarkers || due) {
             try produceMarkers(producer: producer, out: out)
+            // The markers carry the progress as of now; what is read later changes it again.
+            progress.markerSent()
+            forceMarkers = false
             sentMarkers = true
         }
     }
 
     func committed(_ tick: Tick) {
-        if sentMarkers, let out { markersCommitted(out) }
-        if let batch = pendingStats {
+        guard let cut else { return }
+        self.cut = nil
+        if cut.sentMarkers, let out { markersCommitted(out) }
+        if let batch = cut.stats {
             batch.export()
             stats.add(batch)
         }
-        pending = []
-        pendingStats = nil
-        beforePending = nil
+        beforeBatches.removeFirst(min(cut.batches, beforeBatches.count))
     }
 
-    /// The batch is read again; stamps restart from the progress before it.
+    /// The batches since the last commit are read again; stamps restart from the progress before
+    /// the first of them, and markers go out again.
     func aborted() -> Rewind {
-        if let (p, f) = beforePending { (progress, progressFor) = (p, f) }
-        pending = []
-        pendingStats = nil
-        beforePending = nil
+        if let (p, f) = beforeBatches.first { (progress, progressFor) = (p, f) }
+        beforeBatches.removeAll()
+        pending.removeAll(keepingCapacity: true)
+        routes.removeAll()
+        cut = nil
+        forceMarkers = true
         return .uncommitted
     }
 
@@ -317,8 +356,6 @@ final class SplitStage: TransactionalStage {
     }
 
     private func markersCommitted(_ out: Outputs) {
-        progress.markerSent()
-        forceMarkers = false
         markersWritten += out.queuePartitions.reduce(0, +)
         lastMarkerAt = .now
         for (p, s) in progress.partitions {
@@ -327,20 +364,18 @@ final class SplitStage: TransactionalStage {
         }
     }
 
-    private func route(_ records: [KafkaMessage], producer: KafkaProducer, out: Outputs) throws -> SplitStats {
-        var s = SplitStats()
-        var routed = [Int](repeating: 0, count: out.queues.count)
+    /// Validates and routes `pending[first...]` (a batch just consumed) into `routes`, and moves
+    /// the event-time progress the stamps carry.
+    private func scan(from first: Int) {
         let now = ContinuousClock.now
-        // The stamp's 12 bytes: librdkafka copies headers, so one buffer serves every record.
-        let stampBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SourceProgress.Stamp.size, alignment: 8)
-        defer { stampBuffer.deallocate() }
-        let stampView = UnsafeRawBufferPointer(stampBuffer)
+        var routed = [Int](repeating: 0, count: router.actions.count)
         // A local copy: no exclusivity check on the job's stored property per record.
         var progress = self.progress
         defer { self.progress = progress }
-        for m in records {
+        for i in first..<pending.count {
+            let m = pending[i]
             let value = m.value
-            s.consumed += 1
+            routes.stats.consumed += 1
             if let asked = progressFor[m.partition] {
                 if asked != m.offset { verifyProgress(&progress, partition: m.partition, firstOffset: m.offset, asked: asked, now: now) }
                 progressFor[m.partition] = nil
@@ -348,32 +383,55 @@ final class SplitStage: TransactionalStage {
             var scanned: ScannedEvent?
             let outcome = router.route(value, scanned: &scanned)
             let maxTs = progress.note(partition: m.partition, ts: scanned?.ts, now: now)
-            SourceProgress.Stamp(partition: m.partition, maxTs: maxTs).write(to: stampBuffer)
             switch outcome {
             case .route(let action, let key):
-                // Zero-copy: key and value point into the consumed message, alive until commit.
-                try producer.produce(to: out.queues[action], key: UnsafeRawBufferPointer(rebasing: value[key.start..<key.start + key.count]),
-                                     value: value, header: (SourceProgress.stampHeader, stampView), copy: false)
+                routes.append(.init(record: i, kind: .route, action: action, keyStart: key.start, keyCount: key.count, maxTs: maxTs))
                 routed[action] += 1
             case .routeDecoded(let action, let key):
-                try key.withUnsafeBytes { k in
-                    try producer.produce(to: out.queues[action], key: k, value: value,
-                                         header: (SourceProgress.stampHeader, stampView), copy: true)
-                }
+                routes.append(.init(record: i, kind: .routeDecoded, action: action, extra: routes.decodedKeys.count, maxTs: maxTs))
+                routes.decodedKeys.append(key)
                 routed[action] += 1
             case .filter(let reason):
-                s.filtered[reason, default: 0] += 1
+                routes.stats.filtered[reason, default: 0] += 1
             case .deadLetter(let reason, let detail):
+                routes.append(.init(record: i, kind: .deadLetter, extra: routes.deadLetters.count, maxTs: maxTs))
+                routes.deadLetters.append((reason, detail))
+                routes.stats.deadLettered[reason, default: 0] += 1
+            }
+        }
+        for (i, n) in routed.enumerated() where n > 0 { routes.stats.routed[router.actions[i], default: 0] += n }
+    }
+
+    /// The routed records to their micro-queues (and dead letters to `ods.dlq`), each stamped
+    /// with its partition's progress as of its own read.
+    private func produceRouted(producer: KafkaProducer, out: Outputs) throws {
+        // The stamp's 12 bytes: librdkafka copies headers, so one buffer serves every record.
+        let stampBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SourceProgress.Stamp.size, alignment: 8)
+        defer { stampBuffer.deallocate() }
+        let stampView = UnsafeRawBufferPointer(stampBuffer)
+        for r in routes.routes {
+            let m = pending[r.record]
+            let value = m.value
+            SourceProgress.Stamp(partition: m.partition, maxTs: r.maxTs).write(to: stampBuffer)
+            switch r.kind {
+            case .route:
+                // Zero-copy: key and value point into the consumed message, alive until commit.
+                try producer.produce(to: out.queues[r.action], key: UnsafeRawBufferPointer(rebasing: value[r.keyStart..<r.keyStart + r.keyCount]),
+                                     value: value, header: (SourceProgress.stampHeader, stampView), copy: false)
+            case .routeDecoded:
+                try routes.decodedKeys[r.extra].withUnsafeBytes { k in
+                    try producer.produce(to: out.queues[r.action], key: k, value: value,
+                                         header: (SourceProgress.stampHeader, stampView), copy: true)
+                }
+            case .deadLetter:
+                let (reason, detail) = routes.deadLetters[r.extra]
                 try producer.produce(to: out.dlq, key: m.key, value: value, headers: [
                     ("reason", Array(reason.utf8)),
                     ("detail", Array(detail.utf8)),
                     ("source", Array("\(options.topicPrefix + Topology.raw)/\(m.partition)/\(m.offset)".utf8)),
                 ], copy: false)
-                s.deadLettered[reason, default: 0] += 1
             }
         }
-        for (i, n) in routed.enumerated() where n > 0 { s.routed[router.actions[i]] = n }
-        return s
     }
 
     private func copy(_ records: [KafkaMessage], producer: KafkaProducer, to topic: KafkaTopic) throws -> SplitStats {
@@ -391,3 +449,33 @@ final class SplitStage: TransactionalStage {
     }
 }
 
+
+/// The routes of the records consumed for the next transaction, decided by the scan: one entry per
+/// record that is produced (filtered records only count), in read order.
+struct StagedRoutes {
+    struct Route {
+        enum Kind: UInt8 { case route, routeDecoded, deadLetter }
+        var record: Int
+        var kind: Kind
+        var action = 0
+        var keyStart = 0, keyCount = 0
+        /// Index into `decodedKeys` or `deadLetters`.
+        var extra = 0
+        /// The stamp: its partition's highest event time as of this record.
+        var maxTs: Int64
+    }
+
+    private(set) var routes: [Route] = []
+    var decodedKeys: [[UInt8]] = []
+    var deadLetters: [(reason: String, detail: String)] = []
+    var stats = SplitStats()
+
+    mutating func append(_ r: Route) { routes.append(r) }
+
+    mutating func removeAll() {
+        routes.removeAll(keepingCapacity: true)
+        decodedKeys.removeAll()
+        deadLetters.removeAll()
+        stats = SplitStats()
+    }
+}

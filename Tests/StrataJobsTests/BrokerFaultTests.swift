@@ -79,7 +79,7 @@ final class BrokerFaultTests: XCTestCase {
 }
 
 /// A transaction that fails is aborted and its work redone: the rows equal the truth, whether the
-/// dwm job read and applied the next records while it was ending (the default,
+/// job read and worked on the next records while it was ending (the default,
 /// `TransactionalStage.overlapsCommit`: those are redone with it) or waited for it. On
 /// librdkafka's mock cluster, which answers the job's requests with errors that require an abort:
 /// its offsets refused once (send_offsets), its records refused once (the commit's wait for acks).
@@ -119,5 +119,66 @@ final class FailedCommitTests: XCTestCase {
         // transaction proved committed, so the last committed transaction's records are redone
         // (and counted) again; none is missing.
         XCTAssertGreaterThanOrEqual(a.consumed, lines.count, "every record accounted for")
+    }
+
+    /// The split, the same way: a failed transaction's batch, and the batch it scanned meanwhile,
+    /// are read and routed again with the same stamps; then the dwm job over the micro-queues
+    /// publishes the truth (a wrong stamp would judge events late that are not, or the reverse).
+    func testASplitTransactionThatFailsWhileTheNextBatchIsScannedIsRedone() throws {
+        try runSplitWithFailedCommits(overlap: true)
+    }
+
+    func testASplitTransactionThatFailsIsRedone() throws {
+        try runSplitWithFailedCommits(overlap: false)
+    }
+
+    /// A split stopped by an error that is not abortable (librdkafka refusing a micro-queue's
+    /// records after the broker refused that topic) reports it and ends cleanly: the records it
+    /// had lent to the producer without a copy are dropped before their memory goes (it crashed
+    /// the process in one run of two before).
+    func testASplitStoppedByAProduceErrorReportsItAndEndsCleanly() throws {
+        for seed in [97, 101, 103] as [UInt64] {
+            let mock = try KafkaMockCluster(brokers: 1)
+            let sandbox = try PipelineSandbox(seed: seed, on: mock.bootstrapServers) { try mock.createTopic($0, partitions: $1) }
+            let (lines, partitionOf) = generateWorkload(events: 6_000, seed: seed, contents: sandbox.contents, users: sandbox.users)
+            try sandbox.produceRaw(lines[...], partitionOf: partitionOf)
+            let split = try SplitJob(options: sandbox.splitOptions(batchSize: 300, untilIdle: .seconds(6)), topology: sandbox.topology,
+                                     logger: try sandbox.jobLogger("split"))
+            var commits = 0
+            XCTAssertThrowsError(try split.run(onProgress: { _ in
+                commits += 1
+                if commits == 2 { mock.failNext(apiKey: 0 /* Produce */, count: 1, with: .topicAuthorizationFailed) }
+            })) { error in
+                XCTAssertEqual((error as? KafkaError)?.code, .topicAuthorizationFailed, "\(error)")
+            }
+        }
+    }
+
+    private func runSplitWithFailedCommits(overlap: Bool) throws {
+        let mock = try KafkaMockCluster(brokers: 1)
+        let sandbox = try PipelineSandbox(seed: 89, on: mock.bootstrapServers) { try mock.createTopic($0, partitions: $1) }
+        let (lines, partitionOf) = generateWorkload(events: 8_000, seed: 89, contents: sandbox.contents, users: sandbox.users)
+        let truth = PipelineTruth(lines: lines, partitionOf: partitionOf, contents: sandbox.contents, actions: sandbox.topology.actions)
+        try sandbox.produceRaw(lines[...], partitionOf: partitionOf)
+        var options = sandbox.splitOptions(batchSize: 300, untilIdle: .seconds(6))
+        options.overlapCommits = overlap
+        let split = try SplitJob(options: options, topology: sandbox.topology, logger: try sandbox.jobLogger("split"))
+        var commits = 0
+        try split.run(onProgress: { _ in
+            commits += 1
+            if commits == 3 { mock.failNext(apiKey: 25 /* AddOffsetsToTxn */, count: 1, with: .groupAuthorizationFailed) }
+            // Not an authorization error here: librdkafka then refuses the topic's next records
+            // at once, which ends the job (the test below).
+            if commits == 6 { mock.failNext(apiKey: 0 /* Produce */, count: 1, with: .messageTooLarge) }
+        })
+        XCTAssertGreaterThanOrEqual(split.retriedBatches, 2, "both injected failures aborted a transaction")
+        XCTAssertTrue(split.stats.isBalanced, "\(split.stats)")
+        XCTAssertEqual(split.stats.consumed, lines.count, "every record counted once: an aborted batch's counts are dropped")
+        let queues = try truth.assertMicroQueues(sandbox, exactly: false)
+        XCTAssertEqual(queues.missing, 0)
+        let dwm = DWMJob(options: sandbox.dwmOptions(untilIdle: .seconds(6)), topology: sandbox.topology, cache: try sandbox.makeCache(),
+                         logger: try sandbox.jobLogger("dwm"))
+        try dwm.run()
+        try truth.assertMatches(sandbox, lateAsSet: true, tolerateAborted: true)
     }
 }
