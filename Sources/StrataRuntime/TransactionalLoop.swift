@@ -125,6 +125,8 @@ public final class TransactionalLoop {
         defer { worker.quiesce() }
         let assignment = AssignmentTracker()
         let consumer = try makeConsumer(assignment)
+        // The consumer cannot be destroyed while one of its messages is alive (librdkafka waits).
+        defer { withExtendedLifetime(consumer) { releasePolled() } }
         try producer.initTransactions()
         stage.attach(clock: clock)
         try stage.prepare(producer: producer, consumer: consumer)
@@ -138,13 +140,8 @@ public final class TransactionalLoop {
             // them queued in librdkafka, whose threads would read them after the batches are freed.
             worker.quiesce()
             producer.dropUndelivered()
-            withExtendedLifetime(consumer) {
-                polled = nil
-                inFlight = nil
-            }
             throw error
         }
-        polled = nil
         let seal = stage.sealRecords()
         guard !seal.isEmpty else { return }
         // Sealing spares the next run some redone work; it is not needed for correctness, so a
@@ -163,6 +160,7 @@ public final class TransactionalLoop {
     public func run(durable stage: some DurableStage, shouldStop: () -> Bool = { false }, onCommit: () -> Void = {}) throws {
         let assignment = AssignmentTracker()
         let consumer = try makeConsumer(assignment)
+        defer { withExtendedLifetime(consumer) { releasePolled() } }
         stage.attach(clock: clock)
         try stage.prepare(consumer: consumer)
         try loop(stage, consumer: consumer, assignment: assignment, shouldStop: shouldStop, settle: { _ in }) { tick, _ in
@@ -173,6 +171,12 @@ public final class TransactionalLoop {
     }
 
     private var clientId: String { "strata-\(options.job)-\(options.instanceId)" }
+
+    /// Frees the messages the loop kept past its end (the last poll's, a transaction's in flight).
+    private func releasePolled() {
+        polled = nil
+        inFlight = nil
+    }
 
     private func makeConsumer(_ assignment: AssignmentTracker) throws -> KafkaConsumer {
         var ccfg = KafkaConfig.consumer(bootstrapServers: options.brokers, groupId: options.groupId, clientId: clientId)
