@@ -96,8 +96,9 @@ public final class TransactionalLoop {
     private let worker = CommitWorker()
     /// The transaction the worker is ending, if any.
     private var inFlight: InFlight?
-    /// The last poll's records: kept past an error until the producer has dropped what it was
-    /// lent of them (`run`).
+    /// The last poll's records, which zero-copy records handed to the producer point into: alive
+    /// until the next poll (a transaction still ending keeps its own in `inFlight`), and past an
+    /// error until the producer has dropped what it was lent of them (`run`).
     private var polled: KafkaMessageBatch?
 
     public init(options: Options, logger: Logger) {
@@ -292,9 +293,6 @@ public final class TransactionalLoop {
             clock.lap(laps.afterPoll)
             var done = true
             if stage.wantsTransaction(tick) { done = try commit(tick, batch) }
-            // Zero-copy records handed to the producer point into `batch`: alive until here, or
-            // kept by a transaction still ending.
-            withExtendedLifetime(batch) {}
             clock.lap(laps.other)
             // An aborted last transaction's work is read again and redone before the run ends.
             if finishing && done { break }

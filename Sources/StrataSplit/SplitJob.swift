@@ -449,7 +449,6 @@ final class SplitStage: TransactionalStage {
     }
 }
 
-
 /// The routes of the records consumed for the next transaction, decided by the scan: one entry per
 /// record that is produced (filtered records only count), in read order.
 struct StagedRoutes {
