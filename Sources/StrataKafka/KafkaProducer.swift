@@ -61,7 +61,7 @@ public final class KafkaProducer: @unchecked Sendable {
             let err = enqueue(topic: topic, partition: partition, key: key, value: value, headers: headers, header: header,
                               copy: copy, token: deliveryToken)
             guard let err else { return }
-            let e = KafkaError(consuming: err, operation: "produce")
+            let e = KafkaError(consuming: err, operation: "produce to \(topic.name)")
             guard e.code == .queueFull, waitWhenFull else { throw try refusal(e) }
             try waitForRoom()
         }
@@ -73,7 +73,7 @@ public final class KafkaProducer: @unchecked Sendable {
     private func refusal(_ e: KafkaError) throws(KafkaError) -> KafkaError {
         guard e.code == .invalidTransactionState, isTransactional else { return e }
         try client.throwIfFatal()
-        return e.requiringAbort(operation: "produce")
+        return e.requiringAbort(operation: e.operation)
     }
 
     /// librdkafka's queue is full: serve delivery reports for a moment, unless the client failed.
@@ -112,7 +112,7 @@ public final class KafkaProducer: @unchecked Sendable {
                     continue
                 }
                 start += failed
-                let e = KafkaError(msgs[failed].err, operation: "produce")
+                let e = KafkaError(msgs[failed].err, operation: "produce to \(topic.name)")
                 // A fatal client says so (the batch call gives only a code, not librdkafka's error).
                 guard e.code == .queueFull else { try client.throwIfFatal(); throw try refusal(e) }
                 try waitForRoom()

@@ -1,6 +1,7 @@
 import Foundation
 import StrataDWM
 import StrataJobs
+import StrataRuntime
 import StrataSplit
 import StrataTestSupport
 import Synchronization
@@ -8,8 +9,11 @@ import XCTest
 
 /// The in-process split and dwm jobs of a `DWMEndToEndTests` env, running continuously while a
 /// test produces its input in phases and injects a fault between them. `phase` returns when the
-/// split has routed the phase and the dwm has committed everything routed; `finish` waits for the
-/// dwm's `--until-idle` end (which stops the split) and reports the jobs' errors.
+/// split has routed the phase and the dwm has committed everything routed; `finish` stops the
+/// split, waits for the dwm's `--until-idle` end and reports the jobs' errors. The dwm's idle
+/// clock starts at the split's end (`IdleOrder`, as `strata run` orders them), so however long a
+/// fault and the next phase's input take on a slow machine, the dwm never takes a pause between
+/// phases for the end of its input.
 final class PhasedRun {
     let split: SplitJob
     let dwm: DWMJob
@@ -17,22 +21,24 @@ final class PhasedRun {
     private let dwmCommitted = Mutex(0)
     private let errors = Mutex<[String]>([])
     private let done = DispatchGroup()
+    private let stop = StopSignal()
     private let test: DWMEndToEndTests
     private let env: DWMEndToEndTests.Env
 
-    init(_ test: DWMEndToEndTests, env: DWMEndToEndTests.Env, dwmUntilIdle: Duration = .seconds(10),
-         dwmKafka: [String: String] = [:]) throws {
+    init(_ test: DWMEndToEndTests, env: DWMEndToEndTests.Env, dwmKafka: [String: String] = [:]) throws {
         self.test = test
         self.env = env
+        let splitEnd = JobCompletion()
         var splitOptions = SplitJob.Options(brokers: test.brokers)
         splitOptions.topicPrefix = env.prefix; splitOptions.groupId = env.prefix + "split"; splitOptions.instanceId = env.prefix + "split"
+        splitOptions.idleOrder = IdleOrder(signals: splitEnd)
         split = try SplitJob(options: splitOptions, topology: test.topology)
         var jobOptions = test.dwmOptions(env)
-        jobOptions.untilIdle = dwmUntilIdle      // longer than any pause between phases; flushes every window at the end
+        jobOptions.untilIdle = .seconds(3)      // after the split's end; flushes every window
+        jobOptions.idleOrder = IdleOrder(after: splitEnd)
         jobOptions.kafka = dwmKafka
         dwm = DWMJob(options: jobOptions, topology: test.topology, cache: env.cache)
-        let stop = StopSignal()
-        let box = UncheckedSendable(self)
+        let (stop, box) = (stop, UncheckedSendable(self))
         done.enter()
         Thread {
             let run = box.value
@@ -45,7 +51,7 @@ final class PhasedRun {
             let run = box.value
             do { try run.dwm.run(onCommit: { p in run.dwmCommitted.withLock { $0 = p.accounting.consumed } }) }
             catch { run.errors.withLock { $0.append("dwm: \(error)") } }
-            stop.set()
+            stop.set()      // a dwm that failed stops the split too
             run.done.leave()
         }.start()
     }
@@ -64,8 +70,9 @@ final class PhasedRun {
                 file: file, line: line)
     }
 
-    /// Waits for both jobs to end; the jobs' errors (none expected).
+    /// Stops the split; waits for both jobs to end; the jobs' errors (none expected).
     func finish() -> [String] {
+        stop.set()
         done.wait()
         return errors.withLock { $0 }
     }
