@@ -30,6 +30,8 @@ let package = Package(
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // The CPU's prefetch hint, which Swift does not expose (the in-process cache's lookups).
+        .target(name: "CPrefetch"),
 
         // Thin Swift wrappers over the C APIs.
         .target(name: "StrataKafka", dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")]),
@@ -55,7 +57,7 @@ let package = Package(
         // Dimension store (SQLite, PostgreSQL), CSV loading, and the tiered cache in front of it.
         // Also the warehouse tables: dws_minute (DWSTable) and the settlement prices (PricingTable).
         // Its DDL is sql/<dialect>/00N_*.sql, embedded through links in Store/SQL.
-        .target(name: "StrataDims", dependencies: ["StrataCore", "StrataRedis", "CSQLite",
+        .target(name: "StrataDims", dependencies: ["StrataCore", "StrataRedis", "CSQLite", "CPrefetch",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log")],

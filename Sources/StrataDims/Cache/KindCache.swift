@@ -9,6 +9,12 @@ protocol CachedDimension: Sendable {
     var cacheId: String { get }
     func cacheJSON() -> [UInt8]
     static func fromCacheJSON(_ bytes: UnsafeRawBufferPointer) -> Self?
+    /// Starts bringing the value's own storage into the cache (a lookup a few ids ahead).
+    func prefetchStorage()
+}
+
+extension CachedDimension {
+    func prefetchStorage() {}
 }
 
 extension ContentDim: CachedDimension {
@@ -91,7 +97,9 @@ final class KindCache<D: CachedDimension>: Sendable {
     func lookup(count: Int, bytes: (Int) -> UnsafeRawBufferPointer, hash: (Int) -> UInt64,
                 found: (Int, UnsafePointer<D>) -> Void) throws {
         let now = monotonicNanos()
-        let misses = askLocal(count: count, now: now, found: found) { t, i, hit in t.get(bytes: bytes(i), hash: hash(i), now: now, hit: hit) }
+        let misses = askLocal(count: count, now: now, found: found, ahead: { t, i, step in t.prefetch(step, hash: hash(i)) { $0.pointee.prefetchStorage() } }) {
+            t, i, hit in t.get(bytes: bytes(i), hash: hash(i), now: now, hit: hit)
+        }
         if misses.isEmpty { return }
         let ids = misses.map { String(decoding: bytes($0), as: UTF8.self) }
         try lookUpBelowLocal(ids, Array(ids.indices), now: now) { j, d in withUnsafePointer(to: d) { found(misses[j], $0) } }
@@ -99,7 +107,10 @@ final class KindCache<D: CachedDimension>: Sendable {
 
     /// The in-process tier's answers for ids `0..<count` (`get` asks it about one): hits are
     /// passed to `found`; returns the ids it does not hold (all of them when it is off).
+    /// `ahead` (a batch's ids, by their hashes) takes the steps of the lookups some ids ahead of
+    /// the one asked (``LocalTier/prefetch(_:hash:storage:)``).
     private func askLocal(count: Int, now: UInt64, found: (Int, UnsafePointer<D>) -> Void,
+                          ahead: (LocalTier<D>, Int, PrefetchStep) -> Void = { _, _, _ in },
                           get: (inout LocalTier<D>, Int, (UnsafePointer<D>) -> Void) -> LocalTier<D>.Found) -> [Int] {
         guard config.localCapacity > 0 else { return Array(0..<count) }
         var misses: [Int] = []
@@ -110,6 +121,11 @@ final class KindCache<D: CachedDimension>: Sendable {
         withoutActuallyEscaping(found) { found in
             local.withLock { t in
                 for i in 0..<count {
+                    // Each step a few lookups' time after the previous one (≈ a miss's latency).
+                    if i + 24 < count { ahead(t, i + 24, .index) }
+                    if i + 18 < count { ahead(t, i + 18, .entry) }
+                    if i + 12 < count { ahead(t, i + 12, .value) }
+                    if i + 6 < count { ahead(t, i + 6, .storage) }
                     switch get(&t, i, { found(i, $0) }) {
                     case .hit: hits += 1
                     case .negative: negatives += 1

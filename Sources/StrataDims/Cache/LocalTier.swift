@@ -1,3 +1,4 @@
+import CPrefetch
 import Dispatch
 import StrataCore
 
@@ -70,6 +71,16 @@ struct LocalTier<Value> {
             return Self.answer(e, now: now, hit: hit)
         }
         return .miss
+    }
+
+    /// One step of a lookup made some ids ahead of it (``KindCache``'s batch lookups): in a large
+    /// tier each of a hit's reads (the index slot, the entry, the value, the value's storage) is a
+    /// cache miss, and they depend on each other. Started ids ahead, step after step, each reads
+    /// what the previous step brought in, and the lookup finds everything in the cache.
+    /// Only the young generation, where the ids in use are.
+    @inline(__always)
+    func prefetch(_ step: PrefetchStep, hash: UInt64, storage: (UnsafePointer<Value>) -> Void) {
+        young.prefetch(step, hash: hash, storage: storage)
     }
 
     mutating func get(_ id: String, now: UInt64) -> Lookup {
@@ -150,6 +161,9 @@ struct LocalTier<Value> {
     }
 }
 
+/// The reads of a hit in ``LocalTier``, in the order they depend on each other.
+enum PrefetchStep { case index, entry, value, storage }
+
 /// One generation: entries in insertion order and an open-addressing index of them (linear
 /// probing, power-of-two size, at most half full; removed entries leave a tombstone).
 ///
@@ -201,6 +215,28 @@ private struct Generation<Value> {
                 }
                 i = (i &+ 1) & mask
             }
+        }
+    }
+
+    /// ``LocalTier/prefetch(_:hash:storage:)``: a hint, so only the first probe is followed (the
+    /// index is at most half full: most ids are found there).
+    @inline(__always)
+    func prefetch(_ step: PrefetchStep, hash: UInt64, storage: (UnsafePointer<Value>) -> Void) {
+        guard !index.isEmpty else { return }
+        let home = Int(truncatingIfNeeded: hash) & (index.count - 1)
+        let s = index.withUnsafeBufferPointer { p in
+            if step == .index { strata_prefetch(p.baseAddress! + home) }
+            return p[home]
+        }
+        guard step != .index, s != 0, s & Self.tagMask == hash & Self.tagMask else { return }
+        let k = Int(truncatingIfNeeded: s & ~Self.tagMask) - 1
+        let v = entries.withUnsafeBufferPointer { p in
+            if step == .entry { strata_prefetch(p.baseAddress! + k) }
+            return p[k].value
+        }
+        guard step != .entry, v >= 0 else { return }
+        values.withUnsafeBufferPointer { p in
+            if step == .value { strata_prefetch(p.baseAddress! + v) } else { storage(p.baseAddress! + v) }
         }
     }
 
