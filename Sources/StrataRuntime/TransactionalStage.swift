@@ -9,7 +9,8 @@ public protocol LoopStage: AnyObject {
     /// and say where reading resumes. Partitions without a seek continue at the group's offset.
     func restore(owned: [TopicPartitionOffset], consumer: KafkaConsumer) throws -> Restore
     /// One poll's records in partition order (consumer errors and end-of-partition events removed).
-    /// They stay valid until the next transaction has committed or aborted.
+    /// They stay valid until the next poll, or, when a transaction follows this poll, until that
+    /// transaction has committed or aborted: a stage that needs them longer copies them.
     func consume(_ records: [KafkaMessage]) throws
     /// The consumer reached the current end of a partition (`enable.partition.eof`).
     func partitionEnded(topic: String, partition: Int32)
