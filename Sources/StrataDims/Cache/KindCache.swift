@@ -1,3 +1,4 @@
+import CPrefetch
 import StrataCore
 import Synchronization
 
@@ -26,6 +27,7 @@ extension ContentDim: CachedDimension {
 extension UserRowObject: CachedDimension {
     var cacheId: String { userId }
     static func fromCacheJSON(_ bytes: UnsafeRawBufferPointer) -> UserRowObject? { DimJSON.userRowObject(fromCacheJSON: bytes) }
+    func prefetchStorage() { withRowObjectMembers { strata_prefetch($0.baseAddress) } }
 }
 
 /// The tiers for one kind of dimension: filter → in-process → Redis → store.

@@ -1,4 +1,3 @@
-import CPrefetch
 import StrataCore
 
 /// A user's dimensions in the form a DWM row carries them: the bytes of the row's `user` object,
@@ -27,11 +26,6 @@ public struct UserRowObject: Sendable, Equatable {
         self.userId = userId
         self.text = text
         self.membersStart = membersStart
-    }
-
-    /// Starts bringing the row object's bytes into the cache (a lookup a few users ahead).
-    func prefetchStorage() {
-        text.withUnsafeBufferPointer { strata_prefetch($0.baseAddress.map { $0 + membersStart }) }
     }
 
     /// The cached JSON of the user (the Redis value).
