@@ -24,6 +24,7 @@ extension DWMEndToEndTests {
         env.lines = generate(events: 9_000, seed: 21)
 
         let run = try PhasedRun(self, env: env)
+        defer { _ = run.finish() }   // a test that throws midway stops the jobs too
         func phase(_ range: Range<Int>) throws { try run.phase(range) }
 
         try phase(0..<3_000)

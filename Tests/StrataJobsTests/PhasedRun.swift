@@ -70,7 +70,9 @@ final class PhasedRun {
                 file: file, line: line)
     }
 
-    /// Stops the split; waits for both jobs to end; the jobs' errors (none expected).
+    /// Stops the split; waits for both jobs to end; the jobs' errors (none expected). The jobs run
+    /// until it is called (the split has no idle end): a test calls it on every path (`defer`);
+    /// again, it returns at once.
     func finish() -> [String] {
         stop.set()
         done.wait()

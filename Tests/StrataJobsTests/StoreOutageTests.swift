@@ -22,6 +22,7 @@ extension DWMEndToEndTests {
         // A 10 s poll interval (the dwm default is 60 s): the 14 s wait takes the member out of its
         // group, which it must survive.
         let run = try PhasedRun(self, env: env, dwmKafka: ["consumer.max.poll.interval.ms": "10000"])
+        defer { _ = run.finish() }   // a test that throws midway stops the jobs too
         try run.phase(0..<2_000)
         let before = env.cache.stats
 
