@@ -396,7 +396,9 @@ final class DWMStage: TransactionalStage {
             let (chosen, exact) = CheckpointRecord.select(saved[key] ?? [], committed: committed[key])
             if !exact {
                 logger.warning("no checkpoint at the committed offset; restoring from an earlier one",
-                               metadata: ["partition": "\(tp.topic)[\(tp.partition)]"])
+                               metadata: ["partition": "\(tp.topic)[\(tp.partition)]", "committed": "\(committed[key] ?? -1)",
+                                          "checkpoint_at": "\(chosen.map { "\($0.position)" } ?? "none")",
+                                          "newest_at": "\((log.records[key] ?? []).last.map { "\($0.position)" } ?? "none")"])
             }
             if proven, chosen != CheckpointRecord.select(log.records[key] ?? [], committed: committed[key]).record {
                 unproven.append("\(tp.topic)[\(tp.partition)]")
