@@ -210,13 +210,17 @@ private struct Generation<Value> {
                 // The tag (the hash's high half) rules out nearly every other id without touching
                 // its entry, which is a cache miss of its own in a large tier.
                 if s & Self.tagMask == tag {
-                    let k = Int(truncatingIfNeeded: s & ~Self.tagMask) - 1
+                    let k = Self.entryIndex(s)
                     if !slots[k].removed && isId(slots[k].id) { return k }
                 }
                 i = (i &+ 1) & mask
             }
         }
     }
+
+    /// The entry an occupied index slot points to (`place` writes the slots).
+    @inline(__always)
+    private static func entryIndex(_ slot: UInt64) -> Int { Int(truncatingIfNeeded: slot & ~tagMask) - 1 }
 
     /// ``LocalTier/prefetch(_:hash:storage:)``: a hint, so only the first probe is followed (the
     /// index is at most half full: most ids are found there).
@@ -229,7 +233,7 @@ private struct Generation<Value> {
             return p[home]
         }
         guard step != .index, s != 0, s & Self.tagMask == hash & Self.tagMask else { return }
-        let k = Int(truncatingIfNeeded: s & ~Self.tagMask) - 1
+        let k = Self.entryIndex(s)
         let v = entries.withUnsafeBufferPointer { p in
             if step == .entry { strata_prefetch(p.baseAddress! + k) }
             return p[k].value
