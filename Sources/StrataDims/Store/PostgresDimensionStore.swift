@@ -9,10 +9,17 @@ import Synchronization
 /// (see ``BlockingBridge``): call it from the job's own threads, never from an async task or actor.
 /// Lookups bind each chunk of ids as one `text[]` parameter (`= ANY($1)`); chunks run a few at a
 /// time on separate pooled connections.
+///
+/// Every call is bounded by `stallTimeout`: a call that gets no answer for that long (no chunk
+/// answered, no statement finished) is cancelled and fails with `DimensionStoreError.timeout`, which
+/// the cache's `StoreWait` retries. The bound exists because postgres-nio's pool can lose a request
+/// that is waiting for a connection when the server cuts its connections (an immediate shutdown or
+/// a crash): the request is then never answered, even after the server is back, and only a fresh
+/// request gets through (`PostgresRestartTests` reproduces it).
 public final class PostgresDimensionStore: DimensionStore {
     public let chunkSize: Int
-    /// Upper bound for one blocking call (a lookup of all chunks, a whole upsert, …).
-    public let callTimeout: Duration
+    /// How long a blocking call may go without an answer before it is abandoned (see above).
+    public let stallTimeout: Duration
 
     private let client: PostgresClient
     private let runTask: Task<Void, Never>
@@ -27,13 +34,13 @@ public final class PostgresDimensionStore: DimensionStore {
     /// `postgres://user:password@host:port/database[?sslmode=…]`; connects and runs `SELECT 1`
     /// (within `connectTimeout`) so a wrong address fails here.
     public init(url: String, chunkSize: Int = 500, maxConnections: Int = 8,
-                connectTimeout: Duration = .seconds(10), callTimeout: Duration = .seconds(120)) throws {
+                connectTimeout: Duration = .seconds(10), stallTimeout: Duration = .seconds(15)) throws {
         precondition(chunkSize > 0, "chunkSize must be positive")
         var config = try Self.configuration(url)
         config.options.connectTimeout = connectTimeout
         config.options.maximumConnections = max(1, maxConnections)
         self.chunkSize = chunkSize
-        self.callTimeout = callTimeout
+        self.stallTimeout = stallTimeout
         self.parallelChunks = max(1, min(4, maxConnections))
         let logger = Logger(label: "strata.dims.postgres")
         self.logger = logger
@@ -109,9 +116,12 @@ public final class PostgresDimensionStore: DimensionStore {
 
     // MARK: Calls
 
-    private func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable () async throws -> T) throws -> T {
+    /// Runs `work` on the pool; it may `tick()` its progress after each step so a long call is not
+    /// taken for a stalled one.
+    private func call<T: Sendable>(_ what: String,
+                                   _ work: @escaping @Sendable (BlockingBridge.Progress) async throws -> T) throws -> T {
         do {
-            return try BlockingBridge.run(timeout: callTimeout, what: what, work)
+            return try BlockingBridge.run(stall: stallTimeout, what: what, work)
         } catch let e as DimensionStoreError {
             throw e
         } catch {
@@ -121,11 +131,12 @@ public final class PostgresDimensionStore: DimensionStore {
 
     public func migrate() throws {
         let logger = self.logger
-        try call("migrate") { [client] in
+        try call("migrate") { [client] progress in
             try await client.withTransaction(logger: logger) { conn in
                 _ = try await conn.query("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))", logger: logger).collect()
                 for statement in DimensionSchema.statements(DimensionSchema.postgres) {
                     _ = try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
+                    progress.tick()
                 }
             }
         }
@@ -180,7 +191,7 @@ public final class PostgresDimensionStore: DimensionStore {
         let starts = Array(stride(from: 0, to: ids.count, by: chunkSize))
         queries.add(starts.count, ordering: .relaxed)
         let parallel = parallelChunks, logger = self.logger, chunkSize = self.chunkSize
-        return try call("lookup of \(ids.count) ids") { [client] in
+        return try call("lookup of \(ids.count) ids") { [client] progress in
             try await withThrowingTaskGroup(of: [(Int, Row)].self) { group in
                 var next = 0, out: [(Int, Row)] = []
                 out.reserveCapacity(ids.count)
@@ -193,6 +204,7 @@ public final class PostgresDimensionStore: DimensionStore {
                     next += 1
                 }
                 while let rows = try await group.next() {
+                    progress.tick()
                     out += rows
                     if next < starts.count {
                         start(next)
@@ -218,7 +230,7 @@ public final class PostgresDimensionStore: DimensionStore {
         let rows = Self.lastWins(contents, id: \.contentId)
         if rows.isEmpty { return }
         let logger = self.logger
-        try call("upsert of \(rows.count) contents") { [client] in
+        try call("upsert of \(rows.count) contents") { [client] progress in
             try await client.withTransaction(logger: logger) { conn in
                 for start in stride(from: 0, to: rows.count, by: Self.upsertBatch) {
                     let b = rows[start..<min(start + Self.upsertBatch, rows.count)]
@@ -232,6 +244,7 @@ public final class PostgresDimensionStore: DimensionStore {
                           author_id = excluded.author_id, region = excluded.region, status = excluded.status,
                           publish_ts = excluded.publish_ts
                         """, logger: logger).collect()
+                    progress.tick()
                 }
             }
         }
@@ -241,7 +254,7 @@ public final class PostgresDimensionStore: DimensionStore {
         let rows = Self.lastWins(users, id: \.userId)
         if rows.isEmpty { return }
         let logger = self.logger
-        try call("upsert of \(rows.count) users") { [client] in
+        try call("upsert of \(rows.count) users") { [client] progress in
             try await client.withTransaction(logger: logger) { conn in
                 for start in stride(from: 0, to: rows.count, by: Self.upsertBatch) {
                     let b = rows[start..<min(start + Self.upsertBatch, rows.count)]
@@ -252,6 +265,7 @@ public final class PostgresDimensionStore: DimensionStore {
                         ON CONFLICT (user_id) DO UPDATE SET gender = excluded.gender, age_band = excluded.age_band,
                           province = excluded.province, city_tier = excluded.city_tier
                         """, logger: logger).collect()
+                    progress.tick()
                 }
             }
         }
@@ -260,7 +274,7 @@ public final class PostgresDimensionStore: DimensionStore {
     public func deleteContents(_ ids: [String]) throws {
         if ids.isEmpty { return }
         let logger = self.logger
-        try call("delete of \(ids.count) contents") { [client] in
+        try call("delete of \(ids.count) contents") { [client] _ in
             _ = try await client.query("DELETE FROM content_dim WHERE content_id = ANY(\(ids))", logger: logger).collect()
             return ()
         }
@@ -269,7 +283,7 @@ public final class PostgresDimensionStore: DimensionStore {
     public func deleteUsers(_ ids: [String]) throws {
         if ids.isEmpty { return }
         let logger = self.logger
-        try call("delete of \(ids.count) users") { [client] in
+        try call("delete of \(ids.count) users") { [client] _ in
             _ = try await client.query("DELETE FROM user_dim WHERE user_id = ANY(\(ids))", logger: logger).collect()
             return ()
         }
@@ -293,7 +307,7 @@ public final class PostgresDimensionStore: DimensionStore {
         let next = "SELECT \(column) FROM \(table) WHERE \(column) > $1 ORDER BY \(column) LIMIT \(Self.pageSize)"
         while true {
             let after = last
-            let ids = try call("scan of \(table)") { [client] in
+            let ids = try call("scan of \(table)") { [client] _ in
                 var query = PostgresQuery(unsafeSQL: after == nil ? first : next)
                 if let after { query.binds.append(after) }
                 var ids: [String] = []
@@ -313,7 +327,7 @@ public final class PostgresDimensionStore: DimensionStore {
     private func count(_ table: String) throws -> Int {
         let logger = self.logger
         queries.add(1, ordering: .relaxed)
-        return try call("count of \(table)") { [client] in
+        return try call("count of \(table)") { [client] _ in
             let rows = try await client.query(PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table)"), logger: logger)
             for try await n in rows.decode(Int64.self) { return Int(n) }
             return 0
