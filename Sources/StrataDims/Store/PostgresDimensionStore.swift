@@ -118,10 +118,12 @@ public final class PostgresDimensionStore: DimensionStore {
 
     /// Runs `work` on the pool; it may `tick()` its progress after each step so a long call is not
     /// taken for a stalled one.
-    private func call<T: Sendable>(_ what: String,
+    /// `stall` replaces `stallTimeout` for a statement that answers in one piece however long it
+    /// runs.
+    private func call<T: Sendable>(_ what: String, stall: Duration? = nil,
                                    _ work: @escaping @Sendable (BlockingBridge.Progress) async throws -> T) throws -> T {
         do {
-            return try BlockingBridge.run(stall: stallTimeout, what: what, work)
+            return try BlockingBridge.run(stall: stall ?? stallTimeout, what: what, work)
         } catch let e as DimensionStoreError {
             throw e
         } catch {
@@ -327,7 +329,8 @@ public final class PostgresDimensionStore: DimensionStore {
     private func count(_ table: String) throws -> Int {
         let logger = self.logger
         queries.add(1, ordering: .relaxed)
-        return try call("count of \(table)") { [client] _ in
+        // A count of a table of a hundred million ids takes seconds and reports nothing before its end.
+        return try call("count of \(table)", stall: max(stallTimeout, .seconds(120))) { [client] _ in
             let rows = try await client.query(PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table)"), logger: logger)
             for try await n in rows.decode(Int64.self) { return Int(n) }
             return 0
