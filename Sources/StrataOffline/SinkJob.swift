@@ -13,7 +13,9 @@ import StrataQuery
 /// Each commit upserts the rows consumed since the last one in one store transaction that keeps
 /// the highest `rev` per (minute, content_id), then commits the consumer offsets. A crash between
 /// the two delivers those rows again, and the upsert ignores what is already there: replays and
-/// out-of-order revisions never replace a higher revision.
+/// out-of-order revisions never replace a higher revision. For the same reason a write the table
+/// could not take (PostgreSQL restarting) is asked again for up to `storeWait` before the job
+/// gives up and exits.
 public final class SinkJob: StreamJob {
     public struct Options: Sendable {
         public var brokers: String
@@ -30,6 +32,12 @@ public final class SinkJob: StreamJob {
         /// …and how long rows may wait for one (the table's freshness).
         public var flushInterval: Duration = .seconds(1)
         public var batchSize = 20_000
+        /// How long a write waits for a table that cannot take it, asking again, before the job
+        /// exits to be restarted. The loop does not poll while a write waits: past the consumer's
+        /// max.poll.interval.ms (10 s) the member leaves its group, its offset commit after the
+        /// write fails, and it rejoins and reads those rows again, which the upsert ignores
+        /// (`SinkOutageTests`).
+        public var storeWait: Duration = .seconds(120)
 
         public init(brokers: String) { self.brokers = brokers }
     }
@@ -46,6 +54,8 @@ public final class SinkJob: StreamJob {
         public var rejected = 0
         /// Watermark markers and other null-key control records.
         public var markers = 0
+        /// Table writes asked again while the table could not take them.
+        public var storeRetries = 0
     }
 
     public let name = "sink"
@@ -83,7 +93,7 @@ public final class SinkJob: StreamJob {
         var j = JobSummary(job: name)
         j.consumed = s.consumed
         j.outcomes = ["stored": s.stored, "rejected": s.rejected, "markers": s.markers]
-        j.details = ["stored": ["dws": s.stored - s.storedDWM, "dwm": s.storedDWM]]
+        j.details = ["stored": ["dws": s.stored - s.storedDWM, "dwm": s.storedDWM], "store": ["retries": s.storeRetries]]
         j.written = ["rows_changed": s.changed]
         j.transactions = loop.stats.transactions
         j.abortedTransactions = loop.stats.abortedTransactions
@@ -104,6 +114,7 @@ final class SinkStage: DurableStage {
     private var firstPendingAt: ContinuousClock.Instant?
     private var topicNames = TopicNames()
     private let dwmTopic: String
+    private let storeWait: StoreWait
 
     init(options: SinkJob.Options, table: any DWSTable, dwm: (any DWMTable)?, logger: Logger) {
         self.options = options
@@ -111,6 +122,7 @@ final class SinkStage: DurableStage {
         self.dwm = dwm
         self.logger = logger
         dwmTopic = options.topicPrefix + Topology.dwm
+        storeWait = StoreWait(limit: options.storeWait, subject: "warehouse table", logger: logger)
     }
 
     /// Rows not yet stored are dropped and read again from the committed offsets.
@@ -146,11 +158,19 @@ final class SinkStage: DurableStage {
         return rows.count + dwmRows.count >= options.maxRows || tick.now - first >= options.flushInterval || tick.inputPaused
     }
 
+    /// Each table's upsert is one transaction, so one that failed is asked again whole; one that
+    /// committed but whose answer was lost is harmless to repeat (its rows then count as unchanged).
     func write(_ tick: Tick) throws {
-        if !rows.isEmpty { pending.changed += try table.upsert(rows) }
-        if let dwm, !dwmRows.isEmpty { pending.changed += try dwm.upsert(dwmRows) }
-        rows.removeAll(keepingCapacity: true)
-        dwmRows.removeAll(keepingCapacity: true)
+        let before = storeWait.retries
+        defer { stats.storeRetries += storeWait.retries - before }
+        if !rows.isEmpty {
+            pending.changed += try storeWait.run("upsert of \(rows.count) dws rows") { try table.upsert(rows) }
+            rows.removeAll(keepingCapacity: true)
+        }
+        if let dwm, !dwmRows.isEmpty {
+            pending.changed += try storeWait.run("upsert of \(dwmRows.count) dwm rows") { try dwm.upsert(dwmRows) }
+            dwmRows.removeAll(keepingCapacity: true)
+        }
     }
 
     /// A record that is not a row of its topic: skipped, counted, logged with its start.

@@ -16,6 +16,8 @@ struct OfflineOptions: ParsableArguments {
     @Option(help: "Most time a DWS row waits before the sink stores it (e.g. 1s).") var sinkFlush: DurationArgument = DurationArgument(.seconds(1))
     @Flag(help: "The sink also stores dwm.content_user in dwm_minute (strata olap's questions about users).") var dwm = false
     @Option(name: .customLong("offline-batch-size"), help: "Most records the archive and sink jobs take per poll.") var batchSize = 20_000
+    @Option(help: "How long the sink waits for a warehouse table that cannot take its rows (PostgreSQL down or restarting), asking again, before it exits to be restarted (s).")
+    var sinkStoreWaitS = 120
 
     func archiveOptions(brokers: String, kafka: [String: String], job: JobCommand.JobOptions, group: String) -> ArchiveJob.Options {
         var o = ArchiveJob.Options(brokers: brokers, root: archive)
@@ -42,6 +44,7 @@ struct OfflineOptions: ParsableArguments {
         o.staticMembership = job.staticMembership
         o.flushInterval = sinkFlush.duration
         o.batchSize = batchSize
+        o.storeWait = .seconds(sinkStoreWaitS)
         return o
     }
 }

@@ -374,6 +374,23 @@ struct PipelineTruth {
         XCTAssertEqual(wrong.prefix(10), [], "\(wrong.count) wrong cells", file: file, line: line)
     }
 
+    /// `dwm_minute` (the sink's rows of `dwm.content_user`) is the truth: one row per (minute,
+    /// content, user), final, with its numbers, rev and strategy.
+    func assertDWMTable(_ stored: [DWMTableRow], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(stored.count, dwm.count, "one row per (minute, content, user)", file: file, line: line)
+        var wrong: [String] = []
+        for row in stored {
+            let cell = "\(row.minute)|\(row.contentId)|\(row.userId)"
+            guard let want = dwm[cell] else { wrong.append("unexpected \(cell)"); continue }
+            let got: [String: Int64] = ["expose": row.expose, "click": row.click, "play": row.play, "play_ms": row.playMs,
+                                        "like": row.like, "share": row.share, "comment": row.comment, "report": row.report]
+            for (k, v) in got where v != want[k, default: 0] { wrong.append("\(cell) \(k)=\(v) want \(want[k, default: 0])") }
+            if row.strategy != strategy[cell] ?? nil { wrong.append("\(cell) strategy \(row.strategy ?? "null")") }
+            if !row.isFinal || row.rev != 2 * want["n"]! + 1 { wrong.append("\(cell) rev \(row.rev) final \(row.isFinal)") }
+        }
+        XCTAssertEqual(wrong.prefix(10), [], "\(wrong.count) wrong DWM cells", file: file, line: line)
+    }
+
     /// The published rows and `ods.late` equal the truth: every identity, every column, final
     /// flags and revs, the DWM strategy, and the late events with their multiplicity (or as a set
     /// where aborted transactions are visible).

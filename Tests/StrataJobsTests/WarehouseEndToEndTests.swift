@@ -49,18 +49,7 @@ final class WarehouseEndToEndTests: XCTestCase {
         truth.assertDWSTable(stored)
         // dwm_minute likewise, per (minute, content, user), the strategy included.
         let storedDWM = try dwmTable.allRows()
-        XCTAssertEqual(storedDWM.count, truth.dwm.count, "one row per (minute, content, user)")
-        var wrongDWM: [String] = []
-        for row in storedDWM {
-            let cell = "\(row.minute)|\(row.contentId)|\(row.userId)"
-            guard let want = truth.dwm[cell] else { wrongDWM.append("unexpected \(cell)"); continue }
-            let got: [String: Int64] = ["expose": row.expose, "click": row.click, "play": row.play, "play_ms": row.playMs,
-                                        "like": row.like, "share": row.share, "comment": row.comment, "report": row.report]
-            for (k, v) in got where v != want[k, default: 0] { wrongDWM.append("\(cell) \(k)=\(v) want \(want[k, default: 0])") }
-            if row.strategy != truth.strategy[cell] ?? nil { wrongDWM.append("\(cell) strategy \(row.strategy ?? "null")") }
-            if !row.isFinal || row.rev != 2 * want["n"]! + 1 { wrongDWM.append("\(cell) rev \(row.rev) final \(row.isFinal)") }
-        }
-        XCTAssertEqual(wrongDWM.prefix(10), [], "\(wrongDWM.count) wrong DWM cells")
+        truth.assertDWMTable(storedDWM)
 
         // A second group replays every revision, early ones included: nothing in the table changes.
         let replay = try sink(group: "sink-replay")

@@ -66,7 +66,7 @@ public final class DimensionCache: Sendable {
         let retries = CacheCounter(metrics.counter("strata_dim_cache_store_retries_total",
                                                    help: "Dimension store queries retried while the store could not answer"))
         storeRetries = retries
-        let wait = StoreWait(limit: config.storeWait, retries: retries, logger: logger)
+        let wait = StoreWait(limit: config.storeWait, subject: "dimension store", logger: logger) { retries.add(1) }
         contents = KindCache(keyTag: "c", counters: KindCounters(kind: "content", registry: metrics), redis: tier,
                              degraded: degraded, store: store, config: config, storeWait: wait) { [store] in try store.contents($0, row: $1) }
         users = KindCache(keyTag: "u", counters: KindCounters(kind: "user", registry: metrics), redis: tier,

@@ -224,7 +224,7 @@ final class KindCache<D: CachedDimension>: Sendable {
             let storeIds = toStore.map { ids[$0] }
             var fetched = [D?](repeating: nil, count: storeIds.count)
             let before = store.queryCount
-            try storeWait.run("\(storeIds.count) ids") {
+            try storeWait.run("lookup of \(storeIds.count) ids") {
                 for k in fetched.indices { fetched[k] = nil } // a retried query starts again
                 try fetch(storeIds) { k, d in fetched[k] = d }
             }

@@ -149,12 +149,12 @@ public final class PostgresDWMTable: DWMTable {
     static let upsertBatch = 2_000
 
     public init(url: String, maxConnections: Int = 4, connectTimeout: Duration = .seconds(10),
-                callTimeout: Duration = .seconds(300)) throws {
+                stallTimeout: Duration = .seconds(60)) throws {
         pg = try PostgresWarehouseClient(url: url, label: "strata.dwm.postgres", maxConnections: maxConnections,
-                                         connectTimeout: connectTimeout, callTimeout: callTimeout)
+                                         connectTimeout: connectTimeout, stallTimeout: stallTimeout)
     }
 
-    private func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable () async throws -> T) throws -> T {
+    private func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable (BlockingBridge.Progress) async throws -> T) throws -> T {
         try pg.call(what, work)
     }
 
@@ -164,7 +164,7 @@ public final class PostgresDWMTable: DWMTable {
         let rows = highestRevPerIdentity(rows)
         if rows.isEmpty { return 0 }
         let logger = self.logger
-        return try call("upsert of \(rows.count) dwm rows") { [client] in
+        return try call("upsert of \(rows.count) dwm rows") { [client] progress in
             try await client.withTransaction(logger: logger) { conn in
                 var changed = 0
                 for start in stride(from: 0, to: rows.count, by: Self.upsertBatch) {
@@ -186,6 +186,7 @@ public final class PostgresDWMTable: DWMTable {
                         RETURNING 1
                         """, logger: logger)
                     for try await _ in result { changed += 1 }
+                    progress.tick()
                 }
                 return changed
             }
@@ -195,7 +196,7 @@ public final class PostgresDWMTable: DWMTable {
     public func rows(from: Int64, to: Int64, _ body: (DWMTableRow) throws -> Void) throws {
         let logger = self.logger
         try forEachPage(pageSize: Self.pageSize, cursor: { ($0.minute, $0.contentId, $0.userId) }, body) { (after: (Int64, String, String)?) -> [DWMTableRow] in
-            return try call("scan of dwm_minute") { [client] in
+            return try call("scan of dwm_minute") { [client] _ in
                 let rows: PostgresRowSequence
                 if let (m, cid, uid) = after {
                     rows = try await client.query("""

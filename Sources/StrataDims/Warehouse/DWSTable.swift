@@ -201,19 +201,19 @@ public final class PostgresDWSTable: DWSTable {
     private let pg: PostgresWarehouseClient
     private var client: PostgresClient { pg.client }
     private var logger: Logger { pg.logger }
-    public var callTimeout: Duration { pg.callTimeout }
+    public var stallTimeout: Duration { pg.stallTimeout }
     static let pageSize = 10_000
     static let upsertBatch = 2_000
 
     public init(url: String, maxConnections: Int = 4, connectTimeout: Duration = .seconds(10),
-                callTimeout: Duration = .seconds(300)) throws {
+                stallTimeout: Duration = .seconds(60)) throws {
         pg = try PostgresWarehouseClient(url: url, label: "strata.dws.postgres", maxConnections: maxConnections,
-                                         connectTimeout: connectTimeout, callTimeout: callTimeout)
+                                         connectTimeout: connectTimeout, stallTimeout: stallTimeout)
     }
 
     public func close() { pg.close() }
 
-    private func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable () async throws -> T) throws -> T {
+    private func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable (BlockingBridge.Progress) async throws -> T) throws -> T {
         try pg.call(what, work)
     }
 
@@ -223,7 +223,7 @@ public final class PostgresDWSTable: DWSTable {
         let rows = highestRevPerIdentity(rows)
         if rows.isEmpty { return 0 }
         let logger = self.logger
-        return try call("upsert of \(rows.count) dws rows") { [client] in
+        return try call("upsert of \(rows.count) dws rows") { [client] progress in
             try await client.withTransaction(logger: logger) { conn in
                 var changed = 0
                 for start in stride(from: 0, to: rows.count, by: Self.upsertBatch) {
@@ -244,6 +244,7 @@ public final class PostgresDWSTable: DWSTable {
                         RETURNING 1
                         """, logger: logger)
                     for try await _ in result { changed += 1 }
+                    progress.tick()
                 }
                 return changed
             }
@@ -253,7 +254,7 @@ public final class PostgresDWSTable: DWSTable {
     public func rows(from: Int64, to: Int64, _ body: (DWSTableRow) throws -> Void) throws {
         let logger = self.logger
         try forEachPage(pageSize: Self.pageSize, cursor: { ($0.minute, $0.contentId) }, body) { (after: (Int64, String)?) -> [DWSTableRow] in
-            return try call("scan of dws_minute") { [client] in
+            return try call("scan of dws_minute") { [client] _ in
                 let rows: PostgresRowSequence
                 if let (m, id) = after {
                     rows = try await client.query("""

@@ -180,10 +180,10 @@ public final class PostgresPricingTable: PricingTable {
 
     public init(url: String, connectTimeout: Duration = .seconds(10)) throws {
         pg = try PostgresWarehouseClient(url: url, label: "strata.pricing.postgres", maxConnections: 2,
-                                         connectTimeout: connectTimeout, callTimeout: .seconds(60))
+                                         connectTimeout: connectTimeout, stallTimeout: .seconds(60))
     }
 
-    private func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable () async throws -> T) throws -> T {
+    private func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable (BlockingBridge.Progress) async throws -> T) throws -> T {
         try pg.call(what, work)
     }
 
@@ -191,7 +191,7 @@ public final class PostgresPricingTable: PricingTable {
 
     public func replaceAll(_ prices: [CategoryPrice]) throws {
         let logger = self.logger
-        try call("load of \(prices.count) prices") { [client] in
+        try call("load of \(prices.count) prices") { [client] _ in
             try await client.withTransaction(logger: logger) { conn in
                 _ = try await conn.query("DELETE FROM pricing", logger: logger).collect()
                 if prices.isEmpty { return }
@@ -206,7 +206,7 @@ public final class PostgresPricingTable: PricingTable {
 
     public func all() throws -> [CategoryPrice] {
         let logger = self.logger
-        return try call("read of prices") { [client] in
+        return try call("read of prices") { [client] _ in
             var out: [CategoryPrice] = []
             let rows = try await client.query("SELECT category, price_per_click_micro, price_per_mille_micro, currency FROM pricing ORDER BY category", logger: logger)
             for try await (c, click, mille, cur) in rows.decode((String, Int64, Int64, String).self) {

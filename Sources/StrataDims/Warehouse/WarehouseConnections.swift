@@ -46,18 +46,21 @@ final class SQLiteWarehouseConnections: Sendable {
 }
 
 /// A postgres-nio pool run on its own task, called synchronously from a job's or a command's
-/// thread with a timeout; errors become `DimensionStoreError`.
+/// thread; errors become `DimensionStoreError`. A call that gets no answer for `stallTimeout` (no
+/// statement of it finished, no page read) is cancelled and fails with `.timeout`, as the dimension
+/// store's are (`PostgresDimensionStore`: the pool can lose a request waiting for a connection
+/// when the server cuts them), so a caller that waits the server out asks again.
 final class PostgresWarehouseClient: Sendable {
     let client: PostgresClient
     let logger: Logger
-    let callTimeout: Duration
+    let stallTimeout: Duration
     private let runTask: Task<Void, Never>
 
-    init(url: String, label: String, maxConnections: Int, connectTimeout: Duration, callTimeout: Duration) throws {
+    init(url: String, label: String, maxConnections: Int, connectTimeout: Duration, stallTimeout: Duration) throws {
         var config = try PostgresDimensionStore.configuration(url)
         config.options.connectTimeout = connectTimeout
         config.options.maximumConnections = max(1, maxConnections)
-        self.callTimeout = callTimeout
+        self.stallTimeout = stallTimeout
         let logger = Logger(label: label)
         self.logger = logger
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
@@ -78,9 +81,10 @@ final class PostgresWarehouseClient: Sendable {
 
     func close() { runTask.cancel() }
 
-    func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable () async throws -> T) throws -> T {
+    /// `work` may `tick()` after each statement, so a long write that keeps moving is not cut.
+    func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable (BlockingBridge.Progress) async throws -> T) throws -> T {
         do {
-            return try BlockingBridge.run(timeout: callTimeout, what: what, work)
+            return try BlockingBridge.run(stall: stallTimeout, what: what, work)
         } catch let e as DimensionStoreError {
             throw e
         } catch {
@@ -92,12 +96,13 @@ final class PostgresWarehouseClient: Sendable {
     /// the advisory lock every Strata migration takes (concurrent starts do not race).
     func migrate(_ what: String, _ scripts: [String]) throws {
         let logger = self.logger
-        try call("migrate \(what)") { [client] in
+        try call("migrate \(what)") { [client] progress in
             try await client.withTransaction(logger: logger) { conn in
                 _ = try await conn.query("SELECT pg_advisory_xact_lock(\(PostgresDimensionStore.migrationLockKey))", logger: logger).collect()
                 for script in [DimensionSchema.postgres] + scripts {
                     for statement in DimensionSchema.statements(script) {
                         _ = try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
+                        progress.tick()
                     }
                 }
             }
