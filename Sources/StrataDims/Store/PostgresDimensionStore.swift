@@ -117,9 +117,8 @@ public final class PostgresDimensionStore: DimensionStore {
     // MARK: Calls
 
     /// Runs `work` on the pool; it may `tick()` its progress after each step so a long call is not
-    /// taken for a stalled one.
-    /// `stall` replaces `stallTimeout` for a statement that answers in one piece however long it
-    /// runs.
+    /// taken for a stalled one. `stall` replaces `stallTimeout` for a statement that answers in
+    /// one piece however long it runs.
     private func call<T: Sendable>(_ what: String, stall: Duration? = nil,
                                    _ work: @escaping @Sendable (BlockingBridge.Progress) async throws -> T) throws -> T {
         do {
