@@ -283,6 +283,19 @@ func keyedPartitions(_ lines: [[UInt8]], partitions: Int = 4) -> [Int32] {
     }
 }
 
+/// The split and one dwm job run over a generated workload of `events` at 40 per second: the
+/// sandbox with the published rows in its topics, and the truth they are checked against (what
+/// the offline layer's tests start from).
+func publishedPipeline(seed: UInt64, events: Int) throws -> (PipelineSandbox, PipelineTruth) {
+    let sandbox = try PipelineSandbox(seed: seed)
+    let (lines, partitionOf) = generateWorkload(events: events, seed: seed, contents: sandbox.contents, users: sandbox.users,
+                                                eventsPerSecond: 40)
+    let truth = PipelineTruth(lines: lines, partitionOf: partitionOf, contents: sandbox.contents, actions: sandbox.topology.actions)
+    try sandbox.produceRaw(lines[...], partitionOf: partitionOf)
+    _ = try sandbox.runConcurrently(splits: [sandbox.splitOptions()], dwms: [sandbox.dwmOptions()], cache: try sandbox.makeCache())
+    return (sandbox, truth)
+}
+
 func generateWorkload(events: Int, seed: UInt64, contents: Int, users: Int, eventsPerSecond: Double = 60,
                       partitions: Int = 4) -> (lines: [[UInt8]], partitionOf: [Int32]) {
     var w = EventWorkload()

@@ -1,5 +1,4 @@
 import Foundation
-import StrataCore
 import StrataDims
 import StrataOffline
 import StrataRuntime
@@ -15,12 +14,7 @@ final class SinkOutageTests: XCTestCase {
     /// 10 s max poll interval, so the sink also leaves its group while it waits, rejoins, and its
     /// uncommitted rows come again.
     func testSinkWaitsOutAPostgresRestartAndTheTablesStayExact() throws {
-        let sandbox = try PipelineSandbox(seed: 73)
-        let (lines, partitionOf) = generateWorkload(events: 6_000, seed: 73, contents: sandbox.contents, users: sandbox.users,
-                                                    eventsPerSecond: 40)
-        let truth = PipelineTruth(lines: lines, partitionOf: partitionOf, contents: sandbox.contents, actions: sandbox.topology.actions)
-        try sandbox.produceRaw(lines[...], partitionOf: partitionOf)
-        _ = try sandbox.runConcurrently(splits: [sandbox.splitOptions()], dwms: [sandbox.dwmOptions()], cache: try sandbox.makeCache())
+        let (sandbox, truth) = try publishedPipeline(seed: 73, events: 6_000)
 
         let pg = try PostgresServerProcess()
         // A short stall bound, so a write lost in the pool at the cut is asked again soon.

@@ -13,12 +13,7 @@ import XCTest
 /// late events per metric.
 final class WarehouseEndToEndTests: XCTestCase {
     func testSinkOLAPAndReconcileAgreeWithTheTruth() throws {
-        let sandbox = try PipelineSandbox(seed: 71)
-        let (lines, partitionOf) = generateWorkload(events: 12_000, seed: 71, contents: sandbox.contents, users: sandbox.users,
-                                                    eventsPerSecond: 40)
-        let truth = PipelineTruth(lines: lines, partitionOf: partitionOf, contents: sandbox.contents, actions: sandbox.topology.actions)
-        try sandbox.produceRaw(lines[...], partitionOf: partitionOf)
-        _ = try sandbox.runConcurrently(splits: [sandbox.splitOptions()], dwms: [sandbox.dwmOptions()], cache: try sandbox.makeCache())
+        let (sandbox, truth) = try publishedPipeline(seed: 71, events: 12_000)
         let archive = NSTemporaryDirectory() + "strata-archive-\(sandbox.prefix)"
         defer { try? FileManager.default.removeItem(atPath: archive) }
         var ao = ArchiveJob.Options(brokers: sandbox.brokers, root: archive)
