@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import StrataDims
 import StrataGen
 import StrataTestSupport
@@ -244,6 +245,26 @@ final class PostgresDimensionStoreTests: XCTestCase {
     func testLargeScanCrossesPages() throws {
         let (store, _) = try freshStore()
         try StoreContract.runLargeScan(store)
+    }
+
+    /// A statement the server refuses (here: its table is gone) is `.rejected`, and a caller that
+    /// waits out an unavailable store gives up on it at once instead of asking again for minutes.
+    func testARefusedStatementIsNotWaitedFor() throws {
+        let server = try XCTUnwrap(Self.server)
+        let (store, name) = try freshStore()
+        try store.migrate()
+        _ = try server.psql("DROP TABLE user_dim", database: name)
+        let wait = StoreWait(limit: .seconds(60), subject: "dimension store", logger: Logger(label: "test"))
+        let start = ContinuousClock.now
+        XCTAssertThrowsError(try wait.run("lookup") { try store.users(["u000000001"]) { _, _ in } }) { error in
+            guard case .rejected(let message)? = error as? DimensionStoreError else {
+                return XCTFail("\(error)")
+            }
+            XCTAssertTrue(message.contains("user_dim"), message)
+            XCTAssertTrue(message.contains("42P01"), message)   // undefined_table
+        }
+        XCTAssertEqual(wait.retries, 0)
+        XCTAssertLessThan(ContinuousClock.now - start, .seconds(5))
     }
 
     func testFactoryMigrationAndSchema() throws {

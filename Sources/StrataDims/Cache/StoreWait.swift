@@ -38,6 +38,9 @@ public final class StoreWait: Sendable {
                     logger.info("\(subject) answers again", metadata: ["waited_s": "\(Self.format(ContinuousClock.now - start))"])
                 }
                 return value
+            } catch let e as DimensionStoreError where !e.isTransient {
+                logger.error("\(subject) refused the call; not waiting", metadata: ["call": "\(what)", "error": "\(e)"])
+                throw e
             } catch {
                 let waited = ContinuousClock.now - start
                 guard waited + pause <= limit else {

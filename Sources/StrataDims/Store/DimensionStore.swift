@@ -48,6 +48,9 @@ public enum DimensionStoreError: Error, Sendable, Equatable, CustomStringConvert
     case invalidAddress(String)
     /// The database reported an error (message includes the statement's purpose).
     case database(String)
+    /// The database refused the statement itself (a missing table, a constraint, a type): asking
+    /// again cannot help, so `StoreWait` does not.
+    case rejected(String)
     /// A PostgreSQL call did not finish within the configured timeout.
     case timeout(String)
     /// The store was closed.
@@ -57,8 +60,18 @@ public enum DimensionStoreError: Error, Sendable, Equatable, CustomStringConvert
         switch self {
         case .invalidAddress(let m): "invalid dimension store address: \(m)"
         case .database(let m): "dimension store error: \(m)"
+        case .rejected(let m): "dimension store refused the statement: \(m)"
         case .timeout(let m): "dimension store timeout: \(m)"
         case .closed: "dimension store is closed"
+        }
+    }
+
+    /// Whether waiting and asking again may help: not for a refused statement, a wrong address or
+    /// a closed store.
+    public var isTransient: Bool {
+        switch self {
+        case .database, .timeout: true
+        case .rejected, .invalidAddress, .closed: false
         }
     }
 }

@@ -114,6 +114,31 @@ public final class PostgresDimensionStore: DimensionStore {
         return "\(error)"
     }
 
+    /// A failed call as the store's error: `.rejected` when the server answered with an error a
+    /// retry cannot outlive, `.database` otherwise (a cut connection, a server shutting down or
+    /// starting, a deadlock), which `StoreWait` waits out.
+    static func storeError(_ what: String, _ error: any Error) -> DimensionStoreError {
+        let message = "\(what): \(describe(error))"
+        guard let state = sqlState(error) else { return .database(message) }
+        // SQLSTATE classes a later try can outlive: 08 connection exception, 40 transaction
+        // rollback (serialization failure, deadlock), 53 insufficient resources, 57 operator
+        // intervention (admin or crash shutdown, cannot connect now), 58 system error; and 55P03
+        // lock not available, 25006 read-only transaction (a standby not yet promoted, in a failover).
+        let transient = ["08", "40", "53", "57", "58"].contains(String(state.prefix(2))) || state == "55P03" || state == "25006"
+        return transient ? .database(message) : .rejected(message)
+    }
+
+    /// The SQLSTATE of the server's answer inside `error`, if the server answered.
+    private static func sqlState(_ error: any Error) -> String? {
+        if let e = error as? PSQLError { return e.code == .server ? e.serverInfo?[.sqlState] : nil }
+        if let t = error as? PostgresTransactionError {
+            for inner in [t.beginError, t.closureError, t.commitError, t.rollbackError] {
+                if let inner, let state = sqlState(inner) { return state }
+            }
+        }
+        return nil
+    }
+
     // MARK: Calls
 
     /// Runs `work` on the pool; it may `tick()` its progress after each step so a long call is not
@@ -126,7 +151,7 @@ public final class PostgresDimensionStore: DimensionStore {
         } catch let e as DimensionStoreError {
             throw e
         } catch {
-            throw DimensionStoreError.database("\(what): \(Self.describe(error))")
+            throw Self.storeError(what, error)
         }
     }
 

@@ -88,7 +88,7 @@ final class PostgresWarehouseClient: Sendable {
         } catch let e as DimensionStoreError {
             throw e
         } catch {
-            throw DimensionStoreError.database("\(what): \(PostgresDimensionStore.describe(error))")
+            throw PostgresDimensionStore.storeError(what, error)
         }
     }
 
