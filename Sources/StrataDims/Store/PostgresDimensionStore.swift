@@ -11,7 +11,7 @@ import Synchronization
 /// time on separate pooled connections.
 ///
 /// Every call is bounded by `stallTimeout`: a call that gets no answer for that long (no chunk
-/// answered, no statement finished) is cancelled and fails with `DimensionStoreError.timeout`, which
+/// answered, no statement finished) is abandoned and fails with `DimensionStoreError.timeout`, which
 /// the cache's `StoreWait` retries. The bound exists because postgres-nio's pool can lose a request
 /// that is waiting for a connection when the server cuts its connections (an immediate shutdown or
 /// a crash): the request is then never answered, even after the server is back, and only a fresh

@@ -47,7 +47,7 @@ final class SQLiteWarehouseConnections: Sendable {
 
 /// A postgres-nio pool run on its own task, called synchronously from a job's or a command's
 /// thread; errors become `DimensionStoreError`. A call that gets no answer for `stallTimeout` (no
-/// statement of it finished, no page read) is cancelled and fails with `.timeout`, as the dimension
+/// statement of it finished, no page read) is abandoned and fails with `.timeout`, as the dimension
 /// store's are (`PostgresDimensionStore`: the pool can lose a request waiting for a connection
 /// when the server cuts them), so a caller that waits the server out asks again.
 final class PostgresWarehouseClient: Sendable {
