@@ -51,7 +51,7 @@ public enum DimensionStoreError: Error, Sendable, Equatable, CustomStringConvert
     /// The database refused the statement itself (a missing table, a constraint, a type): asking
     /// again cannot help, so `StoreWait` does not.
     case rejected(String)
-    /// A PostgreSQL call did not finish within the configured timeout.
+    /// A PostgreSQL call got no answer within its bound (its stall timeout, or the connect timeout).
     case timeout(String)
     /// The store was closed.
     case closed
