@@ -136,7 +136,8 @@ struct CheckpointLog: Sendable {
     /// clock, no new input): its checkpoints, at the committed positions, may claim finals that
     /// never committed. Restoring from the one before republishes those rows, identical.
     /// Untagged (older) checkpoints are kept as they are. A source left with nothing trusted keeps
-    /// all of its checkpoints (`untrusted` names it): the broker compacted the history away.
+    /// all of its checkpoints when the group committed an offset for it (`untrusted` names it):
+    /// the broker compacted the history away. With no committed offset it keeps none.
     func trusted(committed: [String: Int64]) -> (records: [String: [CheckpointRecord]], untrusted: [String]) {
         var lastSeq = seals
         var byTransaction: [String: [CheckpointRecord]] = [:]
@@ -156,8 +157,17 @@ struct CheckpointLog: Sendable {
         var untrusted: [String] = []
         for (source, list) in records {
             let kept = list.filter { $0.tag.map(known) ?? true }
-            if kept.isEmpty && !list.isEmpty { untrusted.append(source) }
-            out[source] = kept.isEmpty ? list : kept
+            guard kept.isEmpty && !list.isEmpty else { out[source] = kept; continue }
+            // Nothing proven. If the group committed an offset, the broker compacted the history
+            // away: all of them stay. If it committed none, none of them committed (a killed
+            // first transaction, shown by a broker that shows unfinished ones): none stays, and
+            // the source is read from its start, publishing what it reads.
+            if let c = committed[source], c < 0 {
+                out[source] = []
+            } else {
+                untrusted.append(source)
+                out[source] = list
+            }
         }
         return (out, untrusted.sorted())
     }

@@ -94,6 +94,19 @@ final class CheckpointChoiceTests: XCTestCase {
         XCTAssertEqual(untrusted, ["\(topic)|1"])
     }
 
+    /// The failure seen in `testKilledDirectDWMJobPublishesTheTruth`: the first life was killed in
+    /// its first transaction, whose checkpoint the local broker shows; the group committed nothing.
+    /// No checkpoint stays, so the partition is read from its start and its late events published.
+    func testAKilledFirstTransactionWithNothingCommittedLeavesNoCheckpoint() {
+        let first = transaction("a", 0, advanced: true, positions: [4_000], watermark: 1_000)
+        var l = CheckpointLog()
+        l.records["\(topic)|0"] = first
+        let (trusted, untrusted) = l.trusted(committed: ["\(topic)|0": -1001])
+        XCTAssertEqual(trusted["\(topic)|0"], [])
+        XCTAssertEqual(untrusted, [])
+        XCTAssertNil(CheckpointRecord.select(trusted["\(topic)|0"] ?? [], committed: -1001).record)
+    }
+
     func testRecordsRoundTripWithAndWithoutTags() throws {
         let cp = SourceCheckpoint(replayOffset: 7, maxTs: 1_795_219_260_000, watermark: 1_795_219_200_000, dwmPartialEnd: 1_795_219_260_000, dwmPartsOut: 2)
         for tag in [nil, CheckpointTag(writer: "k3x9", seq: 12, advanced: true), CheckpointTag(writer: "q", seq: 0, advanced: false)] {
