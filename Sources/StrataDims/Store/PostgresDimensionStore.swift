@@ -146,12 +146,20 @@ public final class PostgresDimensionStore: DimensionStore {
     /// one piece however long it runs.
     private func call<T: Sendable>(_ what: String, stall: Duration? = nil,
                                    _ work: @escaping @Sendable (BlockingBridge.Progress) async throws -> T) throws -> T {
+        try Self.blocking(what, stall: stall ?? stallTimeout, work)
+    }
+
+    /// A call on a postgres-nio pool from a job's thread, bounded by `stall` without progress
+    /// (``BlockingBridge``), its failure as the store's error (``storeError(_:_:)``). The
+    /// warehouse tables' client calls through it too.
+    static func blocking<T: Sendable>(_ what: String, stall: Duration,
+                                      _ work: @escaping @Sendable (BlockingBridge.Progress) async throws -> T) throws -> T {
         do {
-            return try BlockingBridge.run(stall: stall ?? stallTimeout, what: what, work)
+            return try BlockingBridge.run(stall: stall, what: what, work)
         } catch let e as DimensionStoreError {
             throw e
         } catch {
-            throw Self.storeError(what, error)
+            throw storeError(what, error)
         }
     }
 

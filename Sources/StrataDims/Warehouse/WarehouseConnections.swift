@@ -83,13 +83,7 @@ final class PostgresWarehouseClient: Sendable {
 
     /// `work` may `tick()` after each statement, so a long write that keeps moving is not cut.
     func call<T: Sendable>(_ what: String, _ work: @escaping @Sendable (BlockingBridge.Progress) async throws -> T) throws -> T {
-        do {
-            return try BlockingBridge.run(stall: stallTimeout, what: what, work)
-        } catch let e as DimensionStoreError {
-            throw e
-        } catch {
-            throw PostgresDimensionStore.storeError(what, error)
-        }
+        try PostgresDimensionStore.blocking(what, stall: stallTimeout, work)
     }
 
     /// The dimension schema (001) and `scripts`, statement by statement in one transaction, under
